@@ -1,0 +1,19 @@
+//! BOS domain types and pure business rules.
+//!
+//! Everything here is plain synchronous Rust over plain data: no I/O, no
+//! clock, no randomness of its own (callers pass time and random bytes in).
+//! That is what lets the rules carry exhaustive unit and property tests while
+//! storage, HTTP and providers stay a thin shell around them.
+
+/// Login, password, session and API-key rules.
+pub mod auth;
+/// Organizations, roles, scopes and the values that name them.
+pub mod tenancy;
+
+pub use auth::{ApiKeyParts, LoginThrottle, PasswordPolicyError, ThrottleDecision};
+pub use tenancy::{Email, OrgName, Role, Scope, ScopeSet, Slug, ValueError};
+
+/// Milliseconds since the Unix epoch, UTC. The one time representation shared
+/// by both storage engines (a plain integer sorts and compares the same in
+/// SQLite and PostgreSQL, and a test clock can move it freely).
+pub type Millis = i64;

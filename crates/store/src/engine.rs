@@ -1,0 +1,253 @@
+//! Connecting to an engine and the two dispatch macros every repository uses.
+//!
+//! `read!` runs a body on a pooled read connection; `write!` runs it on the
+//! SQLite writer (inside a group commit) or on a PostgreSQL connection. The
+//! body is the same tokens for both engines, so SQL and binds are written
+//! once; the macro only picks the connection type.
+
+use crate::{migrate, writer::Writer, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path/to/file.db` or `postgres://…`.
+    pub url: String,
+    /// Read connections for SQLite; total connections for PostgreSQL.
+    pub max_connections: u32,
+}
+
+pub(crate) struct SqliteEngine {
+    pub(crate) writer: Writer,
+    pub(crate) read: SqlitePool,
+    pub(crate) path: PathBuf,
+}
+
+pub(crate) enum Engine {
+    Sqlite(SqliteEngine),
+    Postgres(PgPool),
+}
+
+/// The one handle to storage. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) engine: std::sync::Arc<Engine>,
+}
+
+/// Runs `$body` (which must evaluate to `Result<T, StoreError>`) with `$c`
+/// bound to a `&mut` read connection of whichever engine is in use.
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:block) => {
+        match &*$store.engine {
+            $crate::engine::Engine::Sqlite(s) => {
+                let mut conn = s.read.acquire().await?;
+                let $c: &mut sqlx::SqliteConnection = &mut conn;
+                let fut: $crate::writer::BoxFut<'_, Result<_, $crate::StoreError>> = Box::pin(async move $body);
+                fut.await
+            }
+            $crate::engine::Engine::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                let $c: &mut sqlx::PgConnection = &mut conn;
+                let fut: $crate::writer::BoxFut<'_, Result<_, $crate::StoreError>> = Box::pin(async move $body);
+                fut.await
+            }
+        }
+    };
+}
+
+/// Runs `$body` on the write path: the SQLite writer (group commit) or a
+/// PostgreSQL connection. Captured values must be owned (`'static`) because
+/// the SQLite body runs on the writer task.
+macro_rules! write {
+    ($store:expr, |$c:ident| $body:block) => {
+        match &*$store.engine {
+            $crate::engine::Engine::Sqlite(s) => {
+                s.writer.run(move |$c: &mut sqlx::SqliteConnection| Box::pin(async move $body)).await
+            }
+            $crate::engine::Engine::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                let $c: &mut sqlx::PgConnection = &mut conn;
+                let fut: $crate::writer::BoxFut<'_, Result<_, $crate::StoreError>> = Box::pin(async move $body);
+                fut.await
+            }
+        }
+    };
+}
+pub(crate) use {read, write};
+
+impl Store {
+    /// Connects, checks durability settings, and runs pending migrations.
+    pub async fn open(opts: &StoreOptions) -> Result<Store, StoreError> {
+        let store = Self::connect(opts).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating (for `bos migrate`, which reports counts).
+    pub async fn connect(opts: &StoreOptions) -> Result<Store, StoreError> {
+        let url = opts.url.as_str();
+        let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let co = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Other(format!("bad DATABASE_URL: {e}")))?
+                .log_statements(tracing::log::LevelFilter::Trace);
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(co)
+                .await?;
+            // A reported commit must survive a crash (RELIABILITY.md).
+            let sc: String = sqlx::query_scalar("show synchronous_commit")
+                .fetch_one(&pool)
+                .await?;
+            if sc == "off" {
+                return Err(StoreError::Other(
+                    "PostgreSQL has synchronous_commit=off: acknowledged data could be lost; set it to on".into(),
+                ));
+            }
+            Engine::Postgres(pool)
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = PathBuf::from(path.split('?').next().unwrap_or(path));
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Other(format!(
+                        "cannot create the data directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+            let base = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // Acknowledged means durable through power loss; group commit pays for it.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .log_statements(tracing::log::LevelFilter::Trace);
+            let write_conn = base.clone().connect().await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(base.pragma("query_only", "1"))
+                .await?;
+            Engine::Sqlite(SqliteEngine {
+                writer: Writer::start(write_conn),
+                read,
+                path,
+            })
+        } else {
+            return Err(StoreError::Other(format!(
+                "unsupported database URL '{}': use sqlite://path/to/bos.db or postgres://user@host/db",
+                redact(url)
+            )));
+        };
+        Ok(Store {
+            engine: std::sync::Arc::new(engine),
+        })
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        match &*self.engine {
+            Engine::Sqlite(_) => EngineKind::Sqlite,
+            Engine::Postgres(_) => EngineKind::Postgres,
+        }
+    }
+
+    /// The SQLite file, when on SQLite.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &*self.engine {
+            Engine::Sqlite(s) => Some(&s.path),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let now = now_ms();
+        write!(self, |c| {
+            let list = migrate::list_for(&*c);
+            sqlx::query(migrate::CREATE_TABLE).execute(&mut *c).await?;
+            let applied: Vec<(i64, i64)> =
+                sqlx::query_as("select version, checksum from bos_migrations order by version")
+                    .fetch_all(&mut *c)
+                    .await?;
+            let mut ran = 0usize;
+            for m in list {
+                let sum = migrate::checksum(m.sql);
+                if let Some((_, stored)) = applied.iter().find(|(v, _)| *v == m.version) {
+                    if *stored != sum {
+                        return Err(migrate::changed(m));
+                    }
+                    continue;
+                }
+                let mut tx = c.begin().await?;
+                for stmt in migrate::statements(m.sql) {
+                    sqlx::query(stmt).execute(&mut *tx).await?;
+                }
+                sqlx::query("insert into bos_migrations (version, name, checksum, applied_at) values ($1, $2, $3, $4)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(sum)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                tracing::info!(version = m.version, name = m.name, "applied migration");
+                ran += 1;
+            }
+            Ok(ran)
+        })
+    }
+
+    /// Readiness: a round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        read!(self, |c| {
+            c.ping().await?;
+            Ok(())
+        })
+    }
+
+    /// Closes pools (graceful shutdown).
+    pub async fn close(&self) {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.read.close().await,
+            Engine::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Wall-clock milliseconds. The store never reads the clock for business
+/// decisions (callers pass `now`); this is only for bookkeeping columns.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Hides the password in a database URL for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,31 @@
+//! BOS storage: one `Store` that runs on embedded SQLite or on PostgreSQL.
+//!
+//! The seam is deliberately small. Portable SQL (lowercase, `$1`
+//! placeholders, integer-millisecond times, `on conflict`, `returning`) is
+//! written once and executed on whichever pool the URL chose; the only
+//! engine-specific parts are connection set-up, the SQLite single writer with
+//! group commit, and each engine's migrations in its own native types. See
+//! `docs/decisions/0002-storage-seam.md`.
+
+/// Sessions, login failures, API keys.
+pub mod access;
+mod engine;
+mod error;
+mod migrate;
+/// Organizations, users, memberships.
+pub mod tenancy;
+/// Fresh stores for tests: a temp SQLite file, or a new PostgreSQL database.
+pub mod testing;
+mod writer;
+
+pub use access::{ApiKey, SessionRecord};
+pub use engine::{EngineKind, Store, StoreOptions};
+pub use error::StoreError;
+pub use tenancy::{Member, Org, OrgMembership, User};
+
+use uuid::Uuid;
+
+/// A new time-ordered id (UUIDv7): index-friendly on both engines.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
