@@ -19,7 +19,7 @@ pub mod testing;
 mod writer;
 
 pub use access::{ApiKey, SessionRecord};
-pub use engine::{EngineKind, Store, StoreOptions};
+pub use engine::{redact as redact_url, EngineKind, Store, StoreOptions};
 pub use error::StoreError;
 pub use tenancy::{Member, Org, OrgMembership, User};
 

@@ -1,1 +1,107 @@
-//! placeholder
+//! BOS over HTTP: the `/api/v1` JSON API, the server-rendered web UI, and the
+//! operational endpoints, assembled into one axum `Router` by [`app`].
+//!
+//! Routes are listed in exactly two places — the API's `OpenApiRouter` (so
+//! the OpenAPI document *is* the API route list) and the UI's route table in
+//! [`ui::routes`] — and the tenant-matrix test walks both, so a route that
+//! nobody added to the matrix fails the suite.
+
+/// Member and API-key administration shared by UI and API.
+pub mod admin;
+/// `/api/v1`: bearer API keys, problem+json errors, the OpenAPI document.
+pub mod api;
+/// Embedded static assets served at content-hashed URLs.
+pub mod assets;
+/// Passwords, sessions, CSRF and API-key credentials.
+pub mod auth;
+/// Wall clock or test clock.
+pub mod clock;
+/// The one error type: problem+json for the API, an HTML page for the UI.
+pub mod error;
+/// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
+pub mod ops;
+/// The server-rendered UI: login, organization switcher, settings.
+pub mod ui;
+
+use axum::Router;
+use bos_store::Store;
+use std::sync::Arc;
+
+pub use clock::{Clock, SystemClock, TestClock};
+
+/// Settings the HTTP layer needs (the binary maps its configuration here).
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` and use the `__Host-` prefix. On for https and
+    /// for localhost (browsers treat it as a secure context); off only for a
+    /// plain-http deployment on another host.
+    pub secure_cookies: bool,
+    /// The URL people use to reach BOS; cross-site form posts are refused
+    /// by comparing `Origin` with it (and with the request's own host).
+    pub public_url: String,
+    pub session_idle_ms: i64,
+    pub session_absolute_ms: i64,
+    /// Largest accepted request body, in bytes (413 above).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            secure_cookies: true,
+            public_url: "http://127.0.0.1:8080".into(),
+            session_idle_ms: 8 * 3600 * 1000,
+            session_absolute_ms: 7 * 24 * 3600 * 1000,
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<WebConfig>,
+    pub metrics: Arc<ops::Metrics>,
+    pub(crate) passwords: Arc<auth::password::Hasher>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
+        AppState {
+            store,
+            clock,
+            config: Arc::new(config),
+            metrics: Arc::new(ops::Metrics::default()),
+            passwords: Arc::new(auth::password::Hasher::new()),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The whole application: API, UI, assets and operations endpoints.
+pub fn app(state: AppState) -> Router {
+    let (api, _doc) = api::router_and_doc();
+    let limit = state.config.body_limit_bytes;
+    Router::new()
+        .nest("/api/v1", api.fallback(api::not_found))
+        .merge(ui::router())
+        .merge(ops::router())
+        .merge(assets::router())
+        .fallback(ui::not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(ops::security_headers))
+        .with_state(state)
+}
+
+pub use auth::keys::{issue_api_key, IssuedKey};
+/// Creates users with hashed passwords, for the CLI and the demo.
+pub use auth::password::hash_password;

@@ -1,0 +1,238 @@
+//! The project's benchmark harness (`bos bench …`). Each benchmark runs its
+//! baseline side by side in the same invocation on the same machine and
+//! reports figures and the ratio, never a pass/fail timing.
+//!
+//! The load generator is a minimal HTTP/1.1 keep-alive client over raw TCP:
+//! it costs little CPU, so on a 2-core machine more of it goes to the server.
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// The HTTP floor: an authenticated API route (`GET /api/v1/me`, bearer
+    /// key → hash → store) against a bare axum route, same load, same run.
+    HttpFloor {
+        /// Measured seconds per target (after a 1 s warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Database URL for BOS (default: a temporary SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+pub struct LoadResult {
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+/// Sends `request` repeatedly over `connections` keep-alive connections for
+/// `dur`, counting 2xx answers and recording each latency.
+pub async fn load(
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    connections: usize,
+    dur: Duration,
+) -> Result<LoadResult> {
+    let deadline = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let req = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                s.write_all(&req).await?;
+                let status = read_response(&mut s, &mut buf).await?;
+                lat.push(t.elapsed().as_micros() as u64);
+                if !(200..300).contains(&status) {
+                    errors += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((lat, errors))
+        }));
+    }
+    let start = Instant::now();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await??;
+        all.extend(lat);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64().max(dur.as_secs_f64());
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok(LoadResult {
+        requests: all.len() as u64,
+        errors,
+        rps: all.len() as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body; returns its status.
+async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<u16> {
+    let mut filled = 0;
+    loop {
+        let n = s.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Err(anyhow!("server closed the connection"));
+        }
+        filled += n;
+        if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).context("non-UTF-8 response head")?;
+            let status: u16 = head
+                .get(9..12)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow!("bad status line"))?;
+            let len: usize = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            let total = end + 4 + len;
+            if total > buf.len() {
+                return Err(anyhow!("response larger than the bench buffer"));
+            }
+            while filled < total {
+                let n = s.read(&mut buf[filled..]).await?;
+                if n == 0 {
+                    return Err(anyhow!("server closed the connection mid-body"));
+                }
+                filled += n;
+            }
+            return Ok(status);
+        }
+    }
+}
+
+fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+    h.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn spawn(router: axum::Router) -> Result<SocketAddr> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(l, router).await;
+    });
+    Ok(addr)
+}
+
+fn get(path: &str, extra: &str) -> Arc<Vec<u8>> {
+    Arc::new(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{extra}\r\n").into_bytes())
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    match args.which {
+        Which::HttpFloor {
+            seconds,
+            connections,
+            database_url,
+        } => http_floor(seconds, connections, database_url).await,
+    }
+}
+
+async fn http_floor(seconds: u64, connections: usize, database_url: Option<String>) -> Result<()> {
+    let (url, _guard) = match database_url {
+        Some(u) => (u, None),
+        None => {
+            let (u, g) = bos_store::testing::fresh_url().await?;
+            (u, Some(g))
+        }
+    };
+    let store = bos_store::Store::open(&bos_store::StoreOptions {
+        url,
+        max_connections: 8,
+    })
+    .await?;
+    let org = store
+        .create_org(
+            &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
+            &bos_core::Slug::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))
+                .map_err(|e| anyhow!(e))?,
+            crate::now(),
+        )
+        .await?;
+    let scopes = bos_core::ScopeSet::parse("ingest").map_err(|e| anyhow!(e))?;
+    let key = bos_web::issue_api_key(&store, org.id, "bench", &scopes, None, crate::now()).await?;
+    let state = bos_web::AppState::new(
+        store.clone(),
+        Arc::new(bos_web::SystemClock),
+        bos_web::WebConfig::default(),
+    );
+    let bos = spawn(bos_web::app(state)).await?;
+    let bare =
+        spawn(axum::Router::new().route("/hello", axum::routing::get(|| async { "ok" }))).await?;
+
+    let targets = [
+        ("bare axum GET /hello", bare, get("/hello", "")),
+        (
+            "bos GET /api/v1/me (bearer key, store lookup)",
+            bos,
+            get(
+                "/api/v1/me",
+                &format!("Authorization: Bearer {}\r\n", key.secret),
+            ),
+        ),
+    ];
+    println!(
+        "HTTP floor: {connections} keep-alive connections, {seconds} s per target, engine {:?}",
+        store.kind()
+    );
+    let mut results = Vec::new();
+    for (name, addr, req) in targets {
+        load(addr, req.clone(), connections, Duration::from_secs(1)).await?;
+        let r = load(addr, req, connections, Duration::from_secs(seconds)).await?;
+        println!(
+            "  {name:<48} {:>9.0} req/s   p50 {:>6} µs   p99 {:>6} µs   errors {}",
+            r.rps, r.p50_us, r.p99_us, r.errors
+        );
+        results.push(r);
+    }
+    let ratio = results[1].rps / results[0].rps.max(1.0);
+    println!(
+        "  ratio bos/bare: {:.1}% (budget for the ingest route: ≥ 25%)",
+        ratio * 100.0
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "http-floor", "connections": connections, "seconds": seconds,
+            "bare_rps": results[0].rps.round(), "bos_rps": results[1].rps.round(),
+            "bos_p99_us": results[1].p99_us, "requests": results[0].requests + results[1].requests, "ratio": (ratio * 1000.0).round() / 1000.0,
+            "errors": results[0].errors + results[1].errors
+        })
+    );
+    store.close().await;
+    Ok(())
+}

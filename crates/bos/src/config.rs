@@ -1,0 +1,217 @@
+//! Configuration: one table lists every option with its environment
+//! variable, TOML key, default and whether it is secret. Values come from
+//! the defaults, then the optional TOML file (`--config` / `BOS_CONFIG`),
+//! then the environment, then command-line flags — later wins.
+//! `bos config` prints the table with the values in force.
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub struct OptionSpec {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec { key: "listen", env: "BOS_LISTEN", default: "127.0.0.1:8080", secret: false, help: "Address and port the HTTP server listens on." },
+    OptionSpec { key: "data_dir", env: "BOS_DATA_DIR", default: "./data", secret: false, help: "Directory for the embedded SQLite database (bos.db)." },
+    OptionSpec { key: "database_url", env: "DATABASE_URL", default: "", secret: true, help: "postgres://user:pass@host/db to use PostgreSQL; empty means SQLite in data_dir." },
+    OptionSpec { key: "public_url", env: "BOS_PUBLIC_URL", default: "", secret: false, help: "URL people use to reach BOS (for links and the CSRF origin check); default http://<listen>." },
+    OptionSpec { key: "secure_cookies", env: "BOS_SECURE_COOKIES", default: "auto", secret: false, help: "auto | true | false. auto: Secure __Host- cookies for https and localhost; plain cookies otherwise." },
+    OptionSpec { key: "session_idle_minutes", env: "BOS_SESSION_IDLE_MINUTES", default: "480", secret: false, help: "A session ends after this long without requests." },
+    OptionSpec { key: "session_absolute_hours", env: "BOS_SESSION_ABSOLUTE_HOURS", default: "168", secret: false, help: "A session ends this long after sign-in, whatever the activity." },
+    OptionSpec { key: "body_limit_kb", env: "BOS_BODY_LIMIT_KB", default: "1024", secret: false, help: "Largest accepted request body in KiB (413 above)." },
+    OptionSpec { key: "db_max_connections", env: "BOS_DB_MAX_CONNECTIONS", default: "8", secret: false, help: "Read pool size on SQLite; pool size on PostgreSQL." },
+    OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
+    OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
+];
+
+/// Resolved configuration, with where each value came from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, (String, &'static str)>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut values: BTreeMap<&'static str, (String, &'static str)> = OPTIONS
+            .iter()
+            .map(|o| (o.key, (o.default.to_string(), "default")))
+            .collect();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BOS_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let table: toml::Table = text
+                .parse()
+                .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            for (k, v) in table {
+                let Some(spec) = OPTIONS.iter().find(|o| o.key == k) else {
+                    bail!(
+                        "unknown option '{k}' in {}: run `bos config` to list the options",
+                        path.display()
+                    );
+                };
+                let s = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => bail!(
+                        "option '{k}' in {} must be a string, number or boolean, not a {}",
+                        path.display(),
+                        other.type_str()
+                    ),
+                };
+                values.insert(spec.key, (s, "file"));
+            }
+        }
+        for o in OPTIONS {
+            if let Ok(v) = std::env::var(o.env) {
+                values.insert(o.key, (v, "env"));
+            }
+        }
+        let c = Config { values };
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn set(&mut self, key: &'static str, value: String) {
+        self.values.insert(key, (value, "flag"));
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.values.get(key).map(|(v, _)| v.as_str()).unwrap_or("")
+    }
+
+    fn num(&self, key: &str) -> Result<i64> {
+        self.get(key)
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| {
+                format!(
+                    "option {key} must be a positive whole number, not '{}'",
+                    self.get(key)
+                )
+            })
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for k in [
+            "session_idle_minutes",
+            "session_absolute_hours",
+            "body_limit_kb",
+            "db_max_connections",
+        ] {
+            self.num(k)?;
+        }
+        if !matches!(self.get("secure_cookies"), "auto" | "true" | "false") {
+            bail!("option secure_cookies must be auto, true or false");
+        }
+        if !matches!(self.get("log_format"), "human" | "json") {
+            bail!("option log_format must be human or json");
+        }
+        Ok(())
+    }
+
+    pub fn listen(&self) -> &str {
+        self.get("listen")
+    }
+
+    pub fn database_url(&self) -> String {
+        let u = self.get("database_url").trim();
+        if u.is_empty() {
+            format!(
+                "sqlite://{}",
+                Path::new(self.get("data_dir")).join("bos.db").display()
+            )
+        } else {
+            u.to_string()
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        let p = self.get("public_url").trim().trim_end_matches('/');
+        if !p.is_empty() {
+            return p.to_string();
+        }
+        let listen = self.listen();
+        let listen = listen
+            .replace("0.0.0.0", "127.0.0.1")
+            .replace("[::]", "[::1]");
+        format!("http://{listen}")
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        match self.get("secure_cookies") {
+            "true" => true,
+            "false" => false,
+            _ => {
+                let p = self.public_url();
+                p.starts_with("https://")
+                    || ["http://localhost", "http://127.", "http://[::1]"]
+                        .iter()
+                        .any(|pre| p.starts_with(pre))
+            }
+        }
+    }
+
+    pub fn store_options(&self) -> Result<bos_store::StoreOptions> {
+        Ok(bos_store::StoreOptions {
+            url: self.database_url(),
+            max_connections: self.num("db_max_connections")? as u32,
+        })
+    }
+
+    pub fn web(&self) -> Result<bos_web::WebConfig> {
+        Ok(bos_web::WebConfig {
+            secure_cookies: self.secure_cookies(),
+            public_url: self.public_url(),
+            session_idle_ms: self.num("session_idle_minutes")? * 60_000,
+            session_absolute_ms: self.num("session_absolute_hours")? * 3_600_000,
+            body_limit_bytes: self.num("body_limit_kb")? as usize * 1024,
+        })
+    }
+
+    /// The table for `bos config`: every option, its value and source,
+    /// secrets masked.
+    pub fn describe(&self) -> String {
+        let mut out = String::from(
+            "OPTION                  ENV                          SOURCE   VALUE (default)\n",
+        );
+        for o in OPTIONS {
+            let (v, src) = self.values.get(o.key).cloned().unwrap_or_default();
+            let shown = if o.secret && !v.is_empty() {
+                "***".to_string()
+            } else {
+                v
+            };
+            out.push_str(&format!(
+                "{:<23} {:<28} {:<8} {} ({}){}\n    {}\n",
+                o.key,
+                o.env,
+                src,
+                if shown.is_empty() {
+                    "\"\"".into()
+                } else {
+                    shown
+                },
+                if o.default.is_empty() {
+                    "\"\""
+                } else {
+                    o.default
+                },
+                if o.secret { " [secret]" } else { "" },
+                o.help
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,81 @@
+//! `bos demo`: a demo organization, ready to sign in to. Idempotent: running
+//! it again keeps the data and issues a fresh password for the demo owner
+//! (passwords are stored hashed, so the old one cannot be shown again).
+
+use crate::config::Config;
+use anyhow::{anyhow, Result};
+use bos_core::{Email, OrgName, Role, ScopeSet, Slug};
+use bos_store::Store;
+
+pub const OWNER_EMAIL: &str = "owner@demo.bos.local";
+
+async fn ensure_org(store: &Store, name: &str, slug: &str, now: i64) -> Result<bos_store::Org> {
+    if let Some(o) = store.org_by_slug(slug).await? {
+        return Ok(o);
+    }
+    let n = OrgName::parse(name).map_err(|e| anyhow!(e))?;
+    let s = Slug::parse(slug).map_err(|e| anyhow!(e))?;
+    Ok(store.create_org(&n, &s, now).await?)
+}
+
+async fn ensure_user(
+    store: &Store,
+    email: &str,
+    name: &str,
+    now: i64,
+) -> Result<(bos_store::User, bool)> {
+    let e = Email::parse(email).map_err(|e| anyhow!(e))?;
+    if let Some(u) = store.user_by_email(&e).await? {
+        return Ok((u, false));
+    }
+    let hash = bos_web::hash_password(&bos_web::auth::random_token(16)).map_err(|e| anyhow!(e))?;
+    Ok((store.create_user(&e, name, &hash, false, now).await?, true))
+}
+
+/// Creates or refreshes the demo data; returns the banner to print once the
+/// server listens (`{url}` is replaced by the public URL).
+pub async fn prepare(store: &Store, _c: &Config) -> Result<String> {
+    let now = crate::now();
+    let shop = ensure_org(store, "Demo Shop", "demo-shop", now).await?;
+    let agency = ensure_org(store, "Northwind Agency", "northwind", now).await?;
+    let (owner, _) = ensure_user(store, OWNER_EMAIL, "Dana Owner", now).await?;
+    store
+        .upsert_membership(shop.id, owner.id, Role::Owner, now)
+        .await?;
+    store
+        .upsert_membership(agency.id, owner.id, Role::Admin, now)
+        .await?;
+    for (email, name, role) in [
+        ("maya@demo.bos.local", "Maya Chen", Role::Admin),
+        ("sam@demo.bos.local", "Sam Ortiz", Role::Member),
+        ("lee@demo.bos.local", "Lee Park", Role::Member),
+    ] {
+        let (u, _) = ensure_user(store, email, name, now).await?;
+        if store.membership(shop.id, u.id).await?.is_none() {
+            store.upsert_membership(shop.id, u.id, role, now).await?;
+        }
+    }
+    let (boss, _) = ensure_user(store, "jo@northwind.example", "Jo Northwind", now).await?;
+    store
+        .upsert_membership(agency.id, boss.id, Role::Owner, now)
+        .await?;
+    if store.api_keys(shop.id).await?.is_empty() {
+        let scopes = ScopeSet::parse("ingest").map_err(|e| anyhow!(e))?;
+        bos_web::issue_api_key(
+            store,
+            shop.id,
+            "Storefront tracking",
+            &scopes,
+            Some(owner.id),
+            now,
+        )
+        .await?;
+    }
+    let password = bos_web::auth::random_token(12);
+    let hash = bos_web::hash_password(&password).map_err(|e| anyhow!(e))?;
+    store.set_password(owner.id, &hash, false, now).await?;
+    Ok(format!(
+        "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
+         (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n"
+    ))
+}

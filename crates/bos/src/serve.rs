@@ -1,0 +1,97 @@
+//! `bos serve`: logging, the HTTP server, background housekeeping and a
+//! graceful shutdown that lets in-flight requests finish.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use bos_store::Store;
+use bos_web::{AppState, SystemClock};
+use std::sync::Arc;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub fn init_logging(c: &Config) -> Result<()> {
+    let filter: Targets = c.get("log").parse().with_context(|| {
+        format!(
+            "BOS_LOG '{}' is not a valid filter (e.g. info,sqlx=warn)",
+            c.get("log")
+        )
+    })?;
+    let registry = tracing_subscriber::registry().with(filter);
+    let res = if c.get("log_format") == "json" {
+        registry
+            .with(tracing_subscriber::fmt::layer().json())
+            .try_init()
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().compact())
+            .try_init()
+    };
+    res.ok();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
+    let web = c.web()?;
+    let idle_ms = web.session_idle_ms;
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), web);
+    let listener = tokio::net::TcpListener::bind(c.listen())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another program using it? Choose another with --listen",
+                c.listen()
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, engine = ?store.kind(), "BOS is serving");
+    if let Some(b) = banner {
+        println!("{}", b.replace("{url}", &c.public_url()));
+    }
+    // Housekeeping: expired sessions and old login failures.
+    let purge_store = store.clone();
+    let purge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let now = bos_web::Clock::now_ms(&SystemClock);
+            match purge_store
+                .purge_expired(now, idle_ms, 24 * 3_600_000)
+                .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::info!(rows = n, "purged expired sessions and login failures")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+        }
+    });
+    axum::serve(listener, bos_web::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    purge.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The JSON API under `/api/v1`. Every route authenticates with a bearer API
+//! key ([`ApiPrincipal`]) and sees only that key's organization. The
+//! `OpenApiRouter` builds the router and the OpenAPI 3.1 document together,
+//! so the document cannot drift from the routes.
+
+mod keys;
+mod me;
+mod members;
+
+use crate::auth::keys::ApiPrincipal;
+use crate::error::AppError;
+use crate::AppState;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "BOS API",
+        description = "The Business Operating System's HTTP API. Authenticate with an organization API key: `Authorization: Bearer bos_…`. Errors are RFC 9457 problem+json documents with a stable `type`.",
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    components(schemas(crate::error::Problem)),
+    tags(
+        (name = "organization", description = "The caller and its organization"),
+        (name = "members", description = "People in the organization (admin scope)"),
+        (name = "keys", description = "API keys (admin scope)")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The API router (paths relative to `/api/v1`) and its OpenAPI document.
+pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(me::me))
+        .routes(routes!(me::organization))
+        .routes(routes!(members::list, members::create))
+        .routes(routes!(members::get_one, members::update, members::delete))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::get_one, keys::revoke))
+        .split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    let router = router.route(
+        "/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    json,
+                )
+            }
+        }),
+    );
+    (router, doc)
+}
+
+/// The OpenAPI document alone (for `bos openapi` and tests).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router_and_doc().1
+}
+
+pub async fn not_found() -> Response {
+    AppError::NotFound.into_response()
+}
+
+/// `Json<T>` whose rejections are problem+json with an actionable message.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(AppError::Invalid {
+                field: None,
+                detail: e.body_text(),
+            }),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(AppError::BadRequest(format!(
+                "The body is not valid JSON: {}",
+                e.body_text()
+            ))),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::UnsupportedMediaType(
+                "Send the body as JSON with 'Content-Type: application/json'.".into(),
+            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(AppError::PayloadTooLarge)
+            }
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// A path id. One that does not parse names nothing that exists: 404.
+pub struct Id(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<uuid::Uuid>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Id(id)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(AppError::NotFound),
+            Err(e) => Err(AppError::Internal(e.body_text())),
+        }
+    }
+}
+
+/// RFC 3339 rendering of our millisecond times.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The acting principal as an admin-layer actor. API keys act with admin
+/// power at most (never owner), and only with the `admin` scope.
+pub(crate) fn admin_actor(p: &ApiPrincipal) -> Result<crate::admin::Actor, AppError> {
+    p.require(bos_core::Scope::Admin)?;
+    Ok(crate::admin::Actor {
+        org_id: p.org.id,
+        role: bos_core::Role::Admin,
+        user_id: None,
+    })
+}

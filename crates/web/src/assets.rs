@@ -1,0 +1,80 @@
+//! Static assets, embedded in the binary and served at URLs that carry a
+//! hash of their content, so they can be cached forever and never go stale.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+pub struct Asset {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../assets/app.css"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/app.js"),
+    },
+];
+
+struct Hashed {
+    url: String,
+    asset: &'static Asset,
+}
+
+fn table() -> &'static Vec<Hashed> {
+    static T: OnceLock<Vec<Hashed>> = OnceLock::new();
+    T.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| {
+                let h = Sha256::digest(a.body.as_bytes());
+                let hex: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+                let (stem, ext) = a.name.rsplit_once('.').unwrap_or((a.name, ""));
+                Hashed {
+                    url: format!("/assets/{stem}.{hex}.{ext}"),
+                    asset: a,
+                }
+            })
+            .collect()
+    })
+}
+
+/// The hashed URL of an asset by its plain name (`"app.css"`).
+pub fn url(name: &str) -> &'static str {
+    table()
+        .iter()
+        .find(|h| h.asset.name == name)
+        .map(|h| h.url.as_str())
+        .unwrap_or("/assets/missing")
+}
+
+async fn serve(Path(file): Path<String>) -> Response {
+    let want = format!("/assets/{file}");
+    match table().iter().find(|h| h.url == want) {
+        Some(h) => (
+            [
+                (header::CONTENT_TYPE, h.asset.content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            h.asset.body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "unknown asset").into_response(),
+    }
+}
+
+pub fn router() -> Router<crate::AppState> {
+    Router::new().route("/assets/{file}", get(serve))
+}

@@ -1,0 +1,256 @@
+//! The server-rendered UI. Every route is listed once, in [`routes`], which
+//! both builds the router and feeds the tenant-matrix test. Pages are plain
+//! links and forms first; the small script in `assets/app.js` only adds
+//! conveniences (auto-submit of the organization switcher, copy buttons,
+//! confirmation of destructive actions).
+
+mod account;
+mod home;
+mod keys;
+mod login;
+mod members;
+
+use crate::auth::session::Session;
+use crate::error::{AppError, PageError};
+use crate::AppState;
+use askama::Template;
+use axum::extract::rejection::PathRejection;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+
+/// One UI route: what the tenant matrix needs to know about it.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    pub method: Method,
+    pub path: &'static str,
+    /// Reachable without a session (login page, login post).
+    pub public: bool,
+}
+
+/// Every UI route with its handler. The single source of the UI's routes.
+fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
+    let r = |method: Method, path: &'static str, public: bool, h: MethodRouter<AppState>| {
+        (
+            RouteDef {
+                method,
+                path,
+                public,
+            },
+            h,
+        )
+    };
+    vec![
+        r(Method::GET, "/login", true, get(login::page)),
+        r(Method::POST, "/login", true, post(login::submit)),
+        r(Method::POST, "/logout", false, post(login::logout)),
+        r(Method::GET, "/", false, get(home::page)),
+        r(Method::POST, "/orgs/switch", false, post(home::switch_org)),
+        r(Method::GET, "/settings/members", false, get(members::page)),
+        r(
+            Method::POST,
+            "/settings/members",
+            false,
+            post(members::invite),
+        ),
+        r(
+            Method::POST,
+            "/settings/members/{user_id}/role",
+            false,
+            post(members::change_role),
+        ),
+        r(
+            Method::POST,
+            "/settings/members/{user_id}/remove",
+            false,
+            post(members::remove),
+        ),
+        r(Method::GET, "/settings/keys", false, get(keys::page)),
+        r(Method::POST, "/settings/keys", false, post(keys::create)),
+        r(
+            Method::POST,
+            "/settings/keys/{key_id}/revoke",
+            false,
+            post(keys::revoke),
+        ),
+        r(Method::GET, "/account", false, get(account::page)),
+        r(
+            Method::POST,
+            "/account/password",
+            false,
+            post(account::change_password),
+        ),
+    ]
+}
+
+/// The UI's routes, for tests and documentation.
+pub fn routes() -> Vec<RouteDef> {
+    table().into_iter().map(|(d, _)| d).collect()
+}
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for (def, handler) in table() {
+        router = router.route(def.path, handler);
+    }
+    router
+}
+
+/// What the layout shows around every signed-in page.
+pub struct Chrome {
+    pub title: String,
+    pub nav: &'static str,
+    pub user_name: String,
+    pub user_email: String,
+    pub org_name: String,
+    pub org_id: String,
+    pub role: &'static str,
+    pub is_admin: bool,
+    pub orgs: Vec<(String, String, bool)>,
+    pub csrf: String,
+    pub notice: Option<String>,
+}
+
+impl Chrome {
+    pub fn new(s: &Session, title: &str, nav: &'static str) -> Chrome {
+        Chrome {
+            title: title.to_string(),
+            nav,
+            user_name: s.user.display_name.clone(),
+            user_email: s.user.email.clone(),
+            org_name: s.org.name.clone(),
+            org_id: s.org.id.to_string(),
+            role: s.role.as_str(),
+            is_admin: s.role.can_administer(),
+            orgs: s
+                .orgs
+                .iter()
+                .map(|m| {
+                    (
+                        m.org.id.to_string(),
+                        m.org.name.clone(),
+                        m.org.id == s.org.id,
+                    )
+                })
+                .collect(),
+            csrf: s.csrf.clone(),
+            notice: None,
+        }
+    }
+
+    pub fn css(&self) -> &'static str {
+        crate::assets::url("app.css")
+    }
+
+    pub fn js(&self) -> &'static str {
+        crate::assets::url("app.js")
+    }
+
+    pub fn initials(&self) -> String {
+        self.user_name
+            .split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .take(2)
+            .collect::<String>()
+            .to_uppercase()
+    }
+}
+
+/// Renders a template into a response, or a 500 page if rendering fails.
+pub fn render<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => PageError(AppError::Internal(format!("template: {e}"))).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    detail: String,
+    css: &'static str,
+}
+
+/// The HTML page for an error: status, what happened, what to do.
+pub fn error_page(e: &AppError) -> Response {
+    let page = ErrorPage {
+        status: e.status().as_u16(),
+        title: e.title(),
+        detail: e.detail(),
+        css: crate::assets::url("app.css"),
+    };
+    let mut res = match page.render() {
+        Ok(html) => (e.status(), Html(html)).into_response(),
+        Err(_) => (e.status(), e.detail()).into_response(),
+    };
+    crate::error::add_retry_after(e, &mut res);
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub async fn not_found() -> Response {
+    error_page(&AppError::NotFound)
+}
+
+/// A UUID path parameter; one that does not parse is a 404 page.
+pub struct PathId(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<uuid::Uuid>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(PathId(id)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(PageError(AppError::NotFound))
+            }
+            Err(e) => Err(PageError(AppError::Internal(e.body_text()))),
+        }
+    }
+}
+
+/// "2026-11-25 14:05 UTC".
+pub fn fmt_time(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// "3m ago", "5h ago", "2d ago", or the date for older times.
+pub fn relative(ms: i64, now: i64) -> String {
+    let s = (now - ms).max(0) / 1000;
+    match s {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86_399 => format!("{}h ago", s / 3600),
+        86_400..=604_799 => format!("{}d ago", s / 86_400),
+        _ => fmt_time(ms),
+    }
+}
+
+/// Messages shown after a redirect, chosen by code so that no text from the
+/// URL is ever reflected into the page.
+pub fn notice(code: Option<&str>) -> Option<String> {
+    let text = match code? {
+        "role" => "Role changed.",
+        "removed" => "Member removed.",
+        "revoked" => "API key revoked. Requests with it now fail.",
+        "switched" => "Switched organization.",
+        "password" => "Password changed. Your other sessions were signed out.",
+        _ => return None,
+    };
+    Some(text.to_string())
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct NoticeQuery {
+    pub done: Option<String>,
+}
