@@ -171,6 +171,8 @@ pub async fn create_key(
 }
 
 pub async fn revoke_key(state: &AppState, actor: &Actor, key_id: Uuid) -> Result<(), AppError> {
+    // Another tenant's key is "not found" before any permission question.
+    state.store.api_key(actor.org_id, key_id).await?;
     if !actor.role.can_administer() {
         return Err(AppError::Forbidden(
             "Only admins and owners can revoke API keys.".into(),

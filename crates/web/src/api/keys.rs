@@ -96,8 +96,10 @@ pub async fn get_one(
     p: ApiPrincipal,
     Id(id): Id,
 ) -> ApiResult<Json<KeyDto>> {
-    let a = admin_actor(&p)?;
-    Ok(Json((&st.store.api_key(a.org_id, id).await?).into()))
+    // Look up first: another tenant's id is "not found" whatever the key's scopes.
+    let k = st.store.api_key(p.org.id, id).await?;
+    admin_actor(&p)?;
+    Ok(Json((&k).into()))
 }
 
 /// Revokes a key at once. Revoking a revoked key changes nothing.
@@ -109,6 +111,7 @@ pub async fn revoke(
     p: ApiPrincipal,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
+    st.store.api_key(p.org.id, id).await?;
     let a = admin_actor(&p)?;
     admin::revoke_key(&st, &a, id).await?;
     Ok(StatusCode::NO_CONTENT)

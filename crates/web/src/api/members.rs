@@ -110,8 +110,10 @@ pub async fn get_one(
     p: ApiPrincipal,
     Id(user_id): Id,
 ) -> ApiResult<Json<MemberDto>> {
-    let a = admin_actor(&p)?;
-    Ok(Json((&st.store.member(a.org_id, user_id).await?).into()))
+    // Look up first: another tenant's id is "not found" whatever the key's scopes.
+    let m = st.store.member(p.org.id, user_id).await?;
+    admin_actor(&p)?;
+    Ok(Json((&m).into()))
 }
 
 /// Changes a member's role.
@@ -125,6 +127,7 @@ pub async fn update(
     Id(user_id): Id,
     ApiJson(body): ApiJson<UpdateMember>,
 ) -> ApiResult<Json<MemberDto>> {
+    st.store.member(p.org.id, user_id).await?;
     let a = admin_actor(&p)?;
     let m = admin::change_role(&st, &a, user_id, role(&body.role)?).await?;
     Ok(Json((&m).into()))
@@ -139,6 +142,7 @@ pub async fn delete(
     p: ApiPrincipal,
     Id(user_id): Id,
 ) -> ApiResult<StatusCode> {
+    st.store.member(p.org.id, user_id).await?;
     let a = admin_actor(&p)?;
     admin::remove(&st, &a, user_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,0 +1,495 @@
+//! The `/api/v1` API: problem+json errors, limits, scopes, the OpenAPI
+//! document, keys at rest (S10), and the operational endpoints.
+
+use crate::support::*;
+use bos_core::Role;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn problem(res: reqwest::Response, status: StatusCode, slug: &str) -> Value {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["type"], format!("urn:bos:problem:{slug}"));
+    assert_eq!(v["status"], status.as_u16());
+    assert!(
+        v["detail"].as_str().unwrap().len() > 10,
+        "an actionable detail"
+    );
+    v
+}
+
+#[tokio::test]
+async fn me_and_errors() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let key = app.key(&org, "ingest").await;
+    let res = app
+        .api(Method::GET, "/me", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["organization"]["name"], "Acme");
+    assert_eq!(v["principal"], "api_key");
+    assert_eq!(v["key"]["scopes"], json!(["ingest"]));
+
+    let res = app.http.get(app.url("/api/v1/me")).send().await.unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let res = app
+        .api(Method::GET, "/me", "bos_not-a-real-key")
+        .await
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let res = app
+        .api(Method::GET, "/nothing/here", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::NOT_FOUND, "not-found").await;
+    // An ingest key cannot administer.
+    let res = app
+        .api(Method::GET, "/members", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    let v = problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(v["detail"].as_str().unwrap().contains("'admin' scope"));
+}
+
+#[tokio::test]
+async fn a_browser_session_never_opens_the_api() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    app.user("ann@example.com", &org, Role::Owner).await;
+    let b = app.login("ann@example.com").await;
+    let res = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .header("cookie", format!("__Host-bos_session={}", b.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // And a key never opens the UI.
+    let key = app.key(&org, "admin").await;
+    let res = app
+        .http
+        .get(app.url("/settings/members"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn bad_input_is_4xx_with_guidance() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let key = app.key(&org, "admin").await;
+    let post = |body: &'static str| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            app.api(Method::POST, "/keys", &key)
+                .await
+                .header(CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(
+        post("{not json").await,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    )
+    .await;
+    problem(
+        post(r#"{"name":"x"}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-input",
+    )
+    .await;
+    let v = problem(
+        post(r#"{"name":"x","scopes":["root"]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-input",
+    )
+    .await;
+    assert_eq!(v["field"], "scopes");
+    problem(
+        post(r#"{"name":"","scopes":["ingest"]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-input",
+    )
+    .await;
+    let res = app
+        .api(Method::POST, "/keys", &key)
+        .await
+        .body(r#"{"name":"x","scopes":["ingest"]}"#)
+        .send()
+        .await
+        .unwrap();
+    problem(
+        res,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+    let res = app
+        .api(Method::GET, "/keys/not-a-uuid", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::NOT_FOUND, "not-found").await;
+    let res = app
+        .api(Method::POST, "/members", &key)
+        .await
+        .json(&json!({"email": "not an email", "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    let v = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input").await;
+    assert_eq!(v["field"], "email");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let app = spawn_with(|c| c.body_limit_bytes = 4096).await;
+    let org = app.org("Acme").await;
+    let key = app.key(&org, "admin").await;
+    let big = json!({"name": "x".repeat(10_000), "scopes": ["ingest"]});
+    let res = app
+        .api(Method::POST, "/keys", &key)
+        .await
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
+}
+
+#[tokio::test]
+async fn keys_lifecycle_and_revocation_is_immediate() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let admin = app.key(&org, "admin").await;
+    let res = app
+        .api(Method::POST, "/keys", &admin)
+        .await
+        .json(&json!({"name": "Shopify sync", "scopes": ["ingest", "agent"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    let secret = v["secret"].as_str().unwrap().to_string();
+    let id = v["key"]["id"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("bos_") && secret.len() == 44);
+    assert_eq!(
+        app.api(Method::GET, "/me", &secret)
+            .await
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // Listing never shows secrets.
+    let list = app
+        .api(Method::GET, "/keys", &admin)
+        .await
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains(&secret));
+    assert!(list.contains("Shopify sync"));
+    let res = app
+        .api(Method::DELETE, &format!("/keys/{id}"), &admin)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app
+        .api(Method::GET, "/me", &secret)
+        .await
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let v: Value = app
+        .api(Method::GET, &format!("/keys/{id}"), &admin)
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["revoked_at"].is_string());
+}
+
+#[tokio::test]
+async fn no_api_key_or_password_is_stored_in_plaintext() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    app.user("ann@example.com", &org, Role::Owner).await;
+    let admin = app.key(&org, "admin").await;
+    let mut secrets = vec![admin.clone()];
+    for i in 0..5 {
+        let v: Value = app
+            .api(Method::POST, "/keys", &admin)
+            .await
+            .json(&json!({"name": format!("k{i}"), "scopes": ["ingest"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        secrets.push(v["secret"].as_str().unwrap().to_string());
+    }
+    let b = app.login("ann@example.com").await;
+    // Every credential column holds hashes only.
+    let dump = app.store().dump_credential_columns().await.unwrap();
+    let hay: Vec<u8> = dump.concat();
+    for needle in secrets
+        .iter()
+        .map(|s| s.as_bytes())
+        .chain([PASSWORD.as_bytes(), b.cookie.as_bytes()])
+    {
+        let body = &needle[4.min(needle.len())..];
+        assert!(
+            !hay.windows(body.len()).any(|w| w == body),
+            "a secret is stored in plaintext"
+        );
+    }
+    // On SQLite, scan the database files themselves, WAL included.
+    if let Some(path) = app.store().sqlite_path() {
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{}-wal", path.display())) {
+            bytes.extend(wal);
+        }
+        for s in &secrets {
+            let body = &s.as_bytes()[4..];
+            assert!(
+                !bytes.windows(body.len()).any(|w| w == body),
+                "secret found in the database file"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn members_over_the_api() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let owner = app.user("ann@example.com", &org, Role::Owner).await;
+    let admin = app.key(&org, "admin").await;
+    let res = app
+        .api(Method::POST, "/members", &admin)
+        .await
+        .json(&json!({"email": "bob@example.com", "display_name": "Bob", "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["one_time_password"].as_str().unwrap().len(), 16);
+    let bob = v["member"]["user_id"].as_str().unwrap().to_string();
+    let res = app
+        .api(Method::PATCH, &format!("/members/{bob}"), &admin)
+        .await
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // A key acts as an admin at most: it cannot touch owners or make one.
+    let res = app
+        .api(Method::PATCH, &format!("/members/{bob}"), &admin)
+        .await
+        .json(&json!({"role": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    let res = app
+        .api(Method::DELETE, &format!("/members/{}", owner.id), &admin)
+        .await
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    let res = app
+        .api(Method::DELETE, &format!("/members/{bob}"), &admin)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app
+        .api(Method::GET, &format!("/members/{bob}"), &admin)
+        .await
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::NOT_FOUND, "not-found").await;
+    let res = app
+        .api(Method::POST, "/members", &admin)
+        .await
+        .json(&json!({"email": "ann@example.com", "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::CONFLICT, "conflict").await;
+}
+
+#[tokio::test]
+async fn the_last_owner_stays() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let owner = app.user("ann@example.com", &org, Role::Owner).await;
+    let b = app.login("ann@example.com").await;
+    let res = app
+        .post_form(
+            &format!("/settings/members/{}/role", owner.id),
+            &b.cookie,
+            &[("_csrf", &b.csrf), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("at least one owner"));
+    assert_eq!(
+        app.store().membership(org.id, owner.id).await.unwrap(),
+        Some(Role::Owner)
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
+    for p in [
+        "/me",
+        "/organization",
+        "/members",
+        "/members/{user_id}",
+        "/keys",
+        "/keys/{key_id}",
+    ] {
+        assert!(v["paths"].get(p).is_some(), "{p} documented");
+    }
+    assert!(v["components"]["securitySchemes"]["api_key"].is_object());
+}
+
+#[tokio::test]
+async fn operations_endpoints_and_headers() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let login = app.http.get(app.url("/login")).send().await.unwrap();
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+    );
+    assert_eq!(login.headers()["x-frame-options"], "DENY");
+    let html = login.text().await.unwrap();
+    let css = html
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = app.http.get(app.url(&css)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("bos_http_requests_total{method=\"GET\",route=\"/login\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "bos_http_request_duration_seconds_bucket{method=\"GET\",route=\"/healthz\",le=\"+Inf\"} 1"
+    ));
+    // UI 404s are pages that help.
+    let res = app.http.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.text().await.unwrap().contains("Go to the overview"));
+}
+
+#[tokio::test]
+async fn readyz_fails_with_retry_after_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.store().close().await;
+    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_some());
+    let org_key = "bos_0123456789012345678901234567890123456789";
+    let res = app
+        .api(Method::GET, "/me", org_key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    let v = problem(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(v["detail"].as_str().unwrap().contains("Retry"));
+}

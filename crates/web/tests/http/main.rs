@@ -1,0 +1,8 @@
+//! HTTP tests: each starts the real application on port 0 over a fresh
+//! database (SQLite, or PostgreSQL with `BOS_TEST_DATABASE_URL`) and a test
+//! clock, and drives it with a real HTTP client.
+
+mod api;
+mod sessions;
+mod support;
+mod tenant_matrix;

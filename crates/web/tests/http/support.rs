@@ -1,0 +1,227 @@
+//! `spawn_app()` and typed helpers shared by the HTTP tests.
+
+use bos_core::{Email, OrgName, Role, ScopeSet, Slug};
+use bos_store::testing::TestDb;
+use bos_store::{Org, User};
+use bos_web::{AppState, TestClock, WebConfig};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response, StatusCode};
+use std::sync::Arc;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const T0: i64 = 1_780_000_000_000;
+
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub clock: Arc<TestClock>,
+    pub http: Client,
+    pub config: WebConfig,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut WebConfig)) -> TestApp {
+    let db = TestDb::new().await.expect("test database");
+    let clock = Arc::new(TestClock::new(T0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = WebConfig {
+        public_url: format!("http://{addr}"),
+        secure_cookies: true,
+        ..Default::default()
+    };
+    tweak(&mut config);
+    let state = AppState::new(db.store.clone(), clock.clone(), config.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, bos_web::app(state)).await.unwrap();
+    });
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    TestApp {
+        base: format!("http://{addr}"),
+        db,
+        clock,
+        http,
+        config,
+    }
+}
+
+/// A signed-in browser: its session cookie and the page's CSRF token.
+#[derive(Clone, Debug)]
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+pub fn set_cookie_value(res: &Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            v[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+}
+
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let i = html.find(marker).expect("page has a CSRF field") + marker.len();
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+pub fn location(res: &Response) -> String {
+    res.headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn store(&self) -> &bos_store::Store {
+        &self.db.store
+    }
+
+    pub async fn org(&self, name: &str) -> Org {
+        self.store()
+            .create_org(
+                &OrgName::parse(name).unwrap(),
+                &Slug::from_name(name).unwrap(),
+                T0,
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn user(&self, email: &str, org: &Org, role: Role) -> User {
+        let hash = bos_web::hash_password(PASSWORD).unwrap();
+        let u = self
+            .store()
+            .create_user(&Email::parse(email).unwrap(), email, &hash, false, T0)
+            .await
+            .unwrap();
+        self.store()
+            .upsert_membership(org.id, u.id, role, T0)
+            .await
+            .unwrap();
+        u
+    }
+
+    pub async fn key(&self, org: &Org, scopes: &str) -> String {
+        bos_web::issue_api_key(
+            self.store(),
+            org.id,
+            "test",
+            &ScopeSet::parse(scopes).unwrap(),
+            None,
+            T0,
+        )
+        .await
+        .unwrap()
+        .secret
+    }
+
+    /// Loads the login form and returns (pre-session cookie, CSRF token).
+    pub async fn login_form(&self) -> (String, String) {
+        let res = self.http.get(self.url("/login")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let pre = set_cookie_value(&res, "__Host-bos_pre").expect("pre-session cookie");
+        let html = res.text().await.unwrap();
+        (pre, csrf_in(&html))
+    }
+
+    /// Posts the login form; `extra_cookie` lets a test send an old session.
+    pub async fn post_login(
+        &self,
+        email: &str,
+        password: &str,
+        extra_cookie: Option<&str>,
+    ) -> Response {
+        let (pre, csrf) = self.login_form().await;
+        let mut cookie = format!("__Host-bos_pre={pre}");
+        if let Some(c) = extra_cookie {
+            cookie.push_str(&format!("; __Host-bos_session={c}"));
+        }
+        self.http
+            .post(self.url("/login"))
+            .header(COOKIE, cookie)
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("_csrf", &csrf),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, email: &str) -> Browser {
+        let res = self.post_login(email, PASSWORD, None).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "login should redirect");
+        let cookie = set_cookie_value(&res, "__Host-bos_session").expect("session cookie");
+        let csrf = self.csrf_of(&cookie).await;
+        Browser { cookie, csrf }
+    }
+
+    /// The CSRF token a page shows to this session.
+    pub async fn csrf_of(&self, cookie: &str) -> String {
+        let res = self.get("/account", cookie).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        csrf_in(&res.text().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str, cookie: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .header(COOKIE, format!("__Host-bos_session={cookie}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(self.url(path))
+            .header(COOKIE, format!("__Host-bos_session={cookie}"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// True when the cookie still opens a signed-in page.
+    pub async fn signed_in(&self, cookie: &str) -> bool {
+        let res = self.get("/", cookie).await;
+        match res.status() {
+            StatusCode::OK => true,
+            StatusCode::SEE_OTHER => {
+                assert!(location(&res).starts_with("/login"));
+                false
+            }
+            s => panic!("unexpected status {s}"),
+        }
+    }
+
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(key)
+    }
+}

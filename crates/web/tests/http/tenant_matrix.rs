@@ -1,0 +1,228 @@
+//! S2, the tenant matrix. Built from the router's own route lists — the UI
+//! route table and the OpenAPI document — plus the public operational
+//! routes. Every route × every role and key of tenant B × tenant A's ids in
+//! path and body: anything naming A's objects answers 404, and no response
+//! carries a byte of A's canary data. A route that is not classified below
+//! fails the test, so nobody can add a route and forget the matrix.
+
+use crate::support::*;
+use bos_core::Role;
+use reqwest::header::COOKIE;
+use reqwest::{Method, StatusCode};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Names an object by id in the path: must be 404 for another tenant.
+    ById,
+    /// Names an object by id in the body: must be 404 for another tenant.
+    BodyId,
+    /// Lists or creates within the caller's own tenant: any status, no canary.
+    OwnTenant,
+    /// Needs no credentials and holds no tenant data.
+    Public,
+}
+
+fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
+    use Expect::*;
+    BTreeMap::from([
+        (("GET", "/login"), Public),
+        (("POST", "/login"), Public),
+        (("POST", "/logout"), OwnTenant),
+        (("GET", "/"), OwnTenant),
+        (("POST", "/orgs/switch"), BodyId),
+        (("GET", "/settings/members"), OwnTenant),
+        (("POST", "/settings/members"), OwnTenant),
+        (("POST", "/settings/members/{user_id}/role"), ById),
+        (("POST", "/settings/members/{user_id}/remove"), ById),
+        (("GET", "/settings/keys"), OwnTenant),
+        (("POST", "/settings/keys"), OwnTenant),
+        (("POST", "/settings/keys/{key_id}/revoke"), ById),
+        (("GET", "/account"), OwnTenant),
+        (("POST", "/account/password"), OwnTenant),
+        (("GET", "/api/v1/me"), OwnTenant),
+        (("GET", "/api/v1/organization"), OwnTenant),
+        (("GET", "/api/v1/members"), OwnTenant),
+        (("POST", "/api/v1/members"), OwnTenant),
+        (("GET", "/api/v1/members/{user_id}"), ById),
+        (("PATCH", "/api/v1/members/{user_id}"), ById),
+        (("DELETE", "/api/v1/members/{user_id}"), ById),
+        (("GET", "/api/v1/keys"), OwnTenant),
+        (("POST", "/api/v1/keys"), OwnTenant),
+        (("GET", "/api/v1/keys/{key_id}"), ById),
+        (("DELETE", "/api/v1/keys/{key_id}"), ById),
+        (("GET", "/api/v1/openapi.json"), Public),
+        (("GET", "/healthz"), Public),
+        (("GET", "/readyz"), Public),
+        (("GET", "/metrics"), Public),
+        (("GET", "/assets/{file}"), Public),
+    ])
+}
+
+/// Every route the application serves, from its own lists.
+fn all_routes() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = bos_web::ui::routes()
+        .into_iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    let doc = serde_json::to_value(bos_web::api::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in ["get", "post", "put", "patch", "delete"] {
+            if item.get(m).is_some() {
+                out.push((m.to_uppercase(), format!("/api/v1{path}")));
+            }
+        }
+    }
+    out.push(("GET".into(), "/api/v1/openapi.json".into()));
+    out.extend(
+        bos_web::ops::PUBLIC_PATHS
+            .iter()
+            .map(|p| ("GET".to_string(), p.to_string())),
+    );
+    out.push(("GET".into(), "/assets/{file}".into()));
+    out
+}
+
+#[test]
+fn every_route_is_in_the_matrix() {
+    let known = classification();
+    for (m, p) in all_routes() {
+        assert!(
+            known.contains_key(&(m.as_str(), p.as_str())),
+            "route {m} {p} is not in the tenant matrix: classify it in tests/http/tenant_matrix.rs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tenant_b_never_reaches_tenant_a() {
+    let app = spawn_app().await;
+    // Tenant A, full of canaries.
+    let a = app.org("Canary A7x9 Org").await;
+    let a_owner = app.user("owner@canary-a.example", &a, Role::Owner).await;
+    let a_member = app.user("member@canary-a.example", &a, Role::Member).await;
+    let a_key_secret = app.key(&a, "admin").await;
+    let a_key = app.store().api_keys(a.id).await.unwrap()[0].clone();
+    let canaries = [
+        "Canary A7x9",
+        "canary-a7x9",
+        &a.id.to_string(),
+        &a_key.id.to_string(),
+        &a_key.display_prefix,
+    ];
+    let a_keys_before = app.store().api_keys(a.id).await.unwrap();
+    let a_members_before = app.store().members(a.id).await.unwrap();
+
+    // Tenant B: every role, every scope.
+    let b = app.org("Beta").await;
+    let mut sessions = Vec::new();
+    for (i, role) in [Role::Owner, Role::Admin, Role::Member]
+        .into_iter()
+        .enumerate()
+    {
+        app.user(&format!("u{i}@beta.example"), &b, role).await;
+        sessions.push(app.login(&format!("u{i}@beta.example")).await);
+    }
+    let mut keys = Vec::new();
+    for scopes in ["admin", "agent", "ingest", "ingest,agent,admin"] {
+        keys.push(app.key(&b, scopes).await);
+    }
+
+    let fill = |p: &str| {
+        p.replace("{user_id}", &a_member.id.to_string())
+            .replace("{key_id}", &a_key.id.to_string())
+    };
+    let classes = classification();
+    let mut checked = 0;
+    for (method, path) in all_routes() {
+        let expect = classes[&(method.as_str(), path.as_str())];
+        if expect == Expect::Public || path == "/logout" {
+            continue;
+        }
+        let url = fill(&path);
+        let m: Method = method.parse().unwrap();
+        let mut responses = Vec::new();
+        if path.starts_with("/api/") {
+            // A well-formed body for the route, naming A's people where the schema names people.
+            let body = match (method.as_str(), path.as_str()) {
+                ("POST", "/api/v1/keys") => {
+                    serde_json::json!({"name": "probe", "scopes": ["ingest"]})
+                }
+                // (Inviting an existing account by email is legitimate; it must not be the id under test.)
+                ("POST", "/api/v1/members") => {
+                    serde_json::json!({"email": "owner@canary-a.example", "role": "member"})
+                }
+                _ => serde_json::json!({"role": "member"}),
+            };
+            for key in &keys {
+                let mut req = app
+                    .http
+                    .request(m.clone(), app.url(&format!("{url}?org_id={}", a.id)))
+                    .bearer_auth(key);
+                if m != Method::GET && m != Method::DELETE {
+                    req = req.json(&body);
+                }
+                responses.push(req.send().await.unwrap());
+            }
+        } else {
+            for s in &sessions {
+                let form = [
+                    ("_csrf", s.csrf.as_str()),
+                    ("org_id", &a.id.to_string()),
+                    ("role", "member"),
+                    ("name", "probe"),
+                    ("scope", "ingest"),
+                ];
+                let mut req = app
+                    .http
+                    .request(m.clone(), app.url(&format!("{url}?org_id={}", a.id)))
+                    .header(COOKIE, format!("__Host-bos_session={}", s.cookie));
+                if m == Method::POST {
+                    req = req.form(&form);
+                }
+                responses.push(req.send().await.unwrap());
+            }
+        }
+        for res in responses {
+            let status = res.status();
+            let body = res.text().await.unwrap();
+            if matches!(expect, Expect::ById | Expect::BodyId) {
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{method} {path} with tenant A's id answered {status}"
+                );
+            }
+            assert!(
+                status != StatusCode::INTERNAL_SERVER_ERROR,
+                "{method} {path}: 500"
+            );
+            for c in &canaries {
+                assert!(
+                    !body.contains(c),
+                    "{method} {path} leaked tenant A's data ({c})"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "the matrix ran {checked} requests");
+    // Nothing of A changed: keys, members and roles are as they were.
+    assert_eq!(app.store().api_keys(a.id).await.unwrap(), a_keys_before);
+    assert_eq!(app.store().members(a.id).await.unwrap(), a_members_before);
+    assert_eq!(
+        app.store().membership(a.id, a_owner.id).await.unwrap(),
+        Some(Role::Owner)
+    );
+    // And A's key still works for A only.
+    let v: serde_json::Value = app
+        .api(Method::GET, "/me", &a_key_secret)
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["organization"]["id"], a.id.to_string());
+}
