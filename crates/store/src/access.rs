@@ -2,7 +2,7 @@
 //! the clear: sessions and keys are looked up by the SHA-256 of the token.
 
 use crate::engine::{read, write};
-use crate::{new_id, StoreError};
+use crate::{new_id, Org, StoreError};
 use bos_core::ScopeSet;
 use serde::Serialize;
 use uuid::Uuid;
@@ -42,6 +42,15 @@ struct ApiKeyRow {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyOrgRow {
+    #[sqlx(flatten)]
+    key: ApiKeyRow,
+    org_slug: String,
+    org_name: String,
+    org_created_at: i64,
 }
 
 impl From<ApiKeyRow> for ApiKey {
@@ -259,6 +268,34 @@ impl crate::Store {
                 .await?)
         })?;
         Ok(r.map(Into::into))
+    }
+
+    /// The live key with this hash and its organization, in one round trip
+    /// (this runs on every API request).
+    pub async fn api_key_with_org_by_hash(
+        &self,
+        key_hash: &[u8],
+    ) -> Result<Option<(ApiKey, Org)>, StoreError> {
+        let r: Option<KeyOrgRow> = read!(self, |c| {
+            Ok(sqlx::query_as(
+                "select k.id, k.org_id, k.name, k.display_prefix, k.scopes, k.created_by, k.created_at,
+                        k.last_used_at, k.revoked_at, o.slug as org_slug, o.name as org_name, o.created_at as org_created_at
+                 from api_keys k join organizations o on o.id = k.org_id
+                 where k.key_hash = $1 and k.revoked_at is null",
+            )
+            .bind(key_hash)
+            .fetch_optional(&mut *c)
+            .await?)
+        })?;
+        Ok(r.map(|r| {
+            let org = Org {
+                id: r.key.org_id,
+                slug: r.org_slug,
+                name: r.org_name,
+                created_at: r.org_created_at,
+            };
+            (r.key.into(), org)
+        }))
     }
 
     pub async fn api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {

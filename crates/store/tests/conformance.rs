@@ -197,6 +197,8 @@ async fn api_keys_are_tenant_scoped() {
         .await
         .unwrap();
     let found = s.api_key_by_hash(&[9; 32]).await.unwrap().unwrap();
+    let (with_org, o) = s.api_key_with_org_by_hash(&[9; 32]).await.unwrap().unwrap();
+    assert_eq!((with_org.id, o.id, o.name.as_str()), (k.id, a.id, "Acme"));
     assert_eq!(found.id, k.id);
     assert_eq!(found.scopes, vec!["ingest", "admin"]);
     assert!(matches!(
@@ -210,6 +212,11 @@ async fn api_keys_are_tenant_scoped() {
     s.revoke_api_key(a.id, k.id, 60).await.unwrap();
     s.revoke_api_key(a.id, k.id, 70).await.unwrap();
     assert_eq!(s.api_key(a.id, k.id).await.unwrap().revoked_at, Some(60));
+    assert!(s
+        .api_key_with_org_by_hash(&[9; 32])
+        .await
+        .unwrap()
+        .is_none());
     assert!(
         s.api_key_by_hash(&[9; 32]).await.unwrap().is_none(),
         "revoked keys fail at once"

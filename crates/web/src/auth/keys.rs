@@ -99,12 +99,11 @@ impl FromRequestParts<AppState> for ApiPrincipal {
         if !ApiKeyParts::looks_valid(token) {
             return Err(invalid());
         }
-        let key = state
+        let (key, org) = state
             .store
-            .api_key_by_hash(&super::sha256(token))
+            .api_key_with_org_by_hash(&super::sha256(token))
             .await?
             .ok_or_else(invalid)?;
-        let org = state.store.org(key.org_id).await?;
         let now = state.now();
         // Record use at most once a minute per key: enough for "last used", cheap on the writer.
         if key.last_used_at.is_none_or(|t| now - t > 60_000) {
