@@ -142,6 +142,8 @@ enum KeyCmd {
         #[arg(long)]
         org: String,
         id: uuid::Uuid,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -383,7 +385,7 @@ async fn run(cli: Cli) -> Result<()> {
                         }
                     }
                 }
-                KeyCmd::Revoke { org, id } => {
+                KeyCmd::Revoke { org, id, json } => {
                     let org = org_by_slug(&store, &org).await?;
                     match store.revoke_api_key(org.id, id, now()).await {
                         Err(bos_store::StoreError::NotFound) => bail!(
@@ -393,7 +395,11 @@ async fn run(cli: Cli) -> Result<()> {
                         ),
                         r => r?,
                     }
-                    println!("Revoked {id}.");
+                    if json {
+                        println!("{}", json!({ "id": id, "org": org.slug, "revoked": true }));
+                    } else {
+                        println!("Revoked {id}.");
+                    }
                 }
             }
             Ok(())
