@@ -25,11 +25,13 @@ struct LoginPage {
     next: String,
     email: String,
     error: Option<String>,
+    notice: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    done: Option<String>,
 }
 
 /// Only local paths: `/x`, never `//evil.example` or `/\evil`.
@@ -54,6 +56,17 @@ fn login_form(
     email: String,
     error: Option<String>,
 ) -> Response {
+    login_form_with(state, status, next, email, error, None)
+}
+
+fn login_form_with(
+    state: &AppState,
+    status: StatusCode,
+    next: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
     let pre = random_token(32);
     let page = LoginPage {
         css: crate::assets::url("app.css"),
@@ -61,6 +74,7 @@ fn login_form(
         next,
         email,
         error,
+        notice,
     };
     let mut res = (status, super::render(&page)).into_response();
     res.headers_mut().append(
@@ -79,12 +93,14 @@ pub async fn page(
     if session::current(&headers, &state).await?.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    Ok(login_form(
+    let notice = super::notice(q.done.as_deref());
+    Ok(login_form_with(
         &state,
         StatusCode::OK,
         next,
         String::new(),
         None,
+        notice,
     ))
 }
 
@@ -192,7 +208,7 @@ pub async fn logout(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult<Response> {
     state.store.delete_session(&s.token_hash).await?;
-    let mut res = Redirect::to("/login").into_response();
+    let mut res = Redirect::to("/login?done=signed_out").into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, session_cookie_name(&state), "", 0),

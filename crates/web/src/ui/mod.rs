@@ -245,6 +245,7 @@ pub fn notice(code: Option<&str>) -> Option<String> {
         "revoked" => "API key revoked. Requests with it now fail.",
         "switched" => "Switched organization.",
         "password" => "Password changed. Your other sessions were signed out.",
+        "signed_out" => "You are signed out.",
         _ => return None,
     };
     Some(text.to_string())

@@ -1,0 +1,543 @@
+//! Real-browser end-to-end suite: headless Chromium, driven over WebDriver
+//! by chromedriver, against a BOS server running in this process on a fresh
+//! database. It walks the path a person takes through the UI — sign in, see
+//! the overview, switch organization with the top-bar selector (which
+//! auto-submits through `app.js`), create an API key in Settings → API keys
+//! and prove the shown secret works against the real `/api/v1/me`, check the
+//! secret is never shown again, revoke the key through the confirmation
+//! dialog and prove the API now refuses it, then sign out — so the
+//! templates, the CSRF/cookie handling and the small script are exercised
+//! together, as only a browser can.
+//!
+//! It needs `chromium` and `chromedriver` (override the paths with
+//! `BOS_CHROMIUM` / `BOS_CHROMEDRIVER`), so it is ignored by default:
+//! `cargo test -p bos --test browser -- --ignored`. Screenshots of each step
+//! and the chromedriver log land in `target/browser-screenshots/`.
+
+use anyhow::{anyhow, bail, ensure, Context};
+use bos_web::Clock;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const EMAIL: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse battery";
+/// Upper bound for anything the browser or server has to do after an action.
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
+async fn owner_switches_org_creates_uses_and_revokes_a_key_then_signs_out() -> anyhow::Result<()> {
+    let shots = Screenshots::new()?;
+    let (_db, base, port) = start_server().await?;
+    let mut driver = Chromedriver::start(&shots.dir)?;
+    driver.wait_ready().await?;
+    let client = driver.connect().await?;
+
+    // The flow runs in its own task so that a failed assertion *or* a panic
+    // still lets us end the WebDriver session below: that is what makes
+    // chromedriver quit Chromium instead of leaving it orphaned.
+    let flow = tokio::spawn(flow(client.clone(), base, port, shots));
+    let outcome = flow.await;
+    let closed = client.close().await;
+    match outcome {
+        Ok(result) => result?,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    closed.context("closing the WebDriver session")?;
+    Ok(())
+}
+
+/// The user journey itself. Every assertion returns an error rather than
+/// panicking, with enough context to tell which step broke.
+async fn flow(c: Client, base: String, port: u16, shots: Screenshots) -> anyhow::Result<()> {
+    c.set_window_size(1440, 900).await?;
+
+    // --- Sign in -------------------------------------------------------
+    c.goto(&format!("{base}/login")).await?;
+    let email = wait_css(&c, "input[name=email]").await?;
+    shots.save(&c, "01-login").await?;
+    email.send_keys(EMAIL).await?;
+    c.find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    wait_xpath(&c, "//h1[normalize-space()='Overview']")
+        .await
+        .context("after signing in, the Overview page should appear")?;
+    ensure!(
+        c.current_url().await?.path() == "/",
+        "signing in should land on /"
+    );
+    // Acme Shop sorts first, so it is the organization a fresh session opens.
+    expect_current_org(&c, "Acme Shop").await?;
+    shots.save(&c, "02-overview").await?;
+
+    // --- Switch organization ------------------------------------------
+    // Choosing an option must be enough: app.js submits the form on change
+    // (the "Switch" button is hidden when JS runs, so we never click it).
+    c.find(Locator::Css("#org-select"))
+        .await?
+        .select_by_label("Beta Agency")
+        .await?;
+    wait_xpath(
+        &c,
+        "//*[@role='status' and contains(normalize-space(), 'Switched organization.')]",
+    )
+    .await
+    .context("choosing another organization should reload with a notice")?;
+    expect_current_org(&c, "Beta Agency").await?;
+    shots.save(&c, "03-switched-org").await?;
+
+    // --- Create an API key --------------------------------------------
+    c.find(Locator::Css("nav.sidenav a[href='/settings/keys']"))
+        .await
+        .context("an owner should see the API keys link in the left nav")?
+        .click()
+        .await?;
+    let form = wait_css(&c, "#key-form").await?;
+    ensure!(
+        c.title().await?.contains("Beta Agency"),
+        "the keys page should belong to Beta Agency"
+    );
+    form.find(Locator::Css("input[name=name]"))
+        .await?
+        .send_keys("Browser key")
+        .await?;
+    for (scope, wanted) in [("ingest", true), ("agent", false), ("admin", true)] {
+        let checkbox = form
+            .find(Locator::Css(&format!("input[name=scope][value={scope}]")))
+            .await
+            .with_context(|| format!("scope checkbox {scope}"))?;
+        if checkbox.is_selected().await? != wanted {
+            checkbox.click().await?;
+        }
+    }
+    form.find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let secret = wait_css(&c, "#key-created code#new-key-secret")
+        .await
+        .context("creating a key should show its secret once")?
+        .text()
+        .await?
+        .trim()
+        .to_string();
+    ensure!(
+        secret.starts_with("bos_") && secret.len() == 44,
+        "the secret should look like bos_ + 40 characters, got {} characters",
+        secret.len()
+    );
+    let row = c
+        .find(Locator::Css("#keys tr[data-key-name='Browser key']"))
+        .await
+        .context("the new key should be listed")?;
+    let row_text = row.text().await?;
+    ensure!(
+        row_text.contains("ingest") && row_text.contains("admin") && !row_text.contains("agent"),
+        "the listed scopes should be exactly ingest and admin: {row_text:?}"
+    );
+    shots.save(&c, "04-key-created").await?;
+
+    // --- The secret works against the real API ------------------------
+    let (status, body) = http_get(port, "/api/v1/me", Some(&secret)).await?;
+    ensure!(
+        status == 200,
+        "GET /api/v1/me with the new key: {status} {body}"
+    );
+    let me: serde_json::Value = serde_json::from_str(&body).context("/me should be JSON")?;
+    ensure!(
+        me["organization"]["name"] == "Beta Agency" && me["key"]["name"] == "Browser key",
+        "the key should act for Beta Agency: {me}"
+    );
+
+    // --- The secret is never shown again ------------------------------
+    // Navigate instead of refresh: a refresh would re-POST the create form.
+    c.goto(&format!("{base}/settings/keys")).await?;
+    wait_css(&c, "#keys tr[data-key-name='Browser key']").await?;
+    ensure!(
+        c.find_all(Locator::Css("#new-key-secret"))
+            .await?
+            .is_empty()
+            && !c.source().await?.contains(&secret),
+        "the secret must not appear again after reloading the keys page"
+    );
+
+    // --- Revoke through the confirmation dialog -----------------------
+    c.find(Locator::Css(
+        "#keys tr[data-key-name='Browser key'] form[data-confirm] button[type=submit]",
+    ))
+    .await
+    .context("an active key should have a Revoke button")?
+    .click()
+    .await?;
+    let question = poll(|| async {
+        match c.get_alert_text().await {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.is_no_such_alert() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .context("revoking should ask for confirmation")?;
+    ensure!(
+        question.contains("Revoke Browser key?"),
+        "unexpected confirmation text: {question:?}"
+    );
+    c.accept_alert().await?;
+    wait_xpath(
+        &c,
+        "//*[@role='status' and contains(normalize-space(), 'API key revoked')]",
+    )
+    .await
+    .context("accepting the dialog should revoke and say so")?;
+    let row = wait_css(&c, "#keys tr[data-key-name='Browser key']").await?;
+    let class = row.attr("class").await?.unwrap_or_default();
+    let row_text = row.text().await?;
+    ensure!(
+        class.split_whitespace().any(|c| c == "revoked") && row_text.contains("revoked"),
+        "the row should be marked revoked (class {class:?}, text {row_text:?})"
+    );
+    ensure!(
+        row.find_all(Locator::Css("button")).await?.is_empty(),
+        "a revoked key should have no Revoke button left"
+    );
+    shots.save(&c, "05-key-revoked").await?;
+
+    let (status, body) = http_get(port, "/api/v1/me", Some(&secret)).await?;
+    ensure!(
+        status == 401,
+        "a revoked key must be refused: {status} {body}"
+    );
+
+    // --- Sign out -------------------------------------------------------
+    c.find(Locator::Css("#logout")).await?.click().await?;
+    wait_css(&c, "#login-submit")
+        .await
+        .context("signing out should show the login page")?;
+    ensure!(c.current_url().await?.path() == "/login");
+    wait_xpath(
+        &c,
+        "//*[@role='status' and normalize-space()='You are signed out.']",
+    )
+    .await
+    .context("the login page should confirm the sign-out")?;
+    shots.save(&c, "06-logged-out").await?;
+    c.goto(&format!("{base}/")).await?;
+    wait_css(&c, "#login-submit")
+        .await
+        .context("after signing out, / should send us to the login page")?;
+    let url = c.current_url().await?;
+    ensure!(url.path() == "/login", "expected /login, got {url}");
+    Ok(())
+}
+
+/// Checks the organization the page is about, in the three places it shows:
+/// the tab title, the top-bar selector (as rendered by the server, not just
+/// the live DOM state) and the Overview's organization panel.
+async fn expect_current_org(c: &Client, name: &str) -> anyhow::Result<()> {
+    let title = c.title().await?;
+    ensure!(title.contains(name), "title {title:?} should name {name}");
+    let selected = c
+        .find(Locator::Css("#org-select option[selected]"))
+        .await
+        .context("the server should mark the current organization as selected")?
+        .text()
+        .await?;
+    ensure!(
+        selected.trim() == name,
+        "selector shows {selected:?}, expected {name}"
+    );
+    let live = c
+        .execute(
+            "return document.querySelector('#org-select').selectedOptions[0].textContent",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        live == name,
+        "selector's live value is {live}, expected {name}"
+    );
+    c.find(Locator::XPath(&format!(
+        "//dl[contains(@class,'kv')]/dd[normalize-space()='{name}']"
+    )))
+    .await
+    .with_context(|| format!("the Overview should show {name} as the organization"))?;
+    Ok(())
+}
+
+async fn wait_css(c: &Client, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .with_context(|| format!("waiting for {css}"))
+}
+
+async fn wait_xpath(c: &Client, xpath: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(xpath))
+        .await
+        .with_context(|| format!("waiting for {xpath}"))
+}
+
+/// Retries `probe` every 50 ms until it yields a value, for at most [`WAIT`].
+async fn poll<T, F, Fut>(mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let period = Duration::from_millis(50);
+    let tries = WAIT.as_millis() / period.as_millis();
+    for _ in 0..tries {
+        if let Some(v) = probe().await? {
+            return Ok(v);
+        }
+        tokio::time::sleep(period).await;
+    }
+    bail!("gave up after {WAIT:?}")
+}
+
+/// Seeds two organizations and their owner, then serves BOS on a free port.
+/// Returns the database (keep it alive: dropping it deletes it), the base
+/// URL and the port.
+async fn start_server() -> anyhow::Result<(bos_store::testing::TestDb, String, u16)> {
+    let db = bos_store::testing::TestDb::new().await?;
+    let store = db.store.clone();
+    let now = bos_web::SystemClock.now_ms();
+    let acme = store
+        .create_org(
+            &bos_core::OrgName::parse("Acme Shop")?,
+            &bos_core::Slug::parse("acme")?,
+            now,
+        )
+        .await?;
+    let beta = store
+        .create_org(
+            &bos_core::OrgName::parse("Beta Agency")?,
+            &bos_core::Slug::parse("beta")?,
+            now,
+        )
+        .await?;
+    let hash = bos_web::hash_password(PASSWORD).map_err(|e| anyhow!(e))?;
+    let user = store
+        .create_user(
+            &bos_core::Email::parse(EMAIL)?,
+            "Olivia Owner",
+            &hash,
+            false,
+            now,
+        )
+        .await?;
+    store
+        .upsert_membership(acme.id, user.id, bos_core::Role::Owner, now)
+        .await?;
+    store
+        .upsert_membership(beta.id, user.id, bos_core::Role::Admin, now)
+        .await?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let state = bos_web::AppState::new(
+        store,
+        std::sync::Arc::new(bos_web::SystemClock),
+        bos_web::WebConfig {
+            public_url: base.clone(),
+            // Secure `__Host-` cookies work on http://127.0.0.1: browsers
+            // treat loopback as a secure context, so this is what production
+            // behaviour looks like.
+            secure_cookies: true,
+            ..Default::default()
+        },
+    );
+    tokio::spawn(async move { axum::serve(listener, bos_web::app(state)).await });
+    Ok((db, base, port))
+}
+
+/// A chromedriver child process and Chromium's throwaway profile; both are
+/// cleaned up on drop, so a failing test leaves nothing running behind.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+impl Chromedriver {
+    fn start(log_dir: &Path) -> anyhow::Result<Chromedriver> {
+        let exe =
+            std::env::var("BOS_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        // Bind-and-release to learn a free port; chromedriver takes it next.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let profile = std::env::temp_dir().join(format!("bos-browser-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&profile)?;
+        let child = Command::new(&exe)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                log_dir.join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {exe} (is chromedriver installed?)"))?;
+        Ok(Chromedriver {
+            child,
+            port,
+            profile,
+        })
+    }
+
+    /// Polls `/status` until chromedriver reports ready, a bounded number
+    /// of times, failing at once if the process has already exited.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        for _ in 0..100 {
+            if let Some(exit) = self.child.try_wait()? {
+                bail!("chromedriver exited early ({exit}); see chromedriver.log");
+            }
+            if let Ok((200, body)) = http_get(self.port, "/status", None).await {
+                let status: serde_json::Value = serde_json::from_str(&body)?;
+                if status["value"]["ready"] == true {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("chromedriver on port {} never became ready", self.port)
+    }
+
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let chromium = std::env::var("BOS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            // Leave dialogs open until the test handles them explicitly,
+            // instead of chromedriver silently dismissing them.
+            "unhandledPromptBehavior": "ignore",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    // We run as root in CI containers.
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    // No internet: keep Chromium from phoning home and stalling.
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1440,900",
+                    format!("--user-data-dir={}", self.profile.display()),
+                ],
+            },
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!("a JSON object literal")
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .context("starting a Chromium session through chromedriver")
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Where screenshots go: `<workspace>/target/browser-screenshots/NN-name.png`.
+struct Screenshots {
+    dir: PathBuf,
+}
+
+impl Screenshots {
+    fn new() -> anyhow::Result<Screenshots> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots");
+        std::fs::create_dir_all(&dir)?;
+        // A failed run must not leave a previous run's later steps lying
+        // around, looking as if they had passed.
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "png") {
+                std::fs::remove_file(path)?;
+            }
+        }
+        Ok(Screenshots { dir })
+    }
+
+    async fn save(&self, c: &Client, name: &str) -> anyhow::Result<()> {
+        let png = c.screenshot().await?;
+        let path = self.dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// A minimal HTTP/1.1 GET on 127.0.0.1, enough for chromedriver's `/status`
+/// and BOS's JSON API (both answer with a Content-Length body), so the suite
+/// needs no HTTP client dependency beyond what fantoccini brings. It reads
+/// exactly Content-Length bytes rather than to end of stream, because
+/// chromedriver keeps the connection open despite `Connection: close`.
+async fn http_get(port: u16, path: &str, bearer: Option<&str>) -> anyhow::Result<(u16, String)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nConnection: close\r\n"
+        );
+        if let Some(token) = bearer {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_string();
+                let length = content_length(&head)
+                    .ok_or_else(|| anyhow!("no Content-Length in response to GET {path}"))?;
+                if raw.len() >= end + 4 + length {
+                    let body = String::from_utf8(raw[end + 4..end + 4 + length].to_vec())?;
+                    return anyhow::Ok((head, body));
+                }
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed mid-response to GET {path}");
+            }
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    };
+    let (head, body) = tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .with_context(|| format!("GET {path} timed out"))??;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("no status line in response to GET {path}"))?;
+    Ok((status, body))
+}
+
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
+}
