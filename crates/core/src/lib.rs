@@ -17,3 +17,5 @@ pub use tenancy::{Email, OrgName, Role, Scope, ScopeSet, Slug, ValueError};
 /// by both storage engines (a plain integer sorts and compares the same in
 /// SQLite and PostgreSQL, and a test clock can move it freely).
 pub type Millis = i64;
+/// Identity resolution: identifier kinds, normalization, rules, merge planning.
+pub mod identity;

@@ -1,0 +1,18 @@
+//! Identity resolution rules (SPEC ID2–ID5): identifier kinds and their
+//! normalization, per-organization identity rules, the streaming merge
+//! planner (one event against the profiles its identifiers point to), and
+//! the batch resolution engine (a whole file of rows into a partition).
+//!
+//! All of it is pure: the store looks identifiers up and applies the plan;
+//! these modules decide.
+
+pub mod batch;
+pub mod kind;
+pub mod normalize;
+pub mod plan;
+pub mod rules;
+
+pub use kind::{Identifier, IdentifierKind};
+pub use normalize::normalize;
+pub use plan::{plan, Decision, DropReason, Dropped, Plan, PlanError, ProfileView};
+pub use rules::{IdentityRules, KindRule};
