@@ -11,6 +11,8 @@
 pub mod access;
 mod engine;
 mod error;
+/// Profiles, identity links, merges and the timeline (God View).
+pub mod identity;
 mod migrate;
 /// Organizations, users, memberships.
 pub mod tenancy;

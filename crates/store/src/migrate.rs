@@ -12,17 +12,31 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "platform",
-    sql: include_str!("../migrations/sqlite/0001_platform.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "platform",
+        sql: include_str!("../migrations/sqlite/0001_platform.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sql: include_str!("../migrations/sqlite/0002_identity.sql"),
+    },
+];
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "platform",
-    sql: include_str!("../migrations/postgres/0001_platform.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "platform",
+        sql: include_str!("../migrations/postgres/0001_platform.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sql: include_str!("../migrations/postgres/0002_identity.sql"),
+    },
+];
 
 /// FNV-1a: a stable fingerprint of a migration's text, no dependency needed.
 pub(crate) fn checksum(s: &str) -> i64 {

@@ -117,8 +117,9 @@ pub fn plan<P: Ord + Clone>(
                         .or_default()
                         .insert(&other.value);
                 }
-                // The first profile is taken as it is: no merge is involved.
-                let over = if cluster.is_empty() {
+                // The first profile is taken as it is when nothing else was
+                // accepted yet: no merge is involved.
+                let over = if cluster.is_empty() && link.is_empty() {
                     None
                 } else {
                     combined.iter().find_map(|(k, vals)| {
@@ -300,6 +301,27 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(p.decision, Decision::Merge { survivor: 1, .. }));
+    }
+
+    #[test]
+    fn a_new_platform_id_does_not_join_a_profile_that_has_another() {
+        // Shopify customer 2 arrives with the family e-mail that profile 1
+        // (Shopify customer 1) holds: customer 2 is someone else.
+        let r = IdentityRules::default();
+        let fam = id(Email, "family@x.com");
+        let owners = BTreeMap::from([(fam.clone(), 1)]);
+        let profiles =
+            BTreeMap::from([(1, view(1, 10, &[fam.clone(), id(ShopifyCustomerId, "1")]))]);
+        let p = plan(
+            &r,
+            &[id(ShopifyCustomerId, "2"), fam.clone()],
+            &owners,
+            &profiles,
+        )
+        .unwrap();
+        assert_eq!(p.decision, Decision::Create);
+        assert_eq!(p.link, vec![id(ShopifyCustomerId, "2")]);
+        assert_eq!(p.dropped[0].identifier, fam);
     }
 
     #[test]

@@ -1,0 +1,1198 @@
+//! The God View store: profiles, identity links, merges and the journey
+//! timeline, and the transactional application of a merge plan.
+//!
+//! Merges never move rows. Every profile, link and timeline entry keeps the
+//! profile it was first recorded on (`profile_id`) and carries the root of
+//! its cluster (`root_id`); a merge rewrites `root_id` from the absorbed
+//! cluster to the survivor, and an unmerge rewrites it back for exactly the
+//! absorbed profile's subtree. That is what makes every merge reversible
+//! with both profiles' events intact, and lets old ids keep resolving.
+//!
+//! The transactional bodies are written once in `identity_tx!` and expanded
+//! for each engine's connection type (the only difference is the row lock,
+//! `for update`, which SQLite's single writer does not need).
+
+use crate::engine::{read, write};
+use crate::writer::BoxFut;
+use crate::{new_id, StoreError};
+use bos_core::identity::{
+    plan, Decision, Dropped, Identifier, IdentifierKind, IdentityRules, ProfileView,
+};
+use serde::Serialize;
+use sqlx::Connection;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Profile {
+    pub id: Uuid,
+    pub root_id: Uuid,
+    pub merged_into: Option<Uuid>,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub company: String,
+    pub primary_email: String,
+    pub primary_phone: String,
+    pub ltv_cents: i64,
+    pub order_count: i64,
+    pub currency: String,
+    pub last_active_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub status: String,
+    pub lead_state: String,
+    pub tags: String,
+    pub traits: String,
+}
+
+impl Profile {
+    /// The lowercase name the customers list sorts and searches by.
+    pub fn name_lc(&self) -> String {
+        self.display_name.to_lowercase()
+    }
+}
+
+const PROFILE_COLS: &str = "id, root_id, merged_into, first_name, last_name, display_name, company, primary_email, \
+    primary_phone, ltv_cents, order_count, currency, last_active_at, created_at, updated_at, status, lead_state, tags, traits";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct IdentityLink {
+    pub kind: String,
+    pub value: String,
+    pub profile_id: Uuid,
+    pub root_id: Uuid,
+    pub first_seen_at: i64,
+    pub last_seen_at: i64,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct MergeRecord {
+    pub id: Uuid,
+    pub survivor_id: Uuid,
+    pub absorbed_id: Uuid,
+    pub via_kind: String,
+    pub via_value: String,
+    pub event_key: Option<String>,
+    pub reason: String,
+    pub actor: String,
+    pub created_at: i64,
+    pub undone_at: Option<i64>,
+    pub undone_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub id: Uuid,
+    pub profile_id: Uuid,
+    pub root_id: Uuid,
+    pub occurred_at: i64,
+    pub kind: String,
+    pub source: String,
+    pub summary: String,
+    pub data: String,
+}
+
+/// Profile fields an event may carry. Empty means "not given".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traits {
+    pub first_name: String,
+    pub last_name: String,
+    pub company: String,
+}
+
+/// A touchpoint to put on the timeline together with the resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: String,
+    pub summary: String,
+    pub occurred_at: i64,
+    /// JSON object with the event's details.
+    pub data: String,
+    /// Idempotency key: the same key twice is a replay and changes nothing.
+    pub key: Option<String>,
+    /// Revenue this event adds to lifetime value (a purchase), in cents.
+    pub revenue_cents: i64,
+    pub is_order: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyInput {
+    /// Normalized identifiers, at least one not blocklisted.
+    pub identifiers: Vec<Identifier>,
+    pub traits: Traits,
+    /// Where the identifiers came from (`api`, `import`, `shopify`, …).
+    pub source: String,
+    pub event: Option<NewEvent>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifyAction {
+    Created,
+    Attached,
+    Merged,
+    /// The event's key was seen before: nothing changed.
+    Replayed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentifyOutcome {
+    pub profile_id: Uuid,
+    pub action: IdentifyAction,
+    /// Profiles absorbed into `profile_id`, with the identifier that joined each.
+    pub merged: Vec<(Uuid, Identifier)>,
+    pub linked: Vec<Identifier>,
+    pub dropped: Vec<Dropped>,
+}
+
+/// Sort orders of the customers list (an allowlist: never raw SQL from input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileSort {
+    LastActive,
+    Ltv,
+    Created,
+    Name,
+}
+
+impl ProfileSort {
+    pub fn parse(s: &str) -> Option<ProfileSort> {
+        Some(match s {
+            "last_active" | "" => ProfileSort::LastActive,
+            "ltv" => ProfileSort::Ltv,
+            "created" => ProfileSort::Created,
+            "name" => ProfileSort::Name,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileSort::LastActive => "last_active",
+            ProfileSort::Ltv => "ltv",
+            ProfileSort::Created => "created",
+            ProfileSort::Name => "name",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProfileQuery {
+    /// Name prefix, e-mail prefix (contains `@`), or phone digits.
+    pub q: String,
+    pub sort: Option<ProfileSort>,
+    /// Keyset cursor: the last row of the previous page.
+    pub after: Option<(i64, String, Uuid)>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TimelineQuery {
+    pub kinds: Vec<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Keyset cursor: (occurred_at, id) of the last entry seen.
+    pub before: Option<(i64, Uuid)>,
+    pub limit: u32,
+}
+
+/// What one customer's export holds (ID9).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileExport {
+    pub profile: Profile,
+    pub members: Vec<Profile>,
+    pub identities: Vec<IdentityLink>,
+    pub merges: Vec<MergeRecord>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+fn display_name(first: &str, last: &str, email: &str, phone: &str) -> String {
+    let n = format!("{} {}", first.trim(), last.trim())
+        .trim()
+        .to_string();
+    if !n.is_empty() {
+        n
+    } else if !email.is_empty() {
+        email.to_string()
+    } else {
+        phone.to_string()
+    }
+}
+
+/// The normalized name + company used to suggest duplicates (ID5).
+pub fn name_key(first: &str, last: &str, company: &str) -> String {
+    let name = format!("{} {}", first.trim(), last.trim())
+        .trim()
+        .to_lowercase();
+    if name.is_empty() || !name.contains(' ') {
+        return String::new();
+    }
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    format!("{}|{}", norm(&name), norm(company))
+}
+
+#[derive(sqlx::FromRow)]
+struct RootRow {
+    id: Uuid,
+    merged_into: Option<Uuid>,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow, Clone)]
+struct FieldsRow {
+    first_name: String,
+    last_name: String,
+    company: String,
+    primary_email: String,
+    primary_phone: String,
+    ltv_cents: i64,
+    order_count: i64,
+    last_active_at: i64,
+    merged_into: Option<Uuid>,
+}
+
+const FIELDS: &str =
+    "first_name, last_name, company, primary_email, primary_phone, ltv_cents, order_count, last_active_at, merged_into";
+
+/// Rewrites the profile's derived columns after its fields changed.
+const REFRESH_DERIVED: &str =
+    "update profiles set display_name = $3, name_lc = $4, name_key = $5, updated_at = $6 \
+    where org_id = $1 and id = $2";
+
+/// The transactional operations, written once and expanded per engine.
+pub(crate) trait IdentityTx: Send {
+    fn identify_tx<'a>(
+        &'a mut self,
+        org: Uuid,
+        rules: &'a IdentityRules,
+        input: &'a IdentifyInput,
+    ) -> BoxFut<'a, Result<IdentifyOutcome, StoreError>>;
+
+    #[allow(clippy::too_many_arguments)]
+    fn merge_tx<'a>(
+        &'a mut self,
+        org: Uuid,
+        survivor: Uuid,
+        absorbed: Uuid,
+        via: &'a Identifier,
+        event_key: Option<&'a str>,
+        reason: &'a str,
+        actor: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<Uuid, StoreError>>;
+
+    fn unmerge_tx<'a>(
+        &'a mut self,
+        org: Uuid,
+        merge_id: Uuid,
+        actor: &'a str,
+        now: i64,
+    ) -> BoxFut<'a, Result<Uuid, StoreError>>;
+}
+
+/// Recursive subtree of a profile through `merged_into` (portable CTE).
+const SUBTREE: &str = "with recursive sub(id) as (select cast($2 as {uuid}) union all \
+    select p.id from profiles p join sub on p.merged_into = sub.id where p.org_id = $1) select id from sub";
+
+macro_rules! identity_tx {
+    ($conn:ty, $lock:expr, $uuid:expr) => {
+        impl IdentityTx for $conn {
+            fn identify_tx<'a>(
+                &'a mut self,
+                org: Uuid,
+                rules: &'a IdentityRules,
+                input: &'a IdentifyInput,
+            ) -> BoxFut<'a, Result<IdentifyOutcome, StoreError>> {
+                Box::pin(async move {
+                    let now = input.now;
+                    // A replayed event changes nothing.
+                    if let Some(key) = input.event.as_ref().and_then(|e| e.key.as_deref()) {
+                        let seen: Option<Uuid> =
+                            sqlx::query_scalar("select root_id from timeline where org_id = $1 and event_key = $2")
+                                .bind(org)
+                                .bind(key)
+                                .fetch_optional(&mut *self)
+                                .await?;
+                        if let Some(root) = seen {
+                            return Ok(IdentifyOutcome {
+                                profile_id: root,
+                                action: IdentifyAction::Replayed,
+                                merged: vec![],
+                                linked: vec![],
+                                dropped: vec![],
+                            });
+                        }
+                    }
+                    let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
+                    let lookup = format!(
+                        "select root_id from identity_links where org_id = $1 and kind = $2 and value = $3{}",
+                        $lock
+                    );
+                    for id in &input.identifiers {
+                        let root: Option<Uuid> = sqlx::query_scalar(&lookup)
+                            .bind(org)
+                            .bind(id.kind.as_str())
+                            .bind(&id.value)
+                            .fetch_optional(&mut *self)
+                            .await?;
+                        if let Some(r) = root {
+                            owners.insert(id.clone(), r);
+                        }
+                    }
+                    let mut roots: Vec<Uuid> = owners.values().copied().collect();
+                    roots.sort();
+                    roots.dedup();
+                    let mut views: BTreeMap<Uuid, ProfileView<Uuid>> = BTreeMap::new();
+                    let lock_profile = format!(
+                        "select id, merged_into, created_at from profiles where org_id = $1 and id = $2{}",
+                        $lock
+                    );
+                    for r in &roots {
+                        let row: RootRow = sqlx::query_as(&lock_profile).bind(org).bind(r).fetch_one(&mut *self).await?;
+                        if row.merged_into.is_some() {
+                            // Merged concurrently since we read the link: the caller retries.
+                            return Err(StoreError::Conflict("profile merged concurrently".into()));
+                        }
+                        let links: Vec<(String, String)> =
+                            sqlx::query_as("select kind, value from identity_links where org_id = $1 and root_id = $2")
+                                .bind(org)
+                                .bind(r)
+                                .fetch_all(&mut *self)
+                                .await?;
+                        let identifiers = links
+                            .into_iter()
+                            .filter_map(|(k, v)| IdentifierKind::parse(&k).ok().map(|k| Identifier::new(k, v)))
+                            .collect();
+                        views.insert(*r, ProfileView { id: row.id, created_at: row.created_at, identifiers });
+                    }
+                    let p = plan(rules, &input.identifiers, &owners, &views)
+                        .map_err(|e| StoreError::Other(format!("identify planned nothing: {e}")))?;
+                    let (root, action, merged) = match &p.decision {
+                        Decision::Create => {
+                            let id = new_id();
+                            let created = input.event.as_ref().map(|e| e.occurred_at.min(now)).unwrap_or(now);
+                            sqlx::query(
+                                "insert into profiles (org_id, id, root_id, last_active_at, created_at, updated_at)
+                                 values ($1, $2, $2, $3, $3, $4)",
+                            )
+                            .bind(org)
+                            .bind(id)
+                            .bind(created)
+                            .bind(now)
+                            .execute(&mut *self)
+                            .await?;
+                            (id, IdentifyAction::Created, vec![])
+                        }
+                        Decision::Attach { profile } => (*profile, IdentifyAction::Attached, vec![]),
+                        Decision::Merge { survivor, absorbed } => {
+                            let key = input.event.as_ref().and_then(|e| e.key.as_deref());
+                            for (a, via) in absorbed {
+                                self.merge_tx(org, *survivor, *a, via, key, "auto", &input.source, now).await?;
+                            }
+                            (*survivor, IdentifyAction::Merged, absorbed.clone())
+                        }
+                    };
+                    for id in &p.link {
+                        sqlx::query(
+                            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, last_seen_at, source)
+                             values ($1, $2, $3, $4, $4, $5, $5, $6)",
+                        )
+                        .bind(org)
+                        .bind(id.kind.as_str())
+                        .bind(&id.value)
+                        .bind(root)
+                        .bind(now)
+                        .bind(&input.source)
+                        .execute(&mut *self)
+                        .await?;
+                    }
+                    for id in &p.seen {
+                        sqlx::query("update identity_links set last_seen_at = $4 where org_id = $1 and kind = $2 and value = $3")
+                            .bind(org)
+                            .bind(id.kind.as_str())
+                            .bind(&id.value)
+                            .bind(now)
+                            .execute(&mut *self)
+                            .await?;
+                    }
+                    // Fields: given traits win; primary e-mail and phone fill when empty.
+                    let f: FieldsRow = sqlx::query_as(&format!("select {FIELDS} from profiles where org_id = $1 and id = $2"))
+                        .bind(org)
+                        .bind(root)
+                        .fetch_one(&mut *self)
+                        .await?;
+                    let pick = |given: &str, cur: &str| if given.trim().is_empty() { cur.to_string() } else { given.trim().to_string() };
+                    let first = pick(&input.traits.first_name, &f.first_name);
+                    let last = pick(&input.traits.last_name, &f.last_name);
+                    let company = pick(&input.traits.company, &f.company);
+                    let accepted = || p.link.iter().chain(p.seen.iter());
+                    let email = if f.primary_email.is_empty() {
+                        accepted().find(|i| i.kind == IdentifierKind::Email).map(|i| i.value.clone()).unwrap_or_default()
+                    } else {
+                        f.primary_email.clone()
+                    };
+                    let phone = if f.primary_phone.is_empty() {
+                        accepted().find(|i| i.kind == IdentifierKind::Phone).map(|i| i.value.clone()).unwrap_or_default()
+                    } else {
+                        f.primary_phone.clone()
+                    };
+                    let (revenue, orders, active) = match &input.event {
+                        Some(e) => (e.revenue_cents, i64::from(e.is_order), f.last_active_at.max(e.occurred_at.min(now))),
+                        None => (0, 0, f.last_active_at.max(now)),
+                    };
+                    sqlx::query(
+                        "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
+                         own_ltv_cents = own_ltv_cents + $8, ltv_cents = ltv_cents + $8, own_order_count = own_order_count + $9,
+                         order_count = order_count + $9, last_active_at = $10 where org_id = $1 and id = $2",
+                    )
+                    .bind(org)
+                    .bind(root)
+                    .bind(&first)
+                    .bind(&last)
+                    .bind(&company)
+                    .bind(&email)
+                    .bind(&phone)
+                    .bind(revenue)
+                    .bind(orders)
+                    .bind(active)
+                    .execute(&mut *self)
+                    .await?;
+                    let dn = display_name(&first, &last, &email, &phone);
+                    sqlx::query(REFRESH_DERIVED)
+                        .bind(org)
+                        .bind(root)
+                        .bind(&dn)
+                        .bind(dn.to_lowercase())
+                        .bind(name_key(&first, &last, &company))
+                        .bind(now)
+                        .execute(&mut *self)
+                        .await?;
+                    if let Some(e) = &input.event {
+                        sqlx::query(
+                            "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
+                             values ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(org)
+                        .bind(new_id())
+                        .bind(root)
+                        .bind(e.occurred_at)
+                        .bind(&e.kind)
+                        .bind(&input.source)
+                        .bind(&e.summary)
+                        .bind(&e.data)
+                        .bind(e.key.as_deref())
+                        .execute(&mut *self)
+                        .await?;
+                    }
+                    Ok(IdentifyOutcome { profile_id: root, action, merged, linked: p.link, dropped: p.dropped })
+                })
+            }
+
+            fn merge_tx<'a>(
+                &'a mut self,
+                org: Uuid,
+                survivor: Uuid,
+                absorbed: Uuid,
+                via: &'a Identifier,
+                event_key: Option<&'a str>,
+                reason: &'a str,
+                actor: &'a str,
+                now: i64,
+            ) -> BoxFut<'a, Result<Uuid, StoreError>> {
+                Box::pin(async move {
+                    if survivor == absorbed {
+                        return Err(StoreError::Conflict("a profile cannot be merged into itself".into()));
+                    }
+                    let q = format!("select {FIELDS} from profiles where org_id = $1 and id = $2{}", $lock);
+                    let s: FieldsRow = sqlx::query_as(&q).bind(org).bind(survivor).fetch_one(&mut *self).await?;
+                    let a: FieldsRow = sqlx::query_as(&q).bind(org).bind(absorbed).fetch_one(&mut *self).await?;
+                    if s.merged_into.is_some() || a.merged_into.is_some() {
+                        return Err(StoreError::Conflict("only current profiles can be merged".into()));
+                    }
+                    sqlx::query("update profiles set merged_into = $3 where org_id = $1 and id = $2")
+                        .bind(org)
+                        .bind(absorbed)
+                        .bind(survivor)
+                        .execute(&mut *self)
+                        .await?;
+                    for table in ["profiles", "identity_links", "timeline"] {
+                        sqlx::query(&format!("update {table} set root_id = $3 where org_id = $1 and root_id = $2"))
+                            .bind(org)
+                            .bind(absorbed)
+                            .bind(survivor)
+                            .execute(&mut *self)
+                            .await?;
+                    }
+                    // Fill the survivor's empty fields from the absorbed profile; remember which.
+                    let mut filled = Vec::new();
+                    let mut take = |name: &'static str, sv: &str, av: &str| -> String {
+                        if sv.is_empty() && !av.is_empty() {
+                            filled.push(name);
+                            av.to_string()
+                        } else {
+                            sv.to_string()
+                        }
+                    };
+                    let first = take("first_name", &s.first_name, &a.first_name);
+                    let last = take("last_name", &s.last_name, &a.last_name);
+                    let company = take("company", &s.company, &a.company);
+                    let email = take("primary_email", &s.primary_email, &a.primary_email);
+                    let phone = take("primary_phone", &s.primary_phone, &a.primary_phone);
+                    sqlx::query(
+                        "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
+                         ltv_cents = ltv_cents + $8, order_count = order_count + $9, last_active_at = $10
+                         where org_id = $1 and id = $2",
+                    )
+                    .bind(org)
+                    .bind(survivor)
+                    .bind(&first)
+                    .bind(&last)
+                    .bind(&company)
+                    .bind(&email)
+                    .bind(&phone)
+                    .bind(a.ltv_cents)
+                    .bind(a.order_count)
+                    .bind(s.last_active_at.max(a.last_active_at))
+                    .execute(&mut *self)
+                    .await?;
+                    let dn = display_name(&first, &last, &email, &phone);
+                    sqlx::query(REFRESH_DERIVED)
+                        .bind(org)
+                        .bind(survivor)
+                        .bind(&dn)
+                        .bind(dn.to_lowercase())
+                        .bind(name_key(&first, &last, &company))
+                        .bind(now)
+                        .execute(&mut *self)
+                        .await?;
+                    let merge_id = new_id();
+                    let filled_json = serde_json::to_string(&filled).unwrap_or_else(|_| "[]".into());
+                    sqlx::query(
+                        "insert into merges (org_id, id, survivor_id, absorbed_id, via_kind, via_value, event_key, reason, actor, filled, created_at)
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(org)
+                    .bind(merge_id)
+                    .bind(survivor)
+                    .bind(absorbed)
+                    .bind(via.kind.as_str())
+                    .bind(&via.value)
+                    .bind(event_key)
+                    .bind(reason)
+                    .bind(actor)
+                    .bind(&filled_json)
+                    .bind(now)
+                    .execute(&mut *self)
+                    .await?;
+                    let a_name = display_name(&a.first_name, &a.last_name, &a.primary_email, &a.primary_phone);
+                    let data = serde_json::json!({
+                        "merge_id": merge_id, "absorbed_id": absorbed, "via_kind": via.kind.as_str(),
+                        "via_value": via.value, "reason": reason
+                    });
+                    sqlx::query(
+                        "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data)
+                         values ($1, $2, $3, $3, $4, 'merge', $5, $6, $7)",
+                    )
+                    .bind(org)
+                    .bind(new_id())
+                    .bind(survivor)
+                    .bind(now)
+                    .bind(actor)
+                    .bind(format!("Merged with {a_name} — same {} {}", via.kind, via.value))
+                    .bind(data.to_string())
+                    .execute(&mut *self)
+                    .await?;
+                    Ok(merge_id)
+                })
+            }
+
+            fn unmerge_tx<'a>(&'a mut self, org: Uuid, merge_id: Uuid, actor: &'a str, now: i64) -> BoxFut<'a, Result<Uuid, StoreError>> {
+                Box::pin(async move {
+                    let m: MergeRecord = sqlx::query_as(
+                        "select id, survivor_id, absorbed_id, via_kind, via_value, event_key, reason, actor, created_at, undone_at, undone_by
+                         from merges where org_id = $1 and id = $2",
+                    )
+                    .bind(org)
+                    .bind(merge_id)
+                    .fetch_one(&mut *self)
+                    .await?;
+                    if m.undone_at.is_some() {
+                        return Err(StoreError::Conflict("this merge was already undone".into()));
+                    }
+                    let q = format!("select {FIELDS} from profiles where org_id = $1 and id = $2{}", $lock);
+                    let a: FieldsRow = sqlx::query_as(&q).bind(org).bind(m.absorbed_id).fetch_one(&mut *self).await?;
+                    if a.merged_into != Some(m.survivor_id) {
+                        return Err(StoreError::Conflict("the profiles were changed since this merge".into()));
+                    }
+                    // Ancestors of the absorbed profile: the survivor up to the current root.
+                    let mut ancestors = vec![m.survivor_id];
+                    loop {
+                        let up: Option<Uuid> =
+                            sqlx::query_scalar("select merged_into from profiles where org_id = $1 and id = $2")
+                                .bind(org)
+                                .bind(ancestors[ancestors.len() - 1])
+                                .fetch_one(&mut *self)
+                                .await?;
+                        match up {
+                            Some(u) if !ancestors.contains(&u) && ancestors.len() < 10_000 => ancestors.push(u),
+                            _ => break,
+                        }
+                    }
+                    let root = ancestors[ancestors.len() - 1];
+                    sqlx::query("update profiles set merged_into = null where org_id = $1 and id = $2")
+                        .bind(org)
+                        .bind(m.absorbed_id)
+                        .execute(&mut *self)
+                        .await?;
+                    let subtree = SUBTREE.replace("{uuid}", $uuid);
+                    sqlx::query(&format!("update profiles set root_id = $2 where org_id = $1 and id in ({subtree})"))
+                        .bind(org)
+                        .bind(m.absorbed_id)
+                        .execute(&mut *self)
+                        .await?;
+                    for table in ["identity_links", "timeline"] {
+                        sqlx::query(&format!("update {table} set root_id = $2 where org_id = $1 and profile_id in ({subtree})"))
+                            .bind(org)
+                            .bind(m.absorbed_id)
+                            .execute(&mut *self)
+                            .await?;
+                    }
+                    for anc in &ancestors {
+                        sqlx::query(
+                            "update profiles set ltv_cents = ltv_cents - $3, order_count = order_count - $4 where org_id = $1 and id = $2",
+                        )
+                        .bind(org)
+                        .bind(anc)
+                        .bind(a.ltv_cents)
+                        .bind(a.order_count)
+                        .execute(&mut *self)
+                        .await?;
+                    }
+                    // Give back the fields the merge filled in, where they still hold the absorbed values.
+                    let filled: String = sqlx::query_scalar("select filled from merges where org_id = $1 and id = $2")
+                        .bind(org)
+                        .bind(merge_id)
+                        .fetch_one(&mut *self)
+                        .await?;
+                    let filled: Vec<String> = serde_json::from_str(&filled).unwrap_or_default();
+                    let s: FieldsRow = sqlx::query_as(&q).bind(org).bind(m.survivor_id).fetch_one(&mut *self).await?;
+                    let back = |name: &str, sv: &str, av: &str| {
+                        if filled.iter().any(|f| f == name) && sv == av { String::new() } else { sv.to_string() }
+                    };
+                    let first = back("first_name", &s.first_name, &a.first_name);
+                    let last = back("last_name", &s.last_name, &a.last_name);
+                    let company = back("company", &s.company, &a.company);
+                    let email = back("primary_email", &s.primary_email, &a.primary_email);
+                    let phone = back("primary_phone", &s.primary_phone, &a.primary_phone);
+                    sqlx::query(
+                        "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7
+                         where org_id = $1 and id = $2",
+                    )
+                    .bind(org)
+                    .bind(m.survivor_id)
+                    .bind(&first)
+                    .bind(&last)
+                    .bind(&company)
+                    .bind(&email)
+                    .bind(&phone)
+                    .execute(&mut *self)
+                    .await?;
+                    let dn = display_name(&first, &last, &email, &phone);
+                    sqlx::query(REFRESH_DERIVED)
+                        .bind(org)
+                        .bind(m.survivor_id)
+                        .bind(&dn)
+                        .bind(dn.to_lowercase())
+                        .bind(name_key(&first, &last, &company))
+                        .bind(now)
+                        .execute(&mut *self)
+                        .await?;
+                    // Last activity of both sides, from their own timelines now.
+                    for p in [root, m.absorbed_id] {
+                        sqlx::query(
+                            "update profiles set last_active_at = coalesce(
+                                (select max(occurred_at) from timeline where org_id = $1 and root_id = $2 and kind <> 'merge' and kind <> 'unmerge'),
+                                created_at) where org_id = $1 and id = $2",
+                        )
+                        .bind(org)
+                        .bind(p)
+                        .execute(&mut *self)
+                        .await?;
+                    }
+                    sqlx::query("update merges set undone_at = $3, undone_by = $4 where org_id = $1 and id = $2")
+                        .bind(org)
+                        .bind(merge_id)
+                        .bind(now)
+                        .bind(actor)
+                        .execute(&mut *self)
+                        .await?;
+                    let a_name = display_name(&a.first_name, &a.last_name, &a.primary_email, &a.primary_phone);
+                    let data = serde_json::json!({"merge_id": merge_id, "absorbed_id": m.absorbed_id, "survivor_id": m.survivor_id});
+                    for (p, r, summary) in [
+                        (m.survivor_id, root, format!("Unmerged {a_name} (by {actor})")),
+                        (m.absorbed_id, m.absorbed_id, format!("Split back out of {dn} (by {actor})")),
+                    ] {
+                        sqlx::query(
+                            "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data)
+                             values ($1, $2, $3, $4, $5, 'unmerge', $6, $7, $8)",
+                        )
+                        .bind(org)
+                        .bind(new_id())
+                        .bind(p)
+                        .bind(r)
+                        .bind(now)
+                        .bind(actor)
+                        .bind(summary)
+                        .bind(data.to_string())
+                        .execute(&mut *self)
+                        .await?;
+                    }
+                    Ok(m.absorbed_id)
+                })
+            }
+        }
+    };
+}
+
+identity_tx!(sqlx::SqliteConnection, "", "blob");
+identity_tx!(sqlx::PgConnection, " for update", "uuid");
+
+impl crate::Store {
+    /// Resolves one event's identifiers to a profile (ID3): create, attach
+    /// or merge, in one transaction. Retries a few times when a concurrent
+    /// resolution on PostgreSQL got there first (two events for one new
+    /// person make one profile, not two).
+    pub async fn identify(
+        &self,
+        org: Uuid,
+        rules: &IdentityRules,
+        input: &IdentifyInput,
+    ) -> Result<IdentifyOutcome, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let (rules_c, input_c) = (rules.clone(), input.clone());
+            let r = write!(self, |c| {
+                let mut tx = c.begin().await?;
+                let out = IdentityTx::identify_tx(&mut *tx, org, &rules_c, &input_c).await?;
+                tx.commit().await?;
+                Ok(out)
+            });
+            match r {
+                Err(StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Merges `absorbed` into `survivor` by hand (ID4/ID5).
+    pub async fn merge_profiles(
+        &self,
+        org: Uuid,
+        survivor: Uuid,
+        absorbed: Uuid,
+        actor: &str,
+        now: i64,
+    ) -> Result<Uuid, StoreError> {
+        let actor = actor.to_string();
+        write!(self, |c| {
+            let mut tx = c.begin().await?;
+            let via = Identifier::new(
+                IdentifierKind::Custom("manual".into()),
+                "chosen by a person",
+            );
+            let id = IdentityTx::merge_tx(
+                &mut *tx, org, survivor, absorbed, &via, None, "manual", &actor, now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Undoes a merge: both profiles come back with their own identities and
+    /// events. Returns the restored profile's id.
+    pub async fn unmerge(
+        &self,
+        org: Uuid,
+        merge_id: Uuid,
+        actor: &str,
+        now: i64,
+    ) -> Result<Uuid, StoreError> {
+        let actor = actor.to_string();
+        write!(self, |c| {
+            let mut tx = c.begin().await?;
+            let id = IdentityTx::unmerge_tx(&mut *tx, org, merge_id, &actor, now).await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// A profile by id; an absorbed profile's id resolves to its current root.
+    pub async fn profile(&self, org: Uuid, id: Uuid) -> Result<Profile, StoreError> {
+        let sql = format!(
+            "select {} from profiles r join profiles p on p.org_id = r.org_id and p.root_id = r.id \
+             where p.org_id = $1 and p.id = $2",
+            PROFILE_COLS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        read!(self, |c| {
+            Ok(sqlx::query_as(&sql)
+                .bind(org)
+                .bind(id)
+                .fetch_one(&mut *c)
+                .await?)
+        })
+    }
+
+    /// The profile row itself, merged or not.
+    pub async fn profile_row(&self, org: Uuid, id: Uuid) -> Result<Profile, StoreError> {
+        let sql = format!("select {PROFILE_COLS} from profiles where org_id = $1 and id = $2");
+        read!(self, |c| {
+            Ok(sqlx::query_as(&sql)
+                .bind(org)
+                .bind(id)
+                .fetch_one(&mut *c)
+                .await?)
+        })
+    }
+
+    /// Every identity linked to the cluster rooted at `root`.
+    pub async fn profile_identities(
+        &self,
+        org: Uuid,
+        root: Uuid,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        read!(self, |c| {
+            Ok(sqlx::query_as(
+                "select kind, value, profile_id, root_id, first_seen_at, last_seen_at, source from identity_links
+                 where org_id = $1 and root_id = $2 order by kind, first_seen_at",
+            )
+            .bind(org)
+            .bind(root)
+            .fetch_all(&mut *c)
+            .await?)
+        })
+    }
+
+    /// The profiles in a cluster (the root and everything merged into it).
+    pub async fn cluster_members(&self, org: Uuid, root: Uuid) -> Result<Vec<Profile>, StoreError> {
+        let sql = format!("select {PROFILE_COLS} from profiles where org_id = $1 and root_id = $2 order by created_at");
+        read!(self, |c| {
+            Ok(sqlx::query_as(&sql)
+                .bind(org)
+                .bind(root)
+                .fetch_all(&mut *c)
+                .await?)
+        })
+    }
+
+    /// Merges that involve the cluster: live ones explain why its members
+    /// are one person; undone ones are history.
+    pub async fn profile_merges(
+        &self,
+        org: Uuid,
+        root: Uuid,
+    ) -> Result<Vec<MergeRecord>, StoreError> {
+        read!(self, |c| {
+            Ok(sqlx::query_as(
+                "select m.id, m.survivor_id, m.absorbed_id, m.via_kind, m.via_value, m.event_key, m.reason, m.actor,
+                        m.created_at, m.undone_at, m.undone_by
+                 from merges m where m.org_id = $1 and (
+                    m.survivor_id in (select id from profiles where org_id = $1 and root_id = $2)
+                    or m.absorbed_id in (select id from profiles where org_id = $1 and root_id = $2))
+                 order by m.created_at desc",
+            )
+            .bind(org)
+            .bind(root)
+            .fetch_all(&mut *c)
+            .await?)
+        })
+    }
+
+    pub async fn merge_record(&self, org: Uuid, id: Uuid) -> Result<MergeRecord, StoreError> {
+        read!(self, |c| {
+            Ok(sqlx::query_as(
+                "select id, survivor_id, absorbed_id, via_kind, via_value, event_key, reason, actor, created_at, undone_at, undone_by
+                 from merges where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await?)
+        })
+    }
+
+    /// The journey timeline of a cluster, newest first, by keyset pages.
+    pub async fn timeline(
+        &self,
+        org: Uuid,
+        root: Uuid,
+        q: &TimelineQuery,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut sql = String::from(
+            "select id, profile_id, root_id, occurred_at, kind, source, summary, data from timeline where org_id = $1 and root_id = $2",
+        );
+        let mut n = 2;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let kinds_at: Vec<usize> = q.kinds.iter().map(|_| next()).collect();
+        if !kinds_at.is_empty() {
+            let ph: Vec<String> = kinds_at.iter().map(|i| format!("${i}")).collect();
+            sql.push_str(&format!(" and kind in ({})", ph.join(", ")));
+        }
+        let from_at = q.from.map(|_| next());
+        if let Some(i) = from_at {
+            sql.push_str(&format!(" and occurred_at >= ${i}"));
+        }
+        let to_at = q.to.map(|_| next());
+        if let Some(i) = to_at {
+            sql.push_str(&format!(" and occurred_at < ${i}"));
+        }
+        let before_at = q.before.map(|_| (next(), next()));
+        if let Some((t, i)) = before_at {
+            sql.push_str(&format!(
+                " and (occurred_at < ${t} or (occurred_at = ${t} and id < ${i}))"
+            ));
+        }
+        sql.push_str(&format!(
+            " order by occurred_at desc, id desc limit {}",
+            q.limit.clamp(1, 500)
+        ));
+        let q = q.clone();
+        read!(self, |c| {
+            let mut query = sqlx::query_as(&sql).bind(org).bind(root);
+            for k in &q.kinds {
+                query = query.bind(k);
+            }
+            if let Some(f) = q.from {
+                query = query.bind(f);
+            }
+            if let Some(t) = q.to {
+                query = query.bind(t);
+            }
+            if let Some((t, i)) = q.before {
+                query = query.bind(t).bind(i);
+            }
+            Ok(query.fetch_all(&mut *c).await?)
+        })
+    }
+
+    /// The customers list: current profiles, searched and sorted by an
+    /// allowlisted order, paged by keyset.
+    pub async fn list_profiles(
+        &self,
+        org: Uuid,
+        q: &ProfileQuery,
+    ) -> Result<Vec<Profile>, StoreError> {
+        let sort = q.sort.unwrap_or(ProfileSort::LastActive);
+        let (col, dir) = match sort {
+            ProfileSort::LastActive => ("last_active_at", "desc"),
+            ProfileSort::Ltv => ("ltv_cents", "desc"),
+            ProfileSort::Created => ("created_at", "desc"),
+            ProfileSort::Name => ("name_lc", "asc"),
+        };
+        let cols = PROFILE_COLS
+            .split(", ")
+            .map(|c| format!("p.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let term = q.q.trim().to_lowercase();
+        let digits: String = term.chars().filter(|c| c.is_ascii_digit()).collect();
+        let mut sql =
+            format!("select {cols} from profiles p where p.org_id = $1 and p.merged_into is null");
+        let mut binds: Vec<String> = Vec::new();
+        if !term.is_empty() {
+            if term.contains('@') {
+                sql.push_str(
+                    " and p.id in (select l.root_id from identity_links l where l.org_id = $1 and l.kind = 'email' \
+                     and l.value >= $2 and l.value < $3)",
+                );
+                binds.push(term.clone());
+                binds.push(format!("{term}\u{10ffff}"));
+            } else if digits.len() >= 3
+                && term
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+            {
+                sql.push_str(
+                    " and p.id in (select l.root_id from identity_links l where l.org_id = $1 and l.kind = 'phone' \
+                     and (l.value like $2 or l.value like $3))",
+                );
+                binds.push(format!("+{digits}%"));
+                binds.push(format!("%{digits}"));
+            } else {
+                sql.push_str(" and p.name_lc >= $2 and p.name_lc < $3");
+                binds.push(term.clone());
+                binds.push(format!("{term}\u{10ffff}"));
+            }
+        }
+        let after = q.after.clone();
+        if after.is_some() {
+            let (a, b) = (binds.len() + 2, binds.len() + 3);
+            let cmp = if dir == "desc" { "<" } else { ">" };
+            let value = if sort == ProfileSort::Name {
+                format!("${a}")
+            } else {
+                format!("cast(${a} as bigint)")
+            };
+            sql.push_str(&format!(
+                " and (p.{col} {cmp} {value} or (p.{col} = {value} and p.id {cmp} ${b}))"
+            ));
+        }
+        sql.push_str(&format!(
+            " order by p.{col} {dir}, p.id {dir} limit {}",
+            q.limit.clamp(1, 200)
+        ));
+        read!(self, |c| {
+            let mut query = sqlx::query_as(&sql).bind(org);
+            for b in &binds {
+                query = query.bind(b);
+            }
+            if let Some((num, text, id)) = &after {
+                query = if sort == ProfileSort::Name {
+                    query.bind(text.clone())
+                } else {
+                    query.bind(*num)
+                };
+                query = query.bind(*id);
+            }
+            Ok(query.fetch_all(&mut *c).await?)
+        })
+    }
+
+    /// How many current profiles the organization has.
+    pub async fn count_profiles(&self, org: Uuid) -> Result<i64, StoreError> {
+        read!(self, |c| {
+            Ok(sqlx::query_scalar(
+                "select count(*) from profiles where org_id = $1 and merged_into is null",
+            )
+            .bind(org)
+            .fetch_one(&mut *c)
+            .await?)
+        })
+    }
+
+    /// Possible duplicates (ID5): other current profiles with the same
+    /// normalized name and company. They share no identifier (else they
+    /// would be one profile already) and are never merged automatically.
+    pub async fn possible_duplicates(
+        &self,
+        org: Uuid,
+        root: Uuid,
+    ) -> Result<Vec<Profile>, StoreError> {
+        let sql = format!(
+            "select {} from profiles p join profiles me on me.org_id = p.org_id and me.id = $2 \
+             where p.org_id = $1 and p.merged_into is null and p.id <> me.id and me.name_key <> '' and p.name_key = me.name_key \
+             order by p.created_at limit 20",
+            PROFILE_COLS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        read!(self, |c| {
+            Ok(sqlx::query_as(&sql)
+                .bind(org)
+                .bind(root)
+                .fetch_all(&mut *c)
+                .await?)
+        })
+    }
+
+    /// Everything stored about one customer (ID9 export).
+    pub async fn export_profile(&self, org: Uuid, id: Uuid) -> Result<ProfileExport, StoreError> {
+        let profile = self.profile(org, id).await?;
+        let root = profile.id;
+        let mut timeline = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .timeline(
+                    org,
+                    root,
+                    &TimelineQuery {
+                        before,
+                        limit: 500,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let done = page.len() < 500;
+            before = page.last().map(|e| (e.occurred_at, e.id));
+            timeline.extend(page);
+            if done {
+                break;
+            }
+        }
+        Ok(ProfileExport {
+            members: self.cluster_members(org, root).await?,
+            identities: self.profile_identities(org, root).await?,
+            merges: self.profile_merges(org, root).await?,
+            timeline,
+            profile,
+        })
+    }
+
+    /// Erases one customer (ID9): the whole cluster, its identities, merges
+    /// and timeline. Returns the number of rows deleted.
+    pub async fn erase_profile(&self, org: Uuid, id: Uuid) -> Result<u64, StoreError> {
+        let root = self.profile(org, id).await?.id;
+        write!(self, |c| {
+            let mut tx = c.begin().await?;
+            let mut n = 0;
+            for sql in [
+                "delete from timeline where org_id = $1 and root_id = $2",
+                "delete from identity_links where org_id = $1 and root_id = $2",
+                "delete from merges where org_id = $1 and (survivor_id in (select id from profiles where org_id = $1 and root_id = $2)
+                    or absorbed_id in (select id from profiles where org_id = $1 and root_id = $2))",
+                "delete from profiles where org_id = $1 and root_id = $2",
+            ] {
+                n += sqlx::query(sql).bind(org).bind(root).execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+
+    /// The organization's identity rules, or the defaults.
+    pub async fn identity_rules(&self, org: Uuid) -> Result<IdentityRules, StoreError> {
+        let raw: Option<String> = read!(self, |c| {
+            Ok(
+                sqlx::query_scalar("select rules from identity_rules where org_id = $1")
+                    .bind(org)
+                    .fetch_optional(&mut *c)
+                    .await?,
+            )
+        })?;
+        match raw {
+            Some(r) => serde_json::from_str(&r)
+                .map_err(|e| StoreError::Other(format!("stored identity rules unreadable: {e}"))),
+            None => Ok(IdentityRules::default()),
+        }
+    }
+
+    pub async fn set_identity_rules(
+        &self,
+        org: Uuid,
+        rules: &IdentityRules,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        write!(self, |c| {
+            sqlx::query(
+                "insert into identity_rules (org_id, rules, updated_at) values ($1, $2, $3)
+                 on conflict (org_id) do update set rules = excluded.rules, updated_at = excluded.updated_at",
+            )
+            .bind(org)
+            .bind(&json)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            Ok(())
+        })
+    }
+}
