@@ -18,6 +18,8 @@ pub mod auth;
 pub mod clock;
 /// The one error type: problem+json for the API, an HTML page for the UI.
 pub mod error;
+/// God View service: normalize, resolve, explain.
+pub mod identity;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
 /// The server-rendered UI: login, organization switcher, settings.

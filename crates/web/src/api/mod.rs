@@ -6,6 +6,8 @@
 mod keys;
 mod me;
 mod members;
+/// God View: identify, profiles, timeline, merges.
+pub mod profiles;
 
 use crate::auth::keys::ApiPrincipal;
 use crate::error::AppError;
@@ -34,7 +36,8 @@ use utoipa_axum::routes;
     tags(
         (name = "organization", description = "The caller and its organization"),
         (name = "members", description = "People in the organization (admin scope)"),
-        (name = "keys", description = "API keys (admin scope)")
+        (name = "keys", description = "API keys (admin scope)"),
+        (name = "customers", description = "God View: one customer across every platform")
     )
 )]
 struct ApiDoc;
@@ -60,6 +63,15 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(members::get_one, members::update, members::delete))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get_one, keys::revoke))
+        .routes(routes!(profiles::identify))
+        .routes(routes!(profiles::list))
+        .routes(routes!(profiles::get_one, profiles::erase))
+        .routes(routes!(profiles::timeline))
+        .routes(routes!(profiles::merge))
+        .routes(routes!(profiles::unmerge))
+        .routes(routes!(profiles::duplicates))
+        .routes(routes!(profiles::export))
+        .routes(routes!(profiles::get_rules, profiles::put_rules))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();

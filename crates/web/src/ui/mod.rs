@@ -5,7 +5,9 @@
 //! confirmation of destructive actions).
 
 mod account;
+mod customers;
 mod home;
+mod identity_rules;
 mod keys;
 mod login;
 mod members;
@@ -75,6 +77,49 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             "/settings/keys/{key_id}/revoke",
             false,
             post(keys::revoke),
+        ),
+        r(Method::GET, "/customers", false, get(customers::list)),
+        r(
+            Method::GET,
+            "/customers/{profile_id}",
+            false,
+            get(customers::show),
+        ),
+        r(
+            Method::POST,
+            "/customers/{profile_id}/merge",
+            false,
+            post(customers::merge),
+        ),
+        r(
+            Method::GET,
+            "/customers/{profile_id}/export",
+            false,
+            get(customers::export),
+        ),
+        r(
+            Method::POST,
+            "/customers/{profile_id}/erase",
+            false,
+            post(customers::erase),
+        ),
+        r(
+            Method::POST,
+            "/merges/{merge_id}/undo",
+            false,
+            post(customers::unmerge),
+        ),
+        r(
+            Method::GET,
+            "/settings/identity",
+            false,
+            get(identity_rules::page),
+        ),
+        r(
+            Method::POST,
+            "/settings/identity",
+            false,
+            post(identity_rules::save),
         ),
         r(Method::GET, "/account", false, get(account::page)),
         r(
@@ -246,6 +291,12 @@ pub fn notice(code: Option<&str>) -> Option<String> {
         "switched" => "Switched organization.",
         "password" => "Password changed. Your other sessions were signed out.",
         "signed_out" => "You are signed out.",
+        "merged" => {
+            "Merged. The explanation below says why they are one customer; Unmerge undoes it."
+        }
+        "unmerged" => "Unmerged. Both customers are back with their own identities and events.",
+        "erased" => "Customer erased: profile, identities and timeline are deleted.",
+        "rules" => "Identity rules saved. They apply to new events.",
         _ => return None,
     };
     Some(text.to_string())

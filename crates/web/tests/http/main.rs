@@ -3,6 +3,7 @@
 //! clock, and drives it with a real HTTP client.
 
 mod api;
+mod customers;
 mod sessions;
 mod support;
 mod tenant_matrix;

@@ -38,6 +38,14 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/settings/keys"), OwnTenant),
         (("POST", "/settings/keys"), OwnTenant),
         (("POST", "/settings/keys/{key_id}/revoke"), ById),
+        (("GET", "/customers"), OwnTenant),
+        (("GET", "/customers/{profile_id}"), ById),
+        (("POST", "/customers/{profile_id}/merge"), ById),
+        (("GET", "/customers/{profile_id}/export"), ById),
+        (("POST", "/customers/{profile_id}/erase"), ById),
+        (("POST", "/merges/{merge_id}/undo"), ById),
+        (("GET", "/settings/identity"), OwnTenant),
+        (("POST", "/settings/identity"), OwnTenant),
         (("GET", "/account"), OwnTenant),
         (("POST", "/account/password"), OwnTenant),
         (("GET", "/api/v1/me"), OwnTenant),
@@ -51,6 +59,17 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/api/v1/keys"), OwnTenant),
         (("GET", "/api/v1/keys/{key_id}"), ById),
         (("DELETE", "/api/v1/keys/{key_id}"), ById),
+        (("POST", "/api/v1/identify"), OwnTenant),
+        (("GET", "/api/v1/profiles"), OwnTenant),
+        (("GET", "/api/v1/profiles/{profile_id}"), ById),
+        (("DELETE", "/api/v1/profiles/{profile_id}"), ById),
+        (("GET", "/api/v1/profiles/{profile_id}/timeline"), ById),
+        (("POST", "/api/v1/profiles/{profile_id}/merge"), ById),
+        (("GET", "/api/v1/profiles/{profile_id}/duplicates"), ById),
+        (("GET", "/api/v1/profiles/{profile_id}/export"), ById),
+        (("POST", "/api/v1/merges/{merge_id}/undo"), ById),
+        (("GET", "/api/v1/identity-rules"), OwnTenant),
+        (("PUT", "/api/v1/identity-rules"), OwnTenant),
         (("GET", "/api/v1/openapi.json"), Public),
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
@@ -103,12 +122,63 @@ async fn tenant_b_never_reaches_tenant_a() {
     let a_member = app.user("member@canary-a.example", &a, Role::Member).await;
     let a_key_secret = app.key(&a, "admin").await;
     let a_key = app.store().api_keys(a.id).await.unwrap()[0].clone();
+    // A's customers: two profiles merged through a phone, with canary names.
+    let rules = bos_core::identity::IdentityRules::default();
+    let ident =
+        |k: bos_core::identity::IdentifierKind, v: &str| bos_core::identity::Identifier::new(k, v);
+    let mk = |ids: Vec<bos_core::identity::Identifier>, first: &str| {
+        bos_store::identity::IdentifyInput {
+            identifiers: ids,
+            traits: bos_store::identity::Traits {
+                first_name: first.into(),
+                last_name: "Canaryson".into(),
+                company: "Canary A7x9 Inc".into(),
+            },
+            source: "test".into(),
+            event: None,
+            now: T0,
+        }
+    };
+    use bos_core::identity::IdentifierKind::{Email as E, Phone as P};
+    let c1 = app
+        .store()
+        .identify(
+            a.id,
+            &rules,
+            &mk(vec![ident(E, "cust@canary-a7x9.example")], "Cnry"),
+        )
+        .await
+        .unwrap();
+    app.store()
+        .identify(a.id, &rules, &mk(vec![ident(P, "+14155550199")], "Cnry"))
+        .await
+        .unwrap();
+    app.store()
+        .identify(
+            a.id,
+            &rules,
+            &mk(
+                vec![
+                    ident(E, "cust@canary-a7x9.example"),
+                    ident(P, "+14155550199"),
+                ],
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    let a_profile = c1.profile_id;
+    let a_merge = app.store().profile_merges(a.id, a_profile).await.unwrap()[0].id;
     let canaries = [
         "Canary A7x9",
         "canary-a7x9",
+        "Canaryson",
+        "+14155550199",
         &a.id.to_string(),
         &a_key.id.to_string(),
         &a_key.display_prefix,
+        &a_profile.to_string(),
+        &a_merge.to_string(),
     ];
     let a_keys_before = app.store().api_keys(a.id).await.unwrap();
     let a_members_before = app.store().members(a.id).await.unwrap();
@@ -172,6 +242,7 @@ async fn tenant_b_never_reaches_tenant_a() {
                     ("role", "member"),
                     ("name", "probe"),
                     ("scope", "ingest"),
+                    ("other_id", &a_profile.to_string()),
                 ];
                 let mut req = app
                     .http

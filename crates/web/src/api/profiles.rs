@@ -1,0 +1,827 @@
+//! God View over the API: identify, profiles (search, one, timeline),
+//! merge and unmerge, possible duplicates, export and erase, identity rules.
+
+use super::{rfc3339, ApiJson, Id};
+use crate::auth::keys::ApiPrincipal;
+use crate::error::{ApiResult, AppError};
+use crate::identity::{self, Rejected};
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use bos_core::identity::{IdentifierKind, IdentityRules, KindRule};
+use bos_core::Scope;
+use bos_store::identity::{
+    IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, ProfileSort, TimelineEntry,
+    TimelineQuery, Traits,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+fn require_read(p: &ApiPrincipal) -> Result<(), AppError> {
+    if p.has(Scope::Admin) || p.has(Scope::Agent) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "Reading customers needs an API key with the 'agent' or 'admin' scope.".into(),
+        ))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyTraits {
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub company: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyEvent {
+    /// The timeline kind, e.g. `page_view`, `cart_add`, `purchase`, `message_in`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// One line shown on the timeline.
+    #[serde(default)]
+    pub summary: String,
+    /// RFC 3339 time of the event; default now.
+    pub occurred_at: Option<String>,
+    /// Your id for the event: sending it twice changes nothing.
+    pub id: Option<String>,
+    /// Revenue in minor units (cents) that this event adds to lifetime value.
+    #[serde(default)]
+    pub revenue_cents: i64,
+    /// Free-form details kept with the entry.
+    #[serde(default)]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyRequest {
+    /// Identifier kind → value, e.g. `{"email": "a@b.com", "instagram_id": "1784…"}`.
+    pub identifiers: BTreeMap<String, String>,
+    #[serde(default = "default_traits")]
+    pub traits: IdentifyTraits,
+    pub event: Option<IdentifyEvent>,
+}
+
+fn default_traits() -> IdentifyTraits {
+    IdentifyTraits {
+        first_name: String::new(),
+        last_name: String::new(),
+        company: String::new(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MergedInto {
+    pub profile_id: Uuid,
+    pub via_kind: String,
+    pub via_value: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DroppedDto {
+    pub kind: String,
+    pub value: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IdentifyResponse {
+    pub profile_id: Uuid,
+    /// `created`, `attached`, `merged` or `replayed`.
+    pub action: String,
+    pub merged: Vec<MergedInto>,
+    pub linked: Vec<IdentityDto>,
+    pub dropped: Vec<DroppedDto>,
+    pub rejected: Vec<Rejected>,
+    pub explanation: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IdentityDto {
+    pub kind: String,
+    pub value: String,
+}
+
+/// Resolves identifiers (and optionally records an event) to one profile:
+/// creates, attaches or merges, and says why.
+#[utoipa::path(post, path = "/identify", tag = "customers", request_body = IdentifyRequest,
+    responses((status = 200, body = IdentifyResponse), (status = 422, body = crate::error::Problem)))]
+pub async fn identify(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    ApiJson(body): ApiJson<IdentifyRequest>,
+) -> ApiResult<Json<IdentifyResponse>> {
+    if !(p.has(Scope::Ingest) || p.has(Scope::Admin)) {
+        return Err(AppError::Forbidden(
+            "Identify needs an API key with the 'ingest' scope.".into(),
+        ));
+    }
+    let raw: Vec<(String, String)> = body.identifiers.into_iter().collect();
+    let now = st.now();
+    let event = match body.event {
+        None => None,
+        Some(e) => {
+            if !identity::is_known_kind(&e.kind) {
+                return Err(AppError::invalid(
+                    "event.type",
+                    format!(
+                        "unknown event type '{}': use one of {}",
+                        e.kind,
+                        identity::TIMELINE_KINDS.join(", ")
+                    ),
+                ));
+            }
+            let occurred_at = match &e.occurred_at {
+                None => now,
+                Some(t) => parse_time("event.occurred_at", t)?,
+            };
+            if e.revenue_cents < 0 {
+                return Err(AppError::invalid(
+                    "event.revenue_cents",
+                    "revenue cannot be negative",
+                ));
+            }
+            let summary = if e.summary.trim().is_empty() {
+                identity::kind_label(&e.kind).to_string()
+            } else {
+                e.summary.chars().take(300).collect()
+            };
+            Some(NewEvent {
+                is_order: e.kind == "purchase",
+                kind: e.kind,
+                summary,
+                occurred_at,
+                data: serde_json::Value::Object(e.properties).to_string(),
+                key: e
+                    .id
+                    .map(|k| format!("api:{}", k.chars().take(200).collect::<String>())),
+                revenue_cents: e.revenue_cents,
+            })
+        }
+    };
+    let traits = Traits {
+        first_name: body.traits.first_name,
+        last_name: body.traits.last_name,
+        company: body.traits.company,
+    };
+    let r = identity::resolve(&st, p.org.id, &raw, traits, "api", event).await?;
+    let o = r.outcome;
+    Ok(Json(IdentifyResponse {
+        profile_id: o.profile_id,
+        action: serde_json::to_value(o.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        merged: o
+            .merged
+            .iter()
+            .map(|(id, via)| MergedInto {
+                profile_id: *id,
+                via_kind: via.kind.to_string(),
+                via_value: via.value.clone(),
+            })
+            .collect(),
+        linked: o
+            .linked
+            .iter()
+            .map(|i| IdentityDto {
+                kind: i.kind.to_string(),
+                value: i.value.clone(),
+            })
+            .collect(),
+        dropped: o
+            .dropped
+            .iter()
+            .map(|d| DroppedDto {
+                kind: d.identifier.kind.to_string(),
+                value: d.identifier.value.clone(),
+                reason: identity::dropped_text(d),
+            })
+            .collect(),
+        rejected: r.rejected,
+        explanation: r.explanation,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileDto {
+    pub id: Uuid,
+    pub display_name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub company: String,
+    pub email: String,
+    pub phone: String,
+    pub lifetime_value_cents: i64,
+    pub currency: String,
+    pub order_count: i64,
+    pub lead_state: String,
+    pub status: String,
+    pub last_active_at: String,
+    pub created_at: String,
+}
+
+impl From<&Profile> for ProfileDto {
+    fn from(p: &Profile) -> Self {
+        ProfileDto {
+            id: p.id,
+            display_name: p.display_name.clone(),
+            first_name: p.first_name.clone(),
+            last_name: p.last_name.clone(),
+            company: p.company.clone(),
+            email: p.primary_email.clone(),
+            phone: p.primary_phone.clone(),
+            lifetime_value_cents: p.ltv_cents,
+            currency: p.currency.clone(),
+            order_count: p.order_count,
+            lead_state: p.lead_state.clone(),
+            status: p.status.clone(),
+            last_active_at: rfc3339(p.last_active_at),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Name prefix, e-mail prefix, or phone digits.
+    #[serde(default)]
+    pub q: String,
+    /// `last_active` (default), `ltv`, `created` or `name`.
+    #[serde(default)]
+    pub sort: String,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfilePage {
+    pub profiles: Vec<ProfileDto>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Encodes a keyset position as an opaque cursor.
+pub fn encode_cursor(parts: &[String]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.join("\u{1f}"))
+}
+
+pub fn decode_cursor(c: &str) -> Option<Vec<String>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    Some(
+        String::from_utf8(bytes)
+            .ok()?
+            .split('\u{1f}')
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+pub fn profile_cursor(p: &Profile, sort: ProfileSort) -> String {
+    let num = match sort {
+        ProfileSort::LastActive => p.last_active_at,
+        ProfileSort::Ltv => p.ltv_cents,
+        ProfileSort::Created => p.created_at,
+        ProfileSort::Name => 0,
+    };
+    encode_cursor(&[num.to_string(), p.name_lc(), p.id.to_string()])
+}
+
+pub fn parse_profile_cursor(c: &str) -> Result<(i64, String, Uuid), AppError> {
+    let bad = || {
+        AppError::invalid(
+            "cursor",
+            "this cursor is not valid: use next_cursor from the previous page",
+        )
+    };
+    let parts = decode_cursor(c).ok_or_else(bad)?;
+    match parts.as_slice() {
+        [n, name, id] => Ok((
+            n.parse().map_err(|_| bad())?,
+            name.clone(),
+            id.parse().map_err(|_| bad())?,
+        )),
+        _ => Err(bad()),
+    }
+}
+
+pub fn parse_sort(s: &str) -> Result<ProfileSort, AppError> {
+    ProfileSort::parse(s).ok_or_else(|| {
+        AppError::invalid(
+            "sort",
+            format!("unknown sort '{s}': use last_active, ltv, created or name"),
+        )
+    })
+}
+
+/// Customers, searched and sorted.
+#[utoipa::path(get, path = "/profiles", tag = "customers", params(ListParams),
+    responses((status = 200, body = ProfilePage), (status = 422, body = crate::error::Problem)))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<ProfilePage>> {
+    require_read(&p)?;
+    let sort = parse_sort(&q.sort)?;
+    let after = q.cursor.as_deref().map(parse_profile_cursor).transpose()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let rows = st
+        .store
+        .list_profiles(
+            p.org.id,
+            &ProfileQuery {
+                q: q.q,
+                sort: Some(sort),
+                after,
+                limit,
+            },
+        )
+        .await?;
+    let next_cursor = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|r| profile_cursor(r, sort)))
+        .flatten();
+    Ok(Json(ProfilePage {
+        profiles: rows.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IdentityLinkDto {
+    pub kind: String,
+    pub value: String,
+    /// The profile this identifier was first linked to (it stays with it on unmerge).
+    pub profile_id: Uuid,
+    pub source: String,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+}
+
+impl From<&IdentityLink> for IdentityLinkDto {
+    fn from(l: &IdentityLink) -> Self {
+        IdentityLinkDto {
+            kind: l.kind.clone(),
+            value: l.value.clone(),
+            profile_id: l.profile_id,
+            source: l.source.clone(),
+            first_seen_at: rfc3339(l.first_seen_at),
+            last_seen_at: rfc3339(l.last_seen_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MergeDto {
+    pub id: Uuid,
+    pub survivor_id: Uuid,
+    pub absorbed_id: Uuid,
+    /// The identifier both profiles shared (`manual` for a merge by hand).
+    pub via_kind: String,
+    pub via_value: String,
+    /// `auto` (by resolution) or `manual`.
+    pub reason: String,
+    pub actor: String,
+    pub created_at: String,
+    pub undone_at: Option<String>,
+}
+
+impl From<&MergeRecord> for MergeDto {
+    fn from(m: &MergeRecord) -> Self {
+        MergeDto {
+            id: m.id,
+            survivor_id: m.survivor_id,
+            absorbed_id: m.absorbed_id,
+            via_kind: m.via_kind.clone(),
+            via_value: m.via_value.clone(),
+            reason: m.reason.clone(),
+            actor: m.actor.clone(),
+            created_at: rfc3339(m.created_at),
+            undone_at: m.undone_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileDetail {
+    #[serde(flatten)]
+    pub profile: ProfileDto,
+    /// Set when the id asked for was merged into this profile.
+    pub resolved_from: Option<Uuid>,
+    pub identities: Vec<IdentityLinkDto>,
+    /// The profiles that make up this person (this one and those merged into it).
+    pub member_ids: Vec<Uuid>,
+    /// Why these profiles are one person, and past merges that were undone.
+    pub merges: Vec<MergeDto>,
+}
+
+/// One customer with identities and merge history. An absorbed profile's id
+/// resolves to the profile it was merged into.
+#[utoipa::path(get, path = "/profiles/{profile_id}", tag = "customers",
+    params(("profile_id" = Uuid, Path, description = "Profile id (old ids of merged profiles resolve)")),
+    responses((status = 200, body = ProfileDetail), (status = 404, body = crate::error::Problem)))]
+pub async fn get_one(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<ProfileDetail>> {
+    let prof = st.store.profile(p.org.id, id).await?;
+    require_read(&p)?;
+    let org = p.org.id;
+    Ok(Json(ProfileDetail {
+        resolved_from: (prof.id != id).then_some(id),
+        identities: st
+            .store
+            .profile_identities(org, prof.id)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+        member_ids: st
+            .store
+            .cluster_members(org, prof.id)
+            .await?
+            .iter()
+            .map(|m| m.id)
+            .collect(),
+        merges: st
+            .store
+            .profile_merges(org, prof.id)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+        profile: (&prof).into(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct TimelineParams {
+    /// Comma-separated kinds, e.g. `purchase,cart_add`.
+    #[serde(default)]
+    pub kind: String,
+    /// RFC 3339 lower bound (inclusive).
+    pub from: Option<String>,
+    /// RFC 3339 upper bound (exclusive).
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelineEntryDto {
+    pub id: Uuid,
+    pub kind: String,
+    pub label: String,
+    pub summary: String,
+    pub source: String,
+    pub occurred_at: String,
+    /// The profile the entry was first recorded on.
+    pub profile_id: Uuid,
+    pub data: serde_json::Value,
+}
+
+impl From<&TimelineEntry> for TimelineEntryDto {
+    fn from(e: &TimelineEntry) -> Self {
+        TimelineEntryDto {
+            id: e.id,
+            kind: e.kind.clone(),
+            label: identity::kind_label(&e.kind).into(),
+            summary: e.summary.clone(),
+            source: e.source.clone(),
+            occurred_at: rfc3339(e.occurred_at),
+            profile_id: e.profile_id,
+            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelinePage {
+    pub entries: Vec<TimelineEntryDto>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn parse_time(field: &'static str, t: &str) -> Result<i64, AppError> {
+    if let Ok(d) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+        return Ok((d.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    // A plain date (from a date picker) means midnight UTC.
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(t, &fmt)
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+        .map_err(|_| {
+            AppError::invalid(
+                field,
+                format!("'{t}' is not a date (2026-11-25) or an RFC 3339 time"),
+            )
+        })
+}
+
+pub fn timeline_query(
+    kind: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<TimelineQuery, AppError> {
+    let kinds: Vec<String> = kind
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = kinds.iter().find(|k| !identity::is_known_kind(k)) {
+        return Err(AppError::invalid(
+            "kind",
+            format!(
+                "unknown kind '{bad}': use {}",
+                identity::TIMELINE_KINDS.join(", ")
+            ),
+        ));
+    }
+    let before = match cursor {
+        None | Some("") => None,
+        Some(c) => {
+            let bad = || {
+                AppError::invalid(
+                    "cursor",
+                    "this cursor is not valid: use next_cursor from the previous page",
+                )
+            };
+            match decode_cursor(c).ok_or_else(bad)?.as_slice() {
+                [t, id] => Some((
+                    t.parse().map_err(|_| bad())?,
+                    id.parse().map_err(|_| bad())?,
+                )),
+                _ => return Err(bad()),
+            }
+        }
+    };
+    Ok(TimelineQuery {
+        kinds,
+        from: from
+            .filter(|s| !s.is_empty())
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: to
+            .filter(|s| !s.is_empty())
+            .map(|t| parse_time("to", t))
+            .transpose()?,
+        before,
+        limit,
+    })
+}
+
+pub fn timeline_cursor(e: &TimelineEntry) -> String {
+    encode_cursor(&[e.occurred_at.to_string(), e.id.to_string()])
+}
+
+/// The customer's journey, newest first.
+#[utoipa::path(get, path = "/profiles/{profile_id}/timeline", tag = "customers",
+    params(("profile_id" = Uuid, Path, description = "Profile id"), TimelineParams),
+    responses((status = 200, body = TimelinePage), (status = 404, body = crate::error::Problem)))]
+pub async fn timeline(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+    Query(q): Query<TimelineParams>,
+) -> ApiResult<Json<TimelinePage>> {
+    let prof = st.store.profile(p.org.id, id).await?;
+    require_read(&p)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let tq = timeline_query(
+        &q.kind,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.cursor.as_deref(),
+        limit,
+    )?;
+    let rows = st.store.timeline(p.org.id, prof.id, &tq).await?;
+    let next_cursor = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(timeline_cursor))
+        .flatten();
+    Ok(Json(TimelinePage {
+        entries: rows.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The profile to merge into this one.
+    pub other_profile_id: Uuid,
+}
+
+/// Merges another profile into this one by hand (e.g. a possible duplicate).
+#[utoipa::path(post, path = "/profiles/{profile_id}/merge", tag = "customers", request_body = MergeRequest,
+    params(("profile_id" = Uuid, Path, description = "The profile that survives")),
+    responses((status = 200, body = MergeDto), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn merge(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+    ApiJson(body): ApiJson<MergeRequest>,
+) -> ApiResult<Json<MergeDto>> {
+    let a = st.store.profile(p.org.id, id).await?;
+    let b = st.store.profile(p.org.id, body.other_profile_id).await?;
+    p.require(Scope::Admin)?;
+    if a.id == b.id {
+        return Err(AppError::Conflict("These are already one profile.".into()));
+    }
+    let actor = format!("api key {}", p.key.name);
+    let mid = st
+        .store
+        .merge_profiles(p.org.id, a.id, b.id, &actor, st.now())
+        .await?;
+    Ok(Json((&st.store.merge_record(p.org.id, mid).await?).into()))
+}
+
+/// Undoes a merge: both profiles come back with their own identities and events.
+#[utoipa::path(post, path = "/merges/{merge_id}/undo", tag = "customers",
+    params(("merge_id" = Uuid, Path, description = "The merge to undo")),
+    responses((status = 200, body = MergeDto), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn unmerge(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<MergeDto>> {
+    st.store.merge_record(p.org.id, id).await?;
+    p.require(Scope::Admin)?;
+    let actor = format!("api key {}", p.key.name);
+    st.store
+        .unmerge(p.org.id, id, &actor, st.now())
+        .await
+        .map_err(|e| match e {
+            bos_store::StoreError::Conflict(m) => {
+                AppError::Conflict(format!("This merge cannot be undone: {m}."))
+            }
+            other => other.into(),
+        })?;
+    Ok(Json((&st.store.merge_record(p.org.id, id).await?).into()))
+}
+
+/// Profiles with the same name and company but no shared identifier:
+/// suggestions, never merged automatically.
+#[utoipa::path(get, path = "/profiles/{profile_id}/duplicates", tag = "customers",
+    params(("profile_id" = Uuid, Path, description = "Profile id")),
+    responses((status = 200, body = Vec<ProfileDto>), (status = 404, body = crate::error::Problem)))]
+pub async fn duplicates(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<ProfileDto>>> {
+    let prof = st.store.profile(p.org.id, id).await?;
+    require_read(&p)?;
+    Ok(Json(
+        st.store
+            .possible_duplicates(p.org.id, prof.id)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// Everything stored about one customer, as JSON (data portability).
+#[utoipa::path(get, path = "/profiles/{profile_id}/export", tag = "customers",
+    params(("profile_id" = Uuid, Path, description = "Profile id")),
+    responses((status = 200, description = "The customer's data"), (status = 404, body = crate::error::Problem)))]
+pub async fn export(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<serde_json::Value>> {
+    st.store.profile(p.org.id, id).await?;
+    p.require(Scope::Admin)?;
+    let e = st.store.export_profile(p.org.id, id).await?;
+    Ok(Json(
+        serde_json::to_value(e).map_err(|e| AppError::Internal(e.to_string()))?,
+    ))
+}
+
+/// Erases one customer: the profile, everything merged into it, identities and timeline.
+#[utoipa::path(delete, path = "/profiles/{profile_id}", tag = "customers",
+    params(("profile_id" = Uuid, Path, description = "Profile id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn erase(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    st.store.profile(p.org.id, id).await?;
+    p.require(Scope::Admin)?;
+    let n = st.store.erase_profile(p.org.id, id).await?;
+    tracing::info!(org = %p.org.id, rows = n, key = %p.key.id, "customer erased");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RuleDto {
+    pub kind: String,
+    pub priority: u32,
+    pub max_per_profile: u32,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesDto {
+    pub kinds: Vec<RuleDto>,
+    /// `kind:value` entries never used for matching, e.g. `email:test@test.com`.
+    pub blocklist: Vec<String>,
+    /// Two-letter region for phone numbers without a country code.
+    pub default_region: String,
+}
+
+impl From<&IdentityRules> for RulesDto {
+    fn from(r: &IdentityRules) -> Self {
+        RulesDto {
+            kinds: r
+                .kinds
+                .iter()
+                .map(|(k, v)| RuleDto {
+                    kind: k.to_string(),
+                    priority: v.priority,
+                    max_per_profile: v.max_per_profile,
+                })
+                .collect(),
+            blocklist: r.blocklist.iter().map(|i| i.to_string()).collect(),
+            default_region: r.default_region.clone(),
+        }
+    }
+}
+
+/// Parses and validates rules given by a person or a script.
+pub fn rules_from(dto: &RulesDto) -> Result<IdentityRules, AppError> {
+    let mut r = IdentityRules::default();
+    for k in &dto.kinds {
+        let kind = IdentifierKind::parse(&k.kind).map_err(|e| AppError::invalid("kinds", e.0))?;
+        r.kinds.insert(
+            kind,
+            KindRule {
+                priority: k.priority,
+                max_per_profile: k.max_per_profile,
+            },
+        );
+    }
+    r.default_region = dto.default_region.trim().to_ascii_uppercase();
+    r.blocklist.clear();
+    for entry in &dto.blocklist {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (k, v) = entry.split_once(':').ok_or_else(|| {
+            AppError::invalid(
+                "blocklist",
+                format!("'{entry}' should be kind:value, e.g. email:front-desk@shop.com"),
+            )
+        })?;
+        let kind = IdentifierKind::parse(k).map_err(|e| AppError::invalid("blocklist", e.0))?;
+        let id = bos_core::identity::normalize(&kind, v, &r.default_region)
+            .map_err(|e| AppError::invalid("blocklist", format!("'{entry}': {}", e.0)))?;
+        r.blocklist.insert(id);
+    }
+    r.validate().map_err(|e| AppError::invalid("kinds", e.0))?;
+    Ok(r)
+}
+
+/// The organization's identity rules.
+#[utoipa::path(get, path = "/identity-rules", tag = "customers", responses((status = 200, body = RulesDto)))]
+pub async fn get_rules(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<RulesDto>> {
+    require_read(&p)?;
+    Ok(Json((&st.store.identity_rules(p.org.id).await?).into()))
+}
+
+/// Replaces the organization's identity rules (applies to new events).
+#[utoipa::path(put, path = "/identity-rules", tag = "customers", request_body = RulesDto,
+    responses((status = 200, body = RulesDto), (status = 422, body = crate::error::Problem)))]
+pub async fn put_rules(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    ApiJson(body): ApiJson<RulesDto>,
+) -> ApiResult<Json<RulesDto>> {
+    p.require(Scope::Admin)?;
+    let rules = rules_from(&body)?;
+    st.store
+        .set_identity_rules(p.org.id, &rules, st.now())
+        .await?;
+    Ok(Json((&rules).into()))
+}

@@ -1,0 +1,204 @@
+//! The God View service shared by the API and the UI: turning raw
+//! identifiers into normalized ones under the organization's rules,
+//! resolving them through the store, and explaining the outcome in words.
+
+use crate::error::AppError;
+use crate::AppState;
+use bos_core::identity::{
+    normalize, DropReason, Dropped, Identifier, IdentifierKind, IdentityRules,
+};
+use bos_store::identity::{IdentifyAction, IdentifyInput, IdentifyOutcome, NewEvent, Traits};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A raw identifier that could not be used, and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Rejected {
+    pub kind: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Normalizes raw `(kind, value)` pairs; invalid ones are rejected with a
+/// reason (never guessed).
+pub fn normalize_all(
+    rules: &IdentityRules,
+    raw: &[(String, String)],
+) -> (Vec<Identifier>, Vec<Rejected>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for (k, v) in raw {
+        let res = IdentifierKind::parse(k)
+            .and_then(|kind| match kind {
+                // Custom kinds exist once a person adds them to the rules.
+                IdentifierKind::Custom(ref c) if !rules.kinds.contains_key(&kind) => Err(bos_core::ValueError(format!(
+                    "'{c}' is not an identifier kind of this organization: use a built-in kind or add it in Settings → Identity rules"
+                ))),
+                _ => Ok(kind),
+            })
+            .and_then(|kind| normalize(&kind, v, &rules.default_region));
+        match res {
+            Ok(id) => {
+                if !ok.contains(&id) {
+                    ok.push(id)
+                }
+            }
+            Err(e) => bad.push(Rejected {
+                kind: k.clone(),
+                value: v.clone(),
+                reason: e.0,
+            }),
+        }
+    }
+    (ok, bad)
+}
+
+pub struct Resolved {
+    pub outcome: IdentifyOutcome,
+    pub rejected: Vec<Rejected>,
+    pub explanation: String,
+}
+
+/// Resolves one event's identifiers for `org`.
+pub async fn resolve(
+    st: &AppState,
+    org: Uuid,
+    raw: &[(String, String)],
+    traits: Traits,
+    source: &str,
+    event: Option<NewEvent>,
+) -> Result<Resolved, AppError> {
+    let rules = st.store.identity_rules(org).await?;
+    let (identifiers, rejected) = normalize_all(&rules, raw);
+    if identifiers.iter().all(|i| rules.blocked(i)) {
+        let why = if rejected.is_empty() && identifiers.is_empty() {
+            "Give at least one identifier: email, phone, shopify_customer_id, instagram_id, facebook_psid, segment_user_id or anonymous_id.".to_string()
+        } else {
+            let mut parts: Vec<String> = rejected
+                .iter()
+                .map(|r| format!("{} '{}': {}", r.kind, r.value, r.reason))
+                .collect();
+            parts.extend(
+                identifiers
+                    .iter()
+                    .map(|i| format!("{i} is on the blocklist")),
+            );
+            format!("No usable identifier: {}.", parts.join("; "))
+        };
+        return Err(AppError::invalid("identifiers", why));
+    }
+    let input = IdentifyInput {
+        identifiers,
+        traits,
+        source: source.to_string(),
+        event,
+        now: st.now(),
+    };
+    let outcome = st.store.identify(org, &rules, &input).await?;
+    let explanation = explain(&outcome);
+    Ok(Resolved {
+        outcome,
+        rejected,
+        explanation,
+    })
+}
+
+/// The outcome in one or two plain sentences.
+pub fn explain(o: &IdentifyOutcome) -> String {
+    let list = |ids: &[Identifier]| {
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = match o.action {
+        IdentifyAction::Created => format!(
+            "No identifier was known, so a new profile was created with {}.",
+            list(&o.linked)
+        ),
+        IdentifyAction::Attached if o.linked.is_empty() => {
+            "Every identifier was already linked to this profile.".to_string()
+        }
+        IdentifyAction::Attached => {
+            format!("Matched an existing profile; linked {}.", list(&o.linked))
+        }
+        IdentifyAction::Merged => {
+            let joins: Vec<String> = o
+                .merged
+                .iter()
+                .map(|(p, via)| format!("{p} (same {via})"))
+                .collect();
+            format!("The identifiers belonged to several profiles, so they were merged into the oldest: {}.", joins.join("; "))
+        }
+        IdentifyAction::Replayed => "This event was seen before; nothing changed.".to_string(),
+    };
+    for d in &o.dropped {
+        s.push(' ');
+        s.push_str(&dropped_text(d));
+    }
+    s
+}
+
+pub fn dropped_text(d: &Dropped) -> String {
+    match &d.reason {
+        DropReason::Blocklisted => format!("{} is on the blocklist and was not used.", d.identifier),
+        DropReason::Limit { kind, max } => {
+            format!("{} was not linked: a profile holds at most {max} {kind}.", d.identifier)
+        }
+        DropReason::MergeLimit { kind, max } => format!(
+            "{} points to another profile, but merging them would exceed {max} {kind} per profile, so they stay apart.",
+            d.identifier
+        ),
+    }
+}
+
+/// Human label of a timeline kind.
+pub fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "ad_click" => "Ad click",
+        "page_view" => "Page view",
+        "form_submit" => "Form submitted",
+        "form_started" => "Form started",
+        "cart_add" => "Added to cart",
+        "cart_abandoned" => "Cart abandoned",
+        "checkout_abandoned" => "Checkout abandoned",
+        "checkout_started" => "Checkout started",
+        "purchase" => "Purchase",
+        "message_in" => "Message received",
+        "message_out" => "Message sent",
+        "nudge_sent" => "Nudge sent",
+        "nudge_opened" => "Nudge opened",
+        "nudge_clicked" => "Nudge clicked",
+        "agent_interaction" => "AI agent",
+        "handoff" => "Handoff",
+        "lead_state" => "Lead state",
+        "merge" => "Merged",
+        "unmerge" => "Unmerged",
+        "import" => "Imported",
+        "identify" => "Identified",
+        _ => "Event",
+    }
+}
+
+/// Timeline kinds a person can filter by, in display order.
+pub const TIMELINE_KINDS: &[&str] = &[
+    "ad_click",
+    "page_view",
+    "form_submit",
+    "cart_add",
+    "checkout_abandoned",
+    "purchase",
+    "message_in",
+    "message_out",
+    "nudge_sent",
+    "agent_interaction",
+    "lead_state",
+    "merge",
+    "unmerge",
+    "import",
+    "identify",
+];
+
+pub fn is_known_kind(k: &str) -> bool {
+    TIMELINE_KINDS.contains(&k) || kind_label(k) != "Event"
+}
