@@ -71,6 +71,10 @@ pub async fn prepare(store: &Store, _c: &Config) -> Result<String> {
         )
         .await?;
     }
+    let seeded = crate::demo_customers::seed(store, shop.id, 2500, now).await?;
+    if seeded > 0 {
+        tracing::info!(people = seeded, "seeded demo customers");
+    }
     let password = bos_web::auth::random_token(12);
     let hash = bos_web::hash_password(&password).map_err(|e| anyhow!(e))?;
     store.set_password(owner.id, &hash, false, now).await?;

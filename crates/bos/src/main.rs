@@ -5,6 +5,7 @@
 mod bench;
 mod config;
 mod demo;
+mod demo_customers;
 mod serve;
 
 use anyhow::{anyhow, bail, Context, Result};

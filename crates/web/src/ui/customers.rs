@@ -304,7 +304,17 @@ pub async fn show(
         60,
     )?;
     let timeline = st.store.timeline(org, p.id, &tq).await?;
-    let links = st.store.profile_identities(org, p.id).await?;
+    let mut links = st.store.profile_identities(org, p.id).await?;
+    // Badges in the order of the organization's identity priorities.
+    let rules = st.store.identity_rules(org).await?;
+    links.sort_by_key(|l| {
+        let k = IdentifierKind::parse(&l.kind).unwrap_or(IdentifierKind::Custom(l.kind.clone()));
+        (
+            std::cmp::Reverse(rules.rule(&k).priority),
+            l.kind.clone(),
+            l.first_seen_at,
+        )
+    });
     let members = st.store.cluster_members(org, p.id).await?;
     let names: BTreeMap<uuid::Uuid, String> = members
         .iter()
