@@ -31,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(15);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
 async fn owner_switches_org_creates_uses_and_revokes_a_key_then_signs_out() -> anyhow::Result<()> {
-    let shots = Screenshots::new()?;
+    let shots = Screenshots::new("platform")?;
     let (_db, base, port) = start_server().await?;
     let mut driver = Chromedriver::start(&shots.dir)?;
     driver.wait_ready().await?;
@@ -48,6 +48,231 @@ async fn owner_switches_org_creates_uses_and_revokes_a_key_then_signs_out() -> a
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
     closed.context("closing the WebDriver session")?;
+    Ok(())
+}
+
+/// God View: a customer seen on Instagram and on Shopify becomes one person
+/// when a DM reveals the phone; the owner opens the merged profile, reads
+/// why, unmerges it, and finds both customers back with their own events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
+async fn owner_reads_a_merge_explanation_and_unmerges() -> anyhow::Result<()> {
+    let shots = Screenshots::new("god-view")?;
+    let (db, base, _port) = start_server().await?;
+    let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
+    seed_merged_customer(&db.store, acme.id).await?;
+    let mut driver = Chromedriver::start(&shots.dir)?;
+    driver.wait_ready().await?;
+    let client = driver.connect().await?;
+    let flow = tokio::spawn(god_view_flow(client.clone(), base, shots));
+    let outcome = flow.await;
+    let closed = client.close().await;
+    match outcome {
+        Ok(result) => result?,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    closed.context("closing the WebDriver session")?;
+    Ok(())
+}
+
+/// Instagram DM (John), a Shopify order (email + phone), then a DM that
+/// carries the phone: the real resolution merges them.
+async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyhow::Result<()> {
+    use bos_core::identity::{Identifier, IdentifierKind as K, IdentityRules};
+    use bos_store::identity::{IdentifyInput, NewEvent, Traits};
+    let rules = IdentityRules::default();
+    let now = bos_web::SystemClock.now_ms();
+    let step =
+        |ids: Vec<Identifier>, first: &str, kind: &str, summary: &str, ago_h: i64, revenue: i64| {
+            IdentifyInput {
+                identifiers: ids,
+                traits: Traits {
+                    first_name: first.into(),
+                    last_name: if first.is_empty() {
+                        String::new()
+                    } else {
+                        "Rivera".into()
+                    },
+                    company: String::new(),
+                },
+                source: if kind == "purchase" {
+                    "shopify".into()
+                } else {
+                    "instagram".into()
+                },
+                event: Some(NewEvent {
+                    kind: kind.into(),
+                    summary: summary.into(),
+                    occurred_at: now - ago_h * 3_600_000,
+                    data: "{}".into(),
+                    key: Some(summary.into()),
+                    revenue_cents: revenue,
+                    is_order: kind == "purchase",
+                }),
+                now,
+            }
+        };
+    let ig = || Identifier::new(K::InstagramId, "17841400000777");
+    let phone = || Identifier::new(K::Phone, "+14155550177");
+    store
+        .identify(
+            org,
+            &rules,
+            &step(
+                vec![ig()],
+                "John",
+                "message_in",
+                "DM: do you ship to Canada?",
+                48,
+                0,
+            ),
+        )
+        .await?;
+    store
+        .identify(
+            org,
+            &rules,
+            &step(
+                vec![
+                    Identifier::new(K::Email, "john.rivera@example.com"),
+                    phone(),
+                ],
+                "",
+                "purchase",
+                "Order #1001 — Rain jacket",
+                24,
+                12999,
+            ),
+        )
+        .await?;
+    store
+        .identify(
+            org,
+            &rules,
+            &step(
+                vec![ig(), phone()],
+                "",
+                "message_in",
+                "DM: my number is +1 415 555 0177",
+                2,
+                0,
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn god_view_flow(c: Client, base: String, shots: Screenshots) -> anyhow::Result<()> {
+    c.set_window_size(1440, 900).await?;
+    c.goto(&format!("{base}/login")).await?;
+    wait_css(&c, "input[name=email]")
+        .await?
+        .send_keys(EMAIL)
+        .await?;
+    c.find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    wait_xpath(&c, "//h1[normalize-space()='Overview']").await?;
+
+    // Find John through the customers search.
+    c.find(Locator::Css("nav.sidenav a[href='/customers']"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#customer-search")
+        .await?
+        .send_keys("john")
+        .await?;
+    c.find(Locator::Css("form[role=search] button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    // Wait for the results page itself, not the list it replaces.
+    poll(|| async {
+        Ok(c.current_url()
+            .await?
+            .query()
+            .is_some_and(|q| q.contains("q=john"))
+            .then_some(()))
+    })
+    .await
+    .context("searching should load /customers?q=john")?;
+    wait_xpath(
+        &c,
+        "//table[@id='customers']//a[contains(., 'John Rivera')]",
+    )
+    .await?
+    .click()
+    .await?;
+    let explanation = wait_css(&c, "#why-one-person .merge")
+        .await
+        .context("a merged profile explains itself")?;
+    let text = explanation.text().await?;
+    ensure!(
+        text.contains("same phone +14155550177"),
+        "the explanation names the shared phone: {text}"
+    );
+    let timeline = c.find(Locator::Css("#timeline")).await?.text().await?;
+    ensure!(
+        timeline.contains("Order #1001") && timeline.contains("do you ship to Canada"),
+        "one journey: {timeline}"
+    );
+    ensure!(c.find(Locator::Css("#ltv")).await?.text().await? == "$129.99");
+    let badges = c
+        .find(Locator::Css("#identity-badges"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        badges.contains("Instagram") && badges.contains("Phone") && badges.contains("Email"),
+        "badges: {badges}"
+    );
+    shots.save(&c, "01-merged-profile").await?;
+
+    // Unmerge, through the confirmation dialog.
+    explanation
+        .find(Locator::Css("button.unmerge"))
+        .await?
+        .click()
+        .await?;
+    poll(|| async { Ok(c.get_alert_text().await.ok()) })
+        .await
+        .context("the unmerge asks for confirmation")?;
+    c.accept_alert().await?;
+    wait_xpath(&c, "//*[@role='status' and contains(., 'Unmerged.')]").await?;
+    let timeline = c.find(Locator::Css("#timeline")).await?.text().await?;
+    ensure!(
+        !timeline.contains("Order #1001"),
+        "the order went back with its profile: {timeline}"
+    );
+    ensure!(
+        timeline.contains("do you ship to Canada") && timeline.contains("Unmerged"),
+        "{timeline}"
+    );
+    ensure!(c.find(Locator::Css("#ltv")).await?.text().await? == "$0.00");
+    shots.save(&c, "02-after-unmerge").await?;
+
+    // The other customer is back with its own identities and its order.
+    c.find(Locator::Css(".merges-past a"))
+        .await
+        .context("merge history links the other customer")?
+        .click()
+        .await?;
+    let tl = wait_css(&c, "#timeline").await?.text().await?;
+    ensure!(tl.contains("Order #1001"), "{tl}");
+    ensure!(c.find(Locator::Css("#ltv")).await?.text().await? == "$129.99");
+    let badges = c
+        .find(Locator::Css("#identity-badges"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        badges.contains("Email") && badges.contains("Phone") && !badges.contains("Instagram"),
+        "badges: {badges}"
+    );
+    shots.save(&c, "03-other-customer").await?;
     Ok(())
 }
 
@@ -465,8 +690,10 @@ struct Screenshots {
 }
 
 impl Screenshots {
-    fn new() -> anyhow::Result<Screenshots> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots");
+    fn new(suite: &str) -> anyhow::Result<Screenshots> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/browser-screenshots")
+            .join(suite);
         std::fs::create_dir_all(&dir)?;
         // A failed run must not leave a previous run's later steps lying
         // around, looking as if they had passed.
