@@ -34,6 +34,39 @@ enum Which {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Streaming identity resolution against a large existing population:
+    /// latency of attach, create and merge events, one at a time, then
+    /// throughput with concurrent callers.
+    Identify {
+        /// Existing customers seeded before measuring.
+        #[arg(long, default_value_t = 1_000_000)]
+        profiles: u64,
+        /// Measured events per kind (attach, create, merge).
+        #[arg(long, default_value_t = 5_000)]
+        events: u64,
+        /// Concurrent callers for the throughput run.
+        #[arg(long, default_value_t = 32)]
+        concurrency: u64,
+        /// Database URL (default: a temporary SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+/// Latency percentiles in microseconds from a list of samples.
+pub fn percentiles(mut v: Vec<u64>) -> (u64, u64, u64, u64) {
+    v.sort_unstable();
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    (
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        v.last().copied().unwrap_or(0),
+    )
 }
 
 pub struct LoadResult {
@@ -159,6 +192,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             connections,
             database_url,
         } => http_floor(seconds, connections, database_url).await,
+        Which::Identify {
+            profiles,
+            events,
+            concurrency,
+            database_url,
+        } => crate::bench_identify::run(profiles, events, concurrency, database_url).await,
     }
 }
 

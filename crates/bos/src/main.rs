@@ -3,6 +3,7 @@
 //! call into the library crates.
 
 mod bench;
+mod bench_identify;
 mod config;
 mod demo;
 mod demo_customers;
