@@ -239,10 +239,11 @@ pub fn name_key(first: &str, last: &str, company: &str) -> String {
 }
 
 #[derive(sqlx::FromRow)]
-struct RootRow {
+struct RootFields {
     id: Uuid,
-    merged_into: Option<Uuid>,
     created_at: i64,
+    #[sqlx(flatten)]
+    f: FieldsRow,
 }
 
 #[derive(sqlx::FromRow, Clone)]
@@ -330,51 +331,65 @@ macro_rules! identity_tx {
                             });
                         }
                     }
+                    // Every incoming identifier in one round trip.
                     let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
-                    let lookup = format!(
-                        "select root_id from identity_links where org_id = $1 and kind = $2 and value = $3{}",
-                        $lock
-                    );
-                    for id in &input.identifiers {
-                        let root: Option<Uuid> = sqlx::query_scalar(&lookup)
-                            .bind(org)
-                            .bind(id.kind.as_str())
-                            .bind(&id.value)
-                            .fetch_optional(&mut *self)
-                            .await?;
-                        if let Some(r) = root {
-                            owners.insert(id.clone(), r);
+                    if !input.identifiers.is_empty() {
+                        let terms: Vec<String> = (0..input.identifiers.len())
+                            .map(|i| format!("(kind = ${} and value = ${})", 2 + 2 * i, 3 + 2 * i))
+                            .collect();
+                        let sql = format!(
+                            "select kind, value, root_id from identity_links where org_id = $1 and ({}){}",
+                            terms.join(" or "),
+                            $lock
+                        );
+                        let mut q = sqlx::query_as::<_, (String, String, Uuid)>(&sql).bind(org);
+                        for id in &input.identifiers {
+                            q = q.bind(id.kind.as_str()).bind(&id.value);
+                        }
+                        for (k, v, root) in q.fetch_all(&mut *self).await? {
+                            if let Ok(kind) = IdentifierKind::parse(&k) {
+                                owners.insert(Identifier::new(kind, v), root);
+                            }
                         }
                     }
                     let mut roots: Vec<Uuid> = owners.values().copied().collect();
                     roots.sort();
                     roots.dedup();
                     let mut views: BTreeMap<Uuid, ProfileView<Uuid>> = BTreeMap::new();
-                    let lock_profile = format!(
-                        "select id, merged_into, created_at from profiles where org_id = $1 and id = $2{}",
-                        $lock
-                    );
-                    for r in &roots {
-                        let row: RootRow = sqlx::query_as(&lock_profile).bind(org).bind(r).fetch_one(&mut *self).await?;
-                        if row.merged_into.is_some() {
-                            // Merged concurrently since we read the link: the caller retries.
-                            return Err(StoreError::Conflict("profile merged concurrently".into()));
+                    let mut fields: BTreeMap<Uuid, RootFields> = BTreeMap::new();
+                    if !roots.is_empty() {
+                        let ph: Vec<String> = (0..roots.len()).map(|i| format!("${}", i + 2)).collect();
+                        let sql = format!(
+                            "select id, created_at, {FIELDS} from profiles where org_id = $1 and id in ({}) order by id{}",
+                            ph.join(", "),
+                            $lock
+                        );
+                        let mut q = sqlx::query_as::<_, RootFields>(&sql).bind(org);
+                        for r in &roots {
+                            q = q.bind(*r);
                         }
-                        let links: Vec<(String, String)> =
-                            sqlx::query_as("select kind, value from identity_links where org_id = $1 and root_id = $2")
-                                .bind(org)
-                                .bind(r)
-                                .fetch_all(&mut *self)
-                                .await?;
-                        let identifiers = links
-                            .into_iter()
-                            .filter_map(|(k, v)| IdentifierKind::parse(&k).ok().map(|k| Identifier::new(k, v)))
-                            .collect();
-                        views.insert(*r, ProfileView { id: row.id, created_at: row.created_at, identifiers });
+                        for row in q.fetch_all(&mut *self).await? {
+                            if row.f.merged_into.is_some() {
+                                // Merged concurrently since we read the link: the caller retries.
+                                return Err(StoreError::Conflict("profile merged concurrently".into()));
+                            }
+                            views.insert(row.id, ProfileView { id: row.id, created_at: row.created_at, identifiers: Vec::new() });
+                            fields.insert(row.id, row);
+                        }
+                        let sql = format!("select kind, value, root_id from identity_links where org_id = $1 and root_id in ({})", ph.join(", "));
+                        let mut q = sqlx::query_as::<_, (String, String, Uuid)>(&sql).bind(org);
+                        for r in &roots {
+                            q = q.bind(*r);
+                        }
+                        for (k, v, root) in q.fetch_all(&mut *self).await? {
+                            if let (Ok(kind), Some(view)) = (IdentifierKind::parse(&k), views.get_mut(&root)) {
+                                view.identifiers.push(Identifier::new(kind, v));
+                            }
+                        }
                     }
                     let p = plan(rules, &input.identifiers, &owners, &views)
                         .map_err(|e| StoreError::Other(format!("identify planned nothing: {e}")))?;
-                    let (root, action, merged) = match &p.decision {
+                    let (root, action, merged, f) = match &p.decision {
                         Decision::Create => {
                             let id = new_id();
                             let created = input.event.as_ref().map(|e| e.occurred_at.min(now)).unwrap_or(now);
@@ -388,46 +403,66 @@ macro_rules! identity_tx {
                             .bind(now)
                             .execute(&mut *self)
                             .await?;
-                            (id, IdentifyAction::Created, vec![])
+                            let f = FieldsRow {
+                                first_name: String::new(),
+                                last_name: String::new(),
+                                company: String::new(),
+                                primary_email: String::new(),
+                                primary_phone: String::new(),
+                                ltv_cents: 0,
+                                order_count: 0,
+                                last_active_at: created,
+                                merged_into: None,
+                            };
+                            (id, IdentifyAction::Created, vec![], f)
                         }
-                        Decision::Attach { profile } => (*profile, IdentifyAction::Attached, vec![]),
+                        Decision::Attach { profile } => {
+                            let f = fields.remove(profile).map(|r| r.f).ok_or(StoreError::NotFound)?;
+                            (*profile, IdentifyAction::Attached, vec![], f)
+                        }
                         Decision::Merge { survivor, absorbed } => {
                             let key = input.event.as_ref().and_then(|e| e.key.as_deref());
                             for (a, via) in absorbed {
                                 self.merge_tx(org, *survivor, *a, via, key, "auto", &input.source, now).await?;
                             }
-                            (*survivor, IdentifyAction::Merged, absorbed.clone())
+                            // The merges changed the survivor's fields: read them again.
+                            let f: FieldsRow = sqlx::query_as(&format!("select {FIELDS} from profiles where org_id = $1 and id = $2"))
+                                .bind(org)
+                                .bind(*survivor)
+                                .fetch_one(&mut *self)
+                                .await?;
+                            (*survivor, IdentifyAction::Merged, absorbed.clone(), f)
                         }
                     };
-                    for id in &p.link {
-                        sqlx::query(
-                            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, last_seen_at, source)
-                             values ($1, $2, $3, $4, $4, $5, $5, $6)",
-                        )
-                        .bind(org)
-                        .bind(id.kind.as_str())
-                        .bind(&id.value)
-                        .bind(root)
-                        .bind(now)
-                        .bind(&input.source)
-                        .execute(&mut *self)
-                        .await?;
+                    if !p.link.is_empty() {
+                        let rows: Vec<String> = (0..p.link.len())
+                            .map(|i| format!("($1, ${}, ${}, $2, $2, $3, $3, $4)", 5 + 2 * i, 6 + 2 * i))
+                            .collect();
+                        let sql = format!(
+                            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, last_seen_at, source) values {}",
+                            rows.join(", ")
+                        );
+                        let mut q = sqlx::query(&sql).bind(org).bind(root).bind(now).bind(&input.source);
+                        for id in &p.link {
+                            q = q.bind(id.kind.as_str()).bind(&id.value);
+                        }
+                        q.execute(&mut *self).await?;
                     }
-                    for id in &p.seen {
-                        sqlx::query("update identity_links set last_seen_at = $4 where org_id = $1 and kind = $2 and value = $3")
-                            .bind(org)
-                            .bind(id.kind.as_str())
-                            .bind(&id.value)
-                            .bind(now)
-                            .execute(&mut *self)
-                            .await?;
+                    if !p.seen.is_empty() {
+                        let terms: Vec<String> = (0..p.seen.len())
+                            .map(|i| format!("(kind = ${} and value = ${})", 3 + 2 * i, 4 + 2 * i))
+                            .collect();
+                        let sql = format!(
+                            "update identity_links set last_seen_at = $2 where org_id = $1 and ({})",
+                            terms.join(" or ")
+                        );
+                        let mut q = sqlx::query(&sql).bind(org).bind(now);
+                        for id in &p.seen {
+                            q = q.bind(id.kind.as_str()).bind(&id.value);
+                        }
+                        q.execute(&mut *self).await?;
                     }
                     // Fields: given traits win; primary e-mail and phone fill when empty.
-                    let f: FieldsRow = sqlx::query_as(&format!("select {FIELDS} from profiles where org_id = $1 and id = $2"))
-                        .bind(org)
-                        .bind(root)
-                        .fetch_one(&mut *self)
-                        .await?;
                     let pick = |given: &str, cur: &str| if given.trim().is_empty() { cur.to_string() } else { given.trim().to_string() };
                     let first = pick(&input.traits.first_name, &f.first_name);
                     let last = pick(&input.traits.last_name, &f.last_name);
@@ -447,10 +482,12 @@ macro_rules! identity_tx {
                         Some(e) => (e.revenue_cents, i64::from(e.is_order), f.last_active_at.max(e.occurred_at.min(now))),
                         None => (0, 0, f.last_active_at.max(now)),
                     };
+                    let dn = display_name(&first, &last, &email, &phone);
                     sqlx::query(
                         "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
                          own_ltv_cents = own_ltv_cents + $8, ltv_cents = ltv_cents + $8, own_order_count = own_order_count + $9,
-                         order_count = order_count + $9, last_active_at = $10 where org_id = $1 and id = $2",
+                         order_count = order_count + $9, last_active_at = $10, display_name = $11, name_lc = $12, name_key = $13,
+                         updated_at = $14 where org_id = $1 and id = $2",
                     )
                     .bind(org)
                     .bind(root)
@@ -462,18 +499,12 @@ macro_rules! identity_tx {
                     .bind(revenue)
                     .bind(orders)
                     .bind(active)
+                    .bind(&dn)
+                    .bind(dn.to_lowercase())
+                    .bind(name_key(&first, &last, &company))
+                    .bind(now)
                     .execute(&mut *self)
                     .await?;
-                    let dn = display_name(&first, &last, &email, &phone);
-                    sqlx::query(REFRESH_DERIVED)
-                        .bind(org)
-                        .bind(root)
-                        .bind(&dn)
-                        .bind(dn.to_lowercase())
-                        .bind(name_key(&first, &last, &company))
-                        .bind(now)
-                        .execute(&mut *self)
-                        .await?;
                     if let Some(e) = &input.event {
                         sqlx::query(
                             "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
@@ -779,10 +810,14 @@ impl crate::Store {
         loop {
             let (rules_c, input_c) = (rules.clone(), input.clone());
             let r = write!(self, |c| {
-                let mut tx = c.begin().await?;
-                let out = IdentityTx::identify_tx(&mut *tx, org, &rules_c, &input_c).await?;
-                tx.commit().await?;
-                Ok(out)
+                if crate::engine::needs_own_tx(&*c) {
+                    let mut tx = c.begin().await?;
+                    let out = IdentityTx::identify_tx(&mut *tx, org, &rules_c, &input_c).await?;
+                    tx.commit().await?;
+                    Ok(out)
+                } else {
+                    IdentityTx::identify_tx(&mut *c, org, &rules_c, &input_c).await
+                }
             });
             match r {
                 Err(StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
