@@ -275,7 +275,7 @@ pub async fn seed(store: &Store, org: Uuid, people: u64, now: i64) -> Result<u64
                     Identifier::new(K::Email, &fam),
                     Identifier::new(
                         K::ShopifyCustomerId,
-                        &format!("{}", 9_000_000_000u64 + i as u64),
+                        format!("{}", 9_000_000_000u64 + i as u64),
                     ),
                 ],
                 source: "shopify",
