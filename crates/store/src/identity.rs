@@ -333,22 +333,25 @@ macro_rules! identity_tx {
                     }
                     // Every incoming identifier in one round trip.
                     let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
+                    let mut seen_at: BTreeMap<Identifier, i64> = BTreeMap::new();
                     if !input.identifiers.is_empty() {
                         let terms: Vec<String> = (0..input.identifiers.len())
                             .map(|i| format!("(kind = ${} and value = ${})", 2 + 2 * i, 3 + 2 * i))
                             .collect();
                         let sql = format!(
-                            "select kind, value, root_id from identity_links where org_id = $1 and ({}){}",
+                            "select kind, value, root_id, last_seen_at from identity_links where org_id = $1 and ({}){}",
                             terms.join(" or "),
                             $lock
                         );
-                        let mut q = sqlx::query_as::<_, (String, String, Uuid)>(&sql).bind(org);
+                        let mut q = sqlx::query_as::<_, (String, String, Uuid, i64)>(&sql).bind(org);
                         for id in &input.identifiers {
                             q = q.bind(id.kind.as_str()).bind(&id.value);
                         }
-                        for (k, v, root) in q.fetch_all(&mut *self).await? {
+                        for (k, v, root, last_seen) in q.fetch_all(&mut *self).await? {
                             if let Ok(kind) = IdentifierKind::parse(&k) {
-                                owners.insert(Identifier::new(kind, v), root);
+                                let id = Identifier::new(kind, v);
+                                seen_at.insert(id.clone(), last_seen);
+                                owners.insert(id, root);
                             }
                         }
                     }
@@ -448,19 +451,15 @@ macro_rules! identity_tx {
                         }
                         q.execute(&mut *self).await?;
                     }
-                    if !p.seen.is_empty() {
-                        let terms: Vec<String> = (0..p.seen.len())
-                            .map(|i| format!("(kind = ${} and value = ${})", 3 + 2 * i, 4 + 2 * i))
-                            .collect();
-                        let sql = format!(
-                            "update identity_links set last_seen_at = $2 where org_id = $1 and ({})",
-                            terms.join(" or ")
-                        );
-                        let mut q = sqlx::query(&sql).bind(org).bind(now);
-                        for id in &p.seen {
-                            q = q.bind(id.kind.as_str()).bind(&id.value);
-                        }
-                        q.execute(&mut *self).await?;
+                    // Last-seen to the minute is enough; skipping fresh ones saves a write per event.
+                    for id in p.seen.iter().filter(|i| seen_at.get(*i).is_none_or(|t| now - t > 60_000)) {
+                        sqlx::query("update identity_links set last_seen_at = $4 where org_id = $1 and kind = $2 and value = $3")
+                            .bind(org)
+                            .bind(id.kind.as_str())
+                            .bind(&id.value)
+                            .bind(now)
+                            .execute(&mut *self)
+                            .await?;
                     }
                     // Fields: given traits win; primary e-mail and phone fill when empty.
                     let pick = |given: &str, cur: &str| if given.trim().is_empty() { cur.to_string() } else { given.trim().to_string() };

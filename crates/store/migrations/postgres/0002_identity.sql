@@ -31,10 +31,10 @@ create table profiles (
 );
 create index profiles_root on profiles(org_id, root_id);
 create index profiles_merged_into on profiles(org_id, merged_into);
-create index profiles_by_last_active on profiles(org_id, last_active_at) where merged_into is null;
-create index profiles_by_ltv on profiles(org_id, ltv_cents) where merged_into is null;
-create index profiles_by_created on profiles(org_id, created_at) where merged_into is null;
-create index profiles_by_name on profiles(org_id, name_lc) where merged_into is null;
+create index profiles_by_last_active on profiles(org_id, last_active_at, id) where merged_into is null;
+create index profiles_by_ltv on profiles(org_id, ltv_cents, id) where merged_into is null;
+create index profiles_by_created on profiles(org_id, created_at, id) where merged_into is null;
+create index profiles_by_name on profiles(org_id, name_lc, id) where merged_into is null;
 create index profiles_by_name_key on profiles(org_id, name_key) where merged_into is null;
 
 create table identity_links (
