@@ -1102,6 +1102,25 @@ impl crate::Store {
         })
     }
 
+    /// How many current profiles, counted up to `cap` (a list header needs
+    /// "100,000+", not a full scan of a million rows). Returns (count, capped).
+    pub async fn count_profiles_capped(
+        &self,
+        org: Uuid,
+        cap: i64,
+    ) -> Result<(i64, bool), StoreError> {
+        let n: i64 = read!(self, |c| {
+            Ok(sqlx::query_scalar(
+                "select count(*) from (select 1 from profiles where org_id = $1 and merged_into is null limit $2) t",
+            )
+            .bind(org)
+            .bind(cap + 1)
+            .fetch_one(&mut *c)
+            .await?)
+        })?;
+        Ok((n.min(cap), n > cap))
+    }
+
     /// How many current profiles the organization has.
     pub async fn count_profiles(&self, org: Uuid) -> Result<i64, StoreError> {
         read!(self, |c| {

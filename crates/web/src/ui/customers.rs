@@ -19,18 +19,28 @@ use bos_store::identity::{Profile, ProfileQuery, ProfileSort};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// 1234567 → "1,234,567".
+pub fn group_digits(n: i64) -> String {
+    let s = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
 /// Money in minor units as "$1,234.50" (USD) or "1,234.50 EUR".
 pub fn money(cents: i64, currency: &str) -> String {
     let neg = cents < 0;
     let c = cents.unsigned_abs();
-    let whole = (c / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
+    let grouped = group_digits((c / 100) as i64);
     let s = format!("{grouped}.{:02}", c % 100);
     let sign = if neg { "-" } else { "" };
     match currency {
@@ -89,7 +99,7 @@ pub struct Row {
 struct ListPage {
     c: Chrome,
     rows: Vec<Row>,
-    total: i64,
+    total: String,
     q: String,
     sort: &'static str,
     sorts: Vec<(&'static str, &'static str)>,
@@ -187,7 +197,10 @@ pub async fn list(
     let page = ListPage {
         c,
         rows,
-        total: st.store.count_profiles(s.org.id).await?,
+        total: {
+            let (n, more) = st.store.count_profiles_capped(s.org.id, 100_000).await?;
+            format!("{}{}", group_digits(n), if more { "+" } else { "" })
+        },
         q: q.q,
         sort: sort.as_str(),
         sorts: vec![
@@ -521,4 +534,20 @@ pub async fn erase(
     let n = st.store.erase_profile(s.org.id, id).await?;
     tracing::info!(org = %s.org.id, user = %s.user.id, rows = n, "customer erased");
     Ok(Redirect::to("/customers?done=erased").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_digits() {
+        assert_eq!(money(123_456_789, "USD"), "$1,234,567.89");
+        assert_eq!(money(5, "USD"), "$0.05");
+        assert_eq!(money(-1999, "EUR"), "-19.99 EUR");
+        assert_eq!(group_digits(100_000), "100,000");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(initials("maria  lopez"), "ML");
+        assert_eq!(initials(""), "?");
+    }
 }
