@@ -51,6 +51,17 @@ enum Which {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Server time of the customers list, searches and a profile page at a
+    /// large population.
+    Pages {
+        #[arg(long, default_value_t = 1_000_000)]
+        profiles: u64,
+        /// Requests per page (after 3 warm-up requests).
+        #[arg(long, default_value_t = 50)]
+        requests: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 /// Latency percentiles in microseconds from a list of samples.
@@ -198,6 +209,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             concurrency,
             database_url,
         } => crate::bench_identify::run(profiles, events, concurrency, database_url).await,
+        Which::Pages {
+            profiles,
+            requests,
+            database_url,
+        } => crate::bench_pages::run(profiles, requests, database_url).await,
     }
 }
 

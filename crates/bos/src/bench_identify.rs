@@ -83,6 +83,8 @@ pub async fn run(
         eprint!("\r  seeding customers: {seeded}/{profiles}");
     }
     eprintln!();
+    // A running server refreshes planner statistics periodically; do it once here.
+    store.optimize().await?;
     println!(
         "identify bench: {} existing customers ({} identity links) seeded in {:.1} s, engine {:?}",
         profiles,

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_identify;
+mod bench_pages;
 mod config;
 mod demo;
 mod demo_customers;

@@ -84,6 +84,9 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge failed"),
             }
+            if let Err(e) = purge_store.optimize().await {
+                tracing::warn!(error = %e, "refreshing planner statistics failed");
+            }
         }
     });
     axum::serve(listener, bos_web::app(state))

@@ -90,7 +90,26 @@ impl Store {
     pub async fn open(opts: &StoreOptions) -> Result<Store, StoreError> {
         let store = Self::connect(opts).await?;
         store.migrate().await?;
+        store.optimize().await?;
         Ok(store)
+    }
+
+    /// Refreshes the query planner's statistics where they are stale
+    /// (SQLite's `PRAGMA optimize`, bounded work). PostgreSQL's autovacuum
+    /// does this by itself.
+    pub async fn optimize(&self) -> Result<(), StoreError> {
+        if let Engine::Sqlite(_) = &*self.engine {
+            write!(self, |c| {
+                sqlx::query("pragma analysis_limit = 1000")
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("pragma optimize = 0x10002")
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Connects without migrating (for `bos migrate`, which reports counts).

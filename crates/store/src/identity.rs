@@ -905,12 +905,18 @@ impl crate::Store {
         read!(self, |c| {
             Ok(sqlx::query_as(
                 "select kind, value, profile_id, root_id, first_seen_at, last_seen_at, source from identity_links
-                 where org_id = $1 and root_id = $2 order by kind, first_seen_at",
+                 where org_id = $1 and root_id = $2",
             )
             .bind(org)
             .bind(root)
             .fetch_all(&mut *c)
             .await?)
+        })
+        .map(|mut v: Vec<IdentityLink>| {
+            // Sorted here: an ORDER BY kind tempts SQLite's planner (without
+            // statistics) into walking the primary key over every link of the org.
+            v.sort_by(|a, b| (a.kind.as_str(), a.first_seen_at).cmp(&(b.kind.as_str(), b.first_seen_at)));
+            v
         })
     }
 
@@ -1144,7 +1150,7 @@ impl crate::Store {
         let sql = format!(
             "select {} from profiles p join profiles me on me.org_id = p.org_id and me.id = $2 \
              where p.org_id = $1 and p.merged_into is null and p.id <> me.id and me.name_key <> '' and p.name_key = me.name_key \
-             order by p.created_at limit 20",
+             limit 50",
             PROFILE_COLS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
         );
         read!(self, |c| {
