@@ -922,14 +922,16 @@ impl crate::Store {
 
     /// The profiles in a cluster (the root and everything merged into it).
     pub async fn cluster_members(&self, org: Uuid, root: Uuid) -> Result<Vec<Profile>, StoreError> {
-        let sql = format!("select {PROFILE_COLS} from profiles where org_id = $1 and root_id = $2 order by created_at");
-        read!(self, |c| {
+        let sql = format!("select {PROFILE_COLS} from profiles where org_id = $1 and root_id = $2");
+        let mut v: Vec<Profile> = read!(self, |c| {
             Ok(sqlx::query_as(&sql)
                 .bind(org)
                 .bind(root)
                 .fetch_all(&mut *c)
                 .await?)
-        })
+        })?;
+        v.sort_by_key(|p| (p.created_at, p.id));
+        Ok(v)
     }
 
     /// Merges that involve the cluster: live ones explain why its members
@@ -943,15 +945,21 @@ impl crate::Store {
             Ok(sqlx::query_as(
                 "select m.id, m.survivor_id, m.absorbed_id, m.via_kind, m.via_value, m.event_key, m.reason, m.actor,
                         m.created_at, m.undone_at, m.undone_by
-                 from merges m where m.org_id = $1 and (
-                    m.survivor_id in (select id from profiles where org_id = $1 and root_id = $2)
-                    or m.absorbed_id in (select id from profiles where org_id = $1 and root_id = $2))
-                 order by m.created_at desc",
+                 from merges m where m.org_id = $1 and m.survivor_id in (select id from profiles where org_id = $1 and root_id = $2)
+                 union
+                 select m.id, m.survivor_id, m.absorbed_id, m.via_kind, m.via_value, m.event_key, m.reason, m.actor,
+                        m.created_at, m.undone_at, m.undone_by
+                 from merges m where m.org_id = $1 and m.absorbed_id in (select id from profiles where org_id = $1 and root_id = $2)",
             )
             .bind(org)
             .bind(root)
             .fetch_all(&mut *c)
             .await?)
+        })
+        .map(|mut v: Vec<MergeRecord>| {
+            // Newest first; two indexed lookups joined by UNION, sorted here.
+            v.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+            v
         })
     }
 
