@@ -1156,8 +1156,9 @@ impl crate::Store {
         root: Uuid,
     ) -> Result<Vec<Profile>, StoreError> {
         let sql = format!(
-            "select {} from profiles p join profiles me on me.org_id = p.org_id and me.id = $2 \
-             where p.org_id = $1 and p.merged_into is null and p.id <> me.id and me.name_key <> '' and p.name_key = me.name_key \
+            "select {} from profiles p \
+             where p.org_id = $1 and p.merged_into is null and p.id <> $2 \
+             and p.name_key = (select name_key from profiles where org_id = $1 and id = $2 and name_key <> '') \
              limit 50",
             PROFILE_COLS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
         );
