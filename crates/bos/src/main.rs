@@ -3,8 +3,10 @@
 //! call into the library crates.
 
 mod bench;
+mod bench_import;
 mod config;
 mod demo;
+mod import;
 mod serve;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -70,8 +72,10 @@ enum Command {
     Config,
     /// Print the OpenAPI document of /api/v1.
     Openapi,
+    /// Import contacts from a CSV file through the identity rules.
+    Import(import::ImportArgs),
     /// Run a benchmark of the project's harness and print its figures.
-    Bench(bench::BenchArgs),
+    Bench(bench_import::BenchCli),
 }
 
 #[derive(Subcommand)]
@@ -416,6 +420,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => bench::run(args).await,
+        Command::Import(a) => import::run(cfg_path, a).await,
+        Command::Bench(args) => bench_import::run(args).await,
     }
 }
