@@ -110,7 +110,7 @@ impl ImportSource {
             kind: "import".into(),
             summary: format!("Imported from {}, line {line}", self.file_name),
             occurred_at: now,
-            data: serde_json::json!({ "file": self.file_name, "line": line, "sha256": self.file_hash })
+            data: serde_json::json!({ "file": self.file_name, "line": line })
                 .to_string(),
             key: Some(import_key(&self.file_hash, line)),
             revenue_cents: 0,
@@ -188,8 +188,24 @@ struct NewProfile {
     links: Vec<Identifier>,
 }
 
+/// The SQLite page cache the writer uses while it applies an import batch.
+/// A batch touches pages all over the identity indexes; with SQLite's 2 MiB
+/// default most of them would be read back from the file several times
+/// within one transaction. Restored after the batch.
+const SQLITE_BULK_CACHE_KIB: i64 = 256 * 1024;
+
 /// The transactional body, written once and expanded per engine.
 trait ImportTx: Send {
+    /// One batch, atomically.
+    fn import_atomic<'a>(
+        &'a mut self,
+        org: Uuid,
+        rules: &'a IdentityRules,
+        rows: &'a [ImportRow],
+        src: &'a ImportSource,
+        now: i64,
+    ) -> BoxFut<'a, Result<ImportCounts, StoreError>>;
+
     fn import_batch<'a>(
         &'a mut self,
         org: Uuid,
@@ -209,8 +225,39 @@ trait ImportTx: Send {
 }
 
 macro_rules! import_tx {
-    ($conn:ty, $params:expr) => {
+    ($conn:ty, $params:expr, $sqlite:expr) => {
         impl ImportTx for $conn {
+            fn import_atomic<'a>(
+                &'a mut self,
+                org: Uuid,
+                rules: &'a IdentityRules,
+                rows: &'a [ImportRow],
+                src: &'a ImportSource,
+                now: i64,
+            ) -> BoxFut<'a, Result<ImportCounts, StoreError>> {
+                Box::pin(async move {
+                    if $sqlite {
+                        // The writer already runs this in a transaction of its
+                        // own (rolled back if we fail); a nested savepoint would
+                        // only add a statement sub-journal.
+                        let cache: i64 = sqlx::query_scalar("pragma cache_size").fetch_one(&mut *self).await?;
+                        sqlx::query(&format!("pragma cache_size = -{SQLITE_BULK_CACHE_KIB}"))
+                            .execute(&mut *self)
+                            .await?;
+                        // Sub-journals and sorter spills in memory, not temp files.
+                        sqlx::query("pragma temp_store = memory").execute(&mut *self).await?;
+                        let r = self.import_batch(org, rules, rows, src, now).await;
+                        sqlx::query(&format!("pragma cache_size = {cache}")).execute(&mut *self).await?;
+                        r
+                    } else {
+                        let mut tx = self.begin().await?;
+                        let counts = tx.import_batch(org, rules, rows, src, now).await?;
+                        tx.commit().await?;
+                        Ok(counts)
+                    }
+                })
+            }
+
             fn import_batch<'a>(
                 &'a mut self,
                 org: Uuid,
@@ -222,25 +269,31 @@ macro_rules! import_tx {
                 Box::pin(async move {
                     let params: Params = $params;
                     let mut counts = ImportCounts { rows: rows.len() as u64, ..Default::default() };
+                    if rows.is_empty() {
+                        return Ok(counts);
+                    }
                     let keys: Vec<String> = rows.iter().map(|r| import_key(&src.file_hash, r.line)).collect();
 
-                    // Rows imported before: one lookup per chunk of keys.
-                    let mut done: HashSet<String> = HashSet::new();
-                    for chunk in keys.chunks(LOOKUP_CHUNK) {
-                        let sql = format!(
-                            "select event_key from timeline where org_id = {} and event_key {}",
-                            params.one(1),
-                            params.list(2, chunk.len())
-                        );
-                        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(org);
-                        for k in chunk {
-                            q = q.bind(k);
-                        }
-                        done.extend(q.fetch_all(&mut *self).await?);
-                    }
+                    // Rows imported before. Keys of one file sort by line, so
+                    // one range scan of the key index finds them all.
+                    let lo = keys.iter().min().cloned().unwrap_or_default();
+                    let hi = keys.iter().max().cloned().unwrap_or_default();
+                    let sql = format!(
+                        "select event_key from timeline where org_id = {} and event_key >= {} and event_key <= {}",
+                        params.one(1),
+                        params.one(2),
+                        params.one(3)
+                    );
+                    let mut done: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
+                        .bind(org)
+                        .bind(&lo)
+                        .bind(&hi)
+                        .fetch_all(&mut *self)
+                        .await?
+                        .into_iter()
+                        .collect();
 
-                    // Which identifiers the database knows, and how many rows
-                    // of this batch carry each.
+                    // How many rows of this batch carry each identifier.
                     let mut carriers: HashMap<&Identifier, u32> = HashMap::new();
                     let mut live = vec![false; rows.len()];
                     for (i, r) in rows.iter().enumerate() {
@@ -257,27 +310,32 @@ macro_rules! import_tx {
                             *carriers.entry(id).or_default() += 1;
                         }
                     }
-                    let values: Vec<&str> = {
-                        let mut v: Vec<&str> = carriers.keys().map(|i| i.value.as_str()).collect();
-                        v.sort_unstable();
-                        v.dedup();
-                        v
-                    };
+
+                    // Which of them the database knows. Per kind, so the primary
+                    // key (org_id, kind, value) answers each value with one seek
+                    // (a bare `value in (…)` lets SQLite's planner scan every link
+                    // of the organization); sorted, so the seeks walk the index
+                    // in order.
+                    let mut by_kind: HashMap<&IdentifierKind, Vec<&str>> = HashMap::new();
+                    for id in carriers.keys() {
+                        by_kind.entry(&id.kind).or_default().push(id.value.as_str());
+                    }
                     let mut known: HashSet<Identifier> = HashSet::new();
-                    for chunk in values.chunks(LOOKUP_CHUNK) {
-                        // The (org_id, value) index answers this; the kind is checked here.
-                        let sql = format!(
-                            "select kind, value from identity_links where org_id = {} and value {}",
-                            params.one(1),
-                            params.list(2, chunk.len())
-                        );
-                        let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(org);
-                        for v in chunk {
-                            q = q.bind(*v);
-                        }
-                        for (k, v) in q.fetch_all(&mut *self).await? {
-                            if let Ok(k) = IdentifierKind::parse(&k) {
-                                known.insert(Identifier::new(k, v));
+                    for (kind, mut values) in by_kind {
+                        values.sort_unstable();
+                        for chunk in values.chunks(LOOKUP_CHUNK) {
+                            let sql = format!(
+                                "select value from identity_links where org_id = {} and kind = {} and value {}",
+                                params.one(1),
+                                params.one(2),
+                                params.list(3, chunk.len())
+                            );
+                            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(org).bind(kind.as_str());
+                            for v in chunk {
+                                q = q.bind(*v);
+                            }
+                            for v in q.fetch_all(&mut *self).await? {
+                                known.insert(Identifier::new(kind.clone(), v));
                             }
                         }
                     }
@@ -288,8 +346,16 @@ macro_rules! import_tx {
                             counts.replayed += 1;
                             continue;
                         }
-                        let usable = r.identifiers.iter().filter(|id| !rules.blocked(id)).count();
-                        if usable == 0 {
+                        // A plain loop, not an iterator chain: a closure held
+                        // across the awaits below trips the `Send` check.
+                        let (mut any_usable, mut independent) = (false, true);
+                        for id in &r.identifiers {
+                            if !rules.blocked(id) {
+                                any_usable = true;
+                                independent &= carriers.get(id) == Some(&1) && !known.contains(id);
+                            }
+                        }
+                        if !any_usable {
                             counts.rejected.push(Rejection {
                                 line: r.line,
                                 reason: if r.identifiers.is_empty() {
@@ -300,13 +366,9 @@ macro_rules! import_tx {
                             });
                             continue;
                         }
-                        let independent = r
-                            .identifiers
-                            .iter()
-                            .filter(|id| !rules.blocked(id))
-                            .all(|id| carriers.get(id) == Some(&1) && !known.contains(id));
                         if independent {
-                            // Nothing known: the planner can only create.
+                            // Nothing known: the planner can only create. Its
+                            // ids are drawn now, in file order, as streaming would.
                             let p = plan::<Uuid>(rules, &r.identifiers, &Default::default(), &Default::default())
                                 .map_err(|e| StoreError::Other(format!("import planned nothing: {e}")))?;
                             let first_of = |k: IdentifierKind| {
@@ -326,10 +388,6 @@ macro_rules! import_tx {
                                 line: r.line,
                                 links: p.link,
                             });
-                            if pending.len() >= INSERT_CHUNK {
-                                self.insert_new(org, &pending, src, now).await?;
-                                pending.clear();
-                            }
                         } else {
                             let input = IdentifyInput {
                                 identifiers: r.identifiers.clone(),
@@ -350,9 +408,7 @@ macro_rules! import_tx {
                             counts.dropped += out.dropped.len() as u64;
                         }
                     }
-                    if !pending.is_empty() {
-                        self.insert_new(org, &pending, src, now).await?;
-                    }
+                    self.insert_new(org, &pending, src, now).await?;
                     Ok(counts)
                 })
             }
@@ -366,35 +422,58 @@ macro_rules! import_tx {
             ) -> BoxFut<'a, Result<(), StoreError>> {
                 Box::pin(async move {
                     let params: Params = $params;
-                    // The same columns identify_tx leaves on a created profile.
-                    let sql = format!(
-                        "insert into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
-                         primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
-                        params.tuples(1, new.len(), 14)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for p in new {
-                        let dn = display_name(&p.first, &p.last, &p.email, &p.phone);
-                        q = q
-                            .bind(org)
-                            .bind(p.id)
-                            .bind(p.id)
-                            .bind(&p.first)
-                            .bind(&p.last)
-                            .bind(dn.clone())
-                            .bind(&p.company)
-                            .bind(&p.email)
-                            .bind(&p.phone)
-                            .bind(dn.to_lowercase())
-                            .bind(name_key(&p.first, &p.last, &p.company))
-                            .bind(now)
-                            .bind(now)
-                            .bind(now);
+                    // Each table's rows go in the order of its busiest random
+                    // index, so consecutive inserts land on neighbouring pages.
+                    struct Derived<'p> {
+                        p: &'p NewProfile,
+                        display: String,
+                        name_lc: String,
+                        name_key: String,
                     }
-                    q.execute(&mut *self).await?;
+                    let mut profiles: Vec<Derived> = new
+                        .iter()
+                        .map(|p| {
+                            let display = display_name(&p.first, &p.last, &p.email, &p.phone);
+                            Derived {
+                                name_lc: display.to_lowercase(),
+                                name_key: name_key(&p.first, &p.last, &p.company),
+                                display,
+                                p,
+                            }
+                        })
+                        .collect();
+                    profiles.sort_unstable_by(|a, b| a.name_lc.cmp(&b.name_lc));
+                    for chunk in profiles.chunks(INSERT_CHUNK) {
+                        // The same columns identify_tx leaves on a created profile.
+                        let sql = format!(
+                            "insert into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
+                             primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
+                            params.tuples(1, chunk.len(), 14)
+                        );
+                        let mut q = sqlx::query(&sql);
+                        for d in chunk {
+                            q = q
+                                .bind(org)
+                                .bind(d.p.id)
+                                .bind(d.p.id)
+                                .bind(&d.p.first)
+                                .bind(&d.p.last)
+                                .bind(&d.display)
+                                .bind(&d.p.company)
+                                .bind(&d.p.email)
+                                .bind(&d.p.phone)
+                                .bind(&d.name_lc)
+                                .bind(&d.name_key)
+                                .bind(now)
+                                .bind(now)
+                                .bind(now);
+                        }
+                        q.execute(&mut *self).await?;
+                    }
 
-                    let links: Vec<(&NewProfile, &Identifier)> =
-                        new.iter().flat_map(|p| p.links.iter().map(move |l| (p, l))).collect();
+                    let mut links: Vec<(&Identifier, Uuid)> =
+                        new.iter().flat_map(|p| p.links.iter().map(move |l| (l, p.id))).collect();
+                    links.sort_unstable_by(|a, b| a.0.cmp(b.0));
                     for chunk in links.chunks(INSERT_CHUNK) {
                         let sql = format!(
                             "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
@@ -402,13 +481,13 @@ macro_rules! import_tx {
                             params.tuples(1, chunk.len(), 8)
                         );
                         let mut q = sqlx::query(&sql);
-                        for (p, l) in chunk {
+                        for (l, id) in chunk {
                             q = q
                                 .bind(org)
                                 .bind(l.kind.as_str())
                                 .bind(&l.value)
-                                .bind(p.id)
-                                .bind(p.id)
+                                .bind(*id)
+                                .bind(*id)
                                 .bind(now)
                                 .bind(now)
                                 .bind(&src.source);
@@ -416,27 +495,30 @@ macro_rules! import_tx {
                         q.execute(&mut *self).await?;
                     }
 
-                    let sql = format!(
-                        "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
-                         data, event_key) values {}",
-                        params.tuples(1, new.len(), 10)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for p in new {
-                        let e = src.event(p.line, now);
-                        q = q
-                            .bind(org)
-                            .bind(p.timeline_id)
-                            .bind(p.id)
-                            .bind(p.id)
-                            .bind(e.occurred_at)
-                            .bind(e.kind)
-                            .bind(&src.source)
-                            .bind(e.summary)
-                            .bind(e.data)
-                            .bind(e.key);
+                    // Timeline ids and keys both grow with the line: file order.
+                    for chunk in new.chunks(INSERT_CHUNK) {
+                        let sql = format!(
+                            "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
+                             data, event_key) values {}",
+                            params.tuples(1, chunk.len(), 10)
+                        );
+                        let mut q = sqlx::query(&sql);
+                        for p in chunk {
+                            let e = src.event(p.line, now);
+                            q = q
+                                .bind(org)
+                                .bind(p.timeline_id)
+                                .bind(p.id)
+                                .bind(p.id)
+                                .bind(e.occurred_at)
+                                .bind(e.kind)
+                                .bind(&src.source)
+                                .bind(e.summary)
+                                .bind(e.data)
+                                .bind(e.key);
+                        }
+                        q.execute(&mut *self).await?;
                     }
-                    q.execute(&mut *self).await?;
                     Ok(())
                 })
             }
@@ -444,8 +526,8 @@ macro_rules! import_tx {
     };
 }
 
-import_tx!(sqlx::SqliteConnection, Params::Anonymous);
-import_tx!(sqlx::PgConnection, Params::Numbered);
+import_tx!(sqlx::SqliteConnection, Params::Anonymous, true);
+import_tx!(sqlx::PgConnection, Params::Numbered, false);
 
 impl crate::Store {
     /// Imports one batch of rows in one transaction: each row is resolved
@@ -473,11 +555,7 @@ impl crate::Store {
         loop {
             let (rules_c, rows_c, src_c) = (rules.clone(), rows.clone(), source.clone());
             let r = write!(self, |c| {
-                let mut tx = c.begin().await?;
-                let counts =
-                    ImportTx::import_batch(&mut *tx, org, &rules_c, &rows_c, &src_c, now).await?;
-                tx.commit().await?;
-                Ok(counts)
+                ImportTx::import_atomic(&mut *c, org, &rules_c, &rows_c, &src_c, now).await
             });
             match r {
                 Err(StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
