@@ -44,7 +44,7 @@ pub enum ImportBench {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
         /// Rows per transaction.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = crate::import::DEFAULT_BATCH)]
         batch: usize,
         /// Rows resolved one by one through `identify` for the baseline.
         #[arg(long, default_value_t = 2000)]
@@ -236,7 +236,7 @@ pub fn generate(out: &Path, rows: u64, seed: u64) -> Result<Generated> {
             if pick % 10 >= 3 {
                 ph = phone(2 * p);
             }
-            if pick % 17 == 0 {
+            if pick % 17 == 3 {
                 ig = format!("{}", 17_841_400_000_000_000 + p);
             }
         }

@@ -110,8 +110,7 @@ impl ImportSource {
             kind: "import".into(),
             summary: format!("Imported from {}, line {line}", self.file_name),
             occurred_at: now,
-            data: serde_json::json!({ "file": self.file_name, "line": line })
-                .to_string(),
+            data: serde_json::json!({ "file": self.file_name, "line": line }).to_string(),
             key: Some(import_key(&self.file_hash, line)),
             revenue_cents: 0,
             is_order: false,
@@ -554,9 +553,16 @@ impl crate::Store {
         let mut attempt = 0;
         loop {
             let (rules_c, rows_c, src_c) = (rules.clone(), rows.clone(), source.clone());
+            let started = std::time::Instant::now();
             let r = write!(self, |c| {
                 ImportTx::import_atomic(&mut *c, org, &rules_c, &rows_c, &src_c, now).await
             });
+            tracing::debug!(
+                rows = rows.len(),
+                ms = started.elapsed().as_millis() as u64,
+                ok = r.is_ok(),
+                "import batch"
+            );
             match r {
                 Err(StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
                 other => return other,
