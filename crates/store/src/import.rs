@@ -250,6 +250,12 @@ macro_rules! import_tx {
                         r
                     } else {
                         let mut tx = self.begin().await?;
+                        // sqlx keeps statements prepared; after five runs
+                        // PostgreSQL may settle on a generic plan costed when the
+                        // tables were nearly empty (a bulk load outruns
+                        // autoanalyze), and such a plan scans where it should
+                        // seek. Custom plans see the tables' real size.
+                        sqlx::query("set local plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
                         let counts = tx.import_batch(org, rules, rows, src, now).await?;
                         tx.commit().await?;
                         Ok(counts)
@@ -406,6 +412,11 @@ macro_rules! import_tx {
                             counts.linked += out.linked.len() as u64;
                             counts.dropped += out.dropped.len() as u64;
                         }
+                    }
+                    if !$sqlite {
+                        // Inserts need no custom plan, and planning one for a
+                        // statement with thousands of parameters is not free.
+                        sqlx::query("set local plan_cache_mode = auto").execute(&mut *self).await?;
                     }
                     self.insert_new(org, &pending, src, now).await?;
                     Ok(counts)
