@@ -4,10 +4,12 @@
 
 mod bench;
 mod bench_identify;
+mod bench_import;
 mod bench_pages;
 mod config;
 mod demo;
 mod demo_customers;
+mod import;
 mod serve;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -73,8 +75,10 @@ enum Command {
     Config,
     /// Print the OpenAPI document of /api/v1.
     Openapi,
+    /// Import contacts from a CSV file through the identity rules.
+    Import(import::ImportArgs),
     /// Run a benchmark of the project's harness and print its figures.
-    Bench(bench::BenchArgs),
+    Bench(bench_import::BenchCli),
 }
 
 #[derive(Subcommand)]
@@ -419,6 +423,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => bench::run(args).await,
+        Command::Import(a) => import::run(cfg_path, a).await,
+        Command::Bench(args) => bench_import::run(args).await,
     }
 }

@@ -208,7 +208,7 @@ pub struct ProfileExport {
     pub timeline: Vec<TimelineEntry>,
 }
 
-fn display_name(first: &str, last: &str, email: &str, phone: &str) -> String {
+pub(crate) fn display_name(first: &str, last: &str, email: &str, phone: &str) -> String {
     let n = format!("{} {}", first.trim(), last.trim())
         .trim()
         .to_string();

@@ -13,6 +13,8 @@ mod engine;
 mod error;
 /// Profiles, identity links, merges and the timeline (God View).
 pub mod identity;
+/// Bulk import of contacts through the identity rules (ID9).
+pub mod import;
 mod migrate;
 /// Organizations, users, memberships.
 pub mod tenancy;

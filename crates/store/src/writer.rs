@@ -7,7 +7,8 @@
 //! runs each inside its own savepoint within one transaction, commits once,
 //! and only then answers every caller. A write that fails rolls back its own
 //! savepoint and leaves the others alone; a failed commit fails them all.
-//! Nothing is acknowledged before it is durable.
+//! A write that is alone in its group runs in the transaction itself (no
+//! savepoint needed). Nothing is acknowledged before it is durable.
 
 use crate::StoreError;
 use sqlx::{Connection, SqliteConnection};
@@ -82,6 +83,21 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
         let res: Result<(), sqlx::Error> = async {
             let mut tx = conn.begin().await?;
+            if batch.len() == 1 {
+                // Alone in its group, a write needs no savepoint: the
+                // transaction is its own. A savepoint would make SQLite copy
+                // every page the write touches into a statement sub-journal
+                // and rescan it after each statement, which large writes
+                // (an import batch) pay for dearly.
+                for job in batch {
+                    let (ok, finish) = job(&mut tx).await;
+                    finishes.push(finish);
+                    if !ok {
+                        return tx.rollback().await;
+                    }
+                }
+                return tx.commit().await;
+            }
             for job in batch {
                 let mut sp = tx.begin().await?;
                 let (ok, finish) = job(&mut sp).await;

@@ -7,6 +7,7 @@
 //! these modules decide.
 
 pub mod batch;
+pub mod import;
 pub mod kind;
 pub mod normalize;
 pub mod plan;
