@@ -958,7 +958,7 @@ impl crate::Store {
         })
         .map(|mut v: Vec<MergeRecord>| {
             // Newest first; two indexed lookups joined by UNION, sorted here.
-            v.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+            v.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
             v
         })
     }
