@@ -8,11 +8,12 @@
 
 pub mod batch;
 pub mod kind;
+mod nanp;
 pub mod normalize;
 pub mod plan;
 pub mod rules;
 
 pub use kind::{Identifier, IdentifierKind};
-pub use normalize::normalize;
+pub use normalize::{normalize, normalize_into};
 pub use plan::{plan, Decision, DropReason, Dropped, Plan, PlanError, ProfileView};
 pub use rules::{IdentityRules, KindRule};
