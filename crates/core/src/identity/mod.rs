@@ -12,6 +12,7 @@ mod nanp;
 pub mod normalize;
 pub mod plan;
 pub mod rules;
+pub mod table;
 
 pub use kind::{Identifier, IdentifierKind};
 pub use normalize::{normalize, normalize_into};
