@@ -5,6 +5,7 @@
 mod bench;
 mod config;
 mod demo;
+mod gen;
 mod serve;
 
 use anyhow::{anyhow, bail, Context, Result};

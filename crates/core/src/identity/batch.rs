@@ -221,7 +221,20 @@ pub fn partition_table(rules: &IdentityRules, table: &IdTable, threads: usize) -
 
     let order = identifier_order(rules, table, threads);
 
-    // The rows carrying each node (compressed: carriers[start[n]..start[n+1]]).
+    // The sweep below visits identifiers in `order`, which is unrelated to
+    // where their rows are: done naively, every step is a chain of cache
+    // misses (rows of the node, their roots, the roots' counters, the
+    // node's kind and value). So first lay out, in sweep order, each
+    // identifier's kind, whether it is blocklisted, and the rows carrying
+    // it. Each iteration of that layout pass is independent of the others,
+    // so the processor overlaps their misses.
+    let mut is_blocked = vec![false; table.nodes()];
+    if blocked.iter().any(|b| !b.is_empty()) {
+        for (node, flag) in is_blocked.iter_mut().enumerate() {
+            let list = &blocked[table.kind_of(node as u32) as usize];
+            *flag = !list.is_empty() && list.contains(&table.value(node as u32));
+        }
+    }
     let mut start = vec![0u32; table.nodes() + 1];
     for r in 0..n {
         for &node in table.row(r) {
@@ -240,47 +253,142 @@ pub fn partition_table(rules: &IdentityRules, table: &IdTable, threads: usize) -
         }
     }
     drop(fill);
-
-    // Per cluster root, how many identifiers of each kind it holds.
-    let mut counts = vec![0u32; n * k];
-    let mut roots: Vec<u32> = Vec::new();
-    let mut dropped: Vec<u32> = Vec::new();
-    for node in order {
-        let kind = table.kind_of(node) as usize;
-        if blocked[kind].contains(&table.value(node)) {
-            dropped.push(node);
-            continue;
-        }
-        roots.clear();
-        for &r in &carriers[start[node as usize] as usize..start[node as usize + 1] as usize] {
-            let root = uf.find(r);
-            if !roots.contains(&root) {
-                roots.push(root);
-            }
-        }
-        let fits = (0..k).all(|j| {
-            let held: u64 = roots
-                .iter()
-                .map(|&r| counts[r as usize * k + j] as u64)
-                .sum();
-            held + u64::from(j == kind) <= kind_rules[j].max_per_profile as u64
+    let mut seq_start: Vec<u32> = Vec::with_capacity(order.len() + 1);
+    let mut seq_rows: Vec<u32> = Vec::with_capacity(carriers.len());
+    // Kind number, or u16::MAX for a blocklisted identifier.
+    let mut seq_kind: Vec<u16> = Vec::with_capacity(order.len());
+    seq_start.push(0);
+    for &node in &order {
+        let i = node as usize;
+        seq_rows.extend_from_slice(&carriers[start[i] as usize..start[i + 1] as usize]);
+        seq_start.push(seq_rows.len() as u32);
+        seq_kind.push(if is_blocked[i] {
+            u16::MAX
+        } else {
+            table.kind_of(node)
         });
-        if !fits {
-            dropped.push(node);
-            continue;
-        }
-        let mut acc = roots[0];
-        for &other in &roots[1..] {
-            let (keep, gone) = uf.union_roots(acc, other);
-            for j in 0..k {
-                counts[keep as usize * k + j] += counts[gone as usize * k + j];
-            }
-            acc = keep;
-        }
-        counts[acc as usize * k + kind] += 1;
     }
-    let dropped = dropped.iter().map(|&d| table.identifier(d)).collect();
+    drop((carriers, start, is_blocked));
+
+    // Counters per cluster root, only for the kinds that have a limit; one
+    // byte each when every such limit fits (the usual rules: 1 to 50), which
+    // keeps the counters of a million roots in a few MB of cache-friendly
+    // memory, four bytes otherwise.
+    let tracked: Vec<usize> = (0..k)
+        .filter(|&j| kind_rules[j].max_per_profile != u32::MAX)
+        .collect();
+    let max: Vec<u32> = tracked
+        .iter()
+        .map(|&j| kind_rules[j].max_per_profile)
+        .collect();
+    let mut slot = vec![usize::MAX; k];
+    for (t, &j) in tracked.iter().enumerate() {
+        slot[j] = t;
+    }
+    let sweep = Sweep {
+        seq_start: &seq_start,
+        seq_rows: &seq_rows,
+        seq_kind: &seq_kind,
+        slot: &slot,
+        max: &max,
+    };
+    let dropped_at = if max.iter().all(|&m| m < u8::MAX as u32) {
+        sweep.run::<u8>(&mut uf)
+    } else {
+        sweep.run::<u32>(&mut uf)
+    };
+    let dropped = dropped_at
+        .into_iter()
+        .map(|p| table.identifier(order[p as usize]))
+        .collect();
     finish(&mut uf, dropped)
+}
+
+/// A per-kind counter: `u8` or `u32`.
+trait Counter: Copy + Default + std::ops::AddAssign + Into<u64> {
+    const ONE: Self;
+}
+impl Counter for u8 {
+    const ONE: u8 = 1;
+}
+impl Counter for u32 {
+    const ONE: u32 = 1;
+}
+
+/// The identifiers laid out in sweep order (see [`partition_table`]).
+struct Sweep<'a> {
+    seq_start: &'a [u32],
+    seq_rows: &'a [u32],
+    seq_kind: &'a [u16],
+    /// Kind number → counter slot (`usize::MAX`: the kind has no limit).
+    slot: &'a [usize],
+    /// Limit of each counter slot.
+    max: &'a [u32],
+}
+
+impl Sweep<'_> {
+    /// Joins the rows of each identifier in order, unless that would put a
+    /// cluster over a limit; returns the positions of the refused ones.
+    fn run<C: Counter>(&self, uf: &mut UnionFind) -> Vec<u32> {
+        let t = self.max.len();
+        let mut counts: Vec<C> = vec![C::default(); uf.parent.len() * t];
+        let mut roots: Vec<u32> = Vec::new();
+        let mut dropped = Vec::new();
+        for p in 0..self.seq_kind.len() {
+            let kind = self.seq_kind[p];
+            if kind == u16::MAX {
+                dropped.push(p as u32);
+                continue;
+            }
+            let s = self.slot[kind as usize];
+            let rows = &self.seq_rows[self.seq_start[p] as usize..self.seq_start[p + 1] as usize];
+            if let [r] = rows {
+                // Carried by one row (most identifiers): nothing to join,
+                // only this kind's count can go over.
+                if s != usize::MAX {
+                    let root = uf.find(*r) as usize;
+                    let c = &mut counts[root * t + s];
+                    if (*c).into() + 1 > self.max[s] as u64 {
+                        dropped.push(p as u32);
+                    } else {
+                        *c += C::ONE;
+                    }
+                }
+                continue;
+            }
+            roots.clear();
+            for &r in rows {
+                let root = uf.find(r);
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+            let fits = (0..t).all(|j| {
+                let held: u64 = roots
+                    .iter()
+                    .map(|&r| counts[r as usize * t + j].into())
+                    .sum();
+                held + u64::from(j == s) <= self.max[j] as u64
+            });
+            if !fits {
+                dropped.push(p as u32);
+                continue;
+            }
+            let mut acc = roots[0];
+            for &other in &roots[1..] {
+                let (keep, gone) = uf.union_roots(acc, other);
+                for j in 0..t {
+                    let g = counts[gone as usize * t + j];
+                    counts[keep as usize * t + j] += g;
+                }
+                acc = keep;
+            }
+            if s != usize::MAX {
+                counts[acc as usize * t + s] += C::ONE;
+            }
+        }
+        dropped
+    }
 }
 
 /// Dense cluster numbers in row order, as [`partition`] numbers them.
@@ -450,7 +558,10 @@ mod tests {
     /// order of kinds and the limits of every kind get exercised.
     fn arb_rules() -> impl Strategy<Value = IdentityRules> {
         (
-            proptest::collection::vec((0u32..4, prop_oneof![Just(u32::MAX), 1u32..4]), 5),
+            proptest::collection::vec(
+                (0u32..4, prop_oneof![Just(u32::MAX), 1u32..4, Just(300)]),
+                5,
+            ),
             proptest::collection::vec(0u8..12, 0..3),
             any::<bool>(),
         )
