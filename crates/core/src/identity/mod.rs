@@ -8,8 +8,8 @@
 
 pub mod batch;
 pub mod kind;
-mod nanp;
 pub mod normalize;
+mod phone_fast;
 pub mod plan;
 pub mod rules;
 pub mod table;

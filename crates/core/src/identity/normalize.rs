@@ -2,7 +2,7 @@
 //! reason, never guessed: a wrong guess would glue two people together.
 
 use super::kind::{Identifier, IdentifierKind};
-use super::nanp;
+use super::phone_fast;
 use crate::tenancy::check_email;
 use crate::{Email, ValueError};
 
@@ -59,7 +59,7 @@ pub fn normalize_into(
             }
         }
         IdentifierKind::Phone => {
-            if !nanp::phone(v, region, out) {
+            if !phone_fast::phone(v, region, out) {
                 out.push_str(&phone(v, region)?)
             }
         }
@@ -209,6 +209,54 @@ mod tests {
         }
     }
 
+    #[test]
+    fn phone_fast_path_agrees_on_every_country() {
+        // Each country's example numbers from the metadata, written as
+        // +CC NNNN…, +CCNNNN… and in groups, then with a digit changed,
+        // dropped or added (mostly invalid: the fast path must decline).
+        use phonenumber::metadata::DATABASE;
+        let mut checked = 0;
+        for meta in DATABASE.iter() {
+            let d = meta.descriptors();
+            let cc = meta.country_code();
+            for desc in [
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.voip(),
+                d.premium_rate(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let Some(ex) = desc.example() else { continue };
+                let last = ex.len() - 1;
+                let changed = format!("{}{}", &ex[..last], (ex.as_bytes()[last] - b'0' + 1) % 10);
+                for n in [
+                    ex.to_string(),
+                    changed,
+                    ex[..last].to_string(),
+                    format!("{ex}7"),
+                ] {
+                    let groups: Vec<&str> = n
+                        .as_bytes()
+                        .chunks(3)
+                        .map(|c| std::str::from_utf8(c).unwrap())
+                        .collect();
+                    for raw in [
+                        format!("+{cc}{n}"),
+                        format!("+{cc} {n}"),
+                        format!("+{cc} {}", groups.join(" ")),
+                    ] {
+                        agree(IdentifierKind::Phone, &raw, "US");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
     fn nanp_shape() -> impl Strategy<Value = String> {
         let sep = prop_oneof![
             Just(""),
@@ -255,6 +303,24 @@ mod tests {
         #[test]
         fn phone_fast_path_agrees_on_noise(raw in "[0-9+() .-]{0,16}") {
             agree(IdentifierKind::Phone, &raw, "US");
+        }
+
+        #[test]
+        fn phone_fast_path_agrees_on_international_shapes(
+            cc in prop_oneof![Just("1"), Just("7"), Just("33"), Just("44"), Just("49"), Just("52"), Just("55"), Just("61"), Just("81"), Just("86"), Just("91"), Just("353"), Just("971"), Just("800"), Just("882"), Just("999"), Just("0"), Just("")],
+            digits in "[0-9]{2,16}",
+            cuts in proptest::collection::vec(0usize..16, 0..4),
+            sep in prop_oneof![Just(" "), Just("  "), Just("-")],
+        ) {
+            let mut n = digits.clone();
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c > 0 && c < digits.len()).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            for c in cuts.into_iter().rev() {
+                n.insert_str(c, sep);
+            }
+            agree(IdentifierKind::Phone, &format!("+{cc}{n}"), "US");
+            agree(IdentifierKind::Phone, &format!("+{cc} {n}"), "US");
         }
 
         #[test]

@@ -1,22 +1,26 @@
-//! A fast path for North American (+1, NANP) phone numbers written in the
-//! everyday shapes — `4155550101`, `(415) 555-0101`, `415.555.0101`,
-//! `+1 415-555-0101`, `1-415-555-0101` — with the organization's default
-//! region `US`.
+//! A fast path for phone numbers in the shapes people and exports write
+//! most, with the organization's default region `US`:
 //!
-//! Why: the `phonenumber` crate takes ~9 µs per number, and every regular
-//! expression it uses goes through one global `Mutex` and a 100-entry LRU
-//! that the NANP metadata alone overflows, so it neither scales across
-//! threads nor stays warm. An import of a million contacts would spend its
-//! time there.
+//! - North American (+1, NANP): `4155550101`, `(415) 555-0101`,
+//!   `415.555.0101`, `+1 415-555-0101`, `1-415-555-0101`, …
+//! - international, with a `+` and digits in space-separated groups:
+//!   `+44 20 7946 0958`, `+442079460958`.
+//!
+//! Why: the `phonenumber` crate takes ~9 µs per North American number and
+//! ~14 µs per British one, and every regular expression it uses goes through
+//! one global `Mutex` (with an LRU keyed by the pattern text), so it does
+//! not scale across threads either. An import of a million contacts would
+//! spend its time there.
 //!
 //! Soundness: this path returns exactly what the slow path returns for a
-//! valid number, and declines anything else to the slow path. It reads the digits only
-//! from the shapes above, then checks validity with the crate's own
-//! metadata (the same patterns, the same regex engine and flags) following
-//! the crate's `validator::is_valid` step by step: pick the region of +1
-//! (`source_for`), then ask whether the number has a known type
-//! (`number_type != Unknown`). The property tests in `normalize.rs` compare
-//! both paths on every area code and on random shapes.
+//! valid number, and declines anything else to the slow path. It reads the
+//! digits only from the shapes above, then checks validity with the crate's
+//! own metadata (the same patterns, the same regex engine and flags)
+//! following the crate's `validator::is_valid` step by step: pick the region
+//! of the country code (`source_for`), then ask whether the number has a
+//! known type (`number_type != Unknown`). The tests in `normalize.rs`
+//! compare both paths on every area code, every country's example numbers,
+//! and random shapes.
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
 use regex::{Regex, RegexBuilder};
@@ -55,14 +59,6 @@ impl Region {
     fn known_type(&self, v: &str) -> bool {
         self.general.is_match(v) && self.types.iter().any(|d| d.is_match(v))
     }
-}
-
-struct Nanp {
-    /// The regions of country code 1 in the crate's order (`source_for`
-    /// walks them in that order), each compiled on first use: the US comes
-    /// first and decides almost every number, and compiling all 25 regions
-    /// up front costs ~90 ms.
-    regions: Vec<(&'static Metadata, OnceLock<Option<Region>>)>,
 }
 
 /// Compiles a metadata pattern as the crate does (`ignore_whitespace`,
@@ -114,31 +110,53 @@ fn region(meta: &Metadata) -> Option<Region> {
     })
 }
 
-fn build() -> Option<Nanp> {
-    let ids = DATABASE.region(&1)?;
-    // With a single region `source_for` takes it without any check; the
-    // walk below assumes several (as NANP has), so decline otherwise.
-    if ids.len() < 2 {
-        return None;
-    }
-    let regions = ids
-        .iter()
-        .map(|id| Some((DATABASE.by_id(*id)?, OnceLock::new())))
-        .collect::<Option<Vec<_>>>()?;
-    Some(Nanp { regions })
+/// The regions of one country code, in the crate's order (`source_for`
+/// walks them in that order), each compiled on first use: for +1 the US
+/// comes first and decides almost every number, and compiling all 25 NANP
+/// regions up front would cost ~90 ms.
+struct Code {
+    regions: Vec<(&'static Metadata, OnceLock<Option<Region>>)>,
 }
 
-fn nanp() -> Option<&'static Nanp> {
+fn build(code: u16) -> Option<Code> {
+    let ids = DATABASE.region(&code)?;
+    let regions = if let [id] = ids.as_slice() {
+        // One region: `source_for` takes it without any check, through the
+        // code for non-geographic entities ("001") and by id otherwise.
+        let meta = if *id == "001" {
+            *DATABASE.by_code(&code)?.first()?
+        } else {
+            id.parse::<phonenumber::country::Id>().ok()?;
+            DATABASE.by_id(*id)?
+        };
+        vec![(meta, OnceLock::new())]
+    } else {
+        ids.iter()
+            .map(|id| Some((DATABASE.by_id(*id)?, OnceLock::new())))
+            .collect::<Option<Vec<_>>>()?
+    };
+    Some(Code { regions })
+}
+
+fn code(code: u16) -> Option<&'static Code> {
     // `DATABASE` is a lazily built static, so the metadata lives forever.
-    static NANP: OnceLock<Option<Nanp>> = OnceLock::new();
-    NANP.get_or_init(build).as_ref()
+    static CODES: OnceLock<Vec<OnceLock<Option<Code>>>> = OnceLock::new();
+    let codes = CODES.get_or_init(|| (0..1000).map(|_| OnceLock::new()).collect());
+    codes
+        .get(code as usize)?
+        .get_or_init(|| build(code))
+        .as_ref()
 }
 
-impl Nanp {
-    /// `phonenumber::is_valid` for country code 1 and this national number;
+impl Code {
+    /// `phonenumber::is_valid` for this country code and national number;
     /// `None` if a region's metadata does not compile here (then the slow
     /// path decides).
     fn is_valid(&self, national: &str) -> Option<bool> {
+        if let [(meta, compiled)] = self.regions.as_slice() {
+            let r = compiled.get_or_init(|| region(meta)).as_ref()?;
+            return Some(r.known_type(national));
+        }
         for (meta, compiled) in &self.regions {
             let r = compiled.get_or_init(|| region(meta)).as_ref()?;
             match &r.leading {
@@ -167,7 +185,7 @@ impl Nanp {
 /// ```
 ///
 /// except that "+1" with no separator after it takes digits only.
-fn digits(v: &[u8]) -> Option<[u8; 10]> {
+fn nanp_digits(v: &[u8]) -> Option<[u8; 10]> {
     let sep = |c: Option<&u8>| matches!(c, Some(b' ' | b'-' | b'.'));
     let mut out = [0u8; 10];
     let mut i = 0;
@@ -228,6 +246,48 @@ fn digits(v: &[u8]) -> Option<[u8; 10]> {
     Some(out)
 }
 
+/// `+` then digits, in groups separated by single spaces: the country code
+/// (the first of 1–3 leading digits that is one, as the crate takes it), the
+/// length of that code and the number of digits, all written to `buf`. Declines a national number that starts with 0 (the
+/// crate keeps such zeros apart) or 1 (the US national prefix, which the
+/// crate strips from any number parsed with region US), or whose length the
+/// crate rejects on its own.
+fn international(v: &[u8], buf: &mut [u8; 17]) -> Option<(u16, usize, usize)> {
+    let rest = v.strip_prefix(b"+")?;
+    let mut n = 0;
+    let mut prev_space = true;
+    for &c in rest {
+        if c.is_ascii_digit() {
+            *buf.get_mut(n)? = c;
+            n += 1;
+            prev_space = false;
+        } else if c == b' ' && !prev_space {
+            prev_space = true;
+        } else {
+            return None;
+        }
+    }
+    if prev_space {
+        return None;
+    }
+    let digits = &buf[..n];
+    if digits.first() == Some(&b'0') {
+        return None;
+    }
+    let len = (1..=3.min(n)).find(|&len| {
+        std::str::from_utf8(&digits[..len])
+            .ok()
+            .and_then(|c| c.parse::<u16>().ok())
+            .is_some_and(|c| DATABASE.by_code(&c).is_some())
+    })?;
+    let code: u16 = std::str::from_utf8(&digits[..len]).ok()?.parse().ok()?;
+    let national = &digits[len..];
+    if !(4..=15).contains(&national.len()) || matches!(national[0], b'0' | b'1') {
+        return None;
+    }
+    Some((code, len, n))
+}
+
 /// The fast path: appends the E.164 form of `v` (trimmed) to `out` and
 /// returns true when it is a valid number in a shape this path reads;
 /// returns false, leaving `out` alone, when the slow path must decide. An
@@ -237,14 +297,22 @@ pub(crate) fn phone(v: &str, region: &str, out: &mut String) -> bool {
     if !region.trim().eq_ignore_ascii_case("US") {
         return false;
     }
-    let Some(d) = digits(v.as_bytes()) else {
+    let b = v.as_bytes();
+    let mut buf = [0u8; 17];
+    let (cc, national): (u16, &[u8]) = if let Some(d) = nanp_digits(b) {
+        buf[..10].copy_from_slice(&d);
+        (1, &buf[..10])
+    } else if let Some((cc, len, n)) = international(b, &mut buf) {
+        (cc, &buf[len..n])
+    } else {
         return false;
     };
-    let Ok(national) = std::str::from_utf8(&d) else {
+    let Ok(national) = std::str::from_utf8(national) else {
         return false;
     };
-    if nanp().and_then(|n| n.is_valid(national)) == Some(true) {
-        out.push_str("+1");
+    if code(cc).and_then(|c| c.is_valid(national)) == Some(true) {
+        out.push('+');
+        out.push_str(&cc.to_string());
         out.push_str(national);
         true
     } else {
@@ -258,7 +326,7 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let d = |s: &str| digits(s.as_bytes()).map(|d| String::from_utf8(d.to_vec()).unwrap());
+        let d = |s: &str| nanp_digits(s.as_bytes()).map(|d| String::from_utf8(d.to_vec()).unwrap());
         for s in [
             "4155550101",
             "(415) 555-0101",
@@ -295,7 +363,10 @@ mod tests {
 
     #[test]
     fn metadata_is_understood() {
-        assert!(nanp().is_some(), "the +1 metadata compiles");
+        assert!(
+            code(1).is_some() && code(44).is_some(),
+            "the metadata compiles"
+        );
         let mut out = String::new();
         // The path decides valid numbers and leaves the rest to the slow
         // path; the agreement itself is tested in `normalize.rs`.
@@ -305,5 +376,11 @@ mod tests {
         assert!(!phone("(211) 555-2671", "US", &mut out));
         assert!(!phone("(415) 555-2671", "GB", &mut out));
         assert_eq!(out, "+14155552671+16045552671");
+        out.clear();
+        assert!(phone("+44 20 7946 0958", "US", &mut out));
+        assert!(phone("+442079460958", "US", &mut out));
+        assert_eq!(out, "+442079460958+442079460958");
+        assert!(!phone("+44 020 7946 0958", "US", &mut out), "leading zero");
+        assert!(!phone("+44  20 7946 0958", "US", &mut out), "double space");
     }
 }
