@@ -132,52 +132,69 @@ fn shard_of(hash: u64, shards: usize) -> usize {
 }
 
 fn intern_shard(chunks: &[RowsChunk], shard: usize, shards: usize) -> Shard {
-    let mine = |id: &&ChunkId| shard_of(id.hash, shards) == shard;
-    let count = chunks
+    let mine: Vec<(&RowsChunk, &ChunkId)> = chunks
         .iter()
-        .map(|c| c.ids.iter().filter(mine).count())
-        .sum::<usize>();
+        .flat_map(|c| c.ids.iter().map(move |id| (c, id)))
+        .filter(|(_, id)| shard_of(id.hash, shards) == shard)
+        .collect();
     // Open addressing, linear probing. A slot holds the hash's high half (a
     // fingerprint that spares most string comparisons) and node + 1 (0 is
     // empty); at most half full.
-    let cap = (count * 2).next_power_of_two().max(16);
+    let cap = (mine.len() * 2).next_power_of_two().max(16);
     let mask = cap - 1;
     let mut slots = vec![0u64; cap];
     let mut s = Shard {
         node_kind: Vec::new(),
         node_span: Vec::new(),
         arena: String::new(),
-        local: Vec::with_capacity(count),
+        local: Vec::with_capacity(mine.len()),
     };
-    for c in chunks {
-        for id in c.ids.iter().filter(mine) {
-            let value = c.value(id);
-            let fp = id.hash >> 32;
-            let mut i = id.hash as usize & mask;
-            let node = loop {
-                let slot = slots[i];
-                if slot == 0 {
-                    let node = s.node_kind.len() as u32;
-                    let start = s.arena.len() as u32;
-                    s.arena.push_str(value);
-                    s.node_kind.push(id.kind);
-                    s.node_span.push((start, s.arena.len() as u32));
-                    slots[i] = fp << 32 | (node as u64 + 1);
+    // Every lookup misses the cache (the table is tens of MB) and a hit then
+    // misses again on the node's value. Lookups are independent, so touch
+    // the slot of the identifier AHEAD places on, and the value that slot
+    // points to half as far on: by the time the loop gets there both are in
+    // cache. (`black_box` keeps the loads the optimizer would drop.)
+    const AHEAD: usize = 16;
+    for i in 0..mine.len() {
+        if let Some((_, id)) = mine.get(i + AHEAD) {
+            std::hint::black_box(slots[id.hash as usize & mask]);
+        }
+        if let Some((_, id)) = mine.get(i + AHEAD / 2) {
+            let slot = slots[id.hash as usize & mask];
+            if slot != 0 && slot >> 32 == id.hash >> 32 {
+                let node = (slot as u32 - 1) as usize;
+                if let Some(&(a, _)) = s.node_span.get(node) {
+                    std::hint::black_box(s.arena.as_bytes().get(a as usize));
+                }
+            }
+        }
+        let (c, id) = mine[i];
+        let value = c.value(id);
+        let fp = id.hash >> 32;
+        let mut j = id.hash as usize & mask;
+        let node = loop {
+            let slot = slots[j];
+            if slot == 0 {
+                let node = s.node_kind.len() as u32;
+                let start = s.arena.len() as u32;
+                s.arena.push_str(value);
+                s.node_kind.push(id.kind);
+                s.node_span.push((start, s.arena.len() as u32));
+                slots[j] = fp << 32 | (node as u64 + 1);
+                break node;
+            }
+            if slot >> 32 == fp {
+                let node = (slot as u32) - 1;
+                let (a, b) = s.node_span[node as usize];
+                if s.node_kind[node as usize] == id.kind
+                    && &s.arena[a as usize..b as usize] == value
+                {
                     break node;
                 }
-                if slot >> 32 == fp {
-                    let node = (slot as u32) - 1;
-                    let (a, b) = s.node_span[node as usize];
-                    if s.node_kind[node as usize] == id.kind
-                        && &s.arena[a as usize..b as usize] == value
-                    {
-                        break node;
-                    }
-                }
-                i = (i + 1) & mask;
-            };
-            s.local.push(node);
-        }
+            }
+            j = (j + 1) & mask;
+        };
+        s.local.push(node);
     }
     s
 }
