@@ -80,9 +80,11 @@ def run_splink(path, threads, out):
 
 
 def run_sql(path, threads, out):
-    """Connected components in plain SQL: every row and identifier carries the
-    smallest row number it reaches, propagated row → identifier → row until
-    nothing changes."""
+    """Connected components in plain SQL. The identifier strings are grouped
+    once: every row gets an edge to the smallest row sharing each of its
+    identifiers. Then labels (smallest row reached) propagate over those
+    integer edges in both directions, with pointer jumping (a row takes its
+    label's label), until nothing changes."""
     con = connect(threads)
     t0 = time.perf_counter()
     cols = load(con, path)
@@ -91,22 +93,26 @@ def run_sql(path, threads, out):
         f"SELECT unique_id AS r, {i} AS k, {c} AS v FROM contacts WHERE {c} IS NOT NULL"
         for i, c in enumerate(cols)
     )
-    con.execute(f"CREATE TABLE ids AS {union}")
-    # Start from the smallest row of each identifier (one hop already done).
     con.execute(
-        "CREATE TABLE lab AS SELECT unique_id AS r, unique_id AS l FROM contacts"
+        f"""CREATE TABLE e AS
+            SELECT r, min(r) OVER (PARTITION BY k, v) AS m FROM ({union})"""
     )
+    con.execute("DELETE FROM e WHERE r = m")
+    con.execute("CREATE TABLE lab AS SELECT unique_id AS r, unique_id AS l FROM contacts")
     iterations = 0
     while True:
         iterations += 1
         con.execute(
             """CREATE OR REPLACE TABLE lab_next AS
-               WITH per_id AS (
-                   SELECT k, v, min(l) AS m FROM ids JOIN lab USING (r) GROUP BY k, v),
-               per_row AS (
-                   SELECT ids.r, min(per_id.m) AS m FROM ids JOIN per_id USING (k, v) GROUP BY ids.r)
-               SELECT lab.r, least(lab.l, coalesce(per_row.m, lab.l)) AS l
-               FROM lab LEFT JOIN per_row USING (r)"""
+               WITH hop AS (
+                   SELECT e.r AS n, lab.l FROM e JOIN lab ON lab.r = e.m
+                   UNION ALL
+                   SELECT e.m AS n, lab.l FROM e JOIN lab ON lab.r = e.r),
+               best AS (SELECT n, min(l) AS l FROM hop GROUP BY n),
+               stepped AS (
+                   SELECT lab.r, least(lab.l, coalesce(best.l, lab.l)) AS l
+                   FROM lab LEFT JOIN best ON best.n = lab.r)
+               SELECT s.r, least(s.l, j.l) AS l FROM stepped s JOIN stepped j ON j.r = s.l"""
         )
         changed = con.execute(
             "SELECT count(*) FROM lab JOIN lab_next USING (r) WHERE lab.l <> lab_next.l"
