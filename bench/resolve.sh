@@ -4,7 +4,9 @@
 #
 #   bench/resolve.sh [ROWS [SEED]]      default 1000000 rows, seed 1
 #
-# Environment: THREADS (default 2, for BOS and DuckDB alike), BENCH_DIR
+# Environment: THREADS (default 2, for BOS and DuckDB alike), REPEAT (runs of
+# the BOS stages, default 5) and REPEAT_BASELINES (runs of each DuckDB engine,
+# default 3) whose medians are reported, BENCH_DIR
 # (default target/bench-resolve), SPLINK_VENV (default BENCH_DIR/venv: a
 # virtualenv with bench/splink/requirements.txt, created when missing),
 # CARGO_TARGET_DIR as for cargo.
@@ -35,10 +37,10 @@ echo "==> generate $ROWS rows (seed $SEED)"
 echo "==> bos bench resolve"
 "$BOS" bench resolve --csv "$CSV" --limits both --threads "$THREADS" \
   --out-partition "$WORK/bos" --write-normalized "$CSV.normalized.csv" \
-  --check-reference | tee "$WORK/bos.out"
+  --check-reference --repeat "${REPEAT:-5}" | tee "$WORK/bos.out"
 
 echo "==> Splink 5 and plain SQL on DuckDB ($THREADS threads), same normalized identifiers"
-"$VENV/bin/python" bench/splink/run_splink.py "$CSV.normalized.csv" --threads "$THREADS" \
+"$VENV/bin/python" bench/splink/run_splink.py "$CSV.normalized.csv" --threads "$THREADS" --repeat "${REPEAT_BASELINES:-3}" \
   --splink-out "$WORK/splink.csv" --sql-out "$WORK/sql.csv" | tee "$WORK/baselines.out"
 
 echo "==> compare"

@@ -168,8 +168,14 @@ def main():
             raw = list(csv.reader(f))
         head, raw = raw[0], raw[1:]
         for cat in per_category:
-            # Prefer small, readable examples.
-            for rows, refused, by_part in sorted(examples[cat], key=lambda e: len(e[0]))[: a.samples]:
+            # Small, readable examples first, and the largest split (the
+            # cluster that placeholder addresses glue together).
+            ordered = sorted(examples[cat], key=lambda e: len(e[0]))
+            for rows, refused, by_part in ordered[: a.samples] + ordered[-1:][: len(ordered) > a.samples]:
+                if len(rows) > 12:
+                    print(f"\n  -- {cat}: closure cluster of {len(rows)} rows → {len(by_part)} clusters; refused: "
+                          + ", ".join(f"{k}:{v}" for k, v in refused) + " (rows not shown)")
+                    continue
                 print(f"\n  -- {cat}: closure cluster of {len(rows)} rows → {len(by_part)} clusters; refused: "
                       + ", ".join(f"{k}:{v}" for k, v in refused))
                 for r in sorted(rows, key=lambda r: (on[r], r)):
@@ -181,7 +187,8 @@ def main():
         bos = [j for j in read_json_lines(a.bos_json) if j.get("bench") == "resolve"][-1]
         base = {j["engine"]: j for j in read_json_lines(a.baselines_json)}
         modes = {m["limits"]: m for m in bos["modes"]}
-        print(f"\n== summary: {bos['rows']:,} rows, {bos['threads']} threads "
+        print(f"\n== summary: {bos['rows']:,} rows, {bos['threads']} threads, median of "
+              f"{bos.get('repeat', 1)} (bos) and {base['splink'].get('repeat', 1)} (duckdb) runs "
               f"(splink {base['splink'].get('splink')}, duckdb {base['splink'].get('duckdb')})")
         print(f"  {'engine':<34} {'seconds':>8}  {'vs bos off':>10}  {'clusters':>9}")
         rows = [

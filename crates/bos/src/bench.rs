@@ -81,6 +81,9 @@ enum Which {
         /// check that it gives the same partition.
         #[arg(long)]
         check_reference: bool,
+        /// Run the timed stages this many times and report the median.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
     },
 }
 
@@ -217,6 +220,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             threads,
             region,
             check_reference,
+            repeat,
         } => resolve::run(resolve::Options {
             csv,
             limits,
@@ -226,6 +230,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             threads,
             region,
             check_reference,
+            repeat,
         }),
     }
 }

@@ -38,6 +38,7 @@ pub struct Options {
     pub threads: usize,
     pub region: String,
     pub check_reference: bool,
+    pub repeat: usize,
 }
 
 /// Splits the data (after the header) into `parts` slices of whole records.
@@ -314,6 +315,11 @@ fn write_normalized(path: &Path, t: &IdTable) -> Result<()> {
     Ok(())
 }
 
+fn median(runs: &mut [f64]) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -357,8 +363,6 @@ pub fn run(o: Options) -> Result<()> {
     let _ = bos_core::identity::normalize(&IdentifierKind::Phone, "(415) 555-2671", &o.region);
     let metadata_s = secs(t);
 
-    // (a) parse + normalize.
-    let t = Instant::now();
     let header_end = data
         .iter()
         .position(|&c| c == b'\n')
@@ -368,39 +372,52 @@ pub fn run(o: Options) -> Result<()> {
     if kinds.is_empty() {
         bail!("no identifier column in the header (expected some of email, phone, shopify_customer_id, …)");
     }
-    let slices = split_records(&data[header_end..], threads);
-    let parsed: Vec<Parsed> = std::thread::scope(|s| {
-        let hs: Vec<_> = slices
-            .iter()
-            .map(|slice| {
-                let (columns, kinds, region) = (&columns, &kinds, o.region.as_str());
-                s.spawn(move || parse_chunk(slice, columns, kinds, region))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("parser thread panicked"))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    let parse_s = secs(t);
-    let mut rejected = vec![0u64; kinds.len()];
-    for p in &parsed {
-        for (r, x) in rejected.iter_mut().zip(&p.rejected) {
-            *r += x;
-        }
-    }
-    let chunks: Vec<RowsChunk> = parsed.into_iter().map(|p| p.chunk).collect();
+    let body = &data[header_end..];
 
-    // (b) intern.
-    let t = Instant::now();
-    let table = IdTable::intern(kinds.clone(), &chunks, threads);
-    let intern_s = secs(t);
-    drop(chunks);
+    // (a) parse + normalize, and (b) intern, `repeat` times from scratch
+    // (the median is reported: the machine is shared, single runs are noisy).
+    let mut parse_runs = Vec::new();
+    let mut intern_runs = Vec::new();
+    let mut last = None;
+    for _ in 0..o.repeat.max(1) {
+        drop(last.take());
+        let t = Instant::now();
+        let slices = split_records(body, threads);
+        let parsed: Vec<Parsed> = std::thread::scope(|s| {
+            let hs: Vec<_> = slices
+                .iter()
+                .map(|slice| {
+                    let (columns, kinds, region) = (&columns, &kinds, o.region.as_str());
+                    s.spawn(move || parse_chunk(slice, columns, kinds, region))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("parser thread panicked"))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        parse_runs.push(secs(t));
+        let mut rejected = vec![0u64; kinds.len()];
+        for p in &parsed {
+            for (r, x) in rejected.iter_mut().zip(&p.rejected) {
+                *r += x;
+            }
+        }
+        let chunks: Vec<RowsChunk> = parsed.into_iter().map(|p| p.chunk).collect();
+        let t = Instant::now();
+        let table = IdTable::intern(kinds.clone(), &chunks, threads);
+        intern_runs.push(secs(t));
+        drop(chunks);
+        last = Some((table, rejected));
+    }
+    let (table, rejected) = last.expect("at least one run");
+    let (parse_s, intern_s) = (median(&mut parse_runs), median(&mut intern_runs));
 
     let rows = table.rows();
     println!(
-        "resolve: {} rows, {} threads, {} ({:.1} MB read in {read_s:.2} s, not timed)",
+        "resolve: {} rows, {} threads, median of {} runs, {} ({:.1} MB read in {read_s:.2} s, not timed)",
         thousands(rows as u128),
         threads,
+        o.repeat.max(1),
         o.csv.display(),
         data.len() as f64 / 1e6
     );
@@ -441,9 +458,16 @@ pub fn run(o: Options) -> Result<()> {
             IdentityRules::unlimited()
         };
         let name = if on { "on" } else { "off" };
-        let t = Instant::now();
-        let p = partition_table(&rules, &table, threads);
-        let part_s = secs(t);
+        let mut runs = Vec::new();
+        let mut p = None;
+        for _ in 0..o.repeat.max(1) {
+            drop(p.take());
+            let t = Instant::now();
+            p = Some(partition_table(&rules, &table, threads));
+            runs.push(secs(t));
+        }
+        let p = p.expect("at least one run");
+        let part_s = median(&mut runs);
         let total = parse_s + intern_s + part_s;
         let mut sizes = vec![0u32; p.clusters];
         for &c in &p.cluster {
@@ -519,7 +543,7 @@ pub fn run(o: Options) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "bench": "resolve", "rows": rows, "threads": threads,
+            "bench": "resolve", "rows": rows, "threads": threads, "repeat": o.repeat.max(1),
             "identifiers": table.occurrences(), "distinct": table.nodes(),
             "rejected": rejected.iter().sum::<u64>(),
             "metadata_s": metadata_s, "parse_s": parse_s, "intern_s": intern_s,
