@@ -24,10 +24,13 @@
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
 use regex::{Regex, RegexBuilder};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 /// One descriptor of the metadata: its possible lengths and its national
 /// number pattern anchored at the start.
+#[derive(Clone)]
 struct Desc {
     lengths: Vec<u16>,
     re: Regex,
@@ -45,6 +48,7 @@ impl Desc {
     }
 }
 
+#[derive(Clone)]
 struct Region {
     leading: Option<Regex>,
     general: Desc,
@@ -148,32 +152,55 @@ fn code(code: u16) -> Option<&'static Code> {
         .as_ref()
 }
 
-impl Code {
-    /// `phonenumber::is_valid` for this country code and national number;
-    /// `None` if a region's metadata does not compile here (then the slow
-    /// path decides).
-    fn is_valid(&self, national: &str) -> Option<bool> {
-        if let [(meta, compiled)] = self.regions.as_slice() {
-            let r = compiled.get_or_init(|| region(meta)).as_ref()?;
-            return Some(r.known_type(national));
+/// This thread's copy of region `index` of country code `cc` (compiled
+/// once per process, on first use). A `Regex` keeps its scratch space in a
+/// pool that is fast only for the first thread using it; the others take a
+/// mutex on every match, which showed in profiles of two parser threads. A
+/// clone gets its own pool, so each thread uses its own clone.
+fn local_region(cc: u16, index: usize) -> Option<Rc<Region>> {
+    /// (country code, region index) and this thread's clone of the region.
+    type LocalRegion = ((u16, usize), Option<Rc<Region>>);
+    thread_local! {
+        static LOCAL: RefCell<Vec<LocalRegion>> = const { RefCell::new(Vec::new()) };
+    }
+    LOCAL.with(|local| {
+        if let Some((_, r)) = local.borrow().iter().find(|(key, _)| *key == (cc, index)) {
+            return r.clone();
         }
-        for (meta, compiled) in &self.regions {
-            let r = compiled.get_or_init(|| region(meta)).as_ref()?;
-            match &r.leading {
-                Some(re) => {
-                    if re.is_match(national) {
-                        return Some(r.known_type(national));
-                    }
+        let (meta, compiled) = code(cc)?.regions.get(index)?;
+        let r = compiled
+            .get_or_init(|| region(meta))
+            .as_ref()
+            .map(|r| Rc::new(r.clone()));
+        local.borrow_mut().push(((cc, index), r.clone()));
+        r
+    })
+}
+
+/// `phonenumber::is_valid` for country code `cc` and this national number;
+/// `None` if the code is unknown or a region's metadata does not compile
+/// here (then the slow path decides).
+fn is_valid(cc: u16, national: &str) -> Option<bool> {
+    let regions = code(cc)?.regions.len();
+    if regions == 1 {
+        return Some(local_region(cc, 0)?.known_type(national));
+    }
+    for index in 0..regions {
+        let r = local_region(cc, index)?;
+        match &r.leading {
+            Some(re) => {
+                if re.is_match(national) {
+                    return Some(r.known_type(national));
                 }
-                None => {
-                    if r.known_type(national) {
-                        return Some(true);
-                    }
+            }
+            None => {
+                if r.known_type(national) {
+                    return Some(true);
                 }
             }
         }
-        Some(false)
     }
+    Some(false)
 }
 
 /// The ten national digits of `v` if it has one of the shapes this path
@@ -310,7 +337,7 @@ pub(crate) fn phone(v: &str, region: &str, out: &mut String) -> bool {
     let Ok(national) = std::str::from_utf8(national) else {
         return false;
     };
-    if code(cc).and_then(|c| c.is_valid(national)) == Some(true) {
+    if is_valid(cc, national) == Some(true) {
         out.push('+');
         out.push_str(&cc.to_string());
         out.push_str(national);
