@@ -3,8 +3,9 @@
 //! its rows into people.
 //!
 //! Timed stages: parse + normalize (CSV fields into identifiers, on
-//! `--threads` threads), intern (distinct identifiers into dense nodes) and
-//! partition (`bos_core::identity::batch::partition_table`), with the
+//! `--threads` threads), sort (every identifier occurrence in the engine's
+//! visiting order, grouped into distinct identifiers) and partition
+//! (`bos_core::identity::batch::partition_sorted`), with the
 //! identifier limits on, off, or both on the same parsed rows. Reading the
 //! file is not timed; loading the phone-number metadata (once per process)
 //! is timed and shown apart.
@@ -15,9 +16,9 @@
 //! truth file, pairwise precision and recall.
 
 use anyhow::{bail, Context, Result};
-use bos_core::identity::batch::{partition, partition_table, Partition};
-use bos_core::identity::table::{IdTable, RowsChunk};
-use bos_core::identity::{IdentifierKind, IdentityRules};
+use bos_core::identity::batch::{partition, partition_sorted, Partition};
+use bos_core::identity::table::{RowsChunk, SortedIds};
+use bos_core::identity::{Identifier, IdentifierKind, IdentityRules};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -278,38 +279,39 @@ fn write_partition(path: &Path, p: &Partition) -> Result<()> {
 }
 
 /// The normalized identifiers, one column per kind, with `unique_id` = row.
-fn write_normalized(path: &Path, t: &IdTable) -> Result<()> {
+fn write_normalized(path: &Path, kinds: &[IdentifierKind], chunks: &[RowsChunk]) -> Result<()> {
     let mut w = BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );
-    let k = t.kinds().len();
     write!(w, "unique_id")?;
-    for kind in t.kinds() {
+    for kind in kinds {
         write!(w, ",{kind}")?;
     }
     writeln!(w)?;
-    let mut cells: Vec<Option<u32>> = vec![None; k];
+    let mut cells: Vec<Option<&str>> = vec![None; kinds.len()];
     let mut line = String::new();
-    for r in 0..t.rows() {
-        cells.iter_mut().for_each(|c| *c = None);
-        for &n in t.row(r) {
-            let slot = &mut cells[t.kind_of(n) as usize];
-            if slot.is_some() {
-                bail!(
-                    "row {r} has two values of one kind: the normalized CSV holds one per column"
-                );
+    let mut row = 0usize;
+    for c in chunks {
+        for r in 0..c.rows() {
+            cells.iter_mut().for_each(|c| *c = None);
+            for (k, v) in c.row(r) {
+                let slot = &mut cells[k as usize];
+                if slot.is_some() {
+                    bail!("row {row} has two values of one kind: the normalized CSV holds one per column");
+                }
+                *slot = Some(v);
             }
-            *slot = Some(n);
-        }
-        line.clear();
-        line.push_str(&r.to_string());
-        for c in &cells {
-            line.push(',');
-            if let Some(n) = c {
-                crate::gen::csv_field(&mut line, t.value(*n));
+            line.clear();
+            line.push_str(&row.to_string());
+            for v in &cells {
+                line.push(',');
+                if let Some(v) = v {
+                    crate::gen::csv_field(&mut line, v);
+                }
             }
+            writeln!(w, "{line}")?;
+            row += 1;
         }
-        writeln!(w, "{line}")?;
     }
     w.flush()?;
     Ok(())
@@ -374,10 +376,12 @@ pub fn run(o: Options) -> Result<()> {
     }
     let body = &data[header_end..];
 
-    // (a) parse + normalize, and (b) intern, `repeat` times from scratch
-    // (the median is reported: the machine is shared, single runs are noisy).
+    // (a) parse + normalize, and (b) sort, `repeat` times from scratch (the
+    // median is reported: the machine is shared, single runs are noisy).
+    // Both limit modes share the kinds' priorities, so one sort serves both.
+    let order_rules = IdentityRules::default();
     let mut parse_runs = Vec::new();
-    let mut intern_runs = Vec::new();
+    let mut sort_runs = Vec::new();
     let mut last = None;
     for _ in 0..o.repeat.max(1) {
         drop(last.take());
@@ -404,13 +408,14 @@ pub fn run(o: Options) -> Result<()> {
         }
         let chunks: Vec<RowsChunk> = parsed.into_iter().map(|p| p.chunk).collect();
         let t = Instant::now();
-        let table = IdTable::intern(kinds.clone(), &chunks, threads);
-        intern_runs.push(secs(t));
-        drop(chunks);
-        last = Some((table, rejected));
+        let sorted = SortedIds::build(&order_rules, kinds.clone(), &chunks, threads);
+        sort_runs.push(secs(t));
+        drop(sorted);
+        last = Some((chunks, rejected));
     }
-    let (table, rejected) = last.expect("at least one run");
-    let (parse_s, intern_s) = (median(&mut parse_runs), median(&mut intern_runs));
+    let (chunks, rejected) = last.expect("at least one run");
+    let (parse_s, sort_s) = (median(&mut parse_runs), median(&mut sort_runs));
+    let table = SortedIds::build(&order_rules, kinds.clone(), &chunks, threads);
 
     let rows = table.rows();
     println!(
@@ -432,8 +437,8 @@ pub fn run(o: Options) -> Result<()> {
         by_kind(&kinds, &rejected)
     );
     println!(
-        "  {:<44} {intern_s:>7.3} s  ({} distinct identifiers)",
-        "(b) intern",
+        "  {:<44} {sort_s:>7.3} s  ({} distinct identifiers)",
+        "(b) sort identifiers (priority, kind, value)",
         thousands(table.nodes() as u128)
     );
 
@@ -463,12 +468,12 @@ pub fn run(o: Options) -> Result<()> {
         for _ in 0..o.repeat.max(1) {
             drop(p.take());
             let t = Instant::now();
-            p = Some(partition_table(&rules, &table, threads));
+            p = Some(partition_sorted(&rules, &table));
             runs.push(secs(t));
         }
         let p = p.expect("at least one run");
         let part_s = median(&mut runs);
-        let total = parse_s + intern_s + part_s;
+        let total = parse_s + sort_s + part_s;
         let mut sizes = vec![0u32; p.clusters];
         for &c in &p.cluster {
             sizes[c as usize] += 1;
@@ -509,7 +514,8 @@ pub fn run(o: Options) -> Result<()> {
             j["recall"] = s.recall.into();
         }
         if o.check_reference {
-            let rows_ids = table.to_rows();
+            let rows_ids: Vec<Vec<Identifier>> =
+                chunks.iter().flat_map(|c| c.to_rows(&kinds)).collect();
             let t = Instant::now();
             let r = partition(&rules, &rows_ids);
             let ref_s = secs(t);
@@ -533,7 +539,7 @@ pub fn run(o: Options) -> Result<()> {
         json_modes.push(j);
     }
     if let Some(path) = &o.normalized {
-        write_normalized(path, &table)?;
+        write_normalized(path, &kinds, &chunks)?;
         println!(
             "  {:<44} {}",
             "normalized identifiers written to",
@@ -546,7 +552,7 @@ pub fn run(o: Options) -> Result<()> {
             "bench": "resolve", "rows": rows, "threads": threads, "repeat": o.repeat.max(1),
             "identifiers": table.occurrences(), "distinct": table.nodes(),
             "rejected": rejected.iter().sum::<u64>(),
-            "metadata_s": metadata_s, "parse_s": parse_s, "intern_s": intern_s,
+            "metadata_s": metadata_s, "parse_s": parse_s, "sort_s": sort_s,
             "modes": json_modes,
         })
     );
@@ -564,14 +570,18 @@ pub fn partition_path(prefix: &Path, mode: &str) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn parse(csv: &str, threads: usize) -> IdTable {
+    fn parse(csv: &str, threads: usize) -> (Vec<IdentifierKind>, Vec<RowsChunk>) {
         let end = csv.find('\n').unwrap() + 1;
         let (cols, kinds) = header_columns(&csv[..end]);
         let chunks: Vec<RowsChunk> = split_records(&csv.as_bytes()[end..], threads)
             .into_iter()
             .map(|s| parse_chunk(s, &cols, &kinds, "US").unwrap().chunk)
             .collect();
-        IdTable::intern(kinds, &chunks, threads)
+        (kinds, chunks)
+    }
+
+    fn rows_of(kinds: &[IdentifierKind], chunks: &[RowsChunk]) -> Vec<Vec<Identifier>> {
+        chunks.iter().flat_map(|c| c.to_rows(kinds)).collect()
     }
 
     #[test]
@@ -582,9 +592,8 @@ mod tests {
                    Bob,,\"x\",\n\
                    \"Cy\",cy@x.com,,bad phone\n";
         for threads in 1..5 {
-            let t = parse(csv, threads);
-            let rows: Vec<Vec<String>> = t
-                .to_rows()
+            let (kinds, chunks) = parse(csv, threads);
+            let rows: Vec<Vec<String>> = rows_of(&kinds, &chunks)
                 .iter()
                 .map(|r| r.iter().map(|i| i.to_string()).collect())
                 .collect();
@@ -612,11 +621,13 @@ mod tests {
     fn generated_contacts_resolve_like_the_reference() {
         let (lines, truth, _) = crate::gen::generate(3000, 1);
         let csv = format!("{}\n{}\n", crate::gen::HEADER, lines.join("\n"));
-        let t = parse(&csv, 2);
-        assert_eq!(t.rows(), 3000);
+        let (kinds, chunks) = parse(&csv, 2);
+        let rows = rows_of(&kinds, &chunks);
+        assert_eq!(rows.len(), 3000);
+        let sorted = SortedIds::build(&IdentityRules::default(), kinds, &chunks, 2);
         for rules in [IdentityRules::default(), IdentityRules::unlimited()] {
-            let p = partition_table(&rules, &t, 2);
-            assert_eq!(p, partition(&rules, &t.to_rows()));
+            let p = partition_sorted(&rules, &sorted);
+            assert_eq!(p, partition(&rules, &rows));
             let s = score(&p.cluster, &truth);
             assert!(
                 s.recall > 0.5 && s.precision > 0.3,

@@ -11,7 +11,7 @@
 
 use super::kind::{Identifier, IdentifierKind};
 use super::rules::{IdentityRules, KindRule};
-use super::table::IdTable;
+use super::table::SortedIds;
 use rustc_hash::FxHashMap;
 
 /// The partition: `cluster[row]` is a dense cluster number.
@@ -170,19 +170,28 @@ fn within_limits(
         .all(|(k, c)| *c as u64 <= rules.rule(k).max_per_profile as u64)
 }
 
-/// The same partition as [`partition`] (property-tested), over an interned
-/// [`IdTable`], for a million rows in a fraction of a second.
+/// The same partition as [`partition`] (property-tested), over identifiers
+/// already sorted in visiting order ([`SortedIds`]), for a million rows in a
+/// fraction of a second.
 ///
-/// Why it is faster: identifiers are `u32` nodes, so the per-kind limits are
-/// a small counter array per cluster root instead of a list of identifiers
-/// and a hash map per check; the order is a sort of fixed-size keys (the
-/// kind's rank and the value's first 14 bytes) that falls back to comparing
-/// values only on equal keys, run on `threads` threads; and with no limit in
-/// force the order does not matter at all (the closure is the same whatever
-/// the order), so the sort and the counters are skipped.
-pub fn partition_table(rules: &IdentityRules, table: &IdTable, threads: usize) -> Partition {
-    let n = table.rows();
-    let kinds = table.kinds();
+/// Why it is faster: the sort did the work of interning and ordering (each
+/// run of equal identifiers is one node, its rows laid out in visiting
+/// order), so the sweep reads its input sequentially and touches only the
+/// union-find and, for the limits, a small counter array per cluster root
+/// (one byte per limited kind when the limits fit) instead of a list of
+/// identifiers and a hash map per check. With no limit in force nothing is
+/// counted at all.
+///
+/// # Panics
+/// If `sorted` was sorted for rules with other priorities (the visiting
+/// order would not be this rules' order).
+pub fn partition_sorted(rules: &IdentityRules, sorted: &SortedIds<'_>) -> Partition {
+    assert!(
+        sorted.sorted_for(rules),
+        "the identifiers were sorted for rules with other priorities"
+    );
+    let n = sorted.rows();
+    let kinds = sorted.kinds();
     let k = kinds.len();
     let kind_rules: Vec<KindRule> = kinds.iter().map(|kind| rules.rule(kind)).collect();
     let blocked: Vec<Vec<&str>> = kinds
@@ -201,74 +210,32 @@ pub fn partition_table(rules: &IdentityRules, table: &IdTable, threads: usize) -
     let mut uf = UnionFind::new(n);
 
     if !limited {
-        // Closure: join each row to the first row that carried the same node.
-        let mut first = vec![u32::MAX; table.nodes()];
-        for r in 0..n as u32 {
-            for &node in table.row(r as usize) {
-                let f = first[node as usize];
-                if f == u32::MAX {
-                    first[node as usize] = r;
-                } else {
-                    let (a, b) = (uf.find(r), uf.find(f));
-                    if a != b {
-                        uf.union_roots(a, b);
-                    }
+        // Closure: join the rows of each identifier; the order is irrelevant.
+        for node in 0..sorted.nodes() {
+            let rows = sorted.carriers(node);
+            let mut acc = uf.find(rows[0]);
+            for &r in &rows[1..] {
+                let b = uf.find(r);
+                if b != acc {
+                    acc = uf.union_roots(acc, b).0;
                 }
             }
         }
         return finish(&mut uf, Vec::new());
     }
 
-    let order = identifier_order(rules, table, threads);
-
-    // The sweep below visits identifiers in `order`, which is unrelated to
-    // where their rows are: done naively, every step is a chain of cache
-    // misses (rows of the node, their roots, the roots' counters, the
-    // node's kind and value). So first lay out, in sweep order, each
-    // identifier's kind, whether it is blocklisted, and the rows carrying
-    // it. Each iteration of that layout pass is independent of the others,
-    // so the processor overlaps their misses.
-    let mut is_blocked = vec![false; table.nodes()];
-    if blocked.iter().any(|b| !b.is_empty()) {
-        for (node, flag) in is_blocked.iter_mut().enumerate() {
-            let list = &blocked[table.kind_of(node as u32) as usize];
-            *flag = !list.is_empty() && list.contains(&table.value(node as u32));
-        }
-    }
-    let mut start = vec![0u32; table.nodes() + 1];
-    for r in 0..n {
-        for &node in table.row(r) {
-            start[node as usize + 1] += 1;
-        }
-    }
-    for i in 1..start.len() {
-        start[i] += start[i - 1];
-    }
-    let mut fill = start.clone();
-    let mut carriers = vec![0u32; table.occurrences()];
-    for r in 0..n {
-        for &node in table.row(r) {
-            carriers[fill[node as usize] as usize] = r as u32;
-            fill[node as usize] += 1;
-        }
-    }
-    drop(fill);
-    let mut seq_start: Vec<u32> = Vec::with_capacity(order.len() + 1);
-    let mut seq_rows: Vec<u32> = Vec::with_capacity(carriers.len());
-    // Kind number, or u16::MAX for a blocklisted identifier.
-    let mut seq_kind: Vec<u16> = Vec::with_capacity(order.len());
-    seq_start.push(0);
-    for &node in &order {
-        let i = node as usize;
-        seq_rows.extend_from_slice(&carriers[start[i] as usize..start[i + 1] as usize]);
-        seq_start.push(seq_rows.len() as u32);
-        seq_kind.push(if is_blocked[i] {
-            u16::MAX
-        } else {
-            table.kind_of(node)
-        });
-    }
-    drop((carriers, start, is_blocked));
+    // Kind number per node, or u16::MAX for a blocklisted identifier.
+    let seq_kind: Vec<u16> = (0..sorted.nodes())
+        .map(|node| {
+            let kind = sorted.kind_of(node);
+            let list = &blocked[kind as usize];
+            if !list.is_empty() && list.contains(&sorted.value(node)) {
+                u16::MAX
+            } else {
+                kind
+            }
+        })
+        .collect();
 
     // Counters per cluster root, only for the kinds that have a limit; one
     // byte each when every such limit fits (the usual rules: 1 to 50), which
@@ -286,8 +253,8 @@ pub fn partition_table(rules: &IdentityRules, table: &IdTable, threads: usize) -
         slot[j] = t;
     }
     let sweep = Sweep {
-        seq_start: &seq_start,
-        seq_rows: &seq_rows,
+        seq_start: sorted.carrier_starts(),
+        seq_rows: sorted.all_carriers(),
         seq_kind: &seq_kind,
         slot: &slot,
         max: &max,
@@ -299,7 +266,7 @@ pub fn partition_table(rules: &IdentityRules, table: &IdTable, threads: usize) -
     };
     let dropped = dropped_at
         .into_iter()
-        .map(|p| table.identifier(order[p as usize]))
+        .map(|p| sorted.identifier(p as usize))
         .collect();
     finish(&mut uf, dropped)
 }
@@ -315,7 +282,7 @@ impl Counter for u32 {
     const ONE: u32 = 1;
 }
 
-/// The identifiers laid out in sweep order (see [`partition_table`]).
+/// The identifiers in visiting order (see [`partition_sorted`]).
 struct Sweep<'a> {
     seq_start: &'a [u32],
     seq_rows: &'a [u32],
@@ -412,87 +379,6 @@ fn finish(uf: &mut UnionFind, dropped: Vec<Identifier>) -> Partition {
     }
 }
 
-/// The nodes of `table` in the reference order ([`IdentityRules::order_key`]:
-/// priority descending, then kind, then value).
-fn identifier_order(rules: &IdentityRules, table: &IdTable, threads: usize) -> Vec<u32> {
-    let kinds = table.kinds();
-    // The rank of each kind number in (priority descending, kind) order.
-    let mut by_rank: Vec<usize> = (0..kinds.len()).collect();
-    by_rank.sort_by(|&a, &b| {
-        (std::cmp::Reverse(rules.rule(&kinds[a]).priority), &kinds[a])
-            .cmp(&(std::cmp::Reverse(rules.rule(&kinds[b]).priority), &kinds[b]))
-    });
-    let mut rank = vec![0u64; kinds.len()];
-    for (r, &kind) in by_rank.iter().enumerate() {
-        rank[kind] = r as u64;
-    }
-    // Key: rank in the top 16 bits, then the value's first 14 bytes
-    // big-endian, zero-padded. Zero padding keeps byte order (a shorter
-    // value that is a prefix sorts first or ties), and equal keys fall back
-    // to comparing whole values, so the order is exactly the reference's.
-    let key = |node: u32| -> (u64, u64, u32) {
-        let v = table.value(node).as_bytes();
-        let mut b = [0u8; 14];
-        let m = v.len().min(14);
-        b[..m].copy_from_slice(&v[..m]);
-        let mut hi = rank[table.kind_of(node) as usize] << 48;
-        for (i, &x) in b[..6].iter().enumerate() {
-            hi |= (x as u64) << (40 - 8 * i);
-        }
-        let lo = u64::from_be_bytes(b[6..14].try_into().expect("8 bytes"));
-        (hi, lo, node)
-    };
-    let cmp = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| table.value(a.2).cmp(table.value(b.2)))
-    };
-    let nodes = table.nodes() as u32;
-    let parts = threads.clamp(1, 8).min(nodes.max(1) as usize);
-    let step = nodes.div_ceil(parts as u32).max(1);
-    // Sort equal slices of nodes in parallel, then merge them.
-    let mut runs: Vec<Vec<(u64, u64, u32)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..parts as u32)
-            .map(|p| {
-                scope.spawn(move || {
-                    let lo = (p * step).min(nodes);
-                    let hi = ((p + 1) * step).min(nodes);
-                    let mut v: Vec<_> = (lo..hi).map(key).collect();
-                    v.sort_unstable_by(cmp);
-                    v
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("sorting thread panicked"))
-            .collect()
-    });
-    while runs.len() > 1 {
-        let b = runs.pop().expect("two runs");
-        let a = runs.pop().expect("two runs");
-        let mut merged = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            if cmp(&a[i], &b[j]).is_le() {
-                merged.push(a[i]);
-                i += 1;
-            } else {
-                merged.push(b[j]);
-                j += 1;
-            }
-        }
-        merged.extend_from_slice(&a[i..]);
-        merged.extend_from_slice(&b[j..]);
-        runs.push(merged);
-    }
-    runs.pop()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, _, n)| n)
-        .collect()
-}
-
 /// Canonical form of a partition for comparisons: the sorted list of sorted
 /// row groups.
 pub fn canonical(p: &[u32]) -> Vec<Vec<usize>> {
@@ -508,6 +394,7 @@ pub fn canonical(p: &[u32]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::table::chunk_rows;
     use proptest::prelude::*;
     use IdentifierKind::*;
 
@@ -614,16 +501,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn table_engine_equals_the_reference(rows in arb_rows_with_custom(), rules in arb_rules(), threads in 1usize..4) {
+        fn sorted_engine_equals_the_reference(rows in arb_rows_with_custom(), rules in arb_rules(), threads in 1usize..4) {
             let reference = partition(&rules, &rows);
-            let fast = partition_table(&rules, &IdTable::from_rows(&rows), threads);
+            let (kinds, chunk) = chunk_rows(&rows);
+            let chunks = [chunk];
+            let fast = partition_sorted(&rules, &SortedIds::build(&rules, kinds, &chunks, threads));
             prop_assert_eq!(fast, reference);
         }
 
         #[test]
-        fn table_engine_equals_the_reference_on_default_rules(rows in arb_rows(), limits in any::<bool>()) {
+        fn sorted_engine_equals_the_reference_on_default_rules(rows in arb_rows(), limits in any::<bool>()) {
             let rules = if limits { IdentityRules::default() } else { IdentityRules::unlimited() };
-            prop_assert_eq!(partition_table(&rules, &IdTable::from_rows(&rows), 2), partition(&rules, &rows));
+            let (kinds, chunk) = chunk_rows(&rows);
+            let chunks = [chunk];
+            prop_assert_eq!(partition_sorted(&rules, &SortedIds::build(&rules, kinds, &chunks, 2)), partition(&rules, &rows));
         }
 
         #[test]

@@ -1,30 +1,27 @@
-//! Interned identifier tables: the input of the fast batch engine
-//! ([`super::batch::partition_table`]).
+//! The input of the fast batch engine ([`super::batch::partition_sorted`]):
+//! rows of normalized identifiers, and those identifiers sorted in the
+//! engine's visiting order.
 //!
 //! A million rows carry a few million identifiers. As `Vec<Vec<Identifier>>`
-//! that is a few million `String`s, and comparing or hashing them dominates
-//! resolution. Here every value lives in one buffer, every distinct
-//! identifier (kind and value) is a dense `u32` node, and a row is a slice of
-//! nodes.
-//!
-//! Building is parallel without locks: parser threads each fill a
-//! [`RowsChunk`] (normalizing into the chunk's buffer and hashing each value
-//! once), then interning splits the identifiers by hash into one shard per
-//! thread, so each thread owns its hash table outright. Node numbers depend
-//! on the thread count; the partition computed from them does not (it orders
-//! identifiers by kind and value, never by node number).
+//! that is a few million `String`s, and hashing or comparing them dominates
+//! resolution. Here parser threads each fill a [`RowsChunk`] (normalizing
+//! values into one buffer per thread, no allocation per value), and
+//! [`SortedIds`] sorts every occurrence of an identifier by (priority, kind,
+//! value) on fixed-size keys. Equal identifiers end up adjacent: each run
+//! is one distinct identifier ("node"), in the order the engine visits
+//! them, with the rows that carry it right there. This replaces a hash
+//! table, whose every lookup missed the cache, and a second sort of the
+//! distinct identifiers.
 
 use super::kind::{Identifier, IdentifierKind};
 use super::normalize::normalize_into;
+use super::rules::IdentityRules;
 use crate::ValueError;
-use rustc_hash::FxHasher;
-use std::hash::Hasher;
 
 /// One identifier of a chunk: its kind (an index into the kind catalogue),
 /// where its value lies in the chunk's buffer, and its hash.
 #[derive(Debug, Clone, Copy)]
 struct ChunkId {
-    hash: u64,
     start: u32,
     len: u32,
     kind: u16,
@@ -37,13 +34,6 @@ pub struct RowsChunk {
     arena: String,
     ids: Vec<ChunkId>,
     row_ends: Vec<u32>,
-}
-
-fn hash(kind: u16, value: &str) -> u64 {
-    let mut h = FxHasher::default();
-    h.write_u16(kind);
-    h.write(value.as_bytes());
-    h.finish()
 }
 
 impl RowsChunk {
@@ -81,7 +71,6 @@ impl RowsChunk {
             "a chunk holds at most 4 GiB of values: use more chunks"
         );
         self.ids.push(ChunkId {
-            hash: hash(kind, value),
             start: start as u32,
             len: value.len() as u32,
             kind,
@@ -100,206 +89,291 @@ impl RowsChunk {
     fn value(&self, id: &ChunkId) -> &str {
         &self.arena[id.start as usize..(id.start + id.len) as usize]
     }
-}
 
-/// Distinct identifiers as dense nodes, and rows as slices of nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdTable {
-    kinds: Vec<IdentifierKind>,
-    node_kind: Vec<u16>,
-    /// `(start, end)` of each node's value in `arena`.
-    node_span: Vec<(u32, u32)>,
-    arena: String,
-    /// Row `r` is `row_nodes[row_start[r]..row_start[r + 1]]`.
-    row_start: Vec<u32>,
-    row_nodes: Vec<u32>,
-}
-
-/// One thread's share of the interning: the identifiers whose hash falls in
-/// its shard.
-struct Shard {
-    node_kind: Vec<u16>,
-    node_span: Vec<(u32, u32)>,
-    arena: String,
-    /// The shard-local node of each of its identifiers, in input order.
-    local: Vec<u32>,
-}
-
-/// Which shard a hash belongs to: from the high half, so that the low bits
-/// (the hash table's slots) stay spread within a shard.
-fn shard_of(hash: u64, shards: usize) -> usize {
-    (((hash >> 32) * shards as u64) >> 32) as usize
-}
-
-fn intern_shard(chunks: &[RowsChunk], shard: usize, shards: usize) -> Shard {
-    let mine: Vec<(&RowsChunk, &ChunkId)> = chunks
-        .iter()
-        .flat_map(|c| c.ids.iter().map(move |id| (c, id)))
-        .filter(|(_, id)| shard_of(id.hash, shards) == shard)
-        .collect();
-    // Open addressing, linear probing. A slot holds the hash's high half (a
-    // fingerprint that spares most string comparisons) and node + 1 (0 is
-    // empty); at most half full.
-    let cap = (mine.len() * 2).next_power_of_two().max(16);
-    let mask = cap - 1;
-    let mut slots = vec![0u64; cap];
-    let mut s = Shard {
-        node_kind: Vec::new(),
-        node_span: Vec::new(),
-        arena: String::new(),
-        local: Vec::with_capacity(mine.len()),
-    };
-    // Every lookup misses the cache (the table is tens of MB) and a hit then
-    // misses again on the node's value. Lookups are independent, so touch
-    // the slot of the identifier AHEAD places on, and the value that slot
-    // points to half as far on: by the time the loop gets there both are in
-    // cache. (`black_box` keeps the loads the optimizer would drop.)
-    const AHEAD: usize = 16;
-    for i in 0..mine.len() {
-        if let Some((_, id)) = mine.get(i + AHEAD) {
-            std::hint::black_box(slots[id.hash as usize & mask]);
-        }
-        if let Some((_, id)) = mine.get(i + AHEAD / 2) {
-            let slot = slots[id.hash as usize & mask];
-            if slot != 0 && slot >> 32 == id.hash >> 32 {
-                let node = (slot as u32 - 1) as usize;
-                if let Some(&(a, _)) = s.node_span.get(node) {
-                    std::hint::black_box(s.arena.as_bytes().get(a as usize));
-                }
-            }
-        }
-        let (c, id) = mine[i];
-        let value = c.value(id);
-        let fp = id.hash >> 32;
-        let mut j = id.hash as usize & mask;
-        let node = loop {
-            let slot = slots[j];
-            if slot == 0 {
-                let node = s.node_kind.len() as u32;
-                let start = s.arena.len() as u32;
-                s.arena.push_str(value);
-                s.node_kind.push(id.kind);
-                s.node_span.push((start, s.arena.len() as u32));
-                slots[j] = fp << 32 | (node as u64 + 1);
-                break node;
-            }
-            if slot >> 32 == fp {
-                let node = (slot as u32) - 1;
-                let (a, b) = s.node_span[node as usize];
-                if s.node_kind[node as usize] == id.kind
-                    && &s.arena[a as usize..b as usize] == value
-                {
-                    break node;
-                }
-            }
-            j = (j + 1) & mask;
+    /// The identifiers of row `r` as (kind number, value).
+    pub fn row(&self, r: usize) -> impl Iterator<Item = (u16, &str)> {
+        let start = if r == 0 {
+            0
+        } else {
+            self.row_ends[r - 1] as usize
         };
-        s.local.push(node);
+        self.ids[start..self.row_ends[r] as usize]
+            .iter()
+            .map(|id| (id.kind, self.value(id)))
     }
-    s
+
+    /// Rows of identifiers from this chunk (for the reference engine).
+    pub fn to_rows(&self, kinds: &[IdentifierKind]) -> Vec<Vec<Identifier>> {
+        (0..self.rows())
+            .map(|r| {
+                self.row(r)
+                    .map(|(k, v)| Identifier::new(kinds[k as usize].clone(), v))
+                    .collect()
+            })
+            .collect()
+    }
 }
 
-impl IdTable {
-    /// Interns `chunks` (rows in chunk order) on `threads` threads. `kinds`
-    /// is the catalogue the chunks' kind numbers index; its kinds must be
-    /// distinct.
-    pub fn intern(kinds: Vec<IdentifierKind>, chunks: &[RowsChunk], threads: usize) -> IdTable {
+/// One occurrence of an identifier, keyed for sorting: `hi` holds the
+/// kind's rank (16 bits) and the value's first 6 bytes, `lo` the next 8
+/// (big-endian, zero-padded), `len` the value's length.
+#[derive(Debug, Clone, Copy)]
+struct Occ {
+    hi: u64,
+    lo: u64,
+    len: u32,
+    row: u32,
+    /// Chunk (top 4 bits) and index of the identifier in it.
+    at: u32,
+}
+
+/// How many bytes of a value the key holds.
+const KEY_BYTES: usize = 14;
+const CHUNK_SHIFT: u32 = 28;
+
+impl Occ {
+    fn key(&self) -> (u64, u64, u32) {
+        (self.hi, self.lo, self.len)
+    }
+}
+
+/// Every identifier occurrence of some rows, sorted by (priority
+/// descending, kind, value) — the order of
+/// [`IdentityRules::order_key`] — and grouped into distinct identifiers.
+#[derive(Debug)]
+pub struct SortedIds<'a> {
+    chunks: &'a [RowsChunk],
+    kinds: Vec<IdentifierKind>,
+    /// The priority of each kind when sorted: the order is valid only for
+    /// rules with the same priorities.
+    priorities: Vec<u32>,
+    rows: usize,
+    /// Node `n` is carried by `occ_rows[node_start[n]..node_start[n + 1]]`.
+    node_start: Vec<u32>,
+    occ_rows: Vec<u32>,
+    node_kind: Vec<u16>,
+    /// Where one occurrence of each node lies (its value).
+    node_at: Vec<u32>,
+}
+
+impl<'a> SortedIds<'a> {
+    /// Sorts the identifiers of `chunks` (rows in chunk order) for `rules`,
+    /// on `threads` threads. `kinds` is the catalogue the chunks' kind
+    /// numbers index; its kinds must be distinct.
+    pub fn build(
+        rules: &IdentityRules,
+        kinds: Vec<IdentifierKind>,
+        chunks: &'a [RowsChunk],
+        threads: usize,
+    ) -> SortedIds<'a> {
         for (i, k) in kinds.iter().enumerate() {
             assert!(
                 !kinds[..i].contains(k),
                 "kind {k} appears twice in the catalogue"
             );
         }
-        assert!(kinds.len() <= u16::MAX as usize);
-        let shards = threads.max(1);
-        let parts: Vec<Shard> = if shards == 1 {
-            vec![intern_shard(chunks, 0, 1)]
+        assert!(kinds.len() < u16::MAX as usize);
+        assert!(chunks.len() <= 1 << (32 - CHUNK_SHIFT), "at most 16 chunks");
+        let priorities: Vec<u32> = kinds.iter().map(|k| rules.rule(k).priority).collect();
+        // Rank of each kind number in (priority descending, kind) order.
+        let mut by_rank: Vec<usize> = (0..kinds.len()).collect();
+        by_rank.sort_by(|&a, &b| {
+            (std::cmp::Reverse(priorities[a]), &kinds[a])
+                .cmp(&(std::cmp::Reverse(priorities[b]), &kinds[b]))
+        });
+        let mut rank = vec![0u64; kinds.len()];
+        for (r, &kind) in by_rank.iter().enumerate() {
+            rank[kind] = r as u64;
+        }
+        let mut row_base = Vec::with_capacity(chunks.len());
+        let mut rows = 0usize;
+        for c in chunks {
+            row_base.push(rows as u32);
+            rows += c.rows();
+        }
+        assert!(rows < u32::MAX as usize);
+
+        // Keys per chunk, each chunk sorted on its own thread, then merged.
+        let key_and_sort = |ci: usize| -> Vec<Occ> {
+            let c = &chunks[ci];
+            assert!(
+                c.ids.len() < 1 << CHUNK_SHIFT,
+                "too many identifiers in one chunk"
+            );
+            let mut v = Vec::with_capacity(c.ids.len());
+            let mut row = row_base[ci];
+            let mut next_end = 0;
+            for (i, id) in c.ids.iter().enumerate() {
+                while c.row_ends[next_end] as usize <= i {
+                    next_end += 1;
+                    row += 1;
+                }
+                let bytes = c.value(id).as_bytes();
+                let mut b = [0u8; KEY_BYTES];
+                let m = bytes.len().min(KEY_BYTES);
+                b[..m].copy_from_slice(&bytes[..m]);
+                let mut hi = rank[id.kind as usize] << 48;
+                for (k, &x) in b[..6].iter().enumerate() {
+                    hi |= (x as u64) << (40 - 8 * k);
+                }
+                v.push(Occ {
+                    hi,
+                    lo: u64::from_be_bytes(b[6..14].try_into().expect("8 bytes")),
+                    len: id.len,
+                    row,
+                    at: (ci as u32) << CHUNK_SHIFT | i as u32,
+                });
+            }
+            v.sort_unstable_by_key(Occ::key);
+            v
+        };
+        let mut runs: Vec<Vec<Occ>> = if chunks.len() <= 1 || threads <= 1 {
+            (0..chunks.len()).map(key_and_sort).collect()
         } else {
             std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..shards)
-                    .map(|s| scope.spawn(move || intern_shard(chunks, s, shards)))
+                let hs: Vec<_> = (0..chunks.len())
+                    .map(|ci| scope.spawn(move || key_and_sort(ci)))
                     .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("interning thread panicked"))
+                hs.into_iter()
+                    .map(|h| h.join().expect("sorting thread panicked"))
                     .collect()
             })
         };
+        while runs.len() > 1 {
+            let b = runs.pop().expect("two runs");
+            let a = runs.pop().expect("two runs");
+            let mut merged = Vec::with_capacity(a.len() + b.len());
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                if a[i].key() <= b[j].key() {
+                    merged.push(a[i]);
+                    i += 1;
+                } else {
+                    merged.push(b[j]);
+                    j += 1;
+                }
+            }
+            merged.extend_from_slice(&a[i..]);
+            merged.extend_from_slice(&b[j..]);
+            runs.insert(0, merged);
+        }
+        let mut occ = runs.pop().unwrap_or_default();
 
-        // Concatenate the shards: shard s's nodes come after shard s-1's.
-        let mut base = Vec::with_capacity(shards);
-        let mut t = IdTable {
-            kinds,
-            node_kind: Vec::new(),
-            node_span: Vec::new(),
-            arena: String::new(),
-            row_start: Vec::new(),
-            row_nodes: Vec::new(),
+        // Group into nodes. Equal keys with values of at most KEY_BYTES are
+        // equal values; and with equal 14-byte prefixes, a shorter value of at
+        // most 14 bytes is a prefix of the longer, so (key, length) order is
+        // value order there. Only a run of equal prefixes holding a longer
+        // value must look at whole values: usually it is one identifier
+        // repeated (checked), otherwise it is sorted by value and split.
+        // The scan runs on `threads` threads, each from a run boundary.
+        let value = |o: &Occ| -> &str {
+            let c = &chunks[(o.at >> CHUNK_SHIFT) as usize];
+            c.value(&c.ids[(o.at & ((1 << CHUNK_SHIFT) - 1)) as usize])
         };
-        let nodes: usize = parts.iter().map(|p| p.node_kind.len()).sum();
-        let bytes: usize = parts.iter().map(|p| p.arena.len()).sum();
-        assert!(
-            nodes < u32::MAX as usize && bytes <= u32::MAX as usize,
-            "at most 4 billion identifiers and 4 GiB of values"
-        );
-        t.node_kind.reserve(nodes);
-        t.node_span.reserve(nodes);
-        t.arena.reserve(bytes);
-        for p in &parts {
-            base.push(t.node_kind.len() as u32);
-            let off = t.arena.len() as u32;
-            t.arena.push_str(&p.arena);
-            t.node_kind.extend_from_slice(&p.node_kind);
-            t.node_span
-                .extend(p.node_span.iter().map(|&(a, b)| (a + off, b + off)));
-        }
-
-        // Rows: each identifier's node, taken from its shard in input order.
-        let total: usize = chunks.iter().map(|c| c.ids.len()).sum();
-        let rows: usize = chunks.iter().map(RowsChunk::rows).sum();
-        t.row_nodes.reserve(total);
-        t.row_start.reserve(rows + 1);
-        t.row_start.push(0);
-        let mut cursor = vec![0usize; shards];
-        for c in chunks {
-            let offset = t.row_nodes.len() as u32;
-            for id in &c.ids {
-                let s = shard_of(id.hash, shards);
-                t.row_nodes.push(base[s] + parts[s].local[cursor[s]]);
-                cursor[s] += 1;
-            }
-            t.row_start.extend(c.row_ends.iter().map(|e| offset + e));
-        }
-        t
-    }
-
-    /// Interns rows of identifiers (kinds catalogued in order of first
-    /// appearance), on one thread.
-    pub fn from_rows(rows: &[Vec<Identifier>]) -> IdTable {
-        let mut kinds: Vec<IdentifierKind> = Vec::new();
-        let mut chunk = RowsChunk::new();
-        for row in rows {
-            for id in row {
-                let k = match kinds.iter().position(|k| *k == id.kind) {
-                    Some(k) => k,
-                    None => {
-                        kinds.push(id.kind.clone());
-                        kinds.len() - 1
-                    }
+        let group = |occ: &mut [Occ], base: usize| -> (Vec<u32>, Vec<u16>, Vec<u32>) {
+            let n = occ.len();
+            let (mut starts, mut node_kind, mut node_at) = (Vec::new(), Vec::new(), Vec::new());
+            let mut i = 0;
+            while i < n {
+                let mut j = i + 1;
+                while j < n && (occ[j].hi, occ[j].lo) == (occ[i].hi, occ[i].lo) {
+                    j += 1;
+                }
+                let long = j - i > 1 && occ[i..j].iter().any(|o| o.len as usize > KEY_BYTES);
+                let one = long && {
+                    let first = value(&occ[i]);
+                    occ[i + 1..j].iter().all(|o| value(o) == first)
                 };
-                chunk.push(k as u16, &id.value);
+                if long && !one {
+                    occ[i..j].sort_unstable_by(|a, b| value(a).cmp(value(b)));
+                }
+                for k in i..j {
+                    let new_node = k == i
+                        || if one {
+                            false
+                        } else if long {
+                            value(&occ[k]) != value(&occ[k - 1])
+                        } else {
+                            occ[k].len != occ[k - 1].len
+                        };
+                    if new_node {
+                        starts.push((base + k) as u32);
+                        node_kind.push(by_rank[(occ[k].hi >> 48) as usize] as u16);
+                        node_at.push(occ[k].at);
+                    }
+                }
+                i = j;
             }
-            chunk.end_row();
+            (starts, node_kind, node_at)
+        };
+        let n = occ.len();
+        // Cut points at run boundaries (equal prefixes never straddle two).
+        let parts = threads.clamp(1, 16);
+        let mut cuts = vec![0usize];
+        for p in 1..parts {
+            let mut c = (n * p / parts).max(*cuts.last().expect("a cut"));
+            while c > 0 && c < n && (occ[c].hi, occ[c].lo) == (occ[c - 1].hi, occ[c - 1].lo) {
+                c += 1;
+            }
+            cuts.push(c.min(n));
         }
-        IdTable::intern(kinds, std::slice::from_ref(&chunk), 1)
+        cuts.push(n);
+        let mut pieces: Vec<&mut [Occ]> = Vec::new();
+        let mut rest: &mut [Occ] = &mut occ;
+        for w in cuts.windows(2) {
+            let (piece, tail) = rest.split_at_mut(w[1] - w[0]);
+            pieces.push(piece);
+            rest = tail;
+        }
+        let grouped: Vec<(Vec<u32>, Vec<u16>, Vec<u32>)> = if parts == 1 {
+            pieces.into_iter().map(|p| group(p, 0)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let hs: Vec<_> = pieces
+                    .into_iter()
+                    .zip(&cuts)
+                    .map(|(piece, &base)| scope.spawn(move || group(piece, base)))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().expect("grouping thread panicked"))
+                    .collect()
+            })
+        };
+        let mut node_start = Vec::new();
+        let mut node_kind = Vec::new();
+        let mut node_at = Vec::new();
+        for (s, k, a) in grouped {
+            node_start.extend(s);
+            node_kind.extend(k);
+            node_at.extend(a);
+        }
+        node_start.push(n as u32);
+        SortedIds {
+            chunks,
+            kinds,
+            priorities,
+            rows,
+            node_start,
+            occ_rows: occ.iter().map(|o| o.row).collect(),
+            node_kind,
+            node_at,
+        }
     }
 
     pub fn kinds(&self) -> &[IdentifierKind] {
         &self.kinds
     }
 
+    /// Whether `rules` order identifiers as these were sorted.
+    pub fn sorted_for(&self, rules: &IdentityRules) -> bool {
+        self.kinds
+            .iter()
+            .zip(&self.priorities)
+            .all(|(k, p)| rules.rule(k).priority == *p)
+    }
+
     pub fn rows(&self) -> usize {
-        self.row_start.len() - 1
+        self.rows
     }
 
     /// Distinct identifiers.
@@ -309,37 +383,58 @@ impl IdTable {
 
     /// Identifiers over all rows (with repeats).
     pub fn occurrences(&self) -> usize {
-        self.row_nodes.len()
+        self.occ_rows.len()
     }
 
-    /// The nodes of row `r`.
-    pub fn row(&self, r: usize) -> &[u32] {
-        &self.row_nodes[self.row_start[r] as usize..self.row_start[r + 1] as usize]
+    /// The rows carrying node `n` (nodes are numbered in visiting order).
+    pub fn carriers(&self, n: usize) -> &[u32] {
+        &self.occ_rows[self.node_start[n] as usize..self.node_start[n + 1] as usize]
     }
 
-    /// The kind number (index into [`IdTable::kinds`]) of a node.
-    pub fn kind_of(&self, node: u32) -> u16 {
-        self.node_kind[node as usize]
+    /// Where the carriers of every node start in [`SortedIds::all_carriers`].
+    pub fn carrier_starts(&self) -> &[u32] {
+        &self.node_start
     }
 
-    pub fn value(&self, node: u32) -> &str {
-        let (a, b) = self.node_span[node as usize];
-        &self.arena[a as usize..b as usize]
+    pub fn all_carriers(&self) -> &[u32] {
+        &self.occ_rows
     }
 
-    pub fn identifier(&self, node: u32) -> Identifier {
-        Identifier::new(
-            self.kinds[self.kind_of(node) as usize].clone(),
-            self.value(node),
-        )
+    /// The kind number (index into [`SortedIds::kinds`]) of a node.
+    pub fn kind_of(&self, n: usize) -> u16 {
+        self.node_kind[n]
     }
 
-    /// Back to rows of identifiers (for the reference engine).
-    pub fn to_rows(&self) -> Vec<Vec<Identifier>> {
-        (0..self.rows())
-            .map(|r| self.row(r).iter().map(|&n| self.identifier(n)).collect())
-            .collect()
+    pub fn value(&self, n: usize) -> &'a str {
+        let at = self.node_at[n];
+        let c = &self.chunks[(at >> CHUNK_SHIFT) as usize];
+        c.value(&c.ids[(at & ((1 << CHUNK_SHIFT) - 1)) as usize])
     }
+
+    pub fn identifier(&self, n: usize) -> Identifier {
+        Identifier::new(self.kinds[self.kind_of(n) as usize].clone(), self.value(n))
+    }
+}
+
+/// Rows of identifiers as one chunk, with the kinds catalogued in order of
+/// first appearance (for tests and small inputs).
+pub fn chunk_rows(rows: &[Vec<Identifier>]) -> (Vec<IdentifierKind>, RowsChunk) {
+    let mut kinds: Vec<IdentifierKind> = Vec::new();
+    let mut chunk = RowsChunk::new();
+    for row in rows {
+        for id in row {
+            let k = match kinds.iter().position(|k| *k == id.kind) {
+                Some(k) => k,
+                None => {
+                    kinds.push(id.kind.clone());
+                    kinds.len() - 1
+                }
+            };
+            chunk.push(k as u16, &id.value);
+        }
+        chunk.end_row();
+    }
+    (kinds, chunk)
 }
 
 #[cfg(test)]
@@ -349,34 +444,53 @@ mod tests {
     use IdentifierKind::*;
 
     fn arb_rows() -> impl Strategy<Value = Vec<Vec<Identifier>>> {
-        let ident = (0usize..4, 0u8..30).prop_map(|(k, v)| {
+        let ident = (0usize..4, 0u8..30, 0usize..4).prop_map(|(k, v, pad)| {
             let kind = [Email, Phone, ShopifyCustomerId, Custom("loyalty".into())][k].clone();
-            Identifier::new(kind, format!("v{v}"))
+            // Values around the 14-byte key: equal prefixes, longer tails.
+            Identifier::new(kind, format!("{}v{v}", "x".repeat(pad * 5)))
         });
         proptest::collection::vec(proptest::collection::vec(ident, 0..4), 0..60)
     }
 
     proptest! {
         #[test]
-        fn interning_keeps_rows_whatever_the_threads(rows in arb_rows(), threads in 1usize..4, split in 0usize..60) {
-            let t = IdTable::from_rows(&rows);
-            prop_assert_eq!(t.to_rows(), rows.clone());
-            // The same rows cut into two chunks, interned on several threads.
+        fn sorted_nodes_are_the_distinct_identifiers_in_order(rows in arb_rows(), threads in 1usize..4, split in 0usize..60) {
+            let rules = IdentityRules::default();
+            let (kinds, one) = chunk_rows(&rows);
+            // The same rows cut into two chunks.
             let split = split.min(rows.len());
             let mut chunks = vec![RowsChunk::new(), RowsChunk::new()];
             for (i, row) in rows.iter().enumerate() {
                 let c = &mut chunks[usize::from(i >= split)];
                 for id in row {
-                    let k = t.kinds().iter().position(|k| *k == id.kind).unwrap();
+                    let k = kinds.iter().position(|k| *k == id.kind).unwrap();
                     c.push(k as u16, &id.value);
                 }
                 c.end_row();
             }
-            let p = IdTable::intern(t.kinds().to_vec(), &chunks, threads);
-            prop_assert_eq!(p.to_rows(), rows.clone());
-            prop_assert_eq!(p.nodes(), t.nodes());
-            let distinct: std::collections::BTreeSet<&Identifier> = rows.iter().flatten().collect();
-            prop_assert_eq!(p.nodes(), distinct.len());
+            for (s, chunks) in [
+                (SortedIds::build(&rules, kinds.clone(), std::slice::from_ref(&one), threads), 1),
+                (SortedIds::build(&rules, kinds.clone(), &chunks, threads), 2),
+            ] {
+                let _ = chunks;
+                // Nodes: every distinct identifier once, in the reference order.
+                let mut expected: Vec<&Identifier> = rows.iter().flatten().collect();
+                expected.sort_by(|a, b| rules.order_key(a).cmp(&rules.order_key(b)));
+                expected.dedup();
+                let got: Vec<Identifier> = (0..s.nodes()).map(|n| s.identifier(n)).collect();
+                prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+                // Carriers: exactly the rows holding each identifier.
+                for n in 0..s.nodes() {
+                    let id = s.identifier(n);
+                    let mut carriers = s.carriers(n).to_vec();
+                    carriers.sort_unstable();
+                    let want: Vec<u32> = rows.iter().enumerate().flat_map(|(r, row)| {
+                        row.iter().filter(|i| **i == id).map(move |_| r as u32)
+                    }).collect();
+                    prop_assert_eq!(carriers, want);
+                }
+                prop_assert_eq!(s.rows(), rows.len());
+            }
         }
     }
 
@@ -388,9 +502,8 @@ mod tests {
         assert!(c.push_raw(1, &kinds, "call me", "US").is_err());
         c.push_raw(1, &kinds, "(415) 555-2671", "US").unwrap();
         c.end_row();
-        let t = IdTable::intern(kinds, &[c], 2);
         assert_eq!(
-            t.to_rows(),
+            c.to_rows(&kinds),
             vec![vec![
                 Identifier::new(Email, "ann@example.com"),
                 Identifier::new(Phone, "+14155552671")
