@@ -102,8 +102,11 @@ fn parse_chunk(
 ) -> Result<Parsed> {
     let text = std::str::from_utf8(data).context("the CSV is not UTF-8")?;
     let b = text.as_bytes();
+    // Sized from the text: at most one row per 8 bytes and one identifier
+    // per 12 (a value and its comma), values no longer than the text.
+    // Untouched capacity costs address space only.
     let mut out = Parsed {
-        chunk: RowsChunk::new(),
+        chunk: RowsChunk::with_capacity(b.len() / 8, b.len() / 12, b.len()),
         rejected: vec![0; kinds.len()],
     };
     let mut scratch = String::new();

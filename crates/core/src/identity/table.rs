@@ -41,6 +41,16 @@ impl RowsChunk {
         RowsChunk::default()
     }
 
+    /// A chunk with room for about this many rows, identifiers and bytes of
+    /// values, so that a large import does not keep doubling its buffers.
+    pub fn with_capacity(rows: usize, ids: usize, bytes: usize) -> RowsChunk {
+        RowsChunk {
+            arena: String::with_capacity(bytes),
+            ids: Vec::with_capacity(ids),
+            row_ends: Vec::with_capacity(rows),
+        }
+    }
+
     /// Normalizes `raw` as a `kind` (see [`normalize_into`]) and adds it to
     /// the current row; on error the row is left as it was.
     pub fn push_raw(
