@@ -194,19 +194,14 @@ pub fn partition_sorted(rules: &IdentityRules, sorted: &SortedIds<'_>) -> Partit
     let kinds = sorted.kinds();
     let k = kinds.len();
     let kind_rules: Vec<KindRule> = kinds.iter().map(|kind| rules.rule(kind)).collect();
-    let blocked: Vec<Vec<&str>> = kinds
+    // The blocklisted identifiers that occur, found by binary search.
+    let blocked: Vec<usize> = rules
+        .blocklist
         .iter()
-        .map(|kind| {
-            rules
-                .blocklist
-                .iter()
-                .filter(|b| b.kind == *kind)
-                .map(|b| b.value.as_str())
-                .collect()
-        })
+        .filter_map(|b| sorted.find(&b.kind, &b.value))
         .collect();
-    let limited = kind_rules.iter().any(|r| r.max_per_profile != u32::MAX)
-        || blocked.iter().any(|b| !b.is_empty());
+    let limited =
+        kind_rules.iter().any(|r| r.max_per_profile != u32::MAX) || !rules.blocklist.is_empty();
     let mut uf = UnionFind::new(n);
 
     if !limited {
@@ -225,17 +220,10 @@ pub fn partition_sorted(rules: &IdentityRules, sorted: &SortedIds<'_>) -> Partit
     }
 
     // Kind number per node, or u16::MAX for a blocklisted identifier.
-    let seq_kind: Vec<u16> = (0..sorted.nodes())
-        .map(|node| {
-            let kind = sorted.kind_of(node);
-            let list = &blocked[kind as usize];
-            if !list.is_empty() && list.contains(&sorted.value(node)) {
-                u16::MAX
-            } else {
-                kind
-            }
-        })
-        .collect();
+    let mut seq_kind: Vec<u16> = (0..sorted.nodes()).map(|n| sorted.kind_of(n)).collect();
+    for &n in &blocked {
+        seq_kind[n] = u16::MAX;
+    }
 
     // Counters per cluster root, only for the kinds that have a limit; one
     // byte each when every such limit fits (the usual rules: 1 to 50), which

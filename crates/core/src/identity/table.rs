@@ -124,26 +124,37 @@ impl RowsChunk {
     }
 }
 
-/// One occurrence of an identifier, keyed for sorting: `hi` holds the
-/// kind's rank (16 bits) and the value's first 6 bytes, `lo` the next 8
-/// (big-endian, zero-padded), `len` the value's length.
+/// One occurrence of an identifier, keyed for sorting (24 bytes: the sort
+/// moves 1.7 million of them per million rows). `hi` holds the kind's rank
+/// (16 bits) and the value's first 6 bytes; `lo` the next 7 bytes and, in
+/// its low byte, the value's length capped at `KEY_BYTES + 1` (all bytes
+/// big-endian, zero-padded, so that integer order is byte order).
 #[derive(Debug, Clone, Copy)]
 struct Occ {
     hi: u64,
     lo: u64,
-    len: u32,
     row: u32,
     /// Chunk (top 4 bits) and index of the identifier in it.
     at: u32,
 }
 
 /// How many bytes of a value the key holds.
-const KEY_BYTES: usize = 14;
+const KEY_BYTES: usize = 13;
 const CHUNK_SHIFT: u32 = 28;
 
 impl Occ {
-    fn key(&self) -> (u64, u64, u32) {
-        (self.hi, self.lo, self.len)
+    fn key(&self) -> (u64, u64) {
+        (self.hi, self.lo)
+    }
+
+    /// Same first `KEY_BYTES` bytes (and kind).
+    fn same_prefix(&self, o: &Occ) -> bool {
+        self.hi == o.hi && self.lo >> 8 == o.lo >> 8
+    }
+
+    /// Longer than the key holds.
+    fn long(&self) -> bool {
+        (self.lo & 0xff) as usize > KEY_BYTES
     }
 }
 
@@ -165,6 +176,9 @@ pub struct SortedIds<'a> {
     /// Where one occurrence of each node lies (its value).
     node_at: Vec<u32>,
 }
+
+/// Per grouping thread: node starts, kinds, value locations.
+type Nodes = (Vec<u32>, Vec<u16>, Vec<u32>);
 
 impl<'a> SortedIds<'a> {
     /// Sorts the identifiers of `chunks` (rows in chunk order) for `rules`,
@@ -219,9 +233,10 @@ impl<'a> SortedIds<'a> {
                     row += 1;
                 }
                 let bytes = c.value(id).as_bytes();
-                let mut b = [0u8; KEY_BYTES];
+                let mut b = [0u8; 16];
                 let m = bytes.len().min(KEY_BYTES);
                 b[..m].copy_from_slice(&bytes[..m]);
+                b[KEY_BYTES] = bytes.len().min(KEY_BYTES + 1) as u8;
                 let mut hi = rank[id.kind as usize] << 48;
                 for (k, &x) in b[..6].iter().enumerate() {
                     hi |= (x as u64) << (40 - 8 * k);
@@ -229,7 +244,6 @@ impl<'a> SortedIds<'a> {
                 v.push(Occ {
                     hi,
                     lo: u64::from_be_bytes(b[6..14].try_into().expect("8 bytes")),
-                    len: id.len,
                     row,
                     at: (ci as u32) << CHUNK_SHIFT | i as u32,
                 });
@@ -270,9 +284,9 @@ impl<'a> SortedIds<'a> {
         let mut occ = runs.pop().unwrap_or_default();
 
         // Group into nodes. Equal keys with values of at most KEY_BYTES are
-        // equal values; and with equal 14-byte prefixes, a shorter value of at
-        // most 14 bytes is a prefix of the longer, so (key, length) order is
-        // value order there. Only a run of equal prefixes holding a longer
+        // equal values; and with equal KEY_BYTES prefixes, a value of at most
+        // KEY_BYTES is a prefix of a longer one (its padding zeros are the
+        // other's bytes), so (prefix, length) order is value order there. Only a run of equal prefixes holding a longer
         // value must look at whole values: usually it is one identifier
         // repeated (checked), otherwise it is sorted by value and split.
         // The scan runs on `threads` threads, each from a run boundary.
@@ -280,16 +294,16 @@ impl<'a> SortedIds<'a> {
             let c = &chunks[(o.at >> CHUNK_SHIFT) as usize];
             c.value(&c.ids[(o.at & ((1 << CHUNK_SHIFT) - 1)) as usize])
         };
-        let group = |occ: &mut [Occ], base: usize| -> (Vec<u32>, Vec<u16>, Vec<u32>) {
+        let group = |occ: &mut [Occ], base: usize| -> Nodes {
             let n = occ.len();
             let (mut starts, mut node_kind, mut node_at) = (Vec::new(), Vec::new(), Vec::new());
             let mut i = 0;
             while i < n {
                 let mut j = i + 1;
-                while j < n && (occ[j].hi, occ[j].lo) == (occ[i].hi, occ[i].lo) {
+                while j < n && occ[j].same_prefix(&occ[i]) {
                     j += 1;
                 }
-                let long = j - i > 1 && occ[i..j].iter().any(|o| o.len as usize > KEY_BYTES);
+                let long = j - i > 1 && occ[i..j].iter().any(Occ::long);
                 let one = long && {
                     let first = value(&occ[i]);
                     occ[i + 1..j].iter().all(|o| value(o) == first)
@@ -304,7 +318,7 @@ impl<'a> SortedIds<'a> {
                         } else if long {
                             value(&occ[k]) != value(&occ[k - 1])
                         } else {
-                            occ[k].len != occ[k - 1].len
+                            occ[k].lo != occ[k - 1].lo
                         };
                     if new_node {
                         starts.push((base + k) as u32);
@@ -322,7 +336,7 @@ impl<'a> SortedIds<'a> {
         let mut cuts = vec![0usize];
         for p in 1..parts {
             let mut c = (n * p / parts).max(*cuts.last().expect("a cut"));
-            while c > 0 && c < n && (occ[c].hi, occ[c].lo) == (occ[c - 1].hi, occ[c - 1].lo) {
+            while c > 0 && c < n && occ[c].same_prefix(&occ[c - 1]) {
                 c += 1;
             }
             cuts.push(c.min(n));
@@ -335,7 +349,7 @@ impl<'a> SortedIds<'a> {
             pieces.push(piece);
             rest = tail;
         }
-        let grouped: Vec<(Vec<u32>, Vec<u16>, Vec<u32>)> = if parts == 1 {
+        let grouped: Vec<Nodes> = if parts == 1 {
             pieces.into_iter().map(|p| group(p, 0)).collect()
         } else {
             std::thread::scope(|scope| {
@@ -413,6 +427,31 @@ impl<'a> SortedIds<'a> {
     /// The kind number (index into [`SortedIds::kinds`]) of a node.
     pub fn kind_of(&self, n: usize) -> u16 {
         self.node_kind[n]
+    }
+
+    /// The node of `kind` and `value`, if some row carries it: a binary
+    /// search, since nodes are in (priority, kind, value) order.
+    pub fn find(&self, kind: &IdentifierKind, value: &str) -> Option<usize> {
+        let k = self.kinds.iter().position(|x| x == kind)?;
+        let key = |n: usize| {
+            let kn = self.kind_of(n) as usize;
+            (
+                std::cmp::Reverse(self.priorities[kn]),
+                &self.kinds[kn],
+                self.value(n),
+            )
+        };
+        let target = (std::cmp::Reverse(self.priorities[k]), kind, value);
+        let (mut lo, mut hi) = (0, self.nodes());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if key(mid) < target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        (lo < self.nodes() && key(lo) == target).then_some(lo)
     }
 
     pub fn value(&self, n: usize) -> &'a str {
@@ -502,6 +541,27 @@ mod tests {
                 prop_assert_eq!(s.rows(), rows.len());
             }
         }
+    }
+
+    #[test]
+    fn find_locates_every_node_and_nothing_else() {
+        let rows: Vec<Vec<Identifier>> = (0..50)
+            .map(|i| {
+                vec![
+                    Identifier::new(Email, format!("{}{i}@x.com", "a".repeat(i % 20))),
+                    Identifier::new(Phone, format!("+1415555{:04}", i % 7)),
+                ]
+            })
+            .collect();
+        let (kinds, chunk) = chunk_rows(&rows);
+        let chunks = [chunk];
+        let s = SortedIds::build(&IdentityRules::default(), kinds, &chunks, 2);
+        for n in 0..s.nodes() {
+            let id = s.identifier(n);
+            assert_eq!(s.find(&id.kind, &id.value), Some(n));
+        }
+        assert_eq!(s.find(&Email, "nobody@x.com"), None);
+        assert_eq!(s.find(&ShopifyCustomerId, "1"), None);
     }
 
     #[test]
