@@ -251,7 +251,7 @@ impl<'a> SortedIds<'a> {
             v.sort_unstable_by_key(Occ::key);
             v
         };
-        let mut runs: Vec<Vec<Occ>> = if chunks.len() <= 1 || threads <= 1 {
+        let runs: Vec<Vec<Occ>> = if chunks.len() <= 1 || threads <= 1 {
             (0..chunks.len()).map(key_and_sort).collect()
         } else {
             std::thread::scope(|scope| {
@@ -263,33 +263,13 @@ impl<'a> SortedIds<'a> {
                     .collect()
             })
         };
-        while runs.len() > 1 {
-            let b = runs.pop().expect("two runs");
-            let a = runs.pop().expect("two runs");
-            let mut merged = Vec::with_capacity(a.len() + b.len());
-            let (mut i, mut j) = (0, 0);
-            while i < a.len() && j < b.len() {
-                if a[i].key() <= b[j].key() {
-                    merged.push(a[i]);
-                    i += 1;
-                } else {
-                    merged.push(b[j]);
-                    j += 1;
-                }
-            }
-            merged.extend_from_slice(&a[i..]);
-            merged.extend_from_slice(&b[j..]);
-            runs.insert(0, merged);
-        }
-        let mut occ = runs.pop().unwrap_or_default();
-
         // Group into nodes. Equal keys with values of at most KEY_BYTES are
         // equal values; and with equal KEY_BYTES prefixes, a value of at most
         // KEY_BYTES is a prefix of a longer one (its padding zeros are the
-        // other's bytes), so (prefix, length) order is value order there. Only a run of equal prefixes holding a longer
-        // value must look at whole values: usually it is one identifier
-        // repeated (checked), otherwise it is sorted by value and split.
-        // The scan runs on `threads` threads, each from a run boundary.
+        // other's bytes), so (prefix, length) order is value order there.
+        // Only a run of equal prefixes holding a longer value must look at
+        // whole values: usually it is one identifier repeated (checked),
+        // otherwise it is sorted by value and split.
         let value = |o: &Occ| -> &str {
             let c = &chunks[(o.at >> CHUNK_SHIFT) as usize];
             c.value(&c.ids[(o.at & ((1 << CHUNK_SHIFT) - 1)) as usize])
@@ -330,46 +310,84 @@ impl<'a> SortedIds<'a> {
             }
             (starts, node_kind, node_at)
         };
-        let n = occ.len();
-        // Cut points at run boundaries (equal prefixes never straddle two).
+        // Merge and group on all threads at once: splitters (prefixes taken
+        // at quantiles of the largest run) cut every run into key ranges;
+        // a prefix never straddles two ranges, so each thread merges its
+        // range of every run and groups it on its own.
+        let prefix = |o: &Occ| (o.hi, o.lo >> 8);
         let parts = threads.clamp(1, 16);
-        let mut cuts = vec![0usize];
+        let largest = runs
+            .iter()
+            .max_by_key(|r| r.len())
+            .map_or(&[][..], |r| &r[..]);
+        let mut bounds: Vec<Vec<usize>> = runs.iter().map(|_| vec![0]).collect();
         for p in 1..parts {
-            let mut c = (n * p / parts).max(*cuts.last().expect("a cut"));
-            while c > 0 && c < n && occ[c].same_prefix(&occ[c - 1]) {
-                c += 1;
+            if largest.is_empty() {
+                break;
             }
-            cuts.push(c.min(n));
+            let splitter = prefix(&largest[largest.len() * p / parts]);
+            for (r, run) in runs.iter().enumerate() {
+                let at = run.partition_point(|o| prefix(o) < splitter);
+                bounds[r].push(at);
+            }
         }
-        cuts.push(n);
-        let mut pieces: Vec<&mut [Occ]> = Vec::new();
-        let mut rest: &mut [Occ] = &mut occ;
-        for w in cuts.windows(2) {
-            let (piece, tail) = rest.split_at_mut(w[1] - w[0]);
-            pieces.push(piece);
-            rest = tail;
+        for (r, run) in runs.iter().enumerate() {
+            bounds[r].push(run.len());
         }
-        let grouped: Vec<Nodes> = if parts == 1 {
-            pieces.into_iter().map(|p| group(p, 0)).collect()
+        let ranges = bounds.first().map_or(0, |b| b.len() - 1);
+        let mut base = vec![0usize; ranges + 1];
+        for p in 0..ranges {
+            base[p + 1] = base[p] + bounds.iter().map(|b| b[p + 1] - b[p]).sum::<usize>();
+        }
+        let merge_and_group = |p: usize| -> (Nodes, Vec<u32>) {
+            let mut merged: Vec<Occ> = Vec::new();
+            for (r, run) in runs.iter().enumerate() {
+                let piece = &run[bounds[r][p]..bounds[r][p + 1]];
+                if merged.is_empty() {
+                    merged.extend_from_slice(piece);
+                    continue;
+                }
+                let a = std::mem::take(&mut merged);
+                merged.reserve(a.len() + piece.len());
+                let (mut i, mut j) = (0, 0);
+                while i < a.len() && j < piece.len() {
+                    if a[i].key() <= piece[j].key() {
+                        merged.push(a[i]);
+                        i += 1;
+                    } else {
+                        merged.push(piece[j]);
+                        j += 1;
+                    }
+                }
+                merged.extend_from_slice(&a[i..]);
+                merged.extend_from_slice(&piece[j..]);
+            }
+            let nodes = group(&mut merged, base[p]);
+            (nodes, merged.iter().map(|o| o.row).collect())
+        };
+        let grouped: Vec<(Nodes, Vec<u32>)> = if ranges <= 1 {
+            (0..ranges).map(merge_and_group).collect()
         } else {
             std::thread::scope(|scope| {
-                let hs: Vec<_> = pieces
-                    .into_iter()
-                    .zip(&cuts)
-                    .map(|(piece, &base)| scope.spawn(move || group(piece, base)))
+                let hs: Vec<_> = (0..ranges)
+                    .map(|p| scope.spawn(move || merge_and_group(p)))
                     .collect();
                 hs.into_iter()
                     .map(|h| h.join().expect("grouping thread panicked"))
                     .collect()
             })
         };
+        drop(runs);
+        let n = base[ranges];
         let mut node_start = Vec::new();
         let mut node_kind = Vec::new();
         let mut node_at = Vec::new();
-        for (s, k, a) in grouped {
+        let mut occ_rows = Vec::with_capacity(n);
+        for ((s, k, a), rows) in grouped {
             node_start.extend(s);
             node_kind.extend(k);
             node_at.extend(a);
+            occ_rows.extend(rows);
         }
         node_start.push(n as u32);
         SortedIds {
@@ -378,7 +396,7 @@ impl<'a> SortedIds<'a> {
             priorities,
             rows,
             node_start,
-            occ_rows: occ.iter().map(|o| o.row).collect(),
+            occ_rows,
             node_kind,
             node_at,
         }
@@ -541,6 +559,15 @@ mod tests {
                 prop_assert_eq!(s.rows(), rows.len());
             }
         }
+    }
+
+    #[test]
+    fn no_rows_no_nodes() {
+        let s = SortedIds::build(&IdentityRules::default(), vec![Email], &[], 2);
+        assert_eq!((s.rows(), s.nodes(), s.occurrences()), (0, 0, 0));
+        let chunks = [RowsChunk::new(), RowsChunk::new()];
+        let s = SortedIds::build(&IdentityRules::default(), vec![Email], &chunks, 2);
+        assert_eq!((s.rows(), s.nodes()), (0, 0));
     }
 
     #[test]
