@@ -482,7 +482,7 @@ mod tests {
             ][k]
                 .clone();
             // Long shared prefixes so the sort must look past its 14-byte keys.
-            Identifier::new(kind, format!("{}v{v}", "x".repeat(pad * 7)))
+            Identifier::new(kind, format!("{}v{v}", "x".repeat(pad * 13)))
         });
         proptest::collection::vec(proptest::collection::vec(ident, 0..4), 0..50)
     }
