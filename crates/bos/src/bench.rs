@@ -4,6 +4,12 @@
 //!
 //! The load generator is a minimal HTTP/1.1 keep-alive client over raw TCP:
 //! it costs little CPU, so on a 2-core machine more of it goes to the server.
+//!
+//! `gen-contacts` and `resolve` measure the batch resolution engine; its
+//! baselines (Splink 5 and plain SQL on DuckDB) run beside it from
+//! `bench/resolve.sh`, which compares the partitions.
+
+mod resolve;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
@@ -61,6 +67,51 @@ enum Which {
         requests: u64,
         #[arg(long)]
         database_url: Option<String>,
+    },
+    /// Writes a deterministic CSV of contacts from several platforms (people
+    /// appearing in 1–5 rows, households sharing an e-mail, typos, invalid
+    /// values), and the true person of each row to FILE.truth.
+    GenContacts {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// The resolution engine alone: a CSV (read into memory first, not
+    /// timed) into a partition of its rows, timed per stage; scored against
+    /// FILE.truth when it exists.
+    Resolve {
+        #[arg(long, value_name = "FILE")]
+        csv: std::path::PathBuf,
+        /// Identifier limits and blocklist (the default rules), none (pure
+        /// transitive closure), or both on the same parsed rows.
+        #[arg(long, value_enum, default_value = "both")]
+        limits: resolve::Limits,
+        /// Write the partition (row,cluster) to PREFIX.limits-on.csv /
+        /// PREFIX.limits-off.csv.
+        #[arg(long, value_name = "PREFIX")]
+        out_partition: Option<std::path::PathBuf>,
+        /// The true person of each row (row,person); default FILE.truth if present.
+        #[arg(long, value_name = "FILE")]
+        truth: Option<std::path::PathBuf>,
+        /// Write the normalized identifiers as CSV (unique_id = row), for
+        /// other engines to link exactly the same identifiers.
+        #[arg(long, value_name = "FILE")]
+        write_normalized: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Default phone region for numbers without a country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+        /// Also run the reference engine (`batch::partition`, slow) and
+        /// check that it gives the same partition.
+        #[arg(long)]
+        check_reference: bool,
+        /// Run the timed stages this many times and report the median.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
     },
 }
 
@@ -214,6 +265,28 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             requests,
             database_url,
         } => crate::bench_pages::run(profiles, requests, database_url).await,
+        Which::GenContacts { rows, seed, out } => crate::gen::run(rows, seed, &out),
+        Which::Resolve {
+            csv,
+            limits,
+            out_partition,
+            truth,
+            write_normalized,
+            threads,
+            region,
+            check_reference,
+            repeat,
+        } => resolve::run(resolve::Options {
+            csv,
+            limits,
+            out_partition,
+            truth,
+            normalized: write_normalized,
+            threads,
+            region,
+            check_reference,
+            repeat,
+        }),
     }
 }
 

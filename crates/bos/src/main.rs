@@ -9,6 +9,7 @@ mod bench_pages;
 mod config;
 mod demo;
 mod demo_customers;
+mod gen;
 mod import;
 mod serve;
 

@@ -145,36 +145,68 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Email, ValueError> {
         let v = raw.trim().to_lowercase();
-        if v.is_empty() {
-            return Err(err("enter an e-mail address"));
-        }
-        if v.len() > 254 {
-            return Err(err("that e-mail address is longer than 254 characters"));
-        }
-        let Some((local, domain)) = v.rsplit_once('@') else {
-            return Err(err(format!(
-                "'{v}' is not an e-mail address: it has no '@'"
-            )));
-        };
-        let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"".contains(c);
-        if local.is_empty()
-            || domain.is_empty()
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-            || local.contains('@')
-            || v.chars().any(bad)
-        {
-            return Err(err(format!(
-                "'{v}' is not an e-mail address: expected name@example.com"
-            )));
-        }
+        check_email(&v)?;
         Ok(Email(v))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The shape checks of [`Email::parse`] on a value already trimmed and
+/// lowercased; shared with identifier normalization, which lowercases ASCII
+/// addresses into its own buffer instead of allocating one `Email` each.
+pub(crate) fn check_email(v: &str) -> Result<(), ValueError> {
+    if v.is_empty() {
+        return Err(err("enter an e-mail address"));
+    }
+    if v.len() > 254 {
+        return Err(err("that e-mail address is longer than 254 characters"));
+    }
+    let Some((local, domain)) = v.rsplit_once('@') else {
+        return Err(err(format!(
+            "'{v}' is not an e-mail address: it has no '@'"
+        )));
+    };
+    const SPECIAL: &str = "<>()[],;:\\\"";
+    // For ASCII the same set as a table: whitespace and control characters
+    // are exactly 0..=32 and 127. Imports check millions of addresses.
+    const BAD: [bool; 128] = {
+        let mut t = [false; 128];
+        let mut i = 0;
+        while i <= 32 {
+            t[i] = true;
+            i += 1;
+        }
+        t[127] = true;
+        let s = SPECIAL.as_bytes();
+        let mut j = 0;
+        while j < s.len() {
+            t[s[j] as usize] = true;
+            j += 1;
+        }
+        t
+    };
+    let any_bad = if v.is_ascii() {
+        v.bytes().any(|b| BAD[b as usize])
+    } else {
+        v.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || SPECIAL.contains(c))
+    };
+    if local.is_empty()
+        || domain.is_empty()
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || local.contains('@')
+        || any_bad
+    {
+        return Err(err(format!(
+            "'{v}' is not an e-mail address: expected name@example.com"
+        )));
+    }
+    Ok(())
 }
 
 impl fmt::Display for Email {

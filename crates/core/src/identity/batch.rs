@@ -10,7 +10,8 @@
 //! links nothing). With limits off this is exactly the transitive closure.
 
 use super::kind::{Identifier, IdentifierKind};
-use super::rules::IdentityRules;
+use super::rules::{IdentityRules, KindRule};
+use super::table::SortedIds;
 use rustc_hash::FxHashMap;
 
 /// The partition: `cluster[row]` is a dense cluster number.
@@ -83,8 +84,9 @@ pub fn partition(rules: &IdentityRules, rows: &[Vec<Identifier>]) -> Partition {
             .cmp(&rules.order_key(nodes[*b as usize]))
     });
 
-    let limited =
-        rules.kinds.values().any(|r| r.max_per_profile != u32::MAX) || !rules.blocklist.is_empty();
+    let limited = rules.kinds.values().any(|r| r.max_per_profile != u32::MAX)
+        || rules.custom_default.max_per_profile != u32::MAX
+        || !rules.blocklist.is_empty();
     let mut uf = UnionFind::new(rows.len());
     // Per cluster root: the identifiers it holds (only tracked when limits apply).
     let mut held: Vec<Vec<u32>> = if limited {
@@ -168,6 +170,203 @@ fn within_limits(
         .all(|(k, c)| *c as u64 <= rules.rule(k).max_per_profile as u64)
 }
 
+/// The same partition as [`partition`] (property-tested), over identifiers
+/// already sorted in visiting order ([`SortedIds`]), for a million rows in a
+/// fraction of a second.
+///
+/// Why it is faster: the sort did the work of interning and ordering (each
+/// run of equal identifiers is one node, its rows laid out in visiting
+/// order), so the sweep reads its input sequentially and touches only the
+/// union-find and, for the limits, a small counter array per cluster root
+/// (one byte per limited kind when the limits fit) instead of a list of
+/// identifiers and a hash map per check. With no limit in force nothing is
+/// counted at all.
+///
+/// # Panics
+/// If `sorted` was sorted for rules with other priorities (the visiting
+/// order would not be this rules' order).
+pub fn partition_sorted(rules: &IdentityRules, sorted: &SortedIds<'_>) -> Partition {
+    assert!(
+        sorted.sorted_for(rules),
+        "the identifiers were sorted for rules with other priorities"
+    );
+    let n = sorted.rows();
+    let kinds = sorted.kinds();
+    let k = kinds.len();
+    let kind_rules: Vec<KindRule> = kinds.iter().map(|kind| rules.rule(kind)).collect();
+    // The blocklisted identifiers that occur, found by binary search.
+    let blocked: Vec<usize> = rules
+        .blocklist
+        .iter()
+        .filter_map(|b| sorted.find(&b.kind, &b.value))
+        .collect();
+    let limited =
+        kind_rules.iter().any(|r| r.max_per_profile != u32::MAX) || !rules.blocklist.is_empty();
+    let mut uf = UnionFind::new(n);
+
+    if !limited {
+        // Closure: join the rows of each identifier; the order is irrelevant.
+        for node in 0..sorted.nodes() {
+            let rows = sorted.carriers(node);
+            let mut acc = uf.find(rows[0]);
+            for &r in &rows[1..] {
+                let b = uf.find(r);
+                if b != acc {
+                    acc = uf.union_roots(acc, b).0;
+                }
+            }
+        }
+        return finish(&mut uf, Vec::new());
+    }
+
+    // Kind number per node, or u16::MAX for a blocklisted identifier.
+    let mut seq_kind: Vec<u16> = (0..sorted.nodes()).map(|n| sorted.kind_of(n)).collect();
+    for &n in &blocked {
+        seq_kind[n] = u16::MAX;
+    }
+
+    // Counters per cluster root, only for the kinds that have a limit; one
+    // byte each when every such limit fits (the usual rules: 1 to 50), which
+    // keeps the counters of a million roots in a few MB of cache-friendly
+    // memory, four bytes otherwise.
+    let tracked: Vec<usize> = (0..k)
+        .filter(|&j| kind_rules[j].max_per_profile != u32::MAX)
+        .collect();
+    let max: Vec<u32> = tracked
+        .iter()
+        .map(|&j| kind_rules[j].max_per_profile)
+        .collect();
+    let mut slot = vec![usize::MAX; k];
+    for (t, &j) in tracked.iter().enumerate() {
+        slot[j] = t;
+    }
+    let sweep = Sweep {
+        seq_start: sorted.carrier_starts(),
+        seq_rows: sorted.all_carriers(),
+        seq_kind: &seq_kind,
+        slot: &slot,
+        max: &max,
+    };
+    let dropped_at = if max.iter().all(|&m| m < u8::MAX as u32) {
+        sweep.run::<u8>(&mut uf)
+    } else {
+        sweep.run::<u32>(&mut uf)
+    };
+    let dropped = dropped_at
+        .into_iter()
+        .map(|p| sorted.identifier(p as usize))
+        .collect();
+    finish(&mut uf, dropped)
+}
+
+/// A per-kind counter: `u8` or `u32`.
+trait Counter: Copy + Default + std::ops::AddAssign + Into<u64> {
+    const ONE: Self;
+}
+impl Counter for u8 {
+    const ONE: u8 = 1;
+}
+impl Counter for u32 {
+    const ONE: u32 = 1;
+}
+
+/// The identifiers in visiting order (see [`partition_sorted`]).
+struct Sweep<'a> {
+    seq_start: &'a [u32],
+    seq_rows: &'a [u32],
+    seq_kind: &'a [u16],
+    /// Kind number → counter slot (`usize::MAX`: the kind has no limit).
+    slot: &'a [usize],
+    /// Limit of each counter slot.
+    max: &'a [u32],
+}
+
+impl Sweep<'_> {
+    /// Joins the rows of each identifier in order, unless that would put a
+    /// cluster over a limit; returns the positions of the refused ones.
+    fn run<C: Counter>(&self, uf: &mut UnionFind) -> Vec<u32> {
+        let t = self.max.len();
+        let mut counts: Vec<C> = vec![C::default(); uf.parent.len() * t];
+        let mut roots: Vec<u32> = Vec::new();
+        let mut dropped = Vec::new();
+        for p in 0..self.seq_kind.len() {
+            let kind = self.seq_kind[p];
+            if kind == u16::MAX {
+                dropped.push(p as u32);
+                continue;
+            }
+            let s = self.slot[kind as usize];
+            let rows = &self.seq_rows[self.seq_start[p] as usize..self.seq_start[p + 1] as usize];
+            if let [r] = rows {
+                // Carried by one row (most identifiers): nothing to join,
+                // only this kind's count can go over.
+                if s != usize::MAX {
+                    let root = uf.find(*r) as usize;
+                    let c = &mut counts[root * t + s];
+                    if (*c).into() + 1 > self.max[s] as u64 {
+                        dropped.push(p as u32);
+                    } else {
+                        *c += C::ONE;
+                    }
+                }
+                continue;
+            }
+            roots.clear();
+            for &r in rows {
+                let root = uf.find(r);
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+            let fits = (0..t).all(|j| {
+                let held: u64 = roots
+                    .iter()
+                    .map(|&r| counts[r as usize * t + j].into())
+                    .sum();
+                held + u64::from(j == s) <= self.max[j] as u64
+            });
+            if !fits {
+                dropped.push(p as u32);
+                continue;
+            }
+            let mut acc = roots[0];
+            for &other in &roots[1..] {
+                let (keep, gone) = uf.union_roots(acc, other);
+                for j in 0..t {
+                    let g = counts[gone as usize * t + j];
+                    counts[keep as usize * t + j] += g;
+                }
+                acc = keep;
+            }
+            if s != usize::MAX {
+                counts[acc as usize * t + s] += C::ONE;
+            }
+        }
+        dropped
+    }
+}
+
+/// Dense cluster numbers in row order, as [`partition`] numbers them.
+fn finish(uf: &mut UnionFind, dropped: Vec<Identifier>) -> Partition {
+    let n = uf.parent.len();
+    let mut dense = vec![u32::MAX; n];
+    let mut clusters = 0u32;
+    let mut cluster = Vec::with_capacity(n);
+    for r in 0..n as u32 {
+        let root = uf.find(r) as usize;
+        if dense[root] == u32::MAX {
+            dense[root] = clusters;
+            clusters += 1;
+        }
+        cluster.push(dense[root]);
+    }
+    Partition {
+        cluster,
+        clusters: clusters as usize,
+        dropped,
+    }
+}
+
 /// Canonical form of a partition for comparisons: the sorted list of sorted
 /// row groups.
 pub fn canonical(p: &[u32]) -> Vec<Vec<usize>> {
@@ -183,6 +382,7 @@ pub fn canonical(p: &[u32]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::table::chunk_rows;
     use proptest::prelude::*;
     use IdentifierKind::*;
 
@@ -229,7 +429,82 @@ mod tests {
         canonical(&orig)
     }
 
+    /// Rules with random priorities, limits and blocklist, so that the
+    /// order of kinds and the limits of every kind get exercised.
+    fn arb_rules() -> impl Strategy<Value = IdentityRules> {
+        (
+            proptest::collection::vec(
+                (0u32..4, prop_oneof![Just(u32::MAX), 1u32..4, Just(300)]),
+                5,
+            ),
+            proptest::collection::vec(0u8..12, 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(limits, blocked, open)| {
+                if open {
+                    return IdentityRules::unlimited();
+                }
+                let mut r = IdentityRules::default();
+                r.kinds.clear();
+                for (kind, (priority, max)) in [Email, Phone, ShopifyCustomerId, AnonymousId]
+                    .into_iter()
+                    .zip(&limits)
+                {
+                    r.kinds.insert(
+                        kind,
+                        KindRule {
+                            priority: *priority,
+                            max_per_profile: *max,
+                        },
+                    );
+                }
+                r.custom_default = KindRule {
+                    priority: limits[4].0,
+                    max_per_profile: limits[4].1,
+                };
+                r.blocklist = blocked
+                    .into_iter()
+                    .map(|v| id(Email, &format!("v{v}")))
+                    .collect();
+                r
+            })
+    }
+
+    fn arb_rows_with_custom() -> impl Strategy<Value = Vec<Vec<Identifier>>> {
+        let ident = (0usize..6, 0u8..12, 0usize..3).prop_map(|(k, v, pad)| {
+            let kind = [
+                Email,
+                Phone,
+                ShopifyCustomerId,
+                AnonymousId,
+                Custom("loyalty".into()),
+                Custom("crm".into()),
+            ][k]
+                .clone();
+            // Long shared prefixes so the sort must look past its 14-byte keys.
+            Identifier::new(kind, format!("{}v{v}", "x".repeat(pad * 13)))
+        });
+        proptest::collection::vec(proptest::collection::vec(ident, 0..4), 0..50)
+    }
+
     proptest! {
+        #[test]
+        fn sorted_engine_equals_the_reference(rows in arb_rows_with_custom(), rules in arb_rules(), threads in 1usize..4) {
+            let reference = partition(&rules, &rows);
+            let (kinds, chunk) = chunk_rows(&rows);
+            let chunks = [chunk];
+            let fast = partition_sorted(&rules, &SortedIds::build(&rules, kinds, &chunks, threads));
+            prop_assert_eq!(fast, reference);
+        }
+
+        #[test]
+        fn sorted_engine_equals_the_reference_on_default_rules(rows in arb_rows(), limits in any::<bool>()) {
+            let rules = if limits { IdentityRules::default() } else { IdentityRules::unlimited() };
+            let (kinds, chunk) = chunk_rows(&rows);
+            let chunks = [chunk];
+            prop_assert_eq!(partition_sorted(&rules, &SortedIds::build(&rules, kinds, &chunks, 2)), partition(&rules, &rows));
+        }
+
         #[test]
         fn same_partition_in_any_row_order(rows in arb_rows(), seed in any::<u64>(), limits in any::<bool>()) {
             let rules = if limits { IdentityRules::default() } else { IdentityRules::unlimited() };

@@ -10,10 +10,12 @@ pub mod batch;
 pub mod import;
 pub mod kind;
 pub mod normalize;
+mod phone_fast;
 pub mod plan;
 pub mod rules;
+pub mod table;
 
 pub use kind::{Identifier, IdentifierKind};
-pub use normalize::normalize;
+pub use normalize::{normalize, normalize_into};
 pub use plan::{plan, Decision, DropReason, Dropped, Plan, PlanError, ProfileView};
 pub use rules::{IdentityRules, KindRule};
