@@ -194,7 +194,7 @@ pub async fn load(
 }
 
 /// Reads one HTTP/1.1 response with a Content-Length body; returns its status.
-async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<u16> {
+pub(crate) async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<u16> {
     let mut filled = 0;
     loop {
         let n = s.read(&mut buf[filled..]).await?;

@@ -4,11 +4,11 @@
 //! a real session, and requests each page over HTTP on loopback one at a
 //! time, reporting p50/p95/p99 per page.
 
-use crate::bench::percentiles;
+use crate::bench::{percentiles, read_response};
 use anyhow::{anyhow, Context, Result};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 pub async fn run(profiles: u64, requests: u64, database_url: Option<String>) -> Result<()> {
@@ -183,37 +183,4 @@ pub async fn run(profiles: u64, requests: u64, database_url: Option<String>) -> 
         serde_json::json!({"bench": "pages", "profiles": profiles, "requests_per_page": requests, "pages": out})
     );
     Ok(())
-}
-
-/// Reads one HTTP/1.1 response (Content-Length body); returns the status.
-async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<u16> {
-    let mut filled = 0;
-    loop {
-        let n = s.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            return Err(anyhow!("connection closed"));
-        }
-        filled += n;
-        if let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end])?;
-            let status: u16 = head
-                .get(9..12)
-                .and_then(|x| x.parse().ok())
-                .context("status line")?;
-            let len: usize = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            while filled < end + 4 + len {
-                let n = s.read(&mut buf[filled..]).await?;
-                if n == 0 {
-                    return Err(anyhow!("connection closed mid-body"));
-                }
-                filled += n;
-            }
-            return Ok(status);
-        }
-    }
 }
