@@ -611,7 +611,9 @@ mod tests {
         let (kinds, chunk) = chunk_rows(&rows);
         let chunks = [chunk];
         let s = SortedIds::build(&IdentityRules::default(), kinds, &chunks, 1);
-        let got: Vec<String> = (0..s.nodes()).map(|n| s.value(n)[40..].to_string()).collect();
+        let got: Vec<String> = (0..s.nodes())
+            .map(|n| s.value(n)[40..].to_string())
+            .collect();
         assert_eq!(got, ["", "v1", "v12", "v12x", "v20", "v3", "w"]);
     }
 
