@@ -8,6 +8,11 @@
 //! identifier joins the clusters of all rows carrying it only if the joined
 //! cluster stays within every per-kind limit; otherwise it is dropped (it
 //! links nothing). With limits off this is exactly the transitive closure.
+//!
+//! [`partition`] is the reference, written to be read; [`partition_sorted`]
+//! computes the same partition (property-tested) over identifiers sorted by
+//! [`SortedIds`], fast enough for a million rows in a fraction of a second.
+//! Decision record: `docs/decisions/0004-resolution-engine.md`.
 
 use super::kind::{Identifier, IdentifierKind};
 use super::rules::{IdentityRules, KindRule};
