@@ -53,6 +53,15 @@ impl Profile {
     }
 }
 
+/// The profile columns qualified by a table alias (`p.id, p.root_id, …`).
+fn profile_cols(alias: &str) -> String {
+    PROFILE_COLS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const PROFILE_COLS: &str = "id, root_id, merged_into, first_name, last_name, display_name, company, primary_email, \
     primary_phone, ltv_cents, order_count, currency, last_active_at, created_at, updated_at, status, lead_state, tags, traits";
 
@@ -873,7 +882,7 @@ impl crate::Store {
         let sql = format!(
             "select {} from profiles r join profiles p on p.org_id = r.org_id and p.root_id = r.id \
              where p.org_id = $1 and p.id = $2",
-            PROFILE_COLS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+            profile_cols("r")
         );
         read!(self, |c| {
             Ok(sqlx::query_as(&sql)
@@ -1047,11 +1056,7 @@ impl crate::Store {
             ProfileSort::Created => ("created_at", "desc"),
             ProfileSort::Name => ("name_lc", "asc"),
         };
-        let cols = PROFILE_COLS
-            .split(", ")
-            .map(|c| format!("p.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = profile_cols("p");
         let term = q.q.trim().to_lowercase();
         let digits: String = term.chars().filter(|c| c.is_ascii_digit()).collect();
         let mut sql =
@@ -1160,7 +1165,7 @@ impl crate::Store {
              where p.org_id = $1 and p.merged_into is null and p.id <> $2 \
              and p.name_key = (select name_key from profiles where org_id = $1 and id = $2 and name_key <> '') \
              limit 50",
-            PROFILE_COLS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+            profile_cols("p")
         );
         read!(self, |c| {
             Ok(sqlx::query_as(&sql)
