@@ -83,7 +83,41 @@ macro_rules! write {
         }
     };
 }
-pub(crate) use {read, write};
+/// Runs a body written over [`crate::sql::Db`] on the write path: on SQLite
+/// synchronously on the writer thread's own connection, inside the next
+/// group commit; on PostgreSQL in a transaction of its own, committed when
+/// the body succeeds. Captured values must be owned, as for `write!`.
+macro_rules! write_db {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match &*$store.engine {
+            $crate::engine::Engine::Sqlite(s) => {
+                s.writer
+                    .run_raw(move |c| {
+                        let mut lite = $crate::sql::Lite(c);
+                        let $db = &mut lite;
+                        $crate::sql::run_ready($body)
+                    })
+                    .await
+            }
+            $crate::engine::Engine::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let r = {
+                    let $db: &mut sqlx::PgConnection = &mut *tx;
+                    $body.await
+                };
+                match r {
+                    Ok(v) => {
+                        tx.commit().await?;
+                        Ok(v)
+                    }
+                    // Dropping the transaction rolls it back.
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+}
+pub(crate) use {read, write, write_db};
 
 impl Store {
     /// Connects, checks durability settings, and runs pending migrations.
@@ -156,14 +190,21 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 .log_statements(tracing::log::LevelFilter::Trace);
-            let write_conn = base.clone().connect().await?;
+            // Commits never checkpoint (see writer.rs): the checkpointer does.
+            let write_conn = base
+                .clone()
+                .pragma("wal_autocheckpoint", "0")
+                .connect()
+                .await?;
+            let raw = open_raw_writer(&path)?;
+            let checkpointer = open_raw_writer(&path)?;
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(base.pragma("query_only", "1"))
                 .await?;
             Engine::Sqlite(SqliteEngine {
-                writer: Writer::start(write_conn),
+                writer: Writer::start(write_conn, raw, checkpointer),
                 read,
                 path,
             })
@@ -248,6 +289,27 @@ impl Store {
     }
 }
 
+/// The writer thread's connection, with the same durability settings as
+/// the sqlx writer (the file is already in WAL mode: the sqlx connection
+/// opened it first).
+fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "pragma journal_mode = wal; pragma synchronous = full; pragma foreign_keys = on; \
+         pragma wal_autocheckpoint = 0;",
+    )?;
+    // Dynamic statements (one per number of bound values) are few but more
+    // than the default sixteen.
+    conn.set_prepared_statement_cache_capacity(256);
+    // Resolution touches index pages all over the file; 2 MiB (the default)
+    // would send most of them back to the OS for every event. Pages are only
+    // allocated as they are used, so a small database stays small.
+    conn.execute_batch("pragma cache_size = -65536;")?;
+    Ok(conn)
+}
+
 /// Wall-clock milliseconds. The store never reads the clock for business
 /// decisions (callers pass `now`); this is only for bookkeeping columns.
 pub(crate) fn now_ms() -> i64 {
@@ -275,6 +337,7 @@ pub fn redact(url: &str) -> String {
 /// already runs every write in its own savepoint inside the group commit, so
 /// a nested one would only cost two more statements; PostgreSQL bodies run on
 /// a plain pooled connection and need one.
+#[allow(dead_code)] // for sqlx write bodies that open their own transaction
 pub(crate) trait OwnTx {
     const NEEDS_OWN_TX: bool;
 }
@@ -284,6 +347,7 @@ impl OwnTx for sqlx::SqliteConnection {
 impl OwnTx for sqlx::PgConnection {
     const NEEDS_OWN_TX: bool = true;
 }
+#[allow(dead_code)]
 pub(crate) fn needs_own_tx<C: OwnTx>(_: &C) -> bool {
     C::NEEDS_OWN_TX
 }

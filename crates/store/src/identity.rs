@@ -12,8 +12,8 @@
 //! for each engine's connection type (the only difference is the row lock,
 //! `for update`, which SQLite's single writer does not need).
 
-use crate::engine::{read, write};
-use crate::writer::BoxFut;
+use crate::engine::{read, write, write_db};
+use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::identity::{
     plan, Decision, Dropped, Identifier, IdentifierKind, IdentityRules, ProfileView,
@@ -247,14 +247,6 @@ pub fn name_key(first: &str, last: &str, company: &str) -> String {
     format!("{}|{}", norm(&name), norm(company))
 }
 
-#[derive(sqlx::FromRow)]
-struct RootFields {
-    id: Uuid,
-    created_at: i64,
-    #[sqlx(flatten)]
-    f: FieldsRow,
-}
-
 #[derive(sqlx::FromRow, Clone)]
 struct FieldsRow {
     first_name: String,
@@ -276,532 +268,590 @@ const REFRESH_DERIVED: &str =
     "update profiles set display_name = $3, name_lc = $4, name_key = $5, updated_at = $6 \
     where org_id = $1 and id = $2";
 
-/// The transactional operations, written once and expanded per engine.
-pub(crate) trait IdentityTx: Send {
-    fn identify_tx<'a>(
-        &'a mut self,
-        org: Uuid,
-        rules: &'a IdentityRules,
-        input: &'a IdentifyInput,
-    ) -> BoxFut<'a, Result<IdentifyOutcome, StoreError>>;
-
-    #[allow(clippy::too_many_arguments)]
-    fn merge_tx<'a>(
-        &'a mut self,
-        org: Uuid,
-        survivor: Uuid,
-        absorbed: Uuid,
-        via: &'a Identifier,
-        event_key: Option<&'a str>,
-        reason: &'a str,
-        actor: &'a str,
-        now: i64,
-    ) -> BoxFut<'a, Result<Uuid, StoreError>>;
-
-    fn unmerge_tx<'a>(
-        &'a mut self,
-        org: Uuid,
-        merge_id: Uuid,
-        actor: &'a str,
-        now: i64,
-    ) -> BoxFut<'a, Result<Uuid, StoreError>>;
-}
-
 /// Recursive subtree of a profile through `merged_into` (portable CTE).
 const SUBTREE: &str = "with recursive sub(id) as (select cast($2 as {uuid}) union all \
     select p.id from profiles p join sub on p.merged_into = sub.id where p.org_id = $1) select id from sub";
 
-macro_rules! identity_tx {
-    ($conn:ty, $lock:expr, $uuid:expr) => {
-        impl IdentityTx for $conn {
-            fn identify_tx<'a>(
-                &'a mut self,
-                org: Uuid,
-                rules: &'a IdentityRules,
-                input: &'a IdentifyInput,
-            ) -> BoxFut<'a, Result<IdentifyOutcome, StoreError>> {
-                Box::pin(async move {
-                    let now = input.now;
-                    // A replayed event changes nothing.
-                    if let Some(key) = input.event.as_ref().and_then(|e| e.key.as_deref()) {
-                        let seen: Option<Uuid> =
-                            sqlx::query_scalar("select root_id from timeline where org_id = $1 and event_key = $2")
-                                .bind(org)
-                                .bind(key)
-                                .fetch_optional(&mut *self)
-                                .await?;
-                        if let Some(root) = seen {
-                            return Ok(IdentifyOutcome {
-                                profile_id: root,
-                                action: IdentifyAction::Replayed,
-                                merged: vec![],
-                                linked: vec![],
-                                dropped: vec![],
-                            });
-                        }
-                    }
-                    // Every incoming identifier in one round trip.
-                    let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
-                    let mut seen_at: BTreeMap<Identifier, i64> = BTreeMap::new();
-                    if !input.identifiers.is_empty() {
-                        let terms: Vec<String> = (0..input.identifiers.len())
-                            .map(|i| format!("(kind = ${} and value = ${})", 2 + 2 * i, 3 + 2 * i))
-                            .collect();
-                        let sql = format!(
-                            "select kind, value, root_id, last_seen_at from identity_links where org_id = $1 and ({}){}",
-                            terms.join(" or "),
-                            $lock
-                        );
-                        let mut q = sqlx::query_as::<_, (String, String, Uuid, i64)>(&sql).bind(org);
-                        for id in &input.identifiers {
-                            q = q.bind(id.kind.as_str()).bind(&id.value);
-                        }
-                        for (k, v, root, last_seen) in q.fetch_all(&mut *self).await? {
-                            if let Ok(kind) = IdentifierKind::parse(&k) {
-                                let id = Identifier::new(kind, v);
-                                seen_at.insert(id.clone(), last_seen);
-                                owners.insert(id, root);
-                            }
-                        }
-                    }
-                    let mut roots: Vec<Uuid> = owners.values().copied().collect();
-                    roots.sort();
-                    roots.dedup();
-                    let mut views: BTreeMap<Uuid, ProfileView<Uuid>> = BTreeMap::new();
-                    let mut fields: BTreeMap<Uuid, RootFields> = BTreeMap::new();
-                    if !roots.is_empty() {
-                        let ph: Vec<String> = (0..roots.len()).map(|i| format!("${}", i + 2)).collect();
-                        let sql = format!(
-                            "select id, created_at, {FIELDS} from profiles where org_id = $1 and id in ({}) order by id{}",
-                            ph.join(", "),
-                            $lock
-                        );
-                        let mut q = sqlx::query_as::<_, RootFields>(&sql).bind(org);
-                        for r in &roots {
-                            q = q.bind(*r);
-                        }
-                        for row in q.fetch_all(&mut *self).await? {
-                            if row.f.merged_into.is_some() {
-                                // Merged concurrently since we read the link: the caller retries.
-                                return Err(StoreError::Conflict("profile merged concurrently".into()));
-                            }
-                            views.insert(row.id, ProfileView { id: row.id, created_at: row.created_at, identifiers: Vec::new() });
-                            fields.insert(row.id, row);
-                        }
-                        let sql = format!("select kind, value, root_id from identity_links where org_id = $1 and root_id in ({})", ph.join(", "));
-                        let mut q = sqlx::query_as::<_, (String, String, Uuid)>(&sql).bind(org);
-                        for r in &roots {
-                            q = q.bind(*r);
-                        }
-                        for (k, v, root) in q.fetch_all(&mut *self).await? {
-                            if let (Ok(kind), Some(view)) = (IdentifierKind::parse(&k), views.get_mut(&root)) {
-                                view.identifiers.push(Identifier::new(kind, v));
-                            }
-                        }
-                    }
-                    let p = plan(rules, &input.identifiers, &owners, &views)
-                        .map_err(|e| StoreError::Other(format!("identify planned nothing: {e}")))?;
-                    let (root, action, merged, f) = match &p.decision {
-                        Decision::Create => {
-                            let id = new_id();
-                            let created = input.event.as_ref().map(|e| e.occurred_at.min(now)).unwrap_or(now);
-                            sqlx::query(
-                                "insert into profiles (org_id, id, root_id, last_active_at, created_at, updated_at)
-                                 values ($1, $2, $2, $3, $3, $4)",
-                            )
-                            .bind(org)
-                            .bind(id)
-                            .bind(created)
-                            .bind(now)
-                            .execute(&mut *self)
-                            .await?;
-                            let f = FieldsRow {
-                                first_name: String::new(),
-                                last_name: String::new(),
-                                company: String::new(),
-                                primary_email: String::new(),
-                                primary_phone: String::new(),
-                                ltv_cents: 0,
-                                order_count: 0,
-                                last_active_at: created,
-                                merged_into: None,
-                            };
-                            (id, IdentifyAction::Created, vec![], f)
-                        }
-                        Decision::Attach { profile } => {
-                            let f = fields.remove(profile).map(|r| r.f).ok_or(StoreError::NotFound)?;
-                            (*profile, IdentifyAction::Attached, vec![], f)
-                        }
-                        Decision::Merge { survivor, absorbed } => {
-                            let key = input.event.as_ref().and_then(|e| e.key.as_deref());
-                            for (a, via) in absorbed {
-                                self.merge_tx(org, *survivor, *a, via, key, "auto", &input.source, now).await?;
-                            }
-                            // The merges changed the survivor's fields: read them again.
-                            let f: FieldsRow = sqlx::query_as(&format!("select {FIELDS} from profiles where org_id = $1 and id = $2"))
-                                .bind(org)
-                                .bind(*survivor)
-                                .fetch_one(&mut *self)
-                                .await?;
-                            (*survivor, IdentifyAction::Merged, absorbed.clone(), f)
-                        }
-                    };
-                    if !p.link.is_empty() {
-                        let rows: Vec<String> = (0..p.link.len())
-                            .map(|i| format!("($1, ${}, ${}, $2, $2, $3, $3, $4)", 5 + 2 * i, 6 + 2 * i))
-                            .collect();
-                        let sql = format!(
-                            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, last_seen_at, source) values {}",
-                            rows.join(", ")
-                        );
-                        let mut q = sqlx::query(&sql).bind(org).bind(root).bind(now).bind(&input.source);
-                        for id in &p.link {
-                            q = q.bind(id.kind.as_str()).bind(&id.value);
-                        }
-                        q.execute(&mut *self).await?;
-                    }
-                    // Last-seen to the minute is enough; skipping fresh ones saves a write per event.
-                    for id in p.seen.iter().filter(|i| seen_at.get(*i).is_none_or(|t| now - t > 60_000)) {
-                        sqlx::query("update identity_links set last_seen_at = $4 where org_id = $1 and kind = $2 and value = $3")
-                            .bind(org)
-                            .bind(id.kind.as_str())
-                            .bind(&id.value)
-                            .bind(now)
-                            .execute(&mut *self)
-                            .await?;
-                    }
-                    // Fields: given traits win; primary e-mail and phone fill when empty.
-                    let pick = |given: &str, cur: &str| if given.trim().is_empty() { cur.to_string() } else { given.trim().to_string() };
-                    let first = pick(&input.traits.first_name, &f.first_name);
-                    let last = pick(&input.traits.last_name, &f.last_name);
-                    let company = pick(&input.traits.company, &f.company);
-                    let accepted = || p.link.iter().chain(p.seen.iter());
-                    let email = if f.primary_email.is_empty() {
-                        accepted().find(|i| i.kind == IdentifierKind::Email).map(|i| i.value.clone()).unwrap_or_default()
-                    } else {
-                        f.primary_email.clone()
-                    };
-                    let phone = if f.primary_phone.is_empty() {
-                        accepted().find(|i| i.kind == IdentifierKind::Phone).map(|i| i.value.clone()).unwrap_or_default()
-                    } else {
-                        f.primary_phone.clone()
-                    };
-                    let (revenue, orders, active) = match &input.event {
-                        Some(e) => (e.revenue_cents, i64::from(e.is_order), f.last_active_at.max(e.occurred_at.min(now))),
-                        None => (0, 0, f.last_active_at.max(now)),
-                    };
-                    let dn = display_name(&first, &last, &email, &phone);
-                    sqlx::query(
-                        "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
-                         own_ltv_cents = own_ltv_cents + $8, ltv_cents = ltv_cents + $8, own_order_count = own_order_count + $9,
-                         order_count = order_count + $9, last_active_at = $10, display_name = $11, name_lc = $12, name_key = $13,
-                         updated_at = $14 where org_id = $1 and id = $2",
-                    )
-                    .bind(org)
-                    .bind(root)
-                    .bind(&first)
-                    .bind(&last)
-                    .bind(&company)
-                    .bind(&email)
-                    .bind(&phone)
-                    .bind(revenue)
-                    .bind(orders)
-                    .bind(active)
-                    .bind(&dn)
-                    .bind(dn.to_lowercase())
-                    .bind(name_key(&first, &last, &company))
-                    .bind(now)
-                    .execute(&mut *self)
-                    .await?;
-                    if let Some(e) = &input.event {
-                        sqlx::query(
-                            "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
-                             values ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(org)
-                        .bind(new_id())
-                        .bind(root)
-                        .bind(e.occurred_at)
-                        .bind(&e.kind)
-                        .bind(&input.source)
-                        .bind(&e.summary)
-                        .bind(&e.data)
-                        .bind(e.key.as_deref())
-                        .execute(&mut *self)
-                        .await?;
-                    }
-                    Ok(IdentifyOutcome { profile_id: root, action, merged, linked: p.link, dropped: p.dropped })
-                })
-            }
-
-            fn merge_tx<'a>(
-                &'a mut self,
-                org: Uuid,
-                survivor: Uuid,
-                absorbed: Uuid,
-                via: &'a Identifier,
-                event_key: Option<&'a str>,
-                reason: &'a str,
-                actor: &'a str,
-                now: i64,
-            ) -> BoxFut<'a, Result<Uuid, StoreError>> {
-                Box::pin(async move {
-                    if survivor == absorbed {
-                        return Err(StoreError::Conflict("a profile cannot be merged into itself".into()));
-                    }
-                    let q = format!("select {FIELDS} from profiles where org_id = $1 and id = $2{}", $lock);
-                    let s: FieldsRow = sqlx::query_as(&q).bind(org).bind(survivor).fetch_one(&mut *self).await?;
-                    let a: FieldsRow = sqlx::query_as(&q).bind(org).bind(absorbed).fetch_one(&mut *self).await?;
-                    if s.merged_into.is_some() || a.merged_into.is_some() {
-                        return Err(StoreError::Conflict("only current profiles can be merged".into()));
-                    }
-                    sqlx::query("update profiles set merged_into = $3 where org_id = $1 and id = $2")
-                        .bind(org)
-                        .bind(absorbed)
-                        .bind(survivor)
-                        .execute(&mut *self)
-                        .await?;
-                    for table in ["profiles", "identity_links", "timeline"] {
-                        sqlx::query(&format!("update {table} set root_id = $3 where org_id = $1 and root_id = $2"))
-                            .bind(org)
-                            .bind(absorbed)
-                            .bind(survivor)
-                            .execute(&mut *self)
-                            .await?;
-                    }
-                    // Fill the survivor's empty fields from the absorbed profile; remember which.
-                    let mut filled = Vec::new();
-                    let mut take = |name: &'static str, sv: &str, av: &str| -> String {
-                        if sv.is_empty() && !av.is_empty() {
-                            filled.push(name);
-                            av.to_string()
-                        } else {
-                            sv.to_string()
-                        }
-                    };
-                    let first = take("first_name", &s.first_name, &a.first_name);
-                    let last = take("last_name", &s.last_name, &a.last_name);
-                    let company = take("company", &s.company, &a.company);
-                    let email = take("primary_email", &s.primary_email, &a.primary_email);
-                    let phone = take("primary_phone", &s.primary_phone, &a.primary_phone);
-                    sqlx::query(
-                        "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
-                         ltv_cents = ltv_cents + $8, order_count = order_count + $9, last_active_at = $10
-                         where org_id = $1 and id = $2",
-                    )
-                    .bind(org)
-                    .bind(survivor)
-                    .bind(&first)
-                    .bind(&last)
-                    .bind(&company)
-                    .bind(&email)
-                    .bind(&phone)
-                    .bind(a.ltv_cents)
-                    .bind(a.order_count)
-                    .bind(s.last_active_at.max(a.last_active_at))
-                    .execute(&mut *self)
-                    .await?;
-                    let dn = display_name(&first, &last, &email, &phone);
-                    sqlx::query(REFRESH_DERIVED)
-                        .bind(org)
-                        .bind(survivor)
-                        .bind(&dn)
-                        .bind(dn.to_lowercase())
-                        .bind(name_key(&first, &last, &company))
-                        .bind(now)
-                        .execute(&mut *self)
-                        .await?;
-                    let merge_id = new_id();
-                    let filled_json = serde_json::to_string(&filled).unwrap_or_else(|_| "[]".into());
-                    sqlx::query(
-                        "insert into merges (org_id, id, survivor_id, absorbed_id, via_kind, via_value, event_key, reason, actor, filled, created_at)
-                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(org)
-                    .bind(merge_id)
-                    .bind(survivor)
-                    .bind(absorbed)
-                    .bind(via.kind.as_str())
-                    .bind(&via.value)
-                    .bind(event_key)
-                    .bind(reason)
-                    .bind(actor)
-                    .bind(&filled_json)
-                    .bind(now)
-                    .execute(&mut *self)
-                    .await?;
-                    let a_name = display_name(&a.first_name, &a.last_name, &a.primary_email, &a.primary_phone);
-                    let data = serde_json::json!({
-                        "merge_id": merge_id, "absorbed_id": absorbed, "via_kind": via.kind.as_str(),
-                        "via_value": via.value, "reason": reason
-                    });
-                    sqlx::query(
-                        "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data)
-                         values ($1, $2, $3, $3, $4, 'merge', $5, $6, $7)",
-                    )
-                    .bind(org)
-                    .bind(new_id())
-                    .bind(survivor)
-                    .bind(now)
-                    .bind(actor)
-                    .bind(format!("Merged with {a_name} — same {} {}", via.kind, via.value))
-                    .bind(data.to_string())
-                    .execute(&mut *self)
-                    .await?;
-                    Ok(merge_id)
-                })
-            }
-
-            fn unmerge_tx<'a>(&'a mut self, org: Uuid, merge_id: Uuid, actor: &'a str, now: i64) -> BoxFut<'a, Result<Uuid, StoreError>> {
-                Box::pin(async move {
-                    let m: MergeRecord = sqlx::query_as(
-                        "select id, survivor_id, absorbed_id, via_kind, via_value, event_key, reason, actor, created_at, undone_at, undone_by
-                         from merges where org_id = $1 and id = $2",
-                    )
-                    .bind(org)
-                    .bind(merge_id)
-                    .fetch_one(&mut *self)
-                    .await?;
-                    if m.undone_at.is_some() {
-                        return Err(StoreError::Conflict("this merge was already undone".into()));
-                    }
-                    let q = format!("select {FIELDS} from profiles where org_id = $1 and id = $2{}", $lock);
-                    let a: FieldsRow = sqlx::query_as(&q).bind(org).bind(m.absorbed_id).fetch_one(&mut *self).await?;
-                    if a.merged_into != Some(m.survivor_id) {
-                        return Err(StoreError::Conflict("the profiles were changed since this merge".into()));
-                    }
-                    // Ancestors of the absorbed profile: the survivor up to the current root.
-                    let mut ancestors = vec![m.survivor_id];
-                    loop {
-                        let up: Option<Uuid> =
-                            sqlx::query_scalar("select merged_into from profiles where org_id = $1 and id = $2")
-                                .bind(org)
-                                .bind(ancestors[ancestors.len() - 1])
-                                .fetch_one(&mut *self)
-                                .await?;
-                        match up {
-                            Some(u) if !ancestors.contains(&u) && ancestors.len() < 10_000 => ancestors.push(u),
-                            _ => break,
-                        }
-                    }
-                    let root = ancestors[ancestors.len() - 1];
-                    sqlx::query("update profiles set merged_into = null where org_id = $1 and id = $2")
-                        .bind(org)
-                        .bind(m.absorbed_id)
-                        .execute(&mut *self)
-                        .await?;
-                    let subtree = SUBTREE.replace("{uuid}", $uuid);
-                    sqlx::query(&format!("update profiles set root_id = $2 where org_id = $1 and id in ({subtree})"))
-                        .bind(org)
-                        .bind(m.absorbed_id)
-                        .execute(&mut *self)
-                        .await?;
-                    for table in ["identity_links", "timeline"] {
-                        sqlx::query(&format!("update {table} set root_id = $2 where org_id = $1 and profile_id in ({subtree})"))
-                            .bind(org)
-                            .bind(m.absorbed_id)
-                            .execute(&mut *self)
-                            .await?;
-                    }
-                    for anc in &ancestors {
-                        sqlx::query(
-                            "update profiles set ltv_cents = ltv_cents - $3, order_count = order_count - $4 where org_id = $1 and id = $2",
-                        )
-                        .bind(org)
-                        .bind(anc)
-                        .bind(a.ltv_cents)
-                        .bind(a.order_count)
-                        .execute(&mut *self)
-                        .await?;
-                    }
-                    // Give back the fields the merge filled in, where they still hold the absorbed values.
-                    let filled: String = sqlx::query_scalar("select filled from merges where org_id = $1 and id = $2")
-                        .bind(org)
-                        .bind(merge_id)
-                        .fetch_one(&mut *self)
-                        .await?;
-                    let filled: Vec<String> = serde_json::from_str(&filled).unwrap_or_default();
-                    let s: FieldsRow = sqlx::query_as(&q).bind(org).bind(m.survivor_id).fetch_one(&mut *self).await?;
-                    let back = |name: &str, sv: &str, av: &str| {
-                        if filled.iter().any(|f| f == name) && sv == av { String::new() } else { sv.to_string() }
-                    };
-                    let first = back("first_name", &s.first_name, &a.first_name);
-                    let last = back("last_name", &s.last_name, &a.last_name);
-                    let company = back("company", &s.company, &a.company);
-                    let email = back("primary_email", &s.primary_email, &a.primary_email);
-                    let phone = back("primary_phone", &s.primary_phone, &a.primary_phone);
-                    sqlx::query(
-                        "update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7
-                         where org_id = $1 and id = $2",
-                    )
-                    .bind(org)
-                    .bind(m.survivor_id)
-                    .bind(&first)
-                    .bind(&last)
-                    .bind(&company)
-                    .bind(&email)
-                    .bind(&phone)
-                    .execute(&mut *self)
-                    .await?;
-                    let dn = display_name(&first, &last, &email, &phone);
-                    sqlx::query(REFRESH_DERIVED)
-                        .bind(org)
-                        .bind(m.survivor_id)
-                        .bind(&dn)
-                        .bind(dn.to_lowercase())
-                        .bind(name_key(&first, &last, &company))
-                        .bind(now)
-                        .execute(&mut *self)
-                        .await?;
-                    // Last activity of both sides, from their own timelines now.
-                    for p in [root, m.absorbed_id] {
-                        sqlx::query(
-                            "update profiles set last_active_at = coalesce(
-                                (select max(occurred_at) from timeline where org_id = $1 and root_id = $2 and kind <> 'merge' and kind <> 'unmerge'),
-                                created_at) where org_id = $1 and id = $2",
-                        )
-                        .bind(org)
-                        .bind(p)
-                        .execute(&mut *self)
-                        .await?;
-                    }
-                    sqlx::query("update merges set undone_at = $3, undone_by = $4 where org_id = $1 and id = $2")
-                        .bind(org)
-                        .bind(merge_id)
-                        .bind(now)
-                        .bind(actor)
-                        .execute(&mut *self)
-                        .await?;
-                    let a_name = display_name(&a.first_name, &a.last_name, &a.primary_email, &a.primary_phone);
-                    let data = serde_json::json!({"merge_id": merge_id, "absorbed_id": m.absorbed_id, "survivor_id": m.survivor_id});
-                    for (p, r, summary) in [
-                        (m.survivor_id, root, format!("Unmerged {a_name} (by {actor})")),
-                        (m.absorbed_id, m.absorbed_id, format!("Split back out of {dn} (by {actor})")),
-                    ] {
-                        sqlx::query(
-                            "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data)
-                             values ($1, $2, $3, $4, $5, 'unmerge', $6, $7, $8)",
-                        )
-                        .bind(org)
-                        .bind(new_id())
-                        .bind(p)
-                        .bind(r)
-                        .bind(now)
-                        .bind(actor)
-                        .bind(summary)
-                        .bind(data.to_string())
-                        .execute(&mut *self)
-                        .await?;
-                    }
-                    Ok(m.absorbed_id)
-                })
-            }
-        }
-    };
+/// Reads the fields a resolution or merge decides on, from `FIELDS` at `off`.
+fn fields_at(r: &Row, off: usize) -> Result<FieldsRow, StoreError> {
+    Ok(FieldsRow {
+        first_name: r.text(off)?,
+        last_name: r.text(off + 1)?,
+        company: r.text(off + 2)?,
+        primary_email: r.text(off + 3)?,
+        primary_phone: r.text(off + 4)?,
+        ltv_cents: r.i64(off + 5)?,
+        order_count: r.i64(off + 6)?,
+        last_active_at: r.i64(off + 7)?,
+        merged_into: r.opt_uuid(off + 8)?,
+    })
 }
 
-identity_tx!(sqlx::SqliteConnection, "", "blob");
-identity_tx!(sqlx::PgConnection, " for update", "uuid");
+async fn fields_of<D: Db>(db: &mut D, org: Uuid, id: Uuid) -> Result<FieldsRow, StoreError> {
+    let sql = format!(
+        "select {FIELDS} from profiles where org_id = $1 and id = $2{}",
+        D::LOCK
+    );
+    fields_at(&db.one(q(sql).bind(org).bind(id)).await?, 0)
+}
+
+/// Resolves one event inside the caller's transaction (ID3): the body of
+/// `Store::identify`, of the import's non-trivial rows, and of the intake
+/// pipeline. Written once over [`Db`] for both engines.
+pub(crate) async fn identify_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    rules: &IdentityRules,
+    input: &IdentifyInput,
+) -> Result<IdentifyOutcome, StoreError> {
+    let now = input.now;
+    // A replayed event changes nothing.
+    if let Some(key) = input.event.as_ref().and_then(|e| e.key.as_deref()) {
+        let seen = db
+            .opt(
+                q("select root_id from timeline where org_id = $1 and event_key = $2")
+                    .bind(org)
+                    .bind(key),
+            )
+            .await?;
+        if let Some(row) = seen {
+            return Ok(IdentifyOutcome {
+                profile_id: row.uuid(0)?,
+                action: IdentifyAction::Replayed,
+                merged: vec![],
+                linked: vec![],
+                dropped: vec![],
+            });
+        }
+    }
+    // Every incoming identifier in one round trip.
+    let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
+    let mut seen_at: BTreeMap<Identifier, i64> = BTreeMap::new();
+    if !input.identifiers.is_empty() {
+        let terms: Vec<String> = (0..input.identifiers.len())
+            .map(|i| format!("(kind = ${} and value = ${})", 2 + 2 * i, 3 + 2 * i))
+            .collect();
+        let sql = format!(
+            "select kind, value, root_id, last_seen_at from identity_links where org_id = $1 and ({}){}",
+            terms.join(" or "),
+            D::LOCK
+        );
+        let mut query = q(sql).bind(org);
+        for id in &input.identifiers {
+            query = query.bind(id.kind.as_str()).bind(&id.value);
+        }
+        for row in db.rows(query).await? {
+            if let Ok(kind) = IdentifierKind::parse(&row.text(0)?) {
+                let id = Identifier::new(kind, row.text(1)?);
+                seen_at.insert(id.clone(), row.i64(3)?);
+                owners.insert(id, row.uuid(2)?);
+            }
+        }
+    }
+    let mut roots: Vec<Uuid> = owners.values().copied().collect();
+    roots.sort();
+    roots.dedup();
+    let mut views: BTreeMap<Uuid, ProfileView<Uuid>> = BTreeMap::new();
+    let mut fields: BTreeMap<Uuid, FieldsRow> = BTreeMap::new();
+    if !roots.is_empty() {
+        let ph: Vec<String> = (0..roots.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "select id, created_at, {FIELDS} from profiles where org_id = $1 and id in ({}){}",
+            ph.join(", "),
+            D::LOCK
+        );
+        let mut query = q(sql).bind(org);
+        for r in &roots {
+            query = query.bind(*r);
+        }
+        for row in db.rows(query).await? {
+            let f = fields_at(&row, 2)?;
+            if f.merged_into.is_some() {
+                // Merged concurrently since we read the link: the caller retries.
+                return Err(StoreError::Conflict("profile merged concurrently".into()));
+            }
+            let id = row.uuid(0)?;
+            views.insert(
+                id,
+                ProfileView {
+                    id,
+                    created_at: row.i64(1)?,
+                    identifiers: Vec::new(),
+                },
+            );
+            fields.insert(id, f);
+        }
+        let sql = format!(
+            "select kind, value, root_id from identity_links where org_id = $1 and root_id in ({})",
+            ph.join(", ")
+        );
+        let mut query = q(sql).bind(org);
+        for r in &roots {
+            query = query.bind(*r);
+        }
+        for row in db.rows(query).await? {
+            if let (Ok(kind), Some(view)) = (
+                IdentifierKind::parse(&row.text(0)?),
+                views.get_mut(&row.uuid(2)?),
+            ) {
+                view.identifiers.push(Identifier::new(kind, row.text(1)?));
+            }
+        }
+    }
+    let p = plan(rules, &input.identifiers, &owners, &views)
+        .map_err(|e| StoreError::Other(format!("identify planned nothing: {e}")))?;
+    let (root, action, merged, f) = match &p.decision {
+        Decision::Create => {
+            let id = new_id();
+            let created = input
+                .event
+                .as_ref()
+                .map(|e| e.occurred_at.min(now))
+                .unwrap_or(now);
+            db.exec(
+                q("insert into profiles (org_id, id, root_id, last_active_at, created_at, updated_at)
+                   values ($1, $2, $2, $3, $3, $4)")
+                .bind(org)
+                .bind(id)
+                .bind(created)
+                .bind(now),
+            )
+            .await?;
+            let f = FieldsRow {
+                first_name: String::new(),
+                last_name: String::new(),
+                company: String::new(),
+                primary_email: String::new(),
+                primary_phone: String::new(),
+                ltv_cents: 0,
+                order_count: 0,
+                last_active_at: created,
+                merged_into: None,
+            };
+            (id, IdentifyAction::Created, vec![], f)
+        }
+        Decision::Attach { profile } => {
+            let f = fields.remove(profile).ok_or(StoreError::NotFound)?;
+            (*profile, IdentifyAction::Attached, vec![], f)
+        }
+        Decision::Merge { survivor, absorbed } => {
+            let key = input.event.as_ref().and_then(|e| e.key.as_deref());
+            for (a, via) in absorbed {
+                merge_tx(db, org, *survivor, *a, via, key, "auto", &input.source, now).await?;
+            }
+            // The merges changed the survivor's fields: read them again.
+            let f = fields_of(db, org, *survivor).await?;
+            (*survivor, IdentifyAction::Merged, absorbed.clone(), f)
+        }
+    };
+    if !p.link.is_empty() {
+        let rows: Vec<String> = (0..p.link.len())
+            .map(|i| format!("($1, ${}, ${}, $2, $2, $3, $3, $4)", 5 + 2 * i, 6 + 2 * i))
+            .collect();
+        let sql = format!(
+            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, last_seen_at, source) values {}",
+            rows.join(", ")
+        );
+        let mut query = q(sql).bind(org).bind(root).bind(now).bind(&input.source);
+        for id in &p.link {
+            query = query.bind(id.kind.as_str()).bind(&id.value);
+        }
+        db.exec(query).await?;
+    }
+    // Last-seen to the minute is enough; skipping fresh ones saves a write per event.
+    for id in p
+        .seen
+        .iter()
+        .filter(|i| seen_at.get(*i).is_none_or(|t| now - t > 60_000))
+    {
+        db.exec(
+            q("update identity_links set last_seen_at = $4 where org_id = $1 and kind = $2 and value = $3")
+                .bind(org)
+                .bind(id.kind.as_str())
+                .bind(&id.value)
+                .bind(now),
+        )
+        .await?;
+    }
+    // Fields: given traits win; primary e-mail and phone fill when empty.
+    let pick = |given: &str, cur: &str| {
+        if given.trim().is_empty() {
+            cur.to_string()
+        } else {
+            given.trim().to_string()
+        }
+    };
+    let first = pick(&input.traits.first_name, &f.first_name);
+    let last = pick(&input.traits.last_name, &f.last_name);
+    let company = pick(&input.traits.company, &f.company);
+    let accepted = || p.link.iter().chain(p.seen.iter());
+    let first_of = |k: IdentifierKind| {
+        accepted()
+            .find(|i| i.kind == k)
+            .map(|i| i.value.clone())
+            .unwrap_or_default()
+    };
+    let email = if f.primary_email.is_empty() {
+        first_of(IdentifierKind::Email)
+    } else {
+        f.primary_email.clone()
+    };
+    let phone = if f.primary_phone.is_empty() {
+        first_of(IdentifierKind::Phone)
+    } else {
+        f.primary_phone.clone()
+    };
+    let (revenue, orders, active) = match &input.event {
+        Some(e) => (
+            e.revenue_cents,
+            i64::from(e.is_order),
+            f.last_active_at.max(e.occurred_at.min(now)),
+        ),
+        None => (0, 0, f.last_active_at.max(now)),
+    };
+    let dn = display_name(&first, &last, &email, &phone);
+    let nk = name_key(&first, &last, &company);
+    db.exec(
+        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
+           own_ltv_cents = own_ltv_cents + $8, ltv_cents = ltv_cents + $8, own_order_count = own_order_count + $9,
+           order_count = order_count + $9, last_active_at = $10, display_name = $11, name_lc = $12, name_key = $13,
+           updated_at = $14 where org_id = $1 and id = $2")
+        .bind(org)
+        .bind(root)
+        .bind(first)
+        .bind(last)
+        .bind(company)
+        .bind(email)
+        .bind(phone)
+        .bind(revenue)
+        .bind(orders)
+        .bind(active)
+        .bind(dn.clone())
+        .bind(dn.to_lowercase())
+        .bind(nk)
+        .bind(now),
+    )
+    .await?;
+    if let Some(e) = &input.event {
+        db.exec(
+            q("insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
+               values ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(org)
+            .bind(new_id())
+            .bind(root)
+            .bind(e.occurred_at)
+            .bind(&e.kind)
+            .bind(&input.source)
+            .bind(&e.summary)
+            .bind(&e.data)
+            .bind(e.key.as_deref()),
+        )
+        .await?;
+    }
+    Ok(IdentifyOutcome {
+        profile_id: root,
+        action,
+        merged,
+        linked: p.link,
+        dropped: p.dropped,
+    })
+}
+
+/// Joins `absorbed`'s cluster to `survivor`'s inside the caller's
+/// transaction, and records how (ID4). Returns the merge id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn merge_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    survivor: Uuid,
+    absorbed: Uuid,
+    via: &Identifier,
+    event_key: Option<&str>,
+    reason: &str,
+    actor: &str,
+    now: i64,
+) -> Result<Uuid, StoreError> {
+    if survivor == absorbed {
+        return Err(StoreError::Conflict(
+            "a profile cannot be merged into itself".into(),
+        ));
+    }
+    let s = fields_of(db, org, survivor).await?;
+    let a = fields_of(db, org, absorbed).await?;
+    if s.merged_into.is_some() || a.merged_into.is_some() {
+        return Err(StoreError::Conflict(
+            "only current profiles can be merged".into(),
+        ));
+    }
+    db.exec(
+        q("update profiles set merged_into = $3 where org_id = $1 and id = $2")
+            .bind(org)
+            .bind(absorbed)
+            .bind(survivor),
+    )
+    .await?;
+    for table in ["profiles", "identity_links", "timeline"] {
+        db.exec(
+            q(format!(
+                "update {table} set root_id = $3 where org_id = $1 and root_id = $2"
+            ))
+            .bind(org)
+            .bind(absorbed)
+            .bind(survivor),
+        )
+        .await?;
+    }
+    // Fill the survivor's empty fields from the absorbed profile; remember which.
+    let mut filled = Vec::new();
+    let mut take = |name: &'static str, sv: &str, av: &str| -> String {
+        if sv.is_empty() && !av.is_empty() {
+            filled.push(name);
+            av.to_string()
+        } else {
+            sv.to_string()
+        }
+    };
+    let first = take("first_name", &s.first_name, &a.first_name);
+    let last = take("last_name", &s.last_name, &a.last_name);
+    let company = take("company", &s.company, &a.company);
+    let email = take("primary_email", &s.primary_email, &a.primary_email);
+    let phone = take("primary_phone", &s.primary_phone, &a.primary_phone);
+    let dn = display_name(&first, &last, &email, &phone);
+    let nk = name_key(&first, &last, &company);
+    db.exec(
+        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
+           ltv_cents = ltv_cents + $8, order_count = order_count + $9, last_active_at = $10
+           where org_id = $1 and id = $2")
+        .bind(org)
+        .bind(survivor)
+        .bind(first)
+        .bind(last)
+        .bind(company)
+        .bind(email)
+        .bind(phone)
+        .bind(a.ltv_cents)
+        .bind(a.order_count)
+        .bind(s.last_active_at.max(a.last_active_at)),
+    )
+    .await?;
+    db.exec(
+        q(REFRESH_DERIVED)
+            .bind(org)
+            .bind(survivor)
+            .bind(dn.clone())
+            .bind(dn.to_lowercase())
+            .bind(nk)
+            .bind(now),
+    )
+    .await?;
+    let merge_id = new_id();
+    let filled_json = serde_json::to_string(&filled).unwrap_or_else(|_| "[]".into());
+    db.exec(
+        q("insert into merges (org_id, id, survivor_id, absorbed_id, via_kind, via_value, event_key, reason, actor, filled, created_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        .bind(org)
+        .bind(merge_id)
+        .bind(survivor)
+        .bind(absorbed)
+        .bind(via.kind.as_str())
+        .bind(&via.value)
+        .bind(event_key)
+        .bind(reason)
+        .bind(actor)
+        .bind(filled_json)
+        .bind(now),
+    )
+    .await?;
+    let a_name = display_name(
+        &a.first_name,
+        &a.last_name,
+        &a.primary_email,
+        &a.primary_phone,
+    );
+    let data = serde_json::json!({
+        "merge_id": merge_id, "absorbed_id": absorbed, "via_kind": via.kind.as_str(),
+        "via_value": via.value, "reason": reason
+    });
+    db.exec(
+        q("insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data)
+           values ($1, $2, $3, $3, $4, 'merge', $5, $6, $7)")
+        .bind(org)
+        .bind(new_id())
+        .bind(survivor)
+        .bind(now)
+        .bind(actor)
+        .bind(format!("Merged with {a_name} — same {} {}", via.kind, via.value))
+        .bind(data.to_string()),
+    )
+    .await?;
+    Ok(merge_id)
+}
+
+/// Undoes a merge inside the caller's transaction: both sides come back
+/// with their own identities and events. Returns the restored profile.
+pub(crate) async fn unmerge_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    merge_id: Uuid,
+    actor: &str,
+    now: i64,
+) -> Result<Uuid, StoreError> {
+    let m = db
+        .one(q("select survivor_id, absorbed_id, undone_at, filled from merges where org_id = $1 and id = $2")
+            .bind(org)
+            .bind(merge_id))
+        .await?;
+    let (survivor_id, absorbed_id) = (m.uuid(0)?, m.uuid(1)?);
+    let filled: Vec<String> = serde_json::from_str(&m.text(3)?).unwrap_or_default();
+    if m.opt_i64(2)?.is_some() {
+        return Err(StoreError::Conflict("this merge was already undone".into()));
+    }
+    let a = fields_of(db, org, absorbed_id).await?;
+    if a.merged_into != Some(survivor_id) {
+        return Err(StoreError::Conflict(
+            "the profiles were changed since this merge".into(),
+        ));
+    }
+    // Ancestors of the absorbed profile: the survivor up to the current root.
+    let mut ancestors = vec![survivor_id];
+    loop {
+        let up = db
+            .one(
+                q("select merged_into from profiles where org_id = $1 and id = $2")
+                    .bind(org)
+                    .bind(ancestors[ancestors.len() - 1]),
+            )
+            .await?
+            .opt_uuid(0)?;
+        match up {
+            Some(u) if !ancestors.contains(&u) && ancestors.len() < 10_000 => ancestors.push(u),
+            _ => break,
+        }
+    }
+    let root = ancestors[ancestors.len() - 1];
+    db.exec(
+        q("update profiles set merged_into = null where org_id = $1 and id = $2")
+            .bind(org)
+            .bind(absorbed_id),
+    )
+    .await?;
+    let subtree = SUBTREE.replace("{uuid}", D::UUID);
+    db.exec(
+        q(format!(
+            "update profiles set root_id = $2 where org_id = $1 and id in ({subtree})"
+        ))
+        .bind(org)
+        .bind(absorbed_id),
+    )
+    .await?;
+    for table in ["identity_links", "timeline"] {
+        db.exec(
+            q(format!(
+                "update {table} set root_id = $2 where org_id = $1 and profile_id in ({subtree})"
+            ))
+            .bind(org)
+            .bind(absorbed_id),
+        )
+        .await?;
+    }
+    for anc in &ancestors {
+        db.exec(
+            q("update profiles set ltv_cents = ltv_cents - $3, order_count = order_count - $4 where org_id = $1 and id = $2")
+                .bind(org)
+                .bind(*anc)
+                .bind(a.ltv_cents)
+                .bind(a.order_count),
+        )
+        .await?;
+    }
+    // Give back the fields the merge filled in, where they still hold the absorbed values.
+    let s = fields_of(db, org, survivor_id).await?;
+    let back = |name: &str, sv: &str, av: &str| {
+        if filled.iter().any(|f| f == name) && sv == av {
+            String::new()
+        } else {
+            sv.to_string()
+        }
+    };
+    let first = back("first_name", &s.first_name, &a.first_name);
+    let last = back("last_name", &s.last_name, &a.last_name);
+    let company = back("company", &s.company, &a.company);
+    let email = back("primary_email", &s.primary_email, &a.primary_email);
+    let phone = back("primary_phone", &s.primary_phone, &a.primary_phone);
+    let dn = display_name(&first, &last, &email, &phone);
+    let nk = name_key(&first, &last, &company);
+    db.exec(
+        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7
+           where org_id = $1 and id = $2")
+        .bind(org)
+        .bind(survivor_id)
+        .bind(first)
+        .bind(last)
+        .bind(company)
+        .bind(email)
+        .bind(phone),
+    )
+    .await?;
+    db.exec(
+        q(REFRESH_DERIVED)
+            .bind(org)
+            .bind(survivor_id)
+            .bind(dn.clone())
+            .bind(dn.to_lowercase())
+            .bind(nk)
+            .bind(now),
+    )
+    .await?;
+    // Last activity of both sides, from their own timelines now.
+    for p in [root, absorbed_id] {
+        db.exec(
+            q("update profiles set last_active_at = coalesce(
+                (select max(occurred_at) from timeline where org_id = $1 and root_id = $2 and kind <> 'merge' and kind <> 'unmerge'),
+                created_at) where org_id = $1 and id = $2")
+            .bind(org)
+            .bind(p),
+        )
+        .await?;
+    }
+    db.exec(
+        q("update merges set undone_at = $3, undone_by = $4 where org_id = $1 and id = $2")
+            .bind(org)
+            .bind(merge_id)
+            .bind(now)
+            .bind(actor),
+    )
+    .await?;
+    let a_name = display_name(
+        &a.first_name,
+        &a.last_name,
+        &a.primary_email,
+        &a.primary_phone,
+    );
+    let data = serde_json::json!({"merge_id": merge_id, "absorbed_id": absorbed_id, "survivor_id": survivor_id});
+    for (p, r, summary) in [
+        (survivor_id, root, format!("Unmerged {a_name} (by {actor})")),
+        (
+            absorbed_id,
+            absorbed_id,
+            format!("Split back out of {dn} (by {actor})"),
+        ),
+    ] {
+        db.exec(
+            q("insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data)
+               values ($1, $2, $3, $4, $5, 'unmerge', $6, $7, $8)")
+            .bind(org)
+            .bind(new_id())
+            .bind(p)
+            .bind(r)
+            .bind(now)
+            .bind(actor)
+            .bind(summary)
+            .bind(data.to_string()),
+        )
+        .await?;
+    }
+    Ok(absorbed_id)
+}
 
 impl crate::Store {
     /// Resolves one event's identifiers to a profile (ID3): create, attach
@@ -817,16 +867,7 @@ impl crate::Store {
         let mut attempt = 0;
         loop {
             let (rules_c, input_c) = (rules.clone(), input.clone());
-            let r = write!(self, |c| {
-                if crate::engine::needs_own_tx(&*c) {
-                    let mut tx = c.begin().await?;
-                    let out = IdentityTx::identify_tx(&mut *tx, org, &rules_c, &input_c).await?;
-                    tx.commit().await?;
-                    Ok(out)
-                } else {
-                    IdentityTx::identify_tx(&mut *c, org, &rules_c, &input_c).await
-                }
-            });
+            let r = write_db!(self, |db| identify_tx(db, org, &rules_c, &input_c));
             match r {
                 Err(StoreError::Conflict(_)) if attempt < 4 => attempt += 1,
                 other => return other,
@@ -844,19 +885,13 @@ impl crate::Store {
         now: i64,
     ) -> Result<Uuid, StoreError> {
         let actor = actor.to_string();
-        write!(self, |c| {
-            let mut tx = c.begin().await?;
-            let via = Identifier::new(
-                IdentifierKind::Custom("manual".into()),
-                "chosen by a person",
-            );
-            let id = IdentityTx::merge_tx(
-                &mut *tx, org, survivor, absorbed, &via, None, "manual", &actor, now,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(id)
-        })
+        let via = Identifier::new(
+            IdentifierKind::Custom("manual".into()),
+            "chosen by a person",
+        );
+        write_db!(self, |db| merge_tx(
+            db, org, survivor, absorbed, &via, None, "manual", &actor, now
+        ))
     }
 
     /// Undoes a merge: both profiles come back with their own identities and
@@ -869,12 +904,7 @@ impl crate::Store {
         now: i64,
     ) -> Result<Uuid, StoreError> {
         let actor = actor.to_string();
-        write!(self, |c| {
-            let mut tx = c.begin().await?;
-            let id = IdentityTx::unmerge_tx(&mut *tx, org, merge_id, &actor, now).await?;
-            tx.commit().await?;
-            Ok(id)
-        })
+        write_db!(self, |db| unmerge_tx(db, org, merge_id, &actor, now))
     }
 
     /// A profile by id; an absorbed profile's id resolves to its current root.

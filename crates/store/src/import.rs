@@ -9,7 +9,7 @@
 //!   outcome is known without asking the database — the planner creates a
 //!   profile — so its profile, links and timeline entry are written with
 //!   multi-row inserts, a few hundred rows per statement;
-//! - every other row goes through `IdentityTx::identify_tx`, the very code
+//! - every other row goes through `identity::identify_tx`, the very code
 //!   streaming resolution runs, in file order.
 //!
 //! The two kinds share no identifier, so the order in which their writes
@@ -21,16 +21,15 @@
 //! file's digest and the line number: importing the same file again finds
 //! every key already present and changes nothing.
 
-use crate::engine::write;
+use crate::engine::write_db;
 use crate::identity::{
-    display_name, name_key, IdentifyAction, IdentifyInput, IdentityTx, NewEvent, Traits,
+    display_name, identify_tx, name_key, IdentifyAction, IdentifyInput, NewEvent, Traits,
 };
-use crate::writer::BoxFut;
+use crate::sql::{q, Db};
 use crate::{new_id, StoreError};
 use bos_core::identity::import::Rejection;
 use bos_core::identity::{plan, Identifier, IdentifierKind, IdentityRules};
 use serde::Serialize;
-use sqlx::Connection;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -193,351 +192,324 @@ struct NewProfile {
 /// within one transaction. Restored after the batch.
 const SQLITE_BULK_CACHE_KIB: i64 = 256 * 1024;
 
-/// The transactional body, written once and expanded per engine.
-trait ImportTx: Send {
-    /// One batch, atomically.
-    fn import_atomic<'a>(
-        &'a mut self,
-        org: Uuid,
-        rules: &'a IdentityRules,
-        rows: &'a [ImportRow],
-        src: &'a ImportSource,
-        now: i64,
-    ) -> BoxFut<'a, Result<ImportCounts, StoreError>>;
-
-    fn import_batch<'a>(
-        &'a mut self,
-        org: Uuid,
-        rules: &'a IdentityRules,
-        rows: &'a [ImportRow],
-        src: &'a ImportSource,
-        now: i64,
-    ) -> BoxFut<'a, Result<ImportCounts, StoreError>>;
-
-    fn insert_new<'a>(
-        &'a mut self,
-        org: Uuid,
-        new: &'a [NewProfile],
-        src: &'a ImportSource,
-        now: i64,
-    ) -> BoxFut<'a, Result<(), StoreError>>;
+/// One batch, atomically, inside the transaction `write_db!` opened.
+async fn import_atomic<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    rules: &IdentityRules,
+    rows: &[ImportRow],
+    src: &ImportSource,
+    now: i64,
+) -> Result<ImportCounts, StoreError> {
+    if D::SQLITE {
+        let cache = db.one(q("pragma cache_size")).await?.i64(0)?;
+        db.exec(q(format!("pragma cache_size = -{SQLITE_BULK_CACHE_KIB}")))
+            .await?;
+        // Sub-journals and sorter spills in memory, not temp files.
+        db.exec(q("pragma temp_store = memory")).await?;
+        let r = import_batch(db, org, rules, rows, src, now).await;
+        db.exec(q(format!("pragma cache_size = {cache}"))).await?;
+        r
+    } else {
+        // sqlx keeps statements prepared; after five runs PostgreSQL may
+        // settle on a generic plan costed when the tables were nearly empty
+        // (a bulk load outruns autoanalyze), and such a plan scans where it
+        // should seek. Custom plans see the tables' real size.
+        db.exec(q("set local plan_cache_mode = force_custom_plan"))
+            .await?;
+        import_batch(db, org, rules, rows, src, now).await
+    }
 }
 
-macro_rules! import_tx {
-    ($conn:ty, $params:expr, $sqlite:expr) => {
-        impl ImportTx for $conn {
-            fn import_atomic<'a>(
-                &'a mut self,
-                org: Uuid,
-                rules: &'a IdentityRules,
-                rows: &'a [ImportRow],
-                src: &'a ImportSource,
-                now: i64,
-            ) -> BoxFut<'a, Result<ImportCounts, StoreError>> {
-                Box::pin(async move {
-                    if $sqlite {
-                        // The writer already runs this in a transaction of its
-                        // own (rolled back if we fail); a nested savepoint would
-                        // only add a statement sub-journal.
-                        let cache: i64 = sqlx::query_scalar("pragma cache_size").fetch_one(&mut *self).await?;
-                        sqlx::query(&format!("pragma cache_size = -{SQLITE_BULK_CACHE_KIB}"))
-                            .execute(&mut *self)
-                            .await?;
-                        // Sub-journals and sorter spills in memory, not temp files.
-                        sqlx::query("pragma temp_store = memory").execute(&mut *self).await?;
-                        let r = self.import_batch(org, rules, rows, src, now).await;
-                        sqlx::query(&format!("pragma cache_size = {cache}")).execute(&mut *self).await?;
-                        r
-                    } else {
-                        let mut tx = self.begin().await?;
-                        // sqlx keeps statements prepared; after five runs
-                        // PostgreSQL may settle on a generic plan costed when the
-                        // tables were nearly empty (a bulk load outruns
-                        // autoanalyze), and such a plan scans where it should
-                        // seek. Custom plans see the tables' real size.
-                        sqlx::query("set local plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
-                        let counts = tx.import_batch(org, rules, rows, src, now).await?;
-                        tx.commit().await?;
-                        Ok(counts)
-                    }
-                })
+async fn import_batch<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    rules: &IdentityRules,
+    rows: &[ImportRow],
+    src: &ImportSource,
+    now: i64,
+) -> Result<ImportCounts, StoreError> {
+    let params = if D::SQLITE {
+        Params::Anonymous
+    } else {
+        Params::Numbered
+    };
+    let mut counts = ImportCounts {
+        rows: rows.len() as u64,
+        ..Default::default()
+    };
+    if rows.is_empty() {
+        return Ok(counts);
+    }
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| import_key(&src.file_hash, r.line))
+        .collect();
+
+    // Rows imported before. Keys of one file sort by line, so
+    // one range scan of the key index finds them all.
+    let lo = keys.iter().min().cloned().unwrap_or_default();
+    let hi = keys.iter().max().cloned().unwrap_or_default();
+    let sql = format!(
+        "select event_key from timeline where org_id = {} and event_key >= {} and event_key <= {}",
+        params.one(1),
+        params.one(2),
+        params.one(3)
+    );
+    let mut done: HashSet<String> = HashSet::new();
+    for row in db.rows(q(sql).bind(org).bind(lo).bind(hi)).await? {
+        done.insert(row.text(0)?);
+    }
+
+    // How many rows of this batch carry each identifier.
+    let mut carriers: HashMap<&Identifier, u32> = HashMap::new();
+    let mut live = vec![false; rows.len()];
+    for (i, r) in rows.iter().enumerate() {
+        // The same key twice in one batch is a replay, as in streaming.
+        if !done.insert(keys[i].clone()) {
+            continue;
+        }
+        live[i] = true;
+        let mut mine: Vec<&Identifier> = r
+            .identifiers
+            .iter()
+            .filter(|id| !rules.blocked(id))
+            .collect();
+        mine.sort();
+        mine.dedup();
+        for id in mine {
+            *carriers.entry(id).or_default() += 1;
+        }
+    }
+
+    // Which of them the database knows. Per kind, so the primary
+    // key (org_id, kind, value) answers each value with one seek
+    // (a bare `value in (…)` lets SQLite's planner scan every link
+    // of the organization); sorted, so the seeks walk the index
+    // in order.
+    let mut by_kind: HashMap<&IdentifierKind, Vec<&str>> = HashMap::new();
+    for id in carriers.keys() {
+        by_kind.entry(&id.kind).or_default().push(id.value.as_str());
+    }
+    let mut known: HashSet<Identifier> = HashSet::new();
+    for (kind, mut values) in by_kind {
+        values.sort_unstable();
+        for chunk in values.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "select value from identity_links where org_id = {} and kind = {} and value {}",
+                params.one(1),
+                params.one(2),
+                params.list(3, chunk.len())
+            );
+            let mut query = q(sql).bind(org).bind(kind.as_str());
+            for v in chunk {
+                query = query.bind(*v);
             }
-
-            fn import_batch<'a>(
-                &'a mut self,
-                org: Uuid,
-                rules: &'a IdentityRules,
-                rows: &'a [ImportRow],
-                src: &'a ImportSource,
-                now: i64,
-            ) -> BoxFut<'a, Result<ImportCounts, StoreError>> {
-                Box::pin(async move {
-                    let params: Params = $params;
-                    let mut counts = ImportCounts { rows: rows.len() as u64, ..Default::default() };
-                    if rows.is_empty() {
-                        return Ok(counts);
-                    }
-                    let keys: Vec<String> = rows.iter().map(|r| import_key(&src.file_hash, r.line)).collect();
-
-                    // Rows imported before. Keys of one file sort by line, so
-                    // one range scan of the key index finds them all.
-                    let lo = keys.iter().min().cloned().unwrap_or_default();
-                    let hi = keys.iter().max().cloned().unwrap_or_default();
-                    let sql = format!(
-                        "select event_key from timeline where org_id = {} and event_key >= {} and event_key <= {}",
-                        params.one(1),
-                        params.one(2),
-                        params.one(3)
-                    );
-                    let mut done: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
-                        .bind(org)
-                        .bind(&lo)
-                        .bind(&hi)
-                        .fetch_all(&mut *self)
-                        .await?
-                        .into_iter()
-                        .collect();
-
-                    // How many rows of this batch carry each identifier.
-                    let mut carriers: HashMap<&Identifier, u32> = HashMap::new();
-                    let mut live = vec![false; rows.len()];
-                    for (i, r) in rows.iter().enumerate() {
-                        // The same key twice in one batch is a replay, as in streaming.
-                        if !done.insert(keys[i].clone()) {
-                            continue;
-                        }
-                        live[i] = true;
-                        let mut mine: Vec<&Identifier> =
-                            r.identifiers.iter().filter(|id| !rules.blocked(id)).collect();
-                        mine.sort();
-                        mine.dedup();
-                        for id in mine {
-                            *carriers.entry(id).or_default() += 1;
-                        }
-                    }
-
-                    // Which of them the database knows. Per kind, so the primary
-                    // key (org_id, kind, value) answers each value with one seek
-                    // (a bare `value in (…)` lets SQLite's planner scan every link
-                    // of the organization); sorted, so the seeks walk the index
-                    // in order.
-                    let mut by_kind: HashMap<&IdentifierKind, Vec<&str>> = HashMap::new();
-                    for id in carriers.keys() {
-                        by_kind.entry(&id.kind).or_default().push(id.value.as_str());
-                    }
-                    let mut known: HashSet<Identifier> = HashSet::new();
-                    for (kind, mut values) in by_kind {
-                        values.sort_unstable();
-                        for chunk in values.chunks(LOOKUP_CHUNK) {
-                            let sql = format!(
-                                "select value from identity_links where org_id = {} and kind = {} and value {}",
-                                params.one(1),
-                                params.one(2),
-                                params.list(3, chunk.len())
-                            );
-                            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(org).bind(kind.as_str());
-                            for v in chunk {
-                                q = q.bind(*v);
-                            }
-                            for v in q.fetch_all(&mut *self).await? {
-                                known.insert(Identifier::new(kind.clone(), v));
-                            }
-                        }
-                    }
-
-                    let mut pending: Vec<NewProfile> = Vec::new();
-                    for (i, r) in rows.iter().enumerate() {
-                        if !live[i] {
-                            counts.replayed += 1;
-                            continue;
-                        }
-                        // A plain loop, not an iterator chain: a closure held
-                        // across the awaits below trips the `Send` check.
-                        let (mut any_usable, mut independent) = (false, true);
-                        for id in &r.identifiers {
-                            if !rules.blocked(id) {
-                                any_usable = true;
-                                independent &= carriers.get(id) == Some(&1) && !known.contains(id);
-                            }
-                        }
-                        if !any_usable {
-                            counts.rejected.push(Rejection {
-                                line: r.line,
-                                reason: if r.identifiers.is_empty() {
-                                    "no identifier".into()
-                                } else {
-                                    "every identifier is on the organization's blocklist".into()
-                                },
-                            });
-                            continue;
-                        }
-                        if independent {
-                            // Nothing known: the planner can only create. Its
-                            // ids are drawn now, in file order, as streaming would.
-                            let p = plan::<Uuid>(rules, &r.identifiers, &Default::default(), &Default::default())
-                                .map_err(|e| StoreError::Other(format!("import planned nothing: {e}")))?;
-                            let first_of = |k: IdentifierKind| {
-                                p.link.iter().find(|i| i.kind == k).map(|i| i.value.clone()).unwrap_or_default()
-                            };
-                            counts.created += 1;
-                            counts.linked += p.link.len() as u64;
-                            counts.dropped += p.dropped.len() as u64;
-                            pending.push(NewProfile {
-                                id: new_id(),
-                                timeline_id: new_id(),
-                                first: r.traits.first_name.trim().to_string(),
-                                last: r.traits.last_name.trim().to_string(),
-                                company: r.traits.company.trim().to_string(),
-                                email: first_of(IdentifierKind::Email),
-                                phone: first_of(IdentifierKind::Phone),
-                                line: r.line,
-                                links: p.link,
-                            });
-                        } else {
-                            let input = IdentifyInput {
-                                identifiers: r.identifiers.clone(),
-                                traits: r.traits.clone(),
-                                source: src.source.clone(),
-                                event: Some(src.event(r.line, now)),
-                                now,
-                            };
-                            let out = IdentityTx::identify_tx(&mut *self, org, rules, &input).await?;
-                            match out.action {
-                                IdentifyAction::Created => counts.created += 1,
-                                IdentifyAction::Attached => counts.attached += 1,
-                                IdentifyAction::Merged => counts.merged += 1,
-                                IdentifyAction::Replayed => counts.replayed += 1,
-                            }
-                            counts.absorbed += out.merged.len() as u64;
-                            counts.linked += out.linked.len() as u64;
-                            counts.dropped += out.dropped.len() as u64;
-                        }
-                    }
-                    if !$sqlite {
-                        // Inserts need no custom plan, and planning one for a
-                        // statement with thousands of parameters is not free.
-                        sqlx::query("set local plan_cache_mode = auto").execute(&mut *self).await?;
-                    }
-                    self.insert_new(org, &pending, src, now).await?;
-                    Ok(counts)
-                })
-            }
-
-            fn insert_new<'a>(
-                &'a mut self,
-                org: Uuid,
-                new: &'a [NewProfile],
-                src: &'a ImportSource,
-                now: i64,
-            ) -> BoxFut<'a, Result<(), StoreError>> {
-                Box::pin(async move {
-                    let params: Params = $params;
-                    // Each table's rows go in the order of its busiest random
-                    // index, so consecutive inserts land on neighbouring pages.
-                    struct Derived<'p> {
-                        p: &'p NewProfile,
-                        display: String,
-                        name_lc: String,
-                        name_key: String,
-                    }
-                    let mut profiles: Vec<Derived> = new
-                        .iter()
-                        .map(|p| {
-                            let display = display_name(&p.first, &p.last, &p.email, &p.phone);
-                            Derived {
-                                name_lc: display.to_lowercase(),
-                                name_key: name_key(&p.first, &p.last, &p.company),
-                                display,
-                                p,
-                            }
-                        })
-                        .collect();
-                    profiles.sort_unstable_by(|a, b| a.name_lc.cmp(&b.name_lc));
-                    for chunk in profiles.chunks(INSERT_CHUNK) {
-                        // The same columns identify_tx leaves on a created profile.
-                        let sql = format!(
-                            "insert into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
-                             primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
-                            params.tuples(1, chunk.len(), 14)
-                        );
-                        let mut q = sqlx::query(&sql);
-                        for d in chunk {
-                            q = q
-                                .bind(org)
-                                .bind(d.p.id)
-                                .bind(d.p.id)
-                                .bind(&d.p.first)
-                                .bind(&d.p.last)
-                                .bind(&d.display)
-                                .bind(&d.p.company)
-                                .bind(&d.p.email)
-                                .bind(&d.p.phone)
-                                .bind(&d.name_lc)
-                                .bind(&d.name_key)
-                                .bind(now)
-                                .bind(now)
-                                .bind(now);
-                        }
-                        q.execute(&mut *self).await?;
-                    }
-
-                    let mut links: Vec<(&Identifier, Uuid)> =
-                        new.iter().flat_map(|p| p.links.iter().map(move |l| (l, p.id))).collect();
-                    links.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                    for chunk in links.chunks(INSERT_CHUNK) {
-                        let sql = format!(
-                            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
-                             last_seen_at, source) values {}",
-                            params.tuples(1, chunk.len(), 8)
-                        );
-                        let mut q = sqlx::query(&sql);
-                        for (l, id) in chunk {
-                            q = q
-                                .bind(org)
-                                .bind(l.kind.as_str())
-                                .bind(&l.value)
-                                .bind(*id)
-                                .bind(*id)
-                                .bind(now)
-                                .bind(now)
-                                .bind(&src.source);
-                        }
-                        q.execute(&mut *self).await?;
-                    }
-
-                    // Timeline ids and keys both grow with the line: file order.
-                    for chunk in new.chunks(INSERT_CHUNK) {
-                        let sql = format!(
-                            "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
-                             data, event_key) values {}",
-                            params.tuples(1, chunk.len(), 10)
-                        );
-                        let mut q = sqlx::query(&sql);
-                        for p in chunk {
-                            let e = src.event(p.line, now);
-                            q = q
-                                .bind(org)
-                                .bind(p.timeline_id)
-                                .bind(p.id)
-                                .bind(p.id)
-                                .bind(e.occurred_at)
-                                .bind(e.kind)
-                                .bind(&src.source)
-                                .bind(e.summary)
-                                .bind(e.data)
-                                .bind(e.key);
-                        }
-                        q.execute(&mut *self).await?;
-                    }
-                    Ok(())
-                })
+            for row in db.rows(query).await? {
+                known.insert(Identifier::new(kind.clone(), row.text(0)?));
             }
         }
-    };
+    }
+
+    let mut pending: Vec<NewProfile> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if !live[i] {
+            counts.replayed += 1;
+            continue;
+        }
+        // A plain loop, not an iterator chain: a closure held
+        // across the awaits below trips the `Send` check.
+        let (mut any_usable, mut independent) = (false, true);
+        for id in &r.identifiers {
+            if !rules.blocked(id) {
+                any_usable = true;
+                independent &= carriers.get(id) == Some(&1) && !known.contains(id);
+            }
+        }
+        if !any_usable {
+            counts.rejected.push(Rejection {
+                line: r.line,
+                reason: if r.identifiers.is_empty() {
+                    "no identifier".into()
+                } else {
+                    "every identifier is on the organization's blocklist".into()
+                },
+            });
+            continue;
+        }
+        if independent {
+            // Nothing known: the planner can only create. Its
+            // ids are drawn now, in file order, as streaming would.
+            let p = plan::<Uuid>(
+                rules,
+                &r.identifiers,
+                &Default::default(),
+                &Default::default(),
+            )
+            .map_err(|e| StoreError::Other(format!("import planned nothing: {e}")))?;
+            let first_of = |k: IdentifierKind| {
+                p.link
+                    .iter()
+                    .find(|i| i.kind == k)
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default()
+            };
+            counts.created += 1;
+            counts.linked += p.link.len() as u64;
+            counts.dropped += p.dropped.len() as u64;
+            pending.push(NewProfile {
+                id: new_id(),
+                timeline_id: new_id(),
+                first: r.traits.first_name.trim().to_string(),
+                last: r.traits.last_name.trim().to_string(),
+                company: r.traits.company.trim().to_string(),
+                email: first_of(IdentifierKind::Email),
+                phone: first_of(IdentifierKind::Phone),
+                line: r.line,
+                links: p.link,
+            });
+        } else {
+            let input = IdentifyInput {
+                identifiers: r.identifiers.clone(),
+                traits: r.traits.clone(),
+                source: src.source.clone(),
+                event: Some(src.event(r.line, now)),
+                now,
+            };
+            let out = identify_tx(db, org, rules, &input).await?;
+            match out.action {
+                IdentifyAction::Created => counts.created += 1,
+                IdentifyAction::Attached => counts.attached += 1,
+                IdentifyAction::Merged => counts.merged += 1,
+                IdentifyAction::Replayed => counts.replayed += 1,
+            }
+            counts.absorbed += out.merged.len() as u64;
+            counts.linked += out.linked.len() as u64;
+            counts.dropped += out.dropped.len() as u64;
+        }
+    }
+    if !D::SQLITE {
+        // Inserts need no custom plan, and planning one for a
+        // statement with thousands of parameters is not free.
+        db.exec(q("set local plan_cache_mode = auto")).await?;
+    }
+    insert_new(db, org, &pending, src, now).await?;
+    Ok(counts)
 }
 
-import_tx!(sqlx::SqliteConnection, Params::Anonymous, true);
-import_tx!(sqlx::PgConnection, Params::Numbered, false);
+async fn insert_new<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    new: &[NewProfile],
+    src: &ImportSource,
+    now: i64,
+) -> Result<(), StoreError> {
+    let params = if D::SQLITE {
+        Params::Anonymous
+    } else {
+        Params::Numbered
+    };
+    // Each table's rows go in the order of its busiest random
+    // index, so consecutive inserts land on neighbouring pages.
+    struct Derived<'p> {
+        p: &'p NewProfile,
+        display: String,
+        name_lc: String,
+        name_key: String,
+    }
+    let mut profiles: Vec<Derived> = new
+        .iter()
+        .map(|p| {
+            let display = display_name(&p.first, &p.last, &p.email, &p.phone);
+            Derived {
+                name_lc: display.to_lowercase(),
+                name_key: name_key(&p.first, &p.last, &p.company),
+                display,
+                p,
+            }
+        })
+        .collect();
+    profiles.sort_unstable_by(|a, b| a.name_lc.cmp(&b.name_lc));
+    for chunk in profiles.chunks(INSERT_CHUNK) {
+        // The same columns identify_tx leaves on a created profile.
+        let sql = format!(
+                "insert into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
+                 primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
+                params.tuples(1, chunk.len(), 14)
+            );
+        let mut query = q(sql);
+        for d in chunk {
+            query = query
+                .bind(org)
+                .bind(d.p.id)
+                .bind(d.p.id)
+                .bind(&d.p.first)
+                .bind(&d.p.last)
+                .bind(&d.display)
+                .bind(&d.p.company)
+                .bind(&d.p.email)
+                .bind(&d.p.phone)
+                .bind(&d.name_lc)
+                .bind(&d.name_key)
+                .bind(now)
+                .bind(now)
+                .bind(now);
+        }
+        db.exec(query).await?;
+    }
+
+    let mut links: Vec<(&Identifier, Uuid)> = new
+        .iter()
+        .flat_map(|p| p.links.iter().map(move |l| (l, p.id)))
+        .collect();
+    links.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for chunk in links.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
+                 last_seen_at, source) values {}",
+            params.tuples(1, chunk.len(), 8)
+        );
+        let mut query = q(sql);
+        for (l, id) in chunk {
+            query = query
+                .bind(org)
+                .bind(l.kind.as_str())
+                .bind(&l.value)
+                .bind(*id)
+                .bind(*id)
+                .bind(now)
+                .bind(now)
+                .bind(&src.source);
+        }
+        db.exec(query).await?;
+    }
+
+    // Timeline ids and keys both grow with the line: file order.
+    for chunk in new.chunks(INSERT_CHUNK) {
+        let sql = format!(
+                "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
+                 data, event_key) values {}",
+                params.tuples(1, chunk.len(), 10)
+            );
+        let mut query = q(sql);
+        for p in chunk {
+            let e = src.event(p.line, now);
+            query = query
+                .bind(org)
+                .bind(p.timeline_id)
+                .bind(p.id)
+                .bind(p.id)
+                .bind(e.occurred_at)
+                .bind(e.kind)
+                .bind(&src.source)
+                .bind(e.summary)
+                .bind(e.data)
+                .bind(e.key);
+        }
+        db.exec(query).await?;
+    }
+    Ok(())
+}
 
 impl crate::Store {
     /// Imports one batch of rows in one transaction: each row is resolved
@@ -565,9 +537,9 @@ impl crate::Store {
         loop {
             let (rules_c, rows_c, src_c) = (rules.clone(), rows.clone(), source.clone());
             let started = std::time::Instant::now();
-            let r = write!(self, |c| {
-                ImportTx::import_atomic(&mut *c, org, &rules_c, &rows_c, &src_c, now).await
-            });
+            let r = write_db!(self, |db| import_atomic(
+                db, org, &rules_c, &rows_c, &src_c, now
+            ));
             tracing::debug!(
                 rows = rows.len(),
                 ms = started.elapsed().as_millis() as u64,

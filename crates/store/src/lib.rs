@@ -16,6 +16,7 @@ pub mod identity;
 /// Bulk import of contacts through the identity rules (ID9).
 pub mod import;
 mod migrate;
+mod sql;
 /// Organizations, users, memberships.
 pub mod tenancy;
 /// Fresh stores for tests: a temp SQLite file, or a new PostgreSQL database.

@@ -9,6 +9,24 @@
 //! savepoint and leaves the others alone; a failed commit fails them all.
 //! A write that is alone in its group runs in the transaction itself (no
 //! savepoint needed). Nothing is acknowledged before it is durable.
+//!
+//! Two connections share the writer's turn: the sqlx connection most
+//! repositories use, and a rusqlite connection owned by a thread of its own
+//! for the hot transactions (identity resolution, import), which run there
+//! synchronously instead of paying a thread hop per statement (decision
+//! 0008). The task hands consecutive writes of one kind to their connection
+//! as one group and waits for its commit before the next group, so the two
+//! never hold the write lock at once.
+//!
+//! Neither connection checkpoints inside its commits (`wal_autocheckpoint`
+//! is off): a checkpoint copies a thousand pages and fsyncs the database
+//! file, and inside a commit it lands on whichever caller was unlucky — the
+//! p99 of a one-event write. A checkpointer thread with its own connection
+//! runs PASSIVE checkpoints after commits instead, at most ten a second.
+//! PASSIVE never waits for the writer, so under steady writes it may never
+//! catch up to the end of the log; when the log passes `WAL_LIMIT_FRAMES`
+//! the writer checkpoints once itself, after a commit, which lets the next
+//! transaction start the log from the beginning again.
 
 use crate::StoreError;
 use sqlx::{Connection, SqliteConnection};
@@ -19,9 +37,73 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 type Finish = Box<dyn FnOnce(Option<String>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, (bool, Finish)> + Send>;
+type SqlxJob =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, (bool, Finish)> + Send>;
+type RawJob = Box<dyn FnOnce(&mut rusqlite::Connection) -> (bool, Finish) + Send>;
+
+enum Job {
+    Sqlx(SqlxJob),
+    Raw(RawJob),
+}
+
+/// A group of raw writes for the writer thread, and who waits for its commit.
+type RawGroup = (Vec<RawJob>, oneshot::Sender<()>);
 
 const MAX_BATCH: usize = 512;
+
+/// Log size (4 KiB frames) past which the writer checkpoints itself.
+const WAL_LIMIT_FRAMES: i64 = 16_384;
+
+/// Wakes the checkpointer after commits and says when the log grew too long.
+#[derive(Clone)]
+struct Checkpoints {
+    wake: std::sync::mpsc::SyncSender<()>,
+    log_too_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpoints {
+    fn start(conn: rusqlite::Connection) -> Checkpoints {
+        let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let log_too_long = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = log_too_long.clone();
+        std::thread::Builder::new()
+            .name("bos-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_thread(conn, rx, flag))
+            .expect("spawn the SQLite checkpoint thread");
+        Checkpoints { wake, log_too_long }
+    }
+
+    /// After a commit: wake the checkpointer (a pending wake-up is enough).
+    fn committed(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Whether the writer should checkpoint now, itself; clears the flag.
+    fn writer_must_checkpoint(&self) -> bool {
+        self.log_too_long
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn checkpoint_thread(
+    conn: rusqlite::Connection,
+    rx: std::sync::mpsc::Receiver<()>,
+    log_too_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    while rx.recv().is_ok() {
+        match conn.query_row("pragma wal_checkpoint(passive)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) => {
+                if frames > WAL_LIMIT_FRAMES {
+                    log_too_long.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
+        }
+        // Pacing, not waiting for a condition: each checkpoint fsyncs the
+        // database file, and frames written meanwhile are copied next time.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct Writer {
@@ -29,10 +111,48 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: SqliteConnection) -> Writer {
+    /// Starts the writer on its two connections; `checkpointer` is a third
+    /// connection to the same file, for the checkpoint thread.
+    pub(crate) fn start(
+        conn: SqliteConnection,
+        raw: rusqlite::Connection,
+        checkpointer: rusqlite::Connection,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(run(conn, rx));
+        let (raw_tx, raw_rx) = std::sync::mpsc::channel::<RawGroup>();
+        let checkpoints = Checkpoints::start(checkpointer);
+        let cp = checkpoints.clone();
+        std::thread::Builder::new()
+            .name("bos-sqlite-writer".into())
+            .spawn(move || raw_thread(raw, raw_rx, cp))
+            .expect("spawn the SQLite writer thread");
+        tokio::spawn(run(conn, rx, raw_tx, checkpoints));
         Writer { tx }
+    }
+
+    /// Runs `f` on the writer thread's rusqlite connection inside the next
+    /// group commit, and returns its result once the commit is durable.
+    pub(crate) async fn run_raw<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done_tx, done_rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: RawJob = Box::new(move |c| {
+            let r = f(c);
+            let ok = r.is_ok();
+            let finish: Finish = Box::new(move |commit_err: Option<String>| {
+                let _ = done_tx.send(settle(commit_err, r));
+            });
+            (ok, finish)
+        });
+        self.tx
+            .send(Job::Raw(job))
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        done_rx.await.map_err(|_| {
+            StoreError::Unavailable("the write was abandoned: its batch failed to start".into())
+        })?
     }
 
     /// Runs `f` on the write connection inside the next group commit, and
@@ -45,24 +165,18 @@ impl Writer {
             + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |c| {
+        let job: SqlxJob = Box::new(move |c| {
             Box::pin(async move {
                 let r = f(c).await;
                 let ok = r.is_ok();
                 let finish: Finish = Box::new(move |commit_err: Option<String>| {
-                    let r = match (commit_err, r) {
-                        (Some(e), Ok(_)) => {
-                            Err(StoreError::Unavailable(format!("commit failed: {e}")))
-                        }
-                        (_, r) => r,
-                    };
-                    let _ = done_tx.send(r);
+                    let _ = done_tx.send(settle(commit_err, r));
                 });
                 (ok, finish)
             })
         });
         self.tx
-            .send(job)
+            .send(Job::Sqlx(job))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         done_rx.await.map_err(|_| {
@@ -71,52 +185,175 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-        let res: Result<(), sqlx::Error> = async {
-            let mut tx = conn.begin().await?;
-            if batch.len() == 1 {
-                // Alone in its group, a write needs no savepoint: the
-                // transaction is its own. A savepoint would make SQLite copy
-                // every page the write touches into a statement sub-journal
-                // and rescan it after each statement, which large writes
-                // (an import batch) pay for dearly.
-                for job in batch {
-                    let (ok, finish) = job(&mut tx).await;
-                    finishes.push(finish);
-                    if !ok {
-                        return tx.rollback().await;
+/// A body's result, unless the commit that should have made it durable failed.
+fn settle<T>(commit_err: Option<String>, r: Result<T, StoreError>) -> Result<T, StoreError> {
+    match (commit_err, r) {
+        (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+        (_, r) => r,
+    }
+}
+
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    raw: std::sync::mpsc::Sender<RawGroup>,
+    checkpoints: Checkpoints,
+) {
+    let mut next: Option<Job> = None;
+    loop {
+        let first = match next.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        // One group: consecutive writes for the same connection.
+        match first {
+            Job::Raw(j) => {
+                let mut group = vec![j];
+                while group.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Job::Raw(j)) => group.push(j),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
-                return tx.commit().await;
-            }
-            for job in batch {
-                let mut sp = tx.begin().await?;
-                let (ok, finish) = job(&mut sp).await;
-                if ok {
-                    sp.commit().await?;
-                } else {
-                    sp.rollback().await?;
+                let (done_tx, done_rx) = oneshot::channel();
+                if raw.send((group, done_tx)).is_err() {
+                    tracing::error!("the SQLite writer thread has stopped");
+                    return;
                 }
-                finishes.push(finish);
+                // The next group must not start before this one committed.
+                let _ = done_rx.await;
             }
-            tx.commit().await
+            Job::Sqlx(j) => {
+                let mut batch = vec![j];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Job::Sqlx(j)) => batch.push(j),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                sqlx_group(&mut conn, batch).await;
+                if checkpoints.writer_must_checkpoint() {
+                    if let Err(e) = sqlx::query("pragma wal_checkpoint(passive)")
+                        .execute(&mut conn)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "sqlite checkpoint failed");
+                    }
+                }
+                checkpoints.committed();
+            }
         }
-        .await;
+    }
+}
+
+async fn sqlx_group(conn: &mut SqliteConnection, batch: Vec<SqlxJob>) {
+    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    let res: Result<(), sqlx::Error> = async {
+        let mut tx = conn.begin().await?;
+        if batch.len() == 1 {
+            // Alone in its group, a write needs no savepoint: the
+            // transaction is its own. A savepoint would make SQLite copy
+            // every page the write touches into a statement sub-journal
+            // and rescan it after each statement, which large writes
+            // (an import batch) pay for dearly.
+            for job in batch {
+                let (ok, finish) = job(&mut tx).await;
+                finishes.push(finish);
+                if !ok {
+                    return tx.rollback().await;
+                }
+            }
+            return tx.commit().await;
+        }
+        for job in batch {
+            let mut sp = tx.begin().await?;
+            let (ok, finish) = job(&mut sp).await;
+            if ok {
+                sp.commit().await?;
+            } else {
+                sp.rollback().await?;
+            }
+            finishes.push(finish);
+        }
+        tx.commit().await
+    }
+    .await;
+    let err = res.err().map(|e| {
+        tracing::error!(error = %e, "sqlite group commit failed");
+        e.to_string()
+    });
+    for f in finishes {
+        f(err.clone());
+    }
+}
+
+/// The writer thread: runs each group of raw writes in one transaction
+/// (each in its own savepoint when there are several), commits once, then
+/// answers every caller and the writer task.
+fn raw_thread(
+    mut conn: rusqlite::Connection,
+    rx: std::sync::mpsc::Receiver<RawGroup>,
+    checkpoints: Checkpoints,
+) {
+    while let Ok((group, done)) = rx.recv() {
+        let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+        let res = raw_group(&mut conn, group, &mut finishes);
         let err = res.err().map(|e| {
             tracing::error!(error = %e, "sqlite group commit failed");
+            // Leave no transaction open for the next group.
+            let _ = conn.execute_batch("rollback");
             e.to_string()
         });
         for f in finishes {
             f(err.clone());
         }
+        if checkpoints.writer_must_checkpoint() {
+            if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "sqlite checkpoint failed");
+            }
+        }
+        checkpoints.committed();
+        let _ = done.send(());
     }
+}
+
+fn raw_group(
+    conn: &mut rusqlite::Connection,
+    group: Vec<RawJob>,
+    finishes: &mut Vec<Finish>,
+) -> Result<(), rusqlite::Error> {
+    conn.execute_batch("begin immediate")?;
+    if group.len() == 1 {
+        // Alone: the transaction is its own (see `sqlx_group`).
+        for job in group {
+            let (ok, finish) = job(conn);
+            finishes.push(finish);
+            if !ok {
+                return conn.execute_batch("rollback");
+            }
+        }
+        return conn.execute_batch("commit");
+    }
+    for job in group {
+        conn.execute_batch("savepoint w")?;
+        let (ok, finish) = job(conn);
+        if ok {
+            conn.execute_batch("release w")?;
+        } else {
+            conn.execute_batch("rollback to w; release w")?;
+        }
+        finishes.push(finish);
+    }
+    conn.execute_batch("commit")
 }

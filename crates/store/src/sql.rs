@@ -1,0 +1,345 @@
+//! A small SQL seam for the hot write paths (identity resolution, import):
+//! a statement with its arguments ([`Q`]), rows read by position ([`Row`]),
+//! and the [`Db`] trait that runs them on a PostgreSQL connection (sqlx,
+//! awaited) or on the SQLite writer thread's own connection (rusqlite,
+//! synchronous). The transactional bodies are written once as async
+//! functions over `Db`; on SQLite every future they await is already
+//! complete, so [`run_ready`] drives them on the writer thread without an
+//! executor and without a thread hop per statement (decision 0008).
+
+use crate::writer::BoxFut;
+use crate::StoreError;
+use sqlx::Row as _;
+use std::future::Future;
+use std::task::{Context, Poll};
+use uuid::Uuid;
+
+/// One bound argument. Nulls carry their type: PostgreSQL needs it.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    I64(i64),
+    Text(String),
+    Uuid(Uuid),
+    OptText(Option<String>),
+    OptUuid(Option<Uuid>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::I64(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(v.to_string())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(v)
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(v.clone())
+    }
+}
+impl From<Uuid> for Arg {
+    fn from(v: Uuid) -> Arg {
+        Arg::Uuid(v)
+    }
+}
+impl From<&Uuid> for Arg {
+    fn from(v: &Uuid) -> Arg {
+        Arg::Uuid(*v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::OptText(v.map(str::to_string))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::OptText(v)
+    }
+}
+impl From<Option<Uuid>> for Arg {
+    fn from(v: Option<Uuid>) -> Arg {
+        Arg::OptUuid(v)
+    }
+}
+
+/// A statement and its arguments, bound in order (`$1`, `$2`, … or `?`).
+#[derive(Debug, Clone)]
+pub(crate) struct Q {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+/// Starts a statement.
+pub(crate) fn q(sql: impl Into<String>) -> Q {
+    Q {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+impl Q {
+    pub(crate) fn bind(mut self, a: impl Into<Arg>) -> Q {
+        self.args.push(a.into());
+        self
+    }
+}
+
+/// A row, read by column position.
+pub(crate) enum Row {
+    Pg(sqlx::postgres::PgRow),
+    Lite(Vec<rusqlite::types::Value>),
+}
+
+impl Row {
+    fn lite(&self, i: usize) -> Result<&rusqlite::types::Value, StoreError> {
+        match self {
+            Row::Lite(v) => v
+                .get(i)
+                .ok_or_else(|| StoreError::Other(format!("no column {i} in the row"))),
+            Row::Pg(_) => Err(StoreError::Other("not a SQLite row".into())),
+        }
+    }
+
+    pub(crate) fn i64(&self, i: usize) -> Result<i64, StoreError> {
+        match self {
+            Row::Pg(r) => Ok(r.try_get::<i64, _>(i)?),
+            Row::Lite(_) => match self.lite(i)? {
+                rusqlite::types::Value::Integer(n) => Ok(*n),
+                other => Err(type_err(i, "integer", other)),
+            },
+        }
+    }
+
+    pub(crate) fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self {
+            Row::Pg(r) => Ok(r.try_get::<Option<i64>, _>(i)?),
+            Row::Lite(_) => match self.lite(i)? {
+                rusqlite::types::Value::Null => Ok(None),
+                _ => self.i64(i).map(Some),
+            },
+        }
+    }
+
+    pub(crate) fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self {
+            Row::Pg(r) => Ok(r.try_get::<String, _>(i)?),
+            Row::Lite(_) => match self.lite(i)? {
+                rusqlite::types::Value::Text(s) => Ok(s.clone()),
+                other => Err(type_err(i, "text", other)),
+            },
+        }
+    }
+
+    pub(crate) fn uuid(&self, i: usize) -> Result<Uuid, StoreError> {
+        match self {
+            Row::Pg(r) => Ok(r.try_get::<Uuid, _>(i)?),
+            Row::Lite(_) => match self.lite(i)? {
+                rusqlite::types::Value::Blob(b) => Uuid::from_slice(b)
+                    .map_err(|e| StoreError::Other(format!("column {i}: not a uuid: {e}"))),
+                other => Err(type_err(i, "uuid", other)),
+            },
+        }
+    }
+
+    pub(crate) fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
+        match self {
+            Row::Pg(r) => Ok(r.try_get::<Option<Uuid>, _>(i)?),
+            Row::Lite(_) => match self.lite(i)? {
+                rusqlite::types::Value::Null => Ok(None),
+                _ => self.uuid(i).map(Some),
+            },
+        }
+    }
+}
+
+fn type_err(i: usize, want: &str, got: &rusqlite::types::Value) -> StoreError {
+    StoreError::Other(format!(
+        "column {i}: expected {want}, found {:?}",
+        got.data_type()
+    ))
+}
+
+/// Where a transactional body runs. Bodies never begin or end transactions
+/// themselves: the caller does (the SQLite writer, or a PostgreSQL
+/// transaction opened around the body).
+pub(crate) trait Db: Send {
+    /// SQLite: the writer serializes every write, so no row locks.
+    const SQLITE: bool;
+    /// Row-lock suffix for reads that decide a write.
+    const LOCK: &'static str;
+    /// The uuid type name for casts in portable SQL.
+    const UUID: &'static str;
+
+    fn exec<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<u64, StoreError>>;
+    fn rows<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<Vec<Row>, StoreError>>;
+
+    /// The first row, or `NotFound`.
+    fn one<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<Row, StoreError>> {
+        Box::pin(async move { self.opt(q).await?.ok_or(StoreError::NotFound) })
+    }
+
+    /// The first row, if any.
+    fn opt<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<Option<Row>, StoreError>> {
+        Box::pin(async move { Ok(self.rows(q).await?.into_iter().next()) })
+    }
+}
+
+impl Db for sqlx::PgConnection {
+    const SQLITE: bool = false;
+    const LOCK: &'static str = " for update";
+    const UUID: &'static str = "uuid";
+
+    fn exec<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let r = pg_bind(sqlx::query(&q.sql), &q.args)
+                .execute(&mut *self)
+                .await?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    fn rows<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<Vec<Row>, StoreError>> {
+        Box::pin(async move {
+            let rows = pg_bind(sqlx::query(&q.sql), &q.args)
+                .fetch_all(&mut *self)
+                .await?;
+            Ok(rows.into_iter().map(Row::Pg).collect())
+        })
+    }
+}
+
+fn pg_bind<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for a in args {
+        query = match a {
+            Arg::I64(v) => query.bind(*v),
+            Arg::Text(v) => query.bind(v.as_str()),
+            Arg::Uuid(v) => query.bind(*v),
+            Arg::OptText(v) => query.bind(v.as_deref()),
+            Arg::OptUuid(v) => query.bind(*v),
+        };
+    }
+    query
+}
+
+/// The SQLite writer thread's connection, seen through [`Db`]. Statements
+/// are prepared once and cached; every call completes before it returns.
+pub(crate) struct Lite<'c>(pub(crate) &'c mut rusqlite::Connection);
+
+impl Lite<'_> {
+    fn prepare_bound<'s>(
+        conn: &'s rusqlite::Connection,
+        q: &Q,
+    ) -> Result<rusqlite::CachedStatement<'s>, StoreError> {
+        let mut st = conn.prepare_cached(&q.sql)?;
+        // `$N` parameters are named in SQLite (a statement may repeat or
+        // reorder them): bind those by name. Anonymous `?` bind by position;
+        // looking thousands of them up by name would be quadratic.
+        let named = q.sql.contains('$');
+        for (i, a) in q.args.iter().enumerate() {
+            let idx = if named {
+                match st.parameter_index(&format!("${}", i + 1))? {
+                    Some(idx) => idx,
+                    // Bound but unused by this statement.
+                    None => continue,
+                }
+            } else {
+                i + 1
+            };
+            match a {
+                Arg::I64(v) => st.raw_bind_parameter(idx, v)?,
+                Arg::Text(v) => st.raw_bind_parameter(idx, v.as_str())?,
+                Arg::Uuid(v) => st.raw_bind_parameter(idx, &v.as_bytes()[..])?,
+                Arg::OptText(v) => st.raw_bind_parameter(idx, v.as_deref())?,
+                Arg::OptUuid(v) => {
+                    st.raw_bind_parameter(idx, v.as_ref().map(|u| &u.as_bytes()[..]))?
+                }
+            }
+        }
+        Ok(st)
+    }
+
+    fn exec_now(&mut self, q: &Q) -> Result<u64, StoreError> {
+        let mut st = Self::prepare_bound(self.0, q)?;
+        Ok(st.raw_execute()? as u64)
+    }
+
+    fn rows_now(&mut self, q: &Q) -> Result<Vec<Row>, StoreError> {
+        let mut st = Self::prepare_bound(self.0, q)?;
+        let n = st.column_count();
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut v = Vec::with_capacity(n);
+            for i in 0..n {
+                v.push(r.get::<_, rusqlite::types::Value>(i)?);
+            }
+            out.push(Row::Lite(v));
+        }
+        Ok(out)
+    }
+}
+
+impl Db for Lite<'_> {
+    const SQLITE: bool = true;
+    const LOCK: &'static str = "";
+    const UUID: &'static str = "blob";
+
+    fn exec<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<u64, StoreError>> {
+        let r = self.exec_now(&q);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn rows<'a>(&'a mut self, q: Q) -> BoxFut<'a, Result<Vec<Row>, StoreError>> {
+        let r = self.rows_now(&q);
+        Box::pin(std::future::ready(r))
+    }
+}
+
+/// Drives a body whose every await is already complete (a body over
+/// [`Lite`]) to its end on the current thread.
+pub(crate) fn run_ready<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, StoreError>>,
+{
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => r,
+        // Only a body that awaited something other than `Lite` gets here.
+        Poll::Pending => Err(StoreError::Other(
+            "a SQLite writer body waited on something outside the database".into(),
+        )),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            rusqlite::Error::SqliteFailure(f, msg) => {
+                let text = msg.clone().unwrap_or_else(|| f.to_string());
+                match f.code {
+                    C::ConstraintViolation => StoreError::Conflict(text),
+                    C::DatabaseBusy | C::DatabaseLocked => StoreError::Unavailable(text),
+                    C::DiskFull | C::SystemIoFailure | C::CannotOpen => {
+                        StoreError::Unavailable(text)
+                    }
+                    _ => StoreError::Other(text),
+                }
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
