@@ -509,29 +509,66 @@ pub(crate) async fn identify_tx<D: Db>(
         ),
         None => (0, 0, f.last_active_at.max(now)),
     };
-    let dn = display_name(&first, &last, &email, &phone);
-    let nk = name_key(&first, &last, &company);
-    db.exec(
-        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
-           own_ltv_cents = own_ltv_cents + $8, ltv_cents = ltv_cents + $8, own_order_count = own_order_count + $9,
-           order_count = order_count + $9, last_active_at = $10, display_name = $11, name_lc = $12, name_key = $13,
-           updated_at = $14 where org_id = $1 and id = $2")
-        .bind(org)
-        .bind(root)
-        .bind(first)
-        .bind(last)
-        .bind(company)
-        .bind(email)
-        .bind(phone)
-        .bind(revenue)
-        .bind(orders)
-        .bind(active)
-        .bind(dn.clone())
-        .bind(dn.to_lowercase())
-        .bind(nk)
-        .bind(now),
-    )
-    .await?;
+    // Only the columns that change: SQLite rewrites the entries of every
+    // index on a column an UPDATE sets, even to the same value, and the
+    // profile indexes (name, name key, LTV, last active) are most of the
+    // cost of an event that only attaches.
+    let mut set = vec!["updated_at = $3".to_string()];
+    let mut query = q(String::new()).bind(org).bind(root).bind(now);
+    let mut n = 3;
+    let mut col = |set: &mut Vec<String>, expr: &str| {
+        n += 1;
+        set.push(expr.replace("$N", &format!("${n}")));
+    };
+    if (&first, &last, &company, &email, &phone)
+        != (
+            &f.first_name,
+            &f.last_name,
+            &f.company,
+            &f.primary_email,
+            &f.primary_phone,
+        )
+        || matches!(p.decision, Decision::Create | Decision::Merge { .. })
+    {
+        let dn = display_name(&first, &last, &email, &phone);
+        let nk = name_key(&first, &last, &company);
+        for (expr, v) in [
+            ("first_name = $N", first),
+            ("last_name = $N", last),
+            ("company = $N", company),
+            ("primary_email = $N", email),
+            ("primary_phone = $N", phone),
+            ("name_lc = $N", dn.to_lowercase()),
+            ("display_name = $N", dn),
+            ("name_key = $N", nk),
+        ] {
+            col(&mut set, expr);
+            query = query.bind(v);
+        }
+    }
+    if revenue != 0 {
+        col(
+            &mut set,
+            "own_ltv_cents = own_ltv_cents + $N, ltv_cents = ltv_cents + $N",
+        );
+        query = query.bind(revenue);
+    }
+    if orders != 0 {
+        col(
+            &mut set,
+            "own_order_count = own_order_count + $N, order_count = order_count + $N",
+        );
+        query = query.bind(orders);
+    }
+    if active != f.last_active_at {
+        col(&mut set, "last_active_at = $N");
+        query = query.bind(active);
+    }
+    query.sql = format!(
+        "update profiles set {} where org_id = $1 and id = $2",
+        set.join(", ")
+    );
+    db.exec(query).await?;
     if let Some(e) = &input.event {
         db.exec(
             q("insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
@@ -744,13 +781,16 @@ pub(crate) async fn unmerge_tx<D: Db>(
         .bind(absorbed_id),
     )
     .await?;
+    // Every row of the subtree still carries the cluster's root: the root
+    // index finds them (there is no index on profile_id).
     for table in ["identity_links", "timeline"] {
         db.exec(
             q(format!(
-                "update {table} set root_id = $2 where org_id = $1 and profile_id in ({subtree})"
+                "update {table} set root_id = $2 where org_id = $1 and root_id = $3 and profile_id in ({subtree})"
             ))
             .bind(org)
-            .bind(absorbed_id),
+            .bind(absorbed_id)
+            .bind(root),
         )
         .await?;
     }

@@ -73,7 +73,7 @@ impl From<Option<Uuid>> for Arg {
 /// A statement and its arguments, bound in order (`$1`, `$2`, … or `?`).
 #[derive(Debug, Clone)]
 pub(crate) struct Q {
-    sql: String,
+    pub(crate) sql: String,
     args: Vec<Arg>,
 }
 
