@@ -23,6 +23,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "identity",
         sql: include_str!("../migrations/sqlite/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "imports",
+        sql: include_str!("../migrations/sqlite/0003_imports.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -35,6 +40,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "identity",
         sql: include_str!("../migrations/postgres/0002_identity.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "imports",
+        sql: include_str!("../migrations/postgres/0003_imports.sql"),
     },
 ];
 
