@@ -201,6 +201,8 @@ async fn tenant_b_never_reaches_tenant_a() {
     let fill = |p: &str| {
         p.replace("{user_id}", &a_member.id.to_string())
             .replace("{key_id}", &a_key.id.to_string())
+            .replace("{profile_id}", &a_profile.to_string())
+            .replace("{merge_id}", &a_merge.to_string())
     };
     let classes = classification();
     let mut checked = 0;
@@ -221,6 +223,9 @@ async fn tenant_b_never_reaches_tenant_a() {
                 // (Inviting an existing account by email is legitimate; it must not be the id under test.)
                 ("POST", "/api/v1/members") => {
                     serde_json::json!({"email": "owner@canary-a.example", "role": "member"})
+                }
+                ("POST", "/api/v1/profiles/{profile_id}/merge") => {
+                    serde_json::json!({"other_profile_id": a_profile})
                 }
                 _ => serde_json::json!({"role": "member"}),
             };
