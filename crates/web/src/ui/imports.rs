@@ -371,6 +371,9 @@ fn progress_json(r: &ImportRecord) -> String {
         "merged": t.merged,
         "unchanged": t.unchanged,
         "rejected": t.rejected,
+        "absorbed": t.absorbed,
+        "linked": t.linked,
+        "dropped": t.dropped,
     })
     .to_string()
 }

@@ -617,6 +617,23 @@ async fn an_interrupted_import_resumes_on_reupload() {
     let res = upload_api(&app, &key, "", "text/csv", CONTACTS.as_bytes()).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
+    // Its page follows it: live with JavaScript (the event stream), and
+    // refreshing itself without.
+    let html = app
+        .get(&format!("/customers/imports/{}", dead.id), &b.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!(
+        "data-import-events=\"/customers/imports/{}/events\"",
+        dead.id
+    )));
+    assert!(html.contains("<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>"));
+    assert!(
+        html.contains("/assets/import."),
+        "the page loads its script"
+    );
     // The sweep (at start-up and every half minute) finds it silent for a minute.
     assert_eq!(bos_web::import::jobs::sweep(&app.state).await.unwrap(), 0);
     app.clock.advance_ms(bos_web::import::jobs::STALE_MS + 1);
