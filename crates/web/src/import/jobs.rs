@@ -107,6 +107,26 @@ impl ImportJobs {
 }
 
 impl ImportJobs {
+    /// Deletes every spool file: for start-up, before any import runs here.
+    pub fn clean_spool(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.spool_dir) else {
+            return;
+        };
+        let mut removed = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("bos-import-") && name.ends_with(".csv") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!(file = %name, error = %e, "cannot remove a stale import spool file"),
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(files = removed, "removed import uploads a stopped server left behind");
+        }
+    }
+
     /// At shutdown: marks this process's unfinished imports `interrupted`
     /// at once (rather than when the sweep notices), so their pages say how
     /// to resume. Their tasks stop at their next batch.
@@ -144,8 +164,12 @@ pub async fn sweep(st: &AppState) -> Result<u64, bos_store::StoreError> {
     Ok(n)
 }
 
-/// Sweeps now, then every [`SWEEP`] until the process ends.
+/// At start-up: deletes the spool files a stopped server left behind
+/// (their imports are interrupted; a re-upload brings the file again), then
+/// sweeps now and every [`SWEEP`] until the process ends. The spool
+/// directory belongs to this server (it is under its data directory).
 pub fn start_sweeper(st: AppState) -> tokio::task::JoinHandle<()> {
+    st.imports.clean_spool();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP);
         loop {

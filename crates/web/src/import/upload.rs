@@ -61,10 +61,7 @@ where
     while let Some(chunk) = body.next().await {
         let res = match chunk {
             Ok(c) => spool.push(&c),
-            Err(e) => Err(cut_or_too_large(
-                &e.to_string(),
-                st.config.import_limit_bytes,
-            )),
+            Err(e) => Err(UploadError::Cut(e.to_string())),
         };
         if let Err(e) = res {
             spool.abandon();
@@ -103,15 +100,4 @@ where
     tracing::info!(org = %org, import = %rec.id, rows = rec.total_rows, bytes = file.bytes, "import queued");
     st.imports.spawn(st.clone(), rec.clone(), file);
     Ok(rec)
-}
-
-/// A body stream error: axum reports its length limit as one.
-fn cut_or_too_large(msg: &str, limit: u64) -> UploadError {
-    if msg.contains("length limit") {
-        UploadError::TooLarge {
-            limit_mib: limit.div_ceil(1 << 20),
-        }
-    } else {
-        UploadError::Cut(msg.to_string())
-    }
 }
