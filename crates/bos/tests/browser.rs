@@ -365,6 +365,9 @@ async fn import_flow(
     shots.save(&c, "00-refused-file").await?;
 
     let form = wait_css(&c, "#import-form").await?;
+    let source = form.find(Locator::Css("input[name=source]")).await?;
+    source.clear().await?;
+    source.send_keys("crm-export").await?;
     form.find(Locator::Css("input[type=file]"))
         .await?
         .send_keys(&file.display().to_string())
@@ -479,7 +482,7 @@ async fn import_flow(
     c.goto(&format!("{base}/customers/import")).await?;
     let row = wait_css(&c, "#imports tbody tr").await?.text().await?;
     ensure!(
-        row.contains("contacts.csv") && row.contains("Done"),
+        row.contains("contacts.csv") && row.contains("Done") && row.contains("crm-export"),
         "{row}"
     );
     shots.save(&c, "05-imports-list").await?;

@@ -84,6 +84,10 @@ impl ImportJobs {
     /// Starts importing the spooled file of `rec` (a `queued` row).
     pub(crate) fn spawn(&self, st: AppState, rec: ImportRecord, file: Spooled) {
         let (tx, rx) = watch::channel(0u64);
+        // The supervising task keeps the sender too, so followers see the
+        // channel close only once the row is final, even after a panic.
+        let tx = std::sync::Arc::new(tx);
+        let keep = tx.clone();
         self.map().insert(rec.id, (rec.org_id, rx));
         let (org, id) = (rec.org_id, rec.id);
         tokio::spawn(async move {
@@ -102,6 +106,7 @@ impl ImportJobs {
                     .await;
             }
             st.imports.map().remove(&id);
+            drop(keep);
         });
     }
 }
@@ -118,12 +123,17 @@ impl ImportJobs {
             if name.starts_with("bos-import-") && name.ends_with(".csv") {
                 match std::fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
-                    Err(e) => tracing::warn!(file = %name, error = %e, "cannot remove a stale import spool file"),
+                    Err(e) => {
+                        tracing::warn!(file = %name, error = %e, "cannot remove a stale import spool file")
+                    }
                 }
             }
         }
         if removed > 0 {
-            tracing::info!(files = removed, "removed import uploads a stopped server left behind");
+            tracing::info!(
+                files = removed,
+                "removed import uploads a stopped server left behind"
+            );
         }
     }
 
@@ -188,7 +198,12 @@ pub fn batch_for(rows: u64) -> usize {
     (rows / 20).clamp(1_000, DEFAULT_BATCH as u64) as usize
 }
 
-async fn run(st: AppState, rec: ImportRecord, file: Spooled, tx: watch::Sender<u64>) {
+async fn run(
+    st: AppState,
+    rec: ImportRecord,
+    file: Spooled,
+    tx: std::sync::Arc<watch::Sender<u64>>,
+) {
     let (org, id) = (rec.org_id, rec.id);
     let result = drive(&st, &rec, &file, &tx).await;
     file.remove();

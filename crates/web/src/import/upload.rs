@@ -59,6 +59,8 @@ where
         st.config.import_limit_bytes,
     )?;
     while let Some(chunk) = body.next().await {
+        // A chunk is small and its write lands in the page cache: inline,
+        // not worth a trip to the blocking pool.
         let res = match chunk {
             Ok(c) => spool.push(&c),
             Err(e) => Err(UploadError::Cut(e.to_string())),
