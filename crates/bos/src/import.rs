@@ -340,6 +340,72 @@ pub fn render(s: &Summary) -> String {
 mod tests {
     use super::*;
 
+    /// The command's import on a real file and store: counts, rejected and
+    /// ignored columns as the summary prints them, a second run unchanged,
+    /// and the errors worded with the file's path.
+    #[tokio::test]
+    async fn imports_a_file_and_words_its_errors() {
+        let db = bos_store::testing::TestDb::new().await.unwrap();
+        let org = db
+            .store
+            .create_org(
+                &bos_core::OrgName::parse("Acme").unwrap(),
+                &bos_core::Slug::parse("acme").unwrap(),
+                1,
+            )
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("bos-cli-import-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.csv");
+        std::fs::write(
+            &file,
+            "email,phone,first_name,notes\nann@example.com,(415) 555-2671,Ann,x\nbad,12,,\n,+14155552671,,\n",
+        )
+        .unwrap();
+        let opts = Options {
+            source: "import".into(),
+            batch: 1,
+            progress: false,
+        };
+        let s = import_file(&db.store, &org, &file, &opts, 5).await.unwrap();
+        assert_eq!((s.rows, s.created, s.attached, s.replayed), (3, 1, 1, 0));
+        assert_eq!(s.rejected.len(), 1);
+        assert_eq!(s.rejected[0].line, 3);
+        assert_eq!(s.ignored_columns, vec!["notes".to_string()]);
+        let text = render(&s);
+        assert!(
+            text.contains("  rejected   1  not imported (reasons below)"),
+            "{text}"
+        );
+        assert!(text.contains("Ignored columns: notes"), "{text}");
+        let again = import_file(&db.store, &org, &file, &opts, 6).await.unwrap();
+        assert_eq!((again.created, again.replayed), (0, 2));
+
+        std::fs::write(&file, "name\nAnn\n").unwrap();
+        let e = import_file(&db.store, &org, &file, &opts, 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}: no identifier column", file.display())),
+            "{e}"
+        );
+        std::fs::write(&file, "email\n").unwrap();
+        let e = import_file(&db.store, &org, &file, &opts, 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} has a header row but no contacts under it",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn thousands() {
         assert_eq!(n(0), "0");
