@@ -25,6 +25,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "session_idle_minutes", env: "BOS_SESSION_IDLE_MINUTES", default: "480", secret: false, help: "A session ends after this long without requests." },
     OptionSpec { key: "session_absolute_hours", env: "BOS_SESSION_ABSOLUTE_HOURS", default: "168", secret: false, help: "A session ends this long after sign-in, whatever the activity." },
     OptionSpec { key: "body_limit_kb", env: "BOS_BODY_LIMIT_KB", default: "1024", secret: false, help: "Largest accepted request body in KiB (413 above)." },
+    OptionSpec { key: "import_limit_mb", env: "BOS_IMPORT_LIMIT_MB", default: "200", secret: false, help: "Largest contacts file accepted by an import upload (UI and API), in MiB (413 above). Uploads wait in <data_dir>/imports while they are imported." },
     OptionSpec { key: "db_max_connections", env: "BOS_DB_MAX_CONNECTIONS", default: "8", secret: false, help: "Read pool size on SQLite; pool size on PostgreSQL." },
     OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
     OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
@@ -108,6 +109,7 @@ impl Config {
             "session_idle_minutes",
             "session_absolute_hours",
             "body_limit_kb",
+            "import_limit_mb",
             "db_max_connections",
         ] {
             self.num(k)?;
@@ -177,6 +179,8 @@ impl Config {
             session_idle_ms: self.num("session_idle_minutes")? * 60_000,
             session_absolute_ms: self.num("session_absolute_hours")? * 3_600_000,
             body_limit_bytes: self.num("body_limit_kb")? as usize * 1024,
+            import_limit_bytes: self.num("import_limit_mb")? as u64 * 1024 * 1024,
+            import_dir: Path::new(self.get("data_dir")).join("imports"),
         })
     }
 

@@ -1,26 +1,25 @@
 //! `bos import FILE --org SLUG`: backfill contacts from a CSV file through
-//! the same identity rules as live events (SPEC ID9).
+//! the same identity rules as live events (SPEC ID9), with a progress bar
+//! and a summary.
 //!
-//! The file is read and mapped on a thread of its own (CSV parsing and
-//! phone normalization are CPU work) while the store resolves the previous
-//! batch, so the two overlap on a two-core machine. Each batch is one
-//! transaction: an interrupted import keeps every finished batch, and
-//! running the same command again skips the rows already imported (their
-//! idempotency key is the file's digest and the line number).
+//! The driver (reading on a thread of its own, batching, the idempotency
+//! key from the file's digest) lives in `bos_web::import::driver`, shared
+//! with uploads in the UI and the API; this module opens the file, moves
+//! the bar between batches and prints the summary. Running the same command
+//! again skips the rows already imported, so an interrupted import resumes.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bos_core::identity::import::{HeaderError, HeaderMap, Rejection};
-use bos_core::identity::IdentityRules;
-use bos_store::identity::Traits;
-use bos_store::import::{ImportCounts, ImportRow, ImportSource};
+use bos_core::identity::import::Rejection;
+use bos_store::import::{ImportCounts, ImportSource};
 use bos_store::Store;
+use bos_web::import::driver::{self, ImportError, Importer};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+pub use bos_web::import::driver::{Warning, DEFAULT_BATCH};
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -43,23 +42,11 @@ pub struct ImportArgs {
     pub batch: usize,
 }
 
-/// Rows per transaction. Measured with `bos bench import`: 5,000 pays
-/// for a commit (WAL write, fsync, checkpoint) too often; past 20,000 the
-/// gain is within noise while memory and the work lost to an interruption grow.
-pub const DEFAULT_BATCH: usize = 20_000;
-
 /// How an import runs.
 pub struct Options {
     pub source: String,
     pub batch: usize,
     pub progress: bool,
-}
-
-/// A value left out of an imported row.
-#[derive(Debug, Clone, Serialize)]
-pub struct Warning {
-    pub line: u64,
-    pub message: String,
 }
 
 /// What `bos import` reports.
@@ -90,15 +77,7 @@ pub struct Summary {
 const LISTED: usize = 20;
 
 pub async fn run(cfg: Option<&PathBuf>, a: ImportArgs) -> Result<()> {
-    let source = a.source.trim().to_string();
-    if source.is_empty()
-        || source.len() > 64
-        || !source
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
-        bail!("--source must be 1-64 letters, digits, '_', '-' or '.', e.g. hubspot-export");
-    }
+    let source = driver::check_source(&a.source).map_err(|e| anyhow!("--source {e}"))?;
     if a.batch == 0 || a.batch > 100_000 {
         bail!("--batch must be between 1 and 100000 rows");
     }
@@ -139,30 +118,8 @@ fn check_file(path: &Path) -> Result<u64> {
 
 /// Hex SHA-256 of the file: with a line number, the idempotency key of a row.
 pub fn file_digest(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// One batch as the reader thread hands it over.
-struct Batch {
-    rows: Vec<ImportRow>,
-    rejected: Vec<Rejection>,
-    warnings: Vec<Warning>,
-    /// Data rows read for this batch, good or not.
-    read: u64,
-    /// Byte offset reached in the file (for the progress bar).
-    pos: u64,
-    last_line: u64,
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    driver::digest_of(f).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Imports `path` into `org`: the CLI command and `bos bench import` both
@@ -177,28 +134,8 @@ pub async fn import_file(
     let started = Instant::now();
     let size = check_file(path)?;
     let digest = file_digest(path)?;
-    let rules = store.identity_rules(org.id).await?;
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        // Rows with the wrong number of cells are rejected one by one (with
-        // their line), not as an error for the whole file.
-        .flexible(true)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
-    let headers: Vec<String> = reader
-        .byte_headers()
-        .with_context(|| format!("cannot read the header row of {}", path.display()))?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
-        .collect();
-    let map = HeaderMap::new(&headers).map_err(|e| match e {
-        HeaderError::Empty => anyhow!(
-            "{} has no header row: the first line names the columns, e.g. email,phone,first_name,last_name",
-            path.display()
-        ),
-        e => anyhow!("{}: {e}", path.display()),
-    })?;
     let src = ImportSource {
         source: opts.source.clone(),
         file_name: path
@@ -207,13 +144,19 @@ pub async fn import_file(
             .unwrap_or_else(|| path.display().to_string()),
         file_hash: digest,
     };
-
-    // Two batches in flight at most: one being resolved, one being read.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(1);
-    let batch = opts.batch;
-    let reader_rules = rules.clone();
-    let reader_thread =
-        std::thread::spawn(move || read_batches(reader, map, reader_rules, batch, tx));
+    let mut importer = Importer::start(store, org.id, file, src, opts.batch)
+        .await
+        .map_err(|e| match e {
+            ImportError::Header(e) => anyhow::Error::new(e)
+                .context(format!("cannot read the header row of {}", path.display())),
+            ImportError::NoHeader => anyhow!(
+                "{} has no header row: the first line names the columns, e.g. email,phone,first_name,last_name",
+                path.display()
+            ),
+            ImportError::Columns(e) => anyhow!("{}: {e}", path.display()),
+            e => anyhow!(e),
+        })?;
+    let ignored_columns = importer.ignored_columns().to_vec();
 
     let pb = if opts.progress {
         ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr())
@@ -229,43 +172,39 @@ pub async fn import_file(
     pb.enable_steady_tick(Duration::from_millis(200));
 
     let mut total = ImportCounts::default();
-    let mut rows = 0u64;
     let mut rejected = Vec::new();
     let mut warnings = Vec::new();
     let mut failure = None;
-    while let Some(b) = rx.recv().await {
-        let b = match b {
-            Ok(b) => b,
+    while let Some(step) = importer.step(now).await {
+        let step = match step {
+            Ok(s) => s,
+            Err(ImportError::Batch {
+                first_line,
+                last_line,
+                source,
+            }) => {
+                failure = Some(anyhow!(source).context(format!(
+                    "the import stopped in the batch of lines {first_line}–{last_line}; every earlier batch is saved, \
+                     and running the same command again continues where it stopped"
+                )));
+                break;
+            }
             Err(e) => {
-                failure = Some(e);
+                failure = Some(anyhow!(e));
                 break;
             }
         };
-        rows += b.read;
-        rejected.extend(b.rejected);
-        warnings.extend(b.warnings);
-        if !b.rows.is_empty() {
-            let first_line = b.rows[0].line;
-            match store.import_rows(org.id, &rules, b.rows, &src, now).await {
-                Ok(c) => total.add(c),
-                Err(e) => {
-                    failure = Some(anyhow!(e).context(format!(
-                        "the import stopped in the batch of lines {first_line}–{}; every earlier batch is saved, \
-                         and running the same command again continues where it stopped",
-                        b.last_line
-                    )));
-                    break;
-                }
-            }
-        }
-        pb.set_position(b.pos);
+        rejected.extend(step.rejected);
+        warnings.extend(step.warnings);
+        total.add(step.counts);
+        pb.set_position(step.pos);
         let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let rows = importer.rows();
         pb.set_message(format!("{rows} rows · {:.0} rows/s", rows as f64 / secs));
     }
-    // Dropping the receiver stops the reader at its next send.
-    drop(rx);
+    let rows = importer.rows();
+    importer.finish();
     pb.finish_and_clear();
-    let _ = reader_thread.join();
     if let Some(e) = failure {
         return Err(e);
     }
@@ -275,8 +214,7 @@ pub async fn import_file(
             path.display()
         );
     }
-    rejected.append(&mut total.rejected);
-    rejected.sort_by_key(|r| r.line);
+    rejected.sort_by_key(|r: &Rejection| r.line);
     let elapsed = started.elapsed().as_secs_f64();
     Ok(Summary {
         file: path.display().to_string(),
@@ -291,96 +229,10 @@ pub async fn import_file(
         dropped: total.dropped,
         rejected,
         warnings,
-        ignored_columns: unknown_columns(&headers),
+        ignored_columns,
         elapsed_s: (elapsed * 1000.0).round() / 1000.0,
         rows_per_s: (rows as f64 / elapsed.max(1e-9)).round(),
     })
-}
-
-fn unknown_columns(headers: &[String]) -> Vec<String> {
-    HeaderMap::new(headers)
-        .map(|m| m.unknown)
-        .unwrap_or_default()
-}
-
-/// The reader thread: CSV records → mapped rows, in batches.
-fn read_batches<R: Read>(
-    mut reader: csv::Reader<R>,
-    map: HeaderMap,
-    rules: IdentityRules,
-    batch: usize,
-    tx: tokio::sync::mpsc::Sender<Result<Batch>>,
-) {
-    let new_batch = || Batch {
-        rows: Vec::with_capacity(batch),
-        rejected: Vec::new(),
-        warnings: Vec::new(),
-        read: 0,
-        pos: 0,
-        last_line: 0,
-    };
-    let mut b = new_batch();
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(anyhow!("cannot read the file: {e}")));
-                return;
-            }
-        }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        b.read += 1;
-        b.last_line = line;
-        b.pos = rec.position().map(|p| p.byte()).unwrap_or(0);
-        let mut cells: Vec<&str> = Vec::with_capacity(map.columns.len());
-        let mut utf8 = true;
-        for f in rec.iter() {
-            match std::str::from_utf8(f) {
-                Ok(s) => cells.push(s),
-                Err(_) => {
-                    utf8 = false;
-                    break;
-                }
-            }
-        }
-        if !utf8 {
-            b.rejected.push(Rejection {
-                line,
-                reason: "not valid UTF-8 text (save the file as CSV UTF-8)".into(),
-            });
-        } else {
-            match map.map_row(line, &cells, &rules) {
-                Ok(m) => {
-                    b.warnings.extend(
-                        m.warnings
-                            .into_iter()
-                            .map(|message| Warning { line, message }),
-                    );
-                    b.rows.push(ImportRow {
-                        line,
-                        identifiers: m.identifiers,
-                        traits: Traits {
-                            first_name: m.first_name,
-                            last_name: m.last_name,
-                            company: m.company,
-                        },
-                    });
-                }
-                Err(r) => b.rejected.push(r),
-            }
-        }
-        if b.read as usize >= batch {
-            let full = std::mem::replace(&mut b, new_batch());
-            if tx.blocking_send(Ok(full)).is_err() {
-                return;
-            }
-        }
-    }
-    if b.read > 0 {
-        let _ = tx.blocking_send(Ok(b));
-    }
 }
 
 /// Thousands separators for the text summary.
@@ -487,6 +339,72 @@ pub fn render(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command's import on a real file and store: counts, rejected and
+    /// ignored columns as the summary prints them, a second run unchanged,
+    /// and the errors worded with the file's path.
+    #[tokio::test]
+    async fn imports_a_file_and_words_its_errors() {
+        let db = bos_store::testing::TestDb::new().await.unwrap();
+        let org = db
+            .store
+            .create_org(
+                &bos_core::OrgName::parse("Acme").unwrap(),
+                &bos_core::Slug::parse("acme").unwrap(),
+                1,
+            )
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("bos-cli-import-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.csv");
+        std::fs::write(
+            &file,
+            "email,phone,first_name,notes\nann@example.com,(415) 555-2671,Ann,x\nbad,12,,\n,+14155552671,,\n",
+        )
+        .unwrap();
+        let opts = Options {
+            source: "import".into(),
+            batch: 1,
+            progress: false,
+        };
+        let s = import_file(&db.store, &org, &file, &opts, 5).await.unwrap();
+        assert_eq!((s.rows, s.created, s.attached, s.replayed), (3, 1, 1, 0));
+        assert_eq!(s.rejected.len(), 1);
+        assert_eq!(s.rejected[0].line, 3);
+        assert_eq!(s.ignored_columns, vec!["notes".to_string()]);
+        let text = render(&s);
+        assert!(
+            text.contains("  rejected   1  not imported (reasons below)"),
+            "{text}"
+        );
+        assert!(text.contains("Ignored columns: notes"), "{text}");
+        let again = import_file(&db.store, &org, &file, &opts, 6).await.unwrap();
+        assert_eq!((again.created, again.replayed), (0, 2));
+
+        std::fs::write(&file, "name\nAnn\n").unwrap();
+        let e = import_file(&db.store, &org, &file, &opts, 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}: no identifier column", file.display())),
+            "{e}"
+        );
+        std::fs::write(&file, "email\n").unwrap();
+        let e = import_file(&db.store, &org, &file, &opts, 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} has a header row but no contacts under it",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn thousands() {

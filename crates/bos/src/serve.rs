@@ -1,5 +1,6 @@
-//! `bos serve`: logging, the HTTP server, background housekeeping and a
-//! graceful shutdown that lets in-flight requests finish.
+//! `bos serve`: logging, the HTTP server, background housekeeping (expired
+//! sessions, interrupted imports) and a graceful shutdown that lets
+//! in-flight requests finish.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
@@ -54,6 +55,9 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     let web = c.web()?;
     let idle_ms = web.session_idle_ms;
     let state = AppState::new(store.clone(), Arc::new(SystemClock), web);
+    // Imports a crashed server left running become `interrupted` (their
+    // page says how to resume); the sweep runs now and every half minute.
+    let sweeper = bos_web::import::jobs::start_sweeper(state.clone());
     let listener = tokio::net::TcpListener::bind(c.listen())
         .await
         .with_context(|| {
@@ -89,11 +93,13 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
             }
         }
     });
-    axum::serve(listener, bos_web::app(state))
+    axum::serve(listener, bos_web::app(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    state.imports.interrupt_running(&state).await;
     purge.abort();
+    sweeper.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -276,6 +276,219 @@ async fn god_view_flow(c: Client, base: String, shots: Screenshots) -> anyhow::R
     Ok(())
 }
 
+/// Customers → Import: the owner uploads a contacts file with one bad row,
+/// watches the progress bar (moved by `import.js` over Server-Sent Events)
+/// reach done, reads the summary — counts and the rejected line with its
+/// reason — and opens one of the imported customers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
+async fn owner_uploads_contacts_and_watches_the_import() -> anyhow::Result<()> {
+    let shots = Screenshots::new("import")?;
+    let (_db, base, _port) = start_server().await?;
+    // Enough rows for the import to run over several batches while the
+    // page follows it; line 3 has nothing usable.
+    let dir = std::env::temp_dir().join(format!("bos-browser-csv-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("contacts.csv");
+    let mut csv = String::from("email,phone,first_name,last_name\n");
+    csv.push_str("maria@example.com,(415) 555-0142,Maria,Lopez\n");
+    csv.push_str("not-an-email,12,Nobody,\n");
+    for i in 0..30_000 {
+        csv.push_str(&format!("c{i}@example.com,,Customer,N{i}\n"));
+    }
+    std::fs::write(&file, csv)?;
+    std::fs::write(dir.join("names.csv"), "name,company\nAnn Lee,Acme\n")?;
+    let mut driver = Chromedriver::start(&shots.dir)?;
+    driver.wait_ready().await?;
+    let client = driver.connect().await?;
+    let flow = tokio::spawn(import_flow(client.clone(), base, file, shots));
+    let outcome = flow.await;
+    let closed = client.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        Ok(result) => result?,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    closed.context("closing the WebDriver session")?;
+    Ok(())
+}
+
+async fn import_flow(
+    c: Client,
+    base: String,
+    file: PathBuf,
+    shots: Screenshots,
+) -> anyhow::Result<()> {
+    c.set_window_size(1440, 900).await?;
+    c.goto(&format!("{base}/login")).await?;
+    wait_css(&c, "input[name=email]")
+        .await?
+        .send_keys(EMAIL)
+        .await?;
+    c.find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    wait_xpath(&c, "//h1[normalize-space()='Overview']").await?;
+
+    c.find(Locator::Css("nav.sidenav a[href='/customers']"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#import-link").await?.click().await?;
+
+    // A file without any identifier column is refused, saying which
+    // headers would do.
+    let form = wait_css(&c, "#import-form")
+        .await
+        .context("an owner sees the upload form")?;
+    let names = file.with_file_name("names.csv");
+    form.find(Locator::Css("input[type=file]"))
+        .await?
+        .send_keys(&names.display().to_string())
+        .await?;
+    form.find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let error = wait_css(&c, "#import-error")
+        .await
+        .context("a refused file is explained on the form")?
+        .text()
+        .await?;
+    ensure!(
+        error.contains("No identifier column among the headers (name, company)")
+            && error.contains("phone"),
+        "the error lists the accepted headers: {error}"
+    );
+    shots.save(&c, "00-refused-file").await?;
+
+    let form = wait_css(&c, "#import-form").await?;
+    let source = form.find(Locator::Css("input[name=source]")).await?;
+    source.clear().await?;
+    source.send_keys("crm-export").await?;
+    form.find(Locator::Css("input[type=file]"))
+        .await?
+        .send_keys(&file.display().to_string())
+        .await?;
+    shots.save(&c, "01-upload-form").await?;
+    form.find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+
+    // The import's own page: a progress bar that moves without a reload
+    // while the rows go through, then the summary.
+    wait_css(&c, "#import-progress")
+        .await
+        .context("the upload should land on the import's page")?;
+    let mut seen_running = false;
+    let mut values = Vec::new();
+    // The import may take a while in a debug build; the page must get
+    // there by itself (import.js reloads it when the stream says done).
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        // The page reloads itself at the end: an element may vanish
+        // between two calls, which only means "look again".
+        let status = match c.find(Locator::Css("#import")).await {
+            Ok(e) => e
+                .attr("data-status")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if matches!(status.as_str(), "done" | "failed" | "interrupted") {
+            break status;
+        }
+        if status == "running" {
+            if let Ok(v) = c
+                .execute(
+                    "return document.querySelector('#import-progress').value",
+                    vec![],
+                )
+                .await
+            {
+                values.push(v.as_f64().unwrap_or(0.0));
+            }
+            if !seen_running && values.iter().any(|v| *v > 0.0) {
+                seen_running = true;
+                shots.save(&c, "02-import-running").await?;
+            }
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the import did not finish in time (status {status}, bar {values:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    ensure!(status == "done", "the import ended {status}");
+    ensure!(
+        values.windows(2).all(|w| w[0] <= w[1]),
+        "the bar only moves forward: {values:?}"
+    );
+    let count = |id: &'static str| {
+        let c = c.clone();
+        async move {
+            anyhow::Ok(
+                c.find(Locator::Css(&format!("#count-{id}")))
+                    .await?
+                    .text()
+                    .await?,
+            )
+        }
+    };
+    ensure!(count("created").await? == "30,001", "created");
+    ensure!(count("rejected").await? == "1", "rejected");
+    ensure!(count("unchanged").await? == "0", "unchanged");
+    let rejected = wait_css(&c, "#rejected tr[data-line='3']")
+        .await
+        .context("the rejected row is listed by its line")?
+        .text()
+        .await?;
+    ensure!(
+        rejected.contains("not an e-mail address") && rejected.contains("no other identifier"),
+        "the reason is given: {rejected}"
+    );
+    shots.save(&c, "03-import-summary").await?;
+
+    // One of the imported customers, from the summary's links.
+    c.find(Locator::XPath(
+        "//ul[@id='import-customers']//a[contains(., 'Maria Lopez')]",
+    ))
+    .await
+    .context("the summary links the file's customers")?
+    .click()
+    .await?;
+    let timeline = wait_css(&c, "#timeline").await?.text().await?;
+    ensure!(
+        timeline.contains("Imported from contacts.csv, line 2"),
+        "the timeline says where she came from: {timeline}"
+    );
+    let badges = c
+        .find(Locator::Css("#identity-badges"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        badges.contains("Email") && badges.contains("Phone"),
+        "badges: {badges}"
+    );
+    shots.save(&c, "04-imported-customer").await?;
+
+    // Customers → Import lists it, done.
+    c.goto(&format!("{base}/customers/import")).await?;
+    let row = wait_css(&c, "#imports tbody tr").await?.text().await?;
+    ensure!(
+        row.contains("contacts.csv") && row.contains("Done") && row.contains("crm-export"),
+        "{row}"
+    );
+    shots.save(&c, "05-imports-list").await?;
+    Ok(())
+}
+
 /// The user journey itself. Every assertion returns an error rather than
 /// panicking, with enough context to tell which step broke.
 async fn flow(c: Client, base: String, port: u16, shots: Screenshots) -> anyhow::Result<()> {

@@ -15,8 +15,10 @@
 use crate::engine::{read, write, write_db};
 use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
+use bos_core::identity::phone_search::{looks_like_phone, prefix_upper_bound};
 use bos_core::identity::{
-    plan, Decision, Dropped, Identifier, IdentifierKind, IdentityRules, ProfileView,
+    phone_search, plan, Decision, Dropped, Identifier, IdentifierKind, IdentityRules, PhoneSearch,
+    ProfileView,
 };
 use serde::Serialize;
 use sqlx::Connection;
@@ -54,7 +56,7 @@ impl Profile {
 }
 
 /// The profile columns qualified by a table alias (`p.id, p.root_id, …`).
-fn profile_cols(alias: &str) -> String {
+pub(crate) fn profile_cols(alias: &str) -> String {
     PROFILE_COLS
         .split(", ")
         .map(|c| format!("{alias}.{c}"))
@@ -1128,35 +1130,49 @@ impl crate::Store {
         };
         let cols = profile_cols("p");
         let term = q.q.trim().to_lowercase();
-        let digits: String = term.chars().filter(|c| c.is_ascii_digit()).collect();
-        let mut sql =
-            format!("select {cols} from profiles p where p.org_id = $1 and p.merged_into is null");
         let mut binds: Vec<String> = Vec::new();
+        // A search by e-mail or phone reads ranges of the identity links'
+        // primary key and drives the query from the roots it finds (each
+        // looked up by the profiles' primary key), rather than walking every
+        // profile of the organization to test it against the links.
+        let mut roots: Option<String> = None;
+        let mut filter = String::new();
         if !term.is_empty() {
             if term.contains('@') {
-                sql.push_str(
-                    " and p.id in (select l.root_id from identity_links l where l.org_id = $1 and l.kind = 'email' \
-                     and l.value >= $2 and l.value < $3)",
+                roots = Some(
+                    "select distinct l.root_id from identity_links l where l.org_id = $1 and l.kind = 'email' \
+                     and l.value >= $2 and l.value < $3"
+                        .into(),
                 );
                 binds.push(term.clone());
                 binds.push(format!("{term}\u{10ffff}"));
-            } else if digits.len() >= 3
-                && term
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || " +-().".contains(c))
-            {
-                sql.push_str(
-                    " and p.id in (select l.root_id from identity_links l where l.org_id = $1 and l.kind = 'phone' \
-                     and (l.value like $2 or l.value like $3))",
-                );
-                binds.push(format!("+{digits}%"));
-                binds.push(format!("%{digits}"));
+            } else if looks_like_phone(&term) {
+                let region = self.identity_rules(org).await?.default_region;
+                let search = phone_search(&term, &region).unwrap_or(PhoneSearch {
+                    prefixes: Vec::new(),
+                    suffix: None,
+                });
+                match self.phone_roots(org, &search, &mut binds).await? {
+                    Some(r) => roots = Some(r),
+                    None => filter.push_str(" and 1 = 0"),
+                }
             } else {
-                sql.push_str(" and p.name_lc >= $2 and p.name_lc < $3");
+                filter.push_str(" and p.name_lc >= $2 and p.name_lc < $3");
                 binds.push(term.clone());
                 binds.push(format!("{term}\u{10ffff}"));
             }
         }
+        let mut sql = match roots {
+            // `cross join` makes SQLite's planner keep the roots as the
+            // outer loop; PostgreSQL plans it as the plain join it is.
+            Some(r) => format!(
+                "select {cols} from ({r}) m cross join profiles p \
+                 where p.org_id = $1 and p.id = m.root_id and p.merged_into is null{filter}"
+            ),
+            None => format!(
+                "select {cols} from profiles p where p.org_id = $1 and p.merged_into is null{filter}"
+            ),
+        };
         let after = q.after.clone();
         if after.is_some() {
             let (a, b) = (binds.len() + 2, binds.len() + 3);
@@ -1189,6 +1205,78 @@ impl crate::Store {
             }
             Ok(query.fetch_all(&mut *c).await?)
         })
+    }
+
+    /// The roots a phone search finds, as a subquery: the phones in the
+    /// search's E.164 prefix ranges, each a range of the links' primary key
+    /// (org_id, kind, value) — a few index seeks however many phones the
+    /// organization has. Only when no phone starts with the typed digits,
+    /// and they could be the end of a number, does it fall back to matching
+    /// the end of every phone (a scan). Binds are pushed to `binds`
+    /// (numbered from $2). `None` when nothing can match.
+    async fn phone_roots(
+        &self,
+        org: Uuid,
+        search: &PhoneSearch,
+        binds: &mut Vec<String>,
+    ) -> Result<Option<String>, StoreError> {
+        let ranges: Vec<(String, Option<String>)> = search
+            .prefixes
+            .iter()
+            .map(|p| (p.clone(), prefix_upper_bound(p)))
+            .collect();
+        let range_sql = |lo: usize, hi: Option<usize>| {
+            let upper = hi
+                .map(|h| format!(" and l.value < ${h}"))
+                .unwrap_or_default();
+            format!(
+                "select l.root_id from identity_links l where l.org_id = $1 and l.kind = 'phone' and l.value >= ${lo}{upper}"
+            )
+        };
+        let mut use_ranges = !ranges.is_empty();
+        if let (Some(_), true) = (&search.suffix, use_ranges) {
+            // Whether anything starts with the digits decides for every
+            // page alike (a cursor must not flip the meaning midway).
+            let mut any = false;
+            for (lo, hi) in &ranges {
+                let sql = format!("{} limit 1", range_sql(2, hi.as_ref().map(|_| 3)));
+                let (lo, hi) = (lo.clone(), hi.clone());
+                let found: Option<Uuid> = read!(self, |c| {
+                    let mut q = sqlx::query_scalar(&sql).bind(org).bind(&lo);
+                    if let Some(h) = &hi {
+                        q = q.bind(h);
+                    }
+                    Ok(q.fetch_optional(&mut *c).await?)
+                })?;
+                if found.is_some() {
+                    any = true;
+                    break;
+                }
+            }
+            use_ranges = any;
+        }
+        if use_ranges {
+            let mut parts = Vec::new();
+            for (lo, hi) in ranges {
+                let lo_n = binds.len() + 2;
+                binds.push(lo);
+                let hi_n = hi.map(|h| {
+                    binds.push(h);
+                    binds.len() + 1
+                });
+                parts.push(range_sql(lo_n, hi_n));
+            }
+            // `union` (not `all`): a customer with two phones in range is one row.
+            return Ok(Some(parts.join(" union ")));
+        }
+        Ok(search.suffix.as_ref().map(|digits| {
+            binds.push(format!("%{digits}"));
+            format!(
+                "select distinct l.root_id from identity_links l where l.org_id = $1 and l.kind = 'phone' \
+                 and l.value like ${}",
+                binds.len() + 1
+            )
+        }))
     }
 
     /// How many current profiles, counted up to `cap` (a list header needs

@@ -15,6 +15,8 @@ mod error;
 pub mod identity;
 /// Bulk import of contacts through the identity rules (ID9).
 pub mod import;
+/// Import runs from the UI and API: status, progress, summary (ID9).
+pub mod imports;
 mod migrate;
 mod sql;
 /// Organizations, users, memberships.

@@ -24,6 +24,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0002_identity.sql"),
     },
     Migration {
+        version: 3,
+        name: "imports",
+        sql: include_str!("../migrations/sqlite/0003_imports.sql"),
+    },
+    Migration {
         version: 5,
         name: "index diet",
         sql: include_str!("../migrations/sqlite/0005_index_diet.sql"),
@@ -40,6 +45,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "identity",
         sql: include_str!("../migrations/postgres/0002_identity.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "imports",
+        sql: include_str!("../migrations/postgres/0003_imports.sql"),
     },
     Migration {
         version: 5,

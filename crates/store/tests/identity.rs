@@ -625,3 +625,155 @@ async fn list_search_sort_timeline_pages_duplicates() {
         .unwrap();
     assert_eq!(ranged.len(), 10);
 }
+
+/// Phone search reads E.164 prefix ranges of the identity links' primary
+/// key, with the organization's default region for national input, and
+/// falls back to the end of the number only when nothing starts with the
+/// typed digits.
+#[tokio::test]
+async fn phone_search_by_prefix_ranges_with_the_default_region() {
+    let (db, us) = setup().await;
+    let s = &db.store;
+    let r = IdentityRules::default();
+    let mut ids = std::collections::BTreeMap::new();
+    for (i, (first, phone)) in [
+        ("Ann", "+14155552671"),
+        ("Bob", "+14155559999"),
+        ("Cleo", "+12125550100"),
+        ("Dan", "+442079460958"),
+        ("Eve", "+41445550123"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = s
+            .identify(
+                us,
+                &r,
+                &input(&[id(Phone, phone)], first, None, 10 + i as i64),
+            )
+            .await
+            .unwrap();
+        ids.insert(*first, p.profile_id);
+    }
+    // Fay's second phone joins her to Ann's profile: one customer, listed once.
+    s.identify(
+        us,
+        &r,
+        &input(
+            &[id(Email, "fay@x.com"), id(Phone, "+14155550000")],
+            "Fay",
+            None,
+            20,
+        ),
+    )
+    .await
+    .unwrap();
+    s.identify(
+        us,
+        &r,
+        &input(
+            &[id(Email, "fay@x.com"), id(Phone, "+14155552671")],
+            "",
+            None,
+            21,
+        ),
+    )
+    .await
+    .unwrap();
+    let search = |org: Uuid, term: &'static str| async move {
+        let mut v: Vec<String> = s
+            .list_profiles(
+                org,
+                &ProfileQuery {
+                    q: term.into(),
+                    sort: Some(ProfileSort::Name),
+                    after: None,
+                    limit: 50,
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.first_name)
+            .collect();
+        v.sort();
+        v
+    };
+    let (ann, bob, cleo, dan, eve) = ("Ann", "Bob", "Cleo", "Dan", "Eve");
+    // National input, with the US default region; the merged pair is one row.
+    assert_eq!(search(us, "(415) 555").await, vec![ann, bob]);
+    assert_eq!(search(us, "1 415 555 26").await, vec![ann]);
+    assert_eq!(search(us, "415-555-2671").await, vec![ann]);
+    assert_eq!(search(us, "212").await, vec![cleo]);
+    // International input.
+    assert_eq!(search(us, "+44 20 7946").await, vec![dan]);
+    assert_eq!(search(us, "0044 20 7946").await, vec![dan]);
+    assert_eq!(
+        search(us, "41 44 555").await,
+        vec![eve],
+        "digits without their +"
+    );
+    // The end of a number, when nothing starts with the digits.
+    assert_eq!(search(us, "2671").await, vec![ann]);
+    assert_eq!(search(us, "555 0100").await, vec![cleo]);
+    assert_eq!(
+        search(us, "+2671").await,
+        Vec::<String>::new(),
+        "a + means the start"
+    );
+    assert_eq!(search(us, "(999) 1").await, Vec::<String>::new());
+
+    // Keyset pages over a phone search cover each match once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .list_profiles(
+                us,
+                &ProfileQuery {
+                    q: "415 555".into(),
+                    sort: Some(ProfileSort::Name),
+                    after: after.clone(),
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((0, last.name_lc(), last.id));
+        seen.push(last.id);
+    }
+    assert_eq!(seen, vec![ids["Ann"], ids["Bob"]]);
+
+    // Another organization dials from Great Britain and sees only its own.
+    let gb = s
+        .create_org(
+            &OrgName::parse("Brit").unwrap(),
+            &Slug::parse("brit").unwrap(),
+            1,
+        )
+        .await
+        .unwrap()
+        .id;
+    let gb_rules = IdentityRules {
+        default_region: "GB".into(),
+        ..IdentityRules::default()
+    };
+    s.set_identity_rules(gb, &gb_rules, 1).await.unwrap();
+    s.identify(
+        gb,
+        &gb_rules,
+        &input(&[id(Phone, "+442079460001")], "Gus", None, 30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(search(gb, "020 7946").await, vec!["Gus"]);
+    assert_eq!(search(gb, "020 7946 0001").await, vec!["Gus"]);
+    assert_eq!(search(gb, "+44 20 7946").await, vec!["Gus"]);
+    assert_eq!(
+        search(us, "020 7946").await,
+        Vec::<String>::new(),
+        "0 is no US trunk prefix"
+    );
+}

@@ -26,6 +26,11 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/app.js"),
     },
+    Asset {
+        name: "import.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/import.js"),
+    },
 ];
 
 struct Hashed {

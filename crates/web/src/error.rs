@@ -26,7 +26,8 @@ pub enum AppError {
         retry_after_s: u64,
         detail: String,
     },
-    PayloadTooLarge,
+    /// The body is over a limit; the text says which and what to do.
+    PayloadTooLarge(String),
     UnsupportedMediaType(String),
     MethodNotAllowed,
     Unavailable,
@@ -41,6 +42,14 @@ impl AppError {
         }
     }
 
+    /// The request body is over the server's general limit.
+    pub fn body_too_large() -> AppError {
+        AppError::PayloadTooLarge(
+            "The request body is larger than this server accepts. Send less data per request."
+                .into(),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
@@ -50,7 +59,7 @@ impl AppError {
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -69,7 +78,7 @@ impl AppError {
             AppError::Csrf => "csrf-rejected",
             AppError::Conflict(_) => "conflict",
             AppError::TooManyRequests { .. } => "too-many-requests",
-            AppError::PayloadTooLarge => "payload-too-large",
+            AppError::PayloadTooLarge(_) => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::MethodNotAllowed => "method-not-allowed",
             AppError::Unavailable => "unavailable",
@@ -87,7 +96,7 @@ impl AppError {
             AppError::Csrf => "Request rejected",
             AppError::Conflict(_) => "Conflict",
             AppError::TooManyRequests { .. } => "Too many requests",
-            AppError::PayloadTooLarge => "Request body too large",
+            AppError::PayloadTooLarge(_) => "Request body too large",
             AppError::UnsupportedMediaType(_) => "Unsupported media type",
             AppError::MethodNotAllowed => "Method not allowed",
             AppError::Unavailable => "Temporarily unavailable",
@@ -105,9 +114,9 @@ impl AppError {
             | AppError::Forbidden(detail)
             | AppError::Conflict(detail)
             | AppError::TooManyRequests { detail, .. }
+            | AppError::PayloadTooLarge(detail)
             | AppError::UnsupportedMediaType(detail) => detail.clone(),
             AppError::Csrf => "This form expired or was sent from another site. Reload the page and submit it again.".into(),
-            AppError::PayloadTooLarge => "The request body is larger than this server accepts. Send less data per request.".into(),
             AppError::MethodNotAllowed => "This address does not accept that HTTP method. See /api/v1/openapi.json.".into(),
             AppError::Unavailable => "The database cannot be reached right now. Retry after a few seconds.".into(),
             AppError::Internal(_) => "The error was logged. Try again; if it keeps happening, tell your administrator.".into(),

@@ -20,6 +20,8 @@ pub mod clock;
 pub mod error;
 /// God View service: normalize, resolve, explain.
 pub mod identity;
+/// Contacts import: the CSV driver, upload spooling, background runs.
+pub mod import;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
 /// The server-rendered UI: login, organization switcher, settings.
@@ -45,6 +47,10 @@ pub struct WebConfig {
     pub session_absolute_ms: i64,
     /// Largest accepted request body, in bytes (413 above).
     pub body_limit_bytes: usize,
+    /// Largest contacts file accepted for an import upload, in bytes.
+    pub import_limit_bytes: u64,
+    /// Where uploads wait while they are imported (deleted after).
+    pub import_dir: std::path::PathBuf,
 }
 
 impl Default for WebConfig {
@@ -55,6 +61,8 @@ impl Default for WebConfig {
             session_idle_ms: 8 * 3600 * 1000,
             session_absolute_ms: 7 * 24 * 3600 * 1000,
             body_limit_bytes: 1024 * 1024,
+            import_limit_bytes: 200 * 1024 * 1024,
+            import_dir: std::env::temp_dir(),
         }
     }
 }
@@ -66,6 +74,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<WebConfig>,
     pub metrics: Arc<ops::Metrics>,
+    /// Imports running in the background in this process.
+    pub imports: Arc<import::ImportJobs>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
@@ -74,6 +84,7 @@ impl AppState {
         AppState {
             store,
             clock,
+            imports: Arc::new(import::ImportJobs::new(config.import_dir.clone())),
             config: Arc::new(config),
             metrics: Arc::new(ops::Metrics::default()),
             passwords: Arc::new(auth::password::Hasher::new()),

@@ -13,7 +13,7 @@
 use super::kind::{Identifier, IdentifierKind};
 use super::normalize::normalize;
 use super::rules::IdentityRules;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What a column of the file holds.
@@ -276,7 +276,7 @@ pub struct MappedRow {
 }
 
 /// A row that cannot be imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     pub line: u64,
     pub reason: String,

@@ -11,11 +11,13 @@ pub mod import;
 pub mod kind;
 pub mod normalize;
 mod phone_fast;
+pub mod phone_search;
 pub mod plan;
 pub mod rules;
 pub mod table;
 
 pub use kind::{Identifier, IdentifierKind};
 pub use normalize::{normalize, normalize_into};
+pub use phone_search::{phone_search, PhoneSearch};
 pub use plan::{plan, Decision, DropReason, Dropped, Plan, PlanError, ProfileView};
 pub use rules::{IdentityRules, KindRule};

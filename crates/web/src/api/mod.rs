@@ -3,6 +3,8 @@
 //! `OpenApiRouter` builds the router and the OpenAPI 3.1 document together,
 //! so the document cannot drift from the routes.
 
+/// Contacts import: upload a CSV, follow it, read its summary.
+pub mod imports;
 mod keys;
 mod me;
 mod members;
@@ -72,6 +74,8 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(profiles::duplicates))
         .routes(routes!(profiles::export))
         .routes(routes!(profiles::get_rules, profiles::put_rules))
+        .routes(routes!(imports::list, imports::create))
+        .routes(routes!(imports::get_one))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -122,7 +126,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(AppError::PayloadTooLarge)
+                Err(AppError::body_too_large())
             }
             Err(e) => Err(AppError::BadRequest(e.body_text())),
         }

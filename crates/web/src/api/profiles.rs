@@ -254,7 +254,8 @@ impl From<&Profile> for ProfileDto {
 
 #[derive(Deserialize, IntoParams)]
 pub struct ListParams {
-    /// Name prefix, e-mail prefix, or phone digits.
+    /// Name prefix, e-mail prefix, or a phone number or its start, as
+    /// dialed nationally (default region) or internationally.
     #[serde(default)]
     pub q: String,
     /// `last_active` (default), `ltv`, `created` or `name`.

@@ -282,7 +282,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
         let cross = cross_site(&parts.headers, state);
         let bytes = axum::body::to_bytes(body, state.config.body_limit_bytes)
             .await
-            .map_err(|_| PageError(AppError::PayloadTooLarge).into_response())?;
+            .map_err(|_| PageError(AppError::body_too_large()).into_response())?;
         let field: CsrfField = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfField {
             csrf: String::new(),
         });

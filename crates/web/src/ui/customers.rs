@@ -509,6 +509,8 @@ pub async fn export(
     s: Session,
     PathId(id): PathId,
 ) -> PageResult<Response> {
+    // Look up first: another organization's id is "not found" whatever the role.
+    st.store.profile(s.org.id, id).await?;
     s.require_admin()?;
     let e = st.store.export_profile(s.org.id, id).await?;
     let body = serde_json::to_string_pretty(&e).map_err(|e| AppError::Internal(e.to_string()))?;

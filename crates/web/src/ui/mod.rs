@@ -2,12 +2,14 @@
 //! both builds the router and feeds the tenant-matrix test. Pages are plain
 //! links and forms first; the small script in `assets/app.js` only adds
 //! conveniences (auto-submit of the organization switcher, copy buttons,
-//! confirmation of destructive actions).
+//! confirmation of destructive actions); `assets/import.js` follows an
+//! import's progress live.
 
 mod account;
 mod customers;
 mod home;
 mod identity_rules;
+mod imports;
 mod keys;
 mod login;
 mod members;
@@ -79,6 +81,27 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             post(keys::revoke),
         ),
         r(Method::GET, "/customers", false, get(customers::list)),
+        r(Method::GET, "/customers/import", false, get(imports::page)),
+        // The upload enforces the import size limit itself while it
+        // streams the file to disk (the general body limit is far smaller).
+        r(
+            Method::POST,
+            "/customers/import",
+            false,
+            post(imports::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        ),
+        r(
+            Method::GET,
+            "/customers/imports/{import_id}",
+            false,
+            get(imports::show),
+        ),
+        r(
+            Method::GET,
+            "/customers/imports/{import_id}/events",
+            false,
+            get(imports::events),
+        ),
         r(
             Method::GET,
             "/customers/{profile_id}",

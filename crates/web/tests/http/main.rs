@@ -4,6 +4,7 @@
 
 mod api;
 mod customers;
+mod imports;
 mod sessions;
 mod support;
 mod tenant_matrix;

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     pub http: Client,
     pub config: WebConfig,
+    /// The server's state: tests await background imports through it.
+    pub state: AppState,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -34,10 +36,16 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut WebConfig)) -> TestApp {
         secure_cookies: true,
         ..Default::default()
     };
+    // Each test spools its uploads in a directory of its own.
+    config.import_dir =
+        std::env::temp_dir().join(format!("bos-test-imports-{}", uuid::Uuid::new_v4()));
     tweak(&mut config);
     let state = AppState::new(db.store.clone(), clock.clone(), config.clone());
+    let serve_state = state.clone();
     tokio::spawn(async move {
-        axum::serve(listener, bos_web::app(state)).await.unwrap();
+        axum::serve(listener, bos_web::app(serve_state))
+            .await
+            .unwrap();
     });
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     TestApp {
@@ -46,6 +54,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut WebConfig)) -> TestApp {
         clock,
         http,
         config,
+        state,
     }
 }
 

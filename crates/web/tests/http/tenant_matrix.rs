@@ -39,6 +39,10 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/settings/keys"), OwnTenant),
         (("POST", "/settings/keys/{key_id}/revoke"), ById),
         (("GET", "/customers"), OwnTenant),
+        (("GET", "/customers/import"), OwnTenant),
+        (("POST", "/customers/import"), OwnTenant),
+        (("GET", "/customers/imports/{import_id}"), ById),
+        (("GET", "/customers/imports/{import_id}/events"), ById),
         (("GET", "/customers/{profile_id}"), ById),
         (("POST", "/customers/{profile_id}/merge"), ById),
         (("GET", "/customers/{profile_id}/export"), ById),
@@ -70,6 +74,9 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/api/v1/merges/{merge_id}/undo"), ById),
         (("GET", "/api/v1/identity-rules"), OwnTenant),
         (("PUT", "/api/v1/identity-rules"), OwnTenant),
+        (("GET", "/api/v1/imports"), OwnTenant),
+        (("POST", "/api/v1/imports"), OwnTenant),
+        (("GET", "/api/v1/imports/{import_id}"), ById),
         (("GET", "/api/v1/openapi.json"), Public),
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
@@ -169,6 +176,35 @@ async fn tenant_b_never_reaches_tenant_a() {
         .unwrap();
     let a_profile = c1.profile_id;
     let a_merge = app.store().profile_merges(a.id, a_profile).await.unwrap()[0].id;
+    // A's import of a canary file, finished, with a canary rejection.
+    let a_import = app
+        .store()
+        .create_import(
+            a.id,
+            &bos_store::imports::NewImport {
+                file_name: "canary-a7x9-contacts.csv".into(),
+                digest: "c4a7a9".into(),
+                source: "canary-a7x9".into(),
+                total_rows: 1,
+                ignored_columns: vec![],
+                started_by: "owner@canary-a.example".into(),
+                user_id: Some(a_owner.id),
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    app.store().start_import(a.id, a_import, T0).await.unwrap();
+    let mut tally = bos_store::imports::ImportTally::default();
+    tally.reject([bos_core::identity::import::Rejection {
+        line: 2,
+        reason: "Canaryson has no identifier".into(),
+    }]);
+    app.store()
+        .finish_import(a.id, a_import, &tally, None, T0)
+        .await
+        .unwrap();
     let canaries = [
         "Canary A7x9",
         "canary-a7x9",
@@ -179,6 +215,7 @@ async fn tenant_b_never_reaches_tenant_a() {
         &a_key.display_prefix,
         &a_profile.to_string(),
         &a_merge.to_string(),
+        &a_import.to_string(),
     ];
     let a_keys_before = app.store().api_keys(a.id).await.unwrap();
     let a_members_before = app.store().members(a.id).await.unwrap();
@@ -201,6 +238,9 @@ async fn tenant_b_never_reaches_tenant_a() {
     let fill = |p: &str| {
         p.replace("{user_id}", &a_member.id.to_string())
             .replace("{key_id}", &a_key.id.to_string())
+            .replace("{import_id}", &a_import.to_string())
+            .replace("{profile_id}", &a_profile.to_string())
+            .replace("{merge_id}", &a_merge.to_string())
     };
     let classes = classification();
     let mut checked = 0;
@@ -221,6 +261,9 @@ async fn tenant_b_never_reaches_tenant_a() {
                 // (Inviting an existing account by email is legitimate; it must not be the id under test.)
                 ("POST", "/api/v1/members") => {
                     serde_json::json!({"email": "owner@canary-a.example", "role": "member"})
+                }
+                ("POST", "/api/v1/profiles/{profile_id}/merge") => {
+                    serde_json::json!({"other_profile_id": a_profile})
                 }
                 _ => serde_json::json!({"role": "member"}),
             };

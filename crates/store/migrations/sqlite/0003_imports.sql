@@ -1,0 +1,36 @@
+-- Import runs started from the UI or the API (SPEC ID9): what was uploaded,
+-- how far the run got, and its summary. The rows themselves are keyed on the
+-- timeline by file digest and line (see store/src/import.rs), which is what
+-- makes a re-upload of the same file skip what an earlier run imported.
+create table imports (
+    org_id blob not null references organizations(id) on delete cascade,
+    id blob not null,
+    file_name text not null,
+    digest text not null,
+    source text not null,
+    status text not null check (status in ('queued', 'running', 'done', 'failed', 'interrupted')),
+    total_rows integer not null,
+    processed_rows integer not null default 0,
+    created_rows integer not null default 0,
+    matched_rows integer not null default 0,
+    merged_rows integer not null default 0,
+    unchanged_rows integer not null default 0,
+    rejected_rows integer not null default 0,
+    absorbed_profiles integer not null default 0,
+    linked_identifiers integer not null default 0,
+    dropped_identifiers integer not null default 0,
+    warning_count integer not null default 0,
+    -- JSON arrays of {line, reason} / {line, message}: the first rows only
+    -- (the counts above are complete).
+    rejections text not null default '[]',
+    warnings text not null default '[]',
+    ignored_columns text not null default '[]',
+    error text,
+    started_by text not null,
+    user_id blob references users(id) on delete set null,
+    created_at integer not null,
+    updated_at integer not null,
+    finished_at integer,
+    primary key (org_id, id)
+);
+create index imports_by_digest on imports(org_id, digest, status);
