@@ -298,7 +298,7 @@ fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connection, Store
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(
         "pragma journal_mode = wal; pragma synchronous = full; pragma foreign_keys = on; \
-         pragma wal_autocheckpoint = 0;",
+         pragma wal_autocheckpoint = 0; pragma journal_size_limit = 67108864;",
     )?;
     // Dynamic statements (one per number of bound values) are few but more
     // than the default sixteen.
@@ -306,7 +306,10 @@ fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connection, Store
     // Resolution touches index pages all over the file; 2 MiB (the default)
     // would send most of them back to the OS for every event. Pages are only
     // allocated as they are used, so a small database stays small.
-    conn.execute_batch("pragma cache_size = -65536;")?;
+    conn.execute_batch(&format!(
+        "pragma cache_size = -{};",
+        crate::writer::WRITER_CACHE_KIB
+    ))?;
     Ok(conn)
 }
 

@@ -186,11 +186,14 @@ struct NewProfile {
     links: Vec<Identifier>,
 }
 
-/// The SQLite page cache the writer uses while it applies an import batch.
-/// A batch touches pages all over the identity indexes; with SQLite's 2 MiB
-/// default most of them would be read back from the file several times
-/// within one transaction. Restored after the batch.
-const SQLITE_BULK_CACHE_KIB: i64 = 256 * 1024;
+/// The SQLite page cache the writer uses while an import runs. A batch
+/// touches pages all over the identity indexes, which at a million rows
+/// are several hundred MiB: with less, most of them are read back from the
+/// file several times. Measured (`bos bench import`, 1,000,000 rows): 256
+/// MiB restored after each batch 70 s; 1 GiB 51 s; 1 GiB kept between
+/// batches (the writer thread shrinks it after two idle seconds) see the
+/// README. Pages are allocated as they are used.
+const SQLITE_BULK_CACHE_KIB: i64 = 1024 * 1024;
 
 /// One batch, atomically, inside the transaction `write_db!` opened.
 async fn import_atomic<D: Db>(
@@ -202,14 +205,14 @@ async fn import_atomic<D: Db>(
     now: i64,
 ) -> Result<ImportCounts, StoreError> {
     if D::SQLITE {
-        let cache = db.one(q("pragma cache_size")).await?.i64(0)?;
+        // Kept across the batches of an import (a batch re-reading the
+        // pages the previous one cached cost a third of the time); the
+        // writer thread shrinks the cache back once writes pause.
         db.exec(q(format!("pragma cache_size = -{SQLITE_BULK_CACHE_KIB}")))
             .await?;
         // Sub-journals and sorter spills in memory, not temp files.
         db.exec(q("pragma temp_store = memory")).await?;
-        let r = import_batch(db, org, rules, rows, src, now).await;
-        db.exec(q(format!("pragma cache_size = {cache}"))).await?;
-        r
+        import_batch(db, org, rules, rows, src, now).await
     } else {
         // sqlx keeps statements prepared; after five runs PostgreSQL may
         // settle on a generic plan costed when the tables were nearly empty

@@ -22,10 +22,13 @@
 //! is off): a checkpoint copies a thousand pages and fsyncs the database
 //! file, and inside a commit it lands on whichever caller was unlucky — the
 //! p99 of a one-event write. A checkpointer thread with its own connection
-//! runs PASSIVE checkpoints after commits instead, at most ten a second.
-//! PASSIVE never waits for the writer, so under steady writes it may never
-//! catch up to the end of the log; when the log passes `WAL_LIMIT_FRAMES`
-//! the writer checkpoints once itself, after a commit, which lets the next
+//! runs PASSIVE checkpoints after commits instead, at most one a second: a
+//! commit whose own fsync lands during a checkpoint's waits behind it, so
+//! fewer, larger checkpoints touch fewer commits (measured: attach p99 at a
+//! million profiles 1.3 ms with ten a second, 1.1 ms with one). PASSIVE
+//! never waits for the writer, so under steady writes it may never reach
+//! the end of the log; when the log passes `WAL_LIMIT_FRAMES` (64 MiB) the
+//! writer checkpoints once itself, after a commit, which lets the next
 //! transaction start the log from the beginning again.
 
 use crate::StoreError;
@@ -51,7 +54,8 @@ type RawGroup = (Vec<RawJob>, oneshot::Sender<()>);
 
 const MAX_BATCH: usize = 512;
 
-/// Log size (4 KiB frames) past which the writer checkpoints itself.
+/// Log size (4 KiB frames, 64 MiB) past which the writer checkpoints
+/// itself; `journal_size_limit` trims the file back once the log restarts.
 const WAL_LIMIT_FRAMES: i64 = 16_384;
 
 /// Wakes the checkpointer after commits and says when the log grew too long.
@@ -101,7 +105,7 @@ fn checkpoint_thread(
         }
         // Pacing, not waiting for a condition: each checkpoint fsyncs the
         // database file, and frames written meanwhile are copied next time.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(1000));
     }
 }
 
@@ -306,7 +310,15 @@ fn raw_thread(
     rx: std::sync::mpsc::Receiver<RawGroup>,
     checkpoints: Checkpoints,
 ) {
-    while let Ok((group, done)) = rx.recv() {
+    loop {
+        let (group, done) = match rx.recv_timeout(IDLE) {
+            Ok(g) => g,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                shrink_cache(&conn);
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
         let res = raw_group(&mut conn, group, &mut finishes);
         let err = res.err().map(|e| {
@@ -325,6 +337,26 @@ fn raw_thread(
         }
         checkpoints.committed();
         let _ = done.send(());
+    }
+}
+
+/// The writer connection's page cache between bulk writes, in KiB.
+pub(crate) const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// How long the writer thread waits before it treats writes as paused.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Gives back the memory an import's larger page cache took, once writes
+/// pause (a smaller `cache_size` frees the pages beyond it).
+fn shrink_cache(conn: &rusqlite::Connection) {
+    let shrink = conn
+        .query_row("pragma cache_size", [], |r| r.get::<_, i64>(0))
+        .map(|kib| kib != -WRITER_CACHE_KIB)
+        .unwrap_or(false);
+    if shrink {
+        if let Err(e) = conn.execute_batch(&format!("pragma cache_size = -{WRITER_CACHE_KIB}")) {
+            tracing::warn!(error = %e, "sqlite cache resize failed");
+        }
     }
 }
 
