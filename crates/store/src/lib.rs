@@ -15,6 +15,8 @@ mod error;
 pub mod identity;
 /// Bulk import of contacts through the identity rules (ID9).
 pub mod import;
+/// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
+pub mod jobs;
 mod migrate;
 /// Organizations, users, memberships.
 pub mod tenancy;

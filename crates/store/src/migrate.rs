@@ -23,6 +23,12 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "identity",
         sql: include_str!("../migrations/sqlite/0002_identity.sql"),
     },
+    // Version 3 is taken by the imports migration on another branch.
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../migrations/sqlite/0004_jobs.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -35,6 +41,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "identity",
         sql: include_str!("../migrations/postgres/0002_identity.sql"),
+    },
+    // Version 3 is taken by the imports migration on another branch.
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../migrations/postgres/0004_jobs.sql"),
     },
 ];
 
