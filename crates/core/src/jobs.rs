@@ -70,14 +70,19 @@ impl Backoff {
     pub fn ceiling(&self, attempt: u32) -> Millis {
         let base = self.base_ms.max(1);
         let max = self.max_ms.max(base);
+        if self.factor <= 1 {
+            return base;
+        }
+        // At most 63 doublings reach any i64 cap: the loop is short even
+        // for an absurd attempt count.
         let mut d = base;
         for _ in 1..attempt {
-            d = d.saturating_mul(self.factor.max(1) as i64);
+            d = d.saturating_mul(self.factor as i64);
             if d >= max {
                 return max;
             }
         }
-        d.min(max)
+        d
     }
 
     /// The wait after the `attempt`-th failed attempt, given `unit` drawn
