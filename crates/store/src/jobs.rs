@@ -415,12 +415,14 @@ impl crate::Store {
         write!(self, |c| {
             let mut tx = sqlx::Connection::begin(&mut *c).await?;
             // A concurrent replacer on PostgreSQL may insert between our
-            // update and insert; the next round then finds its row.
+            // update and insert; the next round then finds its row. (The
+            // redundant `state <> 'parked'` lets SQLite see that the partial
+            // unique index applies.)
             for _ in 0..3 {
                 let moved: Option<Uuid> = sqlx::query_scalar(
                     "update jobs set payload = $4, run_at = $5, max_attempts = $6, attempts = 0, \
                      last_error = null, updated_at = $7 \
-                     where org_id = $1 and kind = $2 and unique_key = $3 and state = 'pending' returning id",
+                     where org_id = $1 and kind = $2 and unique_key = $3 and state <> 'parked' and state = 'pending' returning id",
                 )
                 .bind(job.org_id)
                 .bind(&job.kind)
@@ -436,7 +438,7 @@ impl crate::Store {
                     None => {
                         sqlx::query(
                             "update jobs set unique_key = null, updated_at = $4 \
-                             where org_id = $1 and kind = $2 and unique_key = $3 and state = 'running'",
+                             where org_id = $1 and kind = $2 and unique_key = $3 and state <> 'parked' and state = 'running'",
                         )
                         .bind(job.org_id)
                         .bind(&job.kind)
@@ -559,7 +561,7 @@ impl crate::Store {
                     .rows_affected();
                 }
                 for f in failed {
-                    n += finish_one_pg(&mut *tx, &owner, f, now).await?;
+                    n += finish_one_pg(&mut tx, &owner, f, now).await?;
                 }
                 tx.commit().await?;
                 Ok(n)
@@ -757,7 +759,7 @@ impl crate::Store {
         let (kind, key) = (kind.to_string(), key.to_string());
         write!(self, |c| {
             Ok(sqlx::query(
-                "delete from jobs where org_id = $1 and kind = $2 and unique_key = $3 and state = 'pending'",
+                "delete from jobs where org_id = $1 and kind = $2 and unique_key = $3 and state <> 'parked' and state = 'pending'",
             )
             .bind(org)
             .bind(&kind)
