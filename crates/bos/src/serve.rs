@@ -1,8 +1,10 @@
-//! `bos serve`: logging, the HTTP server, background housekeeping and a
-//! graceful shutdown that lets in-flight requests finish.
+//! `bos serve`: logging, the HTTP server, the job runner, background
+//! housekeeping and a graceful shutdown that lets in-flight requests and
+//! running jobs finish.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
+use bos_engine::{Clock, RunnerBuilder, RunnerConfig, Scheduler};
 use bos_store::Store;
 use bos_web::{AppState, SystemClock};
 use std::sync::Arc;
@@ -50,10 +52,28 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Where each capability registers the handlers of its job kinds (ghosting
+/// timers, abandonment windows, nudge steps…) as it arrives. A job whose
+/// kind has no handler here is retried with backoff and, in the end,
+/// parked with "no handler" as its error.
+fn job_handlers(runner: RunnerBuilder) -> RunnerBuilder {
+    runner
+}
+
 pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
     let web = c.web()?;
     let idle_ms = web.session_idle_ms;
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), web);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(store.clone(), clock.clone(), web);
+    // The durable scheduler: every replica runs one runner; they share the
+    // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
+    // other with LISTEN/NOTIFY).
+    let scheduler = Scheduler::new(store.clone(), clock);
+    let runner = job_handlers(scheduler.runner(RunnerConfig::default()))
+        .start()
+        .await
+        .context("cannot start the job runner")?;
+    tracing::info!(owner = runner.owner(), "job runner started");
     let listener = tokio::net::TcpListener::bind(c.listen())
         .await
         .with_context(|| {
@@ -94,6 +114,8 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
         .await
         .context("HTTP server failed")?;
     purge.abort();
+    tracing::info!("stopping the job runner: finishing running jobs");
+    runner.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
