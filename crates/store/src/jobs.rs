@@ -34,6 +34,9 @@ pub const NOTIFY_CHANNEL: &str = "bos_jobs";
 /// Attempts before a job is parked when the caller does not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
 
+/// Ids per `delete … in (…)` on SQLite (well under its parameter limit).
+const SQLITE_DELETE_CHUNK: usize = 500;
+
 /// Errors are kept for people to read; a runaway message is cut.
 const MAX_ERROR_CHARS: usize = 2_000;
 
@@ -533,9 +536,33 @@ impl crate::Store {
                 s.writer
                     .run(move |c| {
                         Box::pin(async move {
+                            // Done jobs are deleted per org in chunks (one
+                            // statement, one PK lookup per id): every
+                            // statement is a round trip to SQLite's thread.
+                            let mut done: std::collections::BTreeMap<Uuid, Vec<Uuid>> =
+                                Default::default();
                             let mut n = 0;
                             for f in &finished {
-                                n += finish_one_sqlite(&mut *c, &owner, f, now).await?;
+                                match f.outcome {
+                                    Outcome::Done => done.entry(f.org_id).or_default().push(f.id),
+                                    _ => n += finish_one_sqlite(&mut *c, &owner, f, now).await?,
+                                }
+                            }
+                            for (org, ids) in done {
+                                for chunk in ids.chunks(SQLITE_DELETE_CHUNK) {
+                                    let ids: Vec<String> =
+                                        (3..3 + chunk.len()).map(|i| format!("?{i}")).collect();
+                                    let sql = format!(
+                                        "delete from jobs where org_id = ?1 and state = 'running' \
+                                         and lease_owner = ?2 and id in ({})",
+                                        ids.join(", ")
+                                    );
+                                    let mut q = sqlx::query(&sql).bind(org).bind(&owner);
+                                    for id in chunk {
+                                        q = q.bind(*id);
+                                    }
+                                    n += q.execute(&mut *c).await?.rows_affected();
+                                }
                             }
                             Ok(n)
                         })

@@ -496,3 +496,34 @@ async fn jobs_go_with_their_org() {
     s.schedule_job(NewJob::new(a, "k", T0), T0).await.unwrap();
     assert_eq!(s.job_counts(a).await.unwrap().pending, 1);
 }
+
+#[tokio::test]
+async fn a_large_batch_of_outcomes_across_orgs_is_written_at_once() {
+    let db = db().await;
+    let s = &db.store;
+    let (a, b) = (org(s, "Acme").await, org(s, "Beta").await);
+    let jobs: Vec<NewJob> = (0..1_300)
+        .map(|i| NewJob::new(if i % 3 == 0 { b } else { a }, "k", T0 + i))
+        .collect();
+    s.schedule_jobs(jobs, T0).await.unwrap();
+    let claimed = s
+        .claim_jobs("w", T0 + 2_000, 2_000, T0 + LEASE, T0)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1_300);
+    let mut outcomes: Vec<Finished> = claimed.iter().map(|j| done(j.org_id, j.id)).collect();
+    // One failure in the middle of the batch, and one job this worker does not hold.
+    outcomes[700].outcome = Outcome::Retry {
+        at: T0 + 9_000,
+        error: "timeout".into(),
+    };
+    outcomes.push(done(a, Uuid::now_v7()));
+    assert_eq!(s.finish_jobs("w", outcomes, T0 + 1).await.unwrap(), 1_300);
+    let (ca, cb) = (
+        s.job_counts(a).await.unwrap(),
+        s.job_counts(b).await.unwrap(),
+    );
+    assert_eq!(ca.pending + cb.pending, 1);
+    assert_eq!(ca.running + cb.running + ca.parked + cb.parked, 0);
+    assert_eq!(s.next_job_due().await.unwrap(), Some(T0 + 9_000));
+}
