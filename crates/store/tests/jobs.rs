@@ -527,3 +527,34 @@ async fn a_large_batch_of_outcomes_across_orgs_is_written_at_once() {
     assert_eq!(ca.running + cb.running + ca.parked + cb.parked, 0);
     assert_eq!(s.next_job_due().await.unwrap(), Some(T0 + 9_000));
 }
+
+#[tokio::test]
+async fn one_job_from_a_hundred_concurrent_enqueues_of_the_same_key() {
+    // RELIABILITY R9: enqueue one (tenant, customer, step) 100 times at once.
+    let db = db().await;
+    let s = db.store.clone();
+    let a = org(&s, "Acme").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let s = s.clone();
+        set.spawn(async move {
+            let job = NewJob::new(a, "nudge.step", T0 + i).key("customer-7:step-2");
+            if i % 2 == 0 {
+                s.schedule_job(job, T0).await
+            } else {
+                s.schedule_jobs(vec![job], T0)
+                    .await
+                    .map(|mut v| v.remove(0))
+            }
+        });
+    }
+    let mut ids = HashSet::new();
+    let mut created = 0;
+    while let Some(r) = set.join_next().await {
+        let sch = r.unwrap().unwrap();
+        ids.insert(sch.id);
+        created += sch.created as usize;
+    }
+    assert_eq!((ids.len(), created), (1, 1));
+    assert_eq!(s.job_counts(a).await.unwrap().pending, 1);
+}
