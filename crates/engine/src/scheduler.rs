@@ -495,7 +495,7 @@ impl Inner {
                     continue;
                 }
             }
-            let full = self.held_count() >= self.config.prefetch;
+            let full = self.needs_room();
             let wake_at = if full {
                 // Claiming must wait for room; the timer cannot help.
                 next_reclaim.min(now.saturating_add(self.config.max_idle_ms))
@@ -541,6 +541,13 @@ impl Inner {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Claims wait until at most half of `prefetch` is held, so each claim
+    /// takes a batch: a claim is a transaction (an fsync), and topping the
+    /// local queue up one job at a time would pay one per job.
+    fn needs_room(&self) -> bool {
+        self.held_count() * 2 > self.config.prefetch
+    }
+
     async fn pass(
         self: &Arc<Self>,
         now: Millis,
@@ -558,10 +565,10 @@ impl Inner {
             }
             *next_reclaim = now.saturating_add(self.config.reclaim_every_ms);
         }
-        let room = self.config.prefetch.saturating_sub(self.held_count());
-        if room == 0 {
+        if self.needs_room() {
             return Ok(Pass::Idle);
         }
+        let room = self.config.prefetch.saturating_sub(self.held_count());
         let jobs = self
             .store
             .claim_jobs(
