@@ -474,3 +474,43 @@ async fn shutdown_hands_back_held_jobs_without_counting_an_attempt() {
     );
     assert!(log.runs().is_empty());
 }
+
+#[tokio::test]
+async fn clock_jumps_neither_fire_a_job_early_nor_twice() {
+    // RELIABILITY R10 in small: +48 h, then −2 h.
+    let e = env().await;
+    let log = Log::default();
+    let runner = recording_runner(&e, &log, config()).await;
+    let hour = 3_600_000;
+    let jobs: Vec<NewJob> = (1..=24)
+        .map(|h| NewJob::new(e.org, "tick", T0 + h * hour))
+        .collect();
+    e.sched.schedule_many(jobs).await.unwrap();
+    e.clock.advance_ms(48 * hour);
+    runner.settled(e.clock.now_ms()).await;
+    assert_eq!(
+        log.runs().len(),
+        24,
+        "all overdue jobs fire once after the jump"
+    );
+    e.clock.advance_ms(-2 * hour);
+    let later = e
+        .sched
+        .schedule(NewJob::new(e.org, "tick", e.clock.now_ms() + hour))
+        .await
+        .unwrap()
+        .id;
+    runner.settled(e.clock.now_ms()).await;
+    e.clock.advance_ms(hour - 1);
+    runner.settled(e.clock.now_ms()).await;
+    assert_eq!(log.runs().len(), 24, "nothing ran twice, nothing ran early");
+    e.clock.advance_ms(1);
+    runner.settled(e.clock.now_ms()).await;
+    let runs = log.runs();
+    assert_eq!(runs.len(), 25);
+    assert_eq!(runs[24].0, later);
+    assert!(runs
+        .iter()
+        .all(|&(_, attempt, at)| attempt == 1 && at >= T0 + hour));
+    runner.shutdown().await;
+}
