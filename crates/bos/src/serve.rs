@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use anyhow::{Context, Result};
-use bos_engine::{Clock, RunnerBuilder, RunnerConfig, Scheduler};
+use bos_engine::{Clock, RunnerBuilder, RunnerConfig};
 use bos_store::Store;
 use bos_web::{AppState, SystemClock};
 use std::sync::Arc;
@@ -64,12 +64,12 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     let web = c.web()?;
     let idle_ms = web.session_idle_ms;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(store.clone(), clock.clone(), web);
+    let state = AppState::new(store.clone(), clock, web);
     // The durable scheduler: every replica runs one runner; they share the
     // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
-    // other with LISTEN/NOTIFY).
-    let scheduler = Scheduler::new(store.clone(), clock);
-    let runner = job_handlers(scheduler.runner(RunnerConfig::default()))
+    // other with LISTEN/NOTIFY). Jobs scheduled through the app state's
+    // scheduler wake it in-process.
+    let runner = job_handlers(state.scheduler.runner(RunnerConfig::default()))
         .start()
         .await
         .context("cannot start the job runner")?;

@@ -66,12 +66,16 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<WebConfig>,
     pub metrics: Arc<ops::Metrics>,
+    /// Schedules durable jobs (timers, retries) and wakes this process's
+    /// job runner; `bos serve` starts the runner from it.
+    pub scheduler: bos_engine::Scheduler,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
         AppState {
+            scheduler: bos_engine::Scheduler::new(store.clone(), clock.clone()),
             store,
             clock,
             config: Arc::new(config),
