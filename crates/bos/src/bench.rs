@@ -68,6 +68,33 @@ enum Which {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The durable scheduler: drain N due no-op jobs (jobs/s), then
+    /// lateness of jobs due spread over a window (start − run_at).
+    Scheduler {
+        /// Due no-op jobs to drain.
+        #[arg(long, default_value_t = 200_000)]
+        jobs: u64,
+        /// Handlers running at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Jobs claimed ahead and held locally at most (≥ concurrency).
+        #[arg(long, default_value_t = 256)]
+        prefetch: usize,
+        /// Jobs of the lateness run.
+        #[arg(long, default_value_t = 10_000)]
+        lateness_jobs: u64,
+        /// Window over which the lateness jobs fall due.
+        #[arg(long, default_value_t = 30)]
+        spread_seconds: u64,
+        /// A PostgreSQL server (`postgres://…`): each run creates a fresh
+        /// database on it and drops it afterwards. Default: SQLite in a
+        /// temporary file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Run only the drain (`drain`) or only the lateness run (`lateness`).
+        #[arg(long, value_parser = ["drain", "lateness"])]
+        only: Option<String>,
+    },
     /// Writes a deterministic CSV of contacts from several platforms (people
     /// appearing in 1–5 rows, households sharing an e-mail, typos, invalid
     /// values), and the true person of each row to FILE.truth.
@@ -265,6 +292,27 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             requests,
             database_url,
         } => crate::bench_pages::run(profiles, requests, database_url).await,
+        Which::Scheduler {
+            jobs,
+            concurrency,
+            prefetch,
+            lateness_jobs,
+            spread_seconds,
+            database_url,
+            only,
+        } => {
+            crate::bench_scheduler::run(crate::bench_scheduler::Options {
+                jobs,
+                concurrency,
+                prefetch,
+                lateness_jobs,
+                spread_seconds,
+                database_url,
+                drain: only.as_deref() != Some("lateness"),
+                lateness: only.as_deref() != Some("drain"),
+            })
+            .await
+        }
         Which::GenContacts { rows, seed, out } => crate::gen::run(rows, seed, &out),
         Which::Resolve {
             csv,

@@ -1,9 +1,10 @@
-//! `bos serve`: logging, the HTTP server, background housekeeping (expired
-//! sessions, interrupted imports) and a graceful shutdown that lets
-//! in-flight requests finish.
+//! `bos serve`: logging, the HTTP server, the job runner, background
+//! housekeeping (expired sessions, interrupted imports) and a graceful
+//! shutdown that lets in-flight requests and running jobs finish.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
+use bos_engine::{Clock, RunnerBuilder, RunnerConfig};
 use bos_store::Store;
 use bos_web::{AppState, SystemClock};
 use std::sync::Arc;
@@ -51,13 +52,31 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Where each capability registers the handlers of its job kinds (ghosting
+/// timers, abandonment windows, nudge steps…) as it arrives. A job whose
+/// kind has no handler here is retried with backoff and, in the end,
+/// parked with "no handler" as its error.
+fn job_handlers(runner: RunnerBuilder) -> RunnerBuilder {
+    runner
+}
+
 pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
     let web = c.web()?;
     let idle_ms = web.session_idle_ms;
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), web);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(store.clone(), clock, web);
     // Imports a crashed server left running become `interrupted` (their
     // page says how to resume); the sweep runs now and every half minute.
     let sweeper = bos_web::import::jobs::start_sweeper(state.clone());
+    // The durable scheduler: every replica runs one runner; they share the
+    // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
+    // other with LISTEN/NOTIFY). Jobs scheduled through the app state's
+    // scheduler wake it in-process.
+    let runner = job_handlers(state.scheduler.runner(RunnerConfig::default()))
+        .start()
+        .await
+        .context("cannot start the job runner")?;
+    tracing::info!(owner = runner.owner(), "job runner started");
     let listener = tokio::net::TcpListener::bind(c.listen())
         .await
         .with_context(|| {
@@ -100,6 +119,8 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     state.imports.interrupt_running(&state).await;
     purge.abort();
     sweeper.abort();
+    tracing::info!("stopping the job runner: finishing running jobs");
+    runner.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

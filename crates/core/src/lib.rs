@@ -19,3 +19,5 @@ pub use tenancy::{Email, OrgName, Role, Scope, ScopeSet, Slug, ValueError};
 pub type Millis = i64;
 /// Identity resolution: identifier kinds, normalization, rules, merge planning.
 pub mod identity;
+/// The scheduler's rules: backoff with jitter, retry or park.
+pub mod jobs;

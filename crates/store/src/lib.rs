@@ -17,6 +17,8 @@ pub mod identity;
 pub mod import;
 /// Import runs from the UI and API: status, progress, summary (ID9).
 pub mod imports;
+/// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
+pub mod jobs;
 mod migrate;
 mod sql;
 /// Organizations, users, memberships.

@@ -29,6 +29,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0003_imports.sql"),
     },
     Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../migrations/sqlite/0004_jobs.sql"),
+    },
+    Migration {
         version: 5,
         name: "index diet",
         sql: include_str!("../migrations/sqlite/0005_index_diet.sql"),
@@ -50,6 +55,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         name: "imports",
         sql: include_str!("../migrations/postgres/0003_imports.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../migrations/postgres/0004_jobs.sql"),
     },
     Migration {
         version: 5,

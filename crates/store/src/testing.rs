@@ -37,8 +37,15 @@ pub fn pg_url() -> Option<String> {
 
 /// A database URL for a brand-new, empty database (created now).
 pub async fn fresh_url() -> Result<(String, CleanupGuard), StoreError> {
+    fresh_url_on(pg_url()).await
+}
+
+/// A brand-new database on the PostgreSQL server `server` (any database URL
+/// of it), or a temporary SQLite file when `None`. Benchmarks use it so a
+/// `--database-url` never measures (or changes) an existing database.
+pub async fn fresh_url_on(server: Option<String>) -> Result<(String, CleanupGuard), StoreError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    if let Some(admin) = pg_url() {
+    if let Some(admin) = server {
         use sqlx::Connection;
         let name = format!("bos_t_{id}");
         let mut c = sqlx::PgConnection::connect(&admin).await?;

@@ -76,12 +76,16 @@ pub struct AppState {
     pub metrics: Arc<ops::Metrics>,
     /// Imports running in the background in this process.
     pub imports: Arc<import::ImportJobs>,
+    /// Schedules durable jobs (timers, retries) and wakes this process's
+    /// job runner; `bos serve` starts the runner from it.
+    pub scheduler: bos_engine::Scheduler,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
         AppState {
+            scheduler: bos_engine::Scheduler::new(store.clone(), clock.clone()),
             store,
             clock,
             imports: Arc::new(import::ImportJobs::new(config.import_dir.clone())),

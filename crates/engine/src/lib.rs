@@ -1,0 +1,13 @@
+//! BOS services that combine the store with the pure rules: the clock every
+//! time-based capability reads, and the durable scheduler that runs their
+//! jobs (ghosting timers, abandonment windows, retries, nudges).
+
+/// Wall clock or test clock, with sleeping.
+pub mod clock;
+/// Scheduling jobs and running them: timer, leases, retries, shutdown.
+pub mod scheduler;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use scheduler::{
+    JobContext, JobError, Progress, Runner, RunnerBuilder, RunnerConfig, Scheduler,
+};
