@@ -335,22 +335,3 @@ pub fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
-
-/// Whether a write body must open its own transaction. The SQLite writer
-/// already runs every write in its own savepoint inside the group commit, so
-/// a nested one would only cost two more statements; PostgreSQL bodies run on
-/// a plain pooled connection and need one.
-#[allow(dead_code)] // for sqlx write bodies that open their own transaction
-pub(crate) trait OwnTx {
-    const NEEDS_OWN_TX: bool;
-}
-impl OwnTx for sqlx::SqliteConnection {
-    const NEEDS_OWN_TX: bool = false;
-}
-impl OwnTx for sqlx::PgConnection {
-    const NEEDS_OWN_TX: bool = true;
-}
-#[allow(dead_code)]
-pub(crate) fn needs_own_tx<C: OwnTx>(_: &C) -> bool {
-    C::NEEDS_OWN_TX
-}
