@@ -83,8 +83,12 @@ pub async fn run(
         eprint!("\r  seeding customers: {seeded}/{profiles}");
     }
     eprintln!();
-    // A running server refreshes planner statistics periodically; do it once here.
+    // A running server refreshes planner statistics periodically and
+    // checkpoints the log in the background; do both once here, so the
+    // events below meet a settled database and not the seeding's last
+    // hundred megabytes of log being copied under them.
     store.optimize().await?;
+    store.checkpoint().await?;
     println!(
         "identify bench: {} existing customers ({} identity links) seeded in {:.1} s, engine {:?}",
         profiles,
