@@ -289,6 +289,23 @@ fn fields_at(r: &Row, off: usize) -> Result<FieldsRow, StoreError> {
     })
 }
 
+/// The five fields a merge fills and an unmerge gives back, each decided
+/// by `rule(column, survivor's value, absorbed's value)`, in the order
+/// first name, last name, company, e-mail, phone.
+fn each_field(
+    s: &FieldsRow,
+    a: &FieldsRow,
+    mut rule: impl FnMut(&'static str, &str, &str) -> String,
+) -> [String; 5] {
+    [
+        rule("first_name", &s.first_name, &a.first_name),
+        rule("last_name", &s.last_name, &a.last_name),
+        rule("company", &s.company, &a.company),
+        rule("primary_email", &s.primary_email, &a.primary_email),
+        rule("primary_phone", &s.primary_phone, &a.primary_phone),
+    ]
+}
+
 async fn fields_of<D: Db>(db: &mut D, org: Uuid, id: Uuid) -> Result<FieldsRow, StoreError> {
     let sql = format!(
         "select {FIELDS} from profiles where org_id = $1 and id = $2{}",
@@ -650,11 +667,7 @@ pub(crate) async fn merge_tx<D: Db>(
             sv.to_string()
         }
     };
-    let first = take("first_name", &s.first_name, &a.first_name);
-    let last = take("last_name", &s.last_name, &a.last_name);
-    let company = take("company", &s.company, &a.company);
-    let email = take("primary_email", &s.primary_email, &a.primary_email);
-    let phone = take("primary_phone", &s.primary_phone, &a.primary_phone);
+    let [first, last, company, email, phone] = each_field(&s, &a, &mut take);
     let dn = display_name(&first, &last, &email, &phone);
     let nk = name_key(&first, &last, &company);
     db.exec(
@@ -815,11 +828,7 @@ pub(crate) async fn unmerge_tx<D: Db>(
             sv.to_string()
         }
     };
-    let first = back("first_name", &s.first_name, &a.first_name);
-    let last = back("last_name", &s.last_name, &a.last_name);
-    let company = back("company", &s.company, &a.company);
-    let email = back("primary_email", &s.primary_email, &a.primary_email);
-    let phone = back("primary_phone", &s.primary_phone, &a.primary_phone);
+    let [first, last, company, email, phone] = each_field(&s, &a, back);
     let dn = display_name(&first, &last, &email, &phone);
     let nk = name_key(&first, &last, &company);
     db.exec(
