@@ -12,7 +12,7 @@
 use crate::Millis;
 
 /// Shopify webhooks: HMAC over the raw body, topics, typed payloads.
-// pub mod shopify;
+pub mod shopify;
 /// Segment-spec tracking calls (identify, track, page, alias, batch).
 // pub mod segment;
 /// Standard Webhooks: our default signed intake format.
