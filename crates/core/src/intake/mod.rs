@@ -11,10 +11,10 @@
 
 use crate::Millis;
 
+/// Segment-spec tracking calls (identify, track, page, alias, batch).
+pub mod segment;
 /// Shopify webhooks: HMAC over the raw body, topics, typed payloads.
 pub mod shopify;
-/// Segment-spec tracking calls (identify, track, page, alias, batch).
-// pub mod segment;
 /// Standard Webhooks: our default signed intake format.
 pub mod standard_webhooks;
 
