@@ -550,8 +550,10 @@ fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly: `from_str_radix` alone would take "+1".
                 let hex = b
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(byte) => {
@@ -892,7 +894,7 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b+c%zz%4"), "a b c%zz%4");
+        assert_eq!(percent_decode("a%20b+c%zz%4%+1"), "a b c%zz%4%+1");
         assert_eq!(percent_decode("%E2%9C%93"), "✓");
     }
 
