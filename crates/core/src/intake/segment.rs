@@ -894,7 +894,7 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b+c%zz%4%+1"), "a b c%zz%4%+1");
+        assert_eq!(percent_decode("a%20b+c%zz%4%+1"), "a b c%zz%4% 1");
         assert_eq!(percent_decode("%E2%9C%93"), "✓");
     }
 
