@@ -19,5 +19,7 @@ pub use tenancy::{Email, OrgName, Role, Scope, ScopeSet, Slug, ValueError};
 pub type Millis = i64;
 /// Identity resolution: identifier kinds, normalization, rules, merge planning.
 pub mod identity;
+/// Webhook and tracking intake: signature checks and payload parsing.
+pub mod intake;
 /// The scheduler's rules: backoff with jitter, retry or park.
 pub mod jobs;
