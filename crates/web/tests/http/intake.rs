@@ -11,6 +11,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// Request headers as (name, value).
+type Headers = Vec<(&'static str, String)>;
+
 struct Src {
     org: Uuid,
     id: Uuid,
@@ -248,7 +251,7 @@ async fn signed_webhooks_are_verified_and_stored_once() {
     // missing signature, unknown source, tampered body.
     let mut tampered = body.clone();
     tampered[10] = b'X';
-    let cases: Vec<(String, Vec<(&str, String)>, Vec<u8>)> = vec![
+    let cases: Vec<(String, Headers, Vec<u8>)> = vec![
         (
             path.clone(),
             signed("msg_1", now_s, &other_key),
