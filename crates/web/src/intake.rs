@@ -17,7 +17,8 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bos_core::intake::segment::{self, CallType};
@@ -48,20 +49,43 @@ pub fn router() -> Router<AppState> {
 
 type Body = Result<Bytes, BytesRejection>;
 
-async fn identify(st: State<AppState>, h: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
-    single(st, h, b, CallType::Identify).await
+async fn identify(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    basic_challenge(single(st, h, b, CallType::Identify).await)
 }
 
-async fn track(st: State<AppState>, h: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
-    single(st, h, b, CallType::Track).await
+async fn track(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    basic_challenge(single(st, h, b, CallType::Track).await)
 }
 
-async fn page(st: State<AppState>, h: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
-    single(st, h, b, CallType::Page).await
+async fn page(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    basic_challenge(single(st, h, b, CallType::Page).await)
 }
 
-async fn alias(st: State<AppState>, h: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
-    single(st, h, b, CallType::Alias).await
+async fn alias(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    basic_challenge(single(st, h, b, CallType::Alias).await)
+}
+
+async fn batch(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    basic_challenge(batch_call(st, h, b).await)
+}
+
+/// A refused write key asks for HTTP Basic, the scheme Segment clients use
+/// (the API's own 401 asks for a bearer key).
+fn basic_challenge(r: ApiResult<Json<Value>>) -> Response {
+    match r {
+        Ok(j) => j.into_response(),
+        Err(e) => {
+            let unauthorized = matches!(e, AppError::Unauthorized(_));
+            let mut res = e.into_response();
+            if unauthorized {
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"bos\""),
+                );
+            }
+            res
+        }
+    }
 }
 
 /// The body, or 413 problem+json when it is over the server's body limit.
@@ -173,7 +197,11 @@ async fn single(
 /// `/v1/batch`: every valid message is stored, in one transaction; an
 /// invalid one is named in the answer (`rejected`) and not stored, so one
 /// bad event does not cost the good ones beside it.
-async fn batch(State(st): State<AppState>, headers: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
+async fn batch_call(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    b: Body,
+) -> ApiResult<Json<Value>> {
     let b = body(b)?;
     if b.len() > segment::MAX_BATCH_BYTES {
         return Err(segment_error(segment::Error::BatchTooLarge {

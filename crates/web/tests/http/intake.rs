@@ -150,6 +150,7 @@ async fn segment_batch_is_stored_once_and_bad_keys_store_nothing() {
         let res = app.post_raw("/v1/batch", &headers, body.clone()).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert!(is_problem(&res));
+        assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"bos\"");
     }
     assert_eq!(app.inbound(&s).await, 0);
     assert_eq!(app.inbound(&other).await, 0);
