@@ -38,6 +38,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "index diet",
         sql: include_str!("../migrations/sqlite/0005_index_diet.sql"),
     },
+    Migration {
+        version: 6,
+        name: "intake",
+        sql: include_str!("../migrations/sqlite/0006_intake.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -65,6 +70,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "index diet",
         sql: include_str!("../migrations/postgres/0005_index_diet.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "intake",
+        sql: include_str!("../migrations/postgres/0006_intake.sql"),
     },
 ];
 

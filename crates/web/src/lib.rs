@@ -22,6 +22,8 @@ pub mod error;
 pub mod identity;
 /// Contacts import: the CSV driver, upload spooling, background runs.
 pub mod import;
+/// Public intake endpoints: Segment-compatible tracking, Standard Webhooks.
+pub mod intake;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
 /// The server-rendered UI: login, organization switcher, settings.
@@ -108,6 +110,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api.fallback(api::not_found))
         .merge(ui::router())
         .merge(ops::router())
+        .merge(intake::router())
         .merge(assets::router())
         .fallback(ui::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

@@ -10,6 +10,8 @@ mod me;
 mod members;
 /// God View: identify, profiles, timeline, merges.
 pub mod profiles;
+/// Intake sources: Segment write keys and Standard Webhooks secrets.
+pub mod sources;
 
 use crate::auth::keys::ApiPrincipal;
 use crate::error::AppError;
@@ -39,7 +41,8 @@ use utoipa_axum::routes;
         (name = "organization", description = "The caller and its organization"),
         (name = "members", description = "People in the organization (admin scope)"),
         (name = "keys", description = "API keys (admin scope)"),
-        (name = "customers", description = "God View: one customer across every platform")
+        (name = "customers", description = "God View: one customer across every platform"),
+        (name = "sources", description = "Intake sources and their credentials (admin scope)")
     )
 )]
 struct ApiDoc;
@@ -76,6 +79,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(profiles::get_rules, profiles::put_rules))
         .routes(routes!(imports::list, imports::create))
         .routes(routes!(imports::get_one))
+        .routes(routes!(sources::list, sources::create))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();

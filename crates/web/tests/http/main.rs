@@ -5,6 +5,7 @@
 mod api;
 mod customers;
 mod imports;
+mod intake;
 mod sessions;
 mod support;
 mod tenant_matrix;

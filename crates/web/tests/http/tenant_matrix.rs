@@ -77,6 +77,16 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/imports"), OwnTenant),
         (("POST", "/api/v1/imports"), OwnTenant),
         (("GET", "/api/v1/imports/{import_id}"), ById),
+        (("GET", "/api/v1/sources"), OwnTenant),
+        (("POST", "/api/v1/sources"), OwnTenant),
+        // Intake: no session or API key; the source's own credential
+        // authenticates and names the tenant (tests/http/intake.rs).
+        (("POST", "/v1/identify"), Public),
+        (("POST", "/v1/track"), Public),
+        (("POST", "/v1/page"), Public),
+        (("POST", "/v1/alias"), Public),
+        (("POST", "/v1/batch"), Public),
+        (("POST", "/hooks/{source_id}"), Public),
         (("GET", "/api/v1/openapi.json"), Public),
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
@@ -106,6 +116,11 @@ fn all_routes() -> Vec<(String, String)> {
             .map(|p| ("GET".to_string(), p.to_string())),
     );
     out.push(("GET".into(), "/assets/{file}".into()));
+    out.extend(
+        bos_web::intake::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string())),
+    );
     out
 }
 
@@ -255,6 +270,9 @@ async fn tenant_b_never_reaches_tenant_a() {
         if path.starts_with("/api/") {
             // A well-formed body for the route, naming A's people where the schema names people.
             let body = match (method.as_str(), path.as_str()) {
+                ("POST", "/api/v1/sources") => {
+                    serde_json::json!({"kind": "segment", "name": "probe"})
+                }
                 ("POST", "/api/v1/keys") => {
                     serde_json::json!({"name": "probe", "scopes": ["ingest"]})
                 }

@@ -1,0 +1,328 @@
+//! Intake over HTTP: sources created through the API, Segment-compatible
+//! calls and Standard Webhooks deliveries. S1 — a bad credential is 401 and
+//! stores nothing; R4 — a delivery sent three times is stored once; size
+//! limits answer 413; R6 — with the database gone the answer is 503 with
+//! Retry-After, never 2xx.
+
+use crate::support::*;
+use base64::Engine as _;
+use bos_core::intake::standard_webhooks::{self, Secret};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Request headers as (name, value).
+type Headers = Vec<(&'static str, String)>;
+
+struct Src {
+    org: Uuid,
+    id: Uuid,
+    secret: String,
+    endpoint: String,
+}
+
+async fn source(app: &TestApp, org_name: &str, kind: &str) -> Src {
+    let org = app.org(org_name).await;
+    let key = app.key(&org, "admin").await;
+    let res = app
+        .api(Method::POST, "/sources", &key)
+        .await
+        .json(&json!({"kind": kind, "name": "Website"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    Src {
+        org: org.id,
+        id: v["source"]["id"].as_str().unwrap().parse().unwrap(),
+        secret: v["secret"].as_str().unwrap().to_string(),
+        endpoint: v["source"]["endpoint"].as_str().unwrap().to_string(),
+    }
+}
+
+fn basic(key: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+    )
+}
+
+/// A batch as analytics.js / analytics-node send it.
+fn segment_batch(ids: &[&str]) -> Value {
+    let batch: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({
+                "type": "track",
+                "event": "Order Completed",
+                "messageId": id,
+                "anonymousId": "anon-1",
+                "userId": "u-42",
+                "properties": {"revenue": 19.99, "currency": "USD"},
+                "timestamp": "2026-05-28T21:00:00.000Z",
+                "context": {"library": {"name": "analytics-node", "version": "6.0.0"}}
+            })
+        })
+        .collect();
+    json!({"batch": batch, "sentAt": "2026-05-28T21:00:01.000Z"})
+}
+
+impl TestApp {
+    async fn inbound(&self, s: &Src) -> u64 {
+        self.store().inbound_count(s.org, s.id).await.unwrap()
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn is_problem(res: &reqwest::Response) -> bool {
+    res.headers()["content-type"] == "application/problem+json"
+}
+
+#[tokio::test]
+async fn sources_are_created_with_a_credential_shown_once() {
+    let app = spawn_app().await;
+    let seg = source(&app, "Src Seg", "segment").await;
+    assert_eq!(seg.endpoint, format!("{}/v1", app.base));
+    let org = app.store().sources(seg.org).await.unwrap();
+    assert_eq!(org.len(), 1);
+    assert_eq!(org[0].secret, None, "a write key is stored only hashed");
+    let hook = source(&app, "Src Hook", "webhook").await;
+    assert!(hook.secret.starts_with("whsec_"));
+    assert_eq!(hook.endpoint, format!("{}/hooks/{}", app.base, hook.id));
+    let a = app.store().org(hook.org).await.unwrap();
+    let key = app.key(&a, "admin").await;
+    let listed: Value = app
+        .api(Method::GET, "/sources", &key)
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&hook.secret));
+    let bad = app
+        .api(Method::POST, "/sources", &key)
+        .await
+        .json(&json!({"kind": "carrier-pigeon", "name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let ingest_only = app.key(&a, "ingest").await;
+    let forbidden = app
+        .api(Method::GET, "/sources", &ingest_only)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn segment_batch_is_stored_once_and_bad_keys_store_nothing() {
+    let app = spawn_app().await;
+    let s = source(&app, "Seg Shop", "segment").await;
+    let other = source(&app, "Seg Other", "segment").await;
+    let body = serde_json::to_vec(&segment_batch(&["m-1", "m-2"])).unwrap();
+
+    // S1: no key, a wrong key, another tenant's key used on… nothing else.
+    for auth in [None, Some(basic("not-a-key")), Some("Bearer x".to_string())] {
+        let headers: Vec<(&str, String)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let res = app.post_raw("/v1/batch", &headers, body.clone()).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(is_problem(&res));
+        assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"bos\"");
+    }
+    assert_eq!(app.inbound(&s).await, 0);
+    assert_eq!(app.inbound(&other).await, 0);
+
+    // R4: the same batch three times, two of them concurrently.
+    let h = [("authorization", basic(&s.secret))];
+    let (a, b) = tokio::join!(
+        app.post_raw("/v1/batch", &h, body.clone()),
+        app.post_raw("/v1/batch", &h, body.clone())
+    );
+    let c = app.post_raw("/v1/batch", &h, body.clone()).await;
+    for res in [a, b, c] {
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"success": true}));
+    }
+    assert_eq!(app.inbound(&s).await, 2);
+    assert_eq!(
+        app.inbound(&other).await,
+        0,
+        "stored under the key's own tenant"
+    );
+    let stored = app.store().recent_inbound(s.org, s.id, 10).await.unwrap();
+    let m1 = stored.iter().find(|e| e.external_id == "m-1").unwrap();
+    assert_eq!(m1.kind, "track");
+    assert_eq!(m1.status, "pending");
+    let raw: Value = serde_json::from_str(&m1.payload).unwrap();
+    assert_eq!(raw["event"], "Order Completed");
+
+    // A single call, and the write key in the body instead of the header.
+    let one = json!({"userId": "u-42", "traits": {"email": "a@example.com"}, "messageId": "m-3", "writeKey": s.secret});
+    let res = app
+        .post_raw("/v1/identify", &[], serde_json::to_vec(&one).unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.inbound(&s).await, 3);
+    // A call whose body says another type than its endpoint: 422, nothing stored.
+    let res = app
+        .post_raw(
+            "/v1/track",
+            &h,
+            serde_json::to_vec(&json!({"type": "page", "userId": "u", "messageId": "m-4"}))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.inbound(&s).await, 3);
+}
+
+#[tokio::test]
+async fn segment_size_limits_answer_413() {
+    let app = spawn_app().await;
+    let s = source(&app, "Seg Big", "segment").await;
+    let h = [("authorization", basic(&s.secret))];
+    let pad = "x".repeat(segment_limit_pad());
+    let big_batch = json!({"batch": (0..20).map(|i| json!({"type": "track", "event": "E", "userId": "u", "messageId": format!("b-{i}"), "properties": {"pad": pad}})).collect::<Vec<_>>()});
+    let res = app
+        .post_raw("/v1/batch", &h, serde_json::to_vec(&big_batch).unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(is_problem(&res));
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["type"], "urn:bos:problem:payload-too-large");
+    let big_event = json!({"event": "E", "userId": "u", "messageId": "e-1", "properties": {"pad": "y".repeat(40 * 1024)}});
+    let res = app
+        .post_raw("/v1/track", &h, serde_json::to_vec(&big_event).unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.inbound(&s).await, 0);
+}
+
+/// Twenty events of this padding make a batch over 500 KB but each event
+/// under 32 KB, and the body under the server's 1 MB limit.
+fn segment_limit_pad() -> usize {
+    30 * 1024
+}
+
+#[tokio::test]
+async fn signed_webhooks_are_verified_and_stored_once() {
+    let app = spawn_app().await;
+    let s = source(&app, "Hook Shop", "webhook").await;
+    let other = source(&app, "Hook Other", "webhook").await;
+    let secret = Secret::parse(&s.secret).unwrap();
+    let now_s = T0 / 1000;
+    let body = br#"{"type":"lead.created","timestamp":"2026-05-28T21:00:00Z","data":{"email":"lead@example.com"}}"#.to_vec();
+    let path = format!("/hooks/{}", s.id);
+    let signed = |id: &str, ts: i64, key: &Secret| {
+        vec![
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", ts.to_string()),
+            (
+                "webhook-signature",
+                standard_webhooks::sign(key, id, ts, &body),
+            ),
+        ]
+    };
+    let other_key = Secret::parse(&other.secret).unwrap();
+
+    // S1: wrong signature (another tenant's secret), expired timestamp,
+    // missing signature, unknown source, tampered body.
+    let mut tampered = body.clone();
+    tampered[10] = b'X';
+    let cases: Vec<(String, Headers, Vec<u8>)> = vec![
+        (
+            path.clone(),
+            signed("msg_1", now_s, &other_key),
+            body.clone(),
+        ),
+        (
+            path.clone(),
+            signed("msg_1", now_s - 6 * 60, &secret),
+            body.clone(),
+        ),
+        (
+            path.clone(),
+            signed("msg_1", now_s, &secret)[..2].to_vec(),
+            body.clone(),
+        ),
+        (
+            format!("/hooks/{}", Uuid::now_v7()),
+            signed("msg_1", now_s, &secret),
+            body.clone(),
+        ),
+        (
+            "/hooks/not-a-uuid".into(),
+            signed("msg_1", now_s, &secret),
+            body.clone(),
+        ),
+        (path.clone(), signed("msg_1", now_s, &secret), tampered),
+    ];
+    for (p, h, b) in cases {
+        let res = app.post_raw(&p, &h, b).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{p}");
+        assert!(is_problem(&res));
+    }
+    assert_eq!(app.inbound(&s).await, 0);
+    assert_eq!(app.inbound(&other).await, 0);
+
+    // R4: one delivery, three times (two concurrently): one row.
+    let h = signed("msg_1", now_s, &secret);
+    let (a, b) = tokio::join!(
+        app.post_raw(&path, &h, body.clone()),
+        app.post_raw(&path, &h, body.clone())
+    );
+    let c = app.post_raw(&path, &h, body.clone()).await;
+    for res in [a, b, c] {
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(app.inbound(&s).await, 1);
+    let e = &app.store().recent_inbound(s.org, s.id, 1).await.unwrap()[0];
+    assert_eq!(e.external_id, "msg_1");
+    assert_eq!(e.kind, "lead.created");
+    assert_eq!(e.payload.as_bytes(), &body[..], "the raw bytes, as sent");
+
+    // Within the window but 4 minutes old: accepted (clock from AppState).
+    app.clock.advance_ms(4 * 60 * 1000);
+    let res = app
+        .post_raw(&path, &signed("msg_2", now_s, &secret), body.clone())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.inbound(&s).await, 2);
+}
+
+#[tokio::test]
+async fn database_down_is_503_with_retry_after() {
+    let app = spawn_app().await;
+    let s = source(&app, "Down Shop", "segment").await;
+    app.store().close().await;
+    let body = serde_json::to_vec(&segment_batch(&["d-1"])).unwrap();
+    let res = app
+        .post_raw("/v1/batch", &[("authorization", basic(&s.secret))], body)
+        .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(is_problem(&res));
+}
