@@ -14,8 +14,8 @@ use crate::{new_id, StoreError};
 use sqlx::Connection;
 use uuid::Uuid;
 
-/// Where events come from. Only `segment` and `webhook` have endpoints so
-/// far; the schema already admits the other two.
+/// Where events come from. `segment`, `webhook` and `shopify` have
+/// endpoints; the schema already admits `form`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Segment,
@@ -46,7 +46,8 @@ impl SourceKind {
 }
 
 /// One source. `secret` is the Standard Webhooks secret of a `webhook`
-/// source (needed to verify); a Segment write key is only kept as a hash
+/// source, or the Shopify app's client secret of a `shopify` source (both
+/// needed to verify); a Segment write key is only kept as a hash
 /// and never appears here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {

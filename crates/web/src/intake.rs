@@ -1,6 +1,7 @@
 //! The public intake endpoints (SPEC IN1, IN2): Segment-compatible tracking
 //! (`/v1/identify|track|page|alias|batch`, write key as HTTP Basic) and
-//! Standard Webhooks (`/hooks/{source_id}`, HMAC over the raw body). They
+//! Standard Webhooks (`/hooks/{source_id}`, HMAC over the raw body), and
+//! Shopify webhooks (`/hooks/shopify/{source_id}`, PROVIDERS.md §1). They
 //! need no session or API key: the source's own credential is the
 //! authentication, and it also tells us the tenant.
 //!
@@ -22,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bos_core::intake::segment::{self, CallType};
+use bos_core::intake::shopify;
 use bos_core::intake::standard_webhooks::{self, Secret};
 use bos_store::intake::{NewInbound, Source, SourceKind};
 use serde_json::value::RawValue;
@@ -35,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/alias"),
     ("POST", "/v1/batch"),
     ("POST", "/hooks/{source_id}"),
+    ("POST", "/hooks/shopify/{source_id}"),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -45,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/alias", post(alias))
         .route("/v1/batch", post(batch))
         .route("/hooks/{source_id}", post(webhook))
+        .route("/hooks/shopify/{source_id}", post(shopify_webhook))
 }
 
 type Body = Result<Bytes, BytesRejection>;
@@ -325,4 +329,90 @@ async fn webhook(
     Ok(Json(
         json!({ "success": true, "duplicate": r.duplicates > 0 }),
     ))
+}
+
+/// `/hooks/shopify/{source_id}`: a Shopify webhook delivery, signed with the
+/// app's client secret (`X-Shopify-Hmac-Sha256` over the raw body). As for
+/// `/hooks/{source_id}`, anything that does not verify — an unknown source
+/// included, so ids cannot be probed — is 401 and writes nothing.
+async fn shopify_webhook(
+    State(st): State<AppState>,
+    Path(source_id): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> ApiResult<Json<Value>> {
+    let b = body(b)?;
+    let refused = |why: String| {
+        AppError::Unauthorized(format!(
+            "The delivery did not verify: {why}. Shopify signs with the app's client secret; \
+             create the source with that secret."
+        ))
+    };
+    let src = match uuid::Uuid::parse_str(&source_id) {
+        Ok(id) => st.store.source_by_id(id).await?,
+        Err(_) => None,
+    };
+    let Some(src) = src.filter(|s| s.kind == SourceKind::Shopify) else {
+        return Err(refused("unknown source".into()));
+    };
+    let secret = src
+        .secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AppError::Internal(format!("source {} has no secret", src.id)))?;
+    // HeaderMap lookups are case-insensitive, as HTTP header names are.
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    shopify::verify(&[secret.as_bytes()], h("x-shopify-hmac-sha256"), &b)
+        .map_err(|e| refused(e.to_string()))?;
+    let topic = shopify::Topic::parse(h("x-shopify-topic").unwrap_or("")).map_err(|_| {
+        AppError::invalid(
+            "X-Shopify-Topic",
+            format!(
+                "Unsupported Shopify topic; subscribe only {}.",
+                shopify::Topic::ALL.map(|t| t.as_str()).join(", ")
+            ),
+        )
+    })?;
+    let external_id =
+        shopify::dedupe_key(topic, h("x-shopify-event-id"), h("x-shopify-webhook-id"))
+            .map_err(|e| AppError::BadRequest(format!("{e}.")))?;
+    // Parsed only to refuse a payload the pipeline could not read; what is
+    // stored is the raw body.
+    shopify::parse(topic, &b).map_err(|e| AppError::BadRequest(parse_reason(topic, &e)))?;
+    let payload = String::from_utf8_lossy(&b).into_owned();
+    let r = st
+        .store
+        .ingest(
+            src.org_id,
+            src.id,
+            vec![NewInbound {
+                external_id,
+                kind: topic.as_str().into(),
+                payload,
+            }],
+            st.now(),
+        )
+        .await?;
+    Ok(Json(
+        json!({ "success": true, "duplicate": r.duplicates > 0 }),
+    ))
+}
+
+/// Why a verified Shopify body was refused, naming the field but never
+/// quoting the payload: core's messages may carry its values (customer data),
+/// and answers end up in senders' logs.
+fn parse_reason(topic: shopify::Topic, e: &shopify::ParseError) -> String {
+    use shopify::ParseError as E;
+    let t = topic.as_str();
+    match e {
+        E::Json(_) => {
+            format!("The body is not a {t} payload (malformed JSON or a field of the wrong type).")
+        }
+        E::MissingField(f) => format!("The {t} payload has no {f}."),
+        E::Money { field, .. } => {
+            format!("The {t} payload's {field} is not a non-negative decimal amount in the currency's minor unit.")
+        }
+        E::Timestamp(f) => format!("The {t} payload's {f} is not an RFC 3339 timestamp."),
+        E::UnknownTopic(_) | E::MissingDeliveryId => format!("The {t} payload could not be read."),
+    }
 }

@@ -1,7 +1,9 @@
 //! `/sources` (admin scope): create an intake source and list them. A new
 //! source comes with its endpoint and its credential, shown once: a Segment
 //! write key (stored only as its SHA-256, like API keys) or a Standard
-//! Webhooks `whsec_` secret (stored, because verifying needs the key).
+//! Webhooks `whsec_` secret (stored, because verifying needs the key). A
+//! Shopify source is the exception: Shopify signs with the app's client
+//! secret, so the merchant provides it, it is stored, and it is not echoed.
 
 use super::{admin_actor, rfc3339, ApiJson};
 use crate::auth::keys::ApiPrincipal;
@@ -20,7 +22,7 @@ const MAX_NAME_CHARS: usize = 200;
 #[derive(Serialize, ToSchema)]
 pub struct SourceDto {
     pub id: uuid::Uuid,
-    /// `segment` or `webhook`.
+    /// `segment`, `webhook` or `shopify`.
     pub kind: String,
     pub name: String,
     /// Where the source sends its events.
@@ -33,6 +35,7 @@ fn dto(st: &AppState, s: &Source) -> SourceDto {
     let endpoint = match s.kind {
         // The SDKs' API host; they post to /v1/track, /v1/batch and so on.
         SourceKind::Segment => format!("{base}/v1"),
+        SourceKind::Shopify => format!("{base}/hooks/shopify/{}", s.id),
         _ => format!("{base}/hooks/{}", s.id),
     };
     SourceDto {
@@ -47,17 +50,24 @@ fn dto(st: &AppState, s: &Source) -> SourceDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
-    /// `segment` (Segment-compatible tracking) or `webhook` (Standard Webhooks).
+    /// `segment` (Segment-compatible tracking), `webhook` (Standard
+    /// Webhooks) or `shopify` (Shopify webhooks).
     pub kind: String,
     pub name: String,
+    /// For `shopify` only, and required there: the Shopify app's client
+    /// secret, which Shopify signs its webhooks with.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct CreatedSource {
     pub source: SourceDto,
     /// The write key (segment) or the `whsec_` signing secret (webhook).
-    /// Store it now: it is never shown again.
-    pub secret: String,
+    /// Store it now: it is never shown again. Absent for `shopify`: the
+    /// merchant provided that secret and already has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// The organization's intake sources, oldest first (no secrets).
@@ -85,13 +95,19 @@ pub async fn create(
             format!("Give the source a name of 1 to {MAX_NAME_CHARS} characters."),
         ));
     }
+    if body.secret.is_some() && body.kind != "shopify" {
+        return Err(AppError::invalid(
+            "secret",
+            "Only a shopify source takes a secret; segment and webhook sources get one generated.",
+        ));
+    }
     let (kind, secret, new) = match body.kind.as_str() {
         "segment" => {
             // 192 random bits; Segment SDKs send it in clear, so only its
             // hash is stored.
             let key = crate::auth::random_token(24);
             let hash = crate::auth::sha256(&key);
-            (SourceKind::Segment, key, (None, Some(hash)))
+            (SourceKind::Segment, Some(key), (None, Some(hash)))
         }
         "webhook" => {
             use rand::RngCore;
@@ -100,13 +116,24 @@ pub async fn create(
             let s = Secret::from_bytes(raw)
                 .map_err(|e| AppError::Internal(e.to_string()))?
                 .encode();
-            (SourceKind::Webhook, s.clone(), (Some(s), None))
+            (SourceKind::Webhook, Some(s.clone()), (Some(s), None))
+        }
+        "shopify" => {
+            // Kept as given (not trimmed): the HMAC key is the exact bytes.
+            let s = body.secret.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                AppError::invalid(
+                    "secret",
+                    "A shopify source needs \"secret\": the Shopify app's client secret \
+                     (Shopify signs its webhooks with it).",
+                )
+            })?;
+            (SourceKind::Shopify, None, (Some(s), None))
         }
         other => {
             return Err(AppError::invalid(
                 "kind",
                 format!(
-                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking) or \"webhook\" (Standard Webhooks).",
+                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking), \"webhook\" (Standard Webhooks) or \"shopify\" (Shopify webhooks).",
                     other.chars().take(40).collect::<String>()
                 ),
             ))

@@ -326,3 +326,223 @@ async fn database_down_is_503_with_retry_after() {
     assert!(res.headers().contains_key("retry-after"));
     assert!(is_problem(&res));
 }
+
+/// A `checkouts/create` body in the shape Shopify's REST webhooks send.
+const SHOPIFY_CHECKOUT: &str = r#"{
+  "id": 35227326660789,
+  "token": "0c8e5b0d3a2f4b8e9c1d7a6f5e4d3c2b",
+  "cart_token": "Z2NwLXVzLWVhc3QxOjAxSE",
+  "email": "jane@example.com",
+  "gateway": null,
+  "buyer_accepts_marketing": false,
+  "created_at": "2024-03-05T10:12:33-05:00",
+  "updated_at": "2024-03-05T10:14:01-05:00",
+  "currency": "USD",
+  "presentment_currency": "USD",
+  "completed_at": null,
+  "phone": null,
+  "subtotal_price": "39.98",
+  "total_tax": "3.20",
+  "total_price": "43.18",
+  "line_items": [
+    {"product_id": 7513594, "variant_id": 42147, "sku": "TEE-M", "title": "Tee", "quantity": 2, "price": "19.99", "vendor": "Acme"}
+  ],
+  "billing_address": {"first_name": "Jane", "last_name": "Doe", "phone": "+1 555 010 0001"},
+  "customer": {"id": 6206, "email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"},
+  "abandoned_checkout_url": "https://shop.example.com/123/checkouts/0c8e/recover?key=abc"
+}"#;
+
+/// A Shopify source created through the API with the app's client secret.
+async fn shopify_source(app: &TestApp, org_name: &str, secret: &str) -> Src {
+    let org = app.org(org_name).await;
+    let key = app.key(&org, "admin").await;
+    let res = app
+        .api(Method::POST, "/sources", &key)
+        .await
+        .json(&json!({"kind": "shopify", "name": "Shop", "secret": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(secret), "the provided secret is not echoed");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v.get("secret").is_none());
+    Src {
+        org: org.id,
+        id: v["source"]["id"].as_str().unwrap().parse().unwrap(),
+        secret: secret.to_string(),
+        endpoint: v["source"]["endpoint"].as_str().unwrap().to_string(),
+    }
+}
+
+/// The headers Shopify sends with a delivery (names in Shopify's casing;
+/// HTTP header names are case-insensitive).
+fn shopify_headers(topic: &str, event_id: &str, secret: &str, body: &[u8]) -> Headers {
+    vec![
+        ("X-Shopify-Topic", topic.to_string()),
+        (
+            "X-Shopify-Hmac-Sha256",
+            bos_core::intake::shopify::sign(secret.as_bytes(), body),
+        ),
+        ("X-Shopify-Event-Id", event_id.to_string()),
+        ("X-Shopify-Webhook-Id", format!("wh-{event_id}")),
+        ("X-Shopify-Shop-Domain", "shop.myshopify.com".to_string()),
+        ("X-Shopify-API-Version", "2024-10".to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn shopify_sources_need_the_app_secret() {
+    let app = spawn_app().await;
+    let org = app.org("Shopify Keyless").await;
+    let key = app.key(&org, "admin").await;
+    for body in [
+        json!({"kind": "shopify", "name": "Shop"}),
+        json!({"kind": "shopify", "name": "Shop", "secret": ""}),
+        json!({"kind": "shopify", "name": "Shop", "secret": "   "}),
+        json!({"kind": "webhook", "name": "Hook", "secret": "mine"}),
+    ] {
+        let res = app
+            .api(Method::POST, "/sources", &key)
+            .await
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(is_problem(&res));
+        let p: Value = res.json().await.unwrap();
+        assert!(p.to_string().contains("secret"), "{p}");
+    }
+    assert!(app.store().sources(org.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn shopify_webhooks_are_verified_and_stored_once() {
+    let app = spawn_app().await;
+    let s = shopify_source(&app, "Shopify Shop", "shpss_app_secret_1").await;
+    let other = shopify_source(&app, "Shopify Other", "shpss_other_secret").await;
+    assert_eq!(s.endpoint, format!("{}/hooks/shopify/{}", app.base, s.id));
+    let stored = &app.store().sources(s.org).await.unwrap()[0];
+    assert_eq!(stored.secret.as_deref(), Some("shpss_app_secret_1"));
+    let body = SHOPIFY_CHECKOUT.as_bytes().to_vec();
+    let path = format!("/hooks/shopify/{}", s.id);
+    let good = shopify_headers("checkouts/create", "ev-1", &s.secret, &body);
+
+    // S1: another shop's secret, tampered body, missing HMAC, a malformed
+    // HMAC, unknown source, a non-uuid id, and a Standard Webhooks source's
+    // id on the Shopify route.
+    let hook = source(&app, "Shopify Hookkind", "webhook").await;
+    let mut tampered = body.clone();
+    tampered[20] ^= 1;
+    let no_hmac: Headers = good
+        .iter()
+        .filter(|(k, _)| *k != "X-Shopify-Hmac-Sha256")
+        .cloned()
+        .collect();
+    let mut bad_b64 = no_hmac.clone();
+    bad_b64.push(("X-Shopify-Hmac-Sha256", "not base64!".into()));
+    let cases: Vec<(String, Headers, Vec<u8>)> = vec![
+        (
+            path.clone(),
+            shopify_headers("checkouts/create", "ev-1", &other.secret, &body),
+            body.clone(),
+        ),
+        (path.clone(), good.clone(), tampered),
+        (path.clone(), no_hmac, body.clone()),
+        (path.clone(), bad_b64, body.clone()),
+        (
+            format!("/hooks/shopify/{}", Uuid::now_v7()),
+            good.clone(),
+            body.clone(),
+        ),
+        (
+            "/hooks/shopify/not-a-uuid".into(),
+            good.clone(),
+            body.clone(),
+        ),
+        (
+            format!("/hooks/shopify/{}", hook.id),
+            shopify_headers("checkouts/create", "ev-1", &hook.secret, &body),
+            body.clone(),
+        ),
+    ];
+    for (p, h, b) in cases {
+        let res = app.post_raw(&p, &h, b).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{p}");
+        assert!(is_problem(&res));
+    }
+    assert_eq!(app.inbound(&s).await, 0);
+    assert_eq!(app.inbound(&other).await, 0);
+    assert_eq!(app.inbound(&hook).await, 0);
+
+    // R4: one delivery three times (two concurrently): one row. The
+    // header names are sent lower-case here, as some proxies forward them.
+    let names: Vec<String> = good.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    let lower: Vec<(&str, String)> = names
+        .iter()
+        .zip(&good)
+        .map(|(k, (_, v))| (k.as_str(), v.clone()))
+        .collect();
+    let (a, b) = tokio::join!(
+        app.post_raw(&path, &good, body.clone()),
+        app.post_raw(&path, &lower, body.clone())
+    );
+    let c = app.post_raw(&path, &good, body.clone()).await;
+    for res in [a, b, c] {
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(app.inbound(&s).await, 1);
+    let e = &app.store().recent_inbound(s.org, s.id, 1).await.unwrap()[0];
+    assert_eq!(e.external_id, "checkouts/create|event:ev-1");
+    assert_eq!(e.kind, "checkouts/create");
+    assert_eq!(e.payload.as_bytes(), &body[..], "the raw bytes, as sent");
+
+    // An unknown topic: 422 naming the supported ones, nothing stored.
+    let res = app
+        .post_raw(
+            &path,
+            &shopify_headers("products/create", "ev-2", &s.secret, &body),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(is_problem(&res));
+    let p = res.text().await.unwrap();
+    for t in [
+        "checkouts/create",
+        "carts/update",
+        "orders/paid",
+        "customers/create",
+    ] {
+        assert!(p.contains(t), "{p}");
+    }
+
+    // A signed but malformed payload: 400 with the field, not its value.
+    let bad = br#"{"id": 1, "currency": "USD", "total_price": "secret-value-9"}"#.to_vec();
+    let res = app
+        .post_raw(
+            &path,
+            &shopify_headers("checkouts/update", "ev-3", &s.secret, &bad),
+            bad,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(is_problem(&res));
+    let p = res.text().await.unwrap();
+    assert!(p.contains("total_price"), "{p}");
+    assert!(!p.contains("secret-value-9"), "{p}");
+    assert_eq!(app.inbound(&s).await, 1);
+
+    // Another event (new Event-Id) on the same topic is a new row.
+    let res = app
+        .post_raw(
+            &path,
+            &shopify_headers("checkouts/update", "ev-4", &s.secret, &body),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.inbound(&s).await, 2);
+}

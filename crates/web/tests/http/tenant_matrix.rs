@@ -87,6 +87,7 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/v1/alias"), Public),
         (("POST", "/v1/batch"), Public),
         (("POST", "/hooks/{source_id}"), Public),
+        (("POST", "/hooks/shopify/{source_id}"), Public),
         (("GET", "/api/v1/openapi.json"), Public),
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
