@@ -265,11 +265,6 @@ struct FieldsRow {
 const FIELDS: &str =
     "first_name, last_name, company, primary_email, primary_phone, ltv_cents, order_count, last_active_at, merged_into";
 
-/// Rewrites the profile's derived columns after its fields changed.
-const REFRESH_DERIVED: &str =
-    "update profiles set display_name = $3, name_lc = $4, name_key = $5, updated_at = $6 \
-    where org_id = $1 and id = $2";
-
 /// Recursive subtree of a profile through `merged_into` (portable CTE).
 const SUBTREE: &str = "with recursive sub(id) as (select cast($2 as {uuid}) union all \
     select p.id from profiles p join sub on p.merged_into = sub.id where p.org_id = $1) select id from sub";
@@ -304,6 +299,37 @@ fn each_field(
         rule("primary_email", &s.primary_email, &a.primary_email),
         rule("primary_phone", &s.primary_phone, &a.primary_phone),
     ]
+}
+
+/// Writes a profile's five fields (in `each_field` order) and the columns
+/// derived from them (display name, its lowercase, the duplicate key).
+/// Returns the display name.
+async fn set_fields<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    id: Uuid,
+    [first, last, company, email, phone]: [String; 5],
+    now: i64,
+) -> Result<String, StoreError> {
+    let dn = display_name(&first, &last, &email, &phone);
+    let nk = name_key(&first, &last, &company);
+    db.exec(
+        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
+           display_name = $8, name_lc = $9, name_key = $10, updated_at = $11 where org_id = $1 and id = $2")
+        .bind(org)
+        .bind(id)
+        .bind(first)
+        .bind(last)
+        .bind(company)
+        .bind(email)
+        .bind(phone)
+        .bind(dn.clone())
+        .bind(dn.to_lowercase())
+        .bind(nk)
+        .bind(now),
+    )
+    .await?;
+    Ok(dn)
 }
 
 async fn fields_of<D: Db>(db: &mut D, org: Uuid, id: Uuid) -> Result<FieldsRow, StoreError> {
@@ -667,33 +693,16 @@ pub(crate) async fn merge_tx<D: Db>(
             sv.to_string()
         }
     };
-    let [first, last, company, email, phone] = each_field(&s, &a, &mut take);
-    let dn = display_name(&first, &last, &email, &phone);
-    let nk = name_key(&first, &last, &company);
+    let fields = each_field(&s, &a, &mut take);
+    set_fields(db, org, survivor, fields, now).await?;
     db.exec(
-        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7,
-           ltv_cents = ltv_cents + $8, order_count = order_count + $9, last_active_at = $10
+        q("update profiles set ltv_cents = ltv_cents + $3, order_count = order_count + $4, last_active_at = $5
            where org_id = $1 and id = $2")
         .bind(org)
         .bind(survivor)
-        .bind(first)
-        .bind(last)
-        .bind(company)
-        .bind(email)
-        .bind(phone)
         .bind(a.ltv_cents)
         .bind(a.order_count)
         .bind(s.last_active_at.max(a.last_active_at)),
-    )
-    .await?;
-    db.exec(
-        q(REFRESH_DERIVED)
-            .bind(org)
-            .bind(survivor)
-            .bind(dn.clone())
-            .bind(dn.to_lowercase())
-            .bind(nk)
-            .bind(now),
     )
     .await?;
     let merge_id = new_id();
@@ -828,31 +837,7 @@ pub(crate) async fn unmerge_tx<D: Db>(
             sv.to_string()
         }
     };
-    let [first, last, company, email, phone] = each_field(&s, &a, back);
-    let dn = display_name(&first, &last, &email, &phone);
-    let nk = name_key(&first, &last, &company);
-    db.exec(
-        q("update profiles set first_name = $3, last_name = $4, company = $5, primary_email = $6, primary_phone = $7
-           where org_id = $1 and id = $2")
-        .bind(org)
-        .bind(survivor_id)
-        .bind(first)
-        .bind(last)
-        .bind(company)
-        .bind(email)
-        .bind(phone),
-    )
-    .await?;
-    db.exec(
-        q(REFRESH_DERIVED)
-            .bind(org)
-            .bind(survivor_id)
-            .bind(dn.clone())
-            .bind(dn.to_lowercase())
-            .bind(nk)
-            .bind(now),
-    )
-    .await?;
+    let dn = set_fields(db, org, survivor_id, each_field(&s, &a, back), now).await?;
     // Last activity of both sides, from their own timelines now.
     for p in [root, absorbed_id] {
         db.exec(
