@@ -21,5 +21,9 @@ pub type Millis = i64;
 pub mod identity;
 /// Webhook and tracking intake: signature checks and payload parsing.
 pub mod intake;
+/// Intent classification: per-tenant rules that score and categorize events.
+pub mod intent;
 /// The scheduler's rules: backoff with jitter, retry or park.
 pub mod jobs;
+/// The lead state machine: new, engaged, ghosting, converted, lost.
+pub mod leads;
