@@ -56,8 +56,8 @@ async fn shutdown_signal() {
 /// timers, abandonment windows, nudge steps…) as it arrives. A job whose
 /// kind has no handler here is retried with backoff and, in the end,
 /// parked with "no handler" as its error.
-fn job_handlers(runner: RunnerBuilder) -> RunnerBuilder {
-    runner
+fn job_handlers(state: &AppState, runner: RunnerBuilder) -> RunnerBuilder {
+    state.pipeline.handlers(runner)
 }
 
 pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
@@ -72,11 +72,14 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
     // other with LISTEN/NOTIFY). Jobs scheduled through the app state's
     // scheduler wake it in-process.
-    let runner = job_handlers(state.scheduler.runner(RunnerConfig::default()))
+    let runner = job_handlers(&state, state.scheduler.runner(RunnerConfig::default()))
         .start()
         .await
         .context("cannot start the job runner")?;
     tracing::info!(owner = runner.owner(), "job runner started");
+    // The intake pipeline: processes stored events (identity, timeline,
+    // intent, lead state, timers) in arrival order.
+    let pipeline = state.pipeline.start();
     let listener = tokio::net::TcpListener::bind(c.listen())
         .await
         .with_context(|| {
@@ -119,6 +122,8 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     state.imports.interrupt_running(&state).await;
     purge.abort();
     sweeper.abort();
+    tracing::info!("stopping the intake pipeline: finishing the batch in progress");
+    pipeline.shutdown().await;
     tracing::info!("stopping the job runner: finishing running jobs");
     runner.shutdown().await;
     store.close().await;

@@ -4,10 +4,13 @@
 
 /// Wall clock or test clock, with sleeping.
 pub mod clock;
+/// The intake pipeline's worker, live bus and timer handlers.
+pub mod pipeline;
 /// Scheduling jobs and running them: timer, leases, retries, shutdown.
 pub mod scheduler;
 
 pub use clock::{Clock, SystemClock, TestClock};
+pub use pipeline::{LiveEvent, Pipeline};
 pub use scheduler::{
     JobContext, JobError, Progress, Runner, RunnerBuilder, RunnerConfig, Scheduler,
 };

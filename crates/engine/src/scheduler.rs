@@ -186,7 +186,10 @@ impl Scheduler {
         &self.shared.clock
     }
 
-    fn wake(&self, run_at: Millis) {
+    /// Wakes this process's runners for a job due at `run_at` that was
+    /// written by other means (the intake pipeline writes its timers in
+    /// its own transaction).
+    pub fn wake(&self, run_at: Millis) {
         let mut runners = self
             .shared
             .runners

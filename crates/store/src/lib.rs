@@ -22,6 +22,8 @@ pub mod intake;
 /// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
 pub mod jobs;
 mod migrate;
+/// The intake pipeline: the event queue, leads, lead history, checkouts.
+pub mod pipeline;
 mod sql;
 /// Organizations, users, memberships.
 pub mod tenancy;

@@ -22,6 +22,7 @@ pub(crate) enum Arg {
     Uuid(Uuid),
     OptText(Option<String>),
     OptUuid(Option<Uuid>),
+    OptI64(Option<i64>),
 }
 
 impl From<i64> for Arg {
@@ -62,6 +63,11 @@ impl From<Option<&str>> for Arg {
 impl From<Option<String>> for Arg {
     fn from(v: Option<String>) -> Arg {
         Arg::OptText(v)
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::OptI64(v)
     }
 }
 impl From<Option<Uuid>> for Arg {
@@ -134,6 +140,16 @@ impl Row {
             Row::Lite(_) => match self.lite(i)? {
                 rusqlite::types::Value::Text(s) => Ok(s.clone()),
                 other => Err(type_err(i, "text", other)),
+            },
+        }
+    }
+
+    pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self {
+            Row::Pg(r) => Ok(r.try_get::<Option<String>, _>(i)?),
+            Row::Lite(_) => match self.lite(i)? {
+                rusqlite::types::Value::Null => Ok(None),
+                _ => self.text(i).map(Some),
             },
         }
     }
@@ -227,6 +243,7 @@ fn pg_bind<'q>(
             Arg::Uuid(v) => query.bind(*v),
             Arg::OptText(v) => query.bind(v.as_deref()),
             Arg::OptUuid(v) => query.bind(*v),
+            Arg::OptI64(v) => query.bind(*v),
         };
     }
     query
@@ -261,6 +278,7 @@ impl Lite<'_> {
                 Arg::Text(v) => st.raw_bind_parameter(idx, v.as_str())?,
                 Arg::Uuid(v) => st.raw_bind_parameter(idx, &v.as_bytes()[..])?,
                 Arg::OptText(v) => st.raw_bind_parameter(idx, v.as_deref())?,
+                Arg::OptI64(v) => st.raw_bind_parameter(idx, *v)?,
                 Arg::OptUuid(v) => {
                     st.raw_bind_parameter(idx, v.as_ref().map(|u| &u.as_bytes()[..]))?
                 }
@@ -340,6 +358,57 @@ impl From<rusqlite::Error> for StoreError {
                 }
             }
             _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+/// Runs a query on the read path (SQLite's read pool or a PostgreSQL
+/// connection) and returns its rows by position, like [`Db::rows`]: the one
+/// way for code written over [`Q`] to read without taking the writer's turn.
+pub(crate) async fn read_rows(store: &crate::Store, q: Q) -> Result<Vec<Row>, StoreError> {
+    use crate::engine::Engine;
+    match &*store.engine {
+        Engine::Postgres(p) => {
+            let mut conn = p.acquire().await?;
+            conn.rows(q).await
+        }
+        Engine::Sqlite(s) => {
+            use sqlx::{Row as _, TypeInfo, ValueRef};
+            let mut conn = s.read.acquire().await?;
+            let mut query = sqlx::query(&q.sql);
+            for a in &q.args {
+                query = match a {
+                    Arg::I64(v) => query.bind(*v),
+                    Arg::Text(v) => query.bind(v.as_str()),
+                    Arg::Uuid(v) => query.bind(*v),
+                    Arg::OptText(v) => query.bind(v.as_deref()),
+                    Arg::OptUuid(v) => query.bind(*v),
+                    Arg::OptI64(v) => query.bind(*v),
+                };
+            }
+            let rows = query.fetch_all(&mut *conn).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let mut vals = Vec::with_capacity(r.len());
+                for i in 0..r.len() {
+                    use rusqlite::types::Value as V;
+                    let raw = r.try_get_raw(i)?;
+                    let v = if raw.is_null() {
+                        V::Null
+                    } else {
+                        // The value's own storage class (SQLite is dynamically typed).
+                        match raw.type_info().name() {
+                            "INTEGER" | "BOOLEAN" => V::Integer(r.try_get::<i64, _>(i)?),
+                            "REAL" => V::Real(r.try_get::<f64, _>(i)?),
+                            "BLOB" => V::Blob(r.try_get::<Vec<u8>, _>(i)?),
+                            _ => V::Text(r.try_get::<String, _>(i)?),
+                        }
+                    };
+                    vals.push(v);
+                }
+                out.push(Row::Lite(vals));
+            }
+            Ok(out)
         }
     }
 }

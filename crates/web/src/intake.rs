@@ -11,7 +11,8 @@
 //! so a 2xx always means "stored", and a database outage answers 503 with
 //! `Retry-After` for the sender to retry (RELIABILITY R6). Retries are safe:
 //! every event is stored under its provider's key, once (R4). What happens
-//! to a stored event (the pipeline) is not done here.
+//! to a stored event is the pipeline's work (`bos_engine::pipeline`), which
+//! every handler wakes after its commit.
 
 use crate::error::{ApiResult, AppError};
 use crate::AppState;
@@ -195,6 +196,7 @@ async fn single(
             now,
         )
         .await?;
+    st.pipeline.notify();
     Ok(success())
 }
 
@@ -254,6 +256,7 @@ async fn batch_call(
         });
     }
     st.store.ingest(src.org_id, src.id, events, now).await?;
+    st.pipeline.notify();
     if rejected.is_empty() {
         Ok(success())
     } else {
@@ -326,6 +329,7 @@ async fn webhook(
             st.now(),
         )
         .await?;
+    st.pipeline.notify();
     Ok(Json(
         json!({ "success": true, "duplicate": r.duplicates > 0 }),
     ))
@@ -393,6 +397,7 @@ async fn shopify_webhook(
             st.now(),
         )
         .await?;
+    st.pipeline.notify();
     Ok(Json(
         json!({ "success": true, "duplicate": r.duplicates > 0 }),
     ))

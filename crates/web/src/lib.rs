@@ -81,13 +81,18 @@ pub struct AppState {
     /// Schedules durable jobs (timers, retries) and wakes this process's
     /// job runner; `bos serve` starts the runner from it.
     pub scheduler: bos_engine::Scheduler,
+    /// The intake pipeline: endpoints wake it after storing events, and the
+    /// dashboard streams its live bus. `bos serve` starts its worker.
+    pub pipeline: bos_engine::Pipeline,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
+        let scheduler = bos_engine::Scheduler::new(store.clone(), clock.clone());
         AppState {
-            scheduler: bos_engine::Scheduler::new(store.clone(), clock.clone()),
+            pipeline: bos_engine::Pipeline::new(scheduler.clone()),
+            scheduler,
             store,
             clock,
             imports: Arc::new(import::ImportJobs::new(config.import_dir.clone())),

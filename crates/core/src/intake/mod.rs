@@ -11,6 +11,8 @@
 
 use crate::Millis;
 
+/// What a stored event means: identifiers, timeline entries, signals.
+pub mod interpret;
 /// Segment-spec tracking calls (identify, track, page, alias, batch).
 pub mod segment;
 /// Shopify webhooks: HMAC over the raw body, topics, typed payloads.

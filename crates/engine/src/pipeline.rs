@@ -1,0 +1,414 @@
+//! The intake pipeline's worker (SPEC IN2–IN5): it takes stored inbound
+//! events in arrival order, reads each one (core's `interpret`), resolves
+//! its identifiers under the tenant's rules, and has the store apply a
+//! batch in one transaction — identity → timeline → intent → lead state →
+//! timers. After the commit it publishes what changed on the live bus, the
+//! feed the dashboard streams over SSE.
+//!
+//! Failures: an unreadable event is parked at once (its bytes will not
+//! change); an error while applying rolls the batch back and the events are
+//! applied one by one, so only the failing one is retried with backoff and,
+//! out of attempts, parked for a person. Endpoints call [`Pipeline::notify`]
+//! after storing; a poll once a second covers other replicas and retries.
+//!
+//! It also owns the handlers of the timers it sets: the ghosting timer
+//! (`lead.ghosting`) and the checkout abandonment window (`checkout.abandon`).
+
+use crate::scheduler::{JobContext, JobError, RunnerBuilder, Scheduler};
+use bos_core::identity::{normalize, IdentifierKind};
+use bos_core::intake::interpret::interpret;
+use bos_core::Millis;
+use bos_store::identity::Traits;
+use bos_store::pipeline::{
+    Applied, DueEvent, Item, PipelineSettings, Ready, Work, ABANDON_JOB, GHOST_JOB,
+};
+use bos_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
+
+/// Events taken per transaction.
+pub const BATCH: u32 = 256;
+
+/// How long a tenant's settings are reused before being read again.
+const SETTINGS_TTL_MS: i64 = 5_000;
+
+/// Something the dashboard should show now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEvent {
+    pub org_id: Uuid,
+    pub profile_id: Uuid,
+    /// `event` (a new touchpoint), `state` (a lead moved), `abandoned`.
+    pub kind: &'static str,
+    /// A new profile (a new lead).
+    pub created: bool,
+    pub summary: String,
+}
+
+struct Shared {
+    scheduler: Scheduler,
+    notify: Notify,
+    bus: broadcast::Sender<LiveEvent>,
+    settings: Mutex<HashMap<Uuid, (Arc<PipelineSettings>, Millis)>>,
+}
+
+/// The pipeline: cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Pipeline {
+    shared: Arc<Shared>,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub taken: usize,
+    pub processed: usize,
+    pub failed: usize,
+}
+
+impl Pipeline {
+    pub fn new(scheduler: Scheduler) -> Pipeline {
+        let (bus, _) = broadcast::channel(1024);
+        Pipeline {
+            shared: Arc::new(Shared {
+                scheduler,
+                notify: Notify::new(),
+                bus,
+                settings: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.shared.scheduler.store()
+    }
+
+    fn now(&self) -> Millis {
+        self.shared.scheduler.clock().now_ms()
+    }
+
+    /// New events were stored: wake the worker.
+    pub fn notify(&self) {
+        self.shared.notify.notify_one();
+    }
+
+    /// The live bus (every tenant's events: subscribers filter by org).
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.shared.bus.subscribe()
+    }
+
+    /// Publishes on the live bus (a person's quick action, a timer).
+    pub fn publish(&self, e: LiveEvent) {
+        let _ = self.shared.bus.send(e);
+    }
+
+    /// Forgets a tenant's cached settings (they were just saved).
+    pub fn settings_changed(&self, org: Uuid) {
+        self.shared
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&org);
+    }
+
+    async fn settings(&self, org: Uuid) -> Result<Arc<PipelineSettings>, StoreError> {
+        let now = self.now();
+        if let Some((s, at)) = self
+            .shared
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&org)
+        {
+            if now - at < SETTINGS_TTL_MS {
+                return Ok(s.clone());
+            }
+        }
+        let s = Arc::new(self.store().pipeline_settings(org).await?);
+        self.shared
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(org, (s.clone(), now));
+        Ok(s)
+    }
+
+    /// Processes what is due until nothing is (tests and benchmarks drain
+    /// the queue instead of waiting for the worker).
+    pub async fn drain(&self) -> Result<Pass, StoreError> {
+        let mut total = Pass::default();
+        loop {
+            let p = self.pass(BATCH).await?;
+            total.taken += p.taken;
+            total.processed += p.processed;
+            total.failed += p.failed;
+            if p.taken == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One batch: read, prepare, apply, publish.
+    pub async fn pass(&self, limit: u32) -> Result<Pass, StoreError> {
+        let now = self.now();
+        let due = self.store().due_inbound(now, limit).await?;
+        if due.is_empty() {
+            return Ok(Pass::default());
+        }
+        let mut items = Vec::with_capacity(due.len());
+        for ev in due {
+            let settings = self.settings(ev.org_id).await?;
+            let work = prepare(&ev, &settings.identity);
+            items.push(Item {
+                event: ev,
+                work,
+                settings,
+            });
+        }
+        let mut pass = Pass {
+            taken: items.len(),
+            ..Pass::default()
+        };
+        match self.store().apply_inbound(items.clone(), now).await {
+            Ok(r) => {
+                pass.processed = r.events.len();
+                if let Some(at) = r.earliest_timer {
+                    self.shared.scheduler.wake(at);
+                }
+                self.publish_applied(&items, r.events.iter().map(|e| &e.applied));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = items.len(), "intake batch failed; applying its events one by one");
+                for item in items {
+                    match self.store().apply_inbound(vec![item.clone()], now).await {
+                        Ok(r) => {
+                            pass.processed += 1;
+                            if let Some(at) = r.earliest_timer {
+                                self.shared.scheduler.wake(at);
+                            }
+                            self.publish_applied(
+                                std::slice::from_ref(&item),
+                                r.events.iter().map(|e| &e.applied),
+                            );
+                        }
+                        Err(e) => {
+                            pass.failed += 1;
+                            let ev = &item.event;
+                            let parked = self
+                                .store()
+                                .fail_inbound(ev.org_id, ev.id, e.to_string(), now)
+                                .await?;
+                            tracing::warn!(org = %ev.org_id, event = %ev.id, error = %e, parked, "intake event failed");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    fn publish_applied<'a>(&self, items: &[Item], applied: impl Iterator<Item = &'a Applied>) {
+        for (item, a) in items.iter().zip(applied) {
+            if let Applied::Processed {
+                profile_id,
+                transition,
+                created,
+                ..
+            } = a
+            {
+                let summary = match &item.work {
+                    Work::Apply(r) => r
+                        .interp
+                        .entries
+                        .first()
+                        .map(|e| e.summary.clone())
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                self.publish(LiveEvent {
+                    org_id: item.event.org_id,
+                    profile_id: *profile_id,
+                    kind: if transition.is_some() {
+                        "state"
+                    } else {
+                        "event"
+                    },
+                    created: *created,
+                    summary,
+                });
+            }
+        }
+    }
+
+    /// Runs the worker until `shutdown` resolves: a pass whenever woken,
+    /// and at least once a second (retries, other replicas' events).
+    pub fn start(&self) -> Worker {
+        let me = self.clone();
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let handle = tokio::spawn(async move {
+            loop {
+                if *stop_rx.borrow() {
+                    break;
+                }
+                match me.pass(BATCH).await {
+                    Ok(p) if p.taken > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "intake pipeline pass failed"),
+                }
+                tokio::select! {
+                    _ = me.shared.notify.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop_rx.changed() => {}
+                }
+            }
+        });
+        Worker {
+            stop: stop_tx,
+            handle,
+        }
+    }
+
+    /// Registers the handlers of the pipeline's timers on a runner.
+    pub fn handlers(&self, runner: RunnerBuilder) -> RunnerBuilder {
+        let ghost = self.clone();
+        let abandon = self.clone();
+        runner
+            .handle(GHOST_JOB, move |job| {
+                let p = ghost.clone();
+                async move { p.on_ghost_timer(job).await }
+            })
+            .handle(ABANDON_JOB, move |job| {
+                let p = abandon.clone();
+                async move { p.on_abandon_timer(job).await }
+            })
+    }
+
+    async fn on_ghost_timer(&self, job: JobContext) -> Result<(), JobError> {
+        let profile = payload_field(&job, "profile_id")?;
+        let profile = Uuid::parse_str(&profile)
+            .map_err(|e| JobError::permanent(format!("bad profile id in payload: {e}")))?;
+        let changed = self
+            .store()
+            .lead_inactivity(job.org_id, profile, self.now())
+            .await
+            .map_err(|e| JobError::retry(e.to_string()))?;
+        if let Some(c) = changed {
+            self.publish(LiveEvent {
+                org_id: job.org_id,
+                profile_id: c.profile_id,
+                kind: "state",
+                created: false,
+                summary: c.transition.reason,
+            });
+        }
+        Ok(())
+    }
+
+    async fn on_abandon_timer(&self, job: JobContext) -> Result<(), JobError> {
+        let checkout = payload_field(&job, "checkout_id")?;
+        let r = self
+            .store()
+            .checkout_abandoned(job.org_id, checkout, self.now())
+            .await
+            .map_err(|e| JobError::retry(e.to_string()))?;
+        if let Some(profile) = r {
+            self.publish(LiveEvent {
+                org_id: job.org_id,
+                profile_id: profile,
+                kind: "abandoned",
+                created: false,
+                summary: "Abandoned checkout".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn payload_field(job: &JobContext, field: &str) -> Result<String, JobError> {
+    let v: serde_json::Value = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::permanent(format!("payload is not JSON: {e}")))?;
+    v.get(field)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| JobError::permanent(format!("payload has no {field}")))
+}
+
+/// The running worker.
+pub struct Worker {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Stops after the pass in progress (its transaction commits or not as
+    /// a whole: nothing is half-applied).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+/// Reads one event and resolves its identifiers under the tenant's rules.
+pub fn prepare(ev: &DueEvent, rules: &bos_core::identity::IdentityRules) -> Work {
+    let interp = match interpret(
+        &ev.source_kind,
+        &ev.kind,
+        ev.payload.as_bytes(),
+        ev.received_at,
+    ) {
+        Ok(i) => i,
+        Err(e) => return Work::Park(format!("The event could not be read: {e}.")),
+    };
+    let mut ids = Vec::new();
+    let mut problems = Vec::new();
+    for (k, v) in &interp.identifiers {
+        let kind = match IdentifierKind::parse(k) {
+            Ok(kind) => kind,
+            Err(e) => {
+                problems.push(e.0);
+                continue;
+            }
+        };
+        // Custom kinds exist once a person adds them to the rules.
+        if matches!(kind, IdentifierKind::Custom(_)) && !rules.kinds.contains_key(&kind) {
+            problems.push(format!("{k}: not an identifier kind of this organization"));
+            continue;
+        }
+        match normalize(&kind, v, &rules.default_region) {
+            Ok(id) if rules.blocked(&id) => problems.push(format!("{id} is on the blocklist")),
+            Ok(id) => {
+                if !ids.contains(&id) {
+                    ids.push(id)
+                }
+            }
+            Err(e) => problems.push(format!("{k}: {}", e.0)),
+        }
+    }
+    if ids.is_empty() {
+        let why = if problems.is_empty() {
+            match ev.kind.as_str() {
+                "carts/create" | "carts/update" => {
+                    "A Shopify cart names no customer; its checkout will.".to_string()
+                }
+                _ => {
+                    "The event names nobody: no email, phone, user id or anonymous id.".to_string()
+                }
+            }
+        } else {
+            format!("No usable identifier: {}.", problems.join("; "))
+        };
+        return Work::Skip(why);
+    }
+    let traits = Traits {
+        first_name: interp.first_name.clone(),
+        last_name: interp.last_name.clone(),
+        company: interp.company.clone(),
+    };
+    Work::Apply(Box::new(Ready {
+        identifiers: ids,
+        traits,
+        interp,
+    }))
+}
