@@ -11,6 +11,8 @@
 
 use crate::Millis;
 
+/// Public web forms: urlencoded or JSON bodies, honeypot, dedupe keys.
+pub mod form;
 /// Segment-spec tracking calls (identify, track, page, alias, batch).
 pub mod segment;
 /// Shopify webhooks: HMAC over the raw body, topics, typed payloads.
