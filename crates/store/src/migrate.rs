@@ -43,6 +43,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "intake",
         sql: include_str!("../migrations/sqlite/0006_intake.sql"),
     },
+    Migration {
+        version: 7,
+        name: "forms",
+        sql: include_str!("../migrations/sqlite/0007_forms.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -75,6 +80,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "intake",
         sql: include_str!("../migrations/postgres/0006_intake.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "forms",
+        sql: include_str!("../migrations/postgres/0007_forms.sql"),
     },
 ];
 

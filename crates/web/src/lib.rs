@@ -22,7 +22,8 @@ pub mod error;
 pub mod identity;
 /// Contacts import: the CSV driver, upload spooling, background runs.
 pub mod import;
-/// Public intake endpoints: Segment-compatible tracking, Standard Webhooks.
+/// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
+/// Shopify webhooks, public web forms.
 pub mod intake;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
@@ -81,6 +82,8 @@ pub struct AppState {
     /// Schedules durable jobs (timers, retries) and wakes this process's
     /// job runner; `bos serve` starts the runner from it.
     pub scheduler: bos_engine::Scheduler,
+    /// Rate limits of public form posts, per form and client address.
+    pub(crate) form_limiter: Arc<intake::FormLimiter>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
@@ -93,6 +96,7 @@ impl AppState {
             imports: Arc::new(import::ImportJobs::new(config.import_dir.clone())),
             config: Arc::new(config),
             metrics: Arc::new(ops::Metrics::default()),
+            form_limiter: Arc::new(intake::FormLimiter::default()),
             passwords: Arc::new(auth::password::Hasher::new()),
         }
     }
