@@ -115,10 +115,14 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
             }
         }
     });
-    axum::serve(listener, bos_web::app(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    axum::serve(
+        listener,
+        // The peer address is the client IP the public form rate limit keys on.
+        bos_web::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
     state.imports.interrupt_running(&state).await;
     purge.abort();
     sweeper.abort();

@@ -14,8 +14,7 @@ use crate::{new_id, StoreError};
 use sqlx::Connection;
 use uuid::Uuid;
 
-/// Where events come from. `segment`, `webhook` and `shopify` have
-/// endpoints; the schema already admits `form`.
+/// Where events come from: each kind has its public endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Segment,
@@ -47,8 +46,9 @@ impl SourceKind {
 
 /// One source. `secret` is the Standard Webhooks secret of a `webhook`
 /// source, or the Shopify app's client secret of a `shopify` source (both
-/// needed to verify); a Segment write key is only kept as a hash
-/// and never appears here.
+/// needed to verify), or the public form key (`fk_…`) of a `form` source
+/// (it is in the landing page's HTML); a Segment write key is only kept as
+/// a hash and never appears here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub org_id: Uuid,
@@ -56,7 +56,24 @@ pub struct Source {
     pub kind: SourceKind,
     pub name: String,
     pub secret: Option<String>,
+    /// Settings as a JSON object (a form's `thank_you_url`); see
+    /// [`Source::thank_you_url`].
+    pub config: Option<String>,
     pub created_at: i64,
+}
+
+impl Source {
+    /// A form source's thank-you page, where a classic form post is sent
+    /// after it was stored.
+    pub fn thank_you_url(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(self.config.as_deref()?).ok()?;
+        v.get("thank_you_url")?.as_str().map(str::to_owned)
+    }
+}
+
+/// A source's settings JSON with a thank-you page.
+pub fn form_config(thank_you_url: Option<&str>) -> Option<String> {
+    thank_you_url.map(|u| serde_json::json!({ "thank_you_url": u }).to_string())
 }
 
 /// What `create_source` needs: the credential in the form it is stored.
@@ -65,8 +82,10 @@ pub struct NewSource {
     pub kind: SourceKind,
     pub name: String,
     pub secret: Option<String>,
-    /// SHA-256 of a write key.
+    /// SHA-256 of a write key or form key.
     pub key_hash: Option<Vec<u8>>,
+    /// Settings as a JSON object, see [`Source::config`].
+    pub config: Option<String>,
 }
 
 /// One event to store: its dedupe key, its type and its raw JSON.
@@ -105,6 +124,7 @@ struct SourceRow {
     kind: String,
     name: String,
     secret: Option<String>,
+    config: Option<String>,
     created_at: i64,
 }
 
@@ -118,6 +138,7 @@ impl TryFrom<SourceRow> for Source {
                 .ok_or_else(|| StoreError::Other(format!("unknown source kind {:?}", r.kind)))?,
             name: r.name,
             secret: r.secret,
+            config: r.config,
             created_at: r.created_at,
         })
     }
@@ -150,7 +171,7 @@ impl From<EventRow> for InboundEvent {
     }
 }
 
-const SOURCE_COLS: &str = "org_id, id, kind, name, secret, created_at";
+const SOURCE_COLS: &str = "org_id, id, kind, name, secret, config, created_at";
 const EVENT_COLS: &str = "org_id, id, source_id, external_id, kind, received_at, payload, status";
 
 impl crate::Store {
@@ -166,14 +187,15 @@ impl crate::Store {
             kind: n.kind,
             name: n.name,
             secret: n.secret,
+            config: n.config,
             created_at: now,
         };
         let s = src.clone();
         let key_hash = n.key_hash;
         write!(self, |c| {
             sqlx::query(
-                "insert into sources (org_id, id, kind, name, secret, key_hash, created_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7)",
+                "insert into sources (org_id, id, kind, name, secret, key_hash, config, created_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(s.org_id)
             .bind(s.id)
@@ -181,6 +203,7 @@ impl crate::Store {
             .bind(&s.name)
             .bind(&s.secret)
             .bind(&key_hash)
+            .bind(&s.config)
             .bind(s.created_at)
             .execute(&mut *c)
             .await?;
@@ -211,8 +234,9 @@ impl crate::Store {
         row.try_into()
     }
 
-    /// A system lookup for a public endpoint: the source whose write key
-    /// hashes to `hash`. This is how the tenant of a Segment call is found.
+    /// A system lookup for a public endpoint: the source whose write key or
+    /// form key hashes to `hash`. This is how the tenant of a Segment call
+    /// or a form post is found.
     pub async fn source_by_key_hash(&self, hash: &[u8]) -> Result<Option<Source>, StoreError> {
         let sql = format!("select {SOURCE_COLS} from sources where key_hash = $1");
         let hash = hash.to_vec();

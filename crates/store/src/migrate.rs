@@ -44,6 +44,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0006_intake.sql"),
     },
     Migration {
+        version: 7,
+        name: "forms",
+        sql: include_str!("../migrations/sqlite/0007_forms.sql"),
+    },
+    Migration {
         version: 8,
         name: "pipeline",
         sql: include_str!("../migrations/sqlite/0008_pipeline.sql"),
@@ -80,6 +85,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "intake",
         sql: include_str!("../migrations/postgres/0006_intake.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "forms",
+        sql: include_str!("../migrations/postgres/0007_forms.sql"),
     },
     Migration {
         version: 8,

@@ -39,6 +39,7 @@ async fn sources_are_tenant_scoped_and_found_by_credential() {
                 name: "site".into(),
                 secret: None,
                 key_hash: Some(vec![7; 32]),
+                config: None,
             },
             10,
         )
@@ -53,15 +54,43 @@ async fn sources_are_tenant_scoped_and_found_by_credential() {
                 name: "forms".into(),
                 secret: Some("whsec_x".into()),
                 key_hash: None,
+                config: None,
             },
             11,
         )
         .await
         .unwrap();
+    let form = db
+        .store
+        .create_source(
+            a.id,
+            NewSource {
+                kind: SourceKind::Form,
+                name: "landing".into(),
+                secret: Some("fk_public".into()),
+                key_hash: Some(vec![9; 32]),
+                config: bos_store::intake::form_config(Some("https://ex.com/thanks")),
+            },
+            12,
+        )
+        .await
+        .unwrap();
+    let by_key = db
+        .store
+        .source_by_key_hash(&[9; 32])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_key, form);
+    assert_eq!(
+        by_key.thank_you_url().as_deref(),
+        Some("https://ex.com/thanks")
+    );
+    assert_eq!(seg.thank_you_url(), None);
     let listed = db.store.sources(a.id).await.unwrap();
     assert_eq!(
         listed,
-        vec![seg.clone(), hook.clone()],
+        vec![seg.clone(), hook.clone(), form.clone()],
         "{}",
         db.engine_name()
     );
@@ -83,6 +112,7 @@ async fn sources_are_tenant_scoped_and_found_by_credential() {
                 name: "clash".into(),
                 secret: None,
                 key_hash: Some(vec![7; 32]),
+                config: None,
             },
             12,
         )
@@ -104,6 +134,7 @@ async fn ingest_stores_each_event_once() {
                 name: "site".into(),
                 secret: None,
                 key_hash: Some(vec![1; 32]),
+                config: None,
             },
             1,
         )

@@ -1,9 +1,11 @@
 //! The public intake endpoints (SPEC IN1, IN2): Segment-compatible tracking
 //! (`/v1/identify|track|page|alias|batch`, write key as HTTP Basic) and
 //! Standard Webhooks (`/hooks/{source_id}`, HMAC over the raw body), and
-//! Shopify webhooks (`/hooks/shopify/{source_id}`, PROVIDERS.md §1). They
+//! Shopify webhooks (`/hooks/shopify/{source_id}`, PROVIDERS.md §1), and
+//! public web forms (`/f/{form_key}`, posted from a visitor's browser). They
 //! need no session or API key: the source's own credential is the
-//! authentication, and it also tells us the tenant.
+//! authentication, and it also tells us the tenant. (A form key is public,
+//! so forms are protected by a honeypot and a per-address rate limit.)
 //!
 //! Each handler takes the body as raw bytes (a signature covers the bytes
 //! as sent, PROVIDERS.md §0), checks the credential before anything is
@@ -23,12 +25,14 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use bos_core::intake::form;
 use bos_core::intake::segment::{self, CallType};
 use bos_core::intake::shopify;
 use bos_core::intake::standard_webhooks::{self, Secret};
 use bos_store::intake::{NewInbound, Source, SourceKind};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::net::IpAddr;
 
 /// Every public intake route, for the router and the tenant matrix.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -39,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/batch"),
     ("POST", "/hooks/{source_id}"),
     ("POST", "/hooks/shopify/{source_id}"),
+    ("POST", "/f/{form_key}"),
+    ("OPTIONS", "/f/{form_key}"),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -50,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/batch", post(batch))
         .route("/hooks/{source_id}", post(webhook))
         .route("/hooks/shopify/{source_id}", post(shopify_webhook))
+        .route("/f/{form_key}", post(form_submit).options(form_preflight))
 }
 
 type Body = Result<Bytes, BytesRejection>;
@@ -420,4 +427,273 @@ fn parse_reason(topic: shopify::Topic, e: &shopify::ParseError) -> String {
         E::Timestamp(f) => format!("The {t} payload's {f} is not an RFC 3339 timestamp."),
         E::UnknownTopic(_) | E::MissingDeliveryId => format!("The {t} payload could not be read."),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Public web forms: `/f/{form_key}` (SPEC IN1).
+
+/// A form post is refused after this many posts in a burst, per form and
+/// client address...
+const FORM_BURST: f64 = 10.0;
+/// ...and allowed again at this pace: 10 a minute.
+const FORM_REFILL_MS: f64 = 6_000.0;
+/// Buckets kept before idle ones are dropped.
+const FORM_BUCKETS_MAX: usize = 10_000;
+
+/// Per-(form source, client address) token buckets, in memory: a form key
+/// is public, so this is what keeps one sender from flooding a tenant's
+/// inbox. Time comes from the app's clock, so tests need no sleeping.
+#[derive(Default)]
+pub struct FormLimiter {
+    buckets: std::sync::Mutex<std::collections::HashMap<(uuid::Uuid, Option<IpAddr>), Bucket>>,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: i64,
+}
+
+impl FormLimiter {
+    /// Takes one token; `Err(seconds)` to wait when there is none.
+    pub fn take(&self, source: uuid::Uuid, ip: Option<IpAddr>, now: i64) -> Result<(), u64> {
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= FORM_BUCKETS_MAX && !map.contains_key(&(source, ip)) {
+            // Drop buckets that have refilled: they hold nothing.
+            let full_after = (FORM_BURST * FORM_REFILL_MS) as i64;
+            map.retain(|_, b| now.saturating_sub(b.at) < full_after);
+            if map.len() >= FORM_BUCKETS_MAX {
+                map.clear();
+            }
+        }
+        let b = map.entry((source, ip)).or_insert(Bucket {
+            tokens: FORM_BURST,
+            at: now,
+        });
+        // A clock that went back refills nothing and takes nothing extra.
+        let elapsed = now.saturating_sub(b.at).max(0) as f64;
+        b.tokens = (b.tokens + elapsed / FORM_REFILL_MS).min(FORM_BURST);
+        b.at = b.at.max(now);
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait_ms = (1.0 - b.tokens) * FORM_REFILL_MS;
+            Err(((wait_ms / 1000.0).ceil() as u64).max(1))
+        }
+    }
+}
+
+/// The client's address: the TCP peer, when the server was started with
+/// connect info (`bos serve` is). `X-Forwarded-For` is not read: there is
+/// no trusted-proxy setting, and a forged header must change nothing
+/// (RELIABILITY S5).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// Every answer of `/f/…` may be read by any page: the key is public and
+/// nothing secret is ever returned.
+fn with_cors(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Retry-After"),
+    );
+    res
+}
+
+/// `OPTIONS /f/{form_key}`: the CORS preflight of a `fetch` that sends
+/// JSON.
+async fn form_preflight() -> Response {
+    let mut res = axum::http::StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Accept"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    with_cors(res)
+}
+
+/// `POST /f/{form_key}`.
+async fn form_submit(
+    st: State<AppState>,
+    Path(form_key): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    b: Body,
+) -> Response {
+    with_cors(match form_call(st, form_key, ip, headers, b).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    })
+}
+
+fn unknown_form() -> Response {
+    let status = axum::http::StatusCode::NOT_FOUND;
+    let body = crate::error::Problem {
+        kind: "urn:bos:problem:not-found".into(),
+        title: "Unknown form".into(),
+        status: status.as_u16(),
+        detail: "No form has this key. Check the form key in the form's action URL \
+                 (/f/fk_…): copy it again from the form source in BOS."
+            .into(),
+        field: None,
+    };
+    let mut res = (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+fn form_error(e: form::Error) -> AppError {
+    use form::Error as E;
+    // core's messages are sentence tails; make each a sentence.
+    let msg = e.to_string();
+    let mut chars = msg.chars();
+    let detail = match chars.next() {
+        Some(c) => format!("{}{}.", c.to_uppercase(), chars.as_str()),
+        None => "The form submission was refused.".into(),
+    };
+    match e {
+        E::TooLarge { .. } => AppError::PayloadTooLarge(detail),
+        E::UnsupportedContentType(_) => AppError::UnsupportedMediaType(detail),
+        E::Json(_) => AppError::BadRequest(detail),
+        E::BadRedirect => AppError::invalid("_redirect", detail),
+        E::BadSessionId => AppError::invalid("_sid", detail),
+        E::BadPartial | E::PartialWithoutSid => AppError::invalid("_partial", detail),
+        E::NotAScalar { .. }
+        | E::NameTooLong(_)
+        | E::ValueTooLong(_)
+        | E::TooManyFields
+        | E::NoFields => AppError::Invalid {
+            field: None,
+            detail,
+        },
+    }
+}
+
+/// The answer to a stored (or honeypot-swallowed) submission: a browser's
+/// classic form post goes to the thank-you page when there is one; a
+/// script (`Accept: application/json`) or a form without one gets
+/// `{"success": true}`.
+fn form_success(headers: &HeaderMap, redirect: Option<String>) -> Response {
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("application/json"));
+    match redirect.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        Some(location) if !wants_json => {
+            let mut res = axum::http::StatusCode::SEE_OTHER.into_response();
+            res.headers_mut().insert(header::LOCATION, location);
+            res
+        }
+        _ => success().into_response(),
+    }
+}
+
+async fn form_call(
+    State(st): State<AppState>,
+    form_key: String,
+    ip: Option<IpAddr>,
+    headers: HeaderMap,
+    b: Body,
+) -> ApiResult<Response> {
+    let b = body(b)?;
+    if b.len() > form::MAX_BODY_BYTES {
+        return Err(form_error(form::Error::TooLarge { size: b.len() }));
+    }
+    // A key that cannot be one is not looked up.
+    if !form_key.starts_with("fk_") || form_key.len() > 64 {
+        return Ok(unknown_form());
+    }
+    let src = match st
+        .store
+        .source_by_key_hash(&crate::auth::sha256(&form_key))
+        .await?
+    {
+        Some(s) if s.kind == SourceKind::Form => s,
+        _ => return Ok(unknown_form()),
+    };
+    let now = st.now();
+    if let Err(retry_after_s) = st.form_limiter.take(src.id, ip, now) {
+        return Err(AppError::TooManyRequests {
+            retry_after_s,
+            detail: format!(
+                "Too many submissions of this form from your address. Wait {retry_after_s} seconds and send it again."
+            ),
+        });
+    }
+    let h = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let sub = form::parse(h(header::CONTENT_TYPE), &b).map_err(form_error)?;
+    let redirect = if sub.partial {
+        None
+    } else {
+        sub.redirect.clone().or_else(|| src.thank_you_url())
+    };
+    if sub.honeypot_tripped {
+        // Exactly the answer a person gets, and nothing stored.
+        return Ok(form_success(&headers, redirect));
+    }
+    let kind = form::event_kind(&sub);
+    let external_id = form::dedupe_key(&sub, &form::body_sha256_hex(&b));
+    let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    // The page is the form's `_page`, else the Referer a classic post sends.
+    let page_url = sub
+        .page_url
+        .clone()
+        .or_else(|| h(header::REFERER).map(|r| clip(r, form::MAX_URL_CHARS)));
+    // The format the pipeline reads; keep it in step with it.
+    let payload = json!({
+        "type": kind,
+        "fields": sub.fields,
+        "session_id": sub.session_id,
+        "page_url": page_url,
+        "referrer": sub.referrer,
+        "ip": ip.map(|i| i.to_string()),
+        "user_agent": h(header::USER_AGENT).map(|u| clip(u, 512)),
+    })
+    .to_string();
+    st.store
+        .ingest(
+            src.org_id,
+            src.id,
+            vec![NewInbound {
+                external_id,
+                kind: kind.into(),
+                payload,
+            }],
+            now,
+        )
+        .await?;
+    st.pipeline.notify();
+    Ok(form_success(&headers, redirect))
 }

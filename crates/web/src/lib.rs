@@ -22,7 +22,8 @@ pub mod error;
 pub mod identity;
 /// Contacts import: the CSV driver, upload spooling, background runs.
 pub mod import;
-/// Public intake endpoints: Segment-compatible tracking, Standard Webhooks.
+/// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
+/// Shopify webhooks, public web forms.
 pub mod intake;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
@@ -84,6 +85,8 @@ pub struct AppState {
     /// The intake pipeline: endpoints wake it after storing events, and the
     /// dashboard streams its live bus. `bos serve` starts its worker.
     pub pipeline: bos_engine::Pipeline,
+    /// Rate limits of public form posts, per form and client address.
+    pub(crate) form_limiter: Arc<intake::FormLimiter>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
@@ -98,6 +101,7 @@ impl AppState {
             imports: Arc::new(import::ImportJobs::new(config.import_dir.clone())),
             config: Arc::new(config),
             metrics: Arc::new(ops::Metrics::default()),
+            form_limiter: Arc::new(intake::FormLimiter::default()),
             passwords: Arc::new(auth::password::Hasher::new()),
         }
     }

@@ -11,6 +11,8 @@
 
 use crate::Millis;
 
+/// Public web forms: urlencoded or JSON bodies, honeypot, dedupe keys.
+pub mod form;
 /// What a stored event means: identifiers, timeline entries, signals.
 pub mod interpret;
 /// Segment-spec tracking calls (identify, track, page, alias, batch).

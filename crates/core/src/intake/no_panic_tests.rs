@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{parse_minor_units, segment, shopify, standard_webhooks as sw};
+use super::{form, parse_minor_units, segment, shopify, standard_webhooks as sw};
 
 /// The names the parsers read, so generated objects hit real code paths.
 const KEYS: &[&str] = &[
@@ -72,6 +72,12 @@ const KEYS: &[&str] = &[
     "userAgent",
     "batch",
     "writeKey",
+    "_hp",
+    "_redirect",
+    "_sid",
+    "_partial",
+    "_page",
+    "_referrer",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -135,6 +141,23 @@ fn exercise_all(body: &[u8], text: &str) {
     for exp in 0..4 {
         let _ = parse_minor_units(text, exp);
     }
+    exercise_form(body, text);
+}
+
+fn exercise_form(body: &[u8], text: &str) {
+    for ct in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("application/json"),
+        Some("text/plain"),
+        Some(text),
+    ] {
+        if let Ok(s) = form::parse(ct, body) {
+            let _ = form::dedupe_key(&s, &form::body_sha256_hex(body));
+            let _ = form::event_kind(&s);
+        }
+    }
+    let _ = form::valid_redirect(text);
 }
 
 proptest! {
@@ -165,6 +188,27 @@ proptest! {
         let secret = sw::Secret::from_bytes(vec![7; 24]).expect("24 bytes");
         let headers = sw::Headers { id: Some(&id), timestamp: Some(&ts), signature: Some(&sig) };
         let _ = sw::verify(&[secret], headers, b"{}", now);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Form bodies built from control names, percent signs and separators,
+    /// so the decoder's edge cases come up often.
+    #[test]
+    fn form_bodies_never_panic(
+        parts in prop::collection::vec(
+            (
+                prop::sample::select(&["_hp", "_redirect", "_sid", "_partial", "_page", "_referrer", "email", "", "_", "n%"][..]),
+                "[-%=&+0-9a-fA-F:/._ é]{0,12}",
+            ),
+            0..12,
+        ),
+    ) {
+        let body: Vec<String> = parts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let body = body.join("&");
+        exercise_form(body.as_bytes(), &body);
     }
 }
 

@@ -4,6 +4,9 @@
 //! Webhooks `whsec_` secret (stored, because verifying needs the key). A
 //! Shopify source is the exception: Shopify signs with the app's client
 //! secret, so the merchant provides it, it is stored, and it is not echoed.
+//! A form source's key (`fk_…`) is public — it sits in the landing page's
+//! HTML — so it is stored in clear and shown every time, with the endpoint
+//! and a ready-to-paste HTML form.
 
 use super::{admin_actor, rfc3339, ApiJson};
 use crate::auth::keys::ApiPrincipal;
@@ -12,8 +15,9 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use bos_core::intake::form;
 use bos_core::intake::standard_webhooks::Secret;
-use bos_store::intake::{NewSource, Source, SourceKind};
+use bos_store::intake::{form_config, NewSource, Source, SourceKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,12 +26,23 @@ const MAX_NAME_CHARS: usize = 200;
 #[derive(Serialize, ToSchema)]
 pub struct SourceDto {
     pub id: uuid::Uuid,
-    /// `segment`, `webhook` or `shopify`.
+    /// `segment`, `webhook`, `shopify` or `form`.
     pub kind: String,
     pub name: String,
     /// Where the source sends its events.
     pub endpoint: String,
     pub created_at: String,
+    /// For `form` only: the public form key (it is part of `endpoint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form_key: Option<String>,
+    /// For `form` only: where a classic form post is sent after it was
+    /// stored (a `_redirect` field in the form wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thank_you_url: Option<String>,
+    /// For `form` only: an HTML form to paste into the landing page, with
+    /// the honeypot and the "form started" script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html_snippet: Option<String>,
 }
 
 fn dto(st: &AppState, s: &Source) -> SourceDto {
@@ -36,36 +51,94 @@ fn dto(st: &AppState, s: &Source) -> SourceDto {
         // The SDKs' API host; they post to /v1/track, /v1/batch and so on.
         SourceKind::Segment => format!("{base}/v1"),
         SourceKind::Shopify => format!("{base}/hooks/shopify/{}", s.id),
-        _ => format!("{base}/hooks/{}", s.id),
+        SourceKind::Form => format!("{base}/f/{}", s.secret.as_deref().unwrap_or("")),
+        SourceKind::Webhook => format!("{base}/hooks/{}", s.id),
     };
+    let is_form = s.kind == SourceKind::Form;
     SourceDto {
         id: s.id,
         kind: s.kind.as_str().into(),
         name: s.name.clone(),
+        html_snippet: is_form.then(|| form_snippet(&endpoint)),
         endpoint,
         created_at: rfc3339(s.created_at),
+        form_key: if is_form { s.secret.clone() } else { None },
+        thank_you_url: s.thank_you_url(),
     }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+}
+
+/// A landing-page form posting to `endpoint`: a few example fields, the
+/// honeypot `_hp` (off-screen, so people never fill it and bots do), and a
+/// script that gives the visit an id (`_sid`), fills `_page` and
+/// `_referrer`, and saves a "form started" (`_partial=1`) with the fields so
+/// far when the visitor first changes a field — so a form left half done
+/// can still be followed up.
+fn form_snippet(endpoint: &str) -> String {
+    let action = html_escape(endpoint);
+    format!(
+        r#"<form method="post" action="{action}" data-bos-form>
+  <label>Name <input name="name" autocomplete="name"></label>
+  <label>Email <input type="email" name="email" autocomplete="email" required></label>
+  <label>Message <textarea name="message"></textarea></label>
+  <div aria-hidden="true" style="position:absolute;left:-10000px;top:auto;width:1px;height:1px;overflow:hidden">
+    <label>Leave this field empty <input type="text" name="_hp" value="" tabindex="-1" autocomplete="off"></label>
+  </div>
+  <input type="hidden" name="_sid"><input type="hidden" name="_page"><input type="hidden" name="_referrer">
+  <button type="submit">Send</button>
+</form>
+<script>
+(function () {{
+  var f = document.currentScript.previousElementSibling, e = f.elements, started = false;
+  e._sid.value = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
+    : Date.now().toString(36) + '-' + Math.random().toString(36).slice(2);
+  e._page.value = location.href.slice(0, 2000);
+  e._referrer.value = document.referrer.slice(0, 2000);
+  f.addEventListener('change', function () {{
+    if (started) return;
+    started = true;
+    var d = new URLSearchParams(new FormData(f));
+    d.set('_partial', '1');
+    fetch(f.action, {{ method: 'POST', mode: 'cors', body: d, headers: {{ 'Accept': 'application/json' }} }})
+      .catch(function () {{}});
+  }});
+}})();
+</script>
+"#
+    )
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
     /// `segment` (Segment-compatible tracking), `webhook` (Standard
-    /// Webhooks) or `shopify` (Shopify webhooks).
+    /// Webhooks), `shopify` (Shopify webhooks) or `form` (public web forms).
     pub kind: String,
     pub name: String,
     /// For `shopify` only, and required there: the Shopify app's client
     /// secret, which Shopify signs its webhooks with.
     #[serde(default)]
     pub secret: Option<String>,
+    /// For `form` only, optional: the page a classic form post is sent to
+    /// after it was stored (an absolute `http`/`https` URL).
+    #[serde(default)]
+    pub thank_you_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct CreatedSource {
     pub source: SourceDto,
     /// The write key (segment) or the `whsec_` signing secret (webhook).
-    /// Store it now: it is never shown again. Absent for `shopify`: the
-    /// merchant provided that secret and already has it.
+    /// Store it now: it is never shown again. Absent for `shopify` (the
+    /// merchant provided that secret and already has it) and for `form`
+    /// (its key is public: `source.form_key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -101,6 +174,13 @@ pub async fn create(
             "Only a shopify source takes a secret; segment and webhook sources get one generated.",
         ));
     }
+    if body.thank_you_url.is_some() && body.kind != "form" {
+        return Err(AppError::invalid(
+            "thank_you_url",
+            "Only a form source takes a thank_you_url.",
+        ));
+    }
+    let mut config = None;
     let (kind, secret, new) = match body.kind.as_str() {
         "segment" => {
             // 192 random bits; Segment SDKs send it in clear, so only its
@@ -129,11 +209,29 @@ pub async fn create(
             })?;
             (SourceKind::Shopify, None, (Some(s), None))
         }
+        "form" => {
+            let thanks = match body.thank_you_url.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(u) => Some(form::valid_redirect(u).ok_or_else(|| {
+                    AppError::invalid(
+                        "thank_you_url",
+                        "thank_you_url must be an absolute http:// or https:// URL, like https://example.com/thanks.",
+                    )
+                })?),
+            };
+            config = form_config(thanks.as_deref());
+            // 144 random bits, URL-safe: "fk_" and 24 characters. Public
+            // (it is in the page's HTML); looked up by its hash like a
+            // write key, so the lookup is by an exact, indexed value.
+            let key = format!("fk_{}", crate::auth::random_token(18));
+            let hash = crate::auth::sha256(&key);
+            (SourceKind::Form, None, (Some(key), Some(hash)))
+        }
         other => {
             return Err(AppError::invalid(
                 "kind",
                 format!(
-                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking), \"webhook\" (Standard Webhooks) or \"shopify\" (Shopify webhooks).",
+                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking), \"webhook\" (Standard Webhooks), \"shopify\" (Shopify webhooks) or \"form\" (public web forms).",
                     other.chars().take(40).collect::<String>()
                 ),
             ))
@@ -148,6 +246,7 @@ pub async fn create(
                 name: name.to_string(),
                 secret: new.0,
                 key_hash: new.1,
+                config,
             },
             st.now(),
         )

@@ -4,6 +4,7 @@
 
 mod api;
 mod customers;
+mod forms;
 mod imports;
 mod intake;
 mod sessions;

@@ -43,9 +43,13 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut WebConfig)) -> TestApp {
     let state = AppState::new(db.store.clone(), clock.clone(), config.clone());
     let serve_state = state.clone();
     tokio::spawn(async move {
-        axum::serve(listener, bos_web::app(serve_state))
-            .await
-            .unwrap();
+        // As `bos serve` does: handlers see the peer address (form rate limits).
+        axum::serve(
+            listener,
+            bos_web::app(serve_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let http = Client::builder().redirect(Policy::none()).build().unwrap();
     TestApp {

@@ -88,6 +88,11 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/v1/batch"), Public),
         (("POST", "/hooks/{source_id}"), Public),
         (("POST", "/hooks/shopify/{source_id}"), Public),
+        // Public web forms: the form key in the URL is public (it is in
+        // the landing page) and names the tenant; nothing is returned but
+        // {"success": true} (tests/http/forms.rs).
+        (("POST", "/f/{form_key}"), Public),
+        (("OPTIONS", "/f/{form_key}"), Public),
         (("GET", "/api/v1/openapi.json"), Public),
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
