@@ -12,16 +12,16 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// Request headers as (name, value).
-type Headers = Vec<(&'static str, String)>;
+pub(crate) type Headers = Vec<(&'static str, String)>;
 
-struct Src {
-    org: Uuid,
-    id: Uuid,
-    secret: String,
-    endpoint: String,
+pub(crate) struct Src {
+    pub org: Uuid,
+    pub id: Uuid,
+    pub secret: String,
+    pub endpoint: String,
 }
 
-async fn source(app: &TestApp, org_name: &str, kind: &str) -> Src {
+pub(crate) async fn source(app: &TestApp, org_name: &str, kind: &str) -> Src {
     let org = app.org(org_name).await;
     let key = app.key(&org, "admin").await;
     let res = app
@@ -41,7 +41,7 @@ async fn source(app: &TestApp, org_name: &str, kind: &str) -> Src {
     }
 }
 
-fn basic(key: &str) -> String {
+pub(crate) fn basic(key: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
@@ -73,7 +73,7 @@ impl TestApp {
         self.store().inbound_count(s.org, s.id).await.unwrap()
     }
 
-    async fn post_raw(
+    pub(crate) async fn post_raw(
         &self,
         path: &str,
         headers: &[(&str, String)],
@@ -353,7 +353,7 @@ const SHOPIFY_CHECKOUT: &str = r#"{
 }"#;
 
 /// A Shopify source created through the API with the app's client secret.
-async fn shopify_source(app: &TestApp, org_name: &str, secret: &str) -> Src {
+pub(crate) async fn shopify_source(app: &TestApp, org_name: &str, secret: &str) -> Src {
     let org = app.org(org_name).await;
     let key = app.key(&org, "admin").await;
     let res = app
@@ -378,7 +378,7 @@ async fn shopify_source(app: &TestApp, org_name: &str, secret: &str) -> Src {
 
 /// The headers Shopify sends with a delivery (names in Shopify's casing;
 /// HTTP header names are case-insensitive).
-fn shopify_headers(topic: &str, event_id: &str, secret: &str, body: &[u8]) -> Headers {
+pub(crate) fn shopify_headers(topic: &str, event_id: &str, secret: &str, body: &[u8]) -> Headers {
     vec![
         ("X-Shopify-Topic", topic.to_string()),
         (

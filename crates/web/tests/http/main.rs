@@ -7,6 +7,7 @@ mod customers;
 mod forms;
 mod imports;
 mod intake;
+mod pipeline;
 mod sessions;
 mod support;
 mod tenant_matrix;
