@@ -95,6 +95,28 @@ enum Which {
         #[arg(long, value_parser = ["drain", "lateness"])]
         only: Option<String>,
     },
+    /// Intake: HTTP ingest of Segment `/v1/track` calls (closed loop, then
+    /// acknowledgement latency at a fixed offered rate), then the pipeline
+    /// alone draining every stored event.
+    Intake {
+        /// Measured seconds of the closed-loop run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Offered requests per second of the latency run.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        rate_seconds: u64,
+        /// Distinct people the events are about.
+        #[arg(long, default_value_t = 20_000)]
+        users: u64,
+        /// A PostgreSQL server (`postgres://…`; a fresh database is
+        /// created on it). Default: SQLite in a temporary file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Writes a deterministic CSV of contacts from several platforms (people
     /// appearing in 1–5 rows, households sharing an e-mail, typos, invalid
     /// values), and the true person of each row to FILE.truth.
@@ -310,6 +332,24 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 database_url,
                 drain: only.as_deref() != Some("lateness"),
                 lateness: only.as_deref() != Some("drain"),
+            })
+            .await
+        }
+        Which::Intake {
+            seconds,
+            connections,
+            rate,
+            rate_seconds,
+            users,
+            database_url,
+        } => {
+            crate::bench_intake::run(crate::bench_intake::Options {
+                seconds,
+                connections,
+                rate,
+                rate_seconds,
+                users,
+                database_url,
             })
             .await
         }

@@ -34,7 +34,7 @@ async fn ensure_user(
 
 /// Creates or refreshes the demo data; returns the banner to print once the
 /// server listens (`{url}` is replaced by the public URL).
-pub async fn prepare(store: &Store, _c: &Config) -> Result<String> {
+pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_traffic::Traffic)> {
     let now = crate::now();
     let shop = ensure_org(store, "Demo Shop", "demo-shop", now).await?;
     let agency = ensure_org(store, "Northwind Agency", "northwind", now).await?;
@@ -75,11 +75,15 @@ pub async fn prepare(store: &Store, _c: &Config) -> Result<String> {
     if seeded > 0 {
         tracing::info!(people = seeded, "seeded demo customers");
     }
+    // Sources for the traffic simulator, which posts signed provider
+    // traffic to this server's own endpoints once it listens.
+    let traffic = crate::demo_traffic::prepare(store, shop.id, c.listen(), now).await?;
     let password = bos_web::auth::random_token(12);
     let hash = bos_web::hash_password(&password).map_err(|e| anyhow!(e))?;
     store.set_password(owner.id, &hash, false, now).await?;
-    Ok(format!(
+    Ok((format!(
         "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
-         (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n"
-    ))
+         (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n  \
+         A traffic simulator posts signed Shopify, Segment and form events to this server: watch Intake.\n"
+    ), traffic))
 }

@@ -5,11 +5,13 @@
 mod bench;
 mod bench_identify;
 mod bench_import;
+mod bench_intake;
 mod bench_pages;
 mod bench_scheduler;
 mod config;
 mod demo;
 mod demo_customers;
+mod demo_traffic;
 mod gen;
 mod import;
 mod serve;
@@ -220,8 +222,11 @@ async fn run(cli: Cli) -> Result<()> {
             let c = load(cfg_path, Some(&a))?;
             serve::init_logging(&c)?;
             let store = open(&c).await?;
-            let banner = demo::prepare(&store, &c).await?;
-            serve::serve(&c, store, Some(banner)).await
+            let (banner, traffic) = demo::prepare(&store, &c).await?;
+            let sim = tokio::spawn(traffic.run());
+            let r = serve::serve(&c, store, Some(banner)).await;
+            sim.abort();
+            r
         }
         Command::Migrate { json, at } => {
             let c = load(cfg_path, Some(&at))?;

@@ -341,3 +341,30 @@ impl crate::Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }
+
+impl crate::Store {
+    /// Replaces a source's write-key hash (a rotated Segment key: the old
+    /// key stops working at once).
+    pub async fn set_source_key_hash(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        key_hash: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let n = write!(self, |c| {
+            Ok(
+                sqlx::query("update sources set key_hash = $3 where org_id = $1 and id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .bind(&key_hash)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected(),
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! `bos bench intake`: the intake path against its budgets (ARCHITECTURE.md,
+//! issue 4): HTTP ingest throughput of Segment-compatible `/v1/track` calls
+//! (each a unique `messageId`, verified, stored durably before the 200),
+//! acknowledgement latency at a fixed offered rate (open loop: latency is
+//! measured from each request's *scheduled* send time, so a stall is not
+//! hidden by the sender waiting for it), and the pipeline alone draining
+//! the stored events (identity → timeline → intent → lead state → timers).
+//!
+//! The pipeline worker is stopped while ingest is measured, so each figure
+//! is one component's; the stored events are then the pipeline's input.
+
+use crate::bench::{percentiles, read_response};
+use anyhow::{anyhow, Result};
+use bos_store::intake::{NewSource, SourceKind};
+use bos_store::{Store, StoreOptions};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+pub struct Options {
+    pub seconds: u64,
+    pub connections: usize,
+    pub rate: u64,
+    pub rate_seconds: u64,
+    pub users: u64,
+    pub database_url: Option<String>,
+}
+
+fn track_request(key_b64: &str, user: u64, msg: &str, n: u64) -> Vec<u8> {
+    // Realistic mix: mostly page-like product views, some carts, a few
+    // checkouts, identified by user id with an e-mail now and then.
+    let (event, extra) = match n % 20 {
+        0 => ("Checkout Started", r#","properties":{"value":129.90}"#),
+        1 | 2 => (
+            "Product Added",
+            r#","properties":{"name":"Tee","price":19.99}"#,
+        ),
+        _ => ("Product Viewed", r#","properties":{"name":"Tee"}"#),
+    };
+    let traits = if n.is_multiple_of(5) {
+        format!(
+            r#","context":{{"traits":{{"email":"user{user}@bench.test"}},"campaign":{{"source":"google","medium":"cpc"}}}}"#
+        )
+    } else {
+        String::new()
+    };
+    let body =
+        format!(r#"{{"userId":"u-{user}","messageId":"{msg}","event":"{event}"{extra}{traits}}}"#);
+    format!(
+        "POST /v1/track HTTP/1.1\r\nHost: bench\r\nAuthorization: Basic {key_b64}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+struct Load {
+    latencies: Vec<u64>,
+    errors: u64,
+    secs: f64,
+}
+
+/// Closed loop (`rate` None: as fast as the server answers) or open loop
+/// at `rate` requests/s spread over the connections.
+async fn drive(
+    addr: SocketAddr,
+    key_b64: Arc<String>,
+    connections: usize,
+    dur: Duration,
+    rate: Option<u64>,
+    users: u64,
+    tag: &'static str,
+) -> Result<Load> {
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut tasks = Vec::new();
+    for c in 0..connections as u64 {
+        let key = key_b64.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r as f64));
+            // Stagger the connections across one interval.
+            let mut next = start
+                + interval
+                    .map(|i| i.mul_f64(c as f64 / connections as f64))
+                    .unwrap_or_default();
+            let mut i = 0u64;
+            loop {
+                if interval.is_some() {
+                    if next >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(next.into()).await;
+                } else if Instant::now() >= deadline {
+                    break;
+                }
+                let scheduled = if interval.is_some() {
+                    next
+                } else {
+                    Instant::now()
+                };
+                let n = c * 1_000_000_000 + i;
+                let user = (n.wrapping_mul(2_654_435_761)) % users.max(1);
+                let req = track_request(&key, user, &format!("{tag}-{c}-{i}"), n);
+                s.write_all(&req).await?;
+                let status = read_response(&mut s, &mut buf).await?;
+                lat.push(scheduled.elapsed().as_micros() as u64);
+                if status != 200 {
+                    errors += 1;
+                }
+                i += 1;
+                if let Some(iv) = interval {
+                    next += iv;
+                }
+            }
+            Ok::<_, anyhow::Error>((lat, errors))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await??;
+        latencies.extend(l);
+        errors += e;
+    }
+    Ok(Load {
+        latencies,
+        errors,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+pub async fn run(o: Options) -> Result<()> {
+    let (url, _guard) = match &o.database_url {
+        Some(u) => {
+            let (u, g) = bos_store::testing::fresh_url_on(Some(u.clone())).await?;
+            (u, g)
+        }
+        None => bos_store::testing::fresh_url_on(None).await?,
+    };
+    let store = Store::open(&StoreOptions {
+        url,
+        max_connections: 8,
+    })
+    .await?;
+    let org = store
+        .create_org(
+            &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
+            &bos_core::Slug::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))
+                .map_err(|e| anyhow!(e))?,
+            crate::now(),
+        )
+        .await?;
+    let key = format!("wk_bench_{}", uuid::Uuid::new_v4().simple());
+    let src = store
+        .create_source(
+            org.id,
+            NewSource {
+                kind: SourceKind::Segment,
+                name: "bench".into(),
+                secret: None,
+                key_hash: Some(bos_web::auth::sha256(&key)),
+                config: None,
+            },
+            crate::now(),
+        )
+        .await?;
+    use base64::Engine as _;
+    let key_b64 = Arc::new(base64::engine::general_purpose::STANDARD.encode(format!("{key}:")));
+    let state = bos_web::AppState::new(
+        store.clone(),
+        Arc::new(bos_web::SystemClock),
+        bos_web::WebConfig::default(),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let app = bos_web::app(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    println!(
+        "intake: engine {:?}, {} connections, {} distinct users",
+        store.kind(),
+        o.connections,
+        o.users
+    );
+
+    // 1. Throughput, closed loop (after a 1 s warm-up).
+    drive(
+        addr,
+        key_b64.clone(),
+        o.connections,
+        Duration::from_secs(1),
+        None,
+        o.users,
+        "w",
+    )
+    .await?;
+    let t = drive(
+        addr,
+        key_b64.clone(),
+        o.connections,
+        Duration::from_secs(o.seconds),
+        None,
+        o.users,
+        "t",
+    )
+    .await?;
+    let n = t.latencies.len() as u64;
+    let eps = n as f64 / t.secs;
+    let (p50, _, p99, _) = percentiles(t.latencies);
+    println!(
+        "  ingest /v1/track, closed loop: {eps:>8.0} events/s  p50 {p50} µs  p99 {p99} µs  errors {}  (budget ≥ 15,000/s)",
+        t.errors
+    );
+
+    // 2. Acknowledgement latency at a fixed offered rate.
+    let r = drive(
+        addr,
+        key_b64.clone(),
+        o.connections,
+        Duration::from_secs(o.rate_seconds),
+        Some(o.rate),
+        o.users,
+        "r",
+    )
+    .await?;
+    let rn = r.latencies.len() as u64;
+    let (rp50, rp90, rp99, rmax) = percentiles(r.latencies);
+    println!(
+        "  ack latency at {} req/s offered ({} sent): p50 {rp50} µs  p90 {rp90} µs  p99 {rp99} µs  max {rmax} µs  errors {}  (budget p99 ≤ 20 ms)",
+        o.rate, rn, r.errors
+    );
+
+    // 3. The pipeline alone, over everything stored above.
+    let stored = store.inbound_count(org.id, src.id).await?;
+    let started = Instant::now();
+    let pass = state.pipeline.drain().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let pps = pass.taken as f64 / secs;
+    println!(
+        "  pipeline: {} of {stored} stored events processed in {secs:.2} s: {pps:>8.0} events/s  failed {}  (budget ≥ 10,000/s)",
+        pass.taken, pass.failed
+    );
+    let (states, cats) = store.lead_counts(org.id).await?;
+    println!("  leads by state {states:?}, by intent {cats:?}");
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "intake", "engine": format!("{:?}", store.kind()), "connections": o.connections,
+            "ingest_events_per_s": eps.round(), "ingest_p50_us": p50, "ingest_p99_us": p99, "ingest_requests": n,
+            "ingest_errors": t.errors, "rate": o.rate, "rate_p50_us": rp50, "rate_p99_us": rp99, "rate_max_us": rmax,
+            "rate_requests": rn, "rate_errors": r.errors,
+            "pipeline_events": pass.taken, "pipeline_events_per_s": pps.round(), "pipeline_failed": pass.failed,
+        })
+    );
+    store.close().await;
+    Ok(())
+}

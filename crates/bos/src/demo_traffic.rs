@@ -1,0 +1,407 @@
+//! The demo's traffic simulator (issue 4): while `bos demo` serves, it
+//! posts real, signed provider traffic to the server's own public endpoints
+//! — Segment `page`/`identify`/`track` calls with the source's write key,
+//! Shopify checkout and order webhooks signed with the app secret, and
+//! landing-page form posts (a "form started" partial, then the submission)
+//! — so the intake feed moves, checkouts get abandoned when their window
+//! closes, leads engage, convert and go quiet, exactly as real traffic
+//! would make them. Nothing is written to the store directly.
+
+use anyhow::{anyhow, Context, Result};
+use bos_store::intake::{NewSource, Source, SourceKind};
+use bos_store::Store;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+/// The demo's credentials for its own endpoints.
+pub struct Traffic {
+    addr: String,
+    segment_key: String,
+    shopify_path: String,
+    shopify_secret: String,
+    form_path: String,
+}
+
+async fn source_named(
+    store: &Store,
+    org: Uuid,
+    kind: SourceKind,
+    name: &str,
+) -> Result<Option<Source>> {
+    Ok(store
+        .sources(org)
+        .await?
+        .into_iter()
+        .find(|s| s.kind == kind && s.name == name))
+}
+
+/// Ensures the demo organization's sources (a website, a Shopify store, a
+/// landing-page form) and returns what the simulator needs to use them. The
+/// website's write key is rotated each start: it is stored only hashed.
+pub async fn prepare(store: &Store, org: Uuid, listen: &str, now: i64) -> Result<Traffic> {
+    let segment_key = bos_web::auth::random_token(24);
+    let hash = bos_web::auth::sha256(&segment_key);
+    match source_named(store, org, SourceKind::Segment, "Website (demo)").await? {
+        Some(s) => store.set_source_key_hash(org, s.id, hash).await?,
+        None => {
+            store
+                .create_source(
+                    org,
+                    NewSource {
+                        kind: SourceKind::Segment,
+                        name: "Website (demo)".into(),
+                        secret: None,
+                        key_hash: Some(hash),
+                        config: None,
+                    },
+                    now,
+                )
+                .await?;
+        }
+    }
+    let shop = match source_named(store, org, SourceKind::Shopify, "Shopify store (demo)").await? {
+        Some(s) => s,
+        None => {
+            store
+                .create_source(
+                    org,
+                    NewSource {
+                        kind: SourceKind::Shopify,
+                        name: "Shopify store (demo)".into(),
+                        secret: Some(format!("shpss_demo_{}", bos_web::auth::random_token(16))),
+                        key_hash: None,
+                        config: None,
+                    },
+                    now,
+                )
+                .await?
+        }
+    };
+    let form = match source_named(
+        store,
+        org,
+        SourceKind::Form,
+        "Spring sale landing page (demo)",
+    )
+    .await?
+    {
+        Some(s) => s,
+        None => {
+            let key = format!("fk_{}", bos_web::auth::random_token(18));
+            store
+                .create_source(
+                    org,
+                    NewSource {
+                        kind: SourceKind::Form,
+                        name: "Spring sale landing page (demo)".into(),
+                        key_hash: Some(bos_web::auth::sha256(&key)),
+                        secret: Some(key),
+                        config: None,
+                    },
+                    now,
+                )
+                .await?
+        }
+    };
+    // Short windows, so the demo shows abandonment and ghosting within
+    // minutes instead of hours and days.
+    let mut leads = store.pipeline_settings(org).await?.leads;
+    leads.ghost_after_ms = 4 * 60_000;
+    store
+        .set_lead_settings(org, &leads, 2 * 60_000, now)
+        .await?;
+    let addr = listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    Ok(Traffic {
+        addr,
+        segment_key,
+        shopify_path: format!("/hooks/shopify/{}", shop.id),
+        shopify_secret: shop
+            .secret
+            .clone()
+            .ok_or_else(|| anyhow!("demo Shopify source has no secret"))?,
+        form_path: format!("/f/{}", form.secret.clone().unwrap_or_default()),
+    })
+}
+
+const FIRST: &[&str] = &[
+    "Ava", "Noah", "Mia", "Liam", "Zoe", "Omar", "Ines", "Kai", "Lena", "Ravi", "Sofia", "Theo",
+    "Yuki", "Marta", "Jonah", "Priya", "Felix", "Nora", "Diego", "Hana",
+];
+const LAST: &[&str] = &[
+    "Garcia",
+    "Novak",
+    "Okafor",
+    "Lindqvist",
+    "Tanaka",
+    "Moreau",
+    "Silva",
+    "Khan",
+    "Rossi",
+    "Byrne",
+    "Weber",
+    "Costa",
+    "Haddad",
+    "Kowalski",
+    "Nguyen",
+];
+const PAGES: &[&str] = &[
+    "/",
+    "/collections/spring",
+    "/products/linen-shirt",
+    "/products/canvas-tote",
+    "/pricing",
+    "/blog/care-guide",
+];
+const SOURCES: &[(&str, &str, &str)] = &[
+    ("google", "cpc", "spring-sale"),
+    ("facebook", "paid_social", "retargeting"),
+    ("newsletter", "email", "april-news"),
+    ("instagram", "social", "bio-link"),
+];
+
+struct Visitor {
+    n: u64,
+    anon: String,
+    first: &'static str,
+    last: &'static str,
+    email: String,
+    step: u32,
+    checkout: Option<u64>,
+}
+
+impl Traffic {
+    async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<u16> {
+        let mut s = TcpStream::connect(&self.addr)
+            .await
+            .with_context(|| format!("connect {}", self.addr))?;
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nAccept: application/json\r\n",
+            self.addr,
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+        let mut buf = vec![0u8; 64 * 1024];
+        crate::bench::read_response(&mut s, &mut buf).await
+    }
+
+    async fn segment(&self, call: &str, body: serde_json::Value) -> Result<u16> {
+        use base64::Engine as _;
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.segment_key))
+        );
+        self.post(
+            &format!("/v1/{call}"),
+            &[("Authorization", auth)],
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    async fn shopify(&self, topic: &str, body: serde_json::Value) -> Result<u16> {
+        let b = body.to_string().into_bytes();
+        let sig = bos_core::intake::shopify::sign(self.shopify_secret.as_bytes(), &b);
+        let headers = [
+            ("X-Shopify-Topic", topic.to_string()),
+            ("X-Shopify-Hmac-Sha256", sig),
+            ("X-Shopify-Event-Id", Uuid::new_v4().to_string()),
+            ("X-Shopify-Webhook-Id", Uuid::new_v4().to_string()),
+            (
+                "X-Shopify-Shop-Domain",
+                "demo-shop.myshopify.com".to_string(),
+            ),
+        ];
+        self.post(&self.shopify_path, &headers, "application/json", &b)
+            .await
+    }
+
+    async fn form(&self, fields: &[(&str, String)]) -> Result<u16> {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.post(
+            &self.form_path,
+            &[],
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// One visitor's next step; returns false when their story is over.
+    async fn step(&self, v: &mut Visitor, rng: &mut StdRng) -> Result<bool> {
+        let now = crate::now();
+        let iso = bos_web::api::rfc3339(now);
+        v.step += 1;
+        match v.step {
+            1 => {
+                let (src, medium, campaign) = SOURCES[rng.gen_range(0..SOURCES.len())];
+                let page = PAGES[rng.gen_range(0..PAGES.len())];
+                let click = if medium == "cpc" {
+                    format!("&gclid=demo{}", v.n)
+                } else {
+                    String::new()
+                };
+                self.segment("page", serde_json::json!({
+                    "anonymousId": v.anon, "messageId": Uuid::new_v4().to_string(), "timestamp": iso, "name": page,
+                    "context": {"page": {"path": page, "url": format!("https://demo-shop.example{page}?utm_source={src}&utm_medium={medium}&utm_campaign={campaign}{click}")},
+                                "campaign": {"source": src, "medium": medium, "name": campaign}}
+                })).await?;
+            }
+            2 => {
+                let page = PAGES[rng.gen_range(0..PAGES.len())];
+                self.segment("page", serde_json::json!({
+                    "anonymousId": v.anon, "messageId": Uuid::new_v4().to_string(), "timestamp": iso, "name": page,
+                    "context": {"page": {"path": page}}
+                })).await?;
+            }
+            3 => {
+                // Some fill in the landing-page form (a partial first).
+                if rng.gen_bool(0.35) {
+                    let sid = format!("demo-{}", v.n);
+                    self.form(&[
+                        ("name", format!("{} {}", v.first, v.last)),
+                        ("_sid", sid.clone()),
+                        ("_partial", "1".into()),
+                    ])
+                    .await?;
+                    if rng.gen_bool(0.7) {
+                        self.form(&[
+                            ("name", format!("{} {}", v.first, v.last)),
+                            ("email", v.email.clone()),
+                            ("message", "Do you ship to Canada?".into()),
+                            ("_sid", sid),
+                        ])
+                        .await?;
+                    }
+                    return Ok(rng.gen_bool(0.5));
+                }
+                self.segment("identify", serde_json::json!({
+                    "anonymousId": v.anon, "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": iso,
+                    "traits": {"email": v.email, "firstName": v.first, "lastName": v.last}
+                })).await?;
+            }
+            4 => {
+                self.segment("track", serde_json::json!({
+                    "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": iso,
+                    "event": "Product Added", "properties": {"name": "Linen shirt", "price": 59.0}
+                })).await?;
+                if rng.gen_bool(0.3) {
+                    return Ok(false); // a window shopper: goes quiet
+                }
+            }
+            5 => {
+                let id = 5_000_000 + v.n;
+                v.checkout = Some(id);
+                let qty = rng.gen_range(1..4u32);
+                let total = format!("{}.00", 59 * qty + 8);
+                self.shopify("checkouts/create", serde_json::json!({
+                    "id": id, "token": format!("demo-tok-{id}"), "cart_token": format!("demo-cart-{id}"),
+                    "email": v.email, "created_at": iso, "updated_at": iso, "currency": "USD", "completed_at": null,
+                    "subtotal_price": format!("{}.00", 59 * qty), "total_price": total,
+                    "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": qty, "price": "59.00"}],
+                    "customer": {"id": 900_000 + v.n, "email": v.email, "first_name": v.first, "last_name": v.last},
+                    "abandoned_checkout_url": format!("https://demo-shop.example/checkouts/{id}/recover")
+                })).await?;
+            }
+            _ => {
+                // Most finish the purchase; the rest leave the checkout to
+                // be abandoned when the window closes.
+                if let (Some(id), true) = (v.checkout, rng.gen_bool(0.55)) {
+                    self.shopify("orders/create", serde_json::json!({
+                        "id": 7_000_000 + v.n, "name": format!("#{}", 1000 + v.n), "email": v.email,
+                        "currency": "USD", "total_price": "126.00", "financial_status": "paid",
+                        "checkout_token": format!("demo-tok-{id}"), "created_at": iso, "processed_at": iso,
+                        "customer": {"id": 900_000 + v.n, "email": v.email},
+                        "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": 2, "price": "59.00"}]
+                    })).await?;
+                }
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs until the process ends: a visitor's step every second or two,
+    /// a handful of visitors in flight at once.
+    pub async fn run(self) {
+        let mut rng = StdRng::from_entropy();
+        // Wait for the server to listen.
+        for _ in 0..100 {
+            if TcpStream::connect(&self.addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let base = rng.gen_range(0..1_000_000u64);
+        let mut next = 0u64;
+        let mut live: Vec<Visitor> = Vec::new();
+        loop {
+            if live.len() < 6 {
+                next += 1;
+                let n = base + next;
+                let first = FIRST[rng.gen_range(0..FIRST.len())];
+                let last = LAST[rng.gen_range(0..LAST.len())];
+                live.push(Visitor {
+                    n,
+                    anon: Uuid::new_v4().to_string(),
+                    first,
+                    last,
+                    email: format!(
+                        "{}.{}{}@example.com",
+                        first.to_lowercase(),
+                        last.to_lowercase(),
+                        n % 1000
+                    ),
+                    step: 0,
+                    checkout: None,
+                });
+            }
+            let i = rng.gen_range(0..live.len());
+            let mut v = live.swap_remove(i);
+            match self.step(&mut v, &mut rng).await {
+                Ok(true) => live.push(v),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "demo traffic: request failed");
+                    live.push(v);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(700..1_800))).await;
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
