@@ -7,5 +7,6 @@ mod customers;
 mod imports;
 mod intake;
 mod sessions;
+mod settings_intake;
 mod support;
 mod tenant_matrix;
