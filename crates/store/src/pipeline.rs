@@ -879,6 +879,26 @@ impl crate::Store {
         rows.iter().map(|r| Ok((r.text(0)?, r.i64(1)?))).collect()
     }
 
+    /// Event counts by source and status, for the sources page:
+    /// `(source_id, status, count)`.
+    pub async fn source_status_counts(
+        &self,
+        org: Uuid,
+    ) -> Result<Vec<(Uuid, String, i64)>, StoreError> {
+        let rows = crate::sql::read_rows(
+            self,
+            q(
+                "select source_id, status, count(*) from inbound_events where org_id = $1 \
+               group by source_id, status",
+            )
+            .bind(org),
+        )
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.uuid(0)?, r.text(1)?, r.i64(2)?)))
+            .collect()
+    }
+
     /// The tenant's intake settings, defaults where none were saved.
     pub async fn pipeline_settings(&self, org: Uuid) -> Result<PipelineSettings, StoreError> {
         let identity = self.identity_rules(org).await?;

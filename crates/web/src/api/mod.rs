@@ -5,6 +5,8 @@
 
 /// Contacts import: upload a CSV, follow it, read its summary.
 pub mod imports;
+/// Intake administration: delivery log, replay, intent rules, lead settings.
+pub mod intake_admin;
 mod keys;
 mod me;
 mod members;
@@ -80,6 +82,14 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::list, imports::create))
         .routes(routes!(imports::get_one))
         .routes(routes!(sources::list, sources::create))
+        .routes(routes!(intake_admin::deliveries))
+        .routes(routes!(intake_admin::delivery))
+        .routes(routes!(intake_admin::replay))
+        .routes(routes!(
+            intake_admin::get_intent_rules,
+            intake_admin::put_intent_rules
+        ))
+        .routes(routes!(intake_admin::get_leads, intake_admin::put_leads))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();

@@ -161,27 +161,61 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateSource>,
 ) -> ApiResult<(StatusCode, Json<CreatedSource>)> {
     let a = admin_actor(&p)?;
-    let name = body.name.trim();
+    let (src, secret) = create_source(
+        &st,
+        a.org_id,
+        &body.kind,
+        &body.name,
+        body.secret,
+        body.thank_you_url,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedSource {
+            source: dto(&st, &src),
+            secret,
+        }),
+    ))
+}
+
+/// The endpoint a source sends its events to.
+pub(crate) fn endpoint(st: &AppState, s: &Source) -> String {
+    dto(st, s).endpoint
+}
+
+/// Creates a source of `kind` (validated) and returns it with its
+/// credential, shown once (`None` for shopify, whose secret the merchant
+/// gave). Shared by the API and Settings → Sources.
+pub(crate) async fn create_source(
+    st: &AppState,
+    org: uuid::Uuid,
+    kind: &str,
+    name: &str,
+    secret: Option<String>,
+    thank_you_url: Option<String>,
+) -> Result<(Source, Option<String>), AppError> {
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(AppError::invalid(
             "name",
             format!("Give the source a name of 1 to {MAX_NAME_CHARS} characters."),
         ));
     }
-    if body.secret.is_some() && body.kind != "shopify" {
+    if secret.is_some() && kind != "shopify" {
         return Err(AppError::invalid(
             "secret",
-            "Only a shopify source takes a secret; segment and webhook sources get one generated.",
+            "Only a shopify source takes a secret; segment, webhook and form sources get their credential generated.",
         ));
     }
-    if body.thank_you_url.is_some() && body.kind != "form" {
+    if thank_you_url.is_some() && kind != "form" {
         return Err(AppError::invalid(
             "thank_you_url",
             "Only a form source takes a thank_you_url.",
         ));
     }
     let mut config = None;
-    let (kind, secret, new) = match body.kind.as_str() {
+    let (kind, secret, new) = match kind {
         "segment" => {
             // 192 random bits; Segment SDKs send it in clear, so only its
             // hash is stored.
@@ -200,7 +234,7 @@ pub async fn create(
         }
         "shopify" => {
             // Kept as given (not trimmed): the HMAC key is the exact bytes.
-            let s = body.secret.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            let s = secret.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
                 AppError::invalid(
                     "secret",
                     "A shopify source needs \"secret\": the Shopify app's client secret \
@@ -210,7 +244,7 @@ pub async fn create(
             (SourceKind::Shopify, None, (Some(s), None))
         }
         "form" => {
-            let thanks = match body.thank_you_url.as_deref().map(str::trim) {
+            let thanks = match thank_you_url.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(u) => Some(form::valid_redirect(u).ok_or_else(|| {
                     AppError::invalid(
@@ -240,7 +274,7 @@ pub async fn create(
     let src = st
         .store
         .create_source(
-            a.org_id,
+            org,
             NewSource {
                 kind,
                 name: name.to_string(),
@@ -251,11 +285,5 @@ pub async fn create(
             st.now(),
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedSource {
-            source: dto(&st, &src),
-            secret,
-        }),
-    ))
+    Ok((src, secret))
 }

@@ -10,9 +10,11 @@ mod customers;
 mod home;
 mod identity_rules;
 mod imports;
+mod intake_rules;
 mod keys;
 mod login;
 mod members;
+mod sources;
 
 use crate::auth::session::Session;
 use crate::error::{AppError, PageError};
@@ -143,6 +145,73 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             "/settings/identity",
             false,
             post(identity_rules::save),
+        ),
+        r(Method::GET, "/settings/sources", false, get(sources::list)),
+        r(
+            Method::POST,
+            "/settings/sources",
+            false,
+            post(sources::create),
+        ),
+        r(
+            Method::GET,
+            "/settings/sources/{source_id}",
+            false,
+            get(sources::show),
+        ),
+        r(
+            Method::GET,
+            "/settings/sources/{source_id}/deliveries/{delivery_id}",
+            false,
+            get(sources::delivery),
+        ),
+        r(
+            Method::POST,
+            "/settings/sources/{source_id}/deliveries/{delivery_id}/replay",
+            false,
+            post(sources::replay),
+        ),
+        r(
+            Method::GET,
+            "/settings/intake/parked",
+            false,
+            get(sources::parked),
+        ),
+        r(
+            Method::POST,
+            "/settings/intake/parked/retry-all",
+            false,
+            post(sources::retry_all),
+        ),
+        r(
+            Method::POST,
+            "/settings/intake/parked/{delivery_id}/retry",
+            false,
+            post(sources::retry),
+        ),
+        r(
+            Method::GET,
+            "/settings/intake",
+            false,
+            get(intake_rules::page),
+        ),
+        r(
+            Method::POST,
+            "/settings/intake",
+            false,
+            post(intake_rules::save),
+        ),
+        r(
+            Method::POST,
+            "/settings/intake/reset",
+            false,
+            post(intake_rules::reset),
+        ),
+        r(
+            Method::POST,
+            "/settings/intake/leads",
+            false,
+            post(intake_rules::save_lead_settings),
         ),
         r(Method::GET, "/account", false, get(account::page)),
         r(
@@ -320,6 +389,14 @@ pub fn notice(code: Option<&str>) -> Option<String> {
         "unmerged" => "Unmerged. Both customers are back with their own identities and events.",
         "erased" => "Customer erased: profile, identities and timeline are deleted.",
         "rules" => "Identity rules saved. They apply to new events.",
+        "replayed" => {
+            "Queued for replay. Its effects are idempotent: only what is missing changes."
+        }
+        "retried" => "Queued for retry.",
+        "retried_all" => "Every parked event is queued for retry.",
+        "intent" => "Intent rules saved. They score the next event.",
+        "intent_reset" => "Intent rules reset to the defaults.",
+        "leads" => "Lead settings saved. They apply to the next event.",
         _ => return None,
     };
     Some(text.to_string())

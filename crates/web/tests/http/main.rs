@@ -9,5 +9,6 @@ mod imports;
 mod intake;
 mod pipeline;
 mod sessions;
+mod settings_intake;
 mod support;
 mod tenant_matrix;

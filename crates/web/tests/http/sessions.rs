@@ -221,7 +221,9 @@ async fn every_state_changing_ui_route_checks_csrf() {
             .replace("{user_id}", &u.id.to_string())
             .replace("{key_id}", &u.id.to_string())
             .replace("{profile_id}", &u.id.to_string())
-            .replace("{merge_id}", &u.id.to_string());
+            .replace("{merge_id}", &u.id.to_string())
+            .replace("{source_id}", &u.id.to_string())
+            .replace("{delivery_id}", &u.id.to_string());
         let res = app.post_form(&path, &b.cookie, &[("role", "member")]).await;
         assert_eq!(
             res.status(),

@@ -50,6 +50,33 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/merges/{merge_id}/undo"), ById),
         (("GET", "/settings/identity"), OwnTenant),
         (("POST", "/settings/identity"), OwnTenant),
+        (("GET", "/settings/sources"), OwnTenant),
+        (("POST", "/settings/sources"), OwnTenant),
+        (("GET", "/settings/sources/{source_id}"), ById),
+        (
+            (
+                "GET",
+                "/settings/sources/{source_id}/deliveries/{delivery_id}",
+            ),
+            ById,
+        ),
+        (
+            (
+                "POST",
+                "/settings/sources/{source_id}/deliveries/{delivery_id}/replay",
+            ),
+            ById,
+        ),
+        (("GET", "/settings/intake/parked"), OwnTenant),
+        (("POST", "/settings/intake/parked/retry-all"), OwnTenant),
+        (
+            ("POST", "/settings/intake/parked/{delivery_id}/retry"),
+            ById,
+        ),
+        (("GET", "/settings/intake"), OwnTenant),
+        (("POST", "/settings/intake"), OwnTenant),
+        (("POST", "/settings/intake/reset"), OwnTenant),
+        (("POST", "/settings/intake/leads"), OwnTenant),
         (("GET", "/account"), OwnTenant),
         (("POST", "/account/password"), OwnTenant),
         (("GET", "/api/v1/me"), OwnTenant),
@@ -79,6 +106,13 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/imports/{import_id}"), ById),
         (("GET", "/api/v1/sources"), OwnTenant),
         (("POST", "/api/v1/sources"), OwnTenant),
+        (("GET", "/api/v1/sources/{source_id}/deliveries"), ById),
+        (("GET", "/api/v1/deliveries/{delivery_id}"), ById),
+        (("POST", "/api/v1/deliveries/{delivery_id}/replay"), ById),
+        (("GET", "/api/v1/settings/intent-rules"), OwnTenant),
+        (("PUT", "/api/v1/settings/intent-rules"), OwnTenant),
+        (("GET", "/api/v1/settings/leads"), OwnTenant),
+        (("PUT", "/api/v1/settings/leads"), OwnTenant),
         // Intake: no session or API key; the source's own credential
         // authenticates and names the tenant (tests/http/intake.rs).
         (("POST", "/v1/identify"), Public),
@@ -226,6 +260,42 @@ async fn tenant_b_never_reaches_tenant_a() {
         .finish_import(a.id, a_import, &tally, None, T0)
         .await
         .unwrap();
+    // A's intake source and one delivery carrying a canary.
+    let a_source = app
+        .store()
+        .create_source(
+            a.id,
+            bos_store::intake::NewSource {
+                kind: bos_store::intake::SourceKind::Webhook,
+                name: "Canary A7x9 Hooks".into(),
+                secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+                key_hash: None,
+                config: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    app.store()
+        .ingest(
+            a.id,
+            a_source,
+            vec![bos_store::intake::NewInbound {
+                external_id: "canary-a7x9-msg".into(),
+                kind: "form.submitted".into(),
+                payload: r#"{"email":"cust@canary-a7x9.example"}"#.into(),
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+    let a_delivery = app
+        .store()
+        .deliveries(a.id, Some(a_source), None, 1)
+        .await
+        .unwrap()[0]
+        .id;
     let canaries = [
         "Canary A7x9",
         "canary-a7x9",
@@ -237,6 +307,8 @@ async fn tenant_b_never_reaches_tenant_a() {
         &a_profile.to_string(),
         &a_merge.to_string(),
         &a_import.to_string(),
+        &a_source.to_string(),
+        &a_delivery.to_string(),
     ];
     let a_keys_before = app.store().api_keys(a.id).await.unwrap();
     let a_members_before = app.store().members(a.id).await.unwrap();
@@ -262,6 +334,8 @@ async fn tenant_b_never_reaches_tenant_a() {
             .replace("{import_id}", &a_import.to_string())
             .replace("{profile_id}", &a_profile.to_string())
             .replace("{merge_id}", &a_merge.to_string())
+            .replace("{source_id}", &a_source.to_string())
+            .replace("{delivery_id}", &a_delivery.to_string())
     };
     let classes = classification();
     let mut checked = 0;

@@ -1,0 +1,352 @@
+//! Intake administration (admin scope): a source's delivery log, one
+//! delivery with its raw payload, replay; the intent rules (IN3) and the
+//! lead settings (IN4). Another tenant's ids are 404 whatever the key's
+//! scopes: every handler looks up before it checks permissions.
+
+use super::{admin_actor, rfc3339, ApiJson, Id};
+use crate::auth::keys::ApiPrincipal;
+use crate::error::{ApiResult, AppError};
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use bos_core::intent::{IntentRules, Rule, Thresholds};
+use bos_core::leads::{LeadSettings, LeadSettingsError};
+use bos_store::pipeline::Delivery;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+pub const STATUSES: [&str; 4] = ["pending", "processed", "skipped", "parked"];
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryDto {
+    pub id: uuid::Uuid,
+    pub source_id: uuid::Uuid,
+    /// The provider's event id (deduplication key).
+    pub external_id: String,
+    /// The event kind: `track`, `identify`, `checkouts/create`, ...
+    pub kind: String,
+    pub received_at: String,
+    /// `pending`, `processed`, `skipped` or `parked`.
+    pub status: String,
+    pub attempts: i64,
+    /// Why it was skipped or parked, or the last failure.
+    pub error: Option<String>,
+    pub processed_at: Option<String>,
+    /// The customer it resolved to.
+    pub profile_id: Option<uuid::Uuid>,
+}
+
+impl From<&Delivery> for DeliveryDto {
+    fn from(d: &Delivery) -> Self {
+        DeliveryDto {
+            id: d.id,
+            source_id: d.source_id,
+            external_id: d.external_id.clone(),
+            kind: d.kind.clone(),
+            received_at: rfc3339(d.received_at),
+            status: d.status.clone(),
+            attempts: d.attempts,
+            error: d.error.clone(),
+            processed_at: d.processed_at.map(rfc3339),
+            profile_id: d.profile_id,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: DeliveryDto,
+    /// The raw payload as received: JSON when it parses, else a string.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DeliveriesQuery {
+    /// Only deliveries with this status: pending, processed, skipped, parked.
+    pub status: Option<String>,
+    /// At most this many, newest first (1–500, default 50).
+    pub limit: Option<u32>,
+}
+
+/// Checks a status filter; empty means none.
+pub(crate) fn status_filter(s: Option<&str>) -> Result<Option<&str>, AppError> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) if STATUSES.contains(&s) => Ok(Some(s)),
+        Some(_) => Err(AppError::invalid(
+            "status",
+            "Filter by one of pending, processed, skipped or parked, or leave status out.",
+        )),
+    }
+}
+
+/// A source's recent deliveries, newest first.
+#[utoipa::path(get, path = "/sources/{source_id}/deliveries", tag = "sources",
+    params(("source_id" = uuid::Uuid, Path, description = "The source's id"), DeliveriesQuery),
+    responses((status = 200, body = Vec<DeliveryDto>), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)))]
+pub async fn deliveries(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+    Query(q): Query<DeliveriesQuery>,
+) -> ApiResult<Json<Vec<DeliveryDto>>> {
+    st.store.source(p.org.id, id).await?;
+    let a = admin_actor(&p)?;
+    let status = status_filter(q.status.as_deref())?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid("limit", "Ask for 1 to 500 deliveries."));
+    }
+    let rows = st
+        .store
+        .deliveries(a.org_id, Some(id), status, limit)
+        .await?;
+    Ok(Json(rows.iter().map(DeliveryDto::from).collect()))
+}
+
+/// The raw payload, pretty-printed when it is JSON.
+pub(crate) fn payload_value(raw: &str) -> serde_json::Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
+}
+
+/// One delivery with its raw payload.
+#[utoipa::path(get, path = "/deliveries/{delivery_id}", tag = "sources",
+    params(("delivery_id" = uuid::Uuid, Path, description = "The delivery's id")),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = crate::error::Problem)))]
+pub async fn delivery(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<DeliveryDetail>> {
+    let (d, raw) = st.store.delivery_payload(p.org.id, id).await?;
+    admin_actor(&p)?;
+    Ok(Json(DeliveryDetail {
+        delivery: (&d).into(),
+        payload: payload_value(&raw),
+    }))
+}
+
+/// Puts a delivery back in the queue: replays a processed one (its effects
+/// are idempotent) or retries a parked one.
+#[utoipa::path(post, path = "/deliveries/{delivery_id}/replay", tag = "sources",
+    params(("delivery_id" = uuid::Uuid, Path, description = "The delivery's id")),
+    responses((status = 202, body = DeliveryDto), (status = 404, body = crate::error::Problem)))]
+pub async fn replay(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<DeliveryDto>)> {
+    st.store.delivery_payload(p.org.id, id).await?;
+    let a = admin_actor(&p)?;
+    let d = requeue(&st, a.org_id, id).await?;
+    Ok((StatusCode::ACCEPTED, Json((&d).into())))
+}
+
+/// Requeues one delivery and wakes the pipeline.
+pub(crate) async fn requeue(
+    st: &AppState,
+    org: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<Delivery, AppError> {
+    st.store.requeue_inbound(org, id, st.now()).await?;
+    st.pipeline.notify();
+    Ok(st.store.delivery_payload(org, id).await?.0)
+}
+
+/// The intent rules (IN3): scoring rules and category thresholds.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct IntentRulesDto {
+    /// `{id, name, when, points}`; `when` is a condition such as
+    /// `{"type": "event_name", "is": "Checkout Started"}` or
+    /// `{"type": "any", "of": [...]}`.
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<Rule>,
+    /// `{high_value, engaged, window_shopper}` score cut-offs.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub thresholds: Thresholds,
+}
+
+impl From<IntentRules> for IntentRulesDto {
+    fn from(r: IntentRules) -> Self {
+        IntentRulesDto {
+            rules: r.rules,
+            thresholds: r.thresholds,
+        }
+    }
+}
+
+/// Validates rules, with the first problem as a sentence.
+pub(crate) fn check_rules(r: &IntentRules) -> Result<(), AppError> {
+    r.validate().map_err(|e| {
+        let field = match e {
+            bos_core::intent::RuleError::Thresholds { .. } => "thresholds",
+            _ => "rules",
+        };
+        AppError::invalid(field, sentence(&e.to_string()))
+    })
+}
+
+/// "rule x ..." → "Rule x ...".
+pub(crate) fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => format!("{}{}.", f.to_uppercase(), c.as_str().trim_end_matches('.')),
+        None => String::new(),
+    }
+}
+
+/// Saves rules and drops the pipeline's cached copy.
+pub(crate) async fn save_rules(
+    st: &AppState,
+    org: uuid::Uuid,
+    r: &IntentRules,
+) -> Result<(), AppError> {
+    check_rules(r)?;
+    st.store.set_intent_rules(org, r, st.now()).await?;
+    st.pipeline.settings_changed(org);
+    Ok(())
+}
+
+/// The organization's intent rules (defaults until saved).
+#[utoipa::path(get, path = "/settings/intent-rules", tag = "sources",
+    responses((status = 200, body = IntentRulesDto), (status = 403, body = crate::error::Problem)))]
+pub async fn get_intent_rules(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<IntentRulesDto>> {
+    let a = admin_actor(&p)?;
+    Ok(Json(
+        st.store.pipeline_settings(a.org_id).await?.intent.into(),
+    ))
+}
+
+/// Replaces the intent rules; they apply to the next event processed.
+#[utoipa::path(put, path = "/settings/intent-rules", tag = "sources", request_body = IntentRulesDto,
+    responses((status = 200, body = IntentRulesDto), (status = 422, body = crate::error::Problem)))]
+pub async fn put_intent_rules(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    ApiJson(body): ApiJson<IntentRulesDto>,
+) -> ApiResult<Json<IntentRulesDto>> {
+    let a = admin_actor(&p)?;
+    let rules = IntentRules {
+        rules: body.rules,
+        thresholds: body.thresholds,
+    };
+    save_rules(&st, a.org_id, &rules).await?;
+    Ok(Json(rules.into()))
+}
+
+/// Lead state machine thresholds (IN4) and the checkout abandonment window.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadSettingsDto {
+    /// Silence after which an engaged lead is ghosting (1 minute to 90 days).
+    pub ghost_after_ms: i64,
+    /// Nudges a ghosting lead gets before it is lost (0–20).
+    pub max_nudges: i64,
+    /// Intent score that engages a new lead (0–100).
+    pub engage_min_score: i64,
+    /// A checkout not completed within this is abandoned (1 minute to 7 days).
+    pub abandon_after_ms: i64,
+}
+
+/// Validates lead settings; the error names the field and the range.
+pub(crate) fn lead_settings_from(d: &LeadSettingsDto) -> Result<(LeadSettings, i64), AppError> {
+    if !(0..=20).contains(&d.max_nudges) {
+        return Err(AppError::invalid(
+            "max_nudges",
+            format!(
+                "A ghosting lead may get 0 to 20 nudges before it is lost (it is set to {}); pick a number in that range.",
+                d.max_nudges
+            ),
+        ));
+    }
+    if !(0..=100).contains(&d.engage_min_score) {
+        return Err(AppError::invalid(
+            "engage_min_score",
+            format!(
+                "The intent score that engages a new lead must be from 0 to 100 (it is set to {}); pick a score in that range.",
+                d.engage_min_score
+            ),
+        ));
+    }
+    let s = LeadSettings {
+        ghost_after_ms: d.ghost_after_ms,
+        max_nudges: d.max_nudges as u32,
+        engage_min_score: d.engage_min_score as u8,
+    };
+    s.validate().map_err(|e| {
+        let field = match e {
+            LeadSettingsError::GhostAfter { .. } => "ghost_after_ms",
+            LeadSettingsError::MaxNudges(_) => "max_nudges",
+            LeadSettingsError::EngageMinScore(_) => "engage_min_score",
+        };
+        AppError::invalid(field, sentence(&e.to_string()))
+    })?;
+    if !(MINUTE_MS..=7 * DAY_MS).contains(&d.abandon_after_ms) {
+        return Err(AppError::invalid(
+            "abandon_after_ms",
+            format!(
+                "A checkout should count as abandoned after between 1 minute and 7 days (it is set to {} ms); pick a period in that range.",
+                d.abandon_after_ms
+            ),
+        ));
+    }
+    Ok((s, d.abandon_after_ms))
+}
+
+/// Saves lead settings and drops the pipeline's cached copy.
+pub(crate) async fn save_leads(
+    st: &AppState,
+    org: uuid::Uuid,
+    d: &LeadSettingsDto,
+) -> Result<(), AppError> {
+    let (s, abandon) = lead_settings_from(d)?;
+    st.store
+        .set_lead_settings(org, &s, abandon, st.now())
+        .await?;
+    st.pipeline.settings_changed(org);
+    Ok(())
+}
+
+async fn current_leads(st: &AppState, org: uuid::Uuid) -> Result<LeadSettingsDto, AppError> {
+    let s = st.store.pipeline_settings(org).await?;
+    Ok(LeadSettingsDto {
+        ghost_after_ms: s.leads.ghost_after_ms,
+        max_nudges: i64::from(s.leads.max_nudges),
+        engage_min_score: i64::from(s.leads.engage_min_score),
+        abandon_after_ms: s.abandon_after_ms,
+    })
+}
+
+/// The organization's lead settings (defaults until saved).
+#[utoipa::path(get, path = "/settings/leads", tag = "sources",
+    responses((status = 200, body = LeadSettingsDto), (status = 403, body = crate::error::Problem)))]
+pub async fn get_leads(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<LeadSettingsDto>> {
+    let a = admin_actor(&p)?;
+    Ok(Json(current_leads(&st, a.org_id).await?))
+}
+
+/// Replaces the lead settings; they apply to the next event processed.
+#[utoipa::path(put, path = "/settings/leads", tag = "sources", request_body = LeadSettingsDto,
+    responses((status = 200, body = LeadSettingsDto), (status = 422, body = crate::error::Problem)))]
+pub async fn put_leads(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    ApiJson(body): ApiJson<LeadSettingsDto>,
+) -> ApiResult<Json<LeadSettingsDto>> {
+    let a = admin_actor(&p)?;
+    save_leads(&st, a.org_id, &body).await?;
+    Ok(Json(current_leads(&st, a.org_id).await?))
+}
