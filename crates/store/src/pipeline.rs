@@ -899,6 +899,29 @@ impl crate::Store {
             .collect()
     }
 
+    /// Consistency figures for the crash tests (RELIABILITY R1): timeline
+    /// entries written by the pipeline for inbound deliveries, the most
+    /// attempts any processed event took, and live profiles.
+    pub async fn intake_audit(&self, org: Uuid) -> Result<(i64, i64, i64), StoreError> {
+        let one = |sql: &str| q(sql.to_string()).bind(org);
+        let t = crate::sql::read_rows(
+            self,
+            one("select count(*) from timeline where org_id = $1 and event_key like 'in:%'"),
+        )
+        .await?;
+        let a = crate::sql::read_rows(
+            self,
+            one("select coalesce(max(attempts), 0) from inbound_events where org_id = $1 and status = 'processed'"),
+        )
+        .await?;
+        let p = crate::sql::read_rows(
+            self,
+            one("select count(*) from profiles where org_id = $1 and merged_into is null"),
+        )
+        .await?;
+        Ok((t[0].i64(0)?, a[0].i64(0)?, p[0].i64(0)?))
+    }
+
     /// The tenant's intake settings, defaults where none were saved.
     pub async fn pipeline_settings(&self, org: Uuid) -> Result<PipelineSettings, StoreError> {
         let identity = self.identity_rules(org).await?;
