@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{form, parse_minor_units, segment, shopify, standard_webhooks as sw};
+use super::{form, interpret, parse_minor_units, segment, shopify, standard_webhooks as sw};
 
 /// The names the parsers read, so generated objects hit real code paths.
 const KEYS: &[&str] = &[
@@ -78,6 +78,16 @@ const KEYS: &[&str] = &[
     "_partial",
     "_page",
     "_referrer",
+    "fields",
+    "session_id",
+    "page_url",
+    "data",
+    "identifiers",
+    "summary",
+    "amount",
+    "revenue",
+    "total",
+    "value",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -142,6 +152,30 @@ fn exercise_all(body: &[u8], text: &str) {
         let _ = parse_minor_units(text, exp);
     }
     exercise_form(body, text);
+    // The pipeline's reader of stored payloads, for every source and kind.
+    for (src, kinds) in [
+        (
+            "segment",
+            &["identify", "track", "page", "alias", "screen"][..],
+        ),
+        (
+            "shopify",
+            &[
+                "checkouts/create",
+                "carts/update",
+                "orders/paid",
+                "customers/create",
+                "x",
+            ][..],
+        ),
+        ("form", &["form_started", "form_submitted"][..]),
+        ("webhook", &["lead.created", ""][..]),
+        ("other", &["x"][..]),
+    ] {
+        for k in kinds.iter().copied().chain([text]) {
+            let _ = interpret::interpret(src, k, body, now);
+        }
+    }
 }
 
 fn exercise_form(body: &[u8], text: &str) {
