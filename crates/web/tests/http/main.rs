@@ -6,6 +6,7 @@ mod api;
 mod customers;
 mod imports;
 mod intake;
+mod leads;
 mod sessions;
 mod support;
 mod tenant_matrix;
