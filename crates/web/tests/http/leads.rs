@@ -474,22 +474,21 @@ async fn render_intake_for_review() {
     )
     .await;
     app.clock.advance_ms(120_000);
-    let mut html = page(&app, "/intake", &a.browser).await;
-    for css in ["app.css", "leads.css"] {
-        let url = bos_web::assets::url(css);
-        let body = app
-            .http
-            .get(app.url(url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        html = html.replace(
-            &format!("<link rel=\"stylesheet\" href=\"{url}\">"),
-            &format!("<style>{body}</style>"),
-        );
+    let first = v["leads"][0]["profile_id"].as_str().unwrap().to_string();
+    for (path, file) in [
+        ("/intake".to_string(), out.clone()),
+        (format!("/customers/{first}"), format!("{out}.profile.html")),
+    ] {
+        let mut html = page(&app, &path, &a.browser).await;
+        for css in ["app.css", "leads.css"] {
+            let url = bos_web::assets::url(css);
+            let res = app.http.get(app.url(url)).send().await.unwrap();
+            let body = res.text().await.unwrap();
+            html = html.replace(
+                &format!("<link rel=\"stylesheet\" href=\"{url}\">"),
+                &format!("<style>{body}</style>"),
+            );
+        }
+        std::fs::write(file, html).unwrap();
     }
-    std::fs::write(out, html).unwrap();
 }
