@@ -31,6 +31,16 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/import.js"),
     },
+    Asset {
+        name: "intake.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/intake.js"),
+    },
+    Asset {
+        name: "leads.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../assets/leads.css"),
+    },
 ];
 
 struct Hashed {

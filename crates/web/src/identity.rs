@@ -176,6 +176,7 @@ pub fn kind_label(kind: &str) -> &'static str {
         "unmerge" => "Unmerged",
         "import" => "Imported",
         "identify" => "Identified",
+        "track" => "Tracked event",
         _ => "Event",
     }
 }
@@ -184,8 +185,11 @@ pub fn kind_label(kind: &str) -> &'static str {
 pub const TIMELINE_KINDS: &[&str] = &[
     "ad_click",
     "page_view",
+    "track",
+    "form_started",
     "form_submit",
     "cart_add",
+    "checkout_started",
     "checkout_abandoned",
     "purchase",
     "message_in",

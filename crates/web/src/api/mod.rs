@@ -8,6 +8,8 @@ pub mod imports;
 /// Intake administration: delivery log, replay, intent rules, lead settings.
 pub mod intake_admin;
 mod keys;
+/// Leads: the intake feed, one lead with its history, quick actions.
+pub mod leads;
 mod me;
 mod members;
 /// God View: identify, profiles, timeline, merges.
@@ -44,7 +46,8 @@ use utoipa_axum::routes;
         (name = "members", description = "People in the organization (admin scope)"),
         (name = "keys", description = "API keys (admin scope)"),
         (name = "customers", description = "God View: one customer across every platform"),
-        (name = "sources", description = "Intake sources and their credentials (admin scope)")
+        (name = "sources", description = "Intake sources and their credentials (admin scope)"),
+        (name = "leads", description = "Leads: intent, state, history and quick actions")
     )
 )]
 struct ApiDoc;
@@ -90,6 +93,9 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             intake_admin::put_intent_rules
         ))
         .routes(routes!(intake_admin::get_leads, intake_admin::put_leads))
+        .routes(routes!(leads::list))
+        .routes(routes!(leads::get_one))
+        .routes(routes!(leads::act))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();

@@ -265,6 +265,22 @@ struct ProfilePage {
     past_merges: Vec<MergeView>,
     duplicates: Vec<DupView>,
     members: usize,
+    lead: Option<super::intake::LeadRow>,
+    fired: Vec<bos_core::intent::Fired>,
+    history: Vec<HistoryView>,
+    leads_css: &'static str,
+}
+
+/// One lead state move on the profile's Lead panel.
+pub struct HistoryView {
+    from: &'static str,
+    from_key: String,
+    to: &'static str,
+    to_key: String,
+    reason: String,
+    actor: String,
+    when: String,
+    at: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -411,8 +427,33 @@ pub async fn show(
         filter_pairs.push(("to", &q.to));
     }
     let filter_qs = serde_urlencoded::to_string(&filter_pairs).unwrap_or_default();
+    let lead = st.store.lead(org, p.id).await?;
+    let fired = lead
+        .as_ref()
+        .map(|l| super::intake::fired_rules(&l.fired))
+        .unwrap_or_default();
+    let history = if lead.is_some() {
+        st.store
+            .lead_history(org, p.id)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|h| HistoryView {
+                from: super::intake::state_label(&h.from_state),
+                to: super::intake::state_label(&h.to_state),
+                from_key: h.from_state,
+                to_key: h.to_state,
+                reason: h.reason,
+                actor: h.actor,
+                when: relative(h.at, now),
+                at: fmt_time(h.at),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut c = Chrome::new(&s, "Customer", "customers");
-    c.notice = super::notice(q.done.as_deref());
+    c.notice = super::intake::notice(q.done.as_deref());
     let name = if p.display_name.is_empty() {
         "Unnamed customer".to_string()
     } else {
@@ -452,6 +493,10 @@ pub async fn show(
         past_merges,
         duplicates,
         members: members.len(),
+        lead: lead.as_ref().map(|l| super::intake::LeadRow::new(l, now)),
+        fired,
+        history,
+        leads_css: crate::assets::url("leads.css"),
         name,
         p,
     };

@@ -10,6 +10,8 @@ mod customers;
 mod home;
 mod identity_rules;
 mod imports;
+/// The intake dashboard: live lead feed, counts, quick actions.
+pub mod intake;
 mod intake_rules;
 mod keys;
 mod login;
@@ -83,6 +85,14 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             post(keys::revoke),
         ),
         r(Method::GET, "/customers", false, get(customers::list)),
+        r(Method::GET, "/intake", false, get(intake::page)),
+        r(Method::GET, "/intake/stream", false, get(intake::stream)),
+        r(
+            Method::POST,
+            "/intake/{profile_id}/action",
+            false,
+            post(intake::action),
+        ),
         r(Method::GET, "/customers/import", false, get(imports::page)),
         // The upload enforces the import size limit itself while it
         // streams the file to disk (the general body limit is far smaller).

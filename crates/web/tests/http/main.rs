@@ -7,6 +7,7 @@ mod customers;
 mod forms;
 mod imports;
 mod intake;
+mod leads;
 mod pipeline;
 mod sessions;
 mod settings_intake;
