@@ -533,6 +533,9 @@ async fn apply_one<D: Db>(
     if let Some(c) = &interp.checkout {
         lead.open_cart_cents = if c.completed { None } else { c.total_cents };
     }
+    if sig.opens_cart && sig.cart_value_cents.is_some() {
+        lead.open_cart_cents = sig.cart_value_cents;
+    }
     if sig.purchase {
         lead.open_cart_cents = None;
     }

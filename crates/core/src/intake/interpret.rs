@@ -50,6 +50,8 @@ pub struct Signal {
     pub strong: bool,
     /// An order or a completed checkout: the lead converted.
     pub purchase: bool,
+    /// A cart or checkout with this value is now open (until an order).
+    pub opens_cart: bool,
 }
 
 /// A checkout as the abandonment timer needs it.
@@ -288,6 +290,7 @@ fn segment_event(
                 }
                 "checkout started" => {
                     sig.strong = true;
+                    sig.opens_cart = true;
                     ("checkout_started", "Started checkout".to_string(), 0, false)
                 }
                 _ => ("track", clip(event, 200), 0, false),
@@ -422,6 +425,7 @@ fn shopify_event(
                 .sum();
             sig.event_type = "cart_updated";
             sig.strong = true;
+            sig.opens_cart = true;
             sig.cart_value_cents = Some(total);
             out.entries.push(Entry {
                 kind: "cart_add",

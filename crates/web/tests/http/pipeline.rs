@@ -101,6 +101,7 @@ async fn segment_calls_become_one_customer_with_a_scored_lead() {
         "checkout over 100.00 from a paid ad: {lead:?}"
     );
     assert_eq!(lead.category, "high_value");
+    assert_eq!(lead.open_cart_cents, Some(18_000));
     let fired: Vec<&str> = lead
         .fired
         .as_array()
@@ -147,6 +148,7 @@ async fn segment_calls_become_one_customer_with_a_scored_lead() {
         .unwrap();
     assert_eq!(lead.state, "converted");
     assert_eq!(lead.ltv_cents, 18_000);
+    assert_eq!(lead.open_cart_cents, None, "the order closed the cart");
     let history = app
         .store()
         .lead_history(s.org, lead.profile_id)
