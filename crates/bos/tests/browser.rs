@@ -75,6 +75,169 @@ async fn owner_reads_a_merge_explanation_and_unmerges() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Intake (issue 4): the owner keeps the intake dashboard open; a signed
+/// Segment call arrives from a storefront; the lead appears in the live feed
+/// without a reload, its intent badge explains the score; the owner opens
+/// it and finds the intent reasons and the lead state on the profile and
+/// its timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
+async fn owner_watches_a_lead_arrive_live_and_opens_it() -> anyhow::Result<()> {
+    let shots = Screenshots::new("intake")?;
+    let (db, base, port) = start_server().await?;
+    let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
+    let key = format!("wk_browser_{}", uuid::Uuid::new_v4().simple());
+    db.store
+        .create_source(
+            acme.id,
+            bos_store::intake::NewSource {
+                kind: bos_store::intake::SourceKind::Segment,
+                name: "Storefront".into(),
+                secret: None,
+                key_hash: Some(bos_web::auth::sha256(&key)),
+                config: None,
+            },
+            bos_web::SystemClock.now_ms(),
+        )
+        .await?;
+    let mut driver = Chromedriver::start(&shots.dir)?;
+    driver.wait_ready().await?;
+    let client = driver.connect().await?;
+    let flow = tokio::spawn(intake_flow(client.clone(), base, port, key, shots));
+    let outcome = flow.await;
+    let closed = client.close().await;
+    match outcome {
+        Ok(result) => result?,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    closed.context("closing the WebDriver session")?;
+    Ok(())
+}
+
+async fn intake_flow(
+    c: Client,
+    base: String,
+    port: u16,
+    key: String,
+    shots: Screenshots,
+) -> anyhow::Result<()> {
+    c.set_window_size(1440, 900).await?;
+    c.goto(&format!("{base}/login")).await?;
+    wait_css(&c, "input[name=email]")
+        .await?
+        .send_keys(EMAIL)
+        .await?;
+    c.find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    wait_xpath(&c, "//h1[normalize-space()='Overview']").await?;
+    c.find(Locator::Css("nav.sidenav a[href='/intake']"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#lead-feed").await?;
+    // The page is connected to its live stream before the event is sent.
+    wait_css(&c, "#live-status.on")
+        .await
+        .context("the intake page should open its live stream")?;
+    let url_before = c.current_url().await?;
+    shots.save(&c, "01-intake-empty").await?;
+
+    // A storefront sends a Segment call (write key as HTTP Basic).
+    let body = serde_json::json!({
+        "userId": "shopper-42", "messageId": "browser-m-1", "event": "Checkout Started",
+        "properties": {"value": 180.0},
+        "context": {"traits": {"email": "ines.moreau@example.com", "firstName": "Ines", "lastName": "Moreau"},
+                    "campaign": {"source": "google", "medium": "cpc", "name": "spring"}}
+    })
+    .to_string();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
+    let status = http_post(
+        port,
+        "/v1/track",
+        &format!("Authorization: Basic {auth}\r\n"),
+        &body,
+    )
+    .await?;
+    ensure!(
+        status == 200,
+        "the track call should be accepted, got {status}"
+    );
+
+    // The lead appears without a reload.
+    let row = wait_xpath(&c, "//tr[contains(@class,'lead')][.//span[contains(@class,'person-name') and normalize-space()='Ines Moreau']]")
+        .await
+        .context("the new lead should appear in the live feed")?;
+    ensure!(
+        c.current_url().await? == url_before,
+        "no navigation happened"
+    );
+    let badge = row.find(Locator::Css(".intent")).await?;
+    let reasons = badge.attr("title").await?.unwrap_or_default();
+    ensure!(
+        reasons.contains("started a checkout") && reasons.contains("+50") && reasons.contains("cart value ≥ 100.00"),
+        "the intent badge should say why: {reasons:?}"
+    );
+    ensure!(
+        badge.text().await?.contains("High value"),
+        "a $180 checkout from a paid ad is high value"
+    );
+    shots.save(&c, "02-intake-live-lead").await?;
+
+    // Open it: the profile shows the reasons and the state, and the
+    // timeline carries the state change with its reason.
+    row.find(Locator::Css("a.person")).await?.click().await?;
+    wait_css(&c, "#lead-panel").await?;
+    let panel = c.find(Locator::Css("#lead-panel")).await?.text().await?;
+    ensure!(
+        panel.contains("Engaged"),
+        "lead state on the profile: {panel}"
+    );
+    let listed = c
+        .find(Locator::Css("#intent-reasons"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        listed.contains("started a checkout"),
+        "intent reasons on the profile: {listed}"
+    );
+    let history = c.find(Locator::Css("#lead-history")).await?.text().await?;
+    ensure!(
+        history.contains("New") && history.contains("Engaged"),
+        "state history: {history}"
+    );
+    let page = c.source().await?;
+    ensure!(
+        page.contains("New → Engaged"),
+        "the timeline should show the lead state change"
+    );
+    shots.save(&c, "03-profile-lead").await?;
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body; returns the status.
+async fn http_post(port: u16, path: &str, headers: &str, body: &str) -> anyhow::Result<u16> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .context("POST timed out")??;
+    let head = String::from_utf8_lossy(&raw);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("no status line in response to POST {path}"))
+}
+
 /// Instagram DM (John), a Shopify order (email + phone), then a DM that
 /// carries the phone: the real resolution merges them.
 async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyhow::Result<()> {
@@ -795,6 +958,8 @@ async fn start_server() -> anyhow::Result<(bos_store::testing::TestDb, String, u
             ..Default::default()
         },
     );
+    // The intake pipeline's worker, as `bos serve` runs it.
+    let _worker = state.pipeline.start();
     tokio::spawn(async move { axum::serve(listener, bos_web::app(state)).await });
     Ok((db, base, port))
 }

@@ -30,6 +30,8 @@ function showCounts(totals) {
   }
   const t = document.querySelector(".dist-total .mono");
   if (t) t.textContent = digits.format(total);
+  const word = document.querySelector(".dist-total .dist-word");
+  if (word) word.textContent = total === 1 ? "lead" : "leads";
   const bar = document.querySelector(".dist-bar");
   if (!bar) return;
   for (const r of bar.querySelectorAll("rect.seg")) r.remove();
