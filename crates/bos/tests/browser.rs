@@ -178,7 +178,9 @@ async fn intake_flow(
     let badge = row.find(Locator::Css(".intent")).await?;
     let reasons = badge.attr("title").await?.unwrap_or_default();
     ensure!(
-        reasons.contains("started a checkout") && reasons.contains("+50") && reasons.contains("cart value ≥ 100.00"),
+        reasons.contains("started a checkout")
+            && reasons.contains("+50")
+            && reasons.contains("cart value ≥ 100.00"),
         "the intent badge should say why: {reasons:?}"
     );
     ensure!(
