@@ -109,6 +109,9 @@ enum Which {
         rate: u64,
         #[arg(long, default_value_t = 10)]
         rate_seconds: u64,
+        /// Offered events per second while the pipeline worker runs (lag).
+        #[arg(long, default_value_t = 5_000)]
+        lag_rate: u64,
         /// Distinct people the events are about.
         #[arg(long, default_value_t = 20_000)]
         users: u64,
@@ -340,6 +343,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             connections,
             rate,
             rate_seconds,
+            lag_rate,
             users,
             database_url,
         } => {
@@ -348,6 +352,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 connections,
                 rate,
                 rate_seconds,
+                lag_rate,
                 users,
                 database_url,
             })

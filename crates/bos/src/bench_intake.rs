@@ -24,6 +24,7 @@ pub struct Options {
     pub connections: usize,
     pub rate: u64,
     pub rate_seconds: u64,
+    pub lag_rate: u64,
     pub users: u64,
     pub database_url: Option<String>,
 }
@@ -105,7 +106,12 @@ async fn drive(
                     Instant::now()
                 };
                 let n = c * 1_000_000_000 + i;
-                let user = (n.wrapping_mul(2_654_435_761)) % users.max(1);
+                // A well-mixed hash of (connection, i): every connection
+                // sends about a different person each time.
+                let mut h = n ^ 0x9E37_79B9_7F4A_7C15;
+                h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let user = (h ^ (h >> 31)) % users.max(1);
                 let req = track_request(&key, user, &format!("{tag}-{c}-{i}"), n);
                 s.write_all(&req).await?;
                 let status = read_response(&mut s, &mut buf).await?;
@@ -247,6 +253,41 @@ pub async fn run(o: Options) -> Result<()> {
         "  pipeline: {} of {stored} stored events processed in {secs:.2} s: {pps:>8.0} events/s  failed {}  (budget ≥ 10,000/s)",
         pass.taken, pass.failed
     );
+    // 4. Pipeline lag under a steady load: the worker running as in `bos
+    //    serve`, events offered at `lag_rate`/s; lag = processed − received.
+    let worker = state.pipeline.start();
+    let since = crate::now();
+    let lag_load = drive(
+        addr,
+        key_b64.clone(),
+        o.connections,
+        Duration::from_secs(o.rate_seconds),
+        Some(o.lag_rate),
+        o.users,
+        "l",
+    )
+    .await?;
+    // Let the worker finish what it holds: drain the rest here.
+    state.pipeline.drain().await?;
+    worker.shutdown().await;
+    let lag_acks = lag_load.latencies.clone();
+    let (a50, _, a99, amax) = percentiles(lag_acks);
+    println!(
+        "  ack latency at {} req/s offered with the pipeline running: p50 {a50} µs  p99 {a99} µs  max {amax} µs",
+        o.lag_rate
+    );
+    let lags: Vec<u64> = store
+        .inbound_lags(org.id, since)
+        .await?
+        .into_iter()
+        .map(|l| l.max(0) as u64 * 1000)
+        .collect();
+    let lag_n = lags.len();
+    let (l50, l90, l99, lmax) = percentiles(lags);
+    println!(
+        "  pipeline lag at {} events/s offered ({} events, ack errors {}): p50 {} ms  p90 {} ms  p99 {} ms  max {} ms  (budget p99 ≤ 1 s)",
+        o.lag_rate, lag_n, lag_load.errors, l50 / 1000, l90 / 1000, l99 / 1000, lmax / 1000
+    );
     let (states, cats) = store.lead_counts(org.id).await?;
     println!("  leads by state {states:?}, by intent {cats:?}");
     println!(
@@ -256,6 +297,7 @@ pub async fn run(o: Options) -> Result<()> {
             "ingest_events_per_s": eps.round(), "ingest_p50_us": p50, "ingest_p99_us": p99, "ingest_requests": n,
             "ingest_errors": t.errors, "rate": o.rate, "rate_p50_us": rp50, "rate_p99_us": rp99, "rate_max_us": rmax,
             "rate_requests": rn, "rate_errors": r.errors,
+            "lag_rate": o.lag_rate, "lag_ack_p99_us": a99, "lag_events": lag_n, "lag_p50_ms": l50 / 1000, "lag_p99_ms": l99 / 1000, "lag_max_ms": lmax / 1000,
             "pipeline_events": pass.taken, "pipeline_events_per_s": pps.round(), "pipeline_failed": pass.failed,
         })
     );

@@ -29,8 +29,17 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
-/// Events taken per transaction.
-pub const BATCH: u32 = 256;
+/// Events taken per transaction: large batches write each hot page (a
+/// profile's, a lead's) once per commit instead of once per event; under a
+/// steady load batches are only what arrived since the last one.
+pub const BATCH: u32 = 1024;
+
+fn batch() -> u32 {
+    std::env::var("BOS_PIPELINE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BATCH)
+}
 
 /// How long a tenant's settings are reused before being read again.
 const SETTINGS_TTL_MS: i64 = 5_000;
@@ -136,30 +145,64 @@ impl Pipeline {
     }
 
     /// Processes what is due until nothing is (tests and benchmarks drain
-    /// the queue instead of waiting for the worker).
+    /// the queue instead of waiting for the worker). Reading and preparing
+    /// the next batch overlaps applying the current one (the SQLite writer
+    /// thread applies while this task parses): the next read starts after
+    /// the last event taken, so the two never hold the same event.
     pub async fn drain(&self) -> Result<Pass, StoreError> {
         let mut total = Pass::default();
+        let limit = batch();
+        let mut items = self.fetch(None, limit).await?;
+        let mut from_start = true;
         loop {
-            let p = self.pass(BATCH).await?;
+            if items.is_empty() {
+                if from_start {
+                    return Ok(total);
+                }
+                // Events committed out of id order, or retries now due:
+                // one more look from the start of the queue.
+                from_start = true;
+                items = self.fetch(None, limit).await?;
+                continue;
+            }
+            from_start = false;
+            let cursor = items.last().map(|i| (i.event.next_at, i.event.id));
+            let (applied, next) = tokio::join!(self.apply(items), self.fetch(cursor, limit));
+            let p = applied?;
             total.taken += p.taken;
             total.processed += p.processed;
             total.failed += p.failed;
-            if p.taken == 0 {
-                return Ok(total);
-            }
+            items = next?;
         }
     }
 
     /// One batch: read, prepare, apply, publish.
     pub async fn pass(&self, limit: u32) -> Result<Pass, StoreError> {
-        let now = self.now();
-        let due = self.store().due_inbound(now, limit).await?;
-        if due.is_empty() {
-            return Ok(Pass::default());
-        }
+        let items = self.fetch(None, limit).await?;
+        self.apply(items).await
+    }
+
+    /// Reads due events (after `after`, in queue order) and prepares them.
+    async fn fetch(
+        &self,
+        after: Option<(Millis, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<Item>, StoreError> {
+        let due = self
+            .store()
+            .due_inbound_after(self.now(), after, limit)
+            .await?;
         let mut items = Vec::with_capacity(due.len());
+        let mut cache: HashMap<Uuid, Arc<PipelineSettings>> = HashMap::new();
         for ev in due {
-            let settings = self.settings(ev.org_id).await?;
+            let settings = match cache.get(&ev.org_id) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self.settings(ev.org_id).await?;
+                    cache.insert(ev.org_id, s.clone());
+                    s
+                }
+            };
             let work = prepare(&ev, &settings.identity);
             items.push(Item {
                 event: ev,
@@ -167,10 +210,21 @@ impl Pipeline {
                 settings,
             });
         }
+        Ok(items)
+    }
+
+    /// Applies prepared events: the batch in one transaction, or one by one
+    /// when the batch fails.
+    async fn apply(&self, items: Vec<Item>) -> Result<Pass, StoreError> {
+        if items.is_empty() {
+            return Ok(Pass::default());
+        }
+        let now = self.now();
         let mut pass = Pass {
             taken: items.len(),
             ..Pass::default()
         };
+        let items: Arc<[Item]> = items.into();
         match self.store().apply_inbound(items.clone(), now).await {
             Ok(r) => {
                 pass.processed = r.events.len();
@@ -181,15 +235,17 @@ impl Pipeline {
             }
             Err(e) => {
                 tracing::warn!(error = %e, events = items.len(), "intake batch failed; applying its events one by one");
-                for item in items {
-                    match self.store().apply_inbound(vec![item.clone()], now).await {
+                for i in 0..items.len() {
+                    let item = &items[i];
+                    let one: Arc<[Item]> = Arc::from(vec![item.clone()]);
+                    match self.store().apply_inbound(one, now).await {
                         Ok(r) => {
                             pass.processed += 1;
                             if let Some(at) = r.earliest_timer {
                                 self.shared.scheduler.wake(at);
                             }
                             self.publish_applied(
-                                std::slice::from_ref(&item),
+                                std::slice::from_ref(item),
                                 r.events.iter().map(|e| &e.applied),
                             );
                         }
@@ -210,6 +266,10 @@ impl Pipeline {
     }
 
     fn publish_applied<'a>(&self, items: &[Item], applied: impl Iterator<Item = &'a Applied>) {
+        // Nobody watching (no dashboard open): nothing to render.
+        if self.shared.bus.receiver_count() == 0 {
+            return;
+        }
         for (item, a) in items.iter().zip(applied) {
             if let Applied::Processed {
                 profile_id,
@@ -252,8 +312,7 @@ impl Pipeline {
                 if *stop_rx.borrow() {
                     break;
                 }
-                match me.pass(BATCH).await {
-                    Ok(p) if p.taken > 0 => continue,
+                match me.drain().await {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "intake pipeline pass failed"),
                 }
@@ -289,11 +348,14 @@ impl Pipeline {
         let profile = payload_field(&job, "profile_id")?;
         let profile = Uuid::parse_str(&profile)
             .map_err(|e| JobError::permanent(format!("bad profile id in payload: {e}")))?;
-        let changed = self
+        let (changed, again) = self
             .store()
             .lead_inactivity(job.org_id, profile, self.now())
             .await
             .map_err(|e| JobError::retry(e.to_string()))?;
+        if let Some(at) = again {
+            self.shared.scheduler.wake(at);
+        }
         if let Some(c) = changed {
             self.publish(LiveEvent {
                 org_id: job.org_id,

@@ -53,6 +53,8 @@ pub struct DueEvent {
     pub payload: String,
     pub received_at: Millis,
     pub attempts: u32,
+    /// Its place in the queue, with the id.
+    pub next_at: Millis,
 }
 
 /// A tenant's intake settings.
@@ -595,7 +597,13 @@ async fn apply_one<D: Db>(
         lead.state_at = at.max(lead.state_at);
     }
     let last_seen = lead.last_seen_at.max(at);
-    if lead.state == LeadState::Engaged {
+    // The ghosting timer is set when a lead becomes engaged, not moved on
+    // every event: when it fires it re-checks the last activity and, if
+    // the lead was active since, sets itself again from that activity.
+    let engaged_now = transition
+        .as_ref()
+        .is_some_and(|t| t.to == LeadState::Engaged);
+    if engaged_now {
         let due = leads::ghost_due_at(last_seen, &s.leads);
         set_timer(
             db,
@@ -711,15 +719,31 @@ impl crate::Store {
     /// Due pending events across tenants, oldest first (a system query:
     /// the pipeline serves every tenant).
     pub async fn due_inbound(&self, now: Millis, limit: u32) -> Result<Vec<DueEvent>, StoreError> {
-        let rows = crate::sql::read_rows(
-            self,
-            q("select e.org_id, e.id, e.source_id, s.kind, e.external_id, e.kind, e.payload, e.received_at, e.attempts \
-               from inbound_events e join sources s on s.org_id = e.org_id and s.id = e.source_id \
-               where e.status = 'pending' and e.next_at <= $1 order by e.next_at, e.id limit $2")
+        self.due_inbound_after(now, None, limit).await
+    }
+
+    /// Like [`Store::due_inbound`], after the queue position `after`
+    /// (`next_at`, id) of the last event already taken.
+    pub async fn due_inbound_after(
+        &self,
+        now: Millis,
+        after: Option<(Millis, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<DueEvent>, StoreError> {
+        let cols = "select e.org_id, e.id, e.source_id, s.kind, e.external_id, e.kind, e.payload, e.received_at, \
+                    e.attempts, e.next_at from inbound_events e join sources s on s.org_id = e.org_id and s.id = e.source_id \
+                    where e.status = 'pending' and e.next_at <= $1";
+        let query = match after {
+            None => q(format!("{cols} order by e.next_at, e.id limit $2")).bind(now).bind(i64::from(limit)),
+            Some((at, id)) => q(format!(
+                "{cols} and (e.next_at > $3 or (e.next_at = $3 and e.id > $4)) order by e.next_at, e.id limit $2"
+            ))
             .bind(now)
-            .bind(i64::from(limit)),
-        )
-        .await?;
+            .bind(i64::from(limit))
+            .bind(at)
+            .bind(id),
+        };
+        let rows = crate::sql::read_rows(self, query).await?;
         rows.iter()
             .map(|r| {
                 Ok(DueEvent {
@@ -732,6 +756,7 @@ impl crate::Store {
                     payload: r.text(6)?,
                     received_at: r.i64(7)?,
                     attempts: r.i64(8)?.max(0) as u32,
+                    next_at: r.i64(9)?,
                 })
             })
             .collect()
@@ -753,13 +778,13 @@ impl crate::Store {
     /// costs only itself.
     pub async fn apply_inbound(
         &self,
-        items: Vec<Item>,
+        items: Arc<[Item]>,
         now: Millis,
     ) -> Result<BatchResult, StoreError> {
         write_db!(self, |db| async move {
             let mut out = BatchResult::default();
             let mut timers = Vec::new();
-            for item in &items {
+            for item in items.iter() {
                 let applied = apply_one(db, item, now, &mut timers).await?;
                 out.events.push(AppliedEvent {
                     org_id: item.event.org_id,
@@ -925,6 +950,20 @@ impl crate::Store {
         Ok((t[0].i64(0)?, a[0].i64(0)?, p[0].i64(0)?))
     }
 
+    /// Pipeline lag of each event received at or after `since` and
+    /// processed: `processed_at − received_at` in ms (the intake benchmark).
+    pub async fn inbound_lags(&self, org: Uuid, since: Millis) -> Result<Vec<i64>, StoreError> {
+        let rows = crate::sql::read_rows(
+            self,
+            q("select processed_at - received_at from inbound_events \
+               where org_id = $1 and received_at >= $2 and processed_at is not null")
+            .bind(org)
+            .bind(since),
+        )
+        .await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
     /// The tenant's intake settings, defaults where none were saved.
     pub async fn pipeline_settings(&self, org: Uuid) -> Result<PipelineSettings, StoreError> {
         let identity = self.identity_rules(org).await?;
@@ -1000,36 +1039,57 @@ impl crate::Store {
         })
     }
 
-    /// The ghosting timer fired for `profile`: ghosts the lead if it is
-    /// still inactive (activity since would have moved the timer, but a
-    /// merge may have moved the lead).
+    /// The ghosting timer fired for `profile`: ghosts the lead if it has
+    /// been inactive long enough; if it was active since the timer was set,
+    /// sets the timer again from the last activity (returned, to wake the
+    /// runner). A merge may have moved the lead: it follows the root.
     pub async fn lead_inactivity(
         &self,
         org: Uuid,
         profile: Uuid,
         now: Millis,
-    ) -> Result<Option<LeadChanged>, StoreError> {
+    ) -> Result<(Option<LeadChanged>, Option<Millis>), StoreError> {
         let settings = self.pipeline_settings(org).await?;
         write_db!(self, |db| async move {
             let Some(root) = root_of(db, org, profile).await? else {
-                return Ok(None);
+                return Ok((None, None));
             };
             let lead = load_lead(db, org, root).await?;
             if !lead.exists {
-                return Ok(None);
+                return Ok((None, None));
             }
             let input = Input::InactivityElapsed {
                 last_active_at: lead.last_seen_at,
                 now,
             };
-            let Some(t) = leads::next(lead.state, &input, &settings.leads) else {
-                return Ok(None);
-            };
-            set_state(db, org, root, &t, "scheduler", now).await?;
-            Ok(Some(LeadChanged {
-                profile_id: root,
-                transition: t,
-            }))
+            match leads::next(lead.state, &input, &settings.leads) {
+                Some(t) => {
+                    set_state(db, org, root, &t, "scheduler", now).await?;
+                    Ok((
+                        Some(LeadChanged {
+                            profile_id: root,
+                            transition: t,
+                        }),
+                        None,
+                    ))
+                }
+                None if lead.state == LeadState::Engaged => {
+                    let due = leads::ghost_due_at(lead.last_seen_at, &settings.leads).max(now + 1);
+                    let payload = json!({"profile_id": root}).to_string();
+                    set_timer(
+                        db,
+                        org,
+                        GHOST_JOB,
+                        &format!("ghost:{root}"),
+                        payload,
+                        due,
+                        now,
+                    )
+                    .await?;
+                    Ok((None, Some(due)))
+                }
+                None => Ok((None, None)),
+            }
         })
     }
 

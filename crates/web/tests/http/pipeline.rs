@@ -412,20 +412,36 @@ async fn an_engaged_lead_ghosts_after_the_inactivity_threshold_and_comes_back() 
         async move { st.lead(s.org, id).await.unwrap().unwrap().state }
     };
     assert_eq!(state(&app).await, "engaged");
-    // Default threshold: 3 days without activity.
-    let three_days = 3 * 24 * HOUR;
-    app.clock.set_ms(T0 + three_days - 1);
-    runner.settled(T0 + three_days - 1).await;
+    // Default threshold: 3 days without activity. A visit on day 2 keeps
+    // the lead engaged when the first timer fires on day 3: the timer sets
+    // itself again from that visit, and the lead ghosts on day 5.
+    let day = 24 * HOUR;
+    app.clock.set_ms(T0 + 2 * day);
+    segment(
+        &app,
+        &s.secret,
+        "/v1/page",
+        json!({"userId": "u-9", "messageId": "m-1b",
+        "timestamp": at(T0 + 2 * day), "name": "Pricing"}),
+    )
+    .await;
+    app.state.pipeline.drain().await.unwrap();
+    app.clock.set_ms(T0 + 3 * day);
+    runner.settled(T0 + 3 * day).await;
+    assert_eq!(state(&app).await, "engaged", "active on day 2");
+    app.clock.set_ms(T0 + 5 * day - 1);
+    runner.settled(T0 + 5 * day - 1).await;
     assert_eq!(state(&app).await, "engaged");
-    app.clock.set_ms(T0 + three_days);
-    runner.settled(T0 + three_days).await;
+    app.clock.set_ms(T0 + 5 * day);
+    runner.settled(T0 + 5 * day).await;
     assert_eq!(state(&app).await, "ghosting");
+    let ghosted_at = 5 * day;
     segment(
         &app,
         &s.secret,
         "/v1/page",
         json!({"userId": "u-9", "messageId": "m-2",
-        "timestamp": at(T0 + three_days + 1), "name": "Home"}),
+        "timestamp": at(T0 + ghosted_at + 1), "name": "Home"}),
     )
     .await;
     app.state.pipeline.drain().await.unwrap();
