@@ -41,14 +41,7 @@ async fn owner_switches_org_creates_uses_and_revokes_a_key_then_signs_out() -> a
     // still lets us end the WebDriver session below: that is what makes
     // chromedriver quit Chromium instead of leaving it orphaned.
     let flow = tokio::spawn(flow(client.clone(), base, port, shots));
-    let outcome = flow.await;
-    let closed = client.close().await;
-    match outcome {
-        Ok(result) => result?,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-    closed.context("closing the WebDriver session")?;
-    Ok(())
+    finish(client, flow).await
 }
 
 /// God View: a customer seen on Instagram and on Shopify becomes one person
@@ -65,14 +58,7 @@ async fn owner_reads_a_merge_explanation_and_unmerges() -> anyhow::Result<()> {
     driver.wait_ready().await?;
     let client = driver.connect().await?;
     let flow = tokio::spawn(god_view_flow(client.clone(), base, shots));
-    let outcome = flow.await;
-    let closed = client.close().await;
-    match outcome {
-        Ok(result) => result?,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-    closed.context("closing the WebDriver session")?;
-    Ok(())
+    finish(client, flow).await
 }
 
 /// Intake (issue 4): the owner keeps the intake dashboard open; a signed
@@ -104,14 +90,7 @@ async fn owner_watches_a_lead_arrive_live_and_opens_it() -> anyhow::Result<()> {
     driver.wait_ready().await?;
     let client = driver.connect().await?;
     let flow = tokio::spawn(intake_flow(client.clone(), base, port, key, shots));
-    let outcome = flow.await;
-    let closed = client.close().await;
-    match outcome {
-        Ok(result) => result?,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-    closed.context("closing the WebDriver session")?;
-    Ok(())
+    finish(client, flow).await
 }
 
 async fn intake_flow(
@@ -121,18 +100,7 @@ async fn intake_flow(
     key: String,
     shots: Screenshots,
 ) -> anyhow::Result<()> {
-    c.set_window_size(1440, 900).await?;
-    c.goto(&format!("{base}/login")).await?;
-    wait_css(&c, "input[name=email]")
-        .await?
-        .send_keys(EMAIL)
-        .await?;
-    c.find(Locator::Css("input[name=password]"))
-        .await?
-        .send_keys(PASSWORD)
-        .await?;
-    c.find(Locator::Css("#login-submit")).await?.click().await?;
-    wait_xpath(&c, "//h1[normalize-space()='Overview']").await?;
+    sign_in(&c, &base).await?;
     c.find(Locator::Css("nav.sidenav a[href='/intake']"))
         .await?
         .click()
@@ -328,18 +296,7 @@ async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyh
 }
 
 async fn god_view_flow(c: Client, base: String, shots: Screenshots) -> anyhow::Result<()> {
-    c.set_window_size(1440, 900).await?;
-    c.goto(&format!("{base}/login")).await?;
-    wait_css(&c, "input[name=email]")
-        .await?
-        .send_keys(EMAIL)
-        .await?;
-    c.find(Locator::Css("input[name=password]"))
-        .await?
-        .send_keys(PASSWORD)
-        .await?;
-    c.find(Locator::Css("#login-submit")).await?.click().await?;
-    wait_xpath(&c, "//h1[normalize-space()='Overview']").await?;
+    sign_in(&c, &base).await?;
 
     // Find John through the customers search.
     c.find(Locator::Css("nav.sidenav a[href='/customers']"))
@@ -484,18 +441,7 @@ async fn import_flow(
     file: PathBuf,
     shots: Screenshots,
 ) -> anyhow::Result<()> {
-    c.set_window_size(1440, 900).await?;
-    c.goto(&format!("{base}/login")).await?;
-    wait_css(&c, "input[name=email]")
-        .await?
-        .send_keys(EMAIL)
-        .await?;
-    c.find(Locator::Css("input[name=password]"))
-        .await?
-        .send_keys(PASSWORD)
-        .await?;
-    c.find(Locator::Css("#login-submit")).await?.click().await?;
-    wait_xpath(&c, "//h1[normalize-space()='Overview']").await?;
+    sign_in(&c, &base).await?;
 
     c.find(Locator::Css("nav.sidenav a[href='/customers']"))
         .await?
@@ -871,6 +817,40 @@ async fn expect_current_org(c: &Client, name: &str) -> anyhow::Result<()> {
     )))
     .await
     .with_context(|| format!("the Overview should show {name} as the organization"))?;
+    Ok(())
+}
+
+/// Signs the owner in at 1440×900 and waits for the Overview.
+async fn sign_in(c: &Client, base: &str) -> anyhow::Result<()> {
+    c.set_window_size(1440, 900).await?;
+    c.goto(&format!("{base}/login")).await?;
+    wait_css(c, "input[name=email]")
+        .await?
+        .send_keys(EMAIL)
+        .await?;
+    c.find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    wait_xpath(c, "//h1[normalize-space()='Overview']").await?;
+    Ok(())
+}
+
+/// Waits for a flow, then ends the WebDriver session whatever happened (a
+/// failed assertion *or* a panic), so chromedriver quits Chromium instead
+/// of leaving it orphaned; then reports the flow's outcome.
+async fn finish(
+    client: Client,
+    flow: tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let outcome = flow.await;
+    let closed = client.close().await;
+    match outcome {
+        Ok(result) => result?,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    closed.context("closing the WebDriver session")?;
     Ok(())
 }
 

@@ -232,20 +232,28 @@ impl Db for sqlx::PgConnection {
     }
 }
 
+/// Binds [`Arg`]s to a sqlx query of either engine (the same calls, two
+/// argument types).
+macro_rules! bind_args {
+    ($query:ident, $args:expr) => {
+        for a in $args {
+            $query = match a {
+                Arg::I64(v) => $query.bind(*v),
+                Arg::Text(v) => $query.bind(v.as_str()),
+                Arg::Uuid(v) => $query.bind(*v),
+                Arg::OptText(v) => $query.bind(v.as_deref()),
+                Arg::OptUuid(v) => $query.bind(*v),
+                Arg::OptI64(v) => $query.bind(*v),
+            };
+        }
+    };
+}
+
 fn pg_bind<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     args: &'q [Arg],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    for a in args {
-        query = match a {
-            Arg::I64(v) => query.bind(*v),
-            Arg::Text(v) => query.bind(v.as_str()),
-            Arg::Uuid(v) => query.bind(*v),
-            Arg::OptText(v) => query.bind(v.as_deref()),
-            Arg::OptUuid(v) => query.bind(*v),
-            Arg::OptI64(v) => query.bind(*v),
-        };
-    }
+    bind_args!(query, args);
     query
 }
 
@@ -376,16 +384,7 @@ pub(crate) async fn read_rows(store: &crate::Store, q: Q) -> Result<Vec<Row>, St
             use sqlx::{Row as _, TypeInfo, ValueRef};
             let mut conn = s.read.acquire().await?;
             let mut query = sqlx::query(&q.sql);
-            for a in &q.args {
-                query = match a {
-                    Arg::I64(v) => query.bind(*v),
-                    Arg::Text(v) => query.bind(v.as_str()),
-                    Arg::Uuid(v) => query.bind(*v),
-                    Arg::OptText(v) => query.bind(v.as_deref()),
-                    Arg::OptUuid(v) => query.bind(*v),
-                    Arg::OptI64(v) => query.bind(*v),
-                };
-            }
+            bind_args!(query, &q.args);
             let rows = query.fetch_all(&mut *conn).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
