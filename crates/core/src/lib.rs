@@ -27,3 +27,5 @@ pub mod intent;
 pub mod jobs;
 /// The lead state machine: new, engaged, ghosting, converted, lost.
 pub mod leads;
+/// The nudge engine: campaigns, templates, quiet hours, enrollment, attribution.
+pub mod nudge;

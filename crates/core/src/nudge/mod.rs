@@ -1,0 +1,23 @@
+//! The nudge engine's pure rules (SPEC NU1, NU4): what a campaign is and
+//! when it is well formed, how its message templates are checked and
+//! rendered, when quiet hours push a send later, how one customer moves
+//! through one campaign, and which nudge a conversion is credited to.
+//! Storage, the durable scheduler and the channel providers live outside this
+//! crate; they pass the time, the customer's time zone and random numbers in
+//! and act on the decisions they get back.
+
+/// Conversion attribution: which nudge earned a conversion.
+// pub mod attribution;
+/// Campaign definitions and their validation.
+pub mod campaign;
+/// One customer's progress through one campaign.
+// pub mod enrollment;
+/// Quiet hours in the customer's time zone.
+// pub mod quiet;
+/// Message templates: save-time checks and strict rendering.
+pub mod template;
+
+pub use campaign::{
+    Campaign, CampaignError, Channel, QuietHours, Step, StopConditions, Trigger, Variant,
+};
+pub use template::{check, render, Escape, TemplateError, Vars};
