@@ -13,11 +13,12 @@ pub mod campaign;
 /// One customer's progress through one campaign.
 // pub mod enrollment;
 /// Quiet hours in the customer's time zone.
-// pub mod quiet;
+pub mod quiet;
 /// Message templates: save-time checks and strict rendering.
 pub mod template;
 
 pub use campaign::{
     Campaign, CampaignError, Channel, QuietHours, Step, StopConditions, Trigger, Variant,
 };
+pub use quiet::{next_allowed, TzError};
 pub use template::{check, render, Escape, TemplateError, Vars};
