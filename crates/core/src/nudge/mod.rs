@@ -11,7 +11,7 @@
 /// Campaign definitions and their validation.
 pub mod campaign;
 /// One customer's progress through one campaign.
-// pub mod enrollment;
+pub mod enrollment;
 /// Quiet hours in the customer's time zone.
 pub mod quiet;
 /// Message templates: save-time checks and strict rendering.
@@ -19,6 +19,9 @@ pub mod template;
 
 pub use campaign::{
     Campaign, CampaignError, Channel, QuietHours, Step, StopConditions, Trigger, Variant,
+};
+pub use enrollment::{
+    can_reenter, pick_variant, Decision, Enrollment, Event, SentStep, StopReason,
 };
 pub use quiet::{next_allowed, TzError};
 pub use template::{check, render, Escape, TemplateError, Vars};
