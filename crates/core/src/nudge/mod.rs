@@ -7,7 +7,7 @@
 //! and act on the decisions they get back.
 
 /// Conversion attribution: which nudge earned a conversion.
-// pub mod attribution;
+pub mod attribution;
 /// Campaign definitions and their validation.
 pub mod campaign;
 /// One customer's progress through one campaign.
@@ -17,6 +17,7 @@ pub mod quiet;
 /// Message templates: save-time checks and strict rendering.
 pub mod template;
 
+pub use attribution::{attribute, Touch, Windows};
 pub use campaign::{
     Campaign, CampaignError, Channel, QuietHours, Step, StopConditions, Trigger, Variant,
 };
