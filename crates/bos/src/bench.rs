@@ -112,6 +112,11 @@ enum Which {
         /// Offered events per second while the pipeline worker runs (lag).
         #[arg(long, default_value_t = 5_000)]
         lag_rate: u64,
+        /// Run RELIABILITY R5 instead: signed webhooks of this many KiB at
+        /// --rate for --rate-seconds (e.g. --webhook-kb 64 --rate 100
+        /// --rate-seconds 600).
+        #[arg(long)]
+        webhook_kb: Option<usize>,
         /// Distinct people the events are about.
         #[arg(long, default_value_t = 20_000)]
         users: u64,
@@ -344,6 +349,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             rate,
             rate_seconds,
             lag_rate,
+            webhook_kb,
             users,
             database_url,
         } => {
@@ -353,6 +359,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 rate,
                 rate_seconds,
                 lag_rate,
+                webhook_kb,
                 users,
                 database_url,
             })

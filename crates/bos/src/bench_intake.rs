@@ -25,6 +25,8 @@ pub struct Options {
     pub rate: u64,
     pub rate_seconds: u64,
     pub lag_rate: u64,
+    /// RELIABILITY R5 instead: signed webhooks of this many KiB at `rate`.
+    pub webhook_kb: Option<usize>,
     pub users: u64,
     pub database_url: Option<String>,
 }
@@ -56,6 +58,40 @@ fn track_request(key_b64: &str, user: u64, msg: &str, n: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// What the load generator sends.
+enum Requests {
+    /// Segment `/v1/track` with this Basic credential.
+    Track(String),
+    /// Standard Webhooks deliveries of about `kb` KiB each (RELIABILITY R5).
+    Webhook {
+        path: String,
+        secret: bos_core::intake::standard_webhooks::Secret,
+        kb: usize,
+    },
+}
+
+impl Requests {
+    fn build(&self, user: u64, msg: &str, n: u64) -> Vec<u8> {
+        match self {
+            Requests::Track(key) => track_request(key, user, msg, n),
+            Requests::Webhook { path, secret, kb } => {
+                let note = "x".repeat(kb * 1024);
+                let body = format!(
+                    r#"{{"type":"lead.created","data":{{"email":"user{user}@bench.test","summary":"Lead","note":"{note}"}}}}"#
+                );
+                let ts = crate::now() / 1000;
+                let sig =
+                    bos_core::intake::standard_webhooks::sign(secret, msg, ts, body.as_bytes());
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nwebhook-id: {msg}\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: {sig}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            }
+        }
+    }
+}
+
 struct Load {
     latencies: Vec<u64>,
     errors: u64,
@@ -66,7 +102,7 @@ struct Load {
 /// at `rate` requests/s spread over the connections.
 async fn drive(
     addr: SocketAddr,
-    key_b64: Arc<String>,
+    requests: Arc<Requests>,
     connections: usize,
     dur: Duration,
     rate: Option<u64>,
@@ -77,7 +113,7 @@ async fn drive(
     let deadline = start + dur;
     let mut tasks = Vec::new();
     for c in 0..connections as u64 {
-        let key = key_b64.clone();
+        let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
@@ -112,7 +148,7 @@ async fn drive(
                 h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
                 let user = (h ^ (h >> 31)) % users.max(1);
-                let req = track_request(&key, user, &format!("{tag}-{c}-{i}"), n);
+                let req = requests.build(user, &format!("{tag}-{c}-{i}"), n);
                 s.write_all(&req).await?;
                 let status = read_response(&mut s, &mut buf).await?;
                 lat.push(scheduled.elapsed().as_micros() as u64);
@@ -177,7 +213,9 @@ pub async fn run(o: Options) -> Result<()> {
         )
         .await?;
     use base64::Engine as _;
-    let key_b64 = Arc::new(base64::engine::general_purpose::STANDARD.encode(format!("{key}:")));
+    let key_b64 = Arc::new(Requests::Track(
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:")),
+    ));
     let state = bos_web::AppState::new(
         store.clone(),
         Arc::new(bos_web::SystemClock),
@@ -195,6 +233,10 @@ pub async fn run(o: Options) -> Result<()> {
         o.connections,
         o.users
     );
+
+    if let Some(kb) = o.webhook_kb {
+        return fast_ack(&store, org.id, addr, kb, &o).await;
+    }
 
     // 1. Throughput, closed loop (after a 1 s warm-up).
     drive(
@@ -302,5 +344,58 @@ pub async fn run(o: Options) -> Result<()> {
         })
     );
     store.close().await;
+    Ok(())
+}
+
+/// RELIABILITY R5: signed Standard Webhooks deliveries of `kb` KiB at the
+/// offered rate for `rate_seconds`; every answer must be 2xx, p99 < 1 s.
+async fn fast_ack(
+    store: &Store,
+    org: uuid::Uuid,
+    addr: SocketAddr,
+    kb: usize,
+    o: &Options,
+) -> Result<()> {
+    let secret = bos_core::intake::standard_webhooks::Secret::from_bytes(vec![9u8; 32])
+        .map_err(|e| anyhow!(e.to_string()))?;
+    let src = store
+        .create_source(
+            org,
+            NewSource {
+                kind: SourceKind::Webhook,
+                name: "bench hooks".into(),
+                secret: Some(secret.encode()),
+                key_hash: None,
+                config: None,
+            },
+            crate::now(),
+        )
+        .await?;
+    let requests = Arc::new(Requests::Webhook {
+        path: format!("/hooks/{}", src.id),
+        secret,
+        kb,
+    });
+    let r = drive(
+        addr,
+        requests,
+        o.connections,
+        Duration::from_secs(o.rate_seconds),
+        Some(o.rate),
+        o.users,
+        "h",
+    )
+    .await?;
+    let n = r.latencies.len();
+    let (p50, p90, p99, max) = percentiles(r.latencies);
+    println!(
+        "  R5: {n} signed webhooks of {kb} KiB at {} req/s for {} s: p50 {} ms  p90 {} ms  p99 {} ms  max {} ms  non-2xx {}  (pass: p99 < 1 s)",
+        o.rate, o.rate_seconds, p50 / 1000, p90 / 1000, p99 / 1000, max / 1000, r.errors
+    );
+    println!(
+        "{}",
+        serde_json::json!({"bench": "intake-r5", "kb": kb, "rate": o.rate, "seconds": o.rate_seconds, "requests": n,
+                           "p50_us": p50, "p99_us": p99, "max_us": max, "errors": r.errors})
+    );
     Ok(())
 }

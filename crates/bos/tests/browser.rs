@@ -186,6 +186,24 @@ async fn intake_flow(
         "the timeline should show the lead state change"
     );
     shots.save(&c, "03-profile-lead").await?;
+
+    // The delivery is in the source's log, processed, linked to Ines.
+    c.goto(&format!("{base}/settings/sources")).await?;
+    wait_xpath(&c, "//a[normalize-space()='Storefront']")
+        .await?
+        .click()
+        .await?;
+    let row = wait_css(&c, "#deliveries tr[data-status='processed']").await?;
+    ensure!(
+        row.text().await?.contains("track"),
+        "the delivery log should list the track call"
+    );
+    shots.save(&c, "04-source-deliveries").await?;
+    // The rules that scored it, in words.
+    c.goto(&format!("{base}/settings/intake")).await?;
+    let rules = wait_css(&c, "#intent-rules").await?.text().await?;
+    ensure!(rules.contains("cart value"), "intent rules table: {rules}");
+    shots.save(&c, "05-intake-rules").await?;
     Ok(())
 }
 
