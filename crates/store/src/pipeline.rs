@@ -186,8 +186,10 @@ pub struct LeadTransitionRow {
 pub struct LeadFilter {
     pub state: Option<String>,
     pub category: Option<String>,
-    /// Only leads updated before this time (the feed's cursor).
+    /// The feed's cursor: leads after this (updated_at, profile id) in the
+    /// feed's order. Without an id, only leads updated before the time.
     pub before: Option<Millis>,
+    pub before_id: Option<Uuid>,
     pub limit: u32,
 }
 
@@ -1288,10 +1290,25 @@ impl crate::Store {
             sql.push_str(&format!(" and l.category = ${n}"));
             query = query.bind(c.as_str());
         }
-        if let Some(b) = f.before {
-            n += 1;
-            sql.push_str(&format!(" and l.updated_at < ${n}"));
-            query = query.bind(b);
+        match (f.before, f.before_id) {
+            (Some(b), Some(id)) => {
+                // Ties on the time are broken by id, so no lead sharing the
+                // last row's time is skipped or shown twice.
+                sql.push_str(&format!(
+                    " and (l.updated_at < ${} or (l.updated_at = ${} and l.profile_id < ${}))",
+                    n + 1,
+                    n + 1,
+                    n + 2
+                ));
+                n += 2;
+                query = query.bind(b).bind(id);
+            }
+            (Some(b), None) => {
+                n += 1;
+                sql.push_str(&format!(" and l.updated_at < ${n}"));
+                query = query.bind(b);
+            }
+            _ => {}
         }
         n += 1;
         sql.push_str(&format!(

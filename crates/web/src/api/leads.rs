@@ -136,7 +136,7 @@ impl From<LeadTransitionRow> for TransitionDto {
 pub struct LeadPage {
     pub leads: Vec<LeadDto>,
     /// Pass as `before` for the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
+    pub next_before: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -152,7 +152,7 @@ pub struct LeadParams {
     state: Option<String>,
     /// Only leads of this intent category: `high_value`, `engaged`, `window_shopper`, `browsing`.
     category: Option<String>,
-    /// Only leads updated before this time (milliseconds; `next_before` of the previous page).
+    /// The `next_before` cursor of the previous page.
     before: Option<String>,
     /// 1–200, default 50.
     limit: Option<u32>,
@@ -197,14 +197,14 @@ pub async fn list(
                 .to_string(),
         ),
     };
-    let before = match q.before.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(b) => Some(b.parse::<i64>().map_err(|_| {
+    let (before, before_id) = match q.before.as_deref().filter(|s| !s.is_empty()) {
+        None => (None, None),
+        Some(b) => parse_cursor(b).ok_or_else(|| {
             AppError::invalid(
                 "before",
-                "send the `next_before` number of the previous page (milliseconds since 1970)",
+                "send the `next_before` cursor of the previous page as is",
             )
-        })?),
+        })?,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let rows = st
@@ -215,12 +215,13 @@ pub async fn list(
                 state,
                 category,
                 before,
+                before_id,
                 limit,
             },
         )
         .await?;
     let next_before = (rows.len() as u32 == limit)
-        .then(|| rows.last().map(|l| l.updated_at))
+        .then(|| rows.last().map(cursor))
         .flatten();
     Ok(Json(LeadPage {
         leads: rows.iter().map(Into::into).collect(),
@@ -331,4 +332,17 @@ pub async fn act(
         }
     }
     Ok(Json(detail(&st, org, lead.profile_id).await?))
+}
+
+/// A feed cursor: the last row's `updated_at` and profile id, `ms.uuid`.
+pub(crate) fn cursor(l: &bos_store::pipeline::Lead) -> String {
+    format!("{}.{}", l.updated_at, l.profile_id)
+}
+
+/// Reads a cursor (`ms.uuid`, or a bare `ms` for "updated before").
+pub(crate) fn parse_cursor(s: &str) -> Option<(Option<i64>, Option<Uuid>)> {
+    match s.split_once('.') {
+        Some((ms, id)) => Some((Some(ms.parse().ok()?), Some(Uuid::parse_str(id).ok()?))),
+        None => Some((Some(s.parse().ok()?), None)),
+    }
 }

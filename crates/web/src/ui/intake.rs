@@ -270,7 +270,7 @@ impl CountsTemplate {
 }
 
 /// `/intake?state=…&category=…&before=…`, leaving out empty parts.
-pub fn feed_href(state: &str, category: &str, before: Option<i64>) -> String {
+pub fn feed_href(state: &str, category: &str, before: Option<&str>) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     if !state.is_empty() {
         pairs.push(("state", state.to_string()));
@@ -393,7 +393,8 @@ pub async fn page(
     let org = s.org.id;
     let state = known_state(&q.state);
     let category = known_category(&q.category);
-    let before = q.before.trim().parse::<i64>().ok();
+    let (before, before_id) =
+        crate::api::leads::parse_cursor(q.before.trim()).unwrap_or((None, None));
     let leads = st
         .store
         .lead_feed(
@@ -402,6 +403,7 @@ pub async fn page(
                 state: Some(state.clone()).filter(|s| !s.is_empty()),
                 category: Some(category.clone()).filter(|c| !c.is_empty()),
                 before,
+                before_id,
                 limit: PAGE,
             },
         )
@@ -412,7 +414,7 @@ pub async fn page(
         .then(|| {
             leads
                 .last()
-                .map(|l| feed_href(&state, &category, Some(l.updated_at)))
+                .map(|l| feed_href(&state, &category, Some(&crate::api::leads::cursor(l))))
         })
         .flatten();
     let mut c = Chrome::new(&s, "Intake", "intake");
@@ -757,7 +759,7 @@ mod tests {
         assert!(clean_tag(&"x".repeat(41)).is_err());
         assert_eq!(feed_href("", "", None), "/intake");
         assert_eq!(
-            feed_href("new", "high_value", Some(5)),
+            feed_href("new", "high_value", Some("5")),
             "/intake?state=new&category=high_value&before=5"
         );
         let p = Uuid::nil();

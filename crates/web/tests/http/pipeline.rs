@@ -518,3 +518,52 @@ async fn form_submissions_reach_the_pipeline() {
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn the_lead_feed_pages_through_leads_that_share_a_time() {
+    // One batch applies all five at the same instant: the cursor breaks
+    // the tie by id, so paging shows each lead once.
+    let app = spawn_app().await;
+    let s = source(&app, "Pipe Pages", "segment").await;
+    for i in 0..5 {
+        segment(
+            &app,
+            &s.secret,
+            "/v1/track",
+            json!({"userId": format!("u-{i}"), "messageId": format!("m-{i}"), "event": "Product Added"}),
+        )
+        .await;
+    }
+    app.state.pipeline.drain().await.unwrap();
+    let key = app
+        .key(&app.store().org(s.org).await.unwrap(), "agent")
+        .await;
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let path = match &cursor {
+            Some(c) => format!("/leads?limit=2&before={c}"),
+            None => "/leads?limit=2".to_string(),
+        };
+        let page: Value = app
+            .api(reqwest::Method::GET, &path, &key)
+            .await
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for l in page["leads"].as_array().unwrap() {
+            assert!(
+                seen.insert(l["profile_id"].as_str().unwrap().to_string()),
+                "shown twice: {l}"
+            );
+        }
+        match page["next_before"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "every lead once");
+}
