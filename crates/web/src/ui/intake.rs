@@ -670,6 +670,7 @@ pub async fn stream(State(st): State<AppState>, s: Session) -> PageResult<Respon
         rx: tokio::sync::broadcast::Receiver<LiveEvent>,
         ready: bool,
         user: Uuid,
+        token_hash: Vec<u8>,
         csrf: String,
         me: String,
         members: Vec<MemberOpt>,
@@ -680,6 +681,7 @@ pub async fn stream(State(st): State<AppState>, s: Session) -> PageResult<Respon
             rx,
             ready: false,
             user: s.user.id,
+            token_hash: s.token_hash.clone(),
             csrf: s.csrf.clone(),
             me: s.user.email.clone(),
             members,
@@ -707,7 +709,21 @@ pub async fn stream(State(st): State<AppState>, s: Session) -> PageResult<Respon
                 if ev.org_id != org {
                     continue;
                 }
-                // Removed from the organization since the stream began: stop.
+                // Signed out, session expired, switched to another
+                // organization, or removed from this one since the stream
+                // began: stop, before anything more is sent.
+                let now = f.st.now();
+                let live = match f.st.store.session(&f.token_hash).await {
+                    Ok(Some(rec)) => {
+                        rec.org_id == Some(org)
+                            && now < rec.expires_at
+                            && now - rec.last_seen_at < f.st.config.session_idle_ms
+                    }
+                    _ => false,
+                };
+                if !live {
+                    return None;
+                }
                 match f.st.store.membership(org, f.user).await {
                     Ok(Some(_)) => {}
                     _ => return None,

@@ -420,6 +420,32 @@ async fn the_stream_carries_the_organizations_own_leads_only() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     read_until(&mut sa, &mut seen_a, "\"state\":\"lost\"").await;
     assert!(!seen_a.contains("Bea Quiet"));
+
+    // Signed out: the stream ends before it carries anything more.
+    let res = app
+        .post_form("/logout", &a.browser.cookie, &[("_csrf", &a.browser.csrf)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    track(
+        &app,
+        &a,
+        "s-3",
+        ("late@secret-a.example", "Late Lead"),
+        "Product Added",
+        json!({}),
+    )
+    .await;
+    drain(&app).await;
+    let rest = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut rest = String::new();
+        while let Some(chunk) = sa.chunk().await.unwrap() {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        rest
+    })
+    .await
+    .expect("the stream ends after sign-out");
+    assert!(!rest.contains("Late Lead"), "{rest}");
 }
 
 /// For design review, not CI: renders a filled dashboard to the file named
