@@ -155,6 +155,8 @@ pub struct BatchResult {
 pub struct LeadChanged {
     pub profile_id: Uuid,
     pub transition: Transition,
+    /// When the move (a reopen) set the ghosting timer: wake the runner.
+    pub ghost_timer_at: Option<Millis>,
 }
 
 /// An inbound event as the sources page lists it.
@@ -1071,6 +1073,7 @@ impl crate::Store {
                         Some(LeadChanged {
                             profile_id: root,
                             transition: t,
+                            ghost_timer_at: None,
                         }),
                         None,
                     ))
@@ -1124,9 +1127,29 @@ impl crate::Store {
                 .await?;
             }
             set_state(db, org, root, &t, &actor, now).await?;
+            // A reopened lead is engaged again: it ghosts, like any other,
+            // after the threshold without activity from now.
+            let ghost_timer_at = if t.to == LeadState::Engaged {
+                let due = leads::ghost_due_at(now, &settings.leads);
+                let payload = json!({"profile_id": root}).to_string();
+                set_timer(
+                    db,
+                    org,
+                    GHOST_JOB,
+                    &format!("ghost:{root}"),
+                    payload,
+                    due,
+                    now,
+                )
+                .await?;
+                Some(due)
+            } else {
+                None
+            };
             Ok(Some(LeadChanged {
                 profile_id: root,
                 transition: t,
+                ghost_timer_at,
             }))
         })
     }

@@ -515,7 +515,12 @@ pub async fn apply_action(
             .lead_action(org, profile, input, actor.to_string(), now)
             .await?
         {
-            Some(_) => Done::Moved(code),
+            Some(changed) => {
+                if let Some(at) = changed.ghost_timer_at {
+                    st.scheduler.wake(at);
+                }
+                Done::Moved(code)
+            }
             None => Done::Unchanged,
         }
     } else if action == "assign" {

@@ -567,3 +567,56 @@ async fn the_lead_feed_pages_through_leads_that_share_a_time() {
     }
     assert_eq!(seen.len(), 5, "every lead once");
 }
+
+#[tokio::test]
+async fn a_reopened_lead_ghosts_after_the_threshold_like_any_other() {
+    let app = spawn_app().await;
+    let s = source(&app, "Pipe Reopen", "segment").await;
+    let runner = runner(&app).await;
+    segment(
+        &app,
+        &s.secret,
+        "/v1/track",
+        json!({"userId": "u-r", "messageId": "m-1", "event": "Checkout Started", "timestamp": at(T0)}),
+    )
+    .await;
+    app.state.pipeline.drain().await.unwrap();
+    let id = app
+        .store()
+        .lead_feed(
+            s.org,
+            &LeadFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()[0]
+        .profile_id;
+    let key = app
+        .key(&app.store().org(s.org).await.unwrap(), "agent")
+        .await;
+    for action in ["mark_lost", "reopen"] {
+        let res = app
+            .api(reqwest::Method::POST, &format!("/leads/{id}/actions"), &key)
+            .await
+            .json(&json!({ "action": action }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{action}: {}", res.text().await.unwrap());
+    }
+    let state = || {
+        let st = app.store().clone();
+        async move { st.lead(s.org, id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state().await, "engaged");
+    let three_days = 3 * 24 * HOUR;
+    app.clock.set_ms(T0 + three_days - 1);
+    runner.settled(T0 + three_days - 1).await;
+    assert_eq!(state().await, "engaged");
+    app.clock.set_ms(T0 + three_days);
+    runner.settled(T0 + three_days).await;
+    assert_eq!(state().await, "ghosting", "the reopen set a ghosting timer");
+    runner.shutdown().await;
+}
