@@ -162,7 +162,10 @@ fn money(v: Option<&Value>) -> Option<i64> {
     if d.is_sign_negative() {
         return None;
     }
-    (d * rust_decimal::Decimal::from(100)).round().to_i64()
+    // Amounts past i64 cents are not money anyone owes; drop them.
+    d.checked_mul(rust_decimal::Decimal::from(100))?
+        .round()
+        .to_i64()
 }
 
 fn fmt_cents(c: i64, currency: Option<&str>) -> String {
@@ -421,8 +424,12 @@ fn shopify_event(
             let total: i64 = c
                 .line_items
                 .iter()
-                .map(|l| l.price_minor.unwrap_or(0) * i64::from(l.quantity))
-                .sum();
+                .map(|l| {
+                    l.price_minor
+                        .unwrap_or(0)
+                        .saturating_mul(i64::from(l.quantity))
+                })
+                .fold(0i64, i64::saturating_add);
             sig.event_type = "cart_updated";
             sig.strong = true;
             sig.opens_cart = true;
