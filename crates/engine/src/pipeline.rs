@@ -375,7 +375,10 @@ impl Pipeline {
             .checkout_abandoned(job.org_id, checkout, self.now())
             .await
             .map_err(|e| JobError::retry(e.to_string()))?;
-        if let Some(profile) = r {
+        if let Some((profile, wake)) = r {
+            if let Some(at) = wake {
+                self.shared.scheduler.wake(at);
+            }
             self.publish(LiveEvent {
                 org_id: job.org_id,
                 profile_id: profile,

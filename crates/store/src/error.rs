@@ -11,6 +11,9 @@ pub enum StoreError {
     /// The database cannot be reached right now; try again later (503).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The input cannot be stored as given; the text says what to change (400).
+    #[error("{0}")]
+    Invalid(String),
     #[error("database error: {0}")]
     Other(String),
 }

@@ -22,6 +22,7 @@ pub mod intake;
 /// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
 pub mod jobs;
 mod migrate;
+pub mod nudge;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.
 pub mod pipeline;
 mod sql;

@@ -53,6 +53,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "pipeline",
         sql: include_str!("../migrations/sqlite/0008_pipeline.sql"),
     },
+    Migration {
+        version: 9,
+        name: "nudge",
+        sql: include_str!("../migrations/sqlite/0009_nudge.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -95,6 +100,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "pipeline",
         sql: include_str!("../migrations/postgres/0008_pipeline.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "nudge",
+        sql: include_str!("../migrations/postgres/0009_nudge.sql"),
     },
 ];
 

@@ -295,7 +295,11 @@ async fn load_lead<D: Db>(db: &mut D, org: Uuid, profile: Uuid) -> Result<LeadRo
 }
 
 /// The profile an id resolves to now (its cluster's root).
-async fn root_of<D: Db>(db: &mut D, org: Uuid, profile: Uuid) -> Result<Option<Uuid>, StoreError> {
+pub(crate) async fn root_of<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    profile: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
     let r = db
         .opt(
             q("select root_id from profiles where org_id = $1 and id = $2")
@@ -308,7 +312,7 @@ async fn root_of<D: Db>(db: &mut D, org: Uuid, profile: Uuid) -> Result<Option<U
 
 /// Schedules a timer or moves the pending one holding its key (the same
 /// semantics as `Store::schedule_or_replace_job`, inside our transaction).
-async fn set_timer<D: Db>(
+pub(crate) async fn set_timer<D: Db>(
     db: &mut D,
     org: Uuid,
     kind: &str,
@@ -357,7 +361,7 @@ async fn set_timer<D: Db>(
     Ok(())
 }
 
-async fn cancel_timer<D: Db>(
+pub(crate) async fn cancel_timer<D: Db>(
     db: &mut D,
     org: Uuid,
     kind: &str,
@@ -649,6 +653,58 @@ async fn apply_one<D: Db>(
         .bind(now),
     )
     .await?;
+
+    // Nudges: a purchase converts (and is attributed), a finished form ends
+    // the "form not finished" sequences, and starts and named events enroll.
+    if sig.purchase {
+        crate::nudge::converted_tx(db, org, root, at, sig.cart_value_cents, now).await?;
+    }
+    match sig.event_type {
+        "form_started" => {
+            crate::nudge::trigger_tx(
+                db,
+                org,
+                root,
+                "form_started_not_finished",
+                None,
+                &json!({}),
+                at,
+                now,
+                timers,
+            )
+            .await?;
+        }
+        "form_submitted" => {
+            crate::nudge::stop_tx(
+                db,
+                org,
+                root,
+                bos_core::nudge::Event::Converted,
+                Some("form_started_not_finished"),
+                now,
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    if let Some(name) = sig
+        .event_name
+        .as_deref()
+        .filter(|_| sig.event_type == "track")
+    {
+        crate::nudge::trigger_tx(
+            db,
+            org,
+            root,
+            "event",
+            Some(name),
+            &json!({}),
+            at,
+            now,
+            timers,
+        )
+        .await?;
+    }
 
     // Checkouts and their abandonment timers.
     if let Some(c) = &interp.checkout {
@@ -1069,13 +1125,28 @@ impl crate::Store {
             match leads::next(lead.state, &input, &settings.leads) {
                 Some(t) => {
                     set_state(db, org, root, &t, "scheduler", now).await?;
+                    let mut timers = Vec::new();
+                    if t.to == LeadState::Ghosting {
+                        crate::nudge::trigger_tx(
+                            db,
+                            org,
+                            root,
+                            "lead_ghosting",
+                            None,
+                            &json!({}),
+                            now,
+                            now,
+                            &mut timers,
+                        )
+                        .await?;
+                    }
                     Ok((
                         Some(LeadChanged {
                             profile_id: root,
                             transition: t,
                             ghost_timer_at: None,
                         }),
-                        None,
+                        timers.into_iter().min(),
                     ))
                 }
                 None if lead.state == LeadState::Engaged => {
@@ -1127,6 +1198,23 @@ impl crate::Store {
                 .await?;
             }
             set_state(db, org, root, &t, &actor, now).await?;
+            match t.to {
+                LeadState::Converted => {
+                    crate::nudge::converted_tx(db, org, root, now, None, now).await?;
+                }
+                LeadState::Lost => {
+                    crate::nudge::stop_tx(
+                        db,
+                        org,
+                        root,
+                        bos_core::nudge::Event::Removed,
+                        None,
+                        now,
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
             // A reopened lead is engaged again: it ghosts, like any other,
             // after the threshold without activity from now.
             let ghost_timer_at = if t.to == LeadState::Engaged {
@@ -1229,7 +1317,7 @@ impl crate::Store {
         org: Uuid,
         checkout_id: String,
         now: Millis,
-    ) -> Result<Option<Uuid>, StoreError> {
+    ) -> Result<Option<(Uuid, Option<Millis>)>, StoreError> {
         write_db!(self, |db| async move {
             let r = db
                 .opt(
@@ -1291,7 +1379,33 @@ impl crate::Store {
                     .bind(now),
             )
             .await?;
-            Ok(Some(root))
+            let total_text = total.map(|t| {
+                format!(
+                    "{}.{:02}{}",
+                    t / 100,
+                    t % 100,
+                    currency
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default()
+                )
+            });
+            let ctx =
+                json!({ "cart_url": url, "cart_total": total_text, "checkout_id": checkout_id });
+            let mut timers = Vec::new();
+            crate::nudge::trigger_tx(
+                db,
+                org,
+                root,
+                "checkout_abandoned",
+                None,
+                &ctx,
+                now,
+                now,
+                &mut timers,
+            )
+            .await?;
+            Ok(Some((root, timers.into_iter().min())))
         })
     }
 

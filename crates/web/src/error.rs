@@ -143,6 +143,10 @@ impl From<StoreError> for AppError {
                 tracing::warn!(%cause, "database unavailable");
                 AppError::Unavailable
             }
+            StoreError::Invalid(detail) => AppError::Invalid {
+                field: None,
+                detail,
+            },
             StoreError::Other(cause) => AppError::Internal(cause),
         }
     }
