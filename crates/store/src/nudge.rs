@@ -223,14 +223,14 @@ pub struct InboundOutcome {
     pub opted: Option<bool>,
 }
 
-fn channel_str(c: Channel) -> &'static str {
+pub(crate) fn channel_str(c: Channel) -> &'static str {
     match c {
         Channel::Sms => "sms",
         _ => "email",
     }
 }
 
-fn parse_channel(s: &str) -> Channel {
+pub(crate) fn parse_channel(s: &str) -> Channel {
     if s == "sms" {
         Channel::Sms
     } else {
@@ -427,7 +427,7 @@ async fn blocked_channels<D: Db>(
     Ok(out)
 }
 
-async fn opted_out_channels<D: Db>(
+pub(crate) async fn opted_out_channels<D: Db>(
     db: &mut D,
     org: Uuid,
     p: &Person,
@@ -675,7 +675,7 @@ pub(crate) async fn stop_tx<D: Db>(
     Ok(stopped)
 }
 
-async fn save_enrollment<D: Db>(
+pub(crate) async fn save_enrollment<D: Db>(
     db: &mut D,
     org: Uuid,
     id: Uuid,
@@ -770,11 +770,11 @@ pub(crate) async fn converted_tx<D: Db>(
 }
 
 /// What `nudge_step` and `claim_retry` read to build a message.
-struct Built {
-    subject: Option<String>,
-    text: String,
-    html: Option<String>,
-    link: Option<String>,
+pub(crate) struct Built {
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+    pub link: Option<String>,
 }
 
 fn tracked(base: &str, path: &str, token: &str) -> String {
@@ -783,7 +783,7 @@ fn tracked(base: &str, path: &str, token: &str) -> String {
 
 /// Renders one variant for one person. Email gets an HTML part with values
 /// escaped, line breaks kept, and the open pixel; SMS is plain text.
-fn build(
+pub(crate) fn build(
     variant: &nudge::Variant,
     channel: Channel,
     person: &Person,
