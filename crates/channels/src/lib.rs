@@ -7,7 +7,7 @@
 //! webhooks (S1, S13) and tenant-set internal targets (S11).
 
 pub mod dev;
-#[cfg(any(test, feature = "fake"))]
+#[cfg(feature = "fake")]
 pub mod fake;
 pub mod guard;
 pub mod keywords;

@@ -404,6 +404,24 @@ mod tests {
         assert!(verify(TOKEN, URL, &doc_params(), EXPECTED));
     }
 
+    /// The same example as it appears in TwilioDevEd/api-snippets
+    /// (security/signature_validation), with another Caller/From number.
+    #[test]
+    fn signature_matches_api_snippets_example() {
+        let params = p(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675310"),
+            ("Digits", "1234"),
+            ("From", "+14158675310"),
+            ("To", "+18005551212"),
+        ]);
+        assert_eq!(
+            signature(TOKEN, URL, &params),
+            "GvWf1cFY/Q7PnoempGyD5oXAezc="
+        );
+        assert!(verify(TOKEN, URL, &params, "GvWf1cFY/Q7PnoempGyD5oXAezc="));
+    }
+
     #[test]
     fn signature_rejections() {
         let params = doc_params();
