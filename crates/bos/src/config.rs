@@ -27,6 +27,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "body_limit_kb", env: "BOS_BODY_LIMIT_KB", default: "1024", secret: false, help: "Largest accepted request body in KiB (413 above)." },
     OptionSpec { key: "import_limit_mb", env: "BOS_IMPORT_LIMIT_MB", default: "200", secret: false, help: "Largest contacts file accepted by an import upload (UI and API), in MiB (413 above). Uploads wait in <data_dir>/imports while they are imported." },
     OptionSpec { key: "db_max_connections", env: "BOS_DB_MAX_CONNECTIONS", default: "8", secret: false, help: "Read pool size on SQLite; pool size on PostgreSQL." },
+    OptionSpec { key: "twilio_base_url", env: "BOS_TWILIO_BASE_URL", default: "https://api.twilio.com", secret: false, help: "Twilio's API base URL for sending SMS (point it at a test double in staging)." },
+    OptionSpec { key: "allow_private_outbound", env: "BOS_ALLOW_PRIVATE_OUTBOUND", default: "false", secret: false, help: "true lets tenants' SMTP hosts be on private networks or this machine (a local relay); false refuses them." },
     OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
     OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
 ];
@@ -181,6 +183,15 @@ impl Config {
             body_limit_bytes: self.num("body_limit_kb")? as usize * 1024,
             import_limit_bytes: self.num("import_limit_mb")? as u64 * 1024 * 1024,
             import_dir: Path::new(self.get("data_dir")).join("imports"),
+            twilio_base_url: self
+                .get("twilio_base_url")
+                .trim_end_matches('/')
+                .to_string(),
+            allow_private_outbound: match self.get("allow_private_outbound").trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" | "" => false,
+                other => anyhow::bail!("allow_private_outbound is {other:?}; use true or false"),
+            },
         })
     }
 

@@ -57,7 +57,7 @@ async fn shutdown_signal() {
 /// kind has no handler here is retried with backoff and, in the end,
 /// parked with "no handler" as its error.
 fn job_handlers(state: &AppState, runner: RunnerBuilder) -> RunnerBuilder {
-    state.pipeline.handlers(runner)
+    state.nudger.handlers(state.pipeline.handlers(runner))
 }
 
 pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
@@ -68,6 +68,9 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     // Imports a crashed server left running become `interrupted` (their
     // page says how to resume); the sweep runs now and every half minute.
     let sweeper = bos_web::import::jobs::start_sweeper(state.clone());
+    // Nudges a crash left `sending` become `unknown` (never re-sent); the
+    // sweep runs now and every minute.
+    let nudge_sweeper = state.nudger.start_sweeper();
     // The durable scheduler: every replica runs one runner; they share the
     // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
     // other with LISTEN/NOTIFY). Jobs scheduled through the app state's
@@ -126,6 +129,7 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     state.imports.interrupt_running(&state).await;
     purge.abort();
     sweeper.abort();
+    nudge_sweeper.abort();
     tracing::info!("stopping the intake pipeline: finishing the batch in progress");
     pipeline.shutdown().await;
     tracing::info!("stopping the job runner: finishing running jobs");

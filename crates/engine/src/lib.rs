@@ -4,6 +4,8 @@
 
 /// Wall clock or test clock, with sleeping.
 pub mod clock;
+/// The nudge sender: step and retry handlers, senders, crash sweep.
+pub mod nudge;
 /// The intake pipeline's worker, live bus and timer handlers.
 pub mod pipeline;
 /// Scheduling jobs and running them: timer, leases, retries, shutdown.

@@ -1665,6 +1665,83 @@ impl crate::Store {
         })
     }
 
+    /// Stores a campaign under a known id, replacing its definition and
+    /// status if it exists: for seeding (the demo) and tests. The caller
+    /// validates the campaign first.
+    pub async fn put_campaign(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        campaign: &Campaign,
+        status: CampaignStatus,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let def = serde_json::to_string(campaign).map_err(|e| StoreError::Other(e.to_string()))?;
+        let name = campaign.name.trim().to_string();
+        let kind = trigger_kind(&campaign.trigger);
+        let event = match &campaign.trigger {
+            Trigger::Event { name } => Some(name.clone()),
+            _ => None,
+        };
+        write_db!(self, |db| async move {
+            db.exec(
+                q("insert into campaigns (org_id, id, name, trigger_kind, trigger_event, definition, status, created_at, updated_at) \
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $8) on conflict (org_id, id) do update set name = excluded.name, \
+                   trigger_kind = excluded.trigger_kind, trigger_event = excluded.trigger_event, \
+                   definition = excluded.definition, status = excluded.status, updated_at = excluded.updated_at")
+                .bind(org)
+                .bind(id)
+                .bind(name)
+                .bind(kind)
+                .bind(event)
+                .bind(def)
+                .bind(status.as_str())
+                .bind(now),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Sets how a tenant's channel sends (the settings page validates).
+    /// Keeps the webhook key of the channel, making one on first save.
+    pub async fn put_channel_config(
+        &self,
+        org: Uuid,
+        channel: Channel,
+        config: &ChannelConfig,
+        now: Millis,
+    ) -> Result<String, StoreError> {
+        let cfg = serde_json::to_string(config).map_err(|e| StoreError::Other(e.to_string()))?;
+        let provider = config.provider();
+        write_db!(self, |db| async move {
+            let existing = db
+                .opt(
+                    q("select hook_key from channel_settings where org_id = $1 and channel = $2")
+                        .bind(org)
+                        .bind(channel_str(channel)),
+                )
+                .await?;
+            let hook = match existing {
+                Some(r) => r.text(0)?,
+                None => token(),
+            };
+            db.exec(
+                q("insert into channel_settings (org_id, channel, provider, config, hook_key, updated_at) \
+                   values ($1, $2, $3, $4, $5, $6) on conflict (org_id, channel) do update set \
+                   provider = excluded.provider, config = excluded.config, updated_at = excluded.updated_at")
+                .bind(org)
+                .bind(channel_str(channel))
+                .bind(provider)
+                .bind(cfg)
+                .bind(hook.as_str())
+                .bind(now),
+            )
+            .await?;
+            Ok(hook)
+        })
+    }
+
     /// The channel settings a sender needs (the engine builds senders).
     pub async fn channel_config(
         &self,

@@ -54,6 +54,11 @@ pub struct WebConfig {
     pub import_limit_bytes: u64,
     /// Where uploads wait while they are imported (deleted after).
     pub import_dir: std::path::PathBuf,
+    /// Twilio's API base URL (tests point it at a local fake).
+    pub twilio_base_url: String,
+    /// Let tenants' SMTP hosts be on private networks (a relay on the same
+    /// machine); off by default, so no tenant can reach inside (S11).
+    pub allow_private_outbound: bool,
 }
 
 impl Default for WebConfig {
@@ -66,6 +71,8 @@ impl Default for WebConfig {
             body_limit_bytes: 1024 * 1024,
             import_limit_bytes: 200 * 1024 * 1024,
             import_dir: std::env::temp_dir(),
+            twilio_base_url: "https://api.twilio.com".into(),
+            allow_private_outbound: false,
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct AppState {
     /// The intake pipeline: endpoints wake it after storing events, and the
     /// dashboard streams its live bus. `bos serve` starts its worker.
     pub pipeline: bos_engine::Pipeline,
+    /// Sends nudges: `bos serve` registers its job handlers and sweeper.
+    pub nudger: bos_engine::nudge::Nudger,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
@@ -93,7 +102,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
         let scheduler = bos_engine::Scheduler::new(store.clone(), clock.clone());
+        let nudger = bos_engine::nudge::Nudger::new(
+            scheduler.clone(),
+            bos_engine::nudge::NudgeConfig {
+                public_url: config.public_url.clone(),
+                twilio_base_url: config.twilio_base_url.clone(),
+                allow_private_hosts: config.allow_private_outbound,
+                ..Default::default()
+            },
+        );
         AppState {
+            nudger,
             pipeline: bos_engine::Pipeline::new(scheduler.clone()),
             scheduler,
             store,

@@ -1,0 +1,385 @@
+//! The nudge sender (SPEC NU2, NU3): the scheduler's handlers for a step
+//! falling due and for a failed send's retry, the per-tenant senders they
+//! hand messages to, and the sweep that marks sends cut off by a crash.
+//!
+//! The order of a send is the whole of "never twice" (RELIABILITY R8): the
+//! store claims the step (`sending`, committed) before the provider is
+//! called, and only then records what the provider said. A transient
+//! failure is retried by a job of its own with exponential backoff and
+//! jitter (R7), under the same idempotency key; a permanent one, an opt-out
+//! or a stop in between is never retried; and a send whose outcome is not
+//! known (a timeout after the request went out, a crash) becomes `unknown`
+//! and is shown instead of sent again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bos_channels::{
+    smtp::{SmtpConfig, SmtpSender, SmtpTls},
+    twilio::{TwilioConfig, TwilioSender},
+    DevSink, Medium, Outgoing, SendError, Sender,
+};
+use bos_core::jobs::Backoff;
+use bos_core::nudge::Channel;
+use bos_core::Millis;
+use bos_store::nudge::{ChannelConfig, Claimed, StepOutcome, SEND_JOB, STEP_JOB};
+use bos_store::{Store, StoreError};
+use rand::Rng;
+use uuid::Uuid;
+
+use crate::scheduler::{JobContext, JobError, RunnerBuilder, Scheduler};
+
+/// How the sender reaches the world.
+#[derive(Debug, Clone)]
+pub struct NudgeConfig {
+    /// The public URL links in messages point to (tracking, unsubscribe,
+    /// Twilio status callbacks).
+    pub public_url: String,
+    /// Twilio's API base; tests point it at a local fake.
+    pub twilio_base_url: String,
+    /// Per send: longer than any provider's own answer time.
+    pub send_timeout: Duration,
+    /// Allow SMTP hosts on private networks (tests and self-hosted relays
+    /// on the same machine); off, a tenant cannot make us connect inside
+    /// our network (RELIABILITY S11).
+    pub allow_private_hosts: bool,
+    /// Waits between attempts of a failing send.
+    pub backoff: Backoff,
+}
+
+impl Default for NudgeConfig {
+    fn default() -> Self {
+        NudgeConfig {
+            public_url: "http://127.0.0.1:8080".into(),
+            twilio_base_url: "https://api.twilio.com".into(),
+            send_timeout: Duration::from_secs(30),
+            allow_private_hosts: false,
+            // 30 s, doubling, capped at 1 h: ten attempts span about 4 h,
+            // which rides out a provider's bad afternoon without spamming it.
+            backoff: Backoff {
+                base_ms: 30_000,
+                factor: 2,
+                max_ms: 3_600_000,
+            },
+        }
+    }
+}
+
+/// Counts of what the sender did since start, for benchmarks and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NudgeStats {
+    pub sent: u64,
+    pub retried: u64,
+    pub failed: u64,
+    pub unknown: u64,
+}
+
+#[derive(Clone)]
+pub struct Nudger {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    scheduler: Scheduler,
+    config: NudgeConfig,
+    /// Senders by tenant and channel, rebuilt when the settings change (the
+    /// config is part of the key), so SMTP connections are pooled.
+    senders: Mutex<HashMap<(Uuid, &'static str), (ChannelConfig, Arc<dyn Sender>)>>,
+    stats: Mutex<NudgeStats>,
+}
+
+impl Nudger {
+    pub fn new(scheduler: Scheduler, config: NudgeConfig) -> Nudger {
+        Nudger {
+            shared: Arc::new(Shared {
+                scheduler,
+                config,
+                senders: Mutex::new(HashMap::new()),
+                stats: Mutex::new(NudgeStats::default()),
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.shared.scheduler.store()
+    }
+
+    fn now(&self) -> Millis {
+        self.shared.scheduler.clock().now_ms()
+    }
+
+    pub fn stats(&self) -> NudgeStats {
+        *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut NudgeStats)) {
+        f(&mut self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Registers the step and retry handlers on a runner.
+    pub fn handlers(&self, runner: RunnerBuilder) -> RunnerBuilder {
+        let step = self.clone();
+        let retry = self.clone();
+        runner
+            .handle(STEP_JOB, move |job| {
+                let n = step.clone();
+                async move { n.on_step(job).await }
+            })
+            .handle(SEND_JOB, move |job| {
+                let n = retry.clone();
+                async move { n.on_retry(job).await }
+            })
+    }
+
+    async fn on_step(&self, job: JobContext) -> Result<(), JobError> {
+        let id = payload_uuid(&job, "enrollment_id")?;
+        let random: u32 = rand::thread_rng().gen();
+        let (outcome, timers) = self
+            .store()
+            .nudge_step(
+                job.org_id,
+                id,
+                self.now(),
+                random,
+                self.shared.config.public_url.clone(),
+            )
+            .await
+            .map_err(retry)?;
+        for t in timers {
+            self.shared.scheduler.wake(t);
+        }
+        match outcome {
+            StepOutcome::Send(claimed) => self.deliver(*claimed).await,
+            StepOutcome::Failed(why) => {
+                tracing::info!(org = %job.org_id, enrollment = %id, %why, "nudge step could not be rendered");
+                self.count(|s| s.failed += 1);
+                Ok(())
+            }
+            StepOutcome::Wait(_) | StepOutcome::Nothing(_) => Ok(()),
+        }
+    }
+
+    async fn on_retry(&self, job: JobContext) -> Result<(), JobError> {
+        let id = payload_uuid(&job, "execution_id")?;
+        let claimed = self
+            .store()
+            .claim_retry(
+                job.org_id,
+                id,
+                self.now(),
+                self.shared.config.public_url.clone(),
+            )
+            .await
+            .map_err(retry)?;
+        match claimed {
+            Some(c) => self.deliver(c).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Hands a claimed send to its provider and records the answer. A
+    /// failure to record is returned to the runner but never re-sends: the
+    /// row stays `sending` and the sweep makes it `unknown`.
+    async fn deliver(&self, c: Claimed) -> Result<(), JobError> {
+        let store = self.store().clone();
+        let sender = match self.sender(&c).await {
+            Ok(s) => s,
+            Err(why) => {
+                self.count(|s| s.failed += 1);
+                return store
+                    .execution_failed(c.org_id, c.execution_id, why, None, self.now())
+                    .await
+                    .map_err(retry);
+            }
+        };
+        let out = Outgoing {
+            medium: if c.channel == Channel::Sms {
+                Medium::Sms
+            } else {
+                Medium::Email
+            },
+            to: c.to.clone(),
+            from: c.from.clone(),
+            reply_to: None,
+            subject: c.subject.clone(),
+            text: c.text.clone(),
+            html: c.html.clone(),
+            message_id: c.message_id.clone(),
+            idempotency_key: c.idem_key.clone(),
+            unsubscribe_url: c.unsubscribe_url.clone(),
+            status_callback: c.status_callback.clone(),
+        };
+        let answer = match tokio::time::timeout(
+            self.shared.config.send_timeout + Duration::from_secs(5),
+            sender.send(&out),
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(_) => Err(SendError::Ambiguous(
+                "the provider did not answer in time".into(),
+            )),
+        };
+        let now = self.now();
+        let r = match answer {
+            Ok(receipt) => {
+                self.count(|s| s.sent += 1);
+                store
+                    .execution_sent(
+                        c.org_id,
+                        c.execution_id,
+                        receipt.provider_id,
+                        receipt.status == "delivered",
+                        now,
+                    )
+                    .await
+            }
+            Err(SendError::Transient(why)) if c.attempt < c.max_attempts => {
+                self.count(|s| s.retried += 1);
+                let wait = self
+                    .shared
+                    .config
+                    .backoff
+                    .delay(c.attempt, rand::thread_rng().gen::<f64>());
+                let at = now + wait.max(1);
+                let r = store
+                    .execution_failed(c.org_id, c.execution_id, why, Some(at), now)
+                    .await;
+                self.shared.scheduler.wake(at);
+                r
+            }
+            Err(SendError::Transient(why)) => {
+                self.count(|s| s.failed += 1);
+                let why = format!("{why} (gave up after {} attempts)", c.attempt);
+                store
+                    .execution_failed(c.org_id, c.execution_id, why, None, now)
+                    .await
+            }
+            Err(SendError::Permanent(why)) => {
+                self.count(|s| s.failed += 1);
+                store
+                    .execution_failed(c.org_id, c.execution_id, why, None, now)
+                    .await
+            }
+            Err(SendError::Ambiguous(why)) => {
+                self.count(|s| s.unknown += 1);
+                store
+                    .execution_unknown(c.org_id, c.execution_id, why, now)
+                    .await
+            }
+        };
+        r.map_err(|e| {
+            // Not a retry of the send: the claim stays and the sweep decides.
+            JobError::permanent(format!("recording the provider's answer failed: {e}"))
+        })
+    }
+
+    async fn sender(&self, c: &Claimed) -> Result<Arc<dyn Sender>, String> {
+        let key = (
+            c.org_id,
+            if c.channel == Channel::Sms {
+                "sms"
+            } else {
+                "email"
+            },
+        );
+        if let Some((cfg, s)) = self
+            .shared
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if *cfg == c.config {
+                return Ok(s.clone());
+            }
+        }
+        let timeout = self.shared.config.send_timeout;
+        let sender: Arc<dyn Sender> = match &c.config {
+            ChannelConfig::Dev => Arc::new(DevSink),
+            ChannelConfig::Smtp {
+                host,
+                port,
+                tls,
+                username,
+                password,
+                ..
+            } => {
+                bos_channels::guard::check_host(
+                    host,
+                    *port,
+                    self.shared.config.allow_private_hosts,
+                )
+                .await?;
+                let tls = match tls.as_str() {
+                    "none" => SmtpTls::None,
+                    "implicit" => SmtpTls::Implicit,
+                    _ => SmtpTls::StartTls,
+                };
+                Arc::new(SmtpSender::new(SmtpConfig {
+                    host: host.clone(),
+                    port: *port,
+                    tls,
+                    username: username.clone(),
+                    password: password.clone(),
+                    timeout,
+                })?)
+            }
+            ChannelConfig::Twilio {
+                account_sid,
+                auth_token,
+                ..
+            } => Arc::new(TwilioSender::new(TwilioConfig {
+                base_url: self.shared.config.twilio_base_url.clone(),
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+                timeout,
+            })?),
+        };
+        self.shared
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (c.config.clone(), sender.clone()));
+        Ok(sender)
+    }
+
+    /// Marks sends cut off by a crash as `unknown` (RELIABILITY R8).
+    pub async fn sweep(&self) -> Result<u64, StoreError> {
+        let n = self.store().sweep_sending(self.now()).await?;
+        if n > 0 {
+            tracing::warn!(
+                count = n,
+                "nudges left sending by a crash are now unknown; they are not sent again"
+            );
+        }
+        Ok(n)
+    }
+
+    /// Sweeps now and every minute until the returned handle is aborted.
+    pub fn start_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.sweep().await {
+                    tracing::warn!(error = %e, "nudge sweep failed");
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        })
+    }
+}
+
+fn retry(e: StoreError) -> JobError {
+    JobError::retry(e.to_string())
+}
+
+fn payload_uuid(job: &JobContext, field: &str) -> Result<Uuid, JobError> {
+    let v: serde_json::Value = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::permanent(format!("payload is not JSON: {e}")))?;
+    v.get(field)
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| JobError::permanent(format!("payload has no {field}")))
+}
