@@ -21,7 +21,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::Message;
 
-use crate::{BoxFuture, Outgoing, Receipt, SendError, Sender};
+use crate::{BoxFuture, Medium, Outgoing, Receipt, SendError, Sender};
 
 /// How the connection to the relay is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,11 @@ impl SmtpSender {
     }
 
     async fn send_mail(&self, m: &Outgoing) -> Result<Receipt, SendError> {
+        if m.medium != Medium::Email {
+            return Err(SendError::Permanent(
+                "the SMTP sender only sends email".to_string(),
+            ));
+        }
         let msg = build_message(m)?;
         let envelope = msg.envelope().clone();
         let raw = msg.formatted();
@@ -339,7 +344,6 @@ impl Sender for SmtpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Medium;
 
     fn sample() -> Outgoing {
         Outgoing {

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use crate::{BoxFuture, Outgoing, ParseError, Receipt, SendError, Sender};
+use crate::{BoxFuture, Medium, Outgoing, ParseError, Receipt, SendError, Sender};
 
 /// One Twilio account (or subaccount) to send from.
 #[derive(Debug, Clone)]
@@ -58,6 +58,11 @@ impl TwilioSender {
     }
 
     async fn send_sms(&self, m: &Outgoing) -> Result<Receipt, SendError> {
+        if m.medium != Medium::Sms {
+            return Err(SendError::Permanent(
+                "the Twilio sender only sends SMS".to_string(),
+            ));
+        }
         let mut form: Vec<(&str, &str)> = vec![("To", m.to.as_str())];
         if m.from.starts_with("MG") {
             form.push(("MessagingServiceSid", m.from.as_str()));

@@ -186,6 +186,77 @@ async fn silent_server_before_data_is_transient() {
     server.abort();
 }
 
+/// A scripted server that takes the whole message and then never replies:
+/// the timeout is after the body's final ".", so Ambiguous.
+#[tokio::test]
+async fn no_reply_after_the_body_is_ambiguous() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (got_body_tx, got_body_rx) = tokio::sync::oneshot::channel();
+    let mut got_body_tx = Some(got_body_tx);
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"220 hi\r\n").await.unwrap();
+        let mut in_data = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap() == 0 {
+                return;
+            }
+            if in_data {
+                if line == ".\r\n" {
+                    // Keep the connection open and say nothing.
+                    if let Some(tx) = got_body_tx.take() {
+                        let _ = tx.send(());
+                    }
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            }
+            let reply: &[u8] = match line.get(..4).unwrap_or("") {
+                "EHLO" => b"250 hi\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go\r\n"
+                }
+                _ => b"250 ok\r\n",
+            };
+            w.write_all(reply).await.unwrap();
+        }
+    });
+    let s = SmtpSender::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        timeout: Duration::from_millis(300),
+    })
+    .unwrap();
+    let err = s.send(&mail(false)).await.unwrap_err();
+    assert!(
+        matches!(&err, SendError::Ambiguous(m) if m.contains("timed out")),
+        "{err:?}"
+    );
+    // The server really did receive the complete message.
+    got_body_rx.await.unwrap();
+    server.abort();
+}
+
+#[tokio::test]
+async fn wrong_medium_is_permanent() {
+    let fake = FakeSmtp::start().await;
+    let mut m = mail(false);
+    m.medium = Medium::Sms;
+    let err = sender(&fake).send(&m).await.unwrap_err();
+    assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
+    assert_eq!(fake.attempts(), 0);
+}
+
 #[tokio::test]
 async fn starttls_not_offered_is_permanent() {
     let fake = FakeSmtp::start().await;
