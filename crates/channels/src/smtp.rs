@@ -173,7 +173,8 @@ impl SmtpSender {
         };
         match tokio::time::timeout(t, envelope_phase).await {
             Err(_) => {
-                abort(&mut conn).await;
+                // The peer is unresponsive: no polite QUIT, just close.
+                drop(conn);
                 return Err(SendError::Transient(format!(
                     "{where_}: no reply to MAIL/RCPT/DATA in time"
                 )));
@@ -221,8 +222,9 @@ impl SmtpSender {
 }
 
 async fn abort(conn: &mut AsyncSmtpConnection) {
-    // abort() sends QUIT and closes; bounded so a dead peer cannot hold us.
-    let _ = tokio::time::timeout(Duration::from_secs(2), conn.abort()).await;
+    // abort() sends QUIT and closes; bounded so a peer that stops answering
+    // cannot hold the sender (the error is already decided).
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
 }
 
 /// An error before the body was sent: by reply code when there is one,

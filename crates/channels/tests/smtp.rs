@@ -186,15 +186,21 @@ async fn silent_server_before_data_is_transient() {
     server.abort();
 }
 
-/// A scripted server that takes the whole message and then never replies:
-/// the timeout is after the body's final ".", so Ambiguous.
-#[tokio::test]
-async fn no_reply_after_the_body_is_ambiguous() {
+/// A scripted SMTP server that answers normally until the line `hang_at`
+/// (e.g. "MAIL" or the body's final ".") and from then on keeps the
+/// connection open and says nothing. Reports through the channel when it
+/// reached that point.
+async fn hanging_server(
+    hang_at: &'static str,
+) -> (
+    u16,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::task::JoinHandle<()>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (got_body_tx, got_body_rx) = tokio::sync::oneshot::channel();
-    let mut got_body_tx = Some(got_body_tx);
+    let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         let (r, mut w) = s.into_split();
@@ -207,14 +213,11 @@ async fn no_reply_after_the_body_is_ambiguous() {
             if r.read_line(&mut line).await.unwrap() == 0 {
                 return;
             }
+            if line.trim_end() == hang_at || (!in_data && line.starts_with(hang_at)) {
+                let _ = tx.send(());
+                return std::future::pending::<()>().await;
+            }
             if in_data {
-                if line == ".\r\n" {
-                    // Keep the connection open and say nothing.
-                    if let Some(tx) = got_body_tx.take() {
-                        let _ = tx.send(());
-                    }
-                    std::future::pending::<()>().await;
-                }
                 continue;
             }
             let reply: &[u8] = match line.get(..4).unwrap_or("") {
@@ -228,22 +231,55 @@ async fn no_reply_after_the_body_is_ambiguous() {
             w.write_all(reply).await.unwrap();
         }
     });
-    let s = SmtpSender::new(SmtpConfig {
+    (port, rx, server)
+}
+
+fn local_sender(port: u16, timeout: Duration) -> SmtpSender {
+    SmtpSender::new(SmtpConfig {
         host: "127.0.0.1".into(),
         port,
         tls: SmtpTls::None,
         username: None,
         password: None,
-        timeout: Duration::from_millis(300),
+        timeout,
     })
-    .unwrap();
-    let err = s.send(&mail(false)).await.unwrap_err();
+    .unwrap()
+}
+
+/// The whole message went out and no reply came: Ambiguous.
+#[tokio::test]
+async fn no_reply_after_the_body_is_ambiguous() {
+    let (port, reached, server) = hanging_server(".").await;
+    let err = local_sender(port, Duration::from_millis(300))
+        .send(&mail(false))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, SendError::Ambiguous(m) if m.contains("timed out")),
         "{err:?}"
     );
     // The server really did receive the complete message.
-    got_body_rx.await.unwrap();
+    reached.await.unwrap();
+    server.abort();
+}
+
+/// No reply to MAIL FROM: nothing was sent yet, so Transient, and quickly
+/// (no QUIT is waited for on a dead connection).
+#[tokio::test]
+async fn no_reply_to_mail_from_is_transient() {
+    let (port, reached, server) = hanging_server("MAIL").await;
+    let started = std::time::Instant::now();
+    let err = local_sender(port, Duration::from_millis(300))
+        .send(&mail(false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Transient(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    reached.await.unwrap();
     server.abort();
 }
 
