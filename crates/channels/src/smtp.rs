@@ -35,7 +35,7 @@ pub enum SmtpTls {
 }
 
 /// One tenant's relay.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
@@ -44,6 +44,20 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// Applies to the connect and to each phase (commands, body + reply).
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never goes to a log.
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Sends through one SMTP relay, a new connection per message.
@@ -401,6 +415,21 @@ mod tests {
         let mut m = sample();
         m.unsubscribe_url = Some("https://x/\r\nBcc: evil@x".into());
         assert!(matches!(build_message(&m), Err(SendError::Permanent(_))));
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let cfg = SmtpConfig {
+            host: "smtp.example.org".into(),
+            port: 587,
+            tls: SmtpTls::StartTls,
+            username: Some("u".into()),
+            password: Some("hunter2".into()),
+            timeout: Duration::from_secs(5),
+        };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let sender = SmtpSender::new(cfg).unwrap();
+        assert!(!format!("{sender:?}").contains("hunter2"));
     }
 
     #[test]

@@ -12,14 +12,26 @@ use sha1::Sha1;
 use crate::{BoxFuture, Medium, Outgoing, ParseError, Receipt, SendError, Sender};
 
 /// One Twilio account (or subaccount) to send from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TwilioConfig {
     /// `https://api.twilio.com` in production; a fake server's URL in tests.
     pub base_url: String,
     pub account_sid: String,
     pub auth_token: String,
-    /// Connect timeout and total request timeout.
+    /// Total request timeout; connecting gets half of it.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The auth token never goes to a log.
+        f.debug_struct("TwilioConfig")
+            .field("base_url", &self.base_url)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl TwilioConfig {
@@ -38,8 +50,9 @@ impl TwilioSender {
         let http = reqwest::Client::builder()
             // A connect timeout of its own so "never reached Twilio" (safe to
             // retry) shows as a connect error, distinct from a total timeout
-            // after the request went out (ambiguous).
-            .connect_timeout(cfg.timeout)
+            // after the request went out (ambiguous). Half the budget, so a
+            // slow connect cannot race the total timeout and look ambiguous.
+            .connect_timeout((cfg.timeout / 2).max(Duration::from_millis(1)))
             .timeout(cfg.timeout)
             // Twilio never redirects the Messages API; following one could
             // send credentials somewhere else.
@@ -498,6 +511,18 @@ mod tests {
             signature("t", "u", &params),
             signature("t", "u", &reordered)
         );
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let cfg = TwilioConfig {
+            base_url: TwilioConfig::DEFAULT_BASE_URL.into(),
+            account_sid: "AC1".into(),
+            auth_token: "s3cret-token".into(),
+            timeout: Duration::from_secs(5),
+        };
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        assert!(!format!("{:?}", TwilioSender::new(cfg).unwrap()).contains("s3cret"));
     }
 
     #[test]
