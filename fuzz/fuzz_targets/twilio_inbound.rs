@@ -4,7 +4,9 @@
 #![no_main]
 
 use bos_channels::keywords::keyword;
-use bos_channels::twilio::{inbound_sms, parse_form, signature, status_update, verify};
+use bos_channels::twilio::{
+    inbound_sms, parse_form, signature, status_update, verify, verify_body_sha256,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (&[u8], &str, &str)| {
@@ -12,6 +14,7 @@ fuzz_target!(|input: (&[u8], &str, &str)| {
     let params = parse_form(body);
     let _ = verify("auth-token", url, &params, header);
     let _ = signature("auth-token", url, &params);
+    let _ = verify_body_sha256("auth-token", url, body, header);
     if let Ok(sms) = inbound_sms(&params) {
         let _ = keyword(&sms.body);
     }

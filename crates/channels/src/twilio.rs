@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Digest as _;
 
 use crate::{BoxFuture, Medium, Outgoing, ParseError, Receipt, SendError, Sender};
 
@@ -210,6 +211,31 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], header: 
             .is_ok();
     }
     ok
+}
+
+/// Checks a JSON-bodied Twilio webhook: the URL carries
+/// `bodySHA256=<hex sha256(body)>`, the signature covers the URL alone
+/// (no params), and the body must hash to that value.
+pub fn verify_body_sha256(auth_token: &str, url: &str, body: &[u8], header: &str) -> bool {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let query = query.split('#').next().unwrap_or("");
+    let Some(claimed) = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "bodySHA256")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return false;
+    };
+    let digest = sha2::Sha256::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    // Both checks always run, so timing says nothing about which failed.
+    let hash_ok = hex.len() == claimed.len()
+        && hex
+            .bytes()
+            .zip(claimed.to_ascii_lowercase().bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    let sig_ok = verify(auth_token, url, &[], header);
+    hash_ok & sig_ok
 }
 
 /// The URL as given, plus the form with the scheme's default port toggled.
@@ -514,6 +540,33 @@ mod tests {
     }
 
     #[test]
+    fn json_webhook_body_hash() {
+        let body = br#"{"hello":"world"}"#;
+        let hex: String = sha2::Sha256::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let url = format!("https://bos.example/hooks/twilio?bodySHA256={hex}");
+        let sig = signature(TOKEN, &url, &[]);
+        assert!(verify_body_sha256(TOKEN, &url, body, &sig));
+        // A changed body, a wrong token, a URL without the hash.
+        assert!(!verify_body_sha256(
+            TOKEN,
+            &url,
+            br#"{"hello":"world!"}"#,
+            &sig
+        ));
+        assert!(!verify_body_sha256("54321", &url, body, &sig));
+        let bare = "https://bos.example/hooks/twilio";
+        assert!(!verify_body_sha256(
+            TOKEN,
+            bare,
+            body,
+            &signature(TOKEN, bare, &[])
+        ));
+    }
+
+    #[test]
     fn debug_hides_the_token() {
         let cfg = TwilioConfig {
             base_url: TwilioConfig::DEFAULT_BASE_URL.into(),
@@ -612,6 +665,7 @@ mod tests {
             let _ = inbound_sms(&params);
             let _ = status_update(&params);
             let _ = verify("tok", &url, &params, &header);
+            let _ = verify_body_sha256("tok", &url, &body, &header);
             let _ = url_variants(&url);
         }
 
