@@ -95,6 +95,26 @@ enum Which {
         #[arg(long, value_parser = ["drain", "lateness"])]
         only: Option<String>,
     },
+    /// Nudges: N due nudges sent to the development sink (nudges/s), then
+    /// lateness of nudges due spread over a window (send − due).
+    Nudges {
+        #[arg(long, default_value_t = 100_000)]
+        nudges: u64,
+        #[arg(long, default_value_t = 10_000)]
+        lateness_nudges: u64,
+        #[arg(long, default_value_t = 30)]
+        spread_seconds: u64,
+        /// Handlers running at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// A PostgreSQL server (`postgres://…`; a fresh database is
+        /// created on it). Default: SQLite in a temporary file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Run only the drain (`drain`) or only the lateness run (`lateness`).
+        #[arg(long, value_parser = ["drain", "lateness"])]
+        only: Option<String>,
+    },
     /// Intake: HTTP ingest of Segment `/v1/track` calls (closed loop, then
     /// acknowledgement latency at a fixed offered rate), then the pipeline
     /// alone draining every stored event.
@@ -337,6 +357,25 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 prefetch,
                 lateness_jobs,
                 spread_seconds,
+                database_url,
+                drain: only.as_deref() != Some("lateness"),
+                lateness: only.as_deref() != Some("drain"),
+            })
+            .await
+        }
+        Which::Nudges {
+            nudges,
+            lateness_nudges,
+            spread_seconds,
+            concurrency,
+            database_url,
+            only,
+        } => {
+            crate::bench_nudges::run(crate::bench_nudges::Options {
+                nudges,
+                lateness_nudges,
+                spread_seconds,
+                concurrency,
                 database_url,
                 drain: only.as_deref() != Some("lateness"),
                 lateness: only.as_deref() != Some("drain"),

@@ -6,6 +6,7 @@ mod bench;
 mod bench_identify;
 mod bench_import;
 mod bench_intake;
+mod bench_nudges;
 mod bench_pages;
 mod bench_scheduler;
 mod config;
