@@ -8,6 +8,7 @@ mod forms;
 mod imports;
 mod intake;
 mod leads;
+mod nudge_hooks;
 mod pipeline;
 mod sessions;
 mod settings_intake;
