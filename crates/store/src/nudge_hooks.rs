@@ -94,8 +94,10 @@ impl crate::Store {
     pub async fn opt_outs(&self, org: Uuid, limit: u32) -> Result<Vec<OptOut>, StoreError> {
         let rows = read_rows(
             self,
-            q("select channel, address, profile_id, source, at from opt_outs where org_id = $1 \
-               order by at desc, address limit $2")
+            q(
+                "select channel, address, profile_id, source, at from opt_outs where org_id = $1 \
+               order by at desc, address limit $2",
+            )
             .bind(org)
             .bind(i64::from(limit)),
         )

@@ -98,7 +98,7 @@ impl ReplayGuard {
             if seen.len() >= Self::CAP {
                 return false;
             }
-        } else if seen.len() % 1024 == 0 {
+        } else if seen.len() & 1023 == 0 {
             seen.retain(|_, exp| *exp > now);
         }
         seen.insert(key.to_string(), now + Self::TTL_MS);
@@ -148,6 +148,7 @@ fn unauthorized(detail: &str) -> Response {
 }
 
 /// The raw body, or 413 when it is over the server's body limit.
+#[allow(clippy::result_large_err)]
 fn body(b: Body) -> Result<Bytes, Response> {
     b.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -159,7 +160,13 @@ fn body(b: Body) -> Result<Bytes, Response> {
 }
 
 /// The tenant and settings a webhook's key names, for the expected channel.
-async fn hook(st: &AppState, key: &str, channel: Channel) -> Result<(Uuid, ChannelConfig), Response> {
+/// (The error is the finished answer; a boxed one would only add noise.)
+#[allow(clippy::result_large_err)]
+async fn hook(
+    st: &AppState,
+    key: &str,
+    channel: Channel,
+) -> Result<(Uuid, ChannelConfig), Response> {
     if !is_token(key) {
         return Err(bare_not_found());
     }
@@ -194,6 +201,7 @@ fn signed_url(st: &AppState, uri: &Uri) -> String {
 }
 
 /// Checks `X-Twilio-Signature` and returns the form's parameters.
+#[allow(clippy::result_large_err)]
 fn twilio_verified(
     st: &AppState,
     cfg: &ChannelConfig,
@@ -302,12 +310,7 @@ async fn twilio_sms(
         return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY);
     }
     if kw == Some(Keyword::Help) {
-        let name = st
-            .store
-            .org(org)
-            .await
-            .map(|o| o.name)
-            .unwrap_or_default();
+        let name = st.store.org(org).await.map(|o| o.name).unwrap_or_default();
         let who = if name.is_empty() {
             String::new()
         } else {
@@ -428,11 +431,9 @@ async fn mailgun_inbound(
             mailgun_signing_key: Some(k),
             ..
         } if !k.is_empty() => k.clone(),
-        _ => {
-            return not_acceptable(
-                "This channel has no Mailgun signing key. Save it under Settings → Channels → Email.",
-            )
-        }
+        _ => return not_acceptable(
+            "This channel has no Mailgun signing key. Save it under Settings → Channels → Email.",
+        ),
     };
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -450,7 +451,8 @@ async fn mailgun_inbound(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.trim().is_empty())
     };
-    let (Some(ts), Some(token), Some(sig)) = (field("timestamp"), field("token"), field("signature"))
+    let (Some(ts), Some(token), Some(sig)) =
+        (field("timestamp"), field("token"), field("signature"))
     else {
         return unauthorized(&format!(
             "The request did not verify: timestamp, token and signature are required. {HOW}"
@@ -529,8 +531,8 @@ async fn postmark_inbound(
         }
     };
     let expected = format!("postmark:{password}");
-    let ok = basic_credentials(&headers)
-        .is_some_and(|got| constant_time_eq(&got, expected.as_bytes()));
+    let ok =
+        basic_credentials(&headers).is_some_and(|got| constant_time_eq(&got, expected.as_bytes()));
     if !ok {
         let mut res = unauthorized(
             "The request did not verify. Use the webhook URL shown under Settings → Channels → \
@@ -563,9 +565,9 @@ async fn postmark_inbound(
 
 /// A 1×1 transparent GIF.
 const PIXEL: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
-    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 fn page_not_found() -> Response {

@@ -209,16 +209,12 @@ pub fn is_e164(s: &str) -> bool {
     let Some(d) = s.strip_prefix('+') else {
         return false;
     };
-    (8..=15).contains(&d.len())
-        && d.bytes().all(|b| b.is_ascii_digit())
-        && !d.starts_with('0')
+    (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
 }
 
 /// `AC…` / `MG…`: the prefix and 32 hex characters.
 pub fn is_sid(s: &str, prefix: &str) -> bool {
-    s.len() == 34
-        && s.starts_with(prefix)
-        && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `Name <addr>` or `addr`, checked and tidied.
@@ -284,21 +280,23 @@ pub async fn build_config(
                     "The Account SID starts with AC followed by 32 letters and digits; copy it from the Twilio console.",
                 ));
             }
-            let token = match text(&input.auth_token) {
-                "" => stored_token.cloned().filter(|t| !t.is_empty()).ok_or_else(|| {
-                    AppError::invalid(
+            let token =
+                match text(&input.auth_token) {
+                    "" => stored_token
+                        .cloned()
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            AppError::invalid(
                         "auth_token",
                         "Enter the Auth Token shown beside the Account SID in the Twilio console.",
                     )
-                })?,
-                t if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => t.to_string(),
-                _ => {
-                    return Err(AppError::invalid(
+                        })?,
+                    t if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => t.to_string(),
+                    _ => return Err(AppError::invalid(
                         "auth_token",
                         "The Auth Token is 32 letters and digits; copy it from the Twilio console.",
-                    ))
-                }
-            };
+                    )),
+                };
             let from = text(&input.from);
             if !(is_e164(from) || is_sid(from, "MG")) {
                 return Err(AppError::invalid(
@@ -448,9 +446,7 @@ pub async fn list(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json
     let a = admin_actor(&p)?;
     let all = st.store.channel_settings(a.org_id).await?;
     Ok(Json(
-        all.iter()
-            .map(|s| dto(&st.config.public_url, s))
-            .collect(),
+        all.iter().map(|s| dto(&st.config.public_url, s)).collect(),
     ))
 }
 

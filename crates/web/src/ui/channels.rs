@@ -56,7 +56,10 @@ fn email_view(d: &ChannelDto) -> EmailView {
     EmailView {
         provider: d.provider.clone(),
         host: d.host.clone().unwrap_or_default(),
-        port: d.port.map(|p| p.to_string()).unwrap_or_else(|| "587".into()),
+        port: d
+            .port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "587".into()),
         tls: d.tls.clone().unwrap_or_else(|| "starttls".into()),
         username: d.username.clone().unwrap_or_default(),
         from: d.from.clone().unwrap_or_default(),

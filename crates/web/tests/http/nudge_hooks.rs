@@ -67,7 +67,12 @@ fn twilio_sign(token: &str, url: &str, body: &str) -> String {
     )
 }
 
-async fn post_twilio(app: &TestApp, path: &str, body: &str, sig: Option<&str>) -> reqwest::Response {
+async fn post_twilio(
+    app: &TestApp,
+    path: &str,
+    body: &str,
+    sig: Option<&str>,
+) -> reqwest::Response {
     let mut req = app
         .http
         .post(app.url(path))
@@ -159,13 +164,23 @@ async fn twilio_webhooks_refuse_forgeries_and_write_nothing() {
     let res = post_twilio(&app, &path, &body, Some(&elsewhere)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let status_url = app.url(&format!("/hooks/twilio/{hook}/status"));
-    let res = post_twilio(&app, &path, &body, Some(&twilio_sign(TOKEN_A, &status_url, &body))).await;
+    let res = post_twilio(
+        &app,
+        &path,
+        &body,
+        Some(&twilio_sign(TOKEN_A, &status_url, &body)),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Garbage signature.
     let res = post_twilio(&app, &path, &body, Some("not base64!")).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // The status callback checks the same way.
-    let cb = form(&[("MessageSid", "SM9"), ("MessageStatus", "delivered"), ("AccountSid", SID)]);
+    let cb = form(&[
+        ("MessageSid", "SM9"),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", SID),
+    ]);
     let res = post_twilio(&app, &format!("/hooks/twilio/{hook}/status"), &cb, None).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Unknown or malformed hook keys: a bare 404.
@@ -178,7 +193,11 @@ async fn twilio_webhooks_refuse_forgeries_and_write_nothing() {
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{p}");
         assert!(res.text().await.unwrap().is_empty());
     }
-    assert_eq!(counts(&app, a.id).await, before, "refused requests wrote rows");
+    assert_eq!(
+        counts(&app, a.id).await,
+        before,
+        "refused requests wrote rows"
+    );
 
     // The genuine delivery is accepted.
     let res = post_twilio(&app, &path, &body, Some(&good)).await;
@@ -219,7 +238,11 @@ async fn inbound_sms_lands_on_the_customers_timeline_once() {
         assert_eq!(res.status(), StatusCode::OK);
     }
     assert_eq!(messages_in(&app, a.id, known).await, 1);
-    assert_eq!(counts(&app, a.id).await.2, profiles, "attached, not created");
+    assert_eq!(
+        counts(&app, a.id).await.2,
+        profiles,
+        "attached, not created"
+    );
     // A number nobody knows becomes a customer.
     let res = signed_twilio(
         &app,
@@ -367,7 +390,12 @@ async fn status_callbacks_apply_forward_only() {
 const MG_KEY: &str = "key-mailgun-signing-0001";
 const PM_PASSWORD: &str = "pm-inbound-secret-0001";
 
-async fn email_tenant(app: &TestApp, name: &str, mailgun: Option<&str>, postmark: Option<&str>) -> (bos_store::Org, String) {
+async fn email_tenant(
+    app: &TestApp,
+    name: &str,
+    mailgun: Option<&str>,
+    postmark: Option<&str>,
+) -> (bos_store::Org, String) {
     let org = app.org(name).await;
     let hook = app
         .store()
@@ -405,7 +433,11 @@ fn mg_sign(key: &str, ts: &str, token: &str) -> String {
 fn mailgun_body(key: &str, ts: i64, token: &str, message_id: &str, subject: &str) -> String {
     let ts = ts.to_string();
     let sig = mg_sign(key, &ts, token);
-    let headers = json!([["Message-Id", format!("<{message_id}>")], ["Subject", subject]]).to_string();
+    let headers = json!([
+        ["Message-Id", format!("<{message_id}>")],
+        ["Subject", subject]
+    ])
+    .to_string();
     form(&[
         ("recipient", "reply@in.shop.example"),
         ("sender", "jane@example.com"),
@@ -444,23 +476,48 @@ async fn mailgun_inbound_verifies_and_refuses_replays() {
         ("from", "jane@example.com"),
         ("subject", "hi"),
     ]);
-    assert_eq!(post_mailgun(&app, &hook, &unsigned).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post_mailgun(&app, &hook, &unsigned).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // Another key.
-    let wrong = mailgun_body("key-someone-else", now_s, "tok-1", "m1@mail.example", "Re: cart");
-    assert_eq!(post_mailgun(&app, &hook, &wrong).await.status(), StatusCode::UNAUTHORIZED);
+    let wrong = mailgun_body(
+        "key-someone-else",
+        now_s,
+        "tok-1",
+        "m1@mail.example",
+        "Re: cart",
+    );
+    assert_eq!(
+        post_mailgun(&app, &hook, &wrong).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // Correctly signed, but stale (and too far in the future).
     for ts in [now_s - 301, now_s + 301] {
         let stale = mailgun_body(MG_KEY, ts, "tok-2", "m1@mail.example", "Re: cart");
-        assert_eq!(post_mailgun(&app, &hook, &stale).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            post_mailgun(&app, &hook, &stale).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     // One changed byte in the signature.
     let good = mailgun_body(MG_KEY, now_s, "tok-3", "m1@mail.example", "Re: cart");
     let sig = mg_sign(MG_KEY, &now_s.to_string(), "tok-3");
-    let flipped = format!("{}{}", &sig[..63], if sig.ends_with('0') { '1' } else { '0' });
+    let flipped = format!(
+        "{}{}",
+        &sig[..63],
+        if sig.ends_with('0') { '1' } else { '0' }
+    );
     let tampered = good.replace(&sig, &flipped);
-    assert_eq!(post_mailgun(&app, &hook, &tampered).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post_mailgun(&app, &hook, &tampered).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // A channel without a Mailgun key refuses without retries.
-    assert_eq!(post_mailgun(&app, &hook_b, &good).await.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(
+        post_mailgun(&app, &hook_b, &good).await.status(),
+        StatusCode::NOT_ACCEPTABLE
+    );
     assert_eq!(counts(&app, a.id).await, before);
 
     // Genuine: stored on Jane's timeline.
@@ -469,10 +526,16 @@ async fn mailgun_inbound_verifies_and_refuses_replays() {
     assert_eq!(messages_in(&app, a.id, jane).await, 1);
     let after = counts(&app, a.id).await;
     // The same delivery again (same token): refused as a replay.
-    assert_eq!(post_mailgun(&app, &hook, &good).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post_mailgun(&app, &hook, &good).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // A retry with a fresh token is accepted but stored once (Message-Id).
     let retry = mailgun_body(MG_KEY, now_s, "tok-4", "m1@mail.example", "Re: cart");
-    assert_eq!(post_mailgun(&app, &hook, &retry).await.status(), StatusCode::OK);
+    assert_eq!(
+        post_mailgun(&app, &hook, &retry).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(counts(&app, a.id).await, after);
     assert_eq!(messages_in(&app, a.id, jane).await, 1);
     // Signed but unusable: 406 (Mailgun does not retry).
@@ -483,7 +546,10 @@ async fn mailgun_inbound_verifies_and_refuses_replays() {
         ("token", "tok-5"),
         ("signature", &mg_sign(MG_KEY, &ts, "tok-5")),
     ]);
-    assert_eq!(post_mailgun(&app, &hook, &no_from).await.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(
+        post_mailgun(&app, &hook, &no_from).await.status(),
+        StatusCode::NOT_ACCEPTABLE
+    );
     let res = app
         .http
         .post(app.url(&format!("/hooks/mailgun/{hook}")))
@@ -495,7 +561,10 @@ async fn mailgun_inbound_verifies_and_refuses_replays() {
     assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
     // "unsubscribe" as the reply opts the address out of email.
     let unsub = mailgun_body(MG_KEY, now_s, "tok-6", "m2@mail.example", "Re: unsubscribe");
-    assert_eq!(post_mailgun(&app, &hook, &unsub).await.status(), StatusCode::OK);
+    assert_eq!(
+        post_mailgun(&app, &hook, &unsub).await.status(),
+        StatusCode::OK
+    );
     assert!(app
         .store()
         .is_opted_out(a.id, Channel::Email, "jane@example.com")
@@ -517,7 +586,12 @@ fn postmark_json(message_id: &str) -> String {
     .to_string()
 }
 
-async fn post_postmark(app: &TestApp, hook: &str, auth: Option<(&str, &str)>, body: &str) -> reqwest::Response {
+async fn post_postmark(
+    app: &TestApp,
+    hook: &str,
+    auth: Option<(&str, &str)>,
+    body: &str,
+) -> reqwest::Response {
     let mut req = app
         .http
         .post(app.url(&format!("/hooks/postmark/{hook}")))
@@ -539,7 +613,10 @@ async fn postmark_inbound_needs_its_password() {
     let before = counts(&app, a.id).await;
     let res = post_postmark(&app, &hook, None, &body).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
     for (u, p) in [
         ("postmark", "wrong"),
         ("postmark", "pm-inbound-secret-000"),
@@ -567,16 +644,34 @@ async fn open_pixel_and_click_redirect_by_token_only() {
     let app = spawn_app().await;
     let a = app.org("Alpha Shop").await;
     let cart = "https://shop.example/cart/42?utm_source=bos";
-    let (x, tok) = execution(&app, a.id, Channel::Email, "jane@example.com", None, Some(cart)).await;
+    let (x, tok) = execution(
+        &app,
+        a.id,
+        Channel::Email,
+        "jane@example.com",
+        None,
+        Some(cart),
+    )
+    .await;
     let (_, no_link) = execution(&app, a.id, Channel::Email, "bob@example.com", None, None).await;
 
-    let res = app.http.get(app.url(&format!("/t/o/{tok}"))).send().await.unwrap();
+    let res = app
+        .http
+        .get(app.url(&format!("/t/o/{tok}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[CONTENT_TYPE], "image/gif");
     assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
     let gif = res.bytes().await.unwrap();
     assert!(gif.starts_with(b"GIF89a"));
-    let s = app.store().test_execution_state(a.id, x).await.unwrap().unwrap();
+    let s = app
+        .store()
+        .test_execution_state(a.id, x)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.opened_at, Some(T0));
     assert_eq!(s.clicked_at, None);
     // An unknown token still gets the pixel; a malformed one is 404.
@@ -601,7 +696,12 @@ async fn open_pixel_and_click_redirect_by_token_only() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(location(&res), cart);
-    let s = app.store().test_execution_state(a.id, x).await.unwrap().unwrap();
+    let s = app
+        .store()
+        .test_execution_state(a.id, x)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.clicked_at, Some(T0 + 60_000));
     assert_eq!(s.opened_at, Some(T0), "the first open is kept");
     for bad in [
@@ -660,12 +760,29 @@ async fn unsubscribe_page_and_one_click_without_cookies() {
     let outs = app.store().opt_outs(a.id, 10).await.unwrap();
     assert_eq!(outs.len(), 1);
     assert_eq!(outs[0].source, "unsubscribe link");
-    let html = app.http.get(&url).send().await.unwrap().text().await.unwrap();
+    let html = app
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("already unsubscribed"), "{html}");
 
-    for bad in ["/u/00000000000000000000000000000000", "/u/../../etc", "/u/zz"] {
+    for bad in [
+        "/u/00000000000000000000000000000000",
+        "/u/../../etc",
+        "/u/zz",
+    ] {
         for m in [Method::GET, Method::POST] {
-            let res = app.http.request(m.clone(), app.url(bad)).send().await.unwrap();
+            let res = app
+                .http
+                .request(m.clone(), app.url(bad))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), StatusCode::NOT_FOUND, "{m} {bad}");
         }
     }
@@ -709,7 +826,10 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     let res = app.get("/settings/channels", &a.browser.cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
-    assert!(html.contains("development sink") && html.contains("/outbox"), "{html}");
+    assert!(
+        html.contains("development sink") && html.contains("/outbox"),
+        "{html}"
+    );
     assert!(html.contains("href=\"/settings/channels\""), "nav link");
 
     // S11: internal SMTP hosts are refused with a sentence.
@@ -729,29 +849,45 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{host}");
         let html = res.text().await.unwrap();
-        assert!(html.contains("The SMTP host is refused") && html.contains(why), "{host}: {html}");
+        assert!(
+            html.contains("The SMTP host is refused") && html.contains(why),
+            "{host}: {html}"
+        );
     }
     assert_eq!(
-        app.store().channel_config(a.org.id, Channel::Email).await.unwrap(),
+        app.store()
+            .channel_config(a.org.id, Channel::Email)
+            .await
+            .unwrap(),
         ChannelConfig::Dev
     );
     // Other sentences.
     let mut bad_port = smtp_form(&a.browser.csrf, "203.0.113.10", "pw");
     bad_port[3] = ("port", "70000");
-    let res = app.post_form("/settings/channels/email", &a.browser.cookie, &bad_port).await;
+    let res = app
+        .post_form("/settings/channels/email", &a.browser.cookie, &bad_port)
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.text().await.unwrap().contains("from 1 to 65535"));
     let mut bad_from = smtp_form(&a.browser.csrf, "203.0.113.10", "pw");
     bad_from[7] = ("from", "Alpha <not-an-address>");
-    let res = app.post_form("/settings/channels/email", &a.browser.cookie, &bad_from).await;
+    let res = app
+        .post_form("/settings/channels/email", &a.browser.cookie, &bad_from)
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.text().await.unwrap().contains("Shop Name &lt;shop@example.com&gt;"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Shop Name &lt;shop@example.com&gt;"));
 
     // A public host saves; the secrets are never shown again.
     let mut good = smtp_form(&a.browser.csrf, "203.0.113.10", "Sm7p-Secret-Pw");
     good[8] = ("mailgun_signing_key", "Mg-Signing-Secret-77");
     good[9] = ("postmark_password", "Pm-Inbound-Secret-88");
-    let res = app.post_form("/settings/channels/email", &a.browser.cookie, &good).await;
+    let res = app
+        .post_form("/settings/channels/email", &a.browser.cookie, &good)
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/settings/channels?done=email");
     let settings = app.store().channel_settings(a.org.id).await.unwrap();
@@ -762,7 +898,11 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
         .text()
         .await
         .unwrap();
-    for secret in ["Sm7p-Secret-Pw", "Mg-Signing-Secret-77", "Pm-Inbound-Secret-88"] {
+    for secret in [
+        "Sm7p-Secret-Pw",
+        "Mg-Signing-Secret-77",
+        "Pm-Inbound-Secret-88",
+    ] {
         assert!(!html.contains(secret), "{secret} echoed in the page");
     }
     assert!(html.contains("set ••••"));
@@ -781,7 +921,12 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    match app.store().channel_config(a.org.id, Channel::Email).await.unwrap() {
+    match app
+        .store()
+        .channel_config(a.org.id, Channel::Email)
+        .await
+        .unwrap()
+    {
         ChannelConfig::Smtp {
             password,
             mailgun_signing_key,
@@ -812,7 +957,9 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
         (sms(SID, "", "+14155550100"), "Enter the Auth Token"),
     ] {
         let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let res = app.post_form("/settings/channels/sms", &a.browser.cookie, &f).await;
+        let res = app
+            .post_form("/settings/channels/sms", &a.browser.cookie, &f)
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
         let html = res.text().await.unwrap();
         assert!(html.contains(why), "{why}: {html}");
@@ -820,9 +967,16 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     }
     let f = sms(SID, TOKEN_A, "+14155550100");
     let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let res = app.post_form("/settings/channels/sms", &a.browser.cookie, &f).await;
+    let res = app
+        .post_form("/settings/channels/sms", &a.browser.cookie, &f)
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let html = app.get("/settings/channels", &a.browser.cookie).await.text().await.unwrap();
+    let html = app
+        .get("/settings/channels", &a.browser.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains(TOKEN_A));
     let sms_hook = app.store().channel_settings(a.org.id).await.unwrap()[1]
         .hook_key
@@ -832,10 +986,20 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     assert!(html.contains(&format!("/hooks/twilio/{sms_hook}/status")));
 
     // The API: secrets as booleans only.
-    let res = app.api(Method::GET, "/settings/channels", &a.key).await.send().await.unwrap();
+    let res = app
+        .api(Method::GET, "/settings/channels", &a.key)
+        .await
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
-    for secret in ["Sm7p-Secret-Pw", "Mg-Signing-Secret-77", "Pm-Inbound-Secret-88", TOKEN_A] {
+    for secret in [
+        "Sm7p-Secret-Pw",
+        "Mg-Signing-Secret-77",
+        "Pm-Inbound-Secret-88",
+        TOKEN_A,
+    ] {
         assert!(!text.contains(secret), "{secret} in the API");
     }
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -880,8 +1044,10 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     let res = app
         .api(Method::PUT, "/settings/channels/email", &a.key)
         .await
-        .json(&json!({"provider": "smtp", "host": "metadata.google.internal", "port": 587,
-                      "from": "shop@alpha.example"}))
+        .json(
+            &json!({"provider": "smtp", "host": "metadata.google.internal", "port": 587,
+                      "from": "shop@alpha.example"}),
+        )
         .send()
         .await
         .unwrap();
@@ -890,7 +1056,12 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     assert_eq!(v["field"], "host");
 
     // Tenant B sees its own (empty) settings only.
-    let html = app.get("/settings/channels", &b.browser.cookie).await.text().await.unwrap();
+    let html = app
+        .get("/settings/channels", &b.browser.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
     let v = app
         .api(Method::GET, "/settings/channels", &b.key)
         .await
@@ -900,7 +1071,13 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
         .text()
         .await
         .unwrap();
-    for leak in ["203.0.113.10", hook.as_str(), sms_hook.as_str(), SID, "alpha.example"] {
+    for leak in [
+        "203.0.113.10",
+        hook.as_str(),
+        sms_hook.as_str(),
+        SID,
+        "alpha.example",
+    ] {
         assert!(!html.contains(leak), "B's page shows A's {leak}");
         assert!(!v.contains(leak), "B's API shows A's {leak}");
     }
@@ -935,7 +1112,10 @@ async fn private_smtp_host_allowed_when_the_server_allows_it() {
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        app.store().channel_config(a.org.id, Channel::Email).await.unwrap(),
+        app.store()
+            .channel_config(a.org.id, Channel::Email)
+            .await
+            .unwrap(),
         ChannelConfig::Dev
     );
     // Without a CSRF token: 403 (a cookie route).
