@@ -193,6 +193,10 @@ async fn twilio_webhooks_refuse_forgeries_and_write_nothing() {
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{p}");
         assert!(res.text().await.unwrap().is_empty());
     }
+    // Over the body limit: 413, not 500.
+    let huge = format!("{body}&Pad={}", "x".repeat(app.config.body_limit_bytes + 1));
+    let res = signed_twilio(&app, &path, TOKEN_A, &huge).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         counts(&app, a.id).await,
         before,

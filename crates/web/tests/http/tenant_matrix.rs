@@ -327,7 +327,28 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap()[0]
         .id;
+    // A's channel settings: a canary SMTP host and its webhook key.
+    let a_hook = app
+        .store()
+        .put_channel_config(
+            a.id,
+            bos_core::nudge::Channel::Email,
+            &bos_store::nudge::ChannelConfig::Smtp {
+                host: "smtp.canary-a7x9.example".into(),
+                port: 587,
+                tls: "starttls".into(),
+                username: Some("canary-a7x9-user".into()),
+                password: Some("canary-a7x9-password".into()),
+                from: "Canary A7x9 <shop@canary-a7x9.example>".into(),
+                mailgun_signing_key: None,
+                postmark_password: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
     let canaries = [
+        &a_hook,
         "Canary A7x9",
         "canary-a7x9",
         "Canaryson",
