@@ -574,3 +574,64 @@ pub async fn set_opt_out(
         opted_out: b.opted_out,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert!(is_e164("+14155550123"));
+        assert!(!is_e164("14155550123"));
+        assert!(!is_e164("+04155550123"));
+        assert!(!is_e164("+1415555012a"));
+        assert!(!is_e164("+1234567"));
+        assert!(is_sid("AC0123456789abcdef0123456789ABCDEF", "AC"));
+        assert!(!is_sid("MG0123456789abcdef0123456789abcdef", "AC"));
+        assert!(!is_sid("AC0123456789abcdef0123456789abcde", "AC"));
+        assert!(!is_sid("AC0123456789abcdef0123456789abcdeg", "AC"));
+    }
+
+    #[test]
+    fn from_addresses() {
+        assert_eq!(
+            check_from_email(" Shop Name <Shop@Example.com> ").unwrap(),
+            "Shop Name <shop@example.com>"
+        );
+        assert_eq!(
+            check_from_email("shop@example.com").unwrap(),
+            "shop@example.com"
+        );
+        for bad in [
+            "",
+            "Shop <shop@example.com",
+            "Shop \"x\" <shop@example.com>",
+            "Shop <not-an-address>",
+            "Shop <a@b.com>\r\nBcc: x@y.com",
+        ] {
+            assert!(check_from_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn webhook_urls() {
+        let w = webhooks("https://bos.example/", Channel::Email, Some("k1"));
+        assert_eq!(
+            w.mailgun.as_deref(),
+            Some("https://bos.example/hooks/mailgun/k1")
+        );
+        assert_eq!(
+            w.postmark.as_deref(),
+            Some("https://postmark:PASSWORD@bos.example/hooks/postmark/k1")
+        );
+        assert!(w.twilio_sms.is_none());
+        let w = webhooks("https://bos.example", Channel::Sms, Some("k2"));
+        assert_eq!(
+            w.twilio_status.as_deref(),
+            Some("https://bos.example/hooks/twilio/k2/status")
+        );
+        assert!(webhooks("https://bos.example", Channel::Sms, None)
+            .twilio_sms
+            .is_none());
+    }
+}
