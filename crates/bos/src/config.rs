@@ -183,6 +183,7 @@ impl Config {
             body_limit_bytes: self.num("body_limit_kb")? as usize * 1024,
             import_limit_bytes: self.num("import_limit_mb")? as u64 * 1024 * 1024,
             import_dir: Path::new(self.get("data_dir")).join("imports"),
+            nudge_send_timeout_ms: 30_000,
             twilio_base_url: self
                 .get("twilio_base_url")
                 .trim_end_matches('/')

@@ -20,6 +20,7 @@ mod address;
 
 pub use dev::DevSink;
 pub use keywords::{is_email_unsubscribe, keyword, Keyword};
+pub use mailgun::MailgunAuth;
 pub use smtp::{SmtpConfig, SmtpSender, SmtpTls};
 pub use twilio::{DeliveryStatus, InboundSms, StatusUpdate, TwilioConfig, TwilioSender};
 

@@ -21,7 +21,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::Message;
 
-use crate::{BoxFuture, Outgoing, Receipt, SendError, Sender};
+use crate::{BoxFuture, Medium, Outgoing, Receipt, SendError, Sender};
 
 /// How the connection to the relay is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum SmtpTls {
 }
 
 /// One tenant's relay.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
@@ -44,6 +44,20 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// Applies to the connect and to each phase (commands, body + reply).
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never goes to a log.
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Sends through one SMTP relay, a new connection per message.
@@ -114,6 +128,11 @@ impl SmtpSender {
     }
 
     async fn send_mail(&self, m: &Outgoing) -> Result<Receipt, SendError> {
+        if m.medium != Medium::Email {
+            return Err(SendError::Permanent(
+                "the SMTP sender only sends email".to_string(),
+            ));
+        }
         let msg = build_message(m)?;
         let envelope = msg.envelope().clone();
         let raw = msg.formatted();
@@ -168,7 +187,8 @@ impl SmtpSender {
         };
         match tokio::time::timeout(t, envelope_phase).await {
             Err(_) => {
-                abort(&mut conn).await;
+                // The peer is unresponsive: no polite QUIT, just close.
+                drop(conn);
                 return Err(SendError::Transient(format!(
                     "{where_}: no reply to MAIL/RCPT/DATA in time"
                 )));
@@ -216,8 +236,9 @@ impl SmtpSender {
 }
 
 async fn abort(conn: &mut AsyncSmtpConnection) {
-    // abort() sends QUIT and closes; bounded so a dead peer cannot hold us.
-    let _ = tokio::time::timeout(Duration::from_secs(2), conn.abort()).await;
+    // abort() sends QUIT and closes; bounded so a peer that stops answering
+    // cannot hold the sender (the error is already decided).
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
 }
 
 /// An error before the body was sent: by reply code when there is one,
@@ -339,7 +360,6 @@ impl Sender for SmtpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Medium;
 
     fn sample() -> Outgoing {
         Outgoing {
@@ -395,6 +415,21 @@ mod tests {
         let mut m = sample();
         m.unsubscribe_url = Some("https://x/\r\nBcc: evil@x".into());
         assert!(matches!(build_message(&m), Err(SendError::Permanent(_))));
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let cfg = SmtpConfig {
+            host: "smtp.example.org".into(),
+            port: 587,
+            tls: SmtpTls::StartTls,
+            username: Some("u".into()),
+            password: Some("hunter2".into()),
+            timeout: Duration::from_secs(5),
+        };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let sender = SmtpSender::new(cfg).unwrap();
+        assert!(!format!("{sender:?}").contains("hunter2"));
     }
 
     #[test]

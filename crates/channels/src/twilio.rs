@@ -8,18 +8,31 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Digest as _;
 
-use crate::{BoxFuture, Outgoing, ParseError, Receipt, SendError, Sender};
+use crate::{BoxFuture, Medium, Outgoing, ParseError, Receipt, SendError, Sender};
 
 /// One Twilio account (or subaccount) to send from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TwilioConfig {
     /// `https://api.twilio.com` in production; a fake server's URL in tests.
     pub base_url: String,
     pub account_sid: String,
     pub auth_token: String,
-    /// Connect timeout and total request timeout.
+    /// Total request timeout; connecting gets half of it.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The auth token never goes to a log.
+        f.debug_struct("TwilioConfig")
+            .field("base_url", &self.base_url)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl TwilioConfig {
@@ -38,8 +51,9 @@ impl TwilioSender {
         let http = reqwest::Client::builder()
             // A connect timeout of its own so "never reached Twilio" (safe to
             // retry) shows as a connect error, distinct from a total timeout
-            // after the request went out (ambiguous).
-            .connect_timeout(cfg.timeout)
+            // after the request went out (ambiguous). Half the budget, so a
+            // slow connect cannot race the total timeout and look ambiguous.
+            .connect_timeout((cfg.timeout / 2).max(Duration::from_millis(1)))
             .timeout(cfg.timeout)
             // Twilio never redirects the Messages API; following one could
             // send credentials somewhere else.
@@ -58,6 +72,11 @@ impl TwilioSender {
     }
 
     async fn send_sms(&self, m: &Outgoing) -> Result<Receipt, SendError> {
+        if m.medium != Medium::Sms {
+            return Err(SendError::Permanent(
+                "the Twilio sender only sends SMS".to_string(),
+            ));
+        }
         let mut form: Vec<(&str, &str)> = vec![("To", m.to.as_str())];
         if m.from.starts_with("MG") {
             form.push(("MessagingServiceSid", m.from.as_str()));
@@ -192,6 +211,31 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], header: 
             .is_ok();
     }
     ok
+}
+
+/// Checks a JSON-bodied Twilio webhook: the URL carries
+/// `bodySHA256=<hex sha256(body)>`, the signature covers the URL alone
+/// (no params), and the body must hash to that value.
+pub fn verify_body_sha256(auth_token: &str, url: &str, body: &[u8], header: &str) -> bool {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let query = query.split('#').next().unwrap_or("");
+    let Some(claimed) = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "bodySHA256")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return false;
+    };
+    let digest = sha2::Sha256::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    // Both checks always run, so timing says nothing about which failed.
+    let hash_ok = hex.len() == claimed.len()
+        && hex
+            .bytes()
+            .zip(claimed.to_ascii_lowercase().bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    let sig_ok = verify(auth_token, url, &[], header);
+    hash_ok & sig_ok
 }
 
 /// The URL as given, plus the form with the scheme's default port toggled.
@@ -496,6 +540,45 @@ mod tests {
     }
 
     #[test]
+    fn json_webhook_body_hash() {
+        let body = br#"{"hello":"world"}"#;
+        let hex: String = sha2::Sha256::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let url = format!("https://bos.example/hooks/twilio?bodySHA256={hex}");
+        let sig = signature(TOKEN, &url, &[]);
+        assert!(verify_body_sha256(TOKEN, &url, body, &sig));
+        // A changed body, a wrong token, a URL without the hash.
+        assert!(!verify_body_sha256(
+            TOKEN,
+            &url,
+            br#"{"hello":"world!"}"#,
+            &sig
+        ));
+        assert!(!verify_body_sha256("54321", &url, body, &sig));
+        let bare = "https://bos.example/hooks/twilio";
+        assert!(!verify_body_sha256(
+            TOKEN,
+            bare,
+            body,
+            &signature(TOKEN, bare, &[])
+        ));
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let cfg = TwilioConfig {
+            base_url: TwilioConfig::DEFAULT_BASE_URL.into(),
+            account_sid: "AC1".into(),
+            auth_token: "s3cret-token".into(),
+            timeout: Duration::from_secs(5),
+        };
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        assert!(!format!("{:?}", TwilioSender::new(cfg).unwrap()).contains("s3cret"));
+    }
+
+    #[test]
     fn inbound_sms_parses() {
         let params = parse_form(
             b"MessageSid=SM1&SmsSid=SM1&AccountSid=AC1&From=%2B15550001&To=%2B15550002&Body=STOP&NumMedia=0&NumSegments=1",
@@ -582,6 +665,7 @@ mod tests {
             let _ = inbound_sms(&params);
             let _ = status_update(&params);
             let _ = verify("tok", &url, &params, &header);
+            let _ = verify_body_sha256("tok", &url, &body, &header);
             let _ = url_variants(&url);
         }
 

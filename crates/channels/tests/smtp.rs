@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
 use bos_channels::fake::{FakeSmtp, SmtpFail};
 use bos_channels::{Medium, Outgoing, SendError, Sender, SmtpConfig, SmtpSender, SmtpTls};
 
@@ -184,6 +186,105 @@ async fn silent_server_before_data_is_transient() {
     let err = s.send(&mail(false)).await.unwrap_err();
     assert!(matches!(err, SendError::Transient(_)), "{err:?}");
     server.abort();
+}
+
+/// A scripted SMTP server that answers normally until the line `hang_at`
+/// (e.g. "MAIL" or the body's final ".") and from then on says nothing but
+/// keeps reading until the client closes the connection. The task returns
+/// the lines received after that point, or None if it was never reached.
+async fn hanging_server(hang_at: &'static str) -> (u16, JoinHandle<Option<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"220 hi\r\n").await.unwrap();
+        let mut in_data = false;
+        let mut after: Option<Vec<String>> = None;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return after;
+            }
+            if let Some(after) = after.as_mut() {
+                after.push(line.clone());
+                continue;
+            }
+            if line.trim_end() == hang_at || (!in_data && line.starts_with(hang_at)) {
+                after = Some(Vec::new());
+                continue;
+            }
+            if in_data {
+                continue;
+            }
+            let reply: &[u8] = match line.get(..4).unwrap_or("") {
+                "EHLO" => b"250 hi\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go\r\n"
+                }
+                _ => b"250 ok\r\n",
+            };
+            w.write_all(reply).await.unwrap();
+        }
+    });
+    (port, server)
+}
+
+fn local_sender(port: u16, timeout: Duration) -> SmtpSender {
+    SmtpSender::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        timeout,
+    })
+    .unwrap()
+}
+
+/// The whole message went out and no reply came: Ambiguous.
+#[tokio::test]
+async fn no_reply_after_the_body_is_ambiguous() {
+    let (port, server) = hanging_server(".").await;
+    let err = local_sender(port, Duration::from_millis(300))
+        .send(&mail(false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Ambiguous(m) if m.contains("timed out")),
+        "{err:?}"
+    );
+    // The server really did receive the complete message (the sender has
+    // closed the connection, so the server task has finished).
+    assert!(server.await.unwrap().is_some());
+}
+
+/// No reply to MAIL FROM: nothing was sent yet, so Transient; and the dead
+/// connection is closed without a QUIT that would wait for a reply.
+#[tokio::test]
+async fn no_reply_to_mail_from_is_transient() {
+    let (port, server) = hanging_server("MAIL").await;
+    let err = local_sender(port, Duration::from_millis(300))
+        .send(&mail(false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Transient(_)), "{err:?}");
+    let after = server.await.unwrap().expect("the server saw MAIL FROM");
+    assert!(after.iter().all(|l| !l.starts_with("QUIT")), "{after:?}");
+}
+
+#[tokio::test]
+async fn wrong_medium_is_permanent() {
+    let fake = FakeSmtp::start().await;
+    let mut m = mail(false);
+    m.medium = Medium::Sms;
+    let err = sender(&fake).send(&m).await.unwrap_err();
+    assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
+    assert_eq!(fake.attempts(), 0);
 }
 
 #[tokio::test]

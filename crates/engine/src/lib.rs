@@ -5,9 +5,6 @@
 /// Wall clock or test clock, with sleeping.
 pub mod clock;
 /// The nudge sender: step and retry handlers, senders, crash sweep.
-// A lint in code owned by the nudge-sender branch (pre-existing on main);
-// allowed here rather than edited there, to keep the branches apart.
-#[allow(clippy::type_complexity)]
 pub mod nudge;
 /// The intake pipeline's worker, live bus and timer handlers.
 pub mod pipeline;

@@ -75,6 +75,9 @@ pub struct NudgeStats {
     pub unknown: u64,
 }
 
+/// A sender and the settings it was built from.
+type CachedSender = (ChannelConfig, Arc<dyn Sender>);
+
 #[derive(Clone)]
 pub struct Nudger {
     shared: Arc<Shared>,
@@ -85,7 +88,7 @@ struct Shared {
     config: NudgeConfig,
     /// Senders by tenant and channel, rebuilt when the settings change (the
     /// config is part of the key), so SMTP connections are pooled.
-    senders: Mutex<HashMap<(Uuid, &'static str), (ChannelConfig, Arc<dyn Sender>)>>,
+    senders: Mutex<HashMap<(Uuid, &'static str), CachedSender>>,
     stats: Mutex<NudgeStats>,
 }
 

@@ -22,9 +22,6 @@ pub mod intake;
 /// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
 pub mod jobs;
 mod migrate;
-// Two lints in code owned by the nudge-storage branch (pre-existing on
-// main); allowed here rather than edited there, to keep the branches apart.
-#[allow(clippy::wrong_self_convention, clippy::needless_question_mark)]
 pub mod nudge;
 /// Channel settings with their webhook keys, opt-out reads (NU3/NU4).
 pub mod nudge_hooks;

@@ -130,7 +130,7 @@ impl ChannelConfig {
             ChannelConfig::Twilio { .. } => "twilio",
         }
     }
-    fn from_addr(&self, channel: Channel) -> String {
+    fn sender_addr(&self, channel: Channel) -> String {
         match self {
             ChannelConfig::Smtp { from, .. } | ChannelConfig::Twilio { from, .. } => from.clone(),
             ChannelConfig::Dev if channel == Channel::Sms => DEV_FROM_SMS.into(),
@@ -998,7 +998,7 @@ impl crate::Store {
                     .bind(config.provider())
                     .bind(error.clone())
                     .bind(to.as_str())
-                    .bind(config.from_addr(channel))
+                    .bind(config.sender_addr(channel))
                     .bind(built.subject.clone())
                     .bind(built.text.as_str())
                     .bind(message_id.as_str())
@@ -1049,7 +1049,7 @@ impl crate::Store {
                     profile_id: root,
                     channel,
                     to,
-                    from: config.from_addr(channel),
+                    from: config.sender_addr(channel),
                     subject: built.subject,
                     text: built.text,
                     html: built.html,
@@ -1161,7 +1161,7 @@ impl crate::Store {
                 profile_id: r.uuid(10)?,
                 channel,
                 to,
-                from: config.from_addr(channel),
+                from: config.sender_addr(channel),
                 subject,
                 text,
                 html,
@@ -1366,7 +1366,7 @@ impl crate::Store {
                 .bind(now),
             )
             .await?;
-            Ok(r.opt_text(0)?)
+            r.opt_text(0)
         })
     }
 
@@ -1888,6 +1888,90 @@ pub(crate) async fn opt_out_tx<D: Db>(
         .await?;
     }
     Ok(())
+}
+
+/// One step execution, as tests and the engine's benchmarks read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub id: Uuid,
+    pub enrollment_id: Uuid,
+    pub profile_id: Uuid,
+    pub step: i64,
+    pub channel: String,
+    pub status: String,
+    pub attempts: i64,
+    pub to: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub message_id: String,
+    pub token: String,
+    pub error: Option<String>,
+    pub sent_at: Option<Millis>,
+    pub converted_at: Option<Millis>,
+    pub replied_at: Option<Millis>,
+    pub created_at: Millis,
+}
+
+impl crate::Store {
+    /// A campaign's executions, oldest first (at most `limit`).
+    pub async fn campaign_executions(
+        &self,
+        org: Uuid,
+        campaign: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let rows = crate::sql::read_rows(
+            self,
+            q("select id, enrollment_id, profile_id, step, channel, status, attempts, to_addr, subject, body, \
+               message_id, token, error, sent_at, converted_at, replied_at, created_at from nudge_executions \
+               where org_id = $1 and campaign_id = $2 order by created_at, id limit $3")
+            .bind(org)
+            .bind(campaign)
+            .bind(i64::from(limit)),
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Execution {
+                    id: r.uuid(0)?,
+                    enrollment_id: r.uuid(1)?,
+                    profile_id: r.uuid(2)?,
+                    step: r.i64(3)?,
+                    channel: r.text(4)?,
+                    status: r.text(5)?,
+                    attempts: r.i64(6)?,
+                    to: r.text(7)?,
+                    subject: r.opt_text(8)?,
+                    body: r.text(9)?,
+                    message_id: r.text(10)?,
+                    token: r.text(11)?,
+                    error: r.opt_text(12)?,
+                    sent_at: r.opt_i64(13)?,
+                    converted_at: r.opt_i64(14)?,
+                    replied_at: r.opt_i64(15)?,
+                    created_at: r.i64(16)?,
+                })
+            })
+            .collect()
+    }
+
+    /// An enrollment's status and stop reason.
+    pub async fn enrollment_status(
+        &self,
+        org: Uuid,
+        enrollment: Uuid,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let rows = crate::sql::read_rows(
+            self,
+            q("select status, stop_reason from enrollments where org_id = $1 and id = $2")
+                .bind(org)
+                .bind(enrollment),
+        )
+        .await?;
+        rows.first()
+            .map(|r| Ok((r.text(0)?, r.opt_text(1)?)))
+            .transpose()
+    }
 }
 
 /// Status sums per step: the funnel a campaign page shows.

@@ -62,6 +62,9 @@ pub struct WebConfig {
     /// Let tenants' SMTP hosts be on private networks (a relay on the same
     /// machine); off by default, so no tenant can reach inside (S11).
     pub allow_private_outbound: bool,
+    /// How long a provider may take to answer one send before its outcome
+    /// is called unknown.
+    pub nudge_send_timeout_ms: u64,
 }
 
 impl Default for WebConfig {
@@ -76,6 +79,7 @@ impl Default for WebConfig {
             import_dir: std::env::temp_dir(),
             twilio_base_url: "https://api.twilio.com".into(),
             allow_private_outbound: false,
+            nudge_send_timeout_ms: 30_000,
         }
     }
 }
@@ -113,6 +117,7 @@ impl AppState {
                 public_url: config.public_url.clone(),
                 twilio_base_url: config.twilio_base_url.clone(),
                 allow_private_hosts: config.allow_private_outbound,
+                send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
                 ..Default::default()
             },
         );

@@ -9,6 +9,7 @@ mod imports;
 mod intake;
 mod leads;
 mod nudge_hooks;
+mod nudges;
 mod pipeline;
 mod sessions;
 mod settings_intake;

@@ -15,20 +15,21 @@ use uuid::Uuid;
 
 const HOUR: i64 = 3_600_000;
 
-fn at(ms: i64) -> String {
+pub(crate) fn at(ms: i64) -> String {
     bos_web::api::rfc3339(ms)
 }
 
-async fn runner(app: &TestApp) -> Runner {
+pub(crate) async fn runner(app: &TestApp) -> Runner {
+    let r = app.state.scheduler.runner(RunnerConfig::default());
     app.state
-        .pipeline
-        .handlers(app.state.scheduler.runner(RunnerConfig::default()))
+        .nudger
+        .handlers(app.state.pipeline.handlers(r))
         .start()
         .await
         .unwrap()
 }
 
-async fn segment(app: &TestApp, key: &str, path: &str, body: Value) {
+pub(crate) async fn segment(app: &TestApp, key: &str, path: &str, body: Value) {
     let res = app
         .post_raw(
             path,
