@@ -29,6 +29,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "db_max_connections", env: "BOS_DB_MAX_CONNECTIONS", default: "8", secret: false, help: "Read pool size on SQLite; pool size on PostgreSQL." },
     OptionSpec { key: "twilio_base_url", env: "BOS_TWILIO_BASE_URL", default: "https://api.twilio.com", secret: false, help: "Twilio's API base URL for sending SMS (point it at a test double in staging)." },
     OptionSpec { key: "allow_private_outbound", env: "BOS_ALLOW_PRIVATE_OUTBOUND", default: "false", secret: false, help: "true lets tenants' SMTP hosts be on private networks or this machine (a local relay); false refuses them." },
+    OptionSpec { key: "nudge_send_timeout_seconds", env: "BOS_NUDGE_SEND_TIMEOUT_SECONDS", default: "30", secret: false, help: "How long a provider may take to answer one nudge send; after that its outcome is unknown and it is not sent again." },
+    OptionSpec { key: "nudge_sending_lease_ms", env: "BOS_NUDGE_SENDING_LEASE_MS", default: "120000", secret: false, help: "A nudge left sending this long by a crashed process becomes unknown (shown, never re-sent). Keep it above the send timeout." },
+    OptionSpec { key: "job_lease_ms", env: "BOS_JOB_LEASE_MS", default: "300000", secret: false, help: "How long a claimed job is held before another replica may take it over (a crashed process's jobs wait this long)." },
     OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
     OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
 ];
@@ -174,6 +177,10 @@ impl Config {
         })
     }
 
+    pub fn job_lease_ms(&self) -> Result<i64> {
+        self.num("job_lease_ms")
+    }
+
     pub fn web(&self) -> Result<bos_web::WebConfig> {
         Ok(bos_web::WebConfig {
             secure_cookies: self.secure_cookies(),
@@ -183,7 +190,8 @@ impl Config {
             body_limit_bytes: self.num("body_limit_kb")? as usize * 1024,
             import_limit_bytes: self.num("import_limit_mb")? as u64 * 1024 * 1024,
             import_dir: Path::new(self.get("data_dir")).join("imports"),
-            nudge_send_timeout_ms: 30_000,
+            nudge_send_timeout_ms: (self.num("nudge_send_timeout_seconds")? * 1000) as u64,
+            nudge_sending_lease_ms: self.num("nudge_sending_lease_ms")?,
             twilio_base_url: self
                 .get("twilio_base_url")
                 .trim_end_matches('/')

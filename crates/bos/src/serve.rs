@@ -75,7 +75,13 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
     // other with LISTEN/NOTIFY). Jobs scheduled through the app state's
     // scheduler wake it in-process.
-    let runner = job_handlers(&state, state.scheduler.runner(RunnerConfig::default()))
+    let lease_ms = c.job_lease_ms()?;
+    let runner_config = RunnerConfig {
+        lease_ms,
+        reclaim_every_ms: lease_ms.min(RunnerConfig::default().reclaim_every_ms),
+        ..RunnerConfig::default()
+    };
+    let runner = job_handlers(&state, state.scheduler.runner(runner_config))
         .start()
         .await
         .context("cannot start the job runner")?;

@@ -24,6 +24,10 @@ const KILLS: usize = 5;
 const SENDERS: usize = 16;
 
 fn start(url: &str, dir: &std::path::Path, addr: &str) -> Child {
+    start_with(url, dir, addr, &[])
+}
+
+fn start_with(url: &str, dir: &std::path::Path, addr: &str, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_bos"))
         .arg("serve")
         .arg("--listen")
@@ -32,6 +36,7 @@ fn start(url: &str, dir: &std::path::Path, addr: &str) -> Child {
         .arg(dir)
         .env("DATABASE_URL", url)
         .env("BOS_LOG", "error")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -203,4 +208,236 @@ fn unsafe_free_sigterm(child: &mut Child) {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
+}
+
+/// RELIABILITY R8: 1,000 nudges go out over SMTP (a fake server in this
+/// process) from a real `bos serve` that is SIGKILLed 10 times while it
+/// sends, including between the provider's answer and our commit. Pass: no
+/// message reaches the provider twice; every send ends `sent` or, when a
+/// kill left its outcome open, `unknown` (shown, never retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nudges_are_never_sent_twice_across_ten_kills_in_the_send_window() {
+    use bos_channels::fake::FakeSmtp;
+    use bos_core::nudge::{Campaign, Channel, Step, StopConditions, Trigger, Variant};
+    use bos_store::nudge::{CampaignStatus, ChannelConfig};
+    const SENDS: usize = 1_000;
+    const NUDGE_KILLS: usize = 10;
+
+    let smtp = FakeSmtp::start().await;
+    let (url, _guard) = bos_store::testing::fresh_url().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("bos-r8-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = StoreOptions {
+        url: url.clone(),
+        max_connections: 4,
+    };
+    let store = Store::open(&opts).await.unwrap();
+    let org = store
+        .create_org(
+            &bos_core::OrgName::parse("R8 Test").unwrap(),
+            &bos_core::Slug::parse("r8-test").unwrap(),
+            0,
+        )
+        .await
+        .unwrap();
+    let secret = Secret::from_bytes(vec![9u8; 32]).unwrap();
+    let src = store
+        .create_source(
+            org.id,
+            NewSource {
+                kind: SourceKind::Webhook,
+                name: "r8".into(),
+                secret: Some(secret.encode()),
+                key_hash: None,
+                config: None,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let campaign = Campaign {
+        name: "Welcome".into(),
+        trigger: Trigger::Event {
+            name: "trial.started".into(),
+        },
+        steps: vec![Step {
+            delay_ms: 60_000,
+            channel: Channel::Email,
+            variants: vec![Variant {
+                name: "A".into(),
+                weight: 1,
+                subject: Some("Welcome aboard".into()),
+                body: "Reply to this email if you need anything.".into(),
+            }],
+        }],
+        stop: StopConditions::default(),
+        quiet_hours: None,
+        max_attempts: 5,
+        reentry_cooldown_ms: 0,
+    };
+    campaign.validate(&[]).unwrap();
+    let campaign_id = uuid::Uuid::now_v7();
+    store
+        .put_campaign(org.id, campaign_id, &campaign, CampaignStatus::Active, 0)
+        .await
+        .unwrap();
+    store
+        .put_channel_config(
+            org.id,
+            Channel::Email,
+            &ChannelConfig::Smtp {
+                host: "127.0.0.1".into(),
+                port: smtp.port(),
+                tls: "none".into(),
+                username: None,
+                password: None,
+                from: "Shop <shop@example.com>".into(),
+                mailgun_signing_key: None,
+                postmark_password: None,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [
+        ("BOS_ALLOW_PRIVATE_OUTBOUND", "true"),
+        // A crashed send is called unknown one second after its claim
+        // (sends to the local fake take milliseconds).
+        ("BOS_NUDGE_SENDING_LEASE_MS", "1000"),
+        // A killed server's claimed jobs are taken over after two seconds.
+        ("BOS_JOB_LEASE_MS", "2000"),
+    ];
+    let mut child = start_with(&url, &dir, &addr, &env);
+    let path = format!("/hooks/{}", src.id);
+    // The trial started five minutes ago, so each step is due at once.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 300;
+    let stamp = bos_web::api::rfc3339(started as i64 * 1000);
+    // The provider side: deliver every event, retrying like a provider.
+    let sender = {
+        let (addr, secret) = (addr.clone(), Arc::new(secret));
+        tokio::spawn(async move {
+            for i in 0..SENDS {
+                let id = format!("r8_{i:05}");
+                let body = serde_json::json!({
+                    "type": "trial.started",
+                    "timestamp": stamp,
+                    "data": {"email": format!("t{i}@r8.test")}
+                })
+                .to_string()
+                .into_bytes();
+                loop {
+                    let ts = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64;
+                    let sig = standard_webhooks::sign(&secret, &id, ts, &body);
+                    let headers = format!(
+                        "webhook-id: {id}\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: {sig}\r\n"
+                    );
+                    match deliver(&addr, &path, &headers, &body).await {
+                        Some(s) if (200..300).contains(&s) => break,
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            }
+        })
+    };
+    // Kill the server each time another tenth of the messages reached the
+    // provider: in the middle of the send stream, so some kills land
+    // between a provider's answer and our commit.
+    let mut kills = 0;
+    for k in 1..=NUDGE_KILLS {
+        let at = SENDS * k / (NUDGE_KILLS + 2);
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while smtp.attempts() < at && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        child.kill().expect("SIGKILL bos serve");
+        child.wait().unwrap();
+        kills += 1;
+        child = start_with(&url, &dir, &addr, &env);
+    }
+    sender.await.unwrap();
+    // Wait for the last server to finish: every step claimed and settled
+    // (the sweep turns the killed servers' open sends into unknown).
+    let store = Store::open(&opts).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut x;
+    loop {
+        x = store
+            .campaign_executions(org.id, campaign_id, 10_000)
+            .await
+            .unwrap();
+        let open = x
+            .iter()
+            .filter(|e| e.status == "sending" || e.status == "retrying")
+            .count();
+        if x.len() == SENDS && open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled: {} executions, {open} open",
+            x.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    unsafe_free_sigterm(&mut child);
+    assert_eq!(kills, NUDGE_KILLS);
+    // One execution per customer and step (the idempotency key)...
+    let mut keys: Vec<_> = x.iter().map(|e| e.enrollment_id).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), SENDS);
+    // ...and no message at the provider twice.
+    let mails = smtp.messages();
+    let mut ids: Vec<String> = mails
+        .iter()
+        .filter_map(|m| {
+            m.data
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        mails.len(),
+        "every message carries our Message-ID"
+    );
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "0 sent twice");
+    let sent = x.iter().filter(|e| e.status == "sent").count();
+    let unknown = x.iter().filter(|e| e.status == "unknown").count();
+    assert_eq!(sent + unknown, SENDS, "only sent or unknown: {x:?}");
+    // Every `sent` one reached the provider; the provider holds nothing we
+    // did not claim.
+    for e in x.iter().filter(|e| e.status == "sent") {
+        assert!(
+            ids.iter().any(|l| l.contains(&e.message_id)),
+            "sent but not at the provider: {}",
+            e.message_id
+        );
+    }
+    assert!(mails.len() <= SENDS);
+    eprintln!(
+        "R8: {SENDS} sends, {kills} kills: {sent} sent, {unknown} unknown, {} at the provider, 0 twice",
+        mails.len()
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -46,6 +46,9 @@ pub struct NudgeConfig {
     pub allow_private_hosts: bool,
     /// Waits between attempts of a failing send.
     pub backoff: Backoff,
+    /// A send still `sending` this long after its claim was cut off by a
+    /// crash (longer than any send takes, so a live send is never swept).
+    pub sending_lease_ms: Millis,
 }
 
 impl Default for NudgeConfig {
@@ -62,6 +65,7 @@ impl Default for NudgeConfig {
                 factor: 2,
                 max_ms: 3_600_000,
             },
+            sending_lease_ms: bos_store::nudge::SENDING_LEASE_MS,
         }
     }
 }
@@ -350,7 +354,10 @@ impl Nudger {
 
     /// Marks sends cut off by a crash as `unknown` (RELIABILITY R8).
     pub async fn sweep(&self) -> Result<u64, StoreError> {
-        let n = self.store().sweep_sending(self.now()).await?;
+        let n = self
+            .store()
+            .sweep_sending(self.now(), self.shared.config.sending_lease_ms)
+            .await?;
         if n > 0 {
             tracing::warn!(
                 count = n,
@@ -360,15 +367,19 @@ impl Nudger {
         Ok(n)
     }
 
-    /// Sweeps now and every minute until the returned handle is aborted.
+    /// Sweeps now and then every half lease (at most every minute) until
+    /// the returned handle is aborted.
     pub fn start_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
+        let every = Duration::from_millis(
+            (self.shared.config.sending_lease_ms / 2).clamp(200, 60_000) as u64,
+        );
         tokio::spawn(async move {
             loop {
                 if let Err(e) = me.sweep().await {
                     tracing::warn!(error = %e, "nudge sweep failed");
                 }
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(every).await;
             }
         })
     }

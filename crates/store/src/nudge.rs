@@ -1270,16 +1270,17 @@ impl crate::Store {
         })
     }
 
-    /// Executions left `sending` longer than [`SENDING_LEASE_MS`] were cut
-    /// off by a crash: they become `unknown` (every tenant; a system task).
-    pub async fn sweep_sending(&self, now: Millis) -> Result<u64, StoreError> {
+    /// Executions left `sending` longer than `lease_ms` (by default
+    /// [`SENDING_LEASE_MS`]) were cut off by a crash: they become `unknown`
+    /// (every tenant; a system task).
+    pub async fn sweep_sending(&self, now: Millis, lease_ms: Millis) -> Result<u64, StoreError> {
         write_db!(self, |db| async move {
             db.exec(
                 q("update nudge_executions set status = 'unknown', \
                    error = 'the process stopped while sending; the provider may have sent it, so it is not sent again', \
                    sent_at = coalesce(sent_at, updated_at), updated_at = $1 where status = 'sending' and updated_at < $2")
                 .bind(now)
-                .bind(now - SENDING_LEASE_MS),
+                .bind(now - lease_ms.max(0)),
             )
             .await
         })

@@ -687,10 +687,11 @@ async fn apply_one<D: Db>(
         }
         _ => {}
     }
+    // Named events: Segment `track` calls and the types of generic webhooks.
     if let Some(name) = sig
         .event_name
         .as_deref()
-        .filter(|_| sig.event_type == "track")
+        .filter(|_| matches!(sig.event_type, "track" | "webhook"))
     {
         crate::nudge::trigger_tx(
             db,

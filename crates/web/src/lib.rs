@@ -65,6 +65,9 @@ pub struct WebConfig {
     /// How long a provider may take to answer one send before its outcome
     /// is called unknown.
     pub nudge_send_timeout_ms: u64,
+    /// A nudge still `sending` this long after its claim was cut off by a
+    /// crash and becomes `unknown`.
+    pub nudge_sending_lease_ms: i64,
 }
 
 impl Default for WebConfig {
@@ -80,6 +83,7 @@ impl Default for WebConfig {
             twilio_base_url: "https://api.twilio.com".into(),
             allow_private_outbound: false,
             nudge_send_timeout_ms: 30_000,
+            nudge_sending_lease_ms: bos_store::nudge::SENDING_LEASE_MS,
         }
     }
 }
@@ -118,6 +122,7 @@ impl AppState {
                 twilio_base_url: config.twilio_base_url.clone(),
                 allow_private_hosts: config.allow_private_outbound,
                 send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
+                sending_lease_ms: config.nudge_sending_lease_ms,
                 ..Default::default()
             },
         );
