@@ -23,6 +23,8 @@ pub mod intake;
 pub mod jobs;
 mod migrate;
 pub mod nudge;
+/// Channel settings with their webhook keys, opt-out reads (NU3/NU4).
+pub mod nudge_hooks;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.
 pub mod pipeline;
 mod sql;

@@ -25,6 +25,9 @@ pub mod import;
 /// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
 /// Shopify webhooks, public web forms.
 pub mod intake;
+/// Nudge webhooks (Twilio, Mailgun, Postmark), open and click tracking,
+/// and the unsubscribe page.
+pub mod nudge_hooks;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
 /// The server-rendered UI: login, organization switcher, settings.
@@ -104,6 +107,8 @@ pub struct AppState {
     pub nudger: bos_engine::nudge::Nudger,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
+    /// Mailgun webhook tokens already used (each delivery is accepted once).
+    pub(crate) mailgun_tokens: Arc<nudge_hooks::ReplayGuard>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
@@ -131,6 +136,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(ops::Metrics::default()),
             form_limiter: Arc::new(intake::FormLimiter::default()),
+            mailgun_tokens: Arc::new(nudge_hooks::ReplayGuard::default()),
             passwords: Arc::new(auth::password::Hasher::new()),
         }
     }
@@ -149,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ui::router())
         .merge(ops::router())
         .merge(intake::router())
+        .merge(nudge_hooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

@@ -3,6 +3,8 @@
 //! `OpenApiRouter` builds the router and the OpenAPI 3.1 document together,
 //! so the document cannot drift from the routes.
 
+/// Channel settings (SMTP, Twilio, the development sink) and opt-outs.
+pub mod channels;
 /// Contacts import: upload a CSV, follow it, read its summary.
 pub mod imports;
 /// Intake administration: delivery log, replay, intent rules, lead settings.
@@ -47,7 +49,8 @@ use utoipa_axum::routes;
         (name = "keys", description = "API keys (admin scope)"),
         (name = "customers", description = "God View: one customer across every platform"),
         (name = "sources", description = "Intake sources and their credentials (admin scope)"),
-        (name = "leads", description = "Leads: intent, state, history and quick actions")
+        (name = "leads", description = "Leads: intent, state, history and quick actions"),
+        (name = "channels", description = "How nudges are sent (SMTP, Twilio) and who opted out (admin scope)")
     )
 )]
 struct ApiDoc;
@@ -96,6 +99,9 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(leads::list))
         .routes(routes!(leads::get_one))
         .routes(routes!(leads::act))
+        .routes(routes!(channels::list))
+        .routes(routes!(channels::put))
+        .routes(routes!(channels::opt_outs, channels::set_opt_out))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();

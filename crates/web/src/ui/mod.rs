@@ -6,6 +6,7 @@
 //! import's progress live.
 
 mod account;
+mod channels;
 mod customers;
 mod home;
 mod identity_rules;
@@ -222,6 +223,24 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             "/settings/intake/leads",
             false,
             post(intake_rules::save_lead_settings),
+        ),
+        r(
+            Method::GET,
+            "/settings/channels",
+            false,
+            get(channels::page),
+        ),
+        r(
+            Method::POST,
+            "/settings/channels/email",
+            false,
+            post(channels::save_email),
+        ),
+        r(
+            Method::POST,
+            "/settings/channels/sms",
+            false,
+            post(channels::save_sms),
         ),
         r(Method::GET, "/account", false, get(account::page)),
         r(

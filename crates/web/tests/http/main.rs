@@ -8,6 +8,7 @@ mod forms;
 mod imports;
 mod intake;
 mod leads;
+mod nudge_hooks;
 mod nudges;
 mod pipeline;
 mod sessions;

@@ -133,6 +133,26 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         // {"success": true} (tests/http/forms.rs).
         (("POST", "/f/{form_key}"), Public),
         (("OPTIONS", "/f/{form_key}"), Public),
+        // Channels: settings and opt-outs of the caller's own tenant.
+        (("GET", "/settings/channels"), OwnTenant),
+        (("POST", "/settings/channels/email"), OwnTenant),
+        (("POST", "/settings/channels/sms"), OwnTenant),
+        (("GET", "/api/v1/settings/channels"), OwnTenant),
+        (("PUT", "/api/v1/settings/channels/{channel}"), OwnTenant),
+        (("GET", "/api/v1/opt-outs"), OwnTenant),
+        (("POST", "/api/v1/opt-outs"), OwnTenant),
+        // Nudge webhooks, tracking and unsubscribe: no session or API key;
+        // the hook key or the message's 128-bit token names the tenant, and
+        // the provider's signature (or the token) authenticates
+        // (tests/http/nudge_hooks.rs).
+        (("POST", "/hooks/twilio/{hook_key}/sms"), Public),
+        (("POST", "/hooks/twilio/{hook_key}/status"), Public),
+        (("POST", "/hooks/mailgun/{hook_key}"), Public),
+        (("POST", "/hooks/postmark/{hook_key}"), Public),
+        (("GET", "/t/o/{token}"), Public),
+        (("GET", "/t/c/{token}"), Public),
+        (("GET", "/u/{token}"), Public),
+        (("POST", "/u/{token}"), Public),
         (("GET", "/api/v1/openapi.json"), Public),
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
@@ -162,6 +182,11 @@ fn all_routes() -> Vec<(String, String)> {
             .map(|p| ("GET".to_string(), p.to_string())),
     );
     out.push(("GET".into(), "/assets/{file}".into()));
+    out.extend(
+        bos_web::nudge_hooks::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string())),
+    );
     out.extend(
         bos_web::intake::ROUTES
             .iter()
@@ -302,7 +327,28 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap()[0]
         .id;
+    // A's channel settings: a canary SMTP host and its webhook key.
+    let a_hook = app
+        .store()
+        .put_channel_config(
+            a.id,
+            bos_core::nudge::Channel::Email,
+            &bos_store::nudge::ChannelConfig::Smtp {
+                host: "smtp.canary-a7x9.example".into(),
+                port: 587,
+                tls: "starttls".into(),
+                username: Some("canary-a7x9-user".into()),
+                password: Some("canary-a7x9-password".into()),
+                from: "Canary A7x9 <shop@canary-a7x9.example>".into(),
+                mailgun_signing_key: None,
+                postmark_password: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
     let canaries = [
+        &a_hook,
         "Canary A7x9",
         "canary-a7x9",
         "Canaryson",

@@ -1,0 +1,738 @@
+//! The nudge engine's public endpoints (SPEC NU3/NU4): provider webhooks
+//! (Twilio inbound SMS and status callbacks, Mailgun and Postmark inbound
+//! email), the open pixel, click-through redirects and the unsubscribe page
+//! with RFC 8058 one-click.
+//!
+//! None of them takes a session or an API key. A webhook URL carries the
+//! channel's hook key (`/hooks/twilio/{hook_key}/sms`), which names the
+//! tenant and channel and nothing else: the provider's own credential
+//! authenticates the request (Twilio's signature with the tenant's Auth
+//! Token, Mailgun's signature with the tenant's signing key, Postmark's
+//! basic-auth password), checked over the raw body before anything is
+//! written (RELIABILITY S1). An unknown key is a bare 404. Tracking and
+//! unsubscribe URLs carry an execution's 128-bit token (32 hex characters);
+//! anything else is 404 without a database read. None of these POSTs uses
+//! the session's CSRF token: they are not cookie-authenticated, and the
+//! CSRF sweep (tests/http/sessions.rs) covers the UI route table only, where
+//! these routes are not.
+//!
+//! Errors are problem+json without tenant data; a bad body is never a 500.
+//! Status codes follow each provider's retry rules: Mailgun does not retry a
+//! 406, Postmark does not retry a 403.
+
+use crate::auth::constant_time_eq;
+use crate::error::AppError;
+use crate::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use bos_channels::{keywords, mailgun, postmark, twilio, DeliveryStatus, InboundEmail, Keyword};
+use bos_core::nudge::Channel;
+use bos_store::nudge::{ChannelConfig, InboundMessage};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// Every public route of this module, for the router and the tenant matrix.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/hooks/twilio/{hook_key}/sms"),
+    ("POST", "/hooks/twilio/{hook_key}/status"),
+    ("POST", "/hooks/mailgun/{hook_key}"),
+    ("POST", "/hooks/postmark/{hook_key}"),
+    ("GET", "/t/o/{token}"),
+    ("GET", "/t/c/{token}"),
+    ("GET", "/u/{token}"),
+    ("POST", "/u/{token}"),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/hooks/twilio/{hook_key}/sms", post(twilio_sms))
+        .route("/hooks/twilio/{hook_key}/status", post(twilio_status))
+        .route("/hooks/mailgun/{hook_key}", post(mailgun_inbound))
+        .route("/hooks/postmark/{hook_key}", post(postmark_inbound))
+        .route("/t/o/{token}", get(open_pixel))
+        .route("/t/c/{token}", get(click))
+        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe_post))
+}
+
+/// Mailgun signs a timestamp; older (or further in the future) than this
+/// and the delivery is refused as a replay.
+pub const MAILGUN_MAX_AGE_S: i64 = 5 * 60;
+
+/// Mailgun tokens already used, so each signed delivery is accepted once.
+///
+/// In memory, per process: a token is remembered for twice the timestamp
+/// tolerance (after which the timestamp check refuses it anyway), expired
+/// entries are dropped as new ones arrive, and at most [`Self::CAP`] are
+/// kept — past that, new deliveries are refused (fail closed; Mailgun
+/// retries them). With several replicas a replay could reach another
+/// process within the 5 minutes; storing a message twice is still
+/// prevented by the store's dedupe on the Message-Id.
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+impl ReplayGuard {
+    pub const CAP: usize = 100_000;
+    const TTL_MS: i64 = 2 * MAILGUN_MAX_AGE_S * 1000;
+
+    /// Records `key` as used; false when it was used already (or the set
+    /// is full).
+    pub fn claim(&self, key: &str, now: i64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(exp) = seen.get(key) {
+            if *exp > now {
+                return false;
+            }
+        }
+        if seen.len() >= Self::CAP {
+            seen.retain(|_, exp| *exp > now);
+            if seen.len() >= Self::CAP {
+                return false;
+            }
+        } else if seen.len() & 1023 == 0 {
+            seen.retain(|_, exp| *exp > now);
+        }
+        seen.insert(key.to_string(), now + Self::TTL_MS);
+        true
+    }
+
+    /// Forgets `key`: the delivery it came with was not stored (database
+    /// unavailable), so the provider's retry must be accepted.
+    pub fn release(&self, key: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+type Body = Result<Bytes, BytesRejection>;
+
+/// A 32-character lowercase hex token (hook keys, tracking tokens).
+fn is_token(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A problem+json answer with a status AppError has no variant for.
+fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": format!("urn:bos:problem:{}", title.to_lowercase().replace(' ', "-")),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut res = (status, body.to_string()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+/// Unknown hook key: nothing to say.
+fn bare_not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+fn unauthorized(detail: &str) -> Response {
+    AppError::Unauthorized(detail.to_string()).into_response()
+}
+
+/// The raw body, or 413 when it is over the server's body limit.
+#[allow(clippy::result_large_err)]
+fn body(b: Body) -> Result<Bytes, Response> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::body_too_large().into_response()
+        } else {
+            AppError::BadRequest(e.body_text()).into_response()
+        }
+    })
+}
+
+/// The tenant and settings a webhook's key names, for the expected channel.
+/// (The error is the finished answer; a boxed one would only add noise.)
+#[allow(clippy::result_large_err)]
+async fn hook(
+    st: &AppState,
+    key: &str,
+    channel: Channel,
+) -> Result<(Uuid, ChannelConfig), Response> {
+    if !is_token(key) {
+        return Err(bare_not_found());
+    }
+    match st.store.channel_by_hook(key.to_string()).await {
+        Ok(Some((org, ch, cfg))) if ch == channel => Ok((org, cfg)),
+        Ok(_) => Err(bare_not_found()),
+        Err(e) => Err(AppError::from(e).into_response()),
+    }
+}
+
+/// A store failure while handling a webhook: 503 for an outage (the
+/// provider retries), a sentence for a message we cannot store.
+fn store_failure(e: bos_store::StoreError, invalid_status: StatusCode) -> Response {
+    match AppError::from(e) {
+        AppError::Invalid { detail, .. } => problem(invalid_status, "Invalid message", &detail),
+        other => other.into_response(),
+    }
+}
+
+// ------------------------------------------------------------------ Twilio
+
+/// The URL Twilio signed: the public URL plus the path and query called.
+/// Only this URL (and its default-port variant) is accepted; a proxy that
+/// rewrites the host does not change what is checked.
+fn signed_url(st: &AppState, uri: &Uri) -> String {
+    let base = st.config.public_url.trim_end_matches('/');
+    let pq = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or_else(|| uri.path());
+    format!("{base}{pq}")
+}
+
+/// Checks `X-Twilio-Signature` and returns the form's parameters.
+#[allow(clippy::result_large_err)]
+fn twilio_verified(
+    st: &AppState,
+    cfg: &ChannelConfig,
+    uri: &Uri,
+    headers: &HeaderMap,
+    b: &[u8],
+) -> Result<Vec<(String, String)>, Response> {
+    const HOW: &str = "Twilio signs every webhook with the account's Auth Token; \
+                       save that Auth Token under Settings → Channels → SMS.";
+    let ChannelConfig::Twilio { auth_token, .. } = cfg else {
+        return Err(unauthorized(&format!(
+            "The request did not verify: this channel does not use Twilio. {HOW}"
+        )));
+    };
+    let Some(sig) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Err(unauthorized(&format!(
+            "The request did not verify: the X-Twilio-Signature header is missing. {HOW}"
+        )));
+    };
+    let params = twilio::parse_form(b);
+    if !twilio::verify(auth_token, &signed_url(st, uri), &params, sig) {
+        return Err(unauthorized(&format!(
+            "The request did not verify: X-Twilio-Signature does not match. {HOW}"
+        )));
+    }
+    Ok(params)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// TwiML: `<Response/>` (no reply), or one message back.
+fn twiml(reply: Option<String>) -> Response {
+    let body = match reply {
+        None => r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_string(),
+        Some(text) => format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>{}</Message></Response>"#,
+            xml_escape(&text)
+        ),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"))],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST /hooks/twilio/{hook_key}/sms`: an inbound SMS. Stored once per
+/// `MessageSid` on the sender's timeline (found or created by phone); STOP
+/// opts the number out of SMS, START opts it back in, HELP is answered.
+/// STOP and START get no reply of ours: Twilio confirms them itself.
+async fn twilio_sms(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    b: Body,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (org, cfg) = match hook(&st, &key, Channel::Sms).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let params = match twilio_verified(&st, &cfg, &uri, &headers, &b) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let sms = match twilio::inbound_sms(&params) {
+        Ok(s) => s,
+        Err(e) => {
+            return AppError::BadRequest(format!("The inbound SMS could not be read: {e}."))
+                .into_response()
+        }
+    };
+    let kw = keywords::keyword(&sms.body);
+    let opt = match kw {
+        Some(Keyword::Stop) => Some(true),
+        Some(Keyword::Start) => Some(false),
+        _ => None,
+    };
+    let msg = InboundMessage {
+        channel: Channel::Sms,
+        from: sms.from,
+        to: sms.to,
+        subject: None,
+        text: sms.body,
+        provider_id: sms.message_sid,
+        provider: "twilio".into(),
+        in_reply_to: Vec::new(),
+        opt,
+    };
+    if let Err(e) = st.store.inbound_message(org, msg, st.now()).await {
+        return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    if kw == Some(Keyword::Help) {
+        let name = st.store.org(org).await.map(|o| o.name).unwrap_or_default();
+        let who = if name.is_empty() {
+            String::new()
+        } else {
+            format!("{name}: ")
+        };
+        return twiml(Some(format!(
+            "{who}reply STOP to unsubscribe, START to subscribe again."
+        )));
+    }
+    twiml(None)
+}
+
+/// Our execution status for a Twilio delivery status, or `None` for the
+/// ones before `sent` (not stored: the row is `sent` once Twilio took it).
+fn our_status(s: DeliveryStatus) -> Option<&'static str> {
+    match s {
+        DeliveryStatus::Sent => Some("sent"),
+        DeliveryStatus::Delivered | DeliveryStatus::Read => Some("delivered"),
+        DeliveryStatus::Undelivered => Some("undelivered"),
+        DeliveryStatus::Failed | DeliveryStatus::Canceled => Some("failed"),
+        DeliveryStatus::Queued
+        | DeliveryStatus::Sending
+        | DeliveryStatus::Accepted
+        | DeliveryStatus::Scheduled => None,
+    }
+}
+
+/// `POST /hooks/twilio/{hook_key}/status`: a delivery status callback,
+/// applied forward only (a late `sent` after `delivered` changes nothing).
+async fn twilio_status(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    b: Body,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (org, cfg) = match hook(&st, &key, Channel::Sms).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let params = match twilio_verified(&st, &cfg, &uri, &headers, &b) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let update = match twilio::status_update(&params) {
+        Ok(u) => u,
+        Err(e) => {
+            return AppError::BadRequest(format!("The status callback could not be read: {e}."))
+                .into_response()
+        }
+    };
+    if let Some(status) = our_status(update.status) {
+        let error = match (update.status, update.error_code) {
+            (_, Some(code)) => Some(format!("Twilio error {code}")),
+            (DeliveryStatus::Canceled, None) => Some("canceled".to_string()),
+            _ => None,
+        };
+        if let Err(e) = st
+            .store
+            .delivery_status(org, update.message_sid, status.into(), error, st.now())
+            .await
+        {
+            return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    }
+    StatusCode::OK.into_response()
+}
+
+// ------------------------------------------------------------------- email
+
+/// An inbound email as the store takes it.
+fn email_message(mail: InboundEmail, provider: &str) -> InboundMessage {
+    let opt = keywords::is_email_unsubscribe(&mail.subject, &mail.text).then_some(true);
+    let mut in_reply_to: Vec<String> = mail.in_reply_to.into_iter().collect();
+    // The nearest ancestors first: References lists the oldest first.
+    in_reply_to.extend(mail.references.into_iter().rev());
+    InboundMessage {
+        channel: Channel::Email,
+        from: mail.from,
+        to: mail.to,
+        subject: Some(mail.subject),
+        text: mail.text,
+        provider_id: mail.provider_message_id,
+        provider: provider.into(),
+        in_reply_to,
+        opt,
+    }
+}
+
+fn not_acceptable(detail: &str) -> Response {
+    problem(StatusCode::NOT_ACCEPTABLE, "Not acceptable", detail)
+}
+
+/// `POST /hooks/mailgun/{hook_key}`: a Mailgun inbound route's `forward()`.
+/// The signature (HMAC of timestamp + token with the signing key) must
+/// verify, the timestamp be within 5 minutes of the app clock, and the
+/// token unused. 406 (not retried) for a body that cannot be used.
+async fn mailgun_inbound(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (org, cfg) = match hook(&st, &key, Channel::Email).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let signing_key = match &cfg {
+        ChannelConfig::Smtp {
+            mailgun_signing_key: Some(k),
+            ..
+        } if !k.is_empty() => k.clone(),
+        _ => return not_acceptable(
+            "This channel has no Mailgun signing key. Save it under Settings → Channels → Email.",
+        ),
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if ct.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("multipart/")) {
+        return not_acceptable(&format!("{}.", bos_channels::ParseError::Multipart));
+    }
+    const HOW: &str = "Mailgun signs timestamp + token with the HTTP webhook signing key; \
+                       save that key under Settings → Channels → Email.";
+    let fields = twilio::parse_form(&b);
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let (Some(ts), Some(token), Some(sig)) =
+        (field("timestamp"), field("token"), field("signature"))
+    else {
+        return unauthorized(&format!(
+            "The request did not verify: timestamp, token and signature are required. {HOW}"
+        ));
+    };
+    let now = st.now();
+    if !mailgun::verify(&signing_key, ts, token, sig, now / 1000, MAILGUN_MAX_AGE_S) {
+        return unauthorized(&format!(
+            "The request did not verify: the signature does not match or the timestamp is more \
+             than 5 minutes from now. {HOW}"
+        ));
+    }
+    let replay_key = format!("{org}:{token}");
+    if !st.mailgun_tokens.claim(&replay_key, now) {
+        return unauthorized("The request did not verify: this token was used already.");
+    }
+    let mail = match mailgun::parse(ct, &b) {
+        Ok((mail, _)) => mail,
+        Err(e) => return not_acceptable(&format!("The inbound email could not be read: {e}.")),
+    };
+    match st
+        .store
+        .inbound_message(org, email_message(mail, "mailgun"), now)
+        .await
+    {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(bos_store::StoreError::Invalid(detail)) => not_acceptable(&detail),
+        Err(e) => {
+            st.mailgun_tokens.release(&replay_key);
+            AppError::from(e).into_response()
+        }
+    }
+}
+
+/// `user:password` from an `Authorization: Basic` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = h.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()
+}
+
+/// `POST /hooks/postmark/{hook_key}`: Postmark inbound JSON, authenticated
+/// by the basic-auth credentials in the webhook URL
+/// (`postmark:{password}`), compared in constant time.
+async fn postmark_inbound(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (org, cfg) = match hook(&st, &key, Channel::Email).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let password = match &cfg {
+        ChannelConfig::Smtp {
+            postmark_password: Some(p),
+            ..
+        } if !p.is_empty() => p.clone(),
+        _ => {
+            // 403: Postmark stops retrying.
+            return AppError::Forbidden(
+                "This channel has no Postmark password. Save one under Settings → Channels → Email."
+                    .into(),
+            )
+            .into_response();
+        }
+    };
+    let expected = format!("postmark:{password}");
+    let ok =
+        basic_credentials(&headers).is_some_and(|got| constant_time_eq(&got, expected.as_bytes()));
+    if !ok {
+        let mut res = unauthorized(
+            "The request did not verify. Use the webhook URL shown under Settings → Channels → \
+             Email, with postmark:PASSWORD@ in it.",
+        );
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"bos\""),
+        );
+        return res;
+    }
+    let mail = match postmark::parse(&b) {
+        Ok(m) => m,
+        Err(e) => {
+            return AppError::BadRequest(format!("The inbound email could not be read: {e}."))
+                .into_response()
+        }
+    };
+    match st
+        .store
+        .inbound_message(org, email_message(mail, "postmark"), st.now())
+        .await
+    {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => store_failure(e, StatusCode::UNPROCESSABLE_ENTITY),
+    }
+}
+
+// ------------------------------------------------------ tracking, unsubscribe
+
+/// A 1×1 transparent GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+fn page_not_found() -> Response {
+    crate::ui::error_page(&AppError::NotFound)
+}
+
+/// `GET /t/o/{token}`: the open pixel. Always the GIF (an unknown token
+/// too, so mail clients show nothing broken); the open is recorded once.
+async fn open_pixel(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    if !is_token(&token) {
+        return page_not_found();
+    }
+    if let Err(e) = st.store.track_open(token, st.now()).await {
+        tracing::warn!(error = %e, "open pixel not recorded");
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/gif")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        PIXEL,
+    )
+        .into_response()
+}
+
+/// `GET /t/c/{token}`: records the click and redirects to the link stored
+/// with that token, never anywhere else (no open redirect).
+async fn click(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    if !is_token(&token) {
+        return page_not_found();
+    }
+    let url = match st.store.track_click(token, st.now()).await {
+        Ok(Some(url)) => url,
+        Ok(None) => return page_not_found(),
+        Err(e) => return crate::error::PageError(e.into()).into_response(),
+    };
+    let lower = url.to_ascii_lowercase();
+    let Ok(location) = HeaderValue::from_str(&url) else {
+        return page_not_found();
+    };
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return page_not_found();
+    }
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "unsubscribe.html")]
+struct UnsubscribePage {
+    css: &'static str,
+    org_name: String,
+    address: String,
+    channel: &'static str,
+    token: String,
+    /// `ask`, `already` or `done`.
+    state: &'static str,
+}
+
+/// `j•••@example.com`, `+•••••••0123`: enough for a person to recognise
+/// their address, not enough to learn someone else's from a forwarded link.
+pub fn mask_address(addr: &str) -> String {
+    if let Some((local, domain)) = addr.split_once('@') {
+        let first: String = local.chars().take(1).collect();
+        return format!("{first}•••@{domain}");
+    }
+    let chars: Vec<char> = addr.chars().collect();
+    let keep = chars.len().min(4);
+    let (head, tail) = chars.split_at(chars.len() - keep);
+    let mut out = String::new();
+    for (i, c) in head.iter().enumerate() {
+        out.push(if i == 0 && *c == '+' { '+' } else { '•' });
+    }
+    out.extend(tail);
+    out
+}
+
+async fn unsubscribe_response(st: &AppState, token: String, post: bool) -> Response {
+    if !is_token(&token) {
+        return page_not_found();
+    }
+    let target = match st.store.unsubscribe_target(token.clone()).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return page_not_found(),
+        Err(e) => return crate::error::PageError(e.into()).into_response(),
+    };
+    let (_, org_name, channel, address, already) = target;
+    let state = if post {
+        match st.store.unsubscribe(token.clone(), st.now()).await {
+            Ok(true) => "done",
+            Ok(false) => return page_not_found(),
+            Err(e) => return crate::error::PageError(e.into()).into_response(),
+        }
+    } else if already {
+        "already"
+    } else {
+        "ask"
+    };
+    crate::ui::render(&UnsubscribePage {
+        css: crate::assets::url("app.css"),
+        org_name,
+        address: mask_address(&address),
+        channel: if channel == Channel::Sms {
+            "text messages"
+        } else {
+            "emails"
+        },
+        token,
+        state,
+    })
+}
+
+/// `GET /u/{token}`: the unsubscribe page, one button.
+async fn unsubscribe_page(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    unsubscribe_response(&st, token, false).await
+}
+
+/// `POST /u/{token}`: the page's button, or an RFC 8058 one-click POST
+/// (`List-Unsubscribe=One-Click`) from a mail provider, with no cookie and
+/// no CSRF token: the token in the URL is the credential. Idempotent.
+async fn unsubscribe_post(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    unsubscribe_response(&st, token, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("0123456789abcdef0123456789abcdef"));
+        assert!(!is_token("0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_token("0123456789abcdef0123456789abcde"));
+        assert!(!is_token("../../etc/passwd"));
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_address("jane@example.com"), "j•••@example.com");
+        assert_eq!(mask_address("+14155550123"), "+•••••••0123");
+        assert_eq!(mask_address("12"), "12");
+    }
+
+    #[test]
+    fn replay_guard_once_then_expires() {
+        let g = ReplayGuard::default();
+        assert!(g.claim("a", 0));
+        assert!(!g.claim("a", 1000));
+        assert!(g.claim("b", 1000));
+        g.release("b");
+        assert!(g.claim("b", 1000));
+        assert!(g.claim("a", ReplayGuard::TTL_MS + 1));
+    }
+
+    #[test]
+    fn statuses_map_forward() {
+        assert_eq!(our_status(DeliveryStatus::Read), Some("delivered"));
+        assert_eq!(our_status(DeliveryStatus::Queued), None);
+        assert_eq!(our_status(DeliveryStatus::Sent), Some("sent"));
+    }
+}
