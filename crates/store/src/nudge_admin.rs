@@ -722,6 +722,7 @@ impl crate::Store {
     /// or else their latest open checkout. `Ok(Err(sentence))` when the
     /// message cannot be rendered for them (a missing value); NotFound when
     /// the customer is not this tenant's.
+    #[allow(clippy::too_many_arguments)]
     pub async fn preview(
         &self,
         org: Uuid,
