@@ -313,6 +313,162 @@ async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyh
     Ok(())
 }
 
+/// Campaigns (NU1, NU5): the owner builds a two-step abandoned-checkout
+/// campaign in the builder, adds a third step without losing what was
+/// typed, saves it as active, and previews step 1 for a real customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
+async fn owner_builds_a_campaign_and_previews_it() -> anyhow::Result<()> {
+    let shots = Screenshots::new("campaigns")?;
+    let (db, base, _port) = start_server().await?;
+    let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
+    db.store
+        .identify(
+            acme.id,
+            &bos_core::identity::IdentityRules::default(),
+            &bos_store::identity::IdentifyInput {
+                identifiers: vec![bos_core::identity::Identifier::new(
+                    bos_core::identity::IdentifierKind::Email,
+                    "maya@example.com",
+                )],
+                traits: bos_store::identity::Traits {
+                    first_name: "Maya".into(),
+                    last_name: "Lopez".into(),
+                    company: String::new(),
+                },
+                source: "browser-test".into(),
+                event: None,
+                now: bos_web::SystemClock.now_ms(),
+            },
+        )
+        .await?;
+    let mut driver = Chromedriver::start(&shots.dir)?;
+    driver.wait_ready().await?;
+    let client = driver.connect().await?;
+    let flow = tokio::spawn(campaign_flow(client.clone(), base, shots));
+    finish(client, flow).await
+}
+
+async fn fill(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
+    let e = wait_css(c, &format!("[name='{name}']")).await?;
+    e.clear().await?;
+    e.send_keys(value).await?;
+    Ok(())
+}
+
+async fn choose(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
+    wait_css(c, &format!("select[name='{name}']"))
+        .await?
+        .select_by_value(value)
+        .await?;
+    Ok(())
+}
+
+async fn campaign_flow(c: Client, base: String, shots: Screenshots) -> anyhow::Result<()> {
+    sign_in(&c, &base).await?;
+    c.find(Locator::Css("nav.sidenav a[href='/campaigns']"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#no-campaigns").await?;
+    shots.save(&c, "01-campaigns-empty").await?;
+    c.find(Locator::Css("#new-campaign")).await?.click().await?;
+    wait_css(&c, "#campaign-form").await?;
+    fill(&c, "name", "Cart rescue").await?;
+    choose(&c, "trigger", "checkout_abandoned").await?;
+    fill(&c, "s0_delay", "1").await?;
+    choose(&c, "s0_unit", "hours").await?;
+    fill(
+        &c,
+        "s0_a_subject",
+        "{{ first_name }}, you left something behind",
+    )
+    .await?;
+    fill(
+        &c,
+        "s0_a_body",
+        "Hi {{ first_name }},\n\nYour cart is still here. Pick up where you left off.\n\nThe Acme team",
+    )
+    .await?;
+    // A second step: the form comes back with step 1 as typed.
+    c.find(Locator::Css("#add-step")).await?.click().await?;
+    wait_css(&c, "[name='s1_delay']").await?;
+    let kept = c
+        .find(Locator::Css("[name='s0_a_subject']"))
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        kept == "{{ first_name }}, you left something behind",
+        "step 1 kept: {kept:?}"
+    );
+    fill(&c, "s1_delay", "1").await?;
+    choose(&c, "s1_unit", "days").await?;
+    choose(&c, "s1_channel", "sms").await?;
+    fill(
+        &c,
+        "s1_a_body",
+        "{{ first_name }}, your Acme cart is waiting. Reply STOP to opt out.",
+    )
+    .await?;
+    // And a third, with an A/B test.
+    c.find(Locator::Css("#add-step")).await?.click().await?;
+    wait_css(&c, "[name='s2_delay']").await?;
+    fill(&c, "s2_delay", "3").await?;
+    choose(&c, "s2_unit", "days").await?;
+    fill(&c, "s2_a_subject", "Last call, {{ first_name }}").await?;
+    fill(&c, "s2_a_body", "Your cart expires soon.").await?;
+    c.find(Locator::Css("[name='s2_b_on']"))
+        .await?
+        .click()
+        .await?;
+    fill(&c, "s2_b_subject", "10% off if you finish today").await?;
+    fill(&c, "s2_b_body", "Use code COMEBACK at checkout.").await?;
+    fill(&c, "s2_split", "60").await?;
+    choose(&c, "status", "active").await?;
+    shots.save(&c, "02-builder").await?;
+    c.find(Locator::Css("#save-campaign"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#campaign-status.cstatus-active").await?;
+    wait_xpath(&c, "//h1[normalize-space()='Cart rescue']").await?;
+    let rows = c.find_all(Locator::Css("#funnel tbody tr")).await?;
+    ensure!(rows.len() == 3, "a funnel row per step, got {}", rows.len());
+    shots.save(&c, "03-campaign").await?;
+    // Preview step 1 for Maya.
+    fill(&c, "preview_email", "maya@example.com").await?;
+    c.find(Locator::Css("#preview-button"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#preview").await?;
+    let subject = wait_css(&c, "#preview-subject").await?.text().await?;
+    ensure!(
+        subject == "Maya, you left something behind",
+        "subject {subject:?}"
+    );
+    wait_css(&c, "iframe#preview-html[sandbox]").await?;
+    c.execute(
+        "document.getElementById('preview').scrollIntoView()",
+        vec![],
+    )
+    .await?;
+    shots.save(&c, "04-preview").await?;
+    c.goto(&format!("{base}/campaigns")).await?;
+    wait_xpath(
+        &c,
+        "//table[@id='campaigns']//a[normalize-space()='Cart rescue']",
+    )
+    .await?;
+    shots.save(&c, "05-campaigns").await?;
+    c.goto(&format!("{base}/outbox")).await?;
+    wait_css(&c, "#outbox-note").await?;
+    shots.save(&c, "06-outbox").await?;
+    Ok(())
+}
+
 async fn god_view_flow(c: Client, base: String, shots: Screenshots) -> anyhow::Result<()> {
     sign_in(&c, &base).await?;
 
