@@ -319,8 +319,11 @@ async fn a_campaign_created_over_the_api_is_listed_with_a_zero_funnel_per_step()
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
+/// Whether an error is the one a case must produce.
+type Is = fn(&CampaignError) -> bool;
+
 /// A broken campaign and the error it must produce.
-fn broken() -> Vec<(Value, fn(&CampaignError) -> bool)> {
+fn broken() -> Vec<(Value, Is)> {
     let with = |f: &dyn Fn(&mut Value)| {
         let mut c = cart_campaign();
         f(&mut c);
