@@ -9,7 +9,7 @@ use crate::support::*;
 use bos_core::identity::{Identifier, IdentifierKind, IdentityRules};
 use bos_core::nudge::{Campaign, CampaignError};
 use bos_core::Role;
-use bos_engine::{Runner, RunnerConfig};
+use bos_engine::Runner;
 use bos_store::identity::{IdentifyInput, Traits};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -62,23 +62,15 @@ async fn created_id(app: &TestApp, key: &str, body: &Value) -> Uuid {
     v["id"].as_str().unwrap().parse().unwrap()
 }
 
-async fn runner(app: &TestApp) -> Runner {
-    app.state
-        .pipeline
-        .handlers(app.state.scheduler.runner(RunnerConfig::default()))
-        .start()
-        .await
-        .unwrap()
-}
-
 /// A tenant with a Shopify source, an admin key and owner session, and an
 /// active cart campaign; `shoppers` abandon a checkout each and so enter
-/// the campaign. Returns (org, key, owner, campaign id, profile ids).
+/// the campaign. Returns (org, key, owner, campaign id, profile ids) and
+/// the job runner (pipeline and nudge sender), settled at the abandonment.
 async fn shop_with_enrolled(
     app: &TestApp,
     org_name: &str,
     shoppers: &[&str],
-) -> (Uuid, String, Browser, Uuid, Vec<Uuid>) {
+) -> (Uuid, String, Browser, Uuid, Vec<Uuid>, Runner) {
     let s = shopify_source(app, org_name, "shpss_campaigns").await;
     let org = app.store().org(s.org).await.unwrap();
     let key = app.key(&org, "admin").await;
@@ -88,7 +80,7 @@ async fn shop_with_enrolled(
     let mut body = cart_campaign();
     body["status"] = json!("active");
     let campaign = created_id(app, &key, &body).await;
-    let runner = runner(app).await;
+    let runner = crate::pipeline::runner(app).await;
     let path = format!("/hooks/shopify/{}", s.id);
     let start = app.state.now();
     for (n, email) in shoppers.iter().enumerate() {
@@ -125,7 +117,7 @@ async fn shop_with_enrolled(
             .expect("the shopper is a customer");
         profiles.push(p);
     }
-    (s.org, key, owner, campaign, profiles)
+    (s.org, key, owner, campaign, profiles, runner)
 }
 
 async fn identify(app: &TestApp, org: Uuid, email: &str, first: &str) -> Uuid {
@@ -741,7 +733,7 @@ async fn a_preview_renders_for_a_real_customer_or_names_the_missing_value() {
 #[tokio::test]
 async fn status_moves_and_archiving_ends_every_active_enrollment() {
     let app = spawn_app().await;
-    let (org, key, owner, campaign, profiles) =
+    let (org, key, owner, campaign, profiles, _runner) =
         shop_with_enrolled(&app, "Camp Status", &["ann@shop.test", "bob@shop.test"]).await;
     let en = app
         .store()
@@ -869,7 +861,7 @@ async fn status_moves_and_archiving_ends_every_active_enrollment() {
 #[tokio::test]
 async fn tenant_b_cannot_see_edit_preview_or_remove_tenant_as_nudges() {
     let app = spawn_app().await;
-    let (a_org, _a_key, a_owner, campaign, profiles) =
+    let (a_org, a_key, a_owner, campaign, profiles, runner) =
         shop_with_enrolled(&app, "Camp Tenant A", &["cust@canary-a.test"]).await;
     let enrollment = app
         .store()
@@ -877,17 +869,20 @@ async fn tenant_b_cannot_see_edit_preview_or_remove_tenant_as_nudges() {
         .await
         .unwrap()[0]
         .id;
-    // The step falls due and is claimed on the development sink: A's outbox
-    // holds it.
+    // Step 1 falls due an hour later and goes to the development sink:
+    // A's outbox holds it, and the figures count it.
     let now = app.state.now() + HOUR;
     app.clock.set_ms(now);
-    app.store()
-        .nudge_step(a_org, enrollment, now, 0, app.base.clone())
-        .await
-        .unwrap();
+    runner.settled(now).await;
     let outbox = app.store().outbox(a_org, 10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].to, "cust@canary-a.test");
+    // Variant A or B, as the split picks.
+    let subject = outbox[0].subject.clone().unwrap_or_default();
+    assert!(
+        ["Jo, your cart is waiting", "Still thinking, Jo?"].contains(&subject.as_str()),
+        "{subject}"
+    );
     let html = app
         .get("/outbox", &a_owner.cookie)
         .await
@@ -895,10 +890,35 @@ async fn tenant_b_cannot_see_edit_preview_or_remove_tenant_as_nudges() {
         .await
         .unwrap();
     assert!(html.contains("cust@canary-a.test"), "A sees its outbox");
+    assert!(html.contains(&subject));
     assert!(html.contains("/settings/channels"));
     let funnel = app.store().campaign_funnel(a_org, campaign).await.unwrap();
     assert_eq!(funnel.len(), 2);
-    assert_eq!(funnel[0].pending, 1, "claimed, not yet sent");
+    assert_eq!((funnel[0].sent, funnel[1].sent), (1, 0), "{funnel:?}");
+    let variants = app.store().variant_stats(a_org, campaign).await.unwrap();
+    assert_eq!(variants.iter().map(|v| v.sent).sum::<i64>(), 1);
+    let html = app
+        .get(&format!("/campaigns/{campaign}"), &a_owner.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"recent\"") && html.contains("cust@canary-a.test"));
+    let v: Value = app
+        .api(
+            Method::GET,
+            &format!("/profiles/{}/nudges", profiles[0]),
+            &a_key,
+        )
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["executions"].as_array().unwrap().len(), 1);
+    assert_eq!(v["enrollments"][0]["next_step"], 2);
 
     let (_b_org, b_key, b) = tenant(&app, "Camp Tenant B").await;
     let html = app.get("/outbox", &b.cookie).await.text().await.unwrap();
