@@ -320,7 +320,7 @@ async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyh
 #[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
 async fn owner_builds_a_campaign_and_previews_it() -> anyhow::Result<()> {
     let shots = Screenshots::new("campaigns")?;
-    let (db, base, _port) = start_server().await?;
+    let (db, base, port) = start_server().await?;
     let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
     db.store
         .identify(
@@ -345,8 +345,178 @@ async fn owner_builds_a_campaign_and_previews_it() -> anyhow::Result<()> {
     let mut driver = Chromedriver::start(&shots.dir)?;
     driver.wait_ready().await?;
     let client = driver.connect().await?;
-    let flow = tokio::spawn(campaign_flow(client.clone(), base, shots));
+    let key = format!("wk_browser_{}", uuid::Uuid::new_v4().simple());
+    db.store
+        .create_source(
+            acme.id,
+            bos_store::intake::NewSource {
+                kind: bos_store::intake::SourceKind::Segment,
+                name: "Storefront".into(),
+                secret: None,
+                key_hash: Some(bos_web::auth::sha256(&key)),
+                config: None,
+            },
+            bos_web::SystemClock.now_ms(),
+        )
+        .await?;
+    let seed = Seed {
+        store: db.store.clone(),
+        org: acme.id,
+        port,
+        key,
+        base: base.clone(),
+    };
+    let flow = tokio::spawn(campaign_flow(client.clone(), base, seed, shots));
     finish(client, flow).await
+}
+
+struct Seed {
+    store: bos_store::Store,
+    org: uuid::Uuid,
+    port: u16,
+    key: String,
+    base: String,
+}
+
+/// A second campaign with real activity, for the screenshots: twelve trial
+/// sign-ups enter it through the pipeline; step 1 (an A/B split) is sent to
+/// each as the scheduler would, most are delivered, some opened and
+/// clicked; five get step 2; three buy.
+async fn seed_activity(s: &Seed) -> anyhow::Result<uuid::Uuid> {
+    use base64::Engine as _;
+    use bos_core::nudge::{Campaign, Channel, Step, StopConditions, Trigger, Variant};
+    let v = |name: &str, weight: u32, subject: &str, body: &str| Variant {
+        name: name.into(),
+        weight,
+        subject: Some(subject.into()),
+        body: body.into(),
+    };
+    let campaign = Campaign {
+        name: "Trial follow-up".into(),
+        trigger: Trigger::Event {
+            name: "Trial Started".into(),
+        },
+        steps: vec![
+            Step {
+                delay_ms: 2 * 86_400_000,
+                channel: Channel::Email,
+                variants: vec![
+                    v(
+                        "A",
+                        50,
+                        "How is your trial going, {{ first_name }}?",
+                        "Hi {{ first_name }}, reply with any question.",
+                    ),
+                    v(
+                        "B",
+                        50,
+                        "{{ first_name }}, 3 tips for your first week",
+                        "Hi {{ first_name }}, here are three tips.",
+                    ),
+                ],
+            },
+            Step {
+                delay_ms: 3 * 86_400_000,
+                channel: Channel::Email,
+                variants: vec![v(
+                    "A",
+                    1,
+                    "Your trial ends soon",
+                    "Hi {{ first_name }}, upgrade to keep your data.",
+                )],
+            },
+        ],
+        stop: StopConditions::default(),
+        quiet_hours: None,
+        max_attempts: 5,
+        reentry_cooldown_ms: 30 * 86_400_000,
+    };
+    let now = bos_web::SystemClock.now_ms();
+    let id = s
+        .store
+        .create_campaign(
+            s.org,
+            &campaign,
+            bos_store::nudge::CampaignStatus::Active,
+            now,
+        )
+        .await?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", s.key));
+    let names = [
+        "Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Gia", "Hugo", "Iris", "Jon", "Kai", "Lena",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let body = serde_json::json!({
+            "userId": format!("trial-{i}"), "messageId": format!("trial-m-{i}"), "event": "Trial Started",
+            "context": {"traits": {"email": format!("{}@example.com", n.to_lowercase()), "firstName": n, "lastName": "Sample"}}
+        })
+        .to_string();
+        let status = http_post(
+            s.port,
+            "/v1/track",
+            &format!("Authorization: Basic {auth}\r\n"),
+            &body,
+        )
+        .await?;
+        ensure!(status == 200, "track accepted, got {status}");
+    }
+    poll(|| async {
+        let c = s.store.campaigns(s.org).await?;
+        Ok(c.iter()
+            .find(|c| c.row.id == id)
+            .is_some_and(|c| c.stats.active == names.len() as i64)
+            .then_some(()))
+    })
+    .await
+    .context("every trial sign-up enters the campaign")?;
+    for step in 0..2 {
+        for (i, n) in names.iter().enumerate() {
+            if step == 1 && i >= 5 {
+                continue;
+            }
+            let email = format!("{}@example.com", n.to_lowercase());
+            let p = s
+                .store
+                .profile_by_email(s.org, &email)
+                .await?
+                .context("customer")?;
+            let e = s.store.enrollments_for_profile(s.org, p).await?;
+            let e = e.iter().find(|e| e.campaign_id == id).context("enrolled")?;
+            let due = e.next_due.context("a step is due")?;
+            let (out, _) = s
+                .store
+                .nudge_step(
+                    s.org,
+                    e.id,
+                    due,
+                    (i as u32).wrapping_mul(2_654_435_761),
+                    s.base.clone(),
+                )
+                .await?;
+            let bos_store::nudge::StepOutcome::Send(claimed) = out else {
+                bail!("step {step} for {n}: {out:?}");
+            };
+            if i == 11 {
+                continue; // left as sending: shows the pending state
+            }
+            s.store
+                .execution_sent(s.org, claimed.execution_id, None, i % 4 != 3, due + 1_000)
+                .await?;
+            let token = claimed
+                .unsubscribe_url
+                .as_deref()
+                .and_then(|u| u.rsplit('/').next())
+                .context("token")?
+                .to_string();
+            if i < 8 {
+                s.store.track_open(token.clone(), due + 60_000).await?;
+            }
+            if i < 4 {
+                s.store.track_click(token, due + 120_000).await?;
+            }
+        }
+    }
+    Ok(id)
 }
 
 async fn fill(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
@@ -364,7 +534,12 @@ async fn choose(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn campaign_flow(c: Client, base: String, shots: Screenshots) -> anyhow::Result<()> {
+async fn campaign_flow(
+    c: Client,
+    base: String,
+    seed: Seed,
+    shots: Screenshots,
+) -> anyhow::Result<()> {
     sign_in(&c, &base).await?;
     c.find(Locator::Css("nav.sidenav a[href='/campaigns']"))
         .await?
@@ -463,9 +638,41 @@ async fn campaign_flow(c: Client, base: String, shots: Screenshots) -> anyhow::R
     )
     .await?;
     shots.save(&c, "05-campaigns").await?;
+    // A campaign with sends: its page, the list, the outbox, a profile.
+    let trial = seed_activity(&seed).await?;
+    c.goto(&format!("{base}/campaigns/{trial}")).await?;
+    let sent = wait_css(&c, "#funnel tr[data-step='1'] td:nth-child(2)")
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        sent == "11",
+        "step 1 sent to eleven (one still sending): {sent}"
+    );
+    shots.save(&c, "06-campaign-with-sends").await?;
+    c.execute("document.getElementById('recent').scrollIntoView()", vec![])
+        .await?;
+    shots.save(&c, "07-campaign-recent-sends").await?;
+    c.goto(&format!("{base}/campaigns")).await?;
+    wait_xpath(
+        &c,
+        "//table[@id='campaigns']//a[normalize-space()='Trial follow-up']",
+    )
+    .await?;
+    shots.save(&c, "08-campaigns-with-sends").await?;
     c.goto(&format!("{base}/outbox")).await?;
-    wait_css(&c, "#outbox-note").await?;
-    shots.save(&c, "06-outbox").await?;
+    wait_css(&c, "#outbox tbody tr").await?;
+    shots.save(&c, "09-outbox").await?;
+    let ava = seed
+        .store
+        .profile_by_email(seed.org, "ava@example.com")
+        .await?
+        .context("Ava")?;
+    c.goto(&format!("{base}/customers/{ava}")).await?;
+    wait_css(&c, "#nudges").await?;
+    c.execute("document.getElementById('nudges').scrollIntoView()", vec![])
+        .await?;
+    shots.save(&c, "10-profile-nudges").await?;
     Ok(())
 }
 
