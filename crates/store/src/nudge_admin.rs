@@ -396,6 +396,46 @@ impl crate::Store {
         Ok(out)
     }
 
+    /// One campaign's live figures (zeros for a campaign of nobody).
+    pub async fn campaign_stats(&self, org: Uuid, id: Uuid) -> Result<CampaignStats, StoreError> {
+        let e = read_rows(
+            self,
+            q(
+                "select count(case when status = 'active' then 1 end), count(*) \
+               from enrollments where org_id = $1 and campaign_id = $2",
+            )
+            .bind(org)
+            .bind(id),
+        )
+        .await?;
+        let x = read_rows(
+            self,
+            q(format!(
+                "select 0, {STAT_SUMS} from nudge_executions where org_id = $1 and campaign_id = $2"
+            ))
+            .bind(org)
+            .bind(id),
+        )
+        .await?;
+        let mut stats = CampaignStats::default();
+        if let Some(r) = e.first() {
+            stats.active = r.i64(0)?;
+            stats.enrolled = r.i64(1)?;
+        }
+        if let Some(r) = x.first() {
+            let f = funnel_of(0, r)?;
+            stats.sent = f.sent;
+            stats.delivered = f.delivered;
+            stats.opened = f.opened;
+            stats.clicked = f.clicked;
+            stats.replied = f.replied;
+            stats.converted = f.converted;
+            stats.failed = f.failed;
+            stats.converted_cents = f.converted_cents;
+        }
+        Ok(stats)
+    }
+
     /// One campaign of this tenant.
     pub async fn campaign(&self, org: Uuid, id: Uuid) -> Result<Option<CampaignRow>, StoreError> {
         let rows = read_rows(

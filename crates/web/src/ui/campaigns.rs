@@ -796,14 +796,7 @@ async fn campaign_page(
         .iter()
         .map(|x| exec_view(x, now))
         .collect();
-    let summary = st
-        .store
-        .campaigns(org)
-        .await?
-        .into_iter()
-        .find(|c| c.row.id == row.id)
-        .map(|c| c.stats)
-        .unwrap_or_default();
+    let summary = st.store.campaign_stats(org, row.id).await?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {

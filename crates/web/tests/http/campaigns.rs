@@ -770,6 +770,17 @@ async fn status_moves_and_archiving_ends_every_active_enrollment() {
         .await
         .unwrap();
     assert_eq!(list[0]["stats"]["active"], 2);
+    let page = app
+        .get(&format!("/campaigns/{campaign}"), &owner.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<span class=\"tile-n\">2</span><span class=\"tile-l\">in it now</span>"),
+        "the campaign page counts them"
+    );
+    assert!(page.contains("2 entered in all"));
     let html = app
         .get(&format!("/customers/{}", profiles[0]), &owner.cookie)
         .await
