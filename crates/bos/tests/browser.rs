@@ -590,8 +590,31 @@ async fn campaign_flow(
     // And a third, with an A/B test.
     c.find(Locator::Css("#add-step")).await?.click().await?;
     wait_css(&c, "[name='s2_delay']").await?;
+    // Saving with step 3 still empty: the sentence, and nothing lost.
+    c.find(Locator::Css("#save-campaign"))
+        .await?
+        .click()
+        .await?;
+    let err = wait_css(&c, "#campaign-error").await?.text().await?;
+    ensure!(
+        err.contains("Step 3, variant 1: the body is empty"),
+        "the error says what to fix: {err:?}"
+    );
+    let kept = c
+        .find(Locator::Css("[name='s1_a_body']"))
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        kept.contains("your Acme cart is waiting"),
+        "step 2 kept: {kept:?}"
+    );
+    shots.save(&c, "02a-builder-error").await?;
     fill(&c, "s2_delay", "3").await?;
     choose(&c, "s2_unit", "days").await?;
+    // A new step starts on the previous step's channel (SMS here).
+    choose(&c, "s2_channel", "email").await?;
     fill(&c, "s2_a_subject", "Last call, {{ first_name }}").await?;
     fill(&c, "s2_a_body", "Your cart expires soon.").await?;
     c.find(Locator::Css("[name='s2_b_on']"))
