@@ -313,6 +313,392 @@ async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyh
     Ok(())
 }
 
+/// Campaigns (NU1, NU5): the owner builds a two-step abandoned-checkout
+/// campaign in the builder, adds a third step without losing what was
+/// typed, saves it as active, and previews step 1 for a real customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser suite: needs chromium + chromedriver; run with --ignored"]
+async fn owner_builds_a_campaign_and_previews_it() -> anyhow::Result<()> {
+    let shots = Screenshots::new("campaigns")?;
+    let (db, base, port) = start_server().await?;
+    let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
+    db.store
+        .identify(
+            acme.id,
+            &bos_core::identity::IdentityRules::default(),
+            &bos_store::identity::IdentifyInput {
+                identifiers: vec![bos_core::identity::Identifier::new(
+                    bos_core::identity::IdentifierKind::Email,
+                    "maya@example.com",
+                )],
+                traits: bos_store::identity::Traits {
+                    first_name: "Maya".into(),
+                    last_name: "Lopez".into(),
+                    company: String::new(),
+                },
+                source: "browser-test".into(),
+                event: None,
+                now: bos_web::SystemClock.now_ms(),
+            },
+        )
+        .await?;
+    let mut driver = Chromedriver::start(&shots.dir)?;
+    driver.wait_ready().await?;
+    let client = driver.connect().await?;
+    let key = format!("wk_browser_{}", uuid::Uuid::new_v4().simple());
+    db.store
+        .create_source(
+            acme.id,
+            bos_store::intake::NewSource {
+                kind: bos_store::intake::SourceKind::Segment,
+                name: "Storefront".into(),
+                secret: None,
+                key_hash: Some(bos_web::auth::sha256(&key)),
+                config: None,
+            },
+            bos_web::SystemClock.now_ms(),
+        )
+        .await?;
+    let seed = Seed {
+        store: db.store.clone(),
+        org: acme.id,
+        port,
+        key,
+        base: base.clone(),
+    };
+    let flow = tokio::spawn(campaign_flow(client.clone(), base, seed, shots));
+    finish(client, flow).await
+}
+
+struct Seed {
+    store: bos_store::Store,
+    org: uuid::Uuid,
+    port: u16,
+    key: String,
+    base: String,
+}
+
+/// A second campaign with real activity, for the screenshots: twelve trial
+/// sign-ups enter it through the pipeline; step 1 (an A/B split) is sent to
+/// each as the scheduler would, most are delivered, some opened and
+/// clicked; five get step 2; three buy.
+async fn seed_activity(s: &Seed) -> anyhow::Result<uuid::Uuid> {
+    use base64::Engine as _;
+    use bos_core::nudge::{Campaign, Channel, Step, StopConditions, Trigger, Variant};
+    let v = |name: &str, weight: u32, subject: &str, body: &str| Variant {
+        name: name.into(),
+        weight,
+        subject: Some(subject.into()),
+        body: body.into(),
+    };
+    let campaign = Campaign {
+        name: "Trial follow-up".into(),
+        trigger: Trigger::Event {
+            name: "Trial Started".into(),
+        },
+        steps: vec![
+            Step {
+                delay_ms: 2 * 86_400_000,
+                channel: Channel::Email,
+                variants: vec![
+                    v(
+                        "A",
+                        50,
+                        "How is your trial going, {{ first_name }}?",
+                        "Hi {{ first_name }}, reply with any question.",
+                    ),
+                    v(
+                        "B",
+                        50,
+                        "{{ first_name }}, 3 tips for your first week",
+                        "Hi {{ first_name }}, here are three tips.",
+                    ),
+                ],
+            },
+            Step {
+                delay_ms: 3 * 86_400_000,
+                channel: Channel::Email,
+                variants: vec![v(
+                    "A",
+                    1,
+                    "Your trial ends soon",
+                    "Hi {{ first_name }}, upgrade to keep your data.",
+                )],
+            },
+        ],
+        stop: StopConditions::default(),
+        quiet_hours: None,
+        max_attempts: 5,
+        reentry_cooldown_ms: 30 * 86_400_000,
+    };
+    let now = bos_web::SystemClock.now_ms();
+    let id = s
+        .store
+        .create_campaign(
+            s.org,
+            &campaign,
+            bos_store::nudge::CampaignStatus::Active,
+            now,
+        )
+        .await?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", s.key));
+    let names = [
+        "Ava", "Ben", "Chloe", "Dev", "Emma", "Finn", "Gia", "Hugo", "Iris", "Jon", "Kai", "Lena",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let body = serde_json::json!({
+            "userId": format!("trial-{i}"), "messageId": format!("trial-m-{i}"), "event": "Trial Started",
+            "context": {"traits": {"email": format!("{}@example.com", n.to_lowercase()), "firstName": n, "lastName": "Sample"}}
+        })
+        .to_string();
+        let status = http_post(
+            s.port,
+            "/v1/track",
+            &format!("Authorization: Basic {auth}\r\n"),
+            &body,
+        )
+        .await?;
+        ensure!(status == 200, "track accepted, got {status}");
+    }
+    poll(|| async {
+        let c = s.store.campaigns(s.org).await?;
+        Ok(c.iter()
+            .find(|c| c.row.id == id)
+            .is_some_and(|c| c.stats.active == names.len() as i64)
+            .then_some(()))
+    })
+    .await
+    .context("every trial sign-up enters the campaign")?;
+    for step in 0..2 {
+        for (i, n) in names.iter().enumerate() {
+            if step == 1 && i >= 5 {
+                continue;
+            }
+            let email = format!("{}@example.com", n.to_lowercase());
+            let p = s
+                .store
+                .profile_by_email(s.org, &email)
+                .await?
+                .context("customer")?;
+            let e = s.store.enrollments_for_profile(s.org, p).await?;
+            let e = e.iter().find(|e| e.campaign_id == id).context("enrolled")?;
+            let due = e.next_due.context("a step is due")?;
+            let (out, _) = s
+                .store
+                .nudge_step(
+                    s.org,
+                    e.id,
+                    due,
+                    (i as u32).wrapping_mul(2_654_435_761),
+                    s.base.clone(),
+                )
+                .await?;
+            let bos_store::nudge::StepOutcome::Send(claimed) = out else {
+                bail!("step {step} for {n}: {out:?}");
+            };
+            if i == 11 {
+                continue; // left as sending: shows the pending state
+            }
+            s.store
+                .execution_sent(s.org, claimed.execution_id, None, i % 4 != 3, due + 1_000)
+                .await?;
+            let token = claimed
+                .unsubscribe_url
+                .as_deref()
+                .and_then(|u| u.rsplit('/').next())
+                .context("token")?
+                .to_string();
+            if i < 8 {
+                s.store.track_open(token.clone(), due + 60_000).await?;
+            }
+            if i < 4 {
+                s.store.track_click(token, due + 120_000).await?;
+            }
+        }
+    }
+    Ok(id)
+}
+
+async fn fill(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
+    let e = wait_css(c, &format!("[name='{name}']")).await?;
+    e.clear().await?;
+    e.send_keys(value).await?;
+    Ok(())
+}
+
+async fn choose(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
+    wait_css(c, &format!("select[name='{name}']"))
+        .await?
+        .select_by_value(value)
+        .await?;
+    Ok(())
+}
+
+async fn campaign_flow(
+    c: Client,
+    base: String,
+    seed: Seed,
+    shots: Screenshots,
+) -> anyhow::Result<()> {
+    sign_in(&c, &base).await?;
+    c.find(Locator::Css("nav.sidenav a[href='/campaigns']"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#no-campaigns").await?;
+    shots.save(&c, "01-campaigns-empty").await?;
+    c.find(Locator::Css("#new-campaign")).await?.click().await?;
+    wait_css(&c, "#campaign-form").await?;
+    fill(&c, "name", "Cart rescue").await?;
+    choose(&c, "trigger", "checkout_abandoned").await?;
+    fill(&c, "s0_delay", "1").await?;
+    choose(&c, "s0_unit", "hours").await?;
+    fill(
+        &c,
+        "s0_a_subject",
+        "{{ first_name }}, you left something behind",
+    )
+    .await?;
+    fill(
+        &c,
+        "s0_a_body",
+        "Hi {{ first_name }},\n\nYour cart is still here. Pick up where you left off.\n\nThe Acme team",
+    )
+    .await?;
+    // A second step: the form comes back with step 1 as typed.
+    c.find(Locator::Css("#add-step")).await?.click().await?;
+    wait_css(&c, "[name='s1_delay']").await?;
+    let kept = c
+        .find(Locator::Css("[name='s0_a_subject']"))
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        kept == "{{ first_name }}, you left something behind",
+        "step 1 kept: {kept:?}"
+    );
+    fill(&c, "s1_delay", "1").await?;
+    choose(&c, "s1_unit", "days").await?;
+    choose(&c, "s1_channel", "sms").await?;
+    fill(
+        &c,
+        "s1_a_body",
+        "{{ first_name }}, your Acme cart is waiting. Reply STOP to opt out.",
+    )
+    .await?;
+    // And a third, with an A/B test.
+    c.find(Locator::Css("#add-step")).await?.click().await?;
+    wait_css(&c, "[name='s2_delay']").await?;
+    // Saving with step 3 still empty: the sentence, and nothing lost.
+    c.find(Locator::Css("#save-campaign"))
+        .await?
+        .click()
+        .await?;
+    let err = wait_css(&c, "#campaign-error").await?.text().await?;
+    ensure!(
+        err.contains("Step 3, variant 1: the body is empty"),
+        "the error says what to fix: {err:?}"
+    );
+    let kept = c
+        .find(Locator::Css("[name='s1_a_body']"))
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        kept.contains("your Acme cart is waiting"),
+        "step 2 kept: {kept:?}"
+    );
+    shots.save(&c, "02a-builder-error").await?;
+    fill(&c, "s2_delay", "3").await?;
+    choose(&c, "s2_unit", "days").await?;
+    // A new step starts on the previous step's channel (SMS here).
+    choose(&c, "s2_channel", "email").await?;
+    fill(&c, "s2_a_subject", "Last call, {{ first_name }}").await?;
+    fill(&c, "s2_a_body", "Your cart expires soon.").await?;
+    c.find(Locator::Css("[name='s2_b_on']"))
+        .await?
+        .click()
+        .await?;
+    fill(&c, "s2_b_subject", "10% off if you finish today").await?;
+    fill(&c, "s2_b_body", "Use code COMEBACK at checkout.").await?;
+    fill(&c, "s2_split", "60").await?;
+    choose(&c, "status", "active").await?;
+    shots.save(&c, "02-builder").await?;
+    c.find(Locator::Css("#save-campaign"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#campaign-status.cstatus-active").await?;
+    wait_xpath(&c, "//h1[normalize-space()='Cart rescue']").await?;
+    let rows = c.find_all(Locator::Css("#funnel tbody tr")).await?;
+    ensure!(rows.len() == 3, "a funnel row per step, got {}", rows.len());
+    shots.save(&c, "03-campaign").await?;
+    // Preview step 1 for Maya.
+    fill(&c, "preview_email", "maya@example.com").await?;
+    c.find(Locator::Css("#preview-button"))
+        .await?
+        .click()
+        .await?;
+    wait_css(&c, "#preview").await?;
+    let subject = wait_css(&c, "#preview-subject").await?.text().await?;
+    ensure!(
+        subject == "Maya, you left something behind",
+        "subject {subject:?}"
+    );
+    wait_css(&c, "iframe#preview-html[sandbox]").await?;
+    c.execute(
+        "document.getElementById('preview').scrollIntoView()",
+        vec![],
+    )
+    .await?;
+    shots.save(&c, "04-preview").await?;
+    c.goto(&format!("{base}/campaigns")).await?;
+    wait_xpath(
+        &c,
+        "//table[@id='campaigns']//a[normalize-space()='Cart rescue']",
+    )
+    .await?;
+    shots.save(&c, "05-campaigns").await?;
+    // A campaign with sends: its page, the list, the outbox, a profile.
+    let trial = seed_activity(&seed).await?;
+    c.goto(&format!("{base}/campaigns/{trial}")).await?;
+    let sent = wait_css(&c, "#funnel tr[data-step='1'] td:nth-child(2)")
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        sent == "11",
+        "step 1 sent to eleven (one still sending): {sent}"
+    );
+    shots.save(&c, "06-campaign-with-sends").await?;
+    c.execute("document.getElementById('recent').scrollIntoView()", vec![])
+        .await?;
+    shots.save(&c, "07-campaign-recent-sends").await?;
+    c.goto(&format!("{base}/campaigns")).await?;
+    wait_xpath(
+        &c,
+        "//table[@id='campaigns']//a[normalize-space()='Trial follow-up']",
+    )
+    .await?;
+    shots.save(&c, "08-campaigns-with-sends").await?;
+    c.goto(&format!("{base}/outbox")).await?;
+    wait_css(&c, "#outbox tbody tr").await?;
+    shots.save(&c, "09-outbox").await?;
+    let ava = seed
+        .store
+        .profile_by_email(seed.org, "ava@example.com")
+        .await?
+        .context("Ava")?;
+    c.goto(&format!("{base}/customers/{ava}")).await?;
+    wait_css(&c, "#nudges").await?;
+    c.execute("document.getElementById('nudges').scrollIntoView()", vec![])
+        .await?;
+    shots.save(&c, "10-profile-nudges").await?;
+    Ok(())
+}
+
 async fn god_view_flow(c: Client, base: String, shots: Screenshots) -> anyhow::Result<()> {
     sign_in(&c, &base).await?;
 

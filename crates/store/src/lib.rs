@@ -23,6 +23,8 @@ pub mod intake;
 pub mod jobs;
 mod migrate;
 pub mod nudge;
+/// Campaigns, stats, outbox, previews and nudge settings for the UI and API (NU1, NU5).
+pub mod nudge_admin;
 /// Channel settings with their webhook keys, opt-out reads (NU3/NU4).
 pub mod nudge_hooks;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.

@@ -453,7 +453,7 @@ pub(crate) async fn opted_out_channels<D: Db>(
 
 /// The channel a customer prefers: the `preferred_channel` trait when set,
 /// else the one they last wrote to us on, else email when they have one.
-fn preferred(p: &Person) -> Channel {
+pub(crate) fn preferred(p: &Person) -> Channel {
     match p.traits.get("preferred_channel").and_then(Value::as_str) {
         Some("sms") => Channel::Sms,
         Some("email") => Channel::Email,

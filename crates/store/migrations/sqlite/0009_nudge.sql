@@ -33,7 +33,7 @@ create table enrollments (
 );
 create unique index enrollments_one_active on enrollments(org_id, campaign_id, profile_id) where status = 'active';
 create index enrollments_profile on enrollments(org_id, profile_id, status);
-create index enrollments_campaign on enrollments(org_id, campaign_id, started_at);
+create index enrollments_campaign on enrollments(org_id, campaign_id, profile_id, started_at);
 
 create table nudge_executions (
     org_id blob not null references organizations(id) on delete cascade,
@@ -73,6 +73,7 @@ create table nudge_executions (
 create unique index nudge_exec_key on nudge_executions(org_id, idem_key);
 create unique index nudge_exec_token on nudge_executions(token);
 create index nudge_exec_provider on nudge_executions(provider_id);
+create index nudge_exec_message on nudge_executions(org_id, message_id);
 create index nudge_exec_campaign on nudge_executions(org_id, campaign_id, step);
 create index nudge_exec_profile on nudge_executions(org_id, profile_id, created_at);
 create index nudge_exec_sending on nudge_executions(updated_at) where status = 'sending';

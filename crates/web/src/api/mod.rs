@@ -3,6 +3,8 @@
 //! `OpenApiRouter` builds the router and the OpenAPI 3.1 document together,
 //! so the document cannot drift from the routes.
 
+/// Nudge campaigns, funnels, previews, the outbox and nudge settings.
+pub mod campaigns;
 /// Channel settings (SMTP, Twilio, the development sink) and opt-outs.
 pub mod channels;
 /// Contacts import: upload a CSV, follow it, read its summary.
@@ -50,7 +52,8 @@ use utoipa_axum::routes;
         (name = "customers", description = "God View: one customer across every platform"),
         (name = "sources", description = "Intake sources and their credentials (admin scope)"),
         (name = "leads", description = "Leads: intent, state, history and quick actions"),
-        (name = "channels", description = "How nudges are sent (SMTP, Twilio) and who opted out (admin scope)")
+        (name = "channels", description = "How nudges are sent (SMTP, Twilio) and who opted out (admin scope)"),
+        (name = "campaigns", description = "Nudge campaigns: builder, status, funnels, previews, outbox, settings")
     )
 )]
 struct ApiDoc;
@@ -102,6 +105,15 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(channels::list))
         .routes(routes!(channels::put))
         .routes(routes!(channels::opt_outs, channels::set_opt_out))
+        .routes(routes!(campaigns::list, campaigns::create_one))
+        .routes(routes!(campaigns::get_one, campaigns::put_one))
+        .routes(routes!(campaigns::set_status))
+        .routes(routes!(campaigns::funnel))
+        .routes(routes!(campaigns::preview))
+        .routes(routes!(campaigns::outbox))
+        .routes(routes!(campaigns::get_settings, campaigns::put_settings))
+        .routes(routes!(campaigns::profile_nudges))
+        .routes(routes!(campaigns::remove_enrollment))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();

@@ -269,6 +269,8 @@ struct ProfilePage {
     fired: Vec<bos_core::intent::Fired>,
     history: Vec<HistoryView>,
     leads_css: &'static str,
+    nudge_enrollments: Vec<super::campaigns::EnrollmentView>,
+    nudge_execs: Vec<super::campaigns::ExecView>,
 }
 
 /// One lead state move on the profile's Lead panel.
@@ -452,6 +454,7 @@ pub async fn show(
     } else {
         Vec::new()
     };
+    let (nudge_enrollments, nudge_execs) = super::campaigns::profile_panel(&st, org, p.id).await?;
     let mut c = Chrome::new(&s, "Customer", "customers");
     c.notice = super::intake::notice(q.done.as_deref());
     let name = if p.display_name.is_empty() {
@@ -497,6 +500,8 @@ pub async fn show(
         fired,
         history,
         leads_css: crate::assets::url("leads.css"),
+        nudge_enrollments,
+        nudge_execs,
         name,
         p,
     };

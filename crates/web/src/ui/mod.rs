@@ -6,6 +6,8 @@
 //! import's progress live.
 
 mod account;
+/// Campaigns: list, builder, funnels, previews, outbox, nudge settings.
+pub mod campaigns;
 mod channels;
 mod customers;
 mod home;
@@ -242,6 +244,63 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             false,
             post(channels::save_sms),
         ),
+        r(Method::GET, "/campaigns", false, get(campaigns::list)),
+        r(Method::POST, "/campaigns", false, post(campaigns::create)),
+        r(
+            Method::GET,
+            "/campaigns/new",
+            false,
+            get(campaigns::new_page),
+        ),
+        r(
+            Method::POST,
+            "/campaigns/preview",
+            false,
+            post(campaigns::preview_new),
+        ),
+        r(
+            Method::GET,
+            "/campaigns/{campaign_id}",
+            false,
+            get(campaigns::show),
+        ),
+        r(
+            Method::POST,
+            "/campaigns/{campaign_id}",
+            false,
+            post(campaigns::save),
+        ),
+        r(
+            Method::POST,
+            "/campaigns/{campaign_id}/status",
+            false,
+            post(campaigns::set_status),
+        ),
+        r(
+            Method::POST,
+            "/campaigns/{campaign_id}/preview",
+            false,
+            post(campaigns::preview_saved),
+        ),
+        r(Method::GET, "/outbox", false, get(campaigns::outbox)),
+        r(
+            Method::GET,
+            "/settings/nudges",
+            false,
+            get(campaigns::settings_page),
+        ),
+        r(
+            Method::POST,
+            "/settings/nudges",
+            false,
+            post(campaigns::settings_save),
+        ),
+        r(
+            Method::POST,
+            "/customers/{profile_id}/enrollments/{enrollment_id}/remove",
+            false,
+            post(campaigns::remove_enrollment),
+        ),
         r(Method::GET, "/account", false, get(account::page)),
         r(
             Method::POST,
@@ -426,6 +485,16 @@ pub fn notice(code: Option<&str>) -> Option<String> {
         "intent" => "Intent rules saved. They score the next event.",
         "intent_reset" => "Intent rules reset to the defaults.",
         "leads" => "Lead settings saved. They apply to the next event.",
+        "campaign_created" => "Campaign saved.",
+        "campaign_saved" => {
+            "Campaign saved. Customers already in it get the edited steps from their next one."
+        }
+        "status_active" => "Campaign active: it enrolls customers and sends.",
+        "status_paused" => "Campaign paused: nothing is sent; customers stay where they are.",
+        "status_draft" => "Campaign set to draft: it enrolls nobody.",
+        "status_archived" => "Campaign archived: every customer in it was taken out.",
+        "nudges" => "Nudge settings saved.",
+        "enrollment_removed" => "Taken out of the campaign. Nothing more is sent.",
         _ => return None,
     };
     Some(text.to_string())

@@ -3,6 +3,7 @@
 //! clock, and drives it with a real HTTP client.
 
 mod api;
+mod campaigns;
 mod customers;
 mod forms;
 mod imports;

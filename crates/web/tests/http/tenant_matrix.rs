@@ -80,6 +80,24 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/settings/intake"), OwnTenant),
         (("POST", "/settings/intake/reset"), OwnTenant),
         (("POST", "/settings/intake/leads"), OwnTenant),
+        (("GET", "/campaigns"), OwnTenant),
+        (("POST", "/campaigns"), OwnTenant),
+        (("GET", "/campaigns/new"), OwnTenant),
+        (("POST", "/campaigns/preview"), OwnTenant),
+        (("GET", "/campaigns/{campaign_id}"), ById),
+        (("POST", "/campaigns/{campaign_id}"), ById),
+        (("POST", "/campaigns/{campaign_id}/status"), ById),
+        (("POST", "/campaigns/{campaign_id}/preview"), ById),
+        (("GET", "/outbox"), OwnTenant),
+        (("GET", "/settings/nudges"), OwnTenant),
+        (("POST", "/settings/nudges"), OwnTenant),
+        (
+            (
+                "POST",
+                "/customers/{profile_id}/enrollments/{enrollment_id}/remove",
+            ),
+            ById,
+        ),
         (("GET", "/account"), OwnTenant),
         (("POST", "/account/password"), OwnTenant),
         (("GET", "/api/v1/me"), OwnTenant),
@@ -118,6 +136,18 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/settings/intent-rules"), OwnTenant),
         (("PUT", "/api/v1/settings/intent-rules"), OwnTenant),
         (("GET", "/api/v1/settings/leads"), OwnTenant),
+        (("GET", "/api/v1/campaigns"), OwnTenant),
+        (("POST", "/api/v1/campaigns"), OwnTenant),
+        (("GET", "/api/v1/campaigns/{campaign_id}"), ById),
+        (("PUT", "/api/v1/campaigns/{campaign_id}"), ById),
+        (("POST", "/api/v1/campaigns/{campaign_id}/status"), ById),
+        (("GET", "/api/v1/campaigns/{campaign_id}/funnel"), ById),
+        (("POST", "/api/v1/campaigns/{campaign_id}/preview"), ById),
+        (("GET", "/api/v1/outbox"), OwnTenant),
+        (("GET", "/api/v1/settings/nudges"), OwnTenant),
+        (("PUT", "/api/v1/settings/nudges"), OwnTenant),
+        (("GET", "/api/v1/profiles/{profile_id}/nudges"), ById),
+        (("DELETE", "/api/v1/enrollments/{enrollment_id}"), ById),
         (("PUT", "/api/v1/settings/leads"), OwnTenant),
         // Intake: no session or API key; the source's own credential
         // authenticates and names the tenant (tests/http/intake.rs).
@@ -347,6 +377,27 @@ async fn tenant_b_never_reaches_tenant_a() {
         )
         .await
         .unwrap();
+    // A's campaign with a canary name, and an enrollment id of A's shape
+    // (enrollments come from the pipeline; campaigns.rs covers real ones).
+    let a_campaign: bos_core::nudge::Campaign = serde_json::from_value(serde_json::json!({
+        "name": "Canary A7x9 Cart", "trigger": {"kind": "checkout_abandoned"},
+        "steps": [{"delay_ms": 3_600_000, "channel": "email", "variants": [
+            {"name": "A", "weight": 1, "subject": "Canary A7x9 subject", "body": "Hi {{ first_name }}"}]}],
+        "stop": {"converted": true, "replied": true, "opted_out": true},
+        "quiet_hours": null, "max_attempts": 3, "reentry_cooldown_ms": 0
+    }))
+    .unwrap();
+    let a_campaign = app
+        .store()
+        .create_campaign(
+            a.id,
+            &a_campaign,
+            bos_store::nudge::CampaignStatus::Active,
+            T0,
+        )
+        .await
+        .unwrap();
+    let a_enrollment = uuid::Uuid::now_v7();
     let canaries = [
         &a_hook,
         "Canary A7x9",
@@ -361,6 +412,7 @@ async fn tenant_b_never_reaches_tenant_a() {
         &a_import.to_string(),
         &a_source.to_string(),
         &a_delivery.to_string(),
+        &a_campaign.to_string(),
     ];
     let a_keys_before = app.store().api_keys(a.id).await.unwrap();
     let a_members_before = app.store().members(a.id).await.unwrap();
@@ -388,6 +440,8 @@ async fn tenant_b_never_reaches_tenant_a() {
             .replace("{merge_id}", &a_merge.to_string())
             .replace("{source_id}", &a_source.to_string())
             .replace("{delivery_id}", &a_delivery.to_string())
+            .replace("{campaign_id}", &a_campaign.to_string())
+            .replace("{enrollment_id}", &a_enrollment.to_string())
     };
     let classes = classification();
     let mut checked = 0;
@@ -482,6 +536,16 @@ async fn tenant_b_never_reaches_tenant_a() {
     // Nothing of A changed: keys, members and roles are as they were.
     assert_eq!(app.store().api_keys(a.id).await.unwrap(), a_keys_before);
     assert_eq!(app.store().members(a.id).await.unwrap(), a_members_before);
+    let c = app
+        .store()
+        .campaign(a.id, a_campaign)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.campaign.name.as_str(), c.status.as_str()),
+        ("Canary A7x9 Cart", "active")
+    );
     assert_eq!(
         app.store().membership(a.id, a_owner.id).await.unwrap(),
         Some(Role::Owner)
