@@ -186,7 +186,13 @@ async fn drain(o: &Options) -> Result<serde_json::Value> {
     let s = setup(o).await?;
     let now = crate::now();
     eprintln!("  enrolling {} customers through the pipeline…", o.nudges);
-    let seed_s = enroll(&s, o.nudges, "d", |i| now - 1_000 - (i % 1_000) as i64).await?;
+    // Due over the last minute in the order they enrolled, as steps of
+    // customers who entered one after another fall due.
+    let n = o.nudges.max(1) as i64;
+    let seed_s = enroll(&s, o.nudges, "d", |i| {
+        now - 61_000 + (i as i64 * 60_000) / n
+    })
+    .await?;
     s.store.optimize().await?;
     let n = nudger(&s);
     let t = Instant::now();

@@ -5,7 +5,12 @@
 //! landing-page form posts (a "form started" partial, then the submission)
 //! — so the intake feed moves, checkouts get abandoned when their window
 //! closes, leads engage, convert and go quiet, exactly as real traffic
-//! would make them. Nothing is written to the store directly.
+//! would make them. It also plays the customers who receive the demo's
+//! nudges (issue 5): some open them and click through (the real tracking
+//! endpoints), some buy (signed Shopify orders), and some answer. The
+//! development sink has no inbound provider to post a reply through, so a
+//! reply is handed to the store exactly as the inbound-email endpoints do;
+//! that is the only direct write.
 
 use anyhow::{anyhow, Context, Result};
 use bos_store::intake::{NewSource, Source, SourceKind};
@@ -19,6 +24,8 @@ use uuid::Uuid;
 
 /// The demo's credentials for its own endpoints.
 pub struct Traffic {
+    store: Store,
+    org: Uuid,
     addr: String,
     segment_key: String,
     shopify_path: String,
@@ -117,7 +124,10 @@ pub async fn prepare(store: &Store, org: Uuid, listen: &str, now: i64) -> Result
     let addr = listen
         .replace("0.0.0.0", "127.0.0.1")
         .replace("[::]", "[::1]");
+    seed_campaigns(store, org, now).await?;
     Ok(Traffic {
+        store: store.clone(),
+        org,
         addr,
         segment_key,
         shopify_path: format!("/hooks/shopify/{}", shop.id),
@@ -356,7 +366,15 @@ impl Traffic {
         let base = rng.gen_range(0..1_000_000u64);
         let mut next = 0u64;
         let mut live: Vec<Visitor> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut turn = 0u64;
         loop {
+            turn += 1;
+            if turn.is_multiple_of(8) {
+                if let Err(e) = self.react(&mut rng, &mut seen).await {
+                    tracing::debug!(error = %e, "demo traffic: reacting to nudges failed");
+                }
+            }
             if live.len() < 6 {
                 next += 1;
                 let n = base + next;
@@ -389,6 +407,166 @@ impl Traffic {
             }
             tokio::time::sleep(Duration::from_millis(rng.gen_range(700..1_800))).await;
         }
+    }
+}
+
+/// The demo's two campaigns, created once (a person's edits survive
+/// restarts): abandoned carts and leads gone quiet, with demo-sized delays
+/// so the funnels fill within minutes, on the development sink.
+pub const CART_CAMPAIGN: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_ca57);
+pub const QUIET_CAMPAIGN: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_9057);
+
+async fn seed_campaigns(store: &Store, org: Uuid, now: i64) -> Result<()> {
+    use bos_core::nudge::{Campaign, Channel, Step, StopConditions, Trigger, Variant};
+    let v = |name: &str, weight: u32, subject: &str, body: &str| Variant {
+        name: name.into(),
+        weight,
+        subject: Some(subject.into()),
+        body: body.into(),
+    };
+    let cart = Campaign {
+        name: "Abandoned cart rescue".into(),
+        trigger: Trigger::CheckoutAbandoned,
+        steps: vec![
+            Step {
+                delay_ms: 60_000,
+                channel: Channel::Email,
+                variants: vec![
+                    v("Friendly", 50, "{{ first_name }}, your cart is waiting",
+                      "Hi {{ first_name }},\n\nYou left {{ cart_total }} of linen in your cart. It is saved here: {{ cart_url }}\n\nThe Demo Shop team"),
+                    v("Urgent", 50, "Your linen shirt is almost gone",
+                      "Hi {{ first_name }}, only a few left in your size. Finish your order: {{ cart_url }}"),
+                ],
+            },
+            Step {
+                delay_ms: 2 * 60_000,
+                channel: Channel::Email,
+                variants: vec![v("A", 1, "10% off to finish your order",
+                    "Hi {{ first_name }}, here is 10% off your cart ({{ cart_total }}) with code LINEN10: {{ cart_url }}")],
+            },
+        ],
+        stop: StopConditions::default(),
+        quiet_hours: None,
+        max_attempts: 5,
+        reentry_cooldown_ms: 24 * 3_600_000,
+    };
+    let quiet = Campaign {
+        name: "Win back quiet leads".into(),
+        trigger: Trigger::LeadGhosting,
+        steps: vec![
+            Step {
+                delay_ms: 60_000,
+                channel: Channel::Preferred,
+                variants: vec![v(
+                    "A",
+                    1,
+                    "Still looking, {{ first_name }}?",
+                    "Hi {{ first_name }}, can we help you pick a size? Just reply to this message.",
+                )],
+            },
+            Step {
+                delay_ms: 3 * 60_000,
+                channel: Channel::Email,
+                variants: vec![v(
+                    "A",
+                    1,
+                    "New colours are in",
+                    "Hi {{ first_name }}, the linen shirt now comes in sage and sand.",
+                )],
+            },
+        ],
+        stop: StopConditions::default(),
+        quiet_hours: None,
+        max_attempts: 5,
+        reentry_cooldown_ms: 24 * 3_600_000,
+    };
+    for (id, c) in [(CART_CAMPAIGN, cart), (QUIET_CAMPAIGN, quiet)] {
+        c.validate(&[]).map_err(|e| anyhow!(e))?;
+        if store.campaign(org, id).await?.is_none() {
+            store
+                .put_campaign(org, id, &c, bos_store::nudge::CampaignStatus::Active, now)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+impl Traffic {
+    async fn get(&self, path: &str) -> Result<u16> {
+        let mut s = TcpStream::connect(&self.addr)
+            .await
+            .with_context(|| format!("connect {}", self.addr))?;
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        s.write_all(head.as_bytes()).await?;
+        let mut buf = vec![0u8; 64 * 1024];
+        crate::bench::read_response(&mut s, &mut buf).await
+    }
+
+    /// The customers who got a nudge since the last look: most open it,
+    /// some click through, some buy, a few answer.
+    async fn react(
+        &self,
+        rng: &mut StdRng,
+        seen: &mut std::collections::HashSet<Uuid>,
+    ) -> Result<()> {
+        for campaign in [CART_CAMPAIGN, QUIET_CAMPAIGN] {
+            let sent = self
+                .store
+                .campaign_executions(self.org, campaign, 100_000)
+                .await?;
+            for e in sent.iter().filter(|e| e.sent_at.is_some()) {
+                if !seen.insert(e.id) {
+                    continue;
+                }
+                if e.channel == "email" && rng.gen_bool(0.6) {
+                    self.get(&format!("/t/o/{}", e.token)).await?;
+                }
+                if rng.gen_bool(0.3) {
+                    self.get(&format!("/t/c/{}", e.token)).await?;
+                }
+                if rng.gen_bool(0.12) {
+                    let (channel, answer) = if e.channel == "sms" {
+                        (bos_core::nudge::Channel::Sms, "Do you have it in blue?")
+                    } else {
+                        (
+                            bos_core::nudge::Channel::Email,
+                            "Does the medium run large?",
+                        )
+                    };
+                    self.store
+                        .inbound_message(
+                            self.org,
+                            bos_store::nudge::InboundMessage {
+                                channel,
+                                from: e.to.clone(),
+                                to: "shop@demo-shop.example".into(),
+                                subject: e.subject.as_ref().map(|s| format!("Re: {s}")),
+                                text: answer.into(),
+                                provider_id: format!("demo-reply-{}", e.id),
+                                provider: "demo".into(),
+                                in_reply_to: vec![format!("<{}>", e.message_id)],
+                                opt: None,
+                            },
+                            crate::now(),
+                        )
+                        .await?;
+                } else if rng.gen_bool(0.25) && e.channel == "email" {
+                    let iso = bos_web::api::rfc3339(crate::now());
+                    let n = rng.gen_range(0..1_000_000u64);
+                    self.shopify("orders/create", serde_json::json!({
+                        "id": 8_000_000 + n, "name": format!("#N{n}"), "email": e.to,
+                        "currency": "USD", "total_price": "126.00", "financial_status": "paid",
+                        "created_at": iso, "processed_at": iso,
+                        "customer": {"email": e.to},
+                        "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": 2, "price": "59.00"}]
+                    })).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

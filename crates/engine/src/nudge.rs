@@ -158,6 +158,10 @@ impl Nudger {
         }
         match outcome {
             StepOutcome::Send(claimed) => self.deliver(*claimed).await,
+            StepOutcome::Delivered(_) => {
+                self.count(|s| s.sent += 1);
+                Ok(())
+            }
             StepOutcome::Failed(why) => {
                 tracing::info!(org = %job.org_id, enrollment = %id, %why, "nudge step could not be rendered");
                 self.count(|s| s.failed += 1);

@@ -40,6 +40,10 @@ pub const SEND_JOB: &str = "nudge.send";
 /// is unknown.
 pub const SENDING_LEASE_MS: Millis = 2 * 60_000;
 
+/// Our `Message-ID`s are the execution id at this domain, so a reply's
+/// `In-Reply-To` names its execution without another index.
+pub const MESSAGE_ID_DOMAIN: &str = "@bos.nudge";
+
 /// Where the unsubscribe page and tracking routes live, under the public URL.
 pub const UNSUBSCRIBE_PATH: &str = "/u/";
 pub const CLICK_PATH: &str = "/t/c/";
@@ -189,6 +193,9 @@ pub enum StepOutcome {
     /// again for this time.
     Wait(Millis),
     Send(Box<Claimed>),
+    /// Delivered to the development sink in the same commit (this
+    /// execution): there is no provider to call.
+    Delivered(Uuid),
     /// The step could not be rendered for this customer (a missing value):
     /// recorded as a failed execution, and the sequence moved on.
     Failed(String),
@@ -238,11 +245,21 @@ pub(crate) fn parse_channel(s: &str) -> Channel {
     }
 }
 
-/// 128 random bits, hex: the execution's token for tracking and
-/// unsubscribe links (unguessable, so a link names one message only).
+/// 128 random bits, hex: a channel's webhook key.
 fn token() -> String {
     let a = Uuid::new_v4().as_u128();
     format!("{a:032x}")
+}
+
+/// An execution's token for tracking and unsubscribe links: 32 hex
+/// characters, the send time in milliseconds (48 bits) then 80 random bits.
+/// The random part makes it unguessable (a link names one message only);
+/// the time prefix makes tokens of a batch of sends neighbours in the
+/// token index, so a commit of hundreds of sends writes a few index pages
+/// instead of one random page each.
+fn send_token(now: Millis) -> String {
+    let r = Uuid::new_v4().as_u128() & ((1u128 << 80) - 1);
+    format!("{:012x}{r:020x}", (now.max(0) as u64) & 0xffff_ffff_ffff)
 }
 
 fn stop_reason_str(r: StopReason) -> &'static str {
@@ -314,26 +331,41 @@ pub(crate) async fn load_person<D: Db>(
     org: Uuid,
     root: Uuid,
 ) -> Result<Person, StoreError> {
+    Ok(load_person_of(db, org, root, (true, true)).await?.1)
+}
+
+/// The person a profile id belongs to now (its cluster's root): the root's
+/// id and what it offers. `need` says whether a missing email and a missing
+/// phone should be looked up among the cluster's other identifiers (a send
+/// on one channel does not need the other).
+pub(crate) async fn load_person_of<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    profile: Uuid,
+    need: (bool, bool),
+) -> Result<(Uuid, Person), StoreError> {
     let r = db
         .opt(
-            q("select first_name, last_name, company, primary_email, primary_phone, traits from profiles \
-               where org_id = $1 and id = $2")
-                .bind(org)
-                .bind(root),
+            q("select r.id, r.first_name, r.last_name, r.company, r.primary_email, r.primary_phone, r.traits \
+               from profiles p join profiles r on r.org_id = p.org_id and r.id = p.root_id \
+               where p.org_id = $1 and p.id = $2")
+            .bind(org)
+            .bind(profile),
         )
         .await?;
     let Some(r) = r else {
-        return Ok(Person::default());
+        return Ok((profile, Person::default()));
     };
+    let root = r.uuid(0)?;
     let mut p = Person {
-        first_name: r.text(0)?,
-        last_name: r.text(1)?,
-        company: r.text(2)?,
-        email: Some(r.text(3)?).filter(|s| !s.is_empty()),
-        phone: Some(r.text(4)?).filter(|s| !s.is_empty()),
-        traits: serde_json::from_str(&r.text(5)?).unwrap_or_default(),
+        first_name: r.text(1)?,
+        last_name: r.text(2)?,
+        company: r.text(3)?,
+        email: Some(r.text(4)?).filter(|s| !s.is_empty()),
+        phone: Some(r.text(5)?).filter(|s| !s.is_empty()),
+        traits: serde_json::from_str(&r.text(6)?).unwrap_or_default(),
     };
-    if p.email.is_none() || p.phone.is_none() {
+    if (need.0 && p.email.is_none()) || (need.1 && p.phone.is_none()) {
         let links = db
             .rows(
                 q(
@@ -353,7 +385,7 @@ pub(crate) async fn load_person<D: Db>(
             }
         }
     }
-    Ok(p)
+    Ok((root, p))
 }
 
 /// The template values for one customer and one message. `links` carries
@@ -398,35 +430,9 @@ pub(crate) fn vars_for(
     v
 }
 
-/// The channels this person cannot be reached on now: opted out (by
-/// address, so an opt-out holds across merges and profiles), or no address.
-async fn blocked_channels<D: Db>(
-    db: &mut D,
-    org: Uuid,
-    p: &Person,
-) -> Result<Vec<Channel>, StoreError> {
-    let mut out = Vec::new();
-    for (ch, addr) in [(Channel::Email, &p.email), (Channel::Sms, &p.phone)] {
-        match addr {
-            None => out.push(ch),
-            Some(a) => {
-                let r = db
-                    .opt(
-                        q("select 1 from opt_outs where org_id = $1 and channel = $2 and address = $3")
-                            .bind(org)
-                            .bind(channel_str(ch))
-                            .bind(a.as_str()),
-                    )
-                    .await?;
-                if r.is_some() {
-                    out.push(ch);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
+/// The channels this person opted out of: by address, so an opt-out holds
+/// across merges and profiles. (A channel without an address is blocked
+/// too, by the caller.)
 pub(crate) async fn opted_out_channels<D: Db>(
     db: &mut D,
     org: Uuid,
@@ -682,6 +688,20 @@ pub(crate) async fn save_enrollment<D: Db>(
     e: &Enrollment,
     now: Millis,
 ) -> Result<(), StoreError> {
+    write_enrollment(db, org, id, e, now, true).await
+}
+
+/// Saves the state; `cancel_timer` removes a pending step timer when it
+/// ended (the step handler passes false: its own timer is the one running,
+/// so none is pending).
+async fn write_enrollment<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    id: Uuid,
+    e: &Enrollment,
+    now: Millis,
+    cancel_timer: bool,
+) -> Result<(), StoreError> {
     let (status, reason, ended) = match e.stopped {
         Some(r) => ("stopped", Some(stop_reason_str(r).to_string()), Some(now)),
         None => ("active", None, None),
@@ -701,7 +721,7 @@ pub(crate) async fn save_enrollment<D: Db>(
         .bind(now),
     )
     .await?;
-    if e.stopped.is_some() {
+    if cancel_timer && e.stopped.is_some() {
         crate::pipeline::cancel_timer(db, org, STEP_JOB, &format!("enroll:{id}")).await?;
     }
     Ok(())
@@ -891,16 +911,6 @@ impl crate::Store {
                 // Resuming sets the timers of waiting enrollments again.
                 _ => return Ok((StepOutcome::Nothing("campaign paused".into()), timers)),
             }
-            let root = db
-                .opt(
-                    q("select root_id from profiles where org_id = $1 and id = $2")
-                        .bind(org)
-                        .bind(profile),
-                )
-                .await?
-                .map(|r| r.uuid(0))
-                .transpose()?
-                .unwrap_or(profile);
             let Some(due) = e.next_due else {
                 return Ok((StepOutcome::Nothing("nothing due".into()), timers));
             };
@@ -910,9 +920,16 @@ impl crate::Store {
                 set_step_timer(db, org, enrollment, due, now, &mut timers).await?;
                 return Ok((StepOutcome::Wait(due), timers));
             }
-            let person = load_person(db, org, root).await?;
-            let settings = load_settings(db, org).await?;
+            let uses = |c: Channel| {
+                campaign
+                    .steps
+                    .iter()
+                    .any(|s| s.channel == c || s.channel == Channel::Preferred)
+            };
+            let need = (uses(Channel::Email), uses(Channel::Sms));
+            let (root, person) = load_person_of(db, org, profile, need).await?;
             if let Some(quiet) = &campaign.quiet_hours {
+                let settings = load_settings(db, org).await?;
                 let allowed = quiet_until(&person, &settings, now, quiet);
                 if allowed > now {
                     set_step_timer(db, org, enrollment, allowed, now, &mut timers).await?;
@@ -922,7 +939,13 @@ impl crate::Store {
             // Opt-outs and missing addresses block channels for this
             // decision; only real opt-outs are kept in the state.
             let real = opted_out_channels(db, org, &person).await?;
-            let blocked = blocked_channels(db, org, &person).await?;
+            let mut blocked = real.clone();
+            if person.email.is_none() {
+                blocked.push(Channel::Email);
+            }
+            if person.phone.is_none() {
+                blocked.push(Channel::Sms);
+            }
             for c in &real {
                 if !e.opted_out.contains(c) {
                     e.opted_out.push(*c);
@@ -949,7 +972,7 @@ impl crate::Store {
                 }
                 return Ok((StepOutcome::Nothing("no step to send".into()), timers));
             };
-            save_enrollment(db, org, enrollment, &e, now).await?;
+            write_enrollment(db, org, enrollment, &e, now, false).await?;
             if let Some(next) = e.next_due {
                 set_step_timer(db, org, enrollment, next, now, &mut timers).await?;
             }
@@ -960,11 +983,16 @@ impl crate::Store {
             }
             .unwrap_or_default();
             let (config, hook) = load_channel(db, org, channel).await?;
-            let tok = token();
+            let tok = send_token(now);
             let exec_id = new_id();
-            let message_id = format!("{exec_id}@bos.nudge");
+            let message_id = format!("{exec_id}{MESSAGE_ID_DOMAIN}");
             let built = build(v, channel, &person, &ctx, &base_url, &tok);
+            // The development sink has no provider to call: the message is
+            // delivered by this commit (nothing can be sent twice), saving a
+            // second write per nudge.
+            let dev = config == ChannelConfig::Dev;
             let (status, error, built) = match built {
+                Ok(b) if dev => ("delivered", None, b),
                 Ok(b) => ("sending", None, b),
                 Err(err) => (
                     "failed",
@@ -981,8 +1009,9 @@ impl crate::Store {
                 .exec(
                     q("insert into nudge_executions (org_id, id, enrollment_id, campaign_id, profile_id, step, variant, \
                        variant_name, channel, idem_key, status, attempts, provider, error, to_addr, from_addr, subject, body, \
-                       message_id, token, link_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                       $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22) on conflict do nothing")
+                       message_id, token, link_url, provider_id, sent_at, delivered_at, created_at, updated_at) values ($1, $2, $3, \
+                       $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23, $24, $24) \
+                       on conflict do nothing")
                     .bind(org)
                     .bind(exec_id)
                     .bind(enrollment)
@@ -1004,6 +1033,8 @@ impl crate::Store {
                     .bind(message_id.as_str())
                     .bind(tok.as_str())
                     .bind(built.link.clone())
+                    .bind(None::<String>)
+                    .bind((status == "delivered").then_some(now))
                     .bind(now),
                 )
                 .await?;
@@ -1039,6 +1070,9 @@ impl crate::Store {
                     .bind(root),
             )
             .await?;
+            if dev {
+                return Ok((StepOutcome::Delivered(exec_id), timers));
+            }
             let unsubscribe_url =
                 (channel != Channel::Sms).then(|| tracked(&base_url, UNSUBSCRIBE_PATH, &tok));
             Ok((
@@ -1472,11 +1506,19 @@ impl crate::Store {
             // A reply names the message it answers: find its customer first.
             let mut root = None;
             for mid in &msg.in_reply_to {
+                // Our Message-IDs are `{execution id}@bos.nudge`.
+                let Some(id) = mid
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .strip_suffix(MESSAGE_ID_DOMAIN)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                else {
+                    continue;
+                };
                 let r = db
                     .opt(
-                        q("select profile_id from nudge_executions where org_id = $1 and message_id = $2")
+                        q("select profile_id from nudge_executions where org_id = $1 and id = $2")
                             .bind(org)
-                            .bind(mid.trim_matches(|c| c == '<' || c == '>')),
+                            .bind(id),
                     )
                     .await?;
                 if let Some(r) = r {

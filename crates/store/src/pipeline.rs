@@ -368,7 +368,10 @@ pub(crate) async fn cancel_timer<D: Db>(
     key: &str,
 ) -> Result<(), StoreError> {
     db.exec(
-        q("delete from jobs where org_id = $1 and kind = $2 and unique_key = $3 and state = 'pending'")
+        // `state <> 'parked'` repeats the unique index's condition so SQLite
+        // uses it (it does not infer it from `state = 'pending'`); without
+        // it the delete scans every job of the tenant.
+        q("delete from jobs where org_id = $1 and kind = $2 and unique_key = $3 and state <> 'parked' and state = 'pending'")
             .bind(org)
             .bind(kind)
             .bind(key),

@@ -72,8 +72,7 @@ create table nudge_executions (
 );
 create unique index nudge_exec_key on nudge_executions(org_id, idem_key);
 create unique index nudge_exec_token on nudge_executions(token);
-create index nudge_exec_provider on nudge_executions(provider_id);
-create index nudge_exec_message on nudge_executions(org_id, message_id);
+create index nudge_exec_provider on nudge_executions(provider_id) where provider_id is not null;
 create index nudge_exec_campaign on nudge_executions(org_id, campaign_id, step);
 create index nudge_exec_profile on nudge_executions(org_id, profile_id, created_at);
 create index nudge_exec_sending on nudge_executions(updated_at) where status = 'sending';
