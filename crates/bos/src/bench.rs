@@ -104,8 +104,12 @@ enum Which {
         lateness_nudges: u64,
         #[arg(long, default_value_t = 30)]
         spread_seconds: u64,
+        /// Seconds to enroll the lateness run's customers before the first
+        /// step is due (PostgreSQL's pipeline needs more).
+        #[arg(long, default_value_t = 8)]
+        head_seconds: u64,
         /// Handlers running at once.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 256)]
         concurrency: usize,
         /// A PostgreSQL server (`postgres://…`; a fresh database is
         /// created on it). Default: SQLite in a temporary file.
@@ -367,6 +371,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             nudges,
             lateness_nudges,
             spread_seconds,
+            head_seconds,
             concurrency,
             database_url,
             only,
@@ -375,6 +380,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 nudges,
                 lateness_nudges,
                 spread_seconds,
+                head_seconds,
                 concurrency,
                 database_url,
                 drain: only.as_deref() != Some("lateness"),

@@ -22,6 +22,8 @@ pub struct Options {
     pub nudges: u64,
     pub lateness_nudges: u64,
     pub spread_seconds: u64,
+    /// Time to enroll the lateness run's customers before the first is due.
+    pub head_seconds: u64,
     pub concurrency: usize,
     pub database_url: Option<String>,
     pub drain: bool,
@@ -241,14 +243,14 @@ async fn lateness(o: &Options) -> Result<serde_json::Value> {
         .start()
         .await?;
     let spread_ms = (o.spread_seconds * 1_000).max(1) as i64;
-    let head = 3_000 + (o.lateness_nudges as i64 / 5);
+    let head = (o.head_seconds * 1_000) as i64;
     let start = SystemClock.now_ms() + head;
     let count = o.lateness_nudges.max(1);
     let due =
         move |i: u64| start + (i as i64 * spread_ms) / count as i64 + ((i * 7_919) % 5) as i64;
     enroll(&s, o.lateness_nudges, "l", due).await?;
     if SystemClock.now_ms() >= start {
-        bail!("enrolling took longer than the {head} ms head start; lower --lateness-nudges");
+        bail!("enrolling took longer than the {head} ms head start; raise --head-seconds");
     }
     let last = due(count - 1);
     println!(
