@@ -1023,7 +1023,7 @@ impl crate::Store {
                     .bind(channel_str(channel))
                     .bind(key.as_str())
                     .bind(status)
-                    .bind(i64::from(status == "sending"))
+                    .bind(i64::from(status != "failed"))
                     .bind(config.provider())
                     .bind(error.clone())
                     .bind(to.as_str())

@@ -637,3 +637,129 @@ async fn an_ambiguous_send_is_unknown_and_never_sent_again() {
     assert_eq!(executions(&app, &s).await[0].status, "unknown");
     r.shutdown().await;
 }
+
+/// RELIABILITY R10 for nudges: customers enrolled over two days around the
+/// US spring-forward change, a two-step campaign with quiet hours in the
+/// tenant's zone (America/New_York), and a clock that walks in uneven
+/// steps with jumps of +48 h and −2 h. Every step goes out exactly once,
+/// never before its time, and never inside quiet hours.
+#[tokio::test]
+async fn r10_clock_jumps_and_dst_neither_double_nor_hasten_nor_break_quiet_hours() {
+    use rand::{Rng, SeedableRng};
+    const N: u64 = 120;
+    // 2026-03-07 12:00 UTC: New York springs forward on 2026-03-08 02:00.
+    const START: i64 = 1_772_884_800_000;
+    let app = spawn_app().await;
+    app.clock.set_ms(START);
+    let src = crate::intake::source(&app, "Nudge R10", "segment").await;
+    app.store()
+        .set_nudge_settings(
+            src.org,
+            &bos_store::nudge::NudgeSettings {
+                timezone: "America/New_York".into(),
+                windows: Default::default(),
+            },
+            START,
+        )
+        .await
+        .unwrap();
+    let quiet = QuietHours {
+        start_minute: 21 * 60,
+        end_minute: 8 * 60,
+    };
+    let c = Campaign {
+        name: "Visit follow-up".into(),
+        trigger: Trigger::Event {
+            name: "Visit".into(),
+        },
+        steps: vec![
+            Step {
+                delay_ms: 5 * HOUR_MS,
+                channel: Channel::Email,
+                variants: vec![variant(Some("Hello"), "Thanks for visiting.")],
+            },
+            Step {
+                delay_ms: DAY_MS,
+                channel: Channel::Email,
+                variants: vec![variant(Some("Again"), "Anything we can help with?")],
+            },
+        ],
+        stop: StopConditions::default(),
+        quiet_hours: Some(quiet),
+        max_attempts: 3,
+        reentry_cooldown_ms: 0,
+    };
+    c.validate(&[]).unwrap();
+    let campaign = Uuid::now_v7();
+    app.store()
+        .put_campaign(src.org, campaign, &c, CampaignStatus::Active, START)
+        .await
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    let mut visited = std::collections::HashMap::new();
+    for i in 0..N {
+        // Visits spread over the two days before the walk starts.
+        let t = START - rng.gen_range(0..2 * DAY_MS);
+        visited.insert(format!("v{i}@r10.test"), t);
+        crate::pipeline::segment(
+            &app,
+            &src.secret,
+            "/v1/track",
+            json!({"userId": format!("r10-{i}"), "messageId": format!("r10-{i}"), "event": "Visit",
+                   "timestamp": at(t), "context": {"traits": {"email": format!("v{i}@r10.test")}}}),
+        )
+        .await;
+    }
+    app.state.pipeline.drain().await.unwrap();
+    let r = runner(&app).await;
+    let mut now = START;
+    let end = START + 7 * DAY_MS;
+    let mut jumped_forward = false;
+    let mut jumped_back = false;
+    while now < end {
+        let roll = rng.gen_range(0..100);
+        now = if roll < 3 && !jumped_forward {
+            jumped_forward = true;
+            now + 48 * HOUR_MS
+        } else if roll < 8 && !jumped_back {
+            jumped_back = true;
+            now - 2 * HOUR_MS
+        } else {
+            now + rng.gen_range(60_000..45 * MINUTE_MS)
+        };
+        settle_at(&app, &r, now).await;
+    }
+    r.shutdown().await;
+    let x = app
+        .store()
+        .campaign_executions(src.org, campaign, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(x.len() as u64, 2 * N, "two steps each");
+    let mut by_enrollment: std::collections::HashMap<Uuid, Vec<&Execution>> = Default::default();
+    for e in &x {
+        by_enrollment.entry(e.enrollment_id).or_default().push(e);
+        let sent = e.sent_at.unwrap();
+        assert_eq!(
+            bos_core::nudge::next_allowed(sent, "America/New_York", &quiet).unwrap(),
+            sent,
+            "sent inside quiet hours: {e:?}"
+        );
+    }
+    assert_eq!(by_enrollment.len() as u64, N);
+    for (_, mut steps) in by_enrollment {
+        steps.sort_by_key(|e| e.step);
+        assert_eq!(
+            steps.iter().map(|e| e.step).collect::<Vec<_>>(),
+            vec![0, 1],
+            "each step once"
+        );
+        let visit = visited[&steps[0].to];
+        let (s1, s2) = (steps[0].sent_at.unwrap(), steps[1].sent_at.unwrap());
+        assert!(
+            s1 >= visit + 5 * HOUR_MS,
+            "step 1 early: {s1} < {visit} + 5 h"
+        );
+        assert!(s2 >= s1 + DAY_MS, "step 2 early: {s2} < {s1} + 1 day");
+    }
+}
