@@ -259,6 +259,22 @@ fn twiml(reply: Option<String>) -> Response {
         .into_response()
 }
 
+/// What both Twilio webhooks check first: the body within limits, the hook
+/// key naming a tenant's SMS channel, and the signature over the public URL.
+/// Returns the tenant and the signed form parameters.
+async fn twilio_request(
+    st: &AppState,
+    key: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    b: Body,
+) -> Result<(Uuid, Vec<(String, String)>), Response> {
+    let b = body(b)?;
+    let (org, cfg) = hook(st, key, Channel::Sms).await?;
+    let params = twilio_verified(st, &cfg, uri, headers, &b)?;
+    Ok((org, params))
+}
+
 /// `POST /hooks/twilio/{hook_key}/sms`: an inbound SMS. Stored once per
 /// `MessageSid` on the sender's timeline (found or created by phone); STOP
 /// opts the number out of SMS, START opts it back in, HELP is answered.
@@ -270,16 +286,8 @@ async fn twilio_sms(
     headers: HeaderMap,
     b: Body,
 ) -> Response {
-    let b = match body(b) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (org, cfg) = match hook(&st, &key, Channel::Sms).await {
+    let (org, params) = match twilio_request(&st, &key, &uri, &headers, b).await {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let params = match twilio_verified(&st, &cfg, &uri, &headers, &b) {
-        Ok(p) => p,
         Err(r) => return r,
     };
     let sms = match twilio::inbound_sms(&params) {
@@ -347,16 +355,8 @@ async fn twilio_status(
     headers: HeaderMap,
     b: Body,
 ) -> Response {
-    let b = match body(b) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (org, cfg) = match hook(&st, &key, Channel::Sms).await {
+    let (org, params) = match twilio_request(&st, &key, &uri, &headers, b).await {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let params = match twilio_verified(&st, &cfg, &uri, &headers, &b) {
-        Ok(p) => p,
         Err(r) => return r,
     };
     let update = match twilio::status_update(&params) {
