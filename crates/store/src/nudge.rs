@@ -272,16 +272,12 @@ fn stop_reason_str(r: StopReason) -> &'static str {
     }
 }
 
-pub(crate) async fn load_settings<D: Db>(
-    db: &mut D,
-    org: Uuid,
-) -> Result<NudgeSettings, StoreError> {
-    let r = db
-        .opt(
-            q("select timezone, email_window_ms, sms_window_ms from nudge_settings where org_id = $1")
-                .bind(org),
-        )
-        .await?;
+/// The query and row reading of a tenant's nudge settings, shared by the
+/// write path ([`load_settings`]) and the read path (`Store::nudge_settings`).
+pub(crate) const SETTINGS_SQL: &str =
+    "select timezone, email_window_ms, sms_window_ms from nudge_settings where org_id = $1";
+
+pub(crate) fn settings_row(r: Option<&Row>) -> Result<NudgeSettings, StoreError> {
     Ok(match r {
         Some(r) => NudgeSettings {
             timezone: r.text(0)?,
@@ -292,6 +288,13 @@ pub(crate) async fn load_settings<D: Db>(
         },
         None => NudgeSettings::default(),
     })
+}
+
+pub(crate) async fn load_settings<D: Db>(
+    db: &mut D,
+    org: Uuid,
+) -> Result<NudgeSettings, StoreError> {
+    settings_row(db.opt(q(SETTINGS_SQL).bind(org)).await?.as_ref())
 }
 
 pub(crate) async fn load_channel<D: Db>(
@@ -485,7 +488,6 @@ fn quiet_until(
         .unwrap_or(now)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn set_step_timer<D: Db>(
     db: &mut D,
     org: Uuid,
@@ -833,14 +835,7 @@ pub(crate) fn build(
     };
     let text = nudge::render(&variant.body, &vars, Escape::None)?;
     let html_body = nudge::render(&variant.body, &vars, Escape::Html)?;
-    let html = format!(
-        "<!doctype html><html><body><div style=\"font-family:sans-serif;font-size:15px;line-height:1.5\">{}</div>\
-         <p style=\"font-size:12px;color:#888\"><a href=\"{}\">Unsubscribe</a></p>\
-         <img src=\"{}\" width=\"1\" height=\"1\" alt=\"\"></body></html>",
-        html_body.replace('\n', "<br>\n"),
-        unsub,
-        tracked(base, OPEN_PATH, tok),
-    );
+    let html = email_html(&html_body, base, tok);
     let text = if text.contains(&unsub) {
         text
     } else {
@@ -852,6 +847,20 @@ pub(crate) fn build(
         html: Some(html),
         link,
     })
+}
+
+/// The HTML part of a nudge email: the (already escaped) body with its
+/// line breaks, the unsubscribe link and the open pixel. The first send
+/// and its retries build it here, so they look the same.
+fn email_html(body_html: &str, base: &str, tok: &str) -> String {
+    format!(
+        "<!doctype html><html><body><div style=\"font-family:sans-serif;font-size:15px;line-height:1.5\">{}</div>\
+         <p style=\"font-size:12px;color:#888\"><a href=\"{}\">Unsubscribe</a></p>\
+         <img src=\"{}\" width=\"1\" height=\"1\" alt=\"\"></body></html>",
+        body_html.replace('\n', "<br>\n"),
+        tracked(base, UNSUBSCRIBE_PATH, tok),
+        tracked(base, OPEN_PATH, tok),
+    )
 }
 
 fn status_callback(base: &str, hook: Option<&str>) -> Option<String> {
@@ -1181,12 +1190,12 @@ impl crate::Store {
             // The HTML part is rebuilt from the stored text, which holds the
             // rendered message (values were substituted at the first try).
             let html = (channel != Channel::Sms).then(|| {
-                format!(
-                    "<!doctype html><html><body><div style=\"font-family:sans-serif;font-size:15px;line-height:1.5\">{}</div>\
-                     <img src=\"{}\" width=\"1\" height=\"1\" alt=\"\"></body></html>",
-                    html_escape(&text).replace('\n', "<br>\n"),
-                    tracked(&base_url, OPEN_PATH, &tok)
-                )
+                let unsub = format!(
+                    "\n\nUnsubscribe: {}",
+                    tracked(&base_url, UNSUBSCRIBE_PATH, &tok)
+                );
+                let body = text.strip_suffix(&unsub).unwrap_or(&text);
+                email_html(&html_escape(body), &base_url, &tok)
             });
             Ok(Some(Claimed {
                 org_id: org,

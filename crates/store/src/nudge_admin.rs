@@ -639,22 +639,8 @@ impl crate::Store {
 
     /// The tenant's nudge settings (defaults until saved).
     pub async fn nudge_settings(&self, org: Uuid) -> Result<NudgeSettings, StoreError> {
-        let rows = read_rows(
-            self,
-            q("select timezone, email_window_ms, sms_window_ms from nudge_settings where org_id = $1")
-                .bind(org),
-        )
-        .await?;
-        match rows.first() {
-            Some(r) => Ok(NudgeSettings {
-                timezone: r.text(0)?,
-                windows: bos_core::nudge::Windows {
-                    email_ms: r.i64(1)?,
-                    sms_ms: r.i64(2)?,
-                },
-            }),
-            None => Ok(NudgeSettings::default()),
-        }
+        let rows = read_rows(self, q(crate::nudge::SETTINGS_SQL).bind(org)).await?;
+        crate::nudge::settings_row(rows.first())
     }
 
     /// Saves the tenant's nudge settings; the caller validated them.
