@@ -108,7 +108,8 @@ enum Which {
         /// step is due (PostgreSQL's pipeline needs more).
         #[arg(long, default_value_t = 8)]
         head_seconds: u64,
-        /// Handlers running at once.
+        /// Handlers running at once (`bos serve`'s `job_concurrency`,
+        /// 16 by default there).
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
         /// A PostgreSQL server (`postgres://…`; a fresh database is

@@ -152,11 +152,7 @@ async fn enroll(s: &Setup, n: u64, tag: &str, due: impl Fn(u64) -> i64) -> Resul
 }
 
 fn runner_config(o: &Options) -> RunnerConfig {
-    RunnerConfig {
-        concurrency: o.concurrency,
-        prefetch: (o.concurrency * 16).max(256),
-        ..RunnerConfig::default()
-    }
+    crate::serve::runner_config(o.concurrency)
 }
 
 fn nudger(s: &Setup) -> Nudger {

@@ -31,6 +31,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "allow_private_outbound", env: "BOS_ALLOW_PRIVATE_OUTBOUND", default: "false", secret: false, help: "true lets tenants' SMTP hosts be on private networks or this machine (a local relay); false refuses them." },
     OptionSpec { key: "nudge_send_timeout_seconds", env: "BOS_NUDGE_SEND_TIMEOUT_SECONDS", default: "30", secret: false, help: "How long a provider may take to answer one nudge send; after that its outcome is unknown and it is not sent again." },
     OptionSpec { key: "nudge_sending_lease_ms", env: "BOS_NUDGE_SENDING_LEASE_MS", default: "120000", secret: false, help: "A nudge left sending this long by a crashed process becomes unknown (shown, never re-sent). Keep it above the send timeout." },
+    OptionSpec { key: "job_concurrency", env: "BOS_JOB_CONCURRENCY", default: "16", secret: false, help: "Jobs (nudge steps and sends, lead timers) handled at once by this process. More sends bulk nudges faster, but a crash leaves every send then in flight unknown (never re-sent)." },
     OptionSpec { key: "job_lease_ms", env: "BOS_JOB_LEASE_MS", default: "300000", secret: false, help: "How long a claimed job is held before another replica may take it over (a crashed process's jobs wait this long)." },
     OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
     OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
@@ -179,6 +180,10 @@ impl Config {
 
     pub fn job_lease_ms(&self) -> Result<i64> {
         self.num("job_lease_ms")
+    }
+
+    pub fn job_concurrency(&self) -> Result<usize> {
+        Ok(self.num("job_concurrency")?.min(100_000) as usize)
     }
 
     pub fn web(&self) -> Result<bos_web::WebConfig> {

@@ -60,6 +60,18 @@ fn job_handlers(state: &AppState, runner: RunnerBuilder) -> RunnerBuilder {
     state.nudger.handlers(state.pipeline.handlers(runner))
 }
 
+/// The runner's shape for `concurrency` handlers at once, shared with the
+/// nudge benchmark so it measures the runner `bos serve` builds: handlers
+/// are cheap tasks that mostly wait (the store batches their writes,
+/// decision 0013), and a prefetch of sixteen batches keeps them fed.
+pub fn runner_config(concurrency: usize) -> RunnerConfig {
+    RunnerConfig {
+        concurrency,
+        prefetch: (concurrency * 16).max(256),
+        ..RunnerConfig::default()
+    }
+}
+
 pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
     let web = c.web()?;
     let idle_ms = web.session_idle_ms;
@@ -79,7 +91,7 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     let runner_config = RunnerConfig {
         lease_ms,
         reclaim_every_ms: lease_ms.min(RunnerConfig::default().reclaim_every_ms),
-        ..RunnerConfig::default()
+        ..runner_config(c.job_concurrency()?)
     };
     let runner = job_handlers(&state, state.scheduler.runner(runner_config))
         .start()

@@ -12,7 +12,7 @@
 //! and is shown instead of sent again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bos_channels::{
@@ -23,9 +23,10 @@ use bos_channels::{
 use bos_core::jobs::Backoff;
 use bos_core::nudge::Channel;
 use bos_core::Millis;
-use bos_store::nudge::{ChannelConfig, Claimed, StepOutcome, SEND_JOB, STEP_JOB};
+use bos_store::nudge::{ChannelConfig, Claimed, StepOutcome, StepRequest, SEND_JOB, STEP_JOB};
 use bos_store::{Store, StoreError};
 use rand::Rng;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
 use crate::scheduler::{JobContext, JobError, RunnerBuilder, Scheduler};
@@ -94,7 +95,25 @@ struct Shared {
     /// config is part of the key), so SMTP connections are pooled.
     senders: Mutex<HashMap<(Uuid, &'static str), CachedSender>>,
     stats: Mutex<NudgeStats>,
+    /// Due steps waiting for the batcher (started on first use, inside
+    /// the runtime).
+    steps: OnceLock<mpsc::UnboundedSender<StepCall>>,
 }
+
+type StepResult = Result<(StepOutcome, Vec<Millis>), StoreError>;
+
+/// A due step on its way to the batcher, and where its outcome goes.
+struct StepCall {
+    req: StepRequest,
+    reply: oneshot::Sender<StepResult>,
+}
+
+/// Most due steps decided in one transaction.
+const STEP_BATCH_MAX: usize = 512;
+
+/// Batches written at once: while they commit, the next due steps gather
+/// into the next batch.
+const STEP_BATCHES_IN_FLIGHT: usize = 2;
 
 impl Nudger {
     pub fn new(scheduler: Scheduler, config: NudgeConfig) -> Nudger {
@@ -104,6 +123,7 @@ impl Nudger {
                 config,
                 senders: Mutex::new(HashMap::new()),
                 stats: Mutex::new(NudgeStats::default()),
+                steps: OnceLock::new(),
             }),
         }
     }
@@ -142,16 +162,20 @@ impl Nudger {
     async fn on_step(&self, job: JobContext) -> Result<(), JobError> {
         let id = payload_uuid(&job, "enrollment_id")?;
         let random: u32 = rand::thread_rng().gen();
-        let (outcome, timers) = self
-            .store()
-            .nudge_step(
-                job.org_id,
-                id,
-                self.now(),
-                random,
-                self.shared.config.public_url.clone(),
-            )
+        let (reply, answer) = oneshot::channel();
+        self.step_queue()
+            .send(StepCall {
+                req: StepRequest {
+                    org: job.org_id,
+                    enrollment: id,
+                    random,
+                },
+                reply,
+            })
+            .map_err(|_| JobError::retry("the nudge step batcher has stopped"))?;
+        let (outcome, timers) = answer
             .await
+            .map_err(|_| JobError::retry("the nudge step batch was dropped"))?
             .map_err(retry)?;
         for t in timers {
             self.shared.scheduler.wake(t);
@@ -169,6 +193,19 @@ impl Nudger {
             }
             StepOutcome::Wait(_) | StepOutcome::Nothing(_) => Ok(()),
         }
+    }
+
+    /// The batcher's queue, starting the batcher on first use.
+    fn step_queue(&self) -> &mpsc::UnboundedSender<StepCall> {
+        self.shared.steps.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(batch_steps(
+                self.shared.scheduler.clone(),
+                self.shared.config.public_url.clone(),
+                rx,
+            ));
+            tx
+        })
     }
 
     async fn on_retry(&self, job: JobContext) -> Result<(), JobError> {
@@ -386,6 +423,88 @@ impl Nudger {
                 tokio::time::sleep(every).await;
             }
         })
+    }
+}
+
+/// Decides due steps in batches: each batch is one transaction (one
+/// commit, one savepoint on SQLite) instead of one per step, which is what
+/// bounds how many nudges a second one SQLite writer decides. A lone step
+/// goes at once, so batching adds no wait when the load is light. Ends
+/// when the `Nudger` is dropped (the queue closes).
+async fn batch_steps(
+    scheduler: Scheduler,
+    base_url: String,
+    mut rx: mpsc::UnboundedReceiver<StepCall>,
+) {
+    let inflight: usize = std::env::var("XB_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(STEP_BATCHES_IN_FLIGHT);
+    let maxb: usize = std::env::var("XB_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(STEP_BATCH_MAX);
+    let permits = Arc::new(Semaphore::new(inflight));
+    let mut buf = Vec::with_capacity(maxb);
+    loop {
+        // A permit first: while every batch is in flight, due steps queue
+        // up and the next batch takes them all.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut buf, STEP_BATCH_MAX).await == 0 {
+            return;
+        }
+        let calls = std::mem::take(&mut buf);
+        let scheduler = scheduler.clone();
+        let base_url = base_url.clone();
+        tokio::spawn(async move {
+            run_step_batch(&scheduler, &base_url, calls).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run_step_batch(scheduler: &Scheduler, base_url: &str, calls: Vec<StepCall>) {
+    let store = scheduler.store();
+    let reqs: Vec<StepRequest> = calls.iter().map(|c| c.req).collect();
+    let now = scheduler.clock().now_ms();
+    let n = calls.len();
+    match store.nudge_steps(reqs, now, base_url.to_string()).await {
+        Ok(outcomes) if outcomes.len() == n => {
+            for (c, o) in calls.into_iter().zip(outcomes) {
+                let _ = c.reply.send(Ok(o));
+            }
+        }
+        Ok(_) => {
+            for c in calls {
+                let _ = c.reply.send(Err(StoreError::Other(
+                    "a step batch answered for a different number of steps".into(),
+                )));
+            }
+        }
+        Err(e) if n == 1 => {
+            if let Some(c) = calls.into_iter().next() {
+                let _ = c.reply.send(Err(e));
+            }
+        }
+        Err(e) => {
+            // The whole batch rolled back: one by one, so a step that fails
+            // fails alone (its job retries) and the others go out.
+            tracing::warn!(steps = n, error = %e, "a batch of nudge steps failed; deciding them one by one");
+            for c in calls {
+                let r = store
+                    .nudge_step(
+                        c.req.org,
+                        c.req.enrollment,
+                        scheduler.clock().now_ms(),
+                        c.req.random,
+                        base_url.to_string(),
+                    )
+                    .await;
+                let _ = c.reply.send(r);
+            }
+        }
     }
 }
 

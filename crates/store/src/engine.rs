@@ -209,9 +209,12 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5))
                 .log_statements(tracing::log::LevelFilter::Trace);
             // Commits never checkpoint (see writer.rs): the checkpointer does.
+            // Sub-journals in memory, as on the writer thread (see
+            // `open_raw_writer`).
             let write_conn = base
                 .clone()
                 .pragma("wal_autocheckpoint", "0")
+                .pragma("temp_store", "memory")
                 .connect()
                 .await?;
             let raw = open_raw_writer(&path)?;
@@ -328,6 +331,13 @@ fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connection, Store
         "pragma cache_size = -{};",
         crate::writer::WRITER_CACHE_KIB
     ))?;
+    // Every write in a group commit runs in its own savepoint, and each
+    // savepoint journals the first change to every page it touches; past
+    // 64 KiB that sub-journal spills to a temporary file, a `pwrite` per
+    // page (measured: most of the writer's system calls while sending
+    // nudges). It lives for one write and is truncated after it, so it
+    // stays small in memory.
+    conn.execute_batch("pragma temp_store = memory;")?;
     Ok(conn)
 }
 

@@ -28,6 +28,7 @@ use bos_core::nudge::{
 use bos_core::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A step falls due: payload `{"enrollment_id"}`, key `enroll:{id}`.
@@ -201,6 +202,15 @@ pub enum StepOutcome {
     Failed(String),
 }
 
+/// A due step for [`Store::nudge_steps`]: whose, and the number that
+/// picks its A/B variant.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRequest {
+    pub org: Uuid,
+    pub enrollment: Uuid,
+    pub random: u32,
+}
+
 /// A message a customer sent us.
 #[derive(Debug, Clone)]
 pub struct InboundMessage {
@@ -258,7 +268,8 @@ fn token() -> String {
 /// token index, so a commit of hundreds of sends writes a few index pages
 /// instead of one random page each.
 fn send_token(now: Millis) -> String {
-    let r = Uuid::new_v4().as_u128() & ((1u128 << 80) - 1);
+    // The thread's CSPRNG, not a v4 UUID: that is a system call per token.
+    let r = rand::Rng::gen::<u128>(&mut rand::thread_rng()) & ((1u128 << 80) - 1);
     format!("{:012x}{r:020x}", (now.max(0) as u64) & 0xffff_ffff_ffff)
 }
 
@@ -804,7 +815,8 @@ fn tracked(base: &str, path: &str, token: &str) -> String {
 }
 
 /// Renders one variant for one person. Email gets an HTML part with values
-/// escaped, line breaks kept, and the open pixel; SMS is plain text.
+/// escaped, line breaks kept, and the open pixel (unless `html` is false:
+/// the development sink keeps only the text); SMS is plain text.
 pub(crate) fn build(
     variant: &nudge::Variant,
     channel: Channel,
@@ -812,6 +824,7 @@ pub(crate) fn build(
     ctx: &Value,
     base: &str,
     tok: &str,
+    html: bool,
 ) -> Result<Built, nudge::TemplateError> {
     let link = ctx
         .get("cart_url")
@@ -834,8 +847,12 @@ pub(crate) fn build(
         None => None,
     };
     let text = nudge::render(&variant.body, &vars, Escape::None)?;
-    let html_body = nudge::render(&variant.body, &vars, Escape::Html)?;
-    let html = email_html(&html_body, base, tok);
+    let html = if html {
+        let html_body = nudge::render(&variant.body, &vars, Escape::Html)?;
+        Some(email_html(&html_body, base, tok))
+    } else {
+        None
+    };
     let text = if text.contains(&unsub) {
         text
     } else {
@@ -844,7 +861,7 @@ pub(crate) fn build(
     Ok(Built {
         subject,
         text,
-        html: Some(html),
+        html,
         link,
     })
 }
@@ -867,6 +884,274 @@ fn status_callback(base: &str, hook: Option<&str>) -> Option<String> {
     hook.map(|h| format!("{}/hooks/twilio/{h}/status", base.trim_end_matches('/')))
 }
 
+/// What the steps of one batch share: campaign definitions (parsed once,
+/// and again only if the stored text differs) and channel settings (no
+/// write in the batch changes them).
+#[derive(Default)]
+struct StepCache {
+    campaigns: HashMap<Uuid, (String, std::sync::Arc<Campaign>)>,
+    channels: HashMap<(Uuid, Channel), (ChannelConfig, Option<String>)>,
+}
+
+impl StepCache {
+    fn campaign(&mut self, id: Uuid, def: String) -> Result<std::sync::Arc<Campaign>, StoreError> {
+        if let Some((text, c)) = self.campaigns.get(&id) {
+            if *text == def {
+                return Ok(c.clone());
+            }
+        }
+        let c: std::sync::Arc<Campaign> = std::sync::Arc::new(
+            serde_json::from_str(&def)
+                .map_err(|e| StoreError::Invalid(format!("campaign definition: {e}")))?,
+        );
+        self.campaigns.insert(id, (def, c.clone()));
+        Ok(c)
+    }
+}
+
+/// One due step inside the caller's transaction (see `Store::nudge_steps`).
+async fn step_one<D: Db>(
+    db: &mut D,
+    cache: &mut StepCache,
+    step: StepRequest,
+    now: Millis,
+    base_url: &str,
+    timers: &mut Vec<Millis>,
+) -> Result<StepOutcome, StoreError> {
+    let StepRequest {
+        org,
+        enrollment,
+        random,
+    } = step;
+    let r = db
+            .opt(
+                q("select e.state, e.status, e.profile_id, e.context, c.definition, c.status, c.id from enrollments e \
+                   left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
+                   where e.org_id = $1 and e.id = $2")
+                .bind(org)
+                .bind(enrollment),
+            )
+            .await?;
+    let Some(r) = r else {
+        return Ok(StepOutcome::Nothing("enrollment not found".into()));
+    };
+    if r.text(1)? != "active" {
+        return Ok(StepOutcome::Nothing("enrollment ended".into()));
+    }
+    let mut e: Enrollment = serde_json::from_str(&r.text(0)?)
+        .map_err(|e| StoreError::Invalid(format!("enrollment state: {e}")))?;
+    let profile = r.uuid(2)?;
+    let ctx: Value = serde_json::from_str(&r.text(3)?).unwrap_or_default();
+    let (Some(def), Some(cstatus), Some(cid)) = (r.opt_text(4)?, r.opt_text(5)?, r.opt_uuid(6)?)
+    else {
+        e.on_event(&empty_campaign(), Event::Removed);
+        save_enrollment(db, org, enrollment, &e, now).await?;
+        return Ok(StepOutcome::Nothing("campaign deleted".into()));
+    };
+    let campaign = cache.campaign(cid, def)?;
+    let campaign = &*campaign;
+    match CampaignStatus::parse(&cstatus) {
+        Some(CampaignStatus::Active) => {}
+        Some(CampaignStatus::Archived) => {
+            e.on_event(campaign, Event::Removed);
+            save_enrollment(db, org, enrollment, &e, now).await?;
+            return Ok(StepOutcome::Nothing("campaign archived".into()));
+        }
+        // Resuming sets the timers of waiting enrollments again.
+        _ => return Ok(StepOutcome::Nothing("campaign paused".into())),
+    }
+    let Some(due) = e.next_due else {
+        return Ok(StepOutcome::Nothing("nothing due".into()));
+    };
+    // Never early (R10): a timer that fired before its time, or a
+    // clock that went back, waits for the step's time.
+    if now < due {
+        set_step_timer(db, org, enrollment, due, now, timers).await?;
+        return Ok(StepOutcome::Wait(due));
+    }
+    let uses = |c: Channel| {
+        campaign
+            .steps
+            .iter()
+            .any(|s| s.channel == c || s.channel == Channel::Preferred)
+    };
+    let need = (uses(Channel::Email), uses(Channel::Sms));
+    let (root, person) = load_person_of(db, org, profile, need).await?;
+    if let Some(quiet) = &campaign.quiet_hours {
+        let settings = load_settings(db, org).await?;
+        let allowed = quiet_until(&person, &settings, now, quiet);
+        if allowed > now {
+            set_step_timer(db, org, enrollment, allowed, now, timers).await?;
+            return Ok(StepOutcome::Wait(allowed));
+        }
+    }
+    // Opt-outs and missing addresses block channels for this
+    // decision; only real opt-outs are kept in the state.
+    let real = opted_out_channels(db, org, &person).await?;
+    let mut blocked = real.clone();
+    if person.email.is_none() {
+        blocked.push(Channel::Email);
+    }
+    if person.phone.is_none() {
+        blocked.push(Channel::Sms);
+    }
+    for c in &real {
+        if !e.opted_out.contains(c) {
+            e.opted_out.push(*c);
+        }
+    }
+    let kept = e.opted_out.clone();
+    for c in blocked {
+        if !e.opted_out.contains(&c) {
+            e.opted_out.push(c);
+        }
+    }
+    let decision = e.on_step_due(campaign, now, random, preferred(&person));
+    e.opted_out = kept;
+    let Decision::Send {
+        step,
+        variant,
+        channel,
+        key,
+    } = decision
+    else {
+        save_enrollment(db, org, enrollment, &e, now).await?;
+        if let Some(next) = e.next_due {
+            set_step_timer(db, org, enrollment, next, now, timers).await?;
+        }
+        return Ok(StepOutcome::Nothing("no step to send".into()));
+    };
+    write_enrollment(db, org, enrollment, &e, now, false).await?;
+    if let Some(next) = e.next_due {
+        set_step_timer(db, org, enrollment, next, now, timers).await?;
+    }
+    let v = &campaign.steps[step].variants[variant];
+    let to = match channel {
+        Channel::Sms => person.phone.clone(),
+        _ => person.email.clone(),
+    }
+    .unwrap_or_default();
+    let (config, hook) = match cache.channels.get(&(org, channel)) {
+        Some(c) => c.clone(),
+        None => {
+            let c = load_channel(db, org, channel).await?;
+            cache.channels.insert((org, channel), c.clone());
+            c
+        }
+    };
+    let tok = send_token(now);
+    let exec_id = new_id();
+    let message_id = format!("{exec_id}{MESSAGE_ID_DOMAIN}");
+    // The development sink has no provider to call: the message is
+    // delivered by this commit (nothing can be sent twice), saving a
+    // second write per nudge.
+    let dev = config == ChannelConfig::Dev;
+    let built = build(v, channel, &person, &ctx, base_url, &tok, !dev);
+    let (status, error, built) = match built {
+        Ok(b) if dev => ("delivered", None, b),
+        Ok(b) => ("sending", None, b),
+        Err(err) => (
+            "failed",
+            Some(err.to_string()),
+            Built {
+                subject: v.subject.clone(),
+                text: v.body.clone(),
+                html: None,
+                link: None,
+            },
+        ),
+    };
+    let inserted = db
+            .exec(
+                q("insert into nudge_executions (org_id, id, enrollment_id, campaign_id, profile_id, step, variant, \
+                   variant_name, channel, idem_key, status, attempts, provider, error, to_addr, from_addr, subject, body, \
+                   message_id, token, link_url, provider_id, sent_at, delivered_at, created_at, updated_at) values ($1, $2, $3, \
+                   $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23, $24, $24) \
+                   on conflict do nothing")
+                .bind(org)
+                .bind(exec_id)
+                .bind(enrollment)
+                .bind(cid)
+                .bind(root)
+                .bind(step as i64)
+                .bind(variant as i64)
+                .bind(v.name.as_str())
+                .bind(channel_str(channel))
+                .bind(key.as_str())
+                .bind(status)
+                .bind(i64::from(status != "failed"))
+                .bind(config.provider())
+                .bind(error.clone())
+                .bind(to.as_str())
+                .bind(config.sender_addr(channel))
+                .bind(built.subject.clone())
+                .bind(built.text.as_str())
+                .bind(message_id.as_str())
+                .bind(tok.as_str())
+                .bind(built.link.clone())
+                .bind(None::<String>)
+                .bind((status == "delivered").then_some(now))
+                .bind(now),
+            )
+            .await?;
+    if inserted == 0 {
+        // The key exists: this step was claimed before (R8).
+        return Ok(StepOutcome::Nothing("step already sent".into()));
+    }
+    let what = match channel {
+        Channel::Sms => "SMS",
+        _ => "Email",
+    };
+    let title = built
+        .subject
+        .clone()
+        .unwrap_or_else(|| built.text.chars().take(60).collect());
+    timeline(
+            db,
+            org,
+            root,
+            now,
+            "nudge",
+            &format!("{what} nudge, step {}: {title}", step + 1),
+            json!({ "campaign_id": cid, "execution_id": exec_id, "channel": channel_str(channel), "status": status }),
+            &format!("nudge:{exec_id}"),
+        )
+        .await?;
+    if let Some(err) = error {
+        return Ok(StepOutcome::Failed(err));
+    }
+    db.exec(
+        q("update leads set nudges_sent = nudges_sent + 1 where org_id = $1 and profile_id = $2")
+            .bind(org)
+            .bind(root),
+    )
+    .await?;
+    if dev {
+        return Ok(StepOutcome::Delivered(exec_id));
+    }
+    let unsubscribe_url =
+        (channel != Channel::Sms).then(|| tracked(base_url, UNSUBSCRIBE_PATH, &tok));
+    Ok(StepOutcome::Send(Box::new(Claimed {
+        org_id: org,
+        execution_id: exec_id,
+        campaign_id: cid,
+        profile_id: root,
+        channel,
+        to,
+        from: config.sender_addr(channel),
+        subject: built.subject,
+        text: built.text,
+        html: built.html,
+        message_id,
+        idem_key: key,
+        unsubscribe_url,
+        status_callback: status_callback(base_url, hook.as_deref()),
+        attempt: 1,
+        max_attempts: campaign.max_attempts.max(1),
+        config,
+    })))
+}
+
 impl crate::Store {
     /// A step's timer fired for `enrollment`: decides, and claims the send
     /// when there is one (the execution is `sending` when this returns).
@@ -880,232 +1165,43 @@ impl crate::Store {
         random: u32,
         base_url: String,
     ) -> Result<(StepOutcome, Vec<Millis>), StoreError> {
-        write_db!(self, |db| async move {
-            let mut timers = Vec::new();
-            let r = db
-                .opt(
-                    q("select e.state, e.status, e.profile_id, e.context, c.definition, c.status, c.id from enrollments e \
-                       left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
-                       where e.org_id = $1 and e.id = $2")
-                    .bind(org)
-                    .bind(enrollment),
-                )
-                .await?;
-            let Some(r) = r else {
-                return Ok((StepOutcome::Nothing("enrollment not found".into()), timers));
-            };
-            if r.text(1)? != "active" {
-                return Ok((StepOutcome::Nothing("enrollment ended".into()), timers));
-            }
-            let mut e: Enrollment = serde_json::from_str(&r.text(0)?)
-                .map_err(|e| StoreError::Invalid(format!("enrollment state: {e}")))?;
-            let profile = r.uuid(2)?;
-            let ctx: Value = serde_json::from_str(&r.text(3)?).unwrap_or_default();
-            let (Some(def), Some(cstatus), Some(cid)) =
-                (r.opt_text(4)?, r.opt_text(5)?, r.opt_uuid(6)?)
-            else {
-                e.on_event(&empty_campaign(), Event::Removed);
-                save_enrollment(db, org, enrollment, &e, now).await?;
-                return Ok((StepOutcome::Nothing("campaign deleted".into()), timers));
-            };
-            let campaign: Campaign = serde_json::from_str(&def)
-                .map_err(|e| StoreError::Invalid(format!("campaign definition: {e}")))?;
-            match CampaignStatus::parse(&cstatus) {
-                Some(CampaignStatus::Active) => {}
-                Some(CampaignStatus::Archived) => {
-                    e.on_event(&campaign, Event::Removed);
-                    save_enrollment(db, org, enrollment, &e, now).await?;
-                    return Ok((StepOutcome::Nothing("campaign archived".into()), timers));
-                }
-                // Resuming sets the timers of waiting enrollments again.
-                _ => return Ok((StepOutcome::Nothing("campaign paused".into()), timers)),
-            }
-            let Some(due) = e.next_due else {
-                return Ok((StepOutcome::Nothing("nothing due".into()), timers));
-            };
-            // Never early (R10): a timer that fired before its time, or a
-            // clock that went back, waits for the step's time.
-            if now < due {
-                set_step_timer(db, org, enrollment, due, now, &mut timers).await?;
-                return Ok((StepOutcome::Wait(due), timers));
-            }
-            let uses = |c: Channel| {
-                campaign
-                    .steps
-                    .iter()
-                    .any(|s| s.channel == c || s.channel == Channel::Preferred)
-            };
-            let need = (uses(Channel::Email), uses(Channel::Sms));
-            let (root, person) = load_person_of(db, org, profile, need).await?;
-            if let Some(quiet) = &campaign.quiet_hours {
-                let settings = load_settings(db, org).await?;
-                let allowed = quiet_until(&person, &settings, now, quiet);
-                if allowed > now {
-                    set_step_timer(db, org, enrollment, allowed, now, &mut timers).await?;
-                    return Ok((StepOutcome::Wait(allowed), timers));
-                }
-            }
-            // Opt-outs and missing addresses block channels for this
-            // decision; only real opt-outs are kept in the state.
-            let real = opted_out_channels(db, org, &person).await?;
-            let mut blocked = real.clone();
-            if person.email.is_none() {
-                blocked.push(Channel::Email);
-            }
-            if person.phone.is_none() {
-                blocked.push(Channel::Sms);
-            }
-            for c in &real {
-                if !e.opted_out.contains(c) {
-                    e.opted_out.push(*c);
-                }
-            }
-            let kept = e.opted_out.clone();
-            for c in blocked {
-                if !e.opted_out.contains(&c) {
-                    e.opted_out.push(c);
-                }
-            }
-            let decision = e.on_step_due(&campaign, now, random, preferred(&person));
-            e.opted_out = kept;
-            let Decision::Send {
-                step,
-                variant,
-                channel,
-                key,
-            } = decision
-            else {
-                save_enrollment(db, org, enrollment, &e, now).await?;
-                if let Some(next) = e.next_due {
-                    set_step_timer(db, org, enrollment, next, now, &mut timers).await?;
-                }
-                return Ok((StepOutcome::Nothing("no step to send".into()), timers));
-            };
-            write_enrollment(db, org, enrollment, &e, now, false).await?;
-            if let Some(next) = e.next_due {
-                set_step_timer(db, org, enrollment, next, now, &mut timers).await?;
-            }
-            let v = &campaign.steps[step].variants[variant];
-            let to = match channel {
-                Channel::Sms => person.phone.clone(),
-                _ => person.email.clone(),
-            }
-            .unwrap_or_default();
-            let (config, hook) = load_channel(db, org, channel).await?;
-            let tok = send_token(now);
-            let exec_id = new_id();
-            let message_id = format!("{exec_id}{MESSAGE_ID_DOMAIN}");
-            let built = build(v, channel, &person, &ctx, &base_url, &tok);
-            // The development sink has no provider to call: the message is
-            // delivered by this commit (nothing can be sent twice), saving a
-            // second write per nudge.
-            let dev = config == ChannelConfig::Dev;
-            let (status, error, built) = match built {
-                Ok(b) if dev => ("delivered", None, b),
-                Ok(b) => ("sending", None, b),
-                Err(err) => (
-                    "failed",
-                    Some(err.to_string()),
-                    Built {
-                        subject: v.subject.clone(),
-                        text: v.body.clone(),
-                        html: None,
-                        link: None,
-                    },
-                ),
-            };
-            let inserted = db
-                .exec(
-                    q("insert into nudge_executions (org_id, id, enrollment_id, campaign_id, profile_id, step, variant, \
-                       variant_name, channel, idem_key, status, attempts, provider, error, to_addr, from_addr, subject, body, \
-                       message_id, token, link_url, provider_id, sent_at, delivered_at, created_at, updated_at) values ($1, $2, $3, \
-                       $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23, $24, $24) \
-                       on conflict do nothing")
-                    .bind(org)
-                    .bind(exec_id)
-                    .bind(enrollment)
-                    .bind(cid)
-                    .bind(root)
-                    .bind(step as i64)
-                    .bind(variant as i64)
-                    .bind(v.name.as_str())
-                    .bind(channel_str(channel))
-                    .bind(key.as_str())
-                    .bind(status)
-                    .bind(i64::from(status != "failed"))
-                    .bind(config.provider())
-                    .bind(error.clone())
-                    .bind(to.as_str())
-                    .bind(config.sender_addr(channel))
-                    .bind(built.subject.clone())
-                    .bind(built.text.as_str())
-                    .bind(message_id.as_str())
-                    .bind(tok.as_str())
-                    .bind(built.link.clone())
-                    .bind(None::<String>)
-                    .bind((status == "delivered").then_some(now))
-                    .bind(now),
-                )
-                .await?;
-            if inserted == 0 {
-                // The key exists: this step was claimed before (R8).
-                return Ok((StepOutcome::Nothing("step already sent".into()), timers));
-            }
-            let what = match channel {
-                Channel::Sms => "SMS",
-                _ => "Email",
-            };
-            let title = built
-                .subject
-                .clone()
-                .unwrap_or_else(|| built.text.chars().take(60).collect());
-            timeline(
-                db,
-                org,
-                root,
+        let mut out = self
+            .nudge_steps(
+                vec![StepRequest {
+                    org,
+                    enrollment,
+                    random,
+                }],
                 now,
-                "nudge",
-                &format!("{what} nudge, step {}: {title}", step + 1),
-                json!({ "campaign_id": cid, "execution_id": exec_id, "channel": channel_str(channel), "status": status }),
-                &format!("nudge:{exec_id}"),
+                base_url,
             )
             .await?;
-            if let Some(err) = error {
-                return Ok((StepOutcome::Failed(err), timers));
+        out.pop()
+            .ok_or_else(|| StoreError::Other("a step without an outcome".into()))
+    }
+
+    /// Many due steps in one transaction, in order: the outcome of each and
+    /// the timers it set. Under load the sender hands its due steps here in
+    /// groups: one commit, and one savepoint on SQLite, instead of one per
+    /// step, which is what bounds how many nudges a second one writer
+    /// sends. All or nothing: an error rolls back every step of the group
+    /// (the caller runs them one by one then, so one bad step cannot hold
+    /// up the others).
+    pub async fn nudge_steps(
+        &self,
+        steps: Vec<StepRequest>,
+        now: Millis,
+        base_url: String,
+    ) -> Result<Vec<(StepOutcome, Vec<Millis>)>, StoreError> {
+        write_db!(self, |db| async move {
+            let mut out = Vec::with_capacity(steps.len());
+            let mut cache = StepCache::default();
+            for r in &steps {
+                let mut timers = Vec::new();
+                let o = step_one(db, &mut cache, *r, now, &base_url, &mut timers).await?;
+                out.push((o, timers));
             }
-            db.exec(
-                q("update leads set nudges_sent = nudges_sent + 1 where org_id = $1 and profile_id = $2")
-                    .bind(org)
-                    .bind(root),
-            )
-            .await?;
-            if dev {
-                return Ok((StepOutcome::Delivered(exec_id), timers));
-            }
-            let unsubscribe_url =
-                (channel != Channel::Sms).then(|| tracked(&base_url, UNSUBSCRIBE_PATH, &tok));
-            Ok((
-                StepOutcome::Send(Box::new(Claimed {
-                    org_id: org,
-                    execution_id: exec_id,
-                    campaign_id: cid,
-                    profile_id: root,
-                    channel,
-                    to,
-                    from: config.sender_addr(channel),
-                    subject: built.subject,
-                    text: built.text,
-                    html: built.html,
-                    message_id,
-                    idem_key: key,
-                    unsubscribe_url,
-                    status_callback: status_callback(&base_url, hook.as_deref()),
-                    attempt: 1,
-                    max_attempts: campaign.max_attempts.max(1),
-                    config,
-                })),
-                timers,
-            ))
+            Ok(out)
         })
     }
 

@@ -819,16 +819,18 @@ impl crate::Store {
                 Channel::Sms => person.phone.clone(),
                 _ => person.email.clone(),
             };
-            Ok(match build(&v, resolved, &person, &ctx, &base, "preview") {
-                Ok(b) => Ok(Preview {
-                    channel: crate::nudge::channel_str(resolved).to_string(),
-                    to,
-                    subject: b.subject,
-                    text: b.text,
-                    html: b.html,
-                }),
-                Err(e) => Err(e.to_string()),
-            })
+            Ok(
+                match build(&v, resolved, &person, &ctx, &base, "preview", true) {
+                    Ok(b) => Ok(Preview {
+                        channel: crate::nudge::channel_str(resolved).to_string(),
+                        to,
+                        subject: b.subject,
+                        text: b.text,
+                        html: b.html,
+                    }),
+                    Err(e) => Err(e.to_string()),
+                },
+            )
         })
     }
 }
