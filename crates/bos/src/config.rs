@@ -126,6 +126,21 @@ impl Config {
         if !matches!(self.get("log_format"), "human" | "json") {
             bail!("option log_format must be human or json");
         }
+        // A send still `sending` after the lease is taken for one a crash
+        // cut off and marked unknown: a lease shorter than a live send may
+        // take (its timeout plus the five seconds' grace around it) would
+        // mark sends that then succeed as unknown for good.
+        let timeout_ms = self.num("nudge_send_timeout_seconds")?.saturating_mul(1000);
+        let lease_ms = self.num("nudge_sending_lease_ms")?;
+        if lease_ms <= timeout_ms.saturating_add(5_000) {
+            bail!(
+                "option nudge_sending_lease_ms ({lease_ms}) must be longer than a send may take: \
+                 nudge_send_timeout_seconds ({} s) plus 5 s, so more than {} ms; raise the lease or lower the timeout",
+                timeout_ms / 1000,
+                timeout_ms.saturating_add(5_000)
+            );
+        }
+        self.num("job_concurrency")?;
         Ok(())
     }
 
@@ -242,5 +257,51 @@ impl Config {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&'static str, &str)]) -> Config {
+        let mut values: BTreeMap<&'static str, (String, &'static str)> = OPTIONS
+            .iter()
+            .map(|o| (o.key, (o.default.to_string(), "default")))
+            .collect();
+        for (k, v) in pairs {
+            values.insert(*k, (v.to_string(), "test"));
+        }
+        Config { values }
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        with(&[]).validate().unwrap();
+    }
+
+    #[test]
+    fn a_sending_lease_shorter_than_a_send_is_refused_with_the_numbers() {
+        let e = with(&[("nudge_sending_lease_ms", "20000")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nudge_sending_lease_ms (20000)"), "{e}");
+        assert!(e.contains("more than 35000 ms"), "{e}");
+        with(&[
+            ("nudge_sending_lease_ms", "20000"),
+            ("nudge_send_timeout_seconds", "10"),
+        ])
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn job_concurrency_must_be_a_positive_number() {
+        let e = with(&[("job_concurrency", "0")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("job_concurrency"), "{e}");
     }
 }

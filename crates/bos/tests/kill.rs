@@ -309,9 +309,11 @@ async fn nudges_are_never_sent_twice_across_ten_kills_in_the_send_window() {
     let addr = format!("127.0.0.1:{port}");
     let env = [
         ("BOS_ALLOW_PRIVATE_OUTBOUND", "true"),
-        // A crashed send is called unknown one second after its claim
-        // (sends to the local fake take milliseconds).
-        ("BOS_NUDGE_SENDING_LEASE_MS", "1000"),
+        // Sends to the local fake take milliseconds: a one-second timeout,
+        // and a crashed send is called unknown 6.5 s after its claim (the
+        // least the configuration allows: timeout plus 5 s of grace).
+        ("BOS_NUDGE_SEND_TIMEOUT_SECONDS", "1"),
+        ("BOS_NUDGE_SENDING_LEASE_MS", "6500"),
         // A killed server's claimed jobs are taken over after two seconds.
         ("BOS_JOB_LEASE_MS", "2000"),
     ];
