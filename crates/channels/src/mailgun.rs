@@ -59,8 +59,8 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Parses a `forward()` delivery. Only `application/x-www-form-urlencoded`:
-/// multipart (sent when the mail has attachments) is refused with a message
-/// saying how to configure the route.
+/// multipart (sent when the mail has attachments) is refused here; the web
+/// hook turns its text fields into this form first.
 pub fn parse(
     content_type: Option<&str>,
     body: &[u8],

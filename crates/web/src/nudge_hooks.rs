@@ -435,11 +435,18 @@ async fn mailgun_inbound(
             "This channel has no Mailgun signing key. Save it under Settings → Channels → Email.",
         ),
     };
-    let ct = headers
+    let mut ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    if ct.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("multipart/")) {
-        return not_acceptable(&format!("{}.", bos_channels::ParseError::Multipart));
+    let mut b = b;
+    if let Some(c) = ct.filter(|c| c.trim().to_ascii_lowercase().starts_with("multipart/")) {
+        b = match multipart_as_form(c, b).await {
+            Ok(form) => form,
+            Err(why) => {
+                return not_acceptable(&format!("The inbound email could not be read: {why}."))
+            }
+        };
+        ct = Some("application/x-www-form-urlencoded");
     }
     const HOW: &str = "Mailgun signs timestamp + token with the HTTP webhook signing key; \
                        save that key under Settings → Channels → Email.";
@@ -485,6 +492,34 @@ async fn mailgun_inbound(
             AppError::from(e).into_response()
         }
     }
+}
+
+/// Mailgun posts `multipart/form-data` when the mail has attachments: its
+/// text fields, url-encoded, so one reading (and one signature check)
+/// serves both. Attachments are not kept; the reply's text is.
+async fn multipart_as_form(content_type: &str, body: Bytes) -> Result<Bytes, String> {
+    use axum::extract::FromRequest;
+    let req = axum::http::Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| e.to_string())?;
+    let mut parts = axum::extract::Multipart::from_request(req, &())
+        .await
+        .map_err(|e| e.body_text())?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    while let Some(field) = parts.next_field().await.map_err(|e| e.body_text())? {
+        if field.file_name().is_some() {
+            continue;
+        }
+        let Some(name) = field.name().map(str::to_string) else {
+            continue;
+        };
+        let value = field.text().await.map_err(|e| e.body_text())?;
+        fields.push((name, value));
+    }
+    serde_urlencoded::to_string(&fields)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
 }
 
 /// `user:password` from an `Authorization: Basic` header.

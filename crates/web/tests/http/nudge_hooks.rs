@@ -554,11 +554,22 @@ async fn mailgun_inbound_verifies_and_refuses_replays() {
         post_mailgun(&app, &hook, &no_from).await.status(),
         StatusCode::NOT_ACCEPTABLE
     );
+    // Multipart (a mail with attachments) is read the same way: an empty
+    // one carries no signature, a broken one is unreadable.
     let res = app
         .http
         .post(app.url(&format!("/hooks/mailgun/{hook}")))
         .header(CONTENT_TYPE, "multipart/form-data; boundary=x")
         .body("--x--")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app
+        .http
+        .post(app.url(&format!("/hooks/mailgun/{hook}")))
+        .header(CONTENT_TYPE, "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated")
         .send()
         .await
         .unwrap();
@@ -1192,4 +1203,69 @@ async fn opt_outs_over_the_api() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(app.store().opt_outs(a.org.id, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn mailgun_multipart_with_an_attachment_lands_once_as_a_reply() {
+    let app = spawn_app().await;
+    let (a, hook) = email_tenant(&app, "Alpha Shop", Some(MG_KEY), None).await;
+    let jane = customer(&app, a.id, IdentifierKind::Email, "jane@example.com").await;
+    let ts = (T0 / 1000).to_string();
+    let headers = json!([["Message-Id", "<m9@mail.example>"], ["Subject", "Re: cart"]]).to_string();
+    let multipart = |token: &str| {
+        let sig = mg_sign(MG_KEY, &ts, token);
+        let mut f = reqwest::multipart::Form::new();
+        for (k, v) in [
+            ("recipient", "reply@in.shop.example"),
+            ("sender", "jane@example.com"),
+            ("from", "Jane Doe <jane@example.com>"),
+            ("subject", "Re: cart"),
+            ("body-plain", "Here is a photo of what I meant."),
+            ("message-headers", headers.as_str()),
+            ("timestamp", ts.as_str()),
+            ("token", token),
+            ("signature", sig.as_str()),
+        ] {
+            f = f.text(k, v.to_string());
+        }
+        f.part(
+            "attachment-1",
+            reqwest::multipart::Part::bytes(vec![0x89, b'P', b'N', b'G', 0, 1, 2, 3])
+                .file_name("photo.png")
+                .mime_str("image/png")
+                .unwrap(),
+        )
+    };
+    let post = |form: reqwest::multipart::Form| {
+        app.http
+            .post(app.url(&format!("/hooks/mailgun/{hook}")))
+            .multipart(form)
+            .send()
+    };
+    let res = post(multipart("tok-mp-1")).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    assert_eq!(messages_in(&app, a.id, jane).await, 1);
+    // Mailgun's retry with a fresh token: accepted, stored once.
+    let res = post(multipart("tok-mp-2")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(messages_in(&app, a.id, jane).await, 1);
+    // A forged multipart (wrong key) writes nothing.
+    let mut forged = reqwest::multipart::Form::new();
+    for (k, v) in [
+        ("from", "Jane Doe <jane@example.com>"),
+        ("body-plain", "forged"),
+        ("timestamp", ts.as_str()),
+        ("token", "tok-mp-3"),
+    ] {
+        forged = forged.text(k, v.to_string());
+    }
+    forged = forged.text("signature", mg_sign("not-the-key", &ts, "tok-mp-3"));
+    let res = post(forged).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(messages_in(&app, a.id, jane).await, 1);
 }
