@@ -436,16 +436,8 @@ async fn batch_steps(
     base_url: String,
     mut rx: mpsc::UnboundedReceiver<StepCall>,
 ) {
-    let inflight: usize = std::env::var("XB_INFLIGHT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(STEP_BATCHES_IN_FLIGHT);
-    let maxb: usize = std::env::var("XB_MAX")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(STEP_BATCH_MAX);
-    let permits = Arc::new(Semaphore::new(inflight));
-    let mut buf = Vec::with_capacity(maxb);
+    let permits = Arc::new(Semaphore::new(STEP_BATCHES_IN_FLIGHT));
+    let mut buf = Vec::with_capacity(STEP_BATCH_MAX);
     loop {
         // A permit first: while every batch is in flight, due steps queue
         // up and the next batch takes them all.

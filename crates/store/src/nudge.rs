@@ -924,14 +924,14 @@ async fn step_one<D: Db>(
         random,
     } = step;
     let r = db
-            .opt(
-                q("select e.state, e.status, e.profile_id, e.context, c.definition, c.status, c.id from enrollments e \
-                   left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
-                   where e.org_id = $1 and e.id = $2")
-                .bind(org)
-                .bind(enrollment),
-            )
-            .await?;
+        .opt(
+            q("select e.state, e.status, e.profile_id, e.context, c.definition, c.status, c.id from enrollments e \
+               left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
+               where e.org_id = $1 and e.id = $2")
+            .bind(org)
+            .bind(enrollment),
+        )
+        .await?;
     let Some(r) = r else {
         return Ok(StepOutcome::Nothing("enrollment not found".into()));
     };
@@ -1062,38 +1062,38 @@ async fn step_one<D: Db>(
         ),
     };
     let inserted = db
-            .exec(
-                q("insert into nudge_executions (org_id, id, enrollment_id, campaign_id, profile_id, step, variant, \
-                   variant_name, channel, idem_key, status, attempts, provider, error, to_addr, from_addr, subject, body, \
-                   message_id, token, link_url, provider_id, sent_at, delivered_at, created_at, updated_at) values ($1, $2, $3, \
-                   $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23, $24, $24) \
-                   on conflict do nothing")
-                .bind(org)
-                .bind(exec_id)
-                .bind(enrollment)
-                .bind(cid)
-                .bind(root)
-                .bind(step as i64)
-                .bind(variant as i64)
-                .bind(v.name.as_str())
-                .bind(channel_str(channel))
-                .bind(key.as_str())
-                .bind(status)
-                .bind(i64::from(status != "failed"))
-                .bind(config.provider())
-                .bind(error.clone())
-                .bind(to.as_str())
-                .bind(config.sender_addr(channel))
-                .bind(built.subject.clone())
-                .bind(built.text.as_str())
-                .bind(message_id.as_str())
-                .bind(tok.as_str())
-                .bind(built.link.clone())
-                .bind(None::<String>)
-                .bind((status == "delivered").then_some(now))
-                .bind(now),
-            )
-            .await?;
+        .exec(
+            q("insert into nudge_executions (org_id, id, enrollment_id, campaign_id, profile_id, step, variant, \
+               variant_name, channel, idem_key, status, attempts, provider, error, to_addr, from_addr, subject, body, \
+               message_id, token, link_url, provider_id, sent_at, delivered_at, created_at, updated_at) values ($1, $2, $3, \
+               $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23, $24, $24) \
+               on conflict do nothing")
+            .bind(org)
+            .bind(exec_id)
+            .bind(enrollment)
+            .bind(cid)
+            .bind(root)
+            .bind(step as i64)
+            .bind(variant as i64)
+            .bind(v.name.as_str())
+            .bind(channel_str(channel))
+            .bind(key.as_str())
+            .bind(status)
+            .bind(i64::from(status != "failed"))
+            .bind(config.provider())
+            .bind(error.clone())
+            .bind(to.as_str())
+            .bind(config.sender_addr(channel))
+            .bind(built.subject.clone())
+            .bind(built.text.as_str())
+            .bind(message_id.as_str())
+            .bind(tok.as_str())
+            .bind(built.link.clone())
+            .bind(None::<String>)
+            .bind((status == "delivered").then_some(now))
+            .bind(now),
+        )
+        .await?;
     if inserted == 0 {
         // The key exists: this step was claimed before (R8).
         return Ok(StepOutcome::Nothing("step already sent".into()));
@@ -1107,16 +1107,16 @@ async fn step_one<D: Db>(
         .clone()
         .unwrap_or_else(|| built.text.chars().take(60).collect());
     timeline(
-            db,
-            org,
-            root,
-            now,
-            "nudge",
-            &format!("{what} nudge, step {}: {title}", step + 1),
-            json!({ "campaign_id": cid, "execution_id": exec_id, "channel": channel_str(channel), "status": status }),
-            &format!("nudge:{exec_id}"),
-        )
-        .await?;
+        db,
+        org,
+        root,
+        now,
+        "nudge",
+        &format!("{what} nudge, step {}: {title}", step + 1),
+        json!({ "campaign_id": cid, "execution_id": exec_id, "channel": channel_str(channel), "status": status }),
+        &format!("nudge:{exec_id}"),
+    )
+    .await?;
     if let Some(err) = error {
         return Ok(StepOutcome::Failed(err));
     }
