@@ -373,6 +373,7 @@ async fn bench_import(
                         first_name: m.first_name.clone(),
                         last_name: m.last_name.clone(),
                         company: m.company.clone(),
+                        custom: Default::default(),
                     },
                     source: src.source.clone(),
                     event: Some(src.event(m.line, now)),

@@ -247,6 +247,7 @@ fn person_script(i: u64, rng: &mut Rng, now: i64) -> (Traits, Vec<Step>) {
             first_name: first.into(),
             last_name: last.into(),
             company: company.into(),
+            custom: Default::default(),
         },
         steps,
     )
@@ -330,6 +331,7 @@ pub async fn seed(store: &Store, org: Uuid, people: u64, now: i64) -> Result<u64
                 first_name: first.into(),
                 last_name: last.into(),
                 company: "Northwind".into(),
+                custom: Default::default(),
             };
             let step = Step {
                 ids: vec![Identifier::new(K::Email, email)],

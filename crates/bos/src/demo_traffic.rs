@@ -308,7 +308,10 @@ impl Traffic {
                 }
                 self.segment("identify", serde_json::json!({
                     "anonymousId": v.anon, "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": iso,
-                    "traits": {"email": v.email, "firstName": v.first, "lastName": v.last}
+                    "traits": {"email": v.email, "firstName": v.first, "lastName": v.last,
+                               "shirt_size": (["S", "M", "L", "XL"][(v.n % 4) as usize]),
+                               "newsletter": v.n.is_multiple_of(3)},
+                    "context": {"timezone": (["America/New_York", "Europe/London", "America/Los_Angeles", "Europe/Berlin"][(v.n % 4) as usize])}
                 })).await?;
             }
             4 => {

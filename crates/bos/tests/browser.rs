@@ -245,6 +245,7 @@ async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyh
                         "Rivera".into()
                     },
                     company: String::new(),
+                    custom: Default::default(),
                 },
                 source: if kind == "purchase" {
                     "shopify".into()
@@ -335,6 +336,7 @@ async fn owner_builds_a_campaign_and_previews_it() -> anyhow::Result<()> {
                     first_name: "Maya".into(),
                     last_name: "Lopez".into(),
                     company: String::new(),
+                    custom: Default::default(),
                 },
                 source: "browser-test".into(),
                 event: None,

@@ -470,6 +470,7 @@ pub fn prepare(ev: &DueEvent, rules: &bos_core::identity::IdentityRules) -> Work
         first_name: interp.first_name.clone(),
         last_name: interp.last_name.clone(),
         company: interp.company.clone(),
+        custom: interp.traits.clone(),
     };
     Work::Apply(Box::new(Ready {
         identifiers: ids,

@@ -17,8 +17,8 @@ use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::identity::phone_search::{looks_like_phone, prefix_upper_bound};
 use bos_core::identity::{
-    phone_search, plan, Decision, Dropped, Identifier, IdentifierKind, IdentityRules, PhoneSearch,
-    ProfileView,
+    phone_search, plan, traits, Decision, Dropped, Identifier, IdentifierKind, IdentityRules,
+    PhoneSearch, ProfileView,
 };
 use serde::Serialize;
 use sqlx::Connection;
@@ -111,6 +111,9 @@ pub struct Traits {
     pub first_name: String,
     pub last_name: String,
     pub company: String,
+    /// Custom traits laid over the profile's (`bos_core::identity::traits`):
+    /// given names win, the rest stay.
+    pub custom: BTreeMap<String, serde_json::Value>,
 }
 
 /// A touchpoint to put on the timeline together with the resolution.
@@ -260,10 +263,12 @@ struct FieldsRow {
     order_count: i64,
     last_active_at: i64,
     merged_into: Option<Uuid>,
+    /// The custom traits as stored (a JSON object).
+    traits: String,
 }
 
 const FIELDS: &str =
-    "first_name, last_name, company, primary_email, primary_phone, ltv_cents, order_count, last_active_at, merged_into";
+    "first_name, last_name, company, primary_email, primary_phone, ltv_cents, order_count, last_active_at, merged_into, traits";
 
 /// Recursive subtree of a profile through `merged_into` (portable CTE).
 const SUBTREE: &str = "with recursive sub(id) as (select cast($2 as {uuid}) union all \
@@ -281,6 +286,7 @@ fn fields_at(r: &Row, off: usize) -> Result<FieldsRow, StoreError> {
         order_count: r.i64(off + 6)?,
         last_active_at: r.i64(off + 7)?,
         merged_into: r.opt_uuid(off + 8)?,
+        traits: r.text(off + 9)?,
     })
 }
 
@@ -330,6 +336,28 @@ async fn set_fields<D: Db>(
     )
     .await?;
     Ok(dn)
+}
+
+/// A stored traits column as a map; anything unreadable counts as none
+/// (the column is only ever written from a map).
+fn trait_map(stored: &str) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(stored).unwrap_or_default()
+}
+
+async fn set_traits<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    id: Uuid,
+    traits: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), StoreError> {
+    db.exec(
+        q("update profiles set traits = $3 where org_id = $1 and id = $2")
+            .bind(org)
+            .bind(id)
+            .bind(serde_json::Value::Object(traits).to_string()),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn fields_of<D: Db>(db: &mut D, org: Uuid, id: Uuid) -> Result<FieldsRow, StoreError> {
@@ -472,6 +500,7 @@ pub(crate) async fn identify_tx<D: Db>(
                 order_count: 0,
                 last_active_at: created,
                 merged_into: None,
+                traits: "{}".into(),
             };
             (id, IdentifyAction::Created, vec![], f)
         }
@@ -609,6 +638,13 @@ pub(crate) async fn identify_tx<D: Db>(
         col(&mut set, "last_active_at = $N");
         query = query.bind(active);
     }
+    if !input.traits.custom.is_empty() {
+        let (traits, changed) = traits::overlay(&trait_map(&f.traits), &input.traits.custom);
+        if changed {
+            col(&mut set, "traits = $N");
+            query = query.bind(serde_json::Value::Object(traits).to_string());
+        }
+    }
     query.sql = format!(
         "update profiles set {} where org_id = $1 and id = $2",
         set.join(", ")
@@ -684,10 +720,10 @@ pub(crate) async fn merge_tx<D: Db>(
         .await?;
     }
     // Fill the survivor's empty fields from the absorbed profile; remember which.
-    let mut filled = Vec::new();
+    let mut filled: Vec<String> = Vec::new();
     let mut take = |name: &'static str, sv: &str, av: &str| -> String {
         if sv.is_empty() && !av.is_empty() {
-            filled.push(name);
+            filled.push(name.to_string());
             av.to_string()
         } else {
             sv.to_string()
@@ -695,6 +731,20 @@ pub(crate) async fn merge_tx<D: Db>(
     };
     let fields = each_field(&s, &a, &mut take);
     set_fields(db, org, survivor, fields, now).await?;
+    // Custom traits the survivor lacks come from the absorbed side too,
+    // remembered as `traits.<name>` so an unmerge can give them back.
+    let mut s_traits = trait_map(&s.traits);
+    let mut traits_filled = false;
+    for (k, v) in trait_map(&a.traits) {
+        if !s_traits.contains_key(&k) {
+            filled.push(format!("traits.{k}"));
+            s_traits.insert(k, v);
+            traits_filled = true;
+        }
+    }
+    if traits_filled {
+        set_traits(db, org, survivor, s_traits).await?;
+    }
     db.exec(
         q("update profiles set ltv_cents = ltv_cents + $3, order_count = order_count + $4, last_active_at = $5
            where org_id = $1 and id = $2")
@@ -838,6 +888,19 @@ pub(crate) async fn unmerge_tx<D: Db>(
         }
     };
     let dn = set_fields(db, org, survivor_id, each_field(&s, &a, back), now).await?;
+    let (mut s_traits, a_traits) = (trait_map(&s.traits), trait_map(&a.traits));
+    let before = s_traits.len();
+    for name in filled.iter().filter_map(|f| f.strip_prefix("traits.")) {
+        if s_traits
+            .get(name)
+            .is_some_and(|v| a_traits.get(name) == Some(v))
+        {
+            s_traits.remove(name);
+        }
+    }
+    if s_traits.len() != before {
+        set_traits(db, org, survivor_id, s_traits).await?;
+    }
     // Last activity of both sides, from their own timelines now.
     for p in [root, absorbed_id] {
         db.exec(

@@ -45,6 +45,7 @@ fn input(
                 "Doe".into()
             },
             company: String::new(),
+            custom: Default::default(),
         },
         source: "test".into(),
         event: event.map(|(kind, key, at, revenue)| NewEvent {
@@ -775,5 +776,88 @@ async fn phone_search_by_prefix_ranges_with_the_default_region() {
         search(us, "020 7946").await,
         Vec::<String>::new(),
         "0 is no US trunk prefix"
+    );
+}
+
+/// Custom traits: given ones are laid over the profile's, a merge fills
+/// the survivor's missing ones, and an unmerge gives those back.
+#[tokio::test]
+async fn custom_traits_overlay_merge_and_unmerge() {
+    use serde_json::{json, Value};
+    let (db, org) = setup().await;
+    let s = &db.store;
+    let rules = IdentityRules::default();
+    let with = |ids: &[Identifier], traits: Value, now: i64| {
+        let mut i = input(ids, "", None, now);
+        i.traits.custom = serde_json::from_value(traits).unwrap();
+        i
+    };
+    let traits_of =
+        |p: bos_store::identity::Profile| -> Value { serde_json::from_str(&p.traits).unwrap() };
+    let ann = s
+        .identify(
+            org,
+            &rules,
+            &with(
+                &[id(Email, "ann@x.com")],
+                json!({"plan": "gold", "seats": 3}),
+                10,
+            ),
+        )
+        .await
+        .unwrap();
+    // Given names win; the rest stay.
+    s.identify(
+        org,
+        &rules,
+        &with(&[id(Email, "ann@x.com")], json!({"plan": "silver"}), 20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        traits_of(s.profile(org, ann.profile_id).await.unwrap()),
+        json!({"plan": "silver", "seats": 3})
+    );
+    // Another profile with a time zone and its own plan, then a merge.
+    let other = s
+        .identify(
+            org,
+            &rules,
+            &with(
+                &[id(Phone, "+14155552671")],
+                json!({"plan": "free", "timezone": "Asia/Tokyo"}),
+                30,
+            ),
+        )
+        .await
+        .unwrap();
+    let m = s
+        .identify(
+            org,
+            &rules,
+            &input(
+                &[id(Email, "ann@x.com"), id(Phone, "+14155552671")],
+                "",
+                None,
+                40,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.action, IdentifyAction::Merged);
+    assert_eq!(
+        traits_of(s.profile(org, ann.profile_id).await.unwrap()),
+        json!({"plan": "silver", "seats": 3, "timezone": "Asia/Tokyo"}),
+        "the survivor keeps its plan and gains the time zone it lacked"
+    );
+    let merges = s.profile_merges(org, ann.profile_id).await.unwrap();
+    s.unmerge(org, merges[0].id, "t", 50).await.unwrap();
+    assert_eq!(
+        traits_of(s.profile(org, ann.profile_id).await.unwrap()),
+        json!({"plan": "silver", "seats": 3})
+    );
+    assert_eq!(
+        traits_of(s.profile(org, other.profile_id).await.unwrap()),
+        json!({"plan": "free", "timezone": "Asia/Tokyo"})
     );
 }

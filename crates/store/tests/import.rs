@@ -52,6 +52,7 @@ fn row(line: u64, ids: &[Identifier], first: &str) -> ImportRow {
                 "Doe".into()
             },
             company: String::new(),
+            custom: Default::default(),
         },
     }
 }

@@ -231,6 +231,7 @@ async fn the_customers_of_a_file_in_line_order() {
             first_name: first.into(),
             last_name: String::new(),
             company: String::new(),
+            custom: Default::default(),
         },
     };
     let src = |hash: &str| ImportSource {

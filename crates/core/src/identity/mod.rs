@@ -15,9 +15,11 @@ pub mod phone_search;
 pub mod plan;
 pub mod rules;
 pub mod table;
+pub mod traits;
 
 pub use kind::{Identifier, IdentifierKind};
 pub use normalize::{normalize, normalize_into};
 pub use phone_search::{phone_search, PhoneSearch};
 pub use plan::{plan, Decision, DropReason, Dropped, Plan, PlanError, ProfileView};
 pub use rules::{IdentityRules, KindRule};
+pub use traits::{custom_traits, TraitProblem};

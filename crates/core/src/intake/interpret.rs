@@ -82,6 +82,8 @@ pub struct Interpreted {
     pub first_name: String,
     pub last_name: String,
     pub company: String,
+    /// Custom traits to keep on the profile (see `identity::traits`).
+    pub traits: BTreeMap<String, Value>,
     /// The main entry, and any more (an ad click beside a page view).
     pub entries: Vec<Entry>,
     pub signal: Signal,
@@ -202,6 +204,15 @@ fn segment_event(
     };
     contact_ids(&mut out, traits);
     names(&mut out, traits);
+    // What cannot be kept is dropped quietly here: a tracking call is not
+    // refused for an `address` object (the timeline entry keeps it all).
+    out.traits = crate::identity::custom_traits(traits).0;
+    if let Some(tz) = m.context.timezone.as_deref().map(str::trim) {
+        if !tz.is_empty() && !out.traits.contains_key("timezone") {
+            out.traits
+                .insert("timezone".into(), Value::from(clip(tz, 64)));
+        }
+    }
     let at = m.timestamp;
     let mut sig = Signal::default();
     if let Some(c) = &m.context.campaign {
@@ -619,6 +630,28 @@ fn webhook_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_identify_keeps_custom_traits_and_the_browser_time_zone() {
+        let body = br#"{"type":"identify","userId":"u1","messageId":"m1",
+            "traits":{"email":"ann@b.co","firstName":"Ann","plan":"gold","seats":3,"address":{"city":"Lyon"}},
+            "context":{"timezone":"Europe/Paris"}}"#;
+        let i = interpret("segment", "identify", body, 0).unwrap();
+        assert_eq!(i.first_name, "Ann");
+        assert_eq!(
+            i.traits,
+            BTreeMap::from([
+                ("plan".to_string(), json!("gold")),
+                ("seats".to_string(), json!(3)),
+                ("timezone".to_string(), json!("Europe/Paris")),
+            ])
+        );
+        // A time zone the caller set itself wins over the browser's.
+        let body = br#"{"type":"track","userId":"u1","event":"Viewed","messageId":"m2",
+            "context":{"timezone":"Europe/Paris","traits":{"timezone":"Asia/Tokyo"}}}"#;
+        let i = interpret("segment", "track", body, 0).unwrap();
+        assert_eq!(i.traits.get("timezone"), Some(&json!("Asia/Tokyo")));
+    }
 
     #[test]
     fn segment_page_with_utm_gives_a_page_view_and_an_ad_click() {

@@ -238,6 +238,8 @@ pub struct Context {
     pub ad_click: Option<AdClick>,
     /// `context.traits`: what the SDK knows about the user on non-identify calls.
     pub traits: Map<String, Value>,
+    /// `context.timezone`: the browser's IANA zone, e.g. `Europe/Paris`.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -520,6 +522,7 @@ fn context(ctx: &Map<String, Value>) -> Result<Context, Error> {
         campaign: (!campaign.is_empty()).then_some(campaign),
         ad_click,
         traits: opt_object(ctx, "traits")?,
+        timezone: opt_string(ctx, "timezone")?,
     })
 }
 

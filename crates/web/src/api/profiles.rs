@@ -9,7 +9,7 @@ use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bos_core::identity::{IdentifierKind, IdentityRules, KindRule};
+use bos_core::identity::{traits, IdentifierKind, IdentityRules, KindRule};
 use bos_core::Scope;
 use bos_store::identity::{
     IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, ProfileSort, TimelineEntry,
@@ -39,6 +39,13 @@ pub struct IdentifyTraits {
     pub last_name: String,
     #[serde(default)]
     pub company: String,
+    /// Custom traits, e.g. `{"plan": "gold", "timezone": "Europe/Paris"}`:
+    /// strings, numbers or booleans under names of letters, digits and `_`.
+    /// Laid over the profile's (given names win); templates read them as
+    /// `{{ traits.plan }}`, and `timezone` and `preferred_channel` steer nudges.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub custom: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -77,6 +84,29 @@ fn default_traits() -> IdentifyTraits {
         first_name: String::new(),
         last_name: String::new(),
         company: String::new(),
+        custom: Default::default(),
+    }
+}
+
+/// The API's custom traits, or a 422 naming the first one that cannot be
+/// kept: a caller who names a trait expects it kept, so nothing is dropped
+/// quietly here (the Segment intake, by contrast, skips objects it is sent).
+fn custom_traits(
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> Result<BTreeMap<String, serde_json::Value>, AppError> {
+    if let Some(k) = m.keys().find(|k| traits::is_reserved(k)) {
+        return Err(AppError::invalid(
+            "traits.custom",
+            format!("'{k}' is not a custom trait: send names in traits.first_name/last_name/company and e-mail or phone in identifiers"),
+        ));
+    }
+    let (kept, problems) = traits::custom_traits(m);
+    match problems.first() {
+        Some(p) => Err(AppError::invalid(
+            "traits.custom",
+            format!("'{}': {}", p.name, p.reason),
+        )),
+        None => Ok(kept),
     }
 }
 
@@ -170,6 +200,7 @@ pub async fn identify(
         }
     };
     let traits = Traits {
+        custom: custom_traits(&body.traits.custom)?,
         first_name: body.traits.first_name,
         last_name: body.traits.last_name,
         company: body.traits.company,
@@ -229,6 +260,9 @@ pub struct ProfileDto {
     pub status: String,
     pub last_active_at: String,
     pub created_at: String,
+    /// Custom traits (`POST /identify` `traits.custom`, Segment `identify`).
+    #[schema(value_type = Object)]
+    pub traits: serde_json::Map<String, serde_json::Value>,
 }
 
 impl From<&Profile> for ProfileDto {
@@ -248,6 +282,7 @@ impl From<&Profile> for ProfileDto {
             status: p.status.clone(),
             last_active_at: rfc3339(p.last_active_at),
             created_at: rfc3339(p.created_at),
+            traits: serde_json::from_str(&p.traits).unwrap_or_default(),
         }
     }
 }

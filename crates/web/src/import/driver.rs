@@ -316,6 +316,7 @@ fn read_batches<R: Read>(
                             first_name: m.first_name,
                             last_name: m.last_name,
                             company: m.company,
+                            custom: Default::default(),
                         },
                     });
                 }

@@ -271,6 +271,8 @@ struct ProfilePage {
     leads_css: &'static str,
     nudge_enrollments: Vec<super::campaigns::EnrollmentView>,
     nudge_execs: Vec<super::campaigns::ExecView>,
+    /// Custom traits, name → shown value, in name order.
+    traits: Vec<(String, String)>,
 }
 
 /// One lead state move on the profile's Lead panel.
@@ -502,10 +504,26 @@ pub async fn show(
         leads_css: crate::assets::url("leads.css"),
         nudge_enrollments,
         nudge_execs,
+        traits: trait_rows(&p.traits),
         name,
         p,
     };
     Ok(super::render(&page))
+}
+
+/// The stored traits object as rows to show; strings bare, the rest as JSON.
+fn trait_rows(stored: &str) -> Vec<(String, String)> {
+    let m: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stored).unwrap_or_default();
+    let mut rows: Vec<(String, String)> = m
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 #[derive(Deserialize)]

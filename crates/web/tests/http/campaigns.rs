@@ -131,6 +131,7 @@ async fn identify(app: &TestApp, org: Uuid, email: &str, first: &str) -> Uuid {
                     first_name: first.into(),
                     last_name: String::new(),
                     company: String::new(),
+                    custom: Default::default(),
                 },
                 source: "test".into(),
                 event: None,

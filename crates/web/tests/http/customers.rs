@@ -77,6 +77,45 @@ async fn identify_explains_create_attach_merge_and_rejections() {
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["field"], "event.type");
+    // Custom traits: kept when they can be, a clear 422 (and nothing
+    // written) when one cannot.
+    for (bad, says) in [
+        (json!({"address": {"city": "Paris"}}), "lists and objects"),
+        (json!({"favourite colour": "red"}), "letters, digits"),
+        (json!({"email": "x@y.com"}), "identifiers"),
+    ] {
+        let (s, v) = identify(
+            &app,
+            &key,
+            json!({"identifiers": {"email": "traits@b.com"}, "traits": {"custom": bad}}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], "traits.custom");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{v}");
+    }
+    let (s, v) = identify(
+        &app,
+        &key,
+        json!({"identifiers": {"email": "traits@b.com"}, "traits": {"custom": {"plan": "gold", "seats": 3}}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["action"], "created", "the refused calls wrote nothing");
+    let p: Value = app
+        .api(
+            Method::GET,
+            &format!("/profiles/{}", v["profile_id"].as_str().unwrap()),
+            &key,
+        )
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["traits"], json!({"plan": "gold", "seats": 3}));
 
     // The profile: one person, LTV from the Shopify order, old id resolves.
     let pid = m["profile_id"].as_str().unwrap();
@@ -361,7 +400,7 @@ async fn customer_pages_show_the_journey_and_unmerge() {
     let org = app.org("Acme").await;
     app.user("ann@example.com", &org, Role::Owner).await;
     let key = app.key(&org, "ingest,admin").await;
-    let (_, a) = identify(&app, &key, json!({"identifiers": {"instagram_id": "555"}, "traits": {"first_name": "Maria", "last_name": "Lopez"}, "event": {"type": "message_in", "summary": "<script>alert(1)</script> hi"}})).await;
+    let (_, a) = identify(&app, &key, json!({"identifiers": {"instagram_id": "555"}, "traits": {"first_name": "Maria", "last_name": "Lopez", "custom": {"favourite_store": "<b>Soho</b>"}}, "event": {"type": "message_in", "summary": "<script>alert(1)</script> hi"}})).await;
     let (_, b) = identify(&app, &key, json!({"identifiers": {"email": "maria@x.com", "phone": "4155550123"}, "event": {"type": "purchase", "summary": "Order #1001", "revenue_cents": 4500}})).await;
     identify(
         &app,
@@ -397,6 +436,10 @@ async fn customer_pages_show_the_journey_and_unmerge() {
         "customer content is escaped"
     );
     assert!(!page.contains("<script>alert"));
+    assert!(
+        page.contains("favourite_store") && page.contains("&#60;b&#62;Soho"),
+        "custom traits are shown, escaped"
+    );
     let merge_form = page
         .split("action=\"/merges/")
         .nth(1)

@@ -587,6 +587,7 @@ async fn an_interrupted_import_resumes_on_reupload() {
                     first_name: m.first_name,
                     last_name: m.last_name,
                     company: m.company,
+                    custom: Default::default(),
                 },
             }
         })

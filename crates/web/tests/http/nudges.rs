@@ -358,6 +358,88 @@ async fn quiet_hours_hold_a_step_until_they_end_in_the_tenants_zone() {
     r.shutdown().await;
 }
 
+/// Traits from a Segment `identify` reach the profile: the template reads
+/// `{{ traits.plan }}`, and quiet hours follow the customer's own time zone
+/// (the browser's `context.timezone`) rather than the tenant's.
+#[tokio::test]
+async fn segment_traits_fill_templates_and_quiet_hours_follow_the_customers_zone() {
+    let app = spawn_app().await;
+    let src = crate::intake::source(&app, "Nudge Traits", "segment").await;
+    let quiet = QuietHours {
+        start_minute: 21 * 60,
+        end_minute: 8 * 60,
+    };
+    let c = Campaign {
+        name: "Visit follow-up".into(),
+        trigger: Trigger::Event {
+            name: "Visit".into(),
+        },
+        steps: vec![Step {
+            delay_ms: 10 * MINUTE_MS,
+            channel: Channel::Email,
+            variants: vec![variant(
+                Some("{{ first_name }}, about your plan"),
+                "Your {{ traits.plan }} plan has {{ traits.seats }} seats.",
+            )],
+        }],
+        stop: StopConditions::default(),
+        quiet_hours: Some(quiet),
+        max_attempts: 3,
+        reentry_cooldown_ms: 0,
+    };
+    c.validate(&["plan", "seats"]).unwrap();
+    let campaign = Uuid::now_v7();
+    app.store()
+        .put_campaign(src.org, campaign, &c, CampaignStatus::Active, T0)
+        .await
+        .unwrap();
+    crate::pipeline::segment(
+        &app,
+        &src.secret,
+        "/v1/identify",
+        json!({"userId": "kenji", "messageId": "id-1", "timestamp": at(T0 - MINUTE_MS),
+               "traits": {"email": "kenji@traits.test", "firstName": "Kenji", "plan": "gold", "seats": 12,
+                          "address": {"city": "Osaka"}},
+               "context": {"timezone": "Asia/Tokyo"}}),
+    )
+    .await;
+    crate::pipeline::segment(
+        &app,
+        &src.secret,
+        "/v1/track",
+        json!({"userId": "kenji", "messageId": "visit-1", "event": "Visit", "timestamp": at(T0)}),
+    )
+    .await;
+    app.state.pipeline.drain().await.unwrap();
+    let r = runner(&app).await;
+    // Due at 20:36 UTC: outside quiet hours in UTC, 05:36 in Tokyo.
+    let due = T0 + 10 * MINUTE_MS;
+    settle_at(&app, &r, due).await;
+    let x = app
+        .store()
+        .campaign_executions(src.org, campaign, 10)
+        .await
+        .unwrap();
+    assert!(x.is_empty(), "held for Tokyo's quiet hours: {x:?}");
+    let tokyo_morning = bos_core::nudge::next_allowed(due, "Asia/Tokyo", &quiet).unwrap();
+    assert!(tokyo_morning > due);
+    settle_at(&app, &r, tokyo_morning).await;
+    r.shutdown().await;
+    let x = app
+        .store()
+        .campaign_executions(src.org, campaign, 10)
+        .await
+        .unwrap();
+    assert_eq!(x.len(), 1);
+    assert_eq!(x[0].sent_at, Some(tokyo_morning));
+    assert_eq!(x[0].subject.as_deref(), Some("Kenji, about your plan"));
+    assert!(
+        x[0].body.starts_with("Your gold plan has 12 seats.\n"),
+        "{}",
+        x[0].body
+    );
+}
+
 #[tokio::test]
 async fn racing_runners_send_each_step_once() {
     let app = spawn_app().await;

@@ -256,6 +256,7 @@ async fn tenant_b_never_reaches_tenant_a() {
                 first_name: first.into(),
                 last_name: "Canaryson".into(),
                 company: "Canary A7x9 Inc".into(),
+                custom: Default::default(),
             },
             source: "test".into(),
             event: None,
