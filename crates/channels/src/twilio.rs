@@ -170,33 +170,132 @@ impl Sender for TwilioSender {
 
 // ---------------------------------------------------------------- inbound
 
-/// `base64(HMAC-SHA1(auth_token, url + name1 + value1 + …))` with the POST
-/// params sorted by name (and, for repeated names, by value), as Twilio's SDKs
-/// compute it.
-pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(mac(auth_token, url, params).finalize().into_bytes())
+/// The header a Twilio Webhooks Rule adds when it signs with its own
+/// shared key: `key=<key sid>,algorithm=HMAC_SHA256`.
+pub const SIGNATURE_SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
+
+/// The MAC a Twilio signature is made with. By default HMAC-SHA1 keyed with
+/// the account's Auth Token; when a Webhooks Rule matches the URL, Twilio
+/// signs with the rule's shared key and the algorithm that
+/// [`SIGNATURE_SETTINGS_HEADER`] names. Only the MAC changes: the signed
+/// string is the same URL and sorted parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    HmacSha1,
+    HmacSha256,
 }
 
-fn mac(auth_token: &str, url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
+impl SignatureAlgorithm {
+    /// The algorithm a settings header value names, or why it cannot be used.
+    pub fn from_settings(value: &str) -> Result<SignatureAlgorithm, String> {
+        let alg = value
+            .split(',')
+            .filter_map(|part| part.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("algorithm"))
+            .map(|(_, v)| v.trim())
+            .ok_or_else(|| "the signature settings name no algorithm".to_string())?;
+        match alg.to_ascii_uppercase().as_str() {
+            "HMAC_SHA256" => Ok(SignatureAlgorithm::HmacSha256),
+            "HMAC_SHA1" => Ok(SignatureAlgorithm::HmacSha1),
+            _ => Err(format!(
+                "the signature algorithm {:?} is not supported (HMAC_SHA1 or HMAC_SHA256)",
+                alg.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// `url + name1 + value1 + …` with the POST params sorted by name (and, for
+/// repeated names, by value), as Twilio's SDKs build it.
+fn signed_string(url: &str, params: &[(String, String)]) -> Vec<u8> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     // The SDKs build the string from a set of values per name.
     sorted.dedup();
-    let mut mac =
-        Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(url.as_bytes());
+    let mut out = url.as_bytes().to_vec();
     for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(v.as_bytes());
     }
-    mac
+    out
+}
+
+fn mac_bytes(alg: SignatureAlgorithm, key: &str, msg: &[u8]) -> Vec<u8> {
+    match alg {
+        SignatureAlgorithm::HmacSha1 => {
+            let mut m =
+                Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+            m.update(msg);
+            m.finalize().into_bytes().to_vec()
+        }
+        SignatureAlgorithm::HmacSha256 => {
+            let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+                .expect("HMAC takes any key length");
+            m.update(msg);
+            m.finalize().into_bytes().to_vec()
+        }
+    }
+}
+
+fn mac_matches(alg: SignatureAlgorithm, key: &str, msg: &[u8], expected: &[u8]) -> bool {
+    match alg {
+        SignatureAlgorithm::HmacSha1 => {
+            let mut m =
+                Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+            m.update(msg);
+            m.verify_slice(expected).is_ok()
+        }
+        SignatureAlgorithm::HmacSha256 => {
+            let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+                .expect("HMAC takes any key length");
+            m.update(msg);
+            m.verify_slice(expected).is_ok()
+        }
+    }
+}
+
+/// `base64(HMAC-SHA1(auth_token, url + name1 + value1 + …))`: the default
+/// `X-Twilio-Signature`.
+pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    signature_with(SignatureAlgorithm::HmacSha1, auth_token, url, params)
+}
+
+/// The signature made with `alg` and `key` (a Webhooks Rule's shared key
+/// for SHA-256).
+pub fn signature_with(
+    alg: SignatureAlgorithm,
+    key: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> String {
+    base64::engine::general_purpose::STANDARD.encode(mac_bytes(
+        alg,
+        key,
+        &signed_string(url, params),
+    ))
 }
 
 /// Checks `X-Twilio-Signature` in constant time, for `url` as Twilio called
 /// it and also with the default port added or removed (Twilio's SDKs do the
 /// same, since a proxy may have changed how the URL looks).
 pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], header: &str) -> bool {
+    verify_with(
+        SignatureAlgorithm::HmacSha1,
+        auth_token,
+        url,
+        params,
+        header,
+    )
+}
+
+/// [`verify`] with the MAC and key a Webhooks Rule's settings name.
+pub fn verify_with(
+    alg: SignatureAlgorithm,
+    key: &str,
+    url: &str,
+    params: &[(String, String)],
+    header: &str,
+) -> bool {
     let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(header.trim()) else {
         return false;
     };
@@ -206,9 +305,7 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], header: 
     let mut ok = false;
     for candidate in url_variants(url) {
         // No early return: every variant costs the same.
-        ok |= mac(auth_token, &candidate, params)
-            .verify_slice(&expected)
-            .is_ok();
+        ok |= mac_matches(alg, key, &signed_string(&candidate, params), &expected);
     }
     ok
 }
@@ -464,6 +561,40 @@ mod tests {
             "GvWf1cFY/Q7PnoempGyD5oXAezc="
         );
         assert!(verify(TOKEN, URL, &params, "GvWf1cFY/Q7PnoempGyD5oXAezc="));
+    }
+
+    /// A Webhooks Rule's HMAC-SHA256 over the same string (the expected
+    /// value computed independently with Python's `hmac` module).
+    #[test]
+    fn sha256_signature_with_a_shared_key() {
+        const KEY: &str = "shared-secret-of-the-rule";
+        const SHA256: &str = "rXV+jfuijDXhSoFOQkZmWaeXtOClPVQp2utzhMNANnc=";
+        let alg = SignatureAlgorithm::HmacSha256;
+        assert_eq!(signature_with(alg, KEY, URL, &doc_params()), SHA256);
+        assert!(verify_with(alg, KEY, URL, &doc_params(), SHA256));
+        // Not with the Auth Token, not as SHA-1, not with another key.
+        assert!(!verify_with(alg, TOKEN, URL, &doc_params(), SHA256));
+        assert!(!verify(KEY, URL, &doc_params(), SHA256));
+        assert!(!verify_with(alg, KEY, URL, &doc_params(), EXPECTED));
+        assert!(!verify_with(alg, "other", URL, &doc_params(), SHA256));
+    }
+
+    #[test]
+    fn signature_settings_name_the_algorithm() {
+        use SignatureAlgorithm::*;
+        for (v, want) in [
+            ("key=KS0123,algorithm=HMAC_SHA256", Ok(HmacSha256)),
+            (" algorithm = hmac_sha256 , key=KS1", Ok(HmacSha256)),
+            ("key=KS1,algorithm=HMAC_SHA1", Ok(HmacSha1)),
+        ] {
+            assert_eq!(SignatureAlgorithm::from_settings(v), want, "{v}");
+        }
+        assert!(SignatureAlgorithm::from_settings("key=KS1")
+            .unwrap_err()
+            .contains("no algorithm"));
+        assert!(SignatureAlgorithm::from_settings("algorithm=MD5")
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]

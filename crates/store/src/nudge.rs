@@ -124,6 +124,11 @@ pub enum ChannelConfig {
         auth_token: String,
         /// E.164 number or a Messaging Service SID (`MG…`).
         from: String,
+        /// The shared key of a Twilio Webhooks Rule that signs with
+        /// HMAC-SHA256 (used when a webhook carries
+        /// `X-Twilio-Webhooks-Signature-Settings`).
+        #[serde(default)]
+        webhook_shared_key: Option<String>,
     },
 }
 

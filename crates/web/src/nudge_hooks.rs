@@ -211,7 +211,12 @@ fn twilio_verified(
 ) -> Result<Vec<(String, String)>, Response> {
     const HOW: &str = "Twilio signs every webhook with the account's Auth Token; \
                        save that Auth Token under Settings → Channels → SMS.";
-    let ChannelConfig::Twilio { auth_token, .. } = cfg else {
+    let ChannelConfig::Twilio {
+        auth_token,
+        webhook_shared_key,
+        ..
+    } = cfg
+    else {
         return Err(unauthorized(&format!(
             "The request did not verify: this channel does not use Twilio. {HOW}"
         )));
@@ -225,10 +230,42 @@ fn twilio_verified(
             "The request did not verify: the X-Twilio-Signature header is missing. {HOW}"
         )));
     };
+    // A Webhooks Rule signs with its own shared key and algorithm, and says
+    // so in this header; without it, the Auth Token and HMAC-SHA1.
+    let (alg, key) = match headers.get(twilio::SIGNATURE_SETTINGS_HEADER) {
+        None => (twilio::SignatureAlgorithm::HmacSha1, auth_token.as_str()),
+        Some(v) => {
+            let alg = v
+                .to_str()
+                .map_err(|_| "the signature settings are not text".to_string())
+                .and_then(twilio::SignatureAlgorithm::from_settings)
+                .map_err(|why| {
+                    unauthorized(&format!(
+                        "The request did not verify: {why}. Set the Webhooks Rule to HMAC_SHA256."
+                    ))
+                })?;
+            match webhook_shared_key.as_deref().filter(|k| !k.is_empty()) {
+                Some(k) => (alg, k),
+                None => {
+                    return Err(unauthorized(
+                        "The request did not verify: it is signed by a Twilio Webhooks Rule's shared key \
+                         (X-Twilio-Webhooks-Signature-Settings), and none is saved. Paste the rule's \
+                         shared key under Settings → Channels → SMS.",
+                    ))
+                }
+            }
+        }
+    };
     let params = twilio::parse_form(b);
-    if !twilio::verify(auth_token, &signed_url(st, uri), &params, sig) {
+    if !twilio::verify_with(alg, key, &signed_url(st, uri), &params, sig) {
+        let whose = match alg {
+            twilio::SignatureAlgorithm::HmacSha256 => {
+                "the Webhooks Rule's shared key saved under Settings → Channels → SMS".to_string()
+            }
+            twilio::SignatureAlgorithm::HmacSha1 => HOW.to_string(),
+        };
         return Err(unauthorized(&format!(
-            "The request did not verify: X-Twilio-Signature does not match. {HOW}"
+            "The request did not verify: X-Twilio-Signature does not match. Checked with {whose}"
         )));
     }
     Ok(params)

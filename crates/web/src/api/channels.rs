@@ -63,6 +63,8 @@ pub struct ChannelDto {
     pub has_password: bool,
     /// Whether a Twilio Auth Token is stored.
     pub has_auth_token: bool,
+    /// Whether a Twilio Webhooks Rule shared key (HMAC-SHA256) is stored.
+    pub has_webhook_shared_key: bool,
     /// Whether a Mailgun webhook signing key is stored (inbound email).
     pub has_mailgun_signing_key: bool,
     /// Whether a Postmark inbound password is stored (inbound email).
@@ -120,6 +122,7 @@ pub fn dto(public_url: &str, s: &ChannelSetting) -> ChannelDto {
         account_sid: None,
         has_password: false,
         has_auth_token: false,
+        has_webhook_shared_key: false,
         has_mailgun_signing_key: false,
         has_postmark_password: false,
         webhooks: webhooks(public_url, s.channel, s.hook_key.as_deref()),
@@ -150,10 +153,12 @@ pub fn dto(public_url: &str, s: &ChannelSetting) -> ChannelDto {
             account_sid,
             auth_token,
             from,
+            webhook_shared_key,
         } => {
             d.account_sid = Some(account_sid.clone());
             d.from = Some(from.clone());
             d.has_auth_token = !auth_token.is_empty();
+            d.has_webhook_shared_key = set(webhook_shared_key);
         }
     }
     d
@@ -198,6 +203,12 @@ pub struct ChannelInput {
     /// Twilio: empty or left out keeps the stored token.
     #[serde(default)]
     pub auth_token: Option<String>,
+    /// Twilio: the shared key of a Webhooks Rule that signs with
+    /// HMAC-SHA256 (kept when empty). Only needed if you set up such a rule.
+    #[serde(default)]
+    pub webhook_shared_key: Option<String>,
+    #[serde(default)]
+    pub remove_webhook_shared_key: bool,
 }
 
 fn text(s: &Option<String>) -> &str {
@@ -269,9 +280,13 @@ pub async fn build_config(
     match (channel, provider) {
         (_, "dev") => Ok(ChannelConfig::Dev),
         (Channel::Sms, "twilio") => {
-            let stored_token = match current {
-                ChannelConfig::Twilio { auth_token, .. } => Some(auth_token),
-                _ => None,
+            let (stored_token, stored_shared) = match current {
+                ChannelConfig::Twilio {
+                    auth_token,
+                    webhook_shared_key,
+                    ..
+                } => (Some(auth_token), webhook_shared_key.as_ref()),
+                _ => (None, None),
             };
             let sid = text(&input.account_sid);
             if !is_sid(sid, "AC") {
@@ -308,6 +323,11 @@ pub async fn build_config(
                 account_sid: sid.to_string(),
                 auth_token: token,
                 from: from.to_string(),
+                webhook_shared_key: secret(
+                    &input.webhook_shared_key,
+                    input.remove_webhook_shared_key,
+                    stored_shared,
+                ),
             })
         }
         (Channel::Email, "smtp") => {

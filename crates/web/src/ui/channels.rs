@@ -37,6 +37,7 @@ pub struct SmsView {
     account_sid: String,
     from: String,
     has_auth_token: bool,
+    has_webhook_shared_key: bool,
     sms_url: String,
     status_url: String,
 }
@@ -77,6 +78,7 @@ fn sms_view(d: &ChannelDto) -> SmsView {
         account_sid: d.account_sid.clone().unwrap_or_default(),
         from: d.from.clone().unwrap_or_default(),
         has_auth_token: d.has_auth_token,
+        has_webhook_shared_key: d.has_webhook_shared_key,
         sms_url: d.webhooks.twilio_sms.clone().unwrap_or_default(),
         status_url: d.webhooks.twilio_status.clone().unwrap_or_default(),
     }
@@ -148,6 +150,10 @@ pub struct ChannelForm {
     account_sid: String,
     #[serde(default)]
     auth_token: String,
+    #[serde(default)]
+    webhook_shared_key: String,
+    #[serde(default)]
+    remove_webhook_shared_key: Option<String>,
 }
 
 fn input(f: &ChannelForm) -> ChannelInput {
@@ -167,6 +173,8 @@ fn input(f: &ChannelForm) -> ChannelInput {
         remove_postmark_password: f.remove_postmark_password.is_some(),
         account_sid: Some(f.account_sid.clone()),
         auth_token: Some(f.auth_token.clone()),
+        webhook_shared_key: Some(f.webhook_shared_key.clone()),
+        remove_webhook_shared_key: f.remove_webhook_shared_key.is_some(),
     }
 }
 

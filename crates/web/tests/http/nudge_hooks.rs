@@ -35,6 +35,7 @@ async fn twilio_tenant(app: &TestApp, name: &str, token: &str) -> (bos_store::Or
                 account_sid: SID.into(),
                 auth_token: token.into(),
                 from: "+15005550006".into(),
+                webhook_shared_key: None,
             },
             T0,
         )
@@ -227,6 +228,123 @@ async fn twilio_webhooks_refuse_forgeries_and_write_nothing() {
     let res = post_twilio(&app, &path, &reordered, Some(&good)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(counts(&app, a.id).await, after);
+}
+
+/// A Twilio Webhooks Rule signs with its own shared key and HMAC-SHA256
+/// and says so in `X-Twilio-Webhooks-Signature-Settings`: such a webhook
+/// verifies against the saved shared key, and only against it.
+#[tokio::test]
+async fn a_webhooks_rule_signs_with_its_shared_key_and_sha256() {
+    use bos_channels::twilio::{signature_with, SignatureAlgorithm::*, SIGNATURE_SETTINGS_HEADER};
+    const RULE_KEY: &str = "Rule-Shared-Key-0042";
+    let app = spawn_app().await;
+    let a = admin(&app, "Rule Shop", "rule@shop.example").await;
+    let put = |body: Value| {
+        let (app, key) = (&app, a.key.clone());
+        async move {
+            app.api(Method::PUT, "/settings/channels/sms", &key)
+                .await
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = put(json!({"provider": "twilio", "account_sid": SID, "auth_token": TOKEN_A, "from": "+15005550006"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let hook = app.store().channel_settings(a.org.id).await.unwrap()[1]
+        .hook_key
+        .clone()
+        .unwrap();
+    let path = format!("/hooks/twilio/{hook}/sms");
+    let url = app.url(&path);
+    let post = |body: String, sig: String, settings: Option<&'static str>| {
+        let (app, path) = (&app, path.clone());
+        async move {
+            let mut req = app
+                .http
+                .post(app.url(&path))
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header("X-Twilio-Signature", sig)
+                .body(body);
+            if let Some(v) = settings {
+                req = req.header(SIGNATURE_SETTINGS_HEADER, v);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let body = sms_body("SM7001", PHONE, "Signed by a rule");
+    let params = bos_channels::twilio::parse_form(body.as_bytes());
+    let by_rule = signature_with(HmacSha256, RULE_KEY, &url, &params);
+    let settings = Some("key=KS0123456789abcdef0123456789abcdef,algorithm=HMAC_SHA256");
+    let before = counts(&app, a.org.id).await;
+    // No shared key saved yet: refused, saying where to put it.
+    let res = post(body.clone(), by_rule.clone(), settings).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("shared key"), "{text}");
+    // Saved over the API (the token is kept); shown as a boolean only.
+    let res = put(
+        json!({"provider": "twilio", "account_sid": SID, "from": "+15005550006",
+                         "webhook_shared_key": RULE_KEY}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(RULE_KEY));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            v["has_auth_token"].clone(),
+            v["has_webhook_shared_key"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    // The rule's header with the Auth Token's SHA-1, an unknown algorithm,
+    // or SHA-256 keyed with the Auth Token: all refused, nothing written.
+    let sha1 = twilio_sign(TOKEN_A, &url, &body);
+    for (sig, set) in [
+        (sha1.clone(), settings),
+        (by_rule.clone(), Some("key=KS1,algorithm=HMAC_MD5")),
+        (signature_with(HmacSha256, TOKEN_A, &url, &params), settings),
+    ] {
+        let res = post(body.clone(), sig, set).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        counts(&app, a.org.id).await,
+        before,
+        "refused requests wrote rows"
+    );
+    // The rule's signature is accepted, once.
+    for _ in 0..2 {
+        let res = post(body.clone(), by_rule.clone(), settings).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(counts(&app, a.org.id).await.0, before.0 + 1);
+    // Without the header, the Auth Token and SHA-1 still verify.
+    let plain = sms_body("SM7002", PHONE, "Signed by the account");
+    let res = post(plain.clone(), twilio_sign(TOKEN_A, &url, &plain), None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Removing the key: the rule's webhooks are refused again.
+    let res = put(
+        json!({"provider": "twilio", "account_sid": SID, "from": "+15005550006",
+                         "remove_webhook_shared_key": true}),
+    )
+    .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["has_webhook_shared_key"],
+        false
+    );
+    let next = sms_body("SM7003", PHONE, "After removal");
+    let p3 = bos_channels::twilio::parse_form(next.as_bytes());
+    let res = post(
+        next,
+        signature_with(HmacSha256, RULE_KEY, &url, &p3),
+        settings,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

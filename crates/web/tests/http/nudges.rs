@@ -514,6 +514,7 @@ async fn r7_a_provider_outage_delays_but_neither_loses_nor_doubles_a_send() {
                 account_sid: twilio.account_sid.clone(),
                 auth_token: twilio.auth_token.clone(),
                 from: "+15005550006".into(),
+                webhook_shared_key: None,
             },
             T0,
         )
@@ -699,6 +700,7 @@ async fn an_ambiguous_send_is_unknown_and_never_sent_again() {
                 account_sid: twilio.account_sid.clone(),
                 auth_token: twilio.auth_token.clone(),
                 from: "+15005550006".into(),
+                webhook_shared_key: None,
             },
             T0,
         )
