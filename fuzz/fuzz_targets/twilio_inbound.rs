@@ -5,7 +5,8 @@
 
 use bos_channels::keywords::keyword;
 use bos_channels::twilio::{
-    inbound_sms, parse_form, signature, status_update, verify, verify_body_sha256,
+    inbound_sms, parse_form, signature, status_update, verify, verify_body_sha256, verify_with,
+    SignatureAlgorithm,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -15,6 +16,10 @@ fuzz_target!(|input: (&[u8], &str, &str)| {
     let _ = verify("auth-token", url, &params, header);
     let _ = signature("auth-token", url, &params);
     let _ = verify_body_sha256("auth-token", url, body, header);
+    // The settings header is attacker-chosen text too.
+    if let Ok(alg) = SignatureAlgorithm::from_settings(header) {
+        let _ = verify_with(alg, "shared-key", url, &params, header);
+    }
     if let Ok(sms) = inbound_sms(&params) {
         let _ = keyword(&sms.body);
     }
