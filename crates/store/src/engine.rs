@@ -313,7 +313,7 @@ impl Store {
 /// The writer thread's connection, with the same durability settings as
 /// the sqlx writer (the file is already in WAL mode: the sqlx connection
 /// opened it first).
-fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+pub(crate) fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(5))?;

@@ -22,6 +22,7 @@
 //! the job runs again, so handlers must be idempotent.
 
 use crate::engine::{read, write, Engine};
+use crate::sql::{q, run_ready, Db, Lite};
 use crate::StoreError;
 use bos_core::jobs::JobState;
 use bos_core::Millis;
@@ -497,21 +498,57 @@ impl crate::Store {
         now: Millis,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let owner = owner.to_string();
-        let rows: Vec<ClaimRow> = write!(self, |c| {
-            let sql = if is_sqlite(&*c) {
-                CLAIM_SQLITE
-            } else {
-                CLAIM_PG
-            };
-            Ok(sqlx::query_as(sql)
-                .bind(&owner)
-                .bind(lease_until)
-                .bind(now)
-                .bind(due_by)
-                .bind(limit as i64)
-                .fetch_all(&mut *c)
-                .await?)
-        })?;
+        let rows: Vec<ClaimRow> = match &*self.engine {
+            // On the writer thread's own connection, like the nudge steps
+            // and timers these jobs mostly are: when the two SQLite write
+            // connections take turns, each turn finds the database changed
+            // by the other and starts from an empty page cache.
+            Engine::Sqlite(s) => {
+                s.writer
+                    .run_raw(move |c| {
+                        let mut lite = Lite(c);
+                        let db = &mut lite;
+                        run_ready(async move {
+                            let rows = db
+                                .rows(
+                                    q(CLAIM_SQLITE)
+                                        .bind(owner.as_str())
+                                        .bind(lease_until)
+                                        .bind(now)
+                                        .bind(due_by)
+                                        .bind(limit as i64),
+                                )
+                                .await?;
+                            rows.iter()
+                                .map(|r| {
+                                    Ok(ClaimRow {
+                                        org_id: r.uuid(0)?,
+                                        id: r.uuid(1)?,
+                                        kind: r.text(2)?,
+                                        unique_key: r.opt_text(3)?,
+                                        payload: r.text(4)?,
+                                        run_at: r.i64(5)?,
+                                        attempts: r.i64(6)?,
+                                        max_attempts: r.i64(7)?,
+                                    })
+                                })
+                                .collect::<Result<Vec<_>, StoreError>>()
+                        })
+                    })
+                    .await?
+            }
+            Engine::Postgres(p) => {
+                let mut c = p.acquire().await?;
+                sqlx::query_as(CLAIM_PG)
+                    .bind(&owner)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(due_by)
+                    .bind(limit as i64)
+                    .fetch_all(&mut *c)
+                    .await?
+            }
+        };
         let mut jobs: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
         // `returning` gives no order; workers start the most overdue first.
         jobs.sort_by_key(|j| j.run_at);
@@ -532,36 +569,54 @@ impl crate::Store {
         }
         let owner = owner.to_string();
         match &*self.engine {
+            // The writer thread's connection, as for claims (see there).
             Engine::Sqlite(s) => {
                 s.writer
-                    .run(move |c| {
-                        Box::pin(async move {
+                    .run_raw(move |c| {
+                        let mut lite = Lite(c);
+                        let db = &mut lite;
+                        run_ready(async move {
                             // Done jobs are deleted per org in chunks (one
-                            // statement, one PK lookup per id): every
-                            // statement is a round trip to SQLite's thread.
+                            // statement, one PK lookup per id).
                             let mut done: std::collections::BTreeMap<Uuid, Vec<Uuid>> =
                                 Default::default();
                             let mut n = 0;
                             for f in &finished {
-                                match f.outcome {
-                                    Outcome::Done => done.entry(f.org_id).or_default().push(f.id),
-                                    _ => n += finish_one_sqlite(&mut *c, &owner, f, now).await?,
-                                }
+                                let query = match &f.outcome {
+                                    Outcome::Done => {
+                                        done.entry(f.org_id).or_default().push(f.id);
+                                        continue;
+                                    }
+                                    Outcome::Retry { at, error } => q(RETRY_ONE)
+                                        .bind(f.org_id)
+                                        .bind(f.id)
+                                        .bind(owner.as_str())
+                                        .bind(*at)
+                                        .bind(cut(error))
+                                        .bind(now),
+                                    Outcome::Park { error } => q(PARK_ONE)
+                                        .bind(f.org_id)
+                                        .bind(f.id)
+                                        .bind(owner.as_str())
+                                        .bind(cut(error))
+                                        .bind(now),
+                                };
+                                n += db.exec(query).await?;
                             }
                             for (org, ids) in done {
                                 for chunk in ids.chunks(SQLITE_DELETE_CHUNK) {
                                     let ids: Vec<String> =
-                                        (3..3 + chunk.len()).map(|i| format!("?{i}")).collect();
+                                        (3..3 + chunk.len()).map(|i| format!("${i}")).collect();
                                     let sql = format!(
-                                        "delete from jobs where org_id = ?1 and state = 'running' \
-                                         and lease_owner = ?2 and id in ({})",
+                                        "delete from jobs where org_id = $1 and state = 'running' \
+                                         and lease_owner = $2 and id in ({})",
                                         ids.join(", ")
                                     );
-                                    let mut q = sqlx::query(&sql).bind(org).bind(&owner);
+                                    let mut query = q(sql).bind(org).bind(owner.as_str());
                                     for id in chunk {
-                                        q = q.bind(*id);
+                                        query = query.bind(*id);
                                     }
-                                    n += q.execute(&mut *c).await?.rows_affected();
+                                    n += db.exec(query).await?;
                                 }
                             }
                             Ok(n)
@@ -865,7 +920,6 @@ macro_rules! finish_one_impl {
         }
     };
 }
-finish_one_impl!(finish_one_sqlite, sqlx::SqliteConnection);
 finish_one_impl!(finish_one_pg, sqlx::PgConnection);
 
 async fn notify_pg(c: &mut sqlx::PgConnection, earliest: Millis) -> Result<(), StoreError> {

@@ -339,7 +339,7 @@ fn raw_thread(
         let (group, done) = match rx.recv_timeout(IDLE) {
             Ok(g) => g,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                shrink_cache(&conn);
+                shrink_cache(&mut conn);
                 continue;
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
@@ -366,21 +366,47 @@ fn raw_thread(
 }
 
 /// The writer connection's page cache between bulk writes, in KiB.
-pub(crate) const WRITER_CACHE_KIB: i64 = 64 * 1024;
+///
+/// Small on purpose. SQLite's B-tree rebalancing parks pages under a
+/// temporary page number past the end of the file (the lock-byte page),
+/// and every commit after such an insert truncates the cache back to the
+/// file's size, which walks the cache's whole hash table — one slot per
+/// cached page, and the table never shrinks. With 64 MiB that walk was a
+/// tenth of the writer's time while sending nudges; with 8 MiB it vanished
+/// from the profile, and identify at a million profiles kept its latency
+/// (decision 0014).
+pub(crate) const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 /// How long the writer thread waits before it treats writes as paused.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Gives back the memory an import's larger page cache took, once writes
-/// pause (a smaller `cache_size` frees the pages beyond it).
-fn shrink_cache(conn: &rusqlite::Connection) {
+/// Gives back what an import's larger page cache took, once writes pause.
+/// The connection is opened afresh: a smaller `cache_size` would free the
+/// pages but keep the import-sized hash table, which every later commit
+/// may walk (see `WRITER_CACHE_KIB`). Should the reopen fail, the cache is
+/// only resized.
+fn shrink_cache(conn: &mut rusqlite::Connection) {
     let shrink = conn
         .query_row("pragma cache_size", [], |r| r.get::<_, i64>(0))
         .map(|kib| kib != -WRITER_CACHE_KIB)
         .unwrap_or(false);
-    if shrink {
-        if let Err(e) = conn.execute_batch(&format!("pragma cache_size = -{WRITER_CACHE_KIB}")) {
-            tracing::warn!(error = %e, "sqlite cache resize failed");
+    if !shrink {
+        return;
+    }
+    let fresh = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| StoreError::Other("the writer's database has no path".into()))
+        .and_then(|p| crate::engine::open_raw_writer(&p));
+    match fresh {
+        Ok(c) => *conn = c,
+        Err(e) => {
+            tracing::warn!(error = %e, "sqlite writer reopen failed; resizing its cache instead");
+            if let Err(e) = conn.execute_batch(&format!("pragma cache_size = -{WRITER_CACHE_KIB}"))
+            {
+                tracing::warn!(error = %e, "sqlite cache resize failed");
+            }
         }
     }
 }
