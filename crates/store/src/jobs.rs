@@ -582,26 +582,10 @@ impl crate::Store {
                                 Default::default();
                             let mut n = 0;
                             for f in &finished {
-                                let query = match &f.outcome {
-                                    Outcome::Done => {
-                                        done.entry(f.org_id).or_default().push(f.id);
-                                        continue;
-                                    }
-                                    Outcome::Retry { at, error } => q(RETRY_ONE)
-                                        .bind(f.org_id)
-                                        .bind(f.id)
-                                        .bind(owner.as_str())
-                                        .bind(*at)
-                                        .bind(cut(error))
-                                        .bind(now),
-                                    Outcome::Park { error } => q(PARK_ONE)
-                                        .bind(f.org_id)
-                                        .bind(f.id)
-                                        .bind(owner.as_str())
-                                        .bind(cut(error))
-                                        .bind(now),
-                                };
-                                n += db.exec(query).await?;
+                                match f.outcome {
+                                    Outcome::Done => done.entry(f.org_id).or_default().push(f.id),
+                                    _ => n += db.exec(finish_one(&owner, f, now)).await?,
+                                }
                             }
                             for (org, ids) in done {
                                 for chunk in ids.chunks(SQLITE_DELETE_CHUNK) {
@@ -643,7 +627,8 @@ impl crate::Store {
                     .rows_affected();
                 }
                 for f in failed {
-                    n += finish_one_pg(&mut tx, &owner, f, now).await?;
+                    let c: &mut sqlx::PgConnection = &mut tx;
+                    n += c.exec(finish_one(&owner, f, now)).await?;
                 }
                 tx.commit().await?;
                 Ok(n)
@@ -891,36 +876,25 @@ impl crate::Store {
     }
 }
 
-/// One failed or done job, with the same statements on both engines.
-macro_rules! finish_one_impl {
-    ($name:ident, $conn:ty) => {
-        async fn $name(
-            c: &mut $conn,
-            owner: &str,
-            f: &Finished,
-            now: Millis,
-        ) -> Result<u64, StoreError> {
-            let q = match &f.outcome {
-                Outcome::Done => sqlx::query(DONE_ONE).bind(f.org_id).bind(f.id).bind(owner),
-                Outcome::Retry { at, error } => sqlx::query(RETRY_ONE)
-                    .bind(f.org_id)
-                    .bind(f.id)
-                    .bind(owner)
-                    .bind(*at)
-                    .bind(cut(error))
-                    .bind(now),
-                Outcome::Park { error } => sqlx::query(PARK_ONE)
-                    .bind(f.org_id)
-                    .bind(f.id)
-                    .bind(owner)
-                    .bind(cut(error))
-                    .bind(now),
-            };
-            Ok(q.execute(&mut *c).await?.rows_affected())
-        }
-    };
+/// The statement that records one finished job, the same on both engines.
+fn finish_one(owner: &str, f: &Finished, now: Millis) -> crate::sql::Q {
+    match &f.outcome {
+        Outcome::Done => q(DONE_ONE).bind(f.org_id).bind(f.id).bind(owner),
+        Outcome::Retry { at, error } => q(RETRY_ONE)
+            .bind(f.org_id)
+            .bind(f.id)
+            .bind(owner)
+            .bind(*at)
+            .bind(cut(error))
+            .bind(now),
+        Outcome::Park { error } => q(PARK_ONE)
+            .bind(f.org_id)
+            .bind(f.id)
+            .bind(owner)
+            .bind(cut(error))
+            .bind(now),
+    }
 }
-finish_one_impl!(finish_one_pg, sqlx::PgConnection);
 
 async fn notify_pg(c: &mut sqlx::PgConnection, earliest: Millis) -> Result<(), StoreError> {
     sqlx::query("select pg_notify($1, $2)")

@@ -232,6 +232,7 @@ fn twilio_verified(
     };
     // A Webhooks Rule signs with its own shared key and algorithm, and says
     // so in this header; without it, the Auth Token and HMAC-SHA1.
+    let by_rule = headers.contains_key(twilio::SIGNATURE_SETTINGS_HEADER);
     let (alg, key) = match headers.get(twilio::SIGNATURE_SETTINGS_HEADER) {
         None => (twilio::SignatureAlgorithm::HmacSha1, auth_token.as_str()),
         Some(v) => {
@@ -258,14 +259,15 @@ fn twilio_verified(
     };
     let params = twilio::parse_form(b);
     if !twilio::verify_with(alg, key, &signed_url(st, uri), &params, sig) {
-        let whose = match alg {
-            twilio::SignatureAlgorithm::HmacSha256 => {
-                "the Webhooks Rule's shared key saved under Settings → Channels → SMS".to_string()
-            }
-            twilio::SignatureAlgorithm::HmacSha1 => HOW.to_string(),
+        // Say which secret it was checked against: a rule's shared key is
+        // easy to confuse with the Auth Token.
+        let how = if by_rule {
+            "It was checked with the Webhooks Rule's shared key saved under Settings → Channels → SMS."
+        } else {
+            HOW
         };
         return Err(unauthorized(&format!(
-            "The request did not verify: X-Twilio-Signature does not match. Checked with {whose}"
+            "The request did not verify: X-Twilio-Signature does not match. {how}"
         )));
     }
     Ok(params)
