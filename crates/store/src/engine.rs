@@ -42,6 +42,8 @@ pub(crate) enum Engine {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) engine: std::sync::Arc<Engine>,
+    /// Sources the public endpoints looked up recently (see `intake`).
+    pub(crate) source_cache: std::sync::Arc<crate::intake::SourceCache>,
 }
 
 /// Runs `$body` (which must evaluate to `Result<T, StoreError>`) with `$c`
@@ -237,6 +239,7 @@ impl Store {
         };
         Ok(Store {
             engine: std::sync::Arc::new(engine),
+            source_cache: Default::default(),
         })
     }
 

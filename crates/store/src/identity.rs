@@ -377,6 +377,56 @@ pub(crate) async fn identify_tx<D: Db>(
     rules: &IdentityRules,
     input: &IdentifyInput,
 ) -> Result<IdentifyOutcome, StoreError> {
+    let out = resolve_tx(db, org, rules, input).await?;
+    if let Some(e) = input
+        .event
+        .as_ref()
+        .filter(|_| out.action != IdentifyAction::Replayed)
+    {
+        insert_entry(db, org, new_id(), out.profile_id, &input.source, e).await?;
+    }
+    Ok(out)
+}
+
+/// Writes an event's timeline entry on `profile` (a current profile: its
+/// own root).
+pub(crate) async fn insert_entry<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    id: Uuid,
+    profile: Uuid,
+    source: &str,
+    e: &NewEvent,
+) -> Result<(), StoreError> {
+    db.exec(
+        q("insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
+           values ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(org)
+        .bind(id)
+        .bind(profile)
+        .bind(e.occurred_at)
+        .bind(&e.kind)
+        .bind(source)
+        .bind(&e.summary)
+        .bind(&e.data)
+        .bind(e.key.as_deref()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`identify_tx`] without writing the event's timeline entry: everything
+/// the event does to identities and the profile, for a caller that writes
+/// the entry itself once it knows more (the intake pipeline adds the
+/// intent score, which needs the resolved profile, without writing the
+/// row twice). A replayed event (its key already on the timeline) changes
+/// nothing.
+pub(crate) async fn resolve_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    rules: &IdentityRules,
+    input: &IdentifyInput,
+) -> Result<IdentifyOutcome, StoreError> {
     let now = input.now;
     // A replayed event changes nothing.
     if let Some(key) = input.event.as_ref().and_then(|e| e.key.as_deref()) {
@@ -650,22 +700,6 @@ pub(crate) async fn identify_tx<D: Db>(
         set.join(", ")
     );
     db.exec(query).await?;
-    if let Some(e) = &input.event {
-        db.exec(
-            q("insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, data, event_key)
-               values ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(org)
-            .bind(new_id())
-            .bind(root)
-            .bind(e.occurred_at)
-            .bind(&e.kind)
-            .bind(&input.source)
-            .bind(&e.summary)
-            .bind(&e.data)
-            .bind(e.key.as_deref()),
-        )
-        .await?;
-    }
     Ok(IdentifyOutcome {
         profile_id: root,
         action,

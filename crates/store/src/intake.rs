@@ -12,6 +12,9 @@
 use crate::engine::{read, write, write_db};
 use crate::sql::{q, Db};
 use crate::{new_id, StoreError};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Where events come from: each kind has its public endpoint.
@@ -238,21 +241,31 @@ impl crate::Store {
     /// form key hashes to `hash`. This is how the tenant of a Segment call
     /// or a form post is found.
     pub async fn source_by_key_hash(&self, hash: &[u8]) -> Result<Option<Source>, StoreError> {
+        if let Some(s) = self.source_cache.by_key(hash) {
+            return Ok(Some(s));
+        }
         let sql = format!("select {SOURCE_COLS} from sources where key_hash = $1");
-        let hash = hash.to_vec();
+        let key = hash.to_vec();
         let row: Option<SourceRow> = read!(self, |c| {
             Ok(sqlx::query_as(&sql)
-                .bind(&hash)
+                .bind(&key)
                 .fetch_optional(&mut *c)
                 .await?)
         })?;
-        row.map(TryInto::try_into).transpose()
+        let src = row.map(Source::try_from).transpose()?;
+        if let Some(s) = &src {
+            self.source_cache.keep_key(hash.to_vec(), s.clone());
+        }
+        Ok(src)
     }
 
     /// A system lookup for a public endpoint: the source named by the id in
     /// its URL (`/hooks/{source_id}`), whatever its organization. The caller
     /// still has to prove it holds the source's secret.
     pub async fn source_by_id(&self, id: Uuid) -> Result<Option<Source>, StoreError> {
+        if let Some(s) = self.source_cache.by_id(id) {
+            return Ok(Some(s));
+        }
         let sql = format!("select {SOURCE_COLS} from sources where id = $1");
         let row: Option<SourceRow> = read!(self, |c| {
             Ok(sqlx::query_as(&sql)
@@ -260,7 +273,11 @@ impl crate::Store {
                 .fetch_optional(&mut *c)
                 .await?)
         })?;
-        row.map(TryInto::try_into).transpose()
+        let src = row.map(Source::try_from).transpose()?;
+        if let Some(s) = &src {
+            self.source_cache.keep_id(s.clone());
+        }
+        Ok(src)
     }
 
     /// Stores the events of one request in one transaction. An event whose
@@ -361,9 +378,62 @@ impl crate::Store {
                     .rows_affected(),
             )
         })?;
+        // The old key must stop working now, not when its entry expires.
+        self.source_cache.clear();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
+}
+
+/// How long a looked-up source is reused. Sources never change except a
+/// rotated write key, which clears this process's cache at once; another
+/// replica (PostgreSQL) sees a rotation within this time.
+const SOURCE_TTL: Duration = Duration::from_secs(1);
+
+/// The sources public endpoints looked up in the last [`SOURCE_TTL`], by
+/// write-key hash and by id. Every Segment call and webhook names its
+/// source, and on SQLite the lookup was a round trip to a read
+/// connection's thread — a quarter of the CPU of ingest under load. Only
+/// sources that exist are kept, so unknown keys cannot grow it.
+#[derive(Default)]
+pub(crate) struct SourceCache {
+    by_key: Mutex<HashMap<Vec<u8>, (Source, Instant)>>,
+    by_id: Mutex<HashMap<Uuid, (Source, Instant)>>,
+}
+
+impl SourceCache {
+    fn by_key(&self, hash: &[u8]) -> Option<Source> {
+        let m = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        live(m.get(hash))
+    }
+
+    fn by_id(&self, id: Uuid) -> Option<Source> {
+        let m = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        live(m.get(&id))
+    }
+
+    fn keep_key(&self, hash: Vec<u8>, s: Source) {
+        let mut m = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(hash, (s, Instant::now()));
+    }
+
+    fn keep_id(&self, s: Source) {
+        let mut m = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(s.id, (s, Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+fn live(e: Option<&(Source, Instant)>) -> Option<Source> {
+    e.filter(|(_, at)| at.elapsed() < SOURCE_TTL)
+        .map(|(s, _)| s.clone())
 }

@@ -14,7 +14,7 @@
 //! never leave an event processed without its timer.
 
 use crate::engine::{read, write_db};
-use crate::identity::{identify_tx, IdentifyAction, IdentifyInput, NewEvent, Traits};
+use crate::identity::{insert_entry, resolve_tx, IdentifyAction, IdentifyInput, NewEvent, Traits};
 use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::identity::{Identifier, IdentityRules};
@@ -434,7 +434,8 @@ fn entry_event(e: &Entry, key: String) -> NewEvent {
         kind: e.kind.to_string(),
         summary: e.summary.clone(),
         occurred_at: e.occurred_at,
-        data: e.data.to_string(),
+        // Filled when the entry is written, with the intent score added.
+        data: String::new(),
         key: Some(key),
         revenue_cents: e.revenue_cents,
         is_order: e.is_order,
@@ -450,10 +451,45 @@ async fn apply_one<D: Db>(
 ) -> Result<Applied, StoreError> {
     let ev = &item.event;
     let org = ev.org_id;
-    let (status, error) = match &item.work {
-        Work::Apply(_) => ("processed", None),
-        Work::Skip(r) => ("skipped", Some(r.clone())),
-        Work::Park(r) => ("parked", Some(r.clone())),
+    let (status, error, skipped) = match &item.work {
+        Work::Apply(ready) => {
+            // Still pending (another replica may have applied it since it
+            // was read)? Checked, not claimed: the one update at the end
+            // records the outcome and the profile, so the row (payload
+            // and all) is written once.
+            let pending = db
+                .opt(
+                    q(format!(
+                        "select 1 from inbound_events where org_id = $1 and id = $2 and status = 'pending'{}",
+                        D::LOCK
+                    ))
+                    .bind(org)
+                    .bind(ev.id),
+                )
+                .await?;
+            if pending.is_none() {
+                return Ok(Applied::AlreadyDone);
+            }
+            let applied = apply_ready(db, item, ready, now, timers).await?;
+            let profile = match &applied {
+                Applied::Processed { profile_id, .. } | Applied::Replayed { profile_id } => {
+                    Some(*profile_id)
+                }
+                _ => None,
+            };
+            db.exec(
+                q("update inbound_events set status = 'processed', processed_at = $3, attempts = attempts + 1, \
+                   error = null, profile_id = $4 where org_id = $1 and id = $2")
+                .bind(org)
+                .bind(ev.id)
+                .bind(now)
+                .bind(profile),
+            )
+            .await?;
+            return Ok(applied);
+        }
+        Work::Skip(r) => ("skipped", r.clone(), Applied::Skipped(r.clone())),
+        Work::Park(r) => ("parked", r.clone(), Applied::Parked(r.clone())),
     };
     let claimed = db
         .exec(
@@ -463,17 +499,26 @@ async fn apply_one<D: Db>(
             .bind(ev.id)
             .bind(status)
             .bind(now)
-            .bind(error.clone()),
+            .bind(error),
         )
         .await?;
-    if claimed == 0 {
-        return Ok(Applied::AlreadyDone);
-    }
-    let ready = match &item.work {
-        Work::Apply(r) => r,
-        Work::Skip(r) => return Ok(Applied::Skipped(r.clone())),
-        Work::Park(r) => return Ok(Applied::Parked(r.clone())),
-    };
+    Ok(if claimed == 0 {
+        Applied::AlreadyDone
+    } else {
+        skipped
+    })
+}
+
+/// The work of a readable event, inside the caller's transaction.
+async fn apply_ready<D: Db>(
+    db: &mut D,
+    item: &Item,
+    ready: &Ready,
+    now: Millis,
+    timers: &mut Vec<Millis>,
+) -> Result<Applied, StoreError> {
+    let ev = &item.event;
+    let org = ev.org_id;
     let s = &item.settings;
     let interp = &ready.interp;
     let Some(main) = interp.entries.first() else {
@@ -503,18 +548,15 @@ async fn apply_one<D: Db>(
         event: (!known_checkout).then(|| entry_event(main, main_key.clone())),
         now,
     };
-    let outcome = identify_tx(db, org, &s.identity, &input).await?;
+    // The main entry is written below, once the intent it carries is known.
+    let outcome = resolve_tx(db, org, &s.identity, &input).await?;
     let root = outcome.profile_id;
-    db.exec(
-        q("update inbound_events set profile_id = $3 where org_id = $1 and id = $2")
-            .bind(org)
-            .bind(ev.id)
-            .bind(root),
-    )
-    .await?;
     if outcome.action == IdentifyAction::Replayed {
         return Ok(Applied::Replayed { profile_id: root });
     }
+    // Drawn before the secondary entries' ids, so that among entries of
+    // the same time the main one still sorts first.
+    let main_id = new_id();
     for (i, e) in interp.entries.iter().enumerate().skip(1) {
         let suffix = e.key.clone().unwrap_or_else(|| i.to_string());
         db.exec(
@@ -565,7 +607,7 @@ async fn apply_one<D: Db>(
         ad_click: sig.ad_click,
     };
     let intent = intent::evaluate(&s.intent, &signals);
-    if !known_checkout {
+    if let Some(mut entry) = input.event {
         let mut data = main.data.clone();
         if let serde_json::Value::Object(m) = &mut data {
             m.insert(
@@ -573,13 +615,8 @@ async fn apply_one<D: Db>(
                 serde_json::to_value(&intent).unwrap_or_default(),
             );
         }
-        db.exec(
-            q("update timeline set data = $3 where org_id = $1 and event_key = $2")
-                .bind(org)
-                .bind(main_key.as_str())
-                .bind(data.to_string()),
-        )
-        .await?;
+        entry.data = data.to_string();
+        insert_entry(db, org, main_id, root, &ev.source_kind, &entry).await?;
     }
 
     // Lead state.

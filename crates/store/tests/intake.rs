@@ -118,6 +118,33 @@ async fn sources_are_tenant_scoped_and_found_by_credential() {
         )
         .await;
     assert!(dup.is_err());
+    // Lookups are cached, yet a rotated key stops working at once: the
+    // old key was just looked up (and is cached), and fails right after.
+    assert!(db
+        .store
+        .source_by_key_hash(&[7; 32])
+        .await
+        .unwrap()
+        .is_some());
+    db.store
+        .set_source_key_hash(a.id, seg.id, vec![6; 32])
+        .await
+        .unwrap();
+    assert_eq!(db.store.source_by_key_hash(&[7; 32]).await.unwrap(), None);
+    assert_eq!(
+        db.store.source_by_key_hash(&[6; 32]).await.unwrap(),
+        Some(seg.clone())
+    );
+    // Another tenant's id cannot rotate it.
+    assert!(db
+        .store
+        .set_source_key_hash(b.id, seg.id, vec![5; 32])
+        .await
+        .is_err());
+    assert_eq!(
+        db.store.source_by_key_hash(&[6; 32]).await.unwrap(),
+        Some(seg)
+    );
 }
 
 #[tokio::test]
