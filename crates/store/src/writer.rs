@@ -26,7 +26,7 @@
 //! light load: a commit whose own fsync lands during a checkpoint's waits
 //! behind it, so fewer, larger checkpoints touch fewer commits (measured:
 //! attach p99 at a million profiles 1.3 ms with ten a second, 1.1 ms with
-//! one). When the log grows over 1 MiB/s they come every 30 ms instead, so
+//! one). When the log grows over 1 MiB/s they come every 100 ms instead, so
 //! each stall stays short. PASSIVE
 //! never waits for the writer, so under steady writes it may never reach
 //! the end of the log; when the log passes `WAL_LIMIT_FRAMES` (64 MiB) the
@@ -115,15 +115,14 @@ fn checkpoint_thread(
         // A commit whose fsync lands during a checkpoint waits for it, so
         // the pace follows how fast the log grows: under a light load one
         // a second keeps them rare; under a heavy one (the intake pipeline
-        // rewriting pages) small frequent checkpoints keep each stall short
-        // (measured: ingest ack p99 with the pipeline running at 2,000
-        // events/s, 34–42 ms with one a second, 8.6–11 ms every 30 ms). The
-        // rate, not the count, decides: a short pause copies few frames.
+        // rewriting pages) smaller, more frequent checkpoints keep each
+        // stall short. The rate, not the count, decides: a short pause
+        // copies few frames. See `BUSY_PACE_MS` for how short.
         let secs = last.elapsed().as_secs_f64().max(0.001);
         last = std::time::Instant::now();
         let busy = copied as f64 / secs >= BUSY_FRAMES_PER_SEC;
         std::thread::sleep(std::time::Duration::from_millis(if busy {
-            30
+            BUSY_PACE_MS
         } else {
             1000
         }));
@@ -131,8 +130,27 @@ fn checkpoint_thread(
 }
 
 /// A log growing by at least this many frames a second (1 MiB/s) makes
-/// checkpoints come every 30 ms instead of every second.
+/// checkpoints come every `BUSY_PACE_MS` instead of every second.
 const BUSY_FRAMES_PER_SEC: f64 = 256.0;
+
+/// The pause between checkpoints while the log grows fast. Measured on the
+/// 2-core machine (`bos bench identify`, 1,000,000 profiles; `bos bench
+/// intake --lag-rate 2000`):
+///
+/// | pace | attach p99 | create p99 | ingest ack p99, pipeline running |
+/// | --- | --- | --- | --- |
+/// | 30 ms | 997 µs | 747 µs | 14–36 ms |
+/// | 100 ms | 665 µs | 642 µs | 18–24 ms |
+/// | 250 ms | 610 µs | 652 µs | — |
+/// | 1 s | 631 µs | 693 µs | 34–42 ms (an earlier measurement) |
+///
+/// Every 30 ms, streaming resolution (~25,000 log frames a second) had a
+/// checkpoint's fsync of the database file running beside its own fsync
+/// a good part of the time; a page rewritten several times between two
+/// checkpoints is also copied once instead of several times. Pauses longer
+/// than 100 ms gained nothing more and make each stall larger (the
+/// slowest event: 5–9 ms at 30 ms, 15–38 ms at 100–250 ms, 45–55 ms at 1 s).
+const BUSY_PACE_MS: u64 = 100;
 
 #[derive(Clone)]
 pub(crate) struct Writer {
