@@ -58,6 +58,12 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "nudge",
         sql: include_str!("../migrations/sqlite/0009_nudge.sql"),
     },
+    // SQLite only: PostgreSQL tables have no rowid to drop.
+    Migration {
+        version: 10,
+        name: "links without rowid",
+        sql: include_str!("../migrations/sqlite/0010_links_without_rowid.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
