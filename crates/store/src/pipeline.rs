@@ -3,9 +3,9 @@
 //! identity, timeline, intent, lead state, timers — so that an event's
 //! effects and its `processed` mark commit together or not at all. That is
 //! what makes processing exactly-once even across crashes and replicas: the
-//! first statement of each event flips it from `pending` only if it still
-//! is, and a second worker (or a replay of the same batch) finds nothing to
-//! do.
+//! first statement of each event checks that it is still `pending` (and
+//! locks its row on PostgreSQL), the last one marks it, and a second
+//! worker (or a replay of the same batch) finds nothing to do.
 //!
 //! The per-lead tables live here too: `leads` (state, score, counters),
 //! `lead_transitions` (history with reasons) and `checkouts` (the open
