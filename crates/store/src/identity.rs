@@ -504,20 +504,33 @@ pub(crate) async fn resolve_tx<D: Db>(
             );
             fields.insert(id, f);
         }
-        let sql = format!(
-            "select kind, value, root_id from identity_links where org_id = $1 and root_id in ({})",
-            ph.join(", ")
-        );
-        let mut query = q(sql).bind(org);
-        for r in &roots {
-            query = query.bind(*r);
-        }
-        for row in db.rows(query).await? {
-            if let (Ok(kind), Some(view)) = (
-                IdentifierKind::parse(&row.text(0)?),
-                views.get_mut(&row.uuid(2)?),
-            ) {
-                view.identifiers.push(Identifier::new(kind, row.text(1)?));
+        // The profiles' other identifiers only matter to the plan when
+        // something would be added to them (a new identifier, a second
+        // profile): the limits count them. An event whose every usable
+        // identifier already belongs to one profile — most events of a
+        // known customer — attaches with nothing to link or drop whatever
+        // that profile holds, so they are not read.
+        let attach_only = roots.len() == 1
+            && input
+                .identifiers
+                .iter()
+                .all(|id| rules.blocked(id) || owners.contains_key(id));
+        if !attach_only {
+            let sql = format!(
+                "select kind, value, root_id from identity_links where org_id = $1 and root_id in ({})",
+                ph.join(", ")
+            );
+            let mut query = q(sql).bind(org);
+            for r in &roots {
+                query = query.bind(*r);
+            }
+            for row in db.rows(query).await? {
+                if let (Ok(kind), Some(view)) = (
+                    IdentifierKind::parse(&row.text(0)?),
+                    views.get_mut(&row.uuid(2)?),
+                ) {
+                    view.identifiers.push(Identifier::new(kind, row.text(1)?));
+                }
             }
         }
     }

@@ -356,4 +356,43 @@ mod tests {
             Err(PlanError::NoIdentifiers { .. })
         ));
     }
+
+    // The store skips reading a profile's other identifiers when every
+    // usable incoming identifier already belongs to that one profile
+    // (`resolve_tx`): the plan must not depend on them then.
+    proptest::proptest! {
+        #[test]
+        fn known_identifiers_of_one_profile_plan_the_same_without_its_others(
+            known in proptest::collection::vec((0u8..4, 0u8..6), 1..5),
+            others in proptest::collection::vec((0u8..4, 0u8..9), 0..12),
+            blocked in proptest::bool::ANY,
+        ) {
+            let kinds = [Email, Phone, AnonymousId, ShopifyCustomerId];
+            let mk = |(k, v): (u8, u8)| {
+                let kind = kinds[k as usize].clone();
+                let value = match kind {
+                    Email => format!("p{v}@x.com"),
+                    Phone => format!("+1415555{:04}", v),
+                    _ => format!("v{v}"),
+                };
+                id(kind, &value)
+            };
+            let mut incoming: Vec<Identifier> = known.into_iter().map(mk).collect();
+            let mut held: Vec<Identifier> = incoming.clone();
+            held.extend(others.into_iter().map(mk));
+            held.sort();
+            held.dedup();
+            let owners: BTreeMap<Identifier, u32> =
+                incoming.iter().map(|i| (i.clone(), 1)).collect();
+            if blocked {
+                incoming.push(id(Email, "test@test.com"));
+            }
+            let r = IdentityRules::default();
+            let full = BTreeMap::from([(1, view(1, 10, &held))]);
+            let bare = BTreeMap::from([(1, view(1, 10, &[]))]);
+            let a = plan(&r, &incoming, &owners, &full);
+            let b = plan(&r, &incoming, &owners, &bare);
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
 }
