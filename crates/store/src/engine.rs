@@ -85,6 +85,22 @@ macro_rules! write {
         }
     };
 }
+/// Runs a body written over [`crate::sql::Db`] on the SQLite writer
+/// thread's own connection (`$sqlite`: a `SqliteEngine`), synchronously,
+/// inside the next group commit. Captured values must be owned.
+macro_rules! lite_db {
+    ($sqlite:expr, |$db:ident| $body:expr) => {
+        $sqlite
+            .writer
+            .run_raw(move |c| {
+                let mut lite = $crate::sql::Lite(c);
+                let $db = &mut lite;
+                $crate::sql::run_ready($body)
+            })
+            .await
+    };
+}
+
 /// Runs a body written over [`crate::sql::Db`] on the write path: on SQLite
 /// synchronously on the writer thread's own connection, inside the next
 /// group commit; on PostgreSQL in a transaction of its own, committed when
@@ -92,15 +108,7 @@ macro_rules! write {
 macro_rules! write_db {
     ($store:expr, |$db:ident| $body:expr) => {
         match &*$store.engine {
-            $crate::engine::Engine::Sqlite(s) => {
-                s.writer
-                    .run_raw(move |c| {
-                        let mut lite = $crate::sql::Lite(c);
-                        let $db = &mut lite;
-                        $crate::sql::run_ready($body)
-                    })
-                    .await
-            }
+            $crate::engine::Engine::Sqlite(s) => $crate::engine::lite_db!(s, |$db| $body),
             $crate::engine::Engine::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 let r = {
@@ -119,7 +127,7 @@ macro_rules! write_db {
         }
     };
 }
-pub(crate) use {read, write, write_db};
+pub(crate) use {lite_db, read, write, write_db};
 
 impl Store {
     /// Connects, checks durability settings, and runs pending migrations.

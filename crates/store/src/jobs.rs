@@ -21,8 +21,8 @@
 //! Jobs are at least once: a worker that dies mid-job loses its lease and
 //! the job runs again, so handlers must be idempotent.
 
-use crate::engine::{read, write, Engine};
-use crate::sql::{q, run_ready, Db, Lite};
+use crate::engine::{lite_db, read, write, Engine};
+use crate::sql::{q, Db};
 use crate::StoreError;
 use bos_core::jobs::JobState;
 use bos_core::Millis;
@@ -503,40 +503,32 @@ impl crate::Store {
             // and timers these jobs mostly are: when the two SQLite write
             // connections take turns, each turn finds the database changed
             // by the other and starts from an empty page cache.
-            Engine::Sqlite(s) => {
-                s.writer
-                    .run_raw(move |c| {
-                        let mut lite = Lite(c);
-                        let db = &mut lite;
-                        run_ready(async move {
-                            let rows = db
-                                .rows(
-                                    q(CLAIM_SQLITE)
-                                        .bind(owner.as_str())
-                                        .bind(lease_until)
-                                        .bind(now)
-                                        .bind(due_by)
-                                        .bind(limit as i64),
-                                )
-                                .await?;
-                            rows.iter()
-                                .map(|r| {
-                                    Ok(ClaimRow {
-                                        org_id: r.uuid(0)?,
-                                        id: r.uuid(1)?,
-                                        kind: r.text(2)?,
-                                        unique_key: r.opt_text(3)?,
-                                        payload: r.text(4)?,
-                                        run_at: r.i64(5)?,
-                                        attempts: r.i64(6)?,
-                                        max_attempts: r.i64(7)?,
-                                    })
-                                })
-                                .collect::<Result<Vec<_>, StoreError>>()
+            Engine::Sqlite(s) => lite_db!(s, |db| async move {
+                let rows = db
+                    .rows(
+                        q(CLAIM_SQLITE)
+                            .bind(owner.as_str())
+                            .bind(lease_until)
+                            .bind(now)
+                            .bind(due_by)
+                            .bind(limit as i64),
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ClaimRow {
+                            org_id: r.uuid(0)?,
+                            id: r.uuid(1)?,
+                            kind: r.text(2)?,
+                            unique_key: r.opt_text(3)?,
+                            payload: r.text(4)?,
+                            run_at: r.i64(5)?,
+                            attempts: r.i64(6)?,
+                            max_attempts: r.i64(7)?,
                         })
                     })
-                    .await?
-            }
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })?,
             Engine::Postgres(p) => {
                 let mut c = p.acquire().await?;
                 sqlx::query_as(CLAIM_PG)
@@ -571,42 +563,35 @@ impl crate::Store {
         match &*self.engine {
             // The writer thread's connection, as for claims (see there).
             Engine::Sqlite(s) => {
-                s.writer
-                    .run_raw(move |c| {
-                        let mut lite = Lite(c);
-                        let db = &mut lite;
-                        run_ready(async move {
-                            // Done jobs are deleted per org in chunks (one
-                            // statement, one PK lookup per id).
-                            let mut done: std::collections::BTreeMap<Uuid, Vec<Uuid>> =
-                                Default::default();
-                            let mut n = 0;
-                            for f in &finished {
-                                match f.outcome {
-                                    Outcome::Done => done.entry(f.org_id).or_default().push(f.id),
-                                    _ => n += db.exec(finish_one(&owner, f, now)).await?,
-                                }
-                            }
-                            for (org, ids) in done {
-                                for chunk in ids.chunks(SQLITE_DELETE_CHUNK) {
-                                    let ids: Vec<String> =
-                                        (3..3 + chunk.len()).map(|i| format!("${i}")).collect();
-                                    let sql = format!(
-                                        "delete from jobs where org_id = $1 and state = 'running' \
+                lite_db!(s, |db| async move {
+                    // Done jobs are deleted per org in chunks (one
+                    // statement, one PK lookup per id).
+                    let mut done: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+                    let mut n = 0;
+                    for f in &finished {
+                        match f.outcome {
+                            Outcome::Done => done.entry(f.org_id).or_default().push(f.id),
+                            _ => n += db.exec(finish_one(&owner, f, now)).await?,
+                        }
+                    }
+                    for (org, ids) in done {
+                        for chunk in ids.chunks(SQLITE_DELETE_CHUNK) {
+                            let ids: Vec<String> =
+                                (3..3 + chunk.len()).map(|i| format!("${i}")).collect();
+                            let sql = format!(
+                                "delete from jobs where org_id = $1 and state = 'running' \
                                          and lease_owner = $2 and id in ({})",
-                                        ids.join(", ")
-                                    );
-                                    let mut query = q(sql).bind(org).bind(owner.as_str());
-                                    for id in chunk {
-                                        query = query.bind(*id);
-                                    }
-                                    n += db.exec(query).await?;
-                                }
+                                ids.join(", ")
+                            );
+                            let mut query = q(sql).bind(org).bind(owner.as_str());
+                            for id in chunk {
+                                query = query.bind(*id);
                             }
-                            Ok(n)
-                        })
-                    })
-                    .await
+                            n += db.exec(query).await?;
+                        }
+                    }
+                    Ok(n)
+                })
             }
             Engine::Postgres(p) => {
                 let mut tx = p.begin().await?;
