@@ -41,13 +41,14 @@ enum Which {
         database_url: Option<String>,
     },
     /// Streaming identity resolution against a large existing population:
-    /// latency of attach, create and merge events, one at a time, then
+    /// latency of attach (two and three identifiers), create and merge
+    /// events, one at a time, then
     /// throughput with concurrent callers.
     Identify {
         /// Existing customers seeded before measuring.
         #[arg(long, default_value_t = 1_000_000)]
         profiles: u64,
-        /// Measured events per kind (attach, create, merge).
+        /// Measured events per kind (attach, attach3, create, merge).
         #[arg(long, default_value_t = 5_000)]
         events: u64,
         /// Concurrent callers for the throughput run.

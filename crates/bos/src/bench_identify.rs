@@ -101,7 +101,7 @@ pub async fn run(
 
     // One at a time: latency per kind of event.
     let mut report = Vec::new();
-    for kind in ["attach", "create", "merge"] {
+    for kind in ["attach", "attach3", "create", "merge"] {
         let mut lat = Vec::with_capacity(events as usize);
         for k in 0..events {
             let input = match kind {
@@ -114,6 +114,20 @@ pub async fn run(
                     format!("a{k}"),
                     now,
                 ),
+                // A known customer identified by e-mail, phone and device
+                // at once, as a Segment `identify` call carries them.
+                "attach3" => {
+                    let c = spread(k + 3_333_333, n);
+                    event(
+                        vec![
+                            email(c),
+                            phone(c),
+                            Identifier::new(K::AnonymousId, format!("dev-b-{k}")),
+                        ],
+                        format!("b{k}"),
+                        now,
+                    )
+                }
                 // Someone new.
                 "create" => event(
                     vec![Identifier::new(K::Email, format!("new{k}@example.org"))],
@@ -135,7 +149,7 @@ pub async fn run(
             let out = store.identify(org, &rules, &input).await?;
             lat.push(t.elapsed().as_micros() as u64);
             let expected = match kind {
-                "attach" => IdentifyAction::Attached,
+                "attach" | "attach3" => IdentifyAction::Attached,
                 "create" => IdentifyAction::Created,
                 _ => IdentifyAction::Merged,
             };

@@ -415,6 +415,37 @@ pub(crate) async fn insert_entry<D: Db>(
     Ok(())
 }
 
+/// Identifiers whose links one statement reads on SQLite.
+const LINKS_PER_READ: usize = 64;
+
+/// The statement that reads the links of `n` identifiers: the organization
+/// bound as `$1`, then each identifier's kind and value.
+///
+/// On SQLite, a union of one primary-key seek per identifier. Given an
+/// `or` of three or more (kind, value) pairs, its planner (which has no
+/// statistics on these tables) reads every link of the organization
+/// through the key's `org_id` prefix instead: a scan of a million links
+/// for each event that carries an e-mail, a phone and a platform id.
+/// PostgreSQL plans the `or` as index seeks, and cannot lock the rows of
+/// a union (`for update`).
+fn links_of_sql(n: usize, sqlite: bool, lock: &str) -> String {
+    debug_assert!(!sqlite || n <= LINKS_PER_READ);
+    const COLS: &str = "select kind, value, root_id, last_seen_at from identity_links";
+    let pair = |i: usize| format!("kind = ${} and value = ${}", 2 + 2 * i, 3 + 2 * i);
+    if sqlite {
+        (0..n)
+            .map(|i| format!("{COLS} where org_id = $1 and {}", pair(i)))
+            .collect::<Vec<_>>()
+            .join(" union all ")
+    } else {
+        let terms: Vec<String> = (0..n).map(|i| format!("({})", pair(i))).collect();
+        format!(
+            "{COLS} where org_id = $1 and ({}){lock}",
+            terms.join(" or ")
+        )
+    }
+}
+
 /// [`identify_tx`] without writing the event's timeline entry: everything
 /// the event does to identities and the profile, for a caller that writes
 /// the entry itself once it knows more (the intake pipeline adds the
@@ -450,17 +481,17 @@ pub(crate) async fn resolve_tx<D: Db>(
     // Every incoming identifier in one round trip.
     let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
     let mut seen_at: BTreeMap<Identifier, i64> = BTreeMap::new();
-    if !input.identifiers.is_empty() {
-        let terms: Vec<String> = (0..input.identifiers.len())
-            .map(|i| format!("(kind = ${} and value = ${})", 2 + 2 * i, 3 + 2 * i))
-            .collect();
-        let sql = format!(
-            "select kind, value, root_id, last_seen_at from identity_links where org_id = $1 and ({}){}",
-            terms.join(" or "),
-            D::LOCK
-        );
+    // SQLite caps a compound select at 500 parts: a long list of
+    // identifiers is read a chunk at a time there.
+    let chunk = if D::SQLITE {
+        LINKS_PER_READ
+    } else {
+        usize::MAX
+    };
+    for ids in input.identifiers.chunks(chunk) {
+        let sql = links_of_sql(ids.len(), D::SQLITE, D::LOCK);
         let mut query = q(sql).bind(org);
-        for id in &input.identifiers {
+        for id in ids {
             query = query.bind(id.kind.as_str()).bind(&id.value);
         }
         for row in db.rows(query).await? {
@@ -1620,5 +1651,36 @@ impl crate::Store {
             done += count;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::links_of_sql;
+
+    /// Every identifier of an event is found by a seek of the links'
+    /// primary key, however many the event carries; an `or` of three
+    /// pairs made SQLite read the whole organization's links.
+    #[test]
+    fn links_of_several_identifiers_are_seeks_on_sqlite() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for m in crate::migrate::SQLITE {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        for n in [1, 2, 3, 4, 6, super::LINKS_PER_READ] {
+            let sql = links_of_sql(n, true, "");
+            let mut st = conn.prepare(&format!("explain query plan {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            let plan: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let seeks = plan
+                .iter()
+                .filter(|l| l.contains("(org_id=? AND kind=? AND value=?)"))
+                .count();
+            assert_eq!(seeks, n, "{n} identifiers planned as {plan:?}");
+        }
     }
 }

@@ -861,3 +861,46 @@ async fn custom_traits_overlay_merge_and_unmerge() {
         json!({"plan": "free", "timezone": "Asia/Tokyo"})
     );
 }
+
+/// An event's identifiers are all looked up, however many it carries: three
+/// kinds at once (SQLite reads them as one seek each), and a list longer
+/// than one read (SQLite reads 64 at a time) whose only known identifier
+/// comes last.
+#[tokio::test]
+async fn events_with_many_identifiers_find_their_profile() {
+    let (db, org) = setup().await;
+    let s = &db.store;
+    let r = IdentityRules::default();
+    let known = [
+        id(Email, "ann@x.com"),
+        id(Phone, "+14155550100"),
+        id(InstagramId, "ig-ann"),
+    ];
+    let ann = s
+        .identify(org, &r, &input(&known, "Ann", None, 10))
+        .await
+        .unwrap();
+    assert_eq!(ann.action, IdentifyAction::Created);
+    let again = s
+        .identify(org, &r, &input(&known, "Ann", None, 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.action, again.profile_id),
+        (IdentifyAction::Attached, ann.profile_id)
+    );
+
+    let mut many: Vec<Identifier> = (0..150)
+        .map(|i| id(Email, &format!("alias{i}@x.com")))
+        .collect();
+    many.push(id(InstagramId, "ig-ann"));
+    let out = s
+        .identify(org, &r, &input(&many, "", None, 30))
+        .await
+        .unwrap();
+    assert_eq!(out.profile_id, ann.profile_id);
+    assert_eq!(out.action, IdentifyAction::Attached);
+    // The e-mail limit (5 per profile) keeps four of the aliases.
+    assert_eq!(out.linked.len(), 4);
+    assert_eq!(out.dropped.len(), 146);
+}
