@@ -478,11 +478,11 @@ pub(crate) async fn resolve_tx<D: Db>(
             });
         }
     }
-    // Every incoming identifier in one round trip.
+    // Every incoming identifier: one statement on PostgreSQL, one per
+    // `LINKS_PER_READ` on SQLite.
     let mut owners: BTreeMap<Identifier, Uuid> = BTreeMap::new();
     let mut seen_at: BTreeMap<Identifier, i64> = BTreeMap::new();
-    // SQLite caps a compound select at 500 parts: a long list of
-    // identifiers is read a chunk at a time there.
+    // (SQLite caps a compound select at 500 parts.)
     let chunk = if D::SQLITE {
         LINKS_PER_READ
     } else {
