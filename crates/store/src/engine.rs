@@ -127,7 +127,27 @@ macro_rules! write_db {
         }
     };
 }
-pub(crate) use {lite_db, read, write, write_db};
+/// Like `write_db!`, for one bulk write of thousands of rows (an import
+/// batch). On SQLite it runs alone in its transaction with foreign keys
+/// not enforced (`Writer::run_raw_bulk` says why): the body checks that
+/// the parent rows it writes under exist, inside the write.
+macro_rules! bulk_db {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match &*$store.engine {
+            $crate::engine::Engine::Sqlite(s) => {
+                s.writer
+                    .run_raw_bulk(move |c| {
+                        let mut lite = $crate::sql::Lite(c);
+                        let $db = &mut lite;
+                        $crate::sql::run_ready($body)
+                    })
+                    .await
+            }
+            $crate::engine::Engine::Postgres(_) => $crate::engine::write_db!($store, |$db| $body),
+        }
+    };
+}
+pub(crate) use {bulk_db, lite_db, read, write, write_db};
 
 impl Store {
     /// Connects, checks durability settings, and runs pending migrations.

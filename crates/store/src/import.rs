@@ -21,7 +21,7 @@
 //! file's digest and the line number: importing the same file again finds
 //! every key already present and changes nothing.
 
-use crate::engine::write_db;
+use crate::engine::bulk_db;
 use crate::identity::{
     display_name, identify_tx, name_key, IdentifyAction, IdentifyInput, NewEvent, Traits,
 };
@@ -205,6 +205,13 @@ async fn import_atomic<D: Db>(
     src: &ImportSource,
     now: i64,
 ) -> Result<ImportCounts, StoreError> {
+    // On SQLite the batch runs with foreign keys off (`bulk_db!`): this is
+    // their check, and the writer being single, nothing can delete the
+    // organization before the batch commits.
+    let exists = q("select 1 from organizations where id = $1").bind(org);
+    if db.rows(exists).await?.is_empty() {
+        return Err(StoreError::NotFound);
+    }
     if D::SQLITE {
         // Kept across the batches of an import (a batch re-reading the
         // pages the previous one cached cost a third of the time); the
@@ -413,6 +420,12 @@ async fn insert_new<D: Db>(
     } else {
         Params::Numbered
     };
+    // `or fail` on SQLite: a unique index that refuses a row stops the
+    // statement without undoing its earlier rows, so SQLite needs no
+    // statement journal to undo them with (foreign keys, the other reason
+    // for one, are off in a bulk write). Any error fails the whole batch,
+    // whose transaction is then rolled back: nothing half-written stays.
+    let insert = if D::SQLITE { "insert or fail" } else { "insert" };
     // Each table's rows go in the order of its busiest random
     // index, so consecutive inserts land on neighbouring pages.
     struct Derived<'p> {
@@ -437,7 +450,7 @@ async fn insert_new<D: Db>(
     for chunk in profiles.chunks(INSERT_CHUNK) {
         // The same columns identify_tx leaves on a created profile.
         let sql = format!(
-                "insert into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
+                "{insert} into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
                  primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
                 params.tuples(1, chunk.len(), 14)
             );
@@ -469,7 +482,7 @@ async fn insert_new<D: Db>(
     links.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for chunk in links.chunks(INSERT_CHUNK) {
         let sql = format!(
-            "insert into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
+            "{insert} into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
                  last_seen_at, source) values {}",
             params.tuples(1, chunk.len(), 8)
         );
@@ -491,7 +504,7 @@ async fn insert_new<D: Db>(
     // Timeline ids and keys both grow with the line: file order.
     for chunk in new.chunks(INSERT_CHUNK) {
         let sql = format!(
-                "insert into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
+                "{insert} into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
                  data, event_key) values {}",
                 params.tuples(1, chunk.len(), 10)
             );
@@ -541,7 +554,7 @@ impl crate::Store {
         loop {
             let (rules_c, rows_c, src_c) = (rules.clone(), rows.clone(), source.clone());
             let started = std::time::Instant::now();
-            let r = write_db!(self, |db| import_atomic(
+            let r = bulk_db!(self, |db| import_atomic(
                 db, org, &rules_c, &rows_c, &src_c, now
             ));
             tracing::debug!(

@@ -466,3 +466,39 @@ async fn unresolvable_rows_are_rejected_with_their_line() {
     assert_eq!((c.created, c.dropped), (1, 1));
     assert_eq!(s.count_profiles(o).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn an_import_into_no_organization_writes_nothing_and_leaves_foreign_keys_enforced() {
+    let db = TestDb::new().await.unwrap();
+    let s = &db.store;
+    let rules = IdentityRules::default();
+    let o = org(s, "real").await;
+    let ghost = Uuid::now_v7();
+    let rows = vec![row(2, &[id(Email, "nobody@x.org")], "No")];
+
+    // SQLite writes import batches with foreign keys off: the batch itself
+    // must refuse an organization that does not exist.
+    let r = s
+        .import_rows(ghost, &rules, rows.clone(), &source("g1"), NOW)
+        .await;
+    assert!(
+        matches!(r, Err(bos_store::StoreError::NotFound)),
+        "{r:?} on {}",
+        db.engine_name()
+    );
+
+    // A real import, then a write on the same connection: foreign keys
+    // are enforced again, so a profile under no organization is refused.
+    let c = s.import_rows(o, &rules, rows, &source("g1"), NOW).await.unwrap();
+    assert_eq!(c.created, 1);
+    let stray = IdentifyInput {
+        identifiers: vec![id(Email, "stray@x.org")],
+        traits: Traits::default(),
+        source: "api".into(),
+        event: None,
+        now: NOW,
+    };
+    let r = s.identify(ghost, &rules, &stray).await;
+    assert!(r.is_err(), "{r:?} on {}", db.engine_name());
+    assert_eq!(s.count_profiles(o).await.unwrap(), 1);
+}
