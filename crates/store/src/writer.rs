@@ -29,9 +29,13 @@
 //! one). When the log grows over 1 MiB/s they come every 100 ms instead, so
 //! each stall stays short. PASSIVE
 //! never waits for the writer, so under steady writes it may never reach
-//! the end of the log; when the log passes `WAL_LIMIT_FRAMES` (64 MiB) the
-//! writer checkpoints once itself, after a commit, which lets the next
-//! transaction start the log from the beginning again.
+//! the end of the log; when it leaves more than `WAL_LIMIT_FRAMES` (64 MiB)
+//! uncopied, or the log passes `WAL_MAX_FRAMES` (256 MiB), the writer
+//! checkpoints once itself, after a commit, which lets the next transaction
+//! start the log from the beginning again. Between those, a bulk write's
+//! pages are copied by the checkpointer on the other core (an import
+//! commits some 70 MiB a batch: with one 64 MiB limit for both, the writer
+//! copied every batch itself, a tenth of its time).
 
 use crate::StoreError;
 use sqlx::{Connection, SqliteConnection};
@@ -60,9 +64,15 @@ type RawGroup = (Vec<RawJob>, bool, oneshot::Sender<()>);
 
 const MAX_BATCH: usize = 512;
 
-/// Log size (4 KiB frames, 64 MiB) past which the writer checkpoints
-/// itself; `journal_size_limit` trims the file back once the log restarts.
+/// Frames (4 KiB, 64 MiB) the checkpointer may leave uncopied before the
+/// writer checkpoints itself.
 const WAL_LIMIT_FRAMES: i64 = 16_384;
+/// Log size (256 MiB) past which the writer checkpoints itself even when
+/// the checkpointer keeps up: the log restarts only when a write begins
+/// after a complete checkpoint, and a writer that never pauses (an import)
+/// always begins its next batch while the checkpointer is still copying the
+/// last one. `journal_size_limit` trims the file back once it restarts.
+const WAL_MAX_FRAMES: i64 = 4 * WAL_LIMIT_FRAMES;
 
 /// Wakes the checkpointer after commits and says when the log grew too long.
 #[derive(Clone)]
@@ -108,7 +118,7 @@ fn checkpoint_thread(
         }) {
             Ok((frames, done)) => {
                 copied = done;
-                if frames > WAL_LIMIT_FRAMES {
+                if frames - done > WAL_LIMIT_FRAMES || frames > WAL_MAX_FRAMES {
                     log_too_long.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
