@@ -173,17 +173,172 @@ impl Params {
     }
 }
 
-/// A row resolved without asking the database: a new profile.
-struct NewProfile {
-    id: Uuid,
-    timeline_id: Uuid,
+/// What a row writes if it makes a new profile, worked out before the
+/// batch reaches the writer.
+struct Fresh {
     first: String,
     last: String,
     company: String,
     email: String,
     phone: String,
-    line: u64,
+    display: String,
+    name_lc: String,
+    name_key: String,
     links: Vec<Identifier>,
+    dropped: u64,
+    summary: String,
+    data: String,
+}
+
+/// A batch made ready for the store: everything about its rows that does
+/// not depend on the database, computed by [`prepare`] on the caller's
+/// thread. The store's writer is the one thread all writes of a SQLite
+/// file share, and an import keeps it busy; the import driver prepares the
+/// next batch on its reader thread, on the other core, meanwhile. What is
+/// left for the writer is to ask the database what it knows and write.
+pub struct PreparedBatch {
+    rows: Vec<ImportRow>,
+    /// Each row's idempotency key.
+    keys: Vec<String>,
+    /// Each row's new profile, if its identifiers turn out to be all new;
+    /// `None` when no identifier survives the blocklist, an error when the
+    /// planner refuses the row.
+    fresh: Vec<Option<Result<Fresh, String>>>,
+    /// How many rows of the batch carry each usable identifier.
+    carriers: HashMap<Identifier, u32>,
+    /// Row indexes in the order of the busiest random profile index.
+    by_name: Vec<u32>,
+    /// (row, link) pairs in identity-link key order.
+    by_link: Vec<(u32, u32)>,
+    /// The batch's identifiers by kind, each list sorted: the lookups.
+    lookups: Vec<(IdentifierKind, Vec<String>)>,
+}
+
+impl PreparedBatch {
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Line of the batch's first row.
+    pub fn first_line(&self) -> Option<u64> {
+        self.rows.first().map(|r| r.line)
+    }
+}
+
+/// Prepares rows for [`crate::Store::import_prepared`]; pure CPU work, for
+/// any thread.
+pub fn prepare(rules: &IdentityRules, src: &ImportSource, rows: Vec<ImportRow>) -> PreparedBatch {
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| import_key(&src.file_hash, r.line))
+        .collect();
+    let mut carriers: HashMap<Identifier, u32> = HashMap::with_capacity(rows.len() * 2);
+    let mut fresh = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut mine: Vec<&Identifier> = r
+            .identifiers
+            .iter()
+            .filter(|id| !rules.blocked(id))
+            .collect();
+        if mine.is_empty() {
+            fresh.push(None);
+            continue;
+        }
+        mine.sort();
+        mine.dedup();
+        for id in mine {
+            *carriers.entry(id.clone()).or_default() += 1;
+        }
+        // What the planner does when nothing is known: create.
+        let f = match plan::<Uuid>(
+            rules,
+            &r.identifiers,
+            &Default::default(),
+            &Default::default(),
+        ) {
+            Err(e) => Err(format!("import planned nothing: {e}")),
+            Ok(p) => {
+                let first_of = |k: IdentifierKind| {
+                    p.link
+                        .iter()
+                        .find(|i| i.kind == k)
+                        .map(|i| i.value.clone())
+                        .unwrap_or_default()
+                };
+                let (first, last, company) = (
+                    r.traits.first_name.trim().to_string(),
+                    r.traits.last_name.trim().to_string(),
+                    r.traits.company.trim().to_string(),
+                );
+                let (email, phone) = (
+                    first_of(IdentifierKind::Email),
+                    first_of(IdentifierKind::Phone),
+                );
+                let display = display_name(&first, &last, &email, &phone);
+                let e = src.event(r.line, 0);
+                Ok(Fresh {
+                    name_lc: display.to_lowercase(),
+                    name_key: name_key(&first, &last, &company),
+                    display,
+                    first,
+                    last,
+                    company,
+                    email,
+                    phone,
+                    dropped: p.dropped.len() as u64,
+                    links: p.link,
+                    summary: e.summary,
+                    data: e.data,
+                })
+            }
+        };
+        fresh.push(Some(f));
+    }
+    let name_of = |i: u32| match &fresh[i as usize] {
+        Some(Ok(f)) => f.name_lc.as_str(),
+        _ => "",
+    };
+    let mut by_name: Vec<u32> = (0..rows.len() as u32)
+        .filter(|&i| matches!(fresh[i as usize], Some(Ok(_))))
+        .collect();
+    by_name.sort_by(|&a, &b| name_of(a).cmp(name_of(b)));
+    let mut by_link: Vec<(u32, u32)> = Vec::with_capacity(rows.len() * 2);
+    for (i, f) in fresh.iter().enumerate() {
+        if let Some(Ok(f)) = f {
+            by_link.extend((0..f.links.len() as u32).map(|j| (i as u32, j)));
+        }
+    }
+    let link_of = |&(i, j): &(u32, u32)| match &fresh[i as usize] {
+        Some(Ok(f)) => Some(&f.links[j as usize]),
+        _ => None,
+    };
+    by_link.sort_unstable_by(|a, b| link_of(a).cmp(&link_of(b)));
+    let mut by_kind: HashMap<&IdentifierKind, Vec<String>> = HashMap::new();
+    for id in carriers.keys() {
+        by_kind.entry(&id.kind).or_default().push(id.value.clone());
+    }
+    let mut lookups: Vec<(IdentifierKind, Vec<String>)> = by_kind
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_unstable();
+            (k.clone(), v)
+        })
+        .collect();
+    lookups.sort_by(|a, b| a.0.cmp(&b.0));
+    PreparedBatch {
+        rows,
+        keys,
+        fresh,
+        carriers,
+        by_name,
+        by_link,
+        lookups,
+    }
 }
 
 /// The SQLite page cache the writer uses while an import runs. A batch
@@ -196,12 +351,12 @@ struct NewProfile {
 /// so an import holds up to this much memory while it runs.
 const SQLITE_BULK_CACHE_KIB: i64 = 1024 * 1024;
 
-/// One batch, atomically, inside the transaction `write_db!` opened.
+/// One batch, atomically, inside the transaction `bulk_db!` opened.
 async fn import_atomic<D: Db>(
     db: &mut D,
     org: Uuid,
     rules: &IdentityRules,
-    rows: &[ImportRow],
+    batch: &PreparedBatch,
     src: &ImportSource,
     now: i64,
 ) -> Result<ImportCounts, StoreError> {
@@ -218,9 +373,9 @@ async fn import_atomic<D: Db>(
         // writer thread shrinks the cache back once writes pause.
         db.exec(q(format!("pragma cache_size = -{SQLITE_BULK_CACHE_KIB}")))
             .await?;
-        // Sub-journals and sorter spills in memory, not temp files.
+        // Sorter spills in memory, not temp files.
         db.exec(q("pragma temp_store = memory")).await?;
-        import_batch(db, org, rules, rows, src, now).await
+        import_batch(db, org, rules, batch, src, now).await
     } else {
         // sqlx keeps statements prepared; after five runs PostgreSQL may
         // settle on a generic plan costed when the tables were nearly empty
@@ -228,7 +383,7 @@ async fn import_atomic<D: Db>(
         // should seek. Custom plans see the tables' real size.
         db.exec(q("set local plan_cache_mode = force_custom_plan"))
             .await?;
-        import_batch(db, org, rules, rows, src, now).await
+        import_batch(db, org, rules, batch, src, now).await
     }
 }
 
@@ -236,7 +391,7 @@ async fn import_batch<D: Db>(
     db: &mut D,
     org: Uuid,
     rules: &IdentityRules,
-    rows: &[ImportRow],
+    b: &PreparedBatch,
     src: &ImportSource,
     now: i64,
 ) -> Result<ImportCounts, StoreError> {
@@ -245,6 +400,7 @@ async fn import_batch<D: Db>(
     } else {
         Params::Numbered
     };
+    let rows = &b.rows;
     let mut counts = ImportCounts {
         rows: rows.len() as u64,
         ..Default::default()
@@ -252,15 +408,11 @@ async fn import_batch<D: Db>(
     if rows.is_empty() {
         return Ok(counts);
     }
-    let keys: Vec<String> = rows
-        .iter()
-        .map(|r| import_key(&src.file_hash, r.line))
-        .collect();
 
     // Rows imported before. Keys of one file sort by line, so
     // one range scan of the key index finds them all.
-    let lo = keys.iter().min().cloned().unwrap_or_default();
-    let hi = keys.iter().max().cloned().unwrap_or_default();
+    let lo = b.keys.iter().min().cloned().unwrap_or_default();
+    let hi = b.keys.iter().max().cloned().unwrap_or_default();
     let sql = format!(
         "select event_key from timeline where org_id = {} and event_key >= {} and event_key <= {}",
         params.one(1),
@@ -272,39 +424,12 @@ async fn import_batch<D: Db>(
         done.insert(row.text(0)?);
     }
 
-    // How many rows of this batch carry each identifier.
-    let mut carriers: HashMap<&Identifier, u32> = HashMap::new();
-    let mut live = vec![false; rows.len()];
-    for (i, r) in rows.iter().enumerate() {
-        // The same key twice in one batch is a replay, as in streaming.
-        if !done.insert(keys[i].clone()) {
-            continue;
-        }
-        live[i] = true;
-        let mut mine: Vec<&Identifier> = r
-            .identifiers
-            .iter()
-            .filter(|id| !rules.blocked(id))
-            .collect();
-        mine.sort();
-        mine.dedup();
-        for id in mine {
-            *carriers.entry(id).or_default() += 1;
-        }
-    }
-
-    // Which of them the database knows. Per kind, so the primary
-    // key (org_id, kind, value) answers each value with one seek
-    // (a bare `value in (…)` lets SQLite's planner scan every link
-    // of the organization); sorted, so the seeks walk the index
-    // in order.
-    let mut by_kind: HashMap<&IdentifierKind, Vec<&str>> = HashMap::new();
-    for id in carriers.keys() {
-        by_kind.entry(&id.kind).or_default().push(id.value.as_str());
-    }
+    // Which of the batch's identifiers the database knows. Per kind, so
+    // the primary key (org_id, kind, value) answers each value with one
+    // seek (a bare `value in (…)` lets SQLite's planner scan every link of
+    // the organization); sorted, so the seeks walk the index in order.
     let mut known: HashSet<Identifier> = HashSet::new();
-    for (kind, mut values) in by_kind {
-        values.sort_unstable();
+    for (kind, values) in &b.lookups {
         for chunk in values.chunks(LOOKUP_CHUNK) {
             let sql = format!(
                 "select value from identity_links where org_id = {} and kind = {} and value {}",
@@ -314,7 +439,7 @@ async fn import_batch<D: Db>(
             );
             let mut query = q(sql).bind(org).bind(kind.as_str());
             for v in chunk {
-                query = query.bind(*v);
+                query = query.bind(v.as_str());
             }
             for row in db.rows(query).await? {
                 known.insert(Identifier::new(kind.clone(), row.text(0)?));
@@ -322,63 +447,44 @@ async fn import_batch<D: Db>(
         }
     }
 
-    let mut pending: Vec<NewProfile> = Vec::new();
+    // Rows whose outcome needs no question to the database: a new
+    // profile each, with the ids drawn now, in file order, as streaming
+    // would draw them (UUIDv7 is monotonic).
+    let mut new_ids: Vec<Option<(Uuid, Uuid)>> = vec![None; rows.len()];
     for (i, r) in rows.iter().enumerate() {
-        if !live[i] {
+        // The same key twice in one batch is a replay, as in streaming.
+        if !done.insert(b.keys[i].clone()) {
             counts.replayed += 1;
             continue;
         }
+        let fresh = match &b.fresh[i] {
+            None => {
+                counts.rejected.push(Rejection {
+                    line: r.line,
+                    reason: if r.identifiers.is_empty() {
+                        "no identifier".into()
+                    } else {
+                        "every identifier is on the organization's blocklist".into()
+                    },
+                });
+                continue;
+            }
+            Some(f) => f,
+        };
         // A plain loop, not an iterator chain: a closure held
         // across the awaits below trips the `Send` check.
-        let (mut any_usable, mut independent) = (false, true);
+        let mut independent = true;
         for id in &r.identifiers {
             if !rules.blocked(id) {
-                any_usable = true;
-                independent &= carriers.get(id) == Some(&1) && !known.contains(id);
+                independent &= b.carriers.get(id) == Some(&1) && !known.contains(id);
             }
         }
-        if !any_usable {
-            counts.rejected.push(Rejection {
-                line: r.line,
-                reason: if r.identifiers.is_empty() {
-                    "no identifier".into()
-                } else {
-                    "every identifier is on the organization's blocklist".into()
-                },
-            });
-            continue;
-        }
         if independent {
-            // Nothing known: the planner can only create. Its
-            // ids are drawn now, in file order, as streaming would.
-            let p = plan::<Uuid>(
-                rules,
-                &r.identifiers,
-                &Default::default(),
-                &Default::default(),
-            )
-            .map_err(|e| StoreError::Other(format!("import planned nothing: {e}")))?;
-            let first_of = |k: IdentifierKind| {
-                p.link
-                    .iter()
-                    .find(|i| i.kind == k)
-                    .map(|i| i.value.clone())
-                    .unwrap_or_default()
-            };
+            let f = fresh.as_ref().map_err(|e| StoreError::Other(e.clone()))?;
             counts.created += 1;
-            counts.linked += p.link.len() as u64;
-            counts.dropped += p.dropped.len() as u64;
-            pending.push(NewProfile {
-                id: new_id(),
-                timeline_id: new_id(),
-                first: r.traits.first_name.trim().to_string(),
-                last: r.traits.last_name.trim().to_string(),
-                company: r.traits.company.trim().to_string(),
-                email: first_of(IdentifierKind::Email),
-                phone: first_of(IdentifierKind::Phone),
-                line: r.line,
-                links: p.link,
-            });
+            counts.linked += f.links.len() as u64;
+            counts.dropped += f.dropped;
+            new_ids[i] = Some((new_id(), new_id()));
         } else {
             let input = IdentifyInput {
                 identifiers: r.identifiers.clone(),
@@ -404,14 +510,18 @@ async fn import_batch<D: Db>(
         // statement with thousands of parameters is not free.
         db.exec(q("set local plan_cache_mode = auto")).await?;
     }
-    insert_new(db, org, &pending, src, now).await?;
+    insert_new(db, org, b, &new_ids, src, now).await?;
     Ok(counts)
 }
 
+/// Writes the new profiles, their links and their timeline entries with
+/// multi-row inserts, each table's rows in the order of its busiest random
+/// index, so consecutive inserts land on neighbouring pages.
 async fn insert_new<D: Db>(
     db: &mut D,
     org: Uuid,
-    new: &[NewProfile],
+    b: &PreparedBatch,
+    new_ids: &[Option<(Uuid, Uuid)>],
     src: &ImportSource,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -425,28 +535,25 @@ async fn insert_new<D: Db>(
     // statement journal to undo them with (foreign keys, the other reason
     // for one, are off in a bulk write). Any error fails the whole batch,
     // whose transaction is then rolled back: nothing half-written stays.
-    let insert = if D::SQLITE { "insert or fail" } else { "insert" };
-    // Each table's rows go in the order of its busiest random
-    // index, so consecutive inserts land on neighbouring pages.
-    struct Derived<'p> {
-        p: &'p NewProfile,
-        display: String,
-        name_lc: String,
-        name_key: String,
-    }
-    let mut profiles: Vec<Derived> = new
+    let insert = if D::SQLITE {
+        "insert or fail"
+    } else {
+        "insert"
+    };
+    // Only rows given ids are new, and only those have a profile ready.
+    let new = |i: u32| -> Option<(&Fresh, Uuid, Uuid)> {
+        let (id, tl) = new_ids[i as usize]?;
+        match &b.fresh[i as usize] {
+            Some(Ok(f)) => Some((f, id, tl)),
+            _ => None,
+        }
+    };
+
+    let profiles: Vec<(&Fresh, Uuid)> = b
+        .by_name
         .iter()
-        .map(|p| {
-            let display = display_name(&p.first, &p.last, &p.email, &p.phone);
-            Derived {
-                name_lc: display.to_lowercase(),
-                name_key: name_key(&p.first, &p.last, &p.company),
-                display,
-                p,
-            }
-        })
+        .filter_map(|&i| new(i).map(|(f, id, _)| (f, id)))
         .collect();
-    profiles.sort_unstable_by(|a, b| a.name_lc.cmp(&b.name_lc));
     for chunk in profiles.chunks(INSERT_CHUNK) {
         // The same columns identify_tx leaves on a created profile.
         let sql = format!(
@@ -455,19 +562,19 @@ async fn insert_new<D: Db>(
                 params.tuples(1, chunk.len(), 14)
             );
         let mut query = q(sql);
-        for d in chunk {
+        for (f, id) in chunk {
             query = query
                 .bind(org)
-                .bind(d.p.id)
-                .bind(d.p.id)
-                .bind(&d.p.first)
-                .bind(&d.p.last)
-                .bind(&d.display)
-                .bind(&d.p.company)
-                .bind(&d.p.email)
-                .bind(&d.p.phone)
-                .bind(&d.name_lc)
-                .bind(&d.name_key)
+                .bind(*id)
+                .bind(*id)
+                .bind(f.first.as_str())
+                .bind(f.last.as_str())
+                .bind(f.display.as_str())
+                .bind(f.company.as_str())
+                .bind(f.email.as_str())
+                .bind(f.phone.as_str())
+                .bind(f.name_lc.as_str())
+                .bind(f.name_key.as_str())
                 .bind(now)
                 .bind(now)
                 .bind(now);
@@ -475,11 +582,11 @@ async fn insert_new<D: Db>(
         db.exec(query).await?;
     }
 
-    let mut links: Vec<(&Identifier, Uuid)> = new
+    let links: Vec<(&Identifier, Uuid)> = b
+        .by_link
         .iter()
-        .flat_map(|p| p.links.iter().map(move |l| (l, p.id)))
+        .filter_map(|&(i, j)| new(i).map(|(f, id, _)| (&f.links[j as usize], id)))
         .collect();
-    links.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for chunk in links.chunks(INSERT_CHUNK) {
         let sql = format!(
             "{insert} into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
@@ -491,37 +598,39 @@ async fn insert_new<D: Db>(
             query = query
                 .bind(org)
                 .bind(l.kind.as_str())
-                .bind(&l.value)
+                .bind(l.value.as_str())
                 .bind(*id)
                 .bind(*id)
                 .bind(now)
                 .bind(now)
-                .bind(&src.source);
+                .bind(src.source.as_str());
         }
         db.exec(query).await?;
     }
 
     // Timeline ids and keys both grow with the line: file order.
-    for chunk in new.chunks(INSERT_CHUNK) {
+    let entries: Vec<(u32, &Fresh, Uuid, Uuid)> = (0..b.rows.len() as u32)
+        .filter_map(|i| new(i).map(|(f, id, tl)| (i, f, id, tl)))
+        .collect();
+    for chunk in entries.chunks(INSERT_CHUNK) {
         let sql = format!(
                 "{insert} into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
                  data, event_key) values {}",
                 params.tuples(1, chunk.len(), 10)
             );
         let mut query = q(sql);
-        for p in chunk {
-            let e = src.event(p.line, now);
+        for (i, f, id, tl) in chunk {
             query = query
                 .bind(org)
-                .bind(p.timeline_id)
-                .bind(p.id)
-                .bind(p.id)
-                .bind(e.occurred_at)
-                .bind(e.kind)
-                .bind(&src.source)
-                .bind(e.summary)
-                .bind(e.data)
-                .bind(e.key);
+                .bind(*tl)
+                .bind(*id)
+                .bind(*id)
+                .bind(now)
+                .bind("import")
+                .bind(src.source.as_str())
+                .bind(f.summary.as_str())
+                .bind(f.data.as_str())
+                .bind(b.keys[*i as usize].as_str());
         }
         db.exec(query).await?;
     }
@@ -534,10 +643,6 @@ impl crate::Store {
     /// `import` timeline entry keyed by file digest and line, so a second
     /// import of the same file changes nothing. Callers batch (a few
     /// thousand rows per call) and report progress between calls.
-    ///
-    /// On PostgreSQL a concurrent writer can claim an identifier between the
-    /// lookup and the insert; the batch then rolls back and is retried, and
-    /// the retry sees that identifier as known.
     pub async fn import_rows(
         &self,
         org: Uuid,
@@ -546,19 +651,37 @@ impl crate::Store {
         source: &ImportSource,
         now: i64,
     ) -> Result<ImportCounts, StoreError> {
+        self.import_prepared(org, rules, prepare(rules, source, rows), source, now)
+            .await
+    }
+
+    /// [`crate::Store::import_rows`] for a batch [`prepare`]d elsewhere
+    /// (with the same rules and source).
+    ///
+    /// On PostgreSQL a concurrent writer can claim an identifier between the
+    /// lookup and the insert; the batch then rolls back and is retried, and
+    /// the retry sees that identifier as known.
+    pub async fn import_prepared(
+        &self,
+        org: Uuid,
+        rules: &IdentityRules,
+        batch: PreparedBatch,
+        source: &ImportSource,
+        now: i64,
+    ) -> Result<ImportCounts, StoreError> {
         rules
             .validate()
             .map_err(|e| StoreError::Other(format!("invalid identity rules: {e}")))?;
-        let rows = Arc::new(rows);
+        let batch = Arc::new(batch);
         let mut attempt = 0;
         loop {
-            let (rules_c, rows_c, src_c) = (rules.clone(), rows.clone(), source.clone());
+            let (rules_c, batch_c, src_c) = (rules.clone(), batch.clone(), source.clone());
             let started = std::time::Instant::now();
             let r = bulk_db!(self, |db| import_atomic(
-                db, org, &rules_c, &rows_c, &src_c, now
+                db, org, &rules_c, &batch_c, &src_c, now
             ));
             tracing::debug!(
-                rows = rows.len(),
+                rows = batch.len(),
                 ms = started.elapsed().as_millis() as u64,
                 ok = r.is_ok(),
                 "import batch"

@@ -489,7 +489,10 @@ async fn an_import_into_no_organization_writes_nothing_and_leaves_foreign_keys_e
 
     // A real import, then a write on the same connection: foreign keys
     // are enforced again, so a profile under no organization is refused.
-    let c = s.import_rows(o, &rules, rows, &source("g1"), NOW).await.unwrap();
+    let c = s
+        .import_rows(o, &rules, rows, &source("g1"), NOW)
+        .await
+        .unwrap();
     assert_eq!(c.created, 1);
     let stray = IdentifyInput {
         identifiers: vec![id(Email, "stray@x.org")],

@@ -17,7 +17,7 @@
 use bos_core::identity::import::{HeaderError, HeaderMap, Rejection};
 use bos_core::identity::IdentityRules;
 use bos_store::identity::Traits;
-use bos_store::import::{ImportCounts, ImportRow, ImportSource};
+use bos_store::import::{prepare, ImportCounts, ImportRow, ImportSource, PreparedBatch};
 use bos_store::{Store, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -98,7 +98,8 @@ pub fn check_source(s: &str) -> Result<String, String> {
 
 /// One batch as the reader thread hands it over.
 struct Batch {
-    rows: Vec<ImportRow>,
+    /// The good rows, prepared for the store on the reader thread.
+    rows: PreparedBatch,
     rejected: Vec<Rejection>,
     warnings: Vec<Warning>,
     /// Data rows read for this batch, good or not.
@@ -168,8 +169,11 @@ impl Importer {
         // Two batches in flight at most: one being resolved, one being read.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let reader_rules = rules.clone();
+        let reader_src = src.clone();
         let batch = batch.max(1);
-        let reader = std::thread::spawn(move || read_batches(reader, map, reader_rules, batch, tx));
+        let reader = std::thread::spawn(move || {
+            read_batches(reader, map, reader_rules, reader_src, batch, tx)
+        });
         Ok(Importer {
             store: store.clone(),
             org,
@@ -218,11 +222,10 @@ impl Importer {
             rejected: b.rejected,
             warnings: b.warnings,
         };
-        if !b.rows.is_empty() {
-            let first_line = b.rows[0].line;
+        if let Some(first_line) = b.rows.first_line() {
             match self
                 .store
-                .import_rows(self.org, &self.rules, b.rows, &self.src, now)
+                .import_prepared(self.org, &self.rules, b.rows, &self.src, now)
                 .await
             {
                 Ok(mut c) => {
@@ -259,16 +262,37 @@ fn read_batches<R: Read>(
     mut reader: csv::Reader<R>,
     map: HeaderMap,
     rules: IdentityRules,
+    src: ImportSource,
     batch: usize,
     tx: tokio::sync::mpsc::Sender<Result<Batch, ImportError>>,
 ) {
-    let new_batch = || Batch {
+    /// A batch being read: its rows are prepared when it is full.
+    struct Reading {
+        rows: Vec<ImportRow>,
+        rejected: Vec<Rejection>,
+        warnings: Vec<Warning>,
+        read: u64,
+        pos: u64,
+        last_line: u64,
+    }
+    let new_batch = || Reading {
         rows: Vec::with_capacity(batch.min(DEFAULT_BATCH)),
         rejected: Vec::new(),
         warnings: Vec::new(),
         read: 0,
         pos: 0,
         last_line: 0,
+    };
+    // The store's single writer is the import's bottleneck: everything
+    // about the rows that needs no database is worked out here, on the
+    // other core, while the writer resolves the previous batch.
+    let ready = |b: Reading| Batch {
+        rows: prepare(&rules, &src, b.rows),
+        rejected: b.rejected,
+        warnings: b.warnings,
+        read: b.read,
+        pos: b.pos,
+        last_line: b.last_line,
     };
     let mut b = new_batch();
     let mut rec = csv::ByteRecord::new();
@@ -325,12 +349,12 @@ fn read_batches<R: Read>(
         }
         if b.read as usize >= batch {
             let full = std::mem::replace(&mut b, new_batch());
-            if tx.blocking_send(Ok(full)).is_err() {
+            if tx.blocking_send(Ok(ready(full))).is_err() {
                 return;
             }
         }
     }
     if b.read > 0 {
-        let _ = tx.blocking_send(Ok(b));
+        let _ = tx.blocking_send(Ok(ready(b)));
     }
 }
