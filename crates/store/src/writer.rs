@@ -29,13 +29,11 @@
 //! one). When the log grows over 1 MiB/s they come every 100 ms instead, so
 //! each stall stays short. PASSIVE
 //! never waits for the writer, so under steady writes it may never reach
-//! the end of the log; when it leaves more than `WAL_LIMIT_FRAMES` (64 MiB)
-//! uncopied, or the log passes `WAL_MAX_FRAMES` (256 MiB), the writer
-//! checkpoints once itself, after a commit, which lets the next transaction
-//! start the log from the beginning again. Between those, a bulk write's
-//! pages are copied by the checkpointer on the other core (an import
-//! commits some 70 MiB a batch: with one 64 MiB limit for both, the writer
-//! copied every batch itself, a tenth of its time).
+//! the end of the log; when the log passes `WAL_LIMIT_FRAMES` (64 MiB) the
+//! writer checkpoints once itself, after a commit, which lets the next
+//! transaction start the log from the beginning again. After a bulk write
+//! (an import batch) it waits longer, so that the checkpointer copies the
+//! batch's pages on the other core (see `Checkpoints::writer_must_checkpoint`).
 
 use crate::StoreError;
 use sqlx::{Connection, SqliteConnection};
@@ -64,33 +62,41 @@ type RawGroup = (Vec<RawJob>, bool, oneshot::Sender<()>);
 
 const MAX_BATCH: usize = 512;
 
-/// Frames (4 KiB, 64 MiB) the checkpointer may leave uncopied before the
-/// writer checkpoints itself.
+/// Log size (4 KiB frames, 64 MiB) past which the writer checkpoints
+/// itself; for bulk writes, the part left uncopied past which it does.
 const WAL_LIMIT_FRAMES: i64 = 16_384;
-/// Log size (256 MiB) past which the writer checkpoints itself even when
-/// the checkpointer keeps up: the log restarts only when a write begins
-/// after a complete checkpoint, and a writer that never pauses (an import)
-/// always begins its next batch while the checkpointer is still copying the
-/// last one. `journal_size_limit` trims the file back once it restarts.
+/// Log size (256 MiB) past which the writer checkpoints itself after a
+/// bulk write even when the checkpointer keeps up: the log restarts only
+/// when a write begins after a complete checkpoint, and an import always
+/// begins its next batch while the checkpointer is still copying the last
+/// one. `journal_size_limit` trims the file back once it restarts.
 const WAL_MAX_FRAMES: i64 = 4 * WAL_LIMIT_FRAMES;
 
 /// Wakes the checkpointer after commits and says when the log grew too long.
 #[derive(Clone)]
 struct Checkpoints {
     wake: std::sync::mpsc::SyncSender<()>,
-    log_too_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The log's size and its part left uncopied, in frames, as the
+    /// checkpointer last saw them; zeroed when the writer checkpoints.
+    log: std::sync::Arc<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    frames: std::sync::atomic::AtomicI64,
+    uncopied: std::sync::atomic::AtomicI64,
 }
 
 impl Checkpoints {
     fn start(conn: rusqlite::Connection) -> Checkpoints {
         let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let log_too_long = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = log_too_long.clone();
+        let log = std::sync::Arc::new(LogState::default());
+        let state = log.clone();
         std::thread::Builder::new()
             .name("bos-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_thread(conn, rx, flag))
+            .spawn(move || checkpoint_thread(conn, rx, state))
             .expect("spawn the SQLite checkpoint thread");
-        Checkpoints { wake, log_too_long }
+        Checkpoints { wake, log }
     }
 
     /// After a commit: wake the checkpointer (a pending wake-up is enough).
@@ -98,17 +104,39 @@ impl Checkpoints {
         let _ = self.wake.try_send(());
     }
 
-    /// Whether the writer should checkpoint now, itself; clears the flag.
-    fn writer_must_checkpoint(&self) -> bool {
-        self.log_too_long
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    /// Whether the writer should checkpoint now, itself, after a group
+    /// (`bulk`: a bulk write's) commit; if so, forgets the log's state.
+    ///
+    /// After ordinary writes, once the log passes 64 MiB. After a bulk
+    /// write, only once the checkpointer leaves 64 MiB uncopied or the log
+    /// passes 256 MiB: an import commits some 70 MiB a batch, and with the
+    /// first rule the writer copied every batch itself (a tenth of its
+    /// time) while the other core idled. Not for ordinary writes: a single
+    /// event whose commit met a 256 MiB log stalled for a third of a second
+    /// (`bos bench identify`, merges).
+    fn writer_must_checkpoint(&self, bulk: bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (frames, uncopied) = (
+            self.log.frames.load(Relaxed),
+            self.log.uncopied.load(Relaxed),
+        );
+        let must = if bulk {
+            uncopied > WAL_LIMIT_FRAMES || frames > WAL_MAX_FRAMES
+        } else {
+            frames > WAL_LIMIT_FRAMES
+        };
+        if must {
+            self.log.frames.store(0, Relaxed);
+            self.log.uncopied.store(0, Relaxed);
+        }
+        must
     }
 }
 
 fn checkpoint_thread(
     conn: rusqlite::Connection,
     rx: std::sync::mpsc::Receiver<()>,
-    log_too_long: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    log: std::sync::Arc<LogState>,
 ) {
     let mut last = std::time::Instant::now();
     while rx.recv().is_ok() {
@@ -118,9 +146,10 @@ fn checkpoint_thread(
         }) {
             Ok((frames, done)) => {
                 copied = done;
-                if frames - done > WAL_LIMIT_FRAMES || frames > WAL_MAX_FRAMES {
-                    log_too_long.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
+                log.frames
+                    .store(frames, std::sync::atomic::Ordering::Relaxed);
+                log.uncopied
+                    .store(frames - done, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
         }
@@ -340,7 +369,7 @@ async fn run(
                     }
                 }
                 sqlx_group(&mut conn, batch).await;
-                if checkpoints.writer_must_checkpoint() {
+                if checkpoints.writer_must_checkpoint(false) {
                     if let Err(e) = sqlx::query("pragma wal_checkpoint(passive)")
                         .execute(&mut conn)
                         .await
@@ -436,7 +465,7 @@ fn raw_thread(
         for f in finishes {
             f(err.clone());
         }
-        if checkpoints.writer_must_checkpoint() {
+        if checkpoints.writer_must_checkpoint(bulk) {
             if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "sqlite checkpoint failed");
             }
