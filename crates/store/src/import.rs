@@ -424,12 +424,35 @@ async fn import_batch<D: Db>(
         done.insert(row.text(0)?);
     }
 
+    // Rows to resolve: not imported before, and not a second copy of the
+    // same line in this batch (a replay, as in streaming).
+    let mut live = vec![false; rows.len()];
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, k) in b.keys.iter().enumerate() {
+        live[i] = !done.contains(k) && seen.insert(k.as_str());
+    }
+    let all_live = live.iter().all(|&l| l);
+    // Identifiers of rows imported before are not looked up: a file
+    // imported again asks nothing of the identity index.
+    let mut wanted: HashSet<&Identifier> = HashSet::new();
+    if !all_live {
+        for (i, r) in rows.iter().enumerate() {
+            if live[i] {
+                wanted.extend(r.identifiers.iter());
+            }
+        }
+    }
+
     // Which of the batch's identifiers the database knows. Per kind, so
     // the primary key (org_id, kind, value) answers each value with one
     // seek (a bare `value in (…)` lets SQLite's planner scan every link of
     // the organization); sorted, so the seeks walk the index in order.
     let mut known: HashSet<Identifier> = HashSet::new();
-    for (kind, values) in &b.lookups {
+    for (kind, all) in &b.lookups {
+        let values: Vec<&String> = all
+            .iter()
+            .filter(|v| all_live || wanted.contains(&Identifier::new(kind.clone(), v.as_str())))
+            .collect();
         for chunk in values.chunks(LOOKUP_CHUNK) {
             let sql = format!(
                 "select value from identity_links where org_id = {} and kind = {} and value {}",
@@ -452,8 +475,7 @@ async fn import_batch<D: Db>(
     // would draw them (UUIDv7 is monotonic).
     let mut new_ids: Vec<Option<(Uuid, Uuid)>> = vec![None; rows.len()];
     for (i, r) in rows.iter().enumerate() {
-        // The same key twice in one batch is a replay, as in streaming.
-        if !done.insert(b.keys[i].clone()) {
+        if !live[i] {
             counts.replayed += 1;
             continue;
         }
