@@ -20,6 +20,11 @@
 //! Every row gets an `import` timeline entry whose idempotency key is the
 //! file's digest and the line number: importing the same file again finds
 //! every key already present and changes nothing.
+//!
+//! What needs no database — keys, the plan of a row assumed new, names,
+//! the timeline text, sort orders — is worked out by [`prepare`], which the
+//! import driver runs on its reader thread while the single SQLite writer
+//! resolves the previous batch (decision 0004).
 
 use crate::engine::bulk_db;
 use crate::identity::{
@@ -190,6 +195,22 @@ struct Fresh {
     data: String,
 }
 
+/// A row as [`prepare`] leaves it.
+// Nearly every row is `Fresh`: boxing it would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Prep {
+    /// No identifier survives the blocklist: the row is rejected.
+    Unusable,
+    /// Imported before, as far as the caller knew: not worked out. Should
+    /// the row turn out not to be (its person was erased since), it goes
+    /// through `identify_tx`, which needs nothing prepared.
+    Skipped,
+    /// The planner refused the row.
+    Refused(String),
+    /// The new profile, should its identifiers all turn out to be new.
+    Fresh(Fresh),
+}
+
 /// A batch made ready for the store: everything about its rows that does
 /// not depend on the database, computed by [`prepare`] on the caller's
 /// thread. The store's writer is the one thread all writes of a SQLite
@@ -200,10 +221,8 @@ pub struct PreparedBatch {
     rows: Vec<ImportRow>,
     /// Each row's idempotency key.
     keys: Vec<String>,
-    /// Each row's new profile, if its identifiers turn out to be all new;
-    /// `None` when no identifier survives the blocklist, an error when the
-    /// planner refuses the row.
-    fresh: Vec<Option<Result<Fresh, String>>>,
+    /// What each row would write as a new profile.
+    fresh: Vec<Prep>,
     /// How many rows of the batch carry each usable identifier.
     carriers: HashMap<Identifier, u32>,
     /// Row indexes in the order of the busiest random profile index.
@@ -231,8 +250,16 @@ impl PreparedBatch {
 }
 
 /// Prepares rows for [`crate::Store::import_prepared`]; pure CPU work, for
-/// any thread.
-pub fn prepare(rules: &IdentityRules, src: &ImportSource, rows: Vec<ImportRow>) -> PreparedBatch {
+/// any thread. Rows for which `imported` says yes (lines of this file
+/// imported before, see [`crate::Store::imported_lines`]) are not worked
+/// out: preparing a row costs more than finding it imported, and importing
+/// a file again would otherwise take five times as long.
+pub fn prepare(
+    rules: &IdentityRules,
+    src: &ImportSource,
+    rows: Vec<ImportRow>,
+    imported: impl Fn(u64) -> bool,
+) -> PreparedBatch {
     let keys: Vec<String> = rows
         .iter()
         .map(|r| import_key(&src.file_hash, r.line))
@@ -246,13 +273,19 @@ pub fn prepare(rules: &IdentityRules, src: &ImportSource, rows: Vec<ImportRow>) 
             .filter(|id| !rules.blocked(id))
             .collect();
         if mine.is_empty() {
-            fresh.push(None);
+            fresh.push(Prep::Unusable);
             continue;
         }
         mine.sort();
         mine.dedup();
+        // Counted for skipped rows too: should one not be imported after
+        // all, no row sharing its identifiers may pass for independent.
         for id in mine {
             *carriers.entry(id.clone()).or_default() += 1;
+        }
+        if imported(r.line) {
+            fresh.push(Prep::Skipped);
+            continue;
         }
         // What the planner does when nothing is known: create.
         let f = match plan::<Uuid>(
@@ -261,7 +294,7 @@ pub fn prepare(rules: &IdentityRules, src: &ImportSource, rows: Vec<ImportRow>) 
             &Default::default(),
             &Default::default(),
         ) {
-            Err(e) => Err(format!("import planned nothing: {e}")),
+            Err(e) => Prep::Refused(format!("import planned nothing: {e}")),
             Ok(p) => {
                 let first_of = |k: IdentifierKind| {
                     p.link
@@ -281,7 +314,7 @@ pub fn prepare(rules: &IdentityRules, src: &ImportSource, rows: Vec<ImportRow>) 
                 );
                 let display = display_name(&first, &last, &email, &phone);
                 let e = src.event(r.line, 0);
-                Ok(Fresh {
+                Prep::Fresh(Fresh {
                     name_lc: display.to_lowercase(),
                     name_key: name_key(&first, &last, &company),
                     display,
@@ -297,24 +330,24 @@ pub fn prepare(rules: &IdentityRules, src: &ImportSource, rows: Vec<ImportRow>) 
                 })
             }
         };
-        fresh.push(Some(f));
+        fresh.push(f);
     }
     let name_of = |i: u32| match &fresh[i as usize] {
-        Some(Ok(f)) => f.name_lc.as_str(),
+        Prep::Fresh(f) => f.name_lc.as_str(),
         _ => "",
     };
     let mut by_name: Vec<u32> = (0..rows.len() as u32)
-        .filter(|&i| matches!(fresh[i as usize], Some(Ok(_))))
+        .filter(|&i| matches!(fresh[i as usize], Prep::Fresh(_)))
         .collect();
     by_name.sort_by(|&a, &b| name_of(a).cmp(name_of(b)));
     let mut by_link: Vec<(u32, u32)> = Vec::with_capacity(rows.len() * 2);
     for (i, f) in fresh.iter().enumerate() {
-        if let Some(Ok(f)) = f {
+        if let Prep::Fresh(f) = f {
             by_link.extend((0..f.links.len() as u32).map(|j| (i as u32, j)));
         }
     }
     let link_of = |&(i, j): &(u32, u32)| match &fresh[i as usize] {
-        Some(Ok(f)) => Some(&f.links[j as usize]),
+        Prep::Fresh(f) => Some(&f.links[j as usize]),
         _ => None,
     };
     by_link.sort_unstable_by(|a, b| link_of(a).cmp(&link_of(b)));
@@ -480,7 +513,7 @@ async fn import_batch<D: Db>(
             continue;
         }
         let fresh = match &b.fresh[i] {
-            None => {
+            Prep::Unusable => {
                 counts.rejected.push(Rejection {
                     line: r.line,
                     reason: if r.identifiers.is_empty() {
@@ -491,7 +524,9 @@ async fn import_batch<D: Db>(
                 });
                 continue;
             }
-            Some(f) => f,
+            Prep::Skipped => None,
+            Prep::Refused(e) => Some(Err(e)),
+            Prep::Fresh(f) => Some(Ok(f)),
         };
         // A plain loop, not an iterator chain: a closure held
         // across the awaits below trips the `Send` check.
@@ -501,8 +536,8 @@ async fn import_batch<D: Db>(
                 independent &= b.carriers.get(id) == Some(&1) && !known.contains(id);
             }
         }
-        if independent {
-            let f = fresh.as_ref().map_err(|e| StoreError::Other(e.clone()))?;
+        if let (true, Some(f)) = (independent, fresh) {
+            let f = f.map_err(|e| StoreError::Other(e.clone()))?;
             counts.created += 1;
             counts.linked += f.links.len() as u64;
             counts.dropped += f.dropped;
@@ -566,7 +601,7 @@ async fn insert_new<D: Db>(
     let new = |i: u32| -> Option<(&Fresh, Uuid, Uuid)> {
         let (id, tl) = new_ids[i as usize]?;
         match &b.fresh[i as usize] {
-            Some(Ok(f)) => Some((f, id, tl)),
+            Prep::Fresh(f) => Some((f, id, tl)),
             _ => None,
         }
     };
@@ -673,8 +708,38 @@ impl crate::Store {
         source: &ImportSource,
         now: i64,
     ) -> Result<ImportCounts, StoreError> {
-        self.import_prepared(org, rules, prepare(rules, source, rows), source, now)
-            .await
+        let batch = prepare(rules, source, rows, |_| false);
+        self.import_prepared(org, rules, batch, source, now).await
+    }
+
+    /// Lines of the file with this digest already imported into `org`
+    /// (their timeline entries), read beside the writer: what the caller
+    /// may pass to [`prepare`] so as not to work out those rows again.
+    pub async fn imported_lines(
+        &self,
+        org: Uuid,
+        file_hash: &str,
+    ) -> Result<HashSet<u64>, StoreError> {
+        let prefix = import_key(file_hash, 0);
+        let prefix = &prefix[..prefix.len() - 10];
+        // Keys of one file: from `import:<hash>:` up to, not including,
+        // `import:<hash>;` (the next character after the colon).
+        let hi = format!("{};", &prefix[..prefix.len() - 1]);
+        let rows = crate::sql::read_rows(
+            self,
+            q("select event_key from timeline where org_id = $1 and event_key >= $2 and event_key < $3")
+                .bind(org)
+                .bind(prefix)
+                .bind(hi),
+        )
+        .await?;
+        let mut lines = HashSet::with_capacity(rows.len());
+        for r in rows {
+            if let Ok(line) = r.text(0)?[prefix.len()..].parse::<u64>() {
+                lines.insert(line);
+            }
+        }
+        Ok(lines)
     }
 
     /// [`crate::Store::import_rows`] for a batch [`prepare`]d elsewhere

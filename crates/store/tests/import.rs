@@ -505,3 +505,54 @@ async fn an_import_into_no_organization_writes_nothing_and_leaves_foreign_keys_e
     assert!(r.is_err(), "{r:?} on {}", db.engine_name());
     assert_eq!(s.count_profiles(o).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn rows_the_caller_thought_imported_are_still_resolved() {
+    let db = TestDb::new().await.unwrap();
+    let s = &db.store;
+    let rules = IdentityRules::default();
+    let o = org(s, "acme").await;
+    let rows = generated_rows(120, 11);
+    let src = source("skip1");
+    assert!(s.imported_lines(o, "skip1").await.unwrap().is_empty());
+
+    // Told every line was imported before (as after a person's erasure,
+    // whose import entry went with them), none was: each row must still
+    // end where streaming ends, through the unprepared path.
+    let mut by_skip = ImportCounts::default();
+    for chunk in rows.chunks(40) {
+        let b = bos_store::import::prepare(&rules, &src, chunk.to_vec(), |_| true);
+        by_skip.add(s.import_prepared(o, &rules, b, &src, NOW).await.unwrap());
+    }
+    let p = org(s, "plain").await;
+    let plain = import(s, p, &rules, &rows, &src, 40).await;
+    assert_eq!(
+        (
+            by_skip.created,
+            by_skip.attached,
+            by_skip.merged,
+            by_skip.linked,
+            by_skip.rejected.len()
+        ),
+        (
+            plain.created,
+            plain.attached,
+            plain.merged,
+            plain.linked,
+            plain.rejected.len()
+        ),
+        "{}",
+        db.engine_name()
+    );
+    assert_eq!(snapshot(s, o).await, snapshot(s, p).await);
+
+    // And the lines now imported are the ones the store reports.
+    let lines = s.imported_lines(o, "skip1").await.unwrap();
+    let expected: std::collections::HashSet<u64> = rows
+        .iter()
+        .map(|r| r.line)
+        .filter(|l| !plain.rejected.iter().any(|x| x.line == *l))
+        .collect();
+    assert_eq!(lines, expected);
+    assert!(s.imported_lines(o, "other").await.unwrap().is_empty());
+}

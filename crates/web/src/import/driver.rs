@@ -170,9 +170,12 @@ impl Importer {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let reader_rules = rules.clone();
         let reader_src = src.clone();
+        // Lines imported before (a file imported again, an import resumed):
+        // the reader does not prepare them.
+        let imported = store.imported_lines(org, &src.file_hash).await?;
         let batch = batch.max(1);
         let reader = std::thread::spawn(move || {
-            read_batches(reader, map, reader_rules, reader_src, batch, tx)
+            read_batches(reader, map, reader_rules, reader_src, imported, batch, tx)
         });
         Ok(Importer {
             store: store.clone(),
@@ -263,6 +266,7 @@ fn read_batches<R: Read>(
     map: HeaderMap,
     rules: IdentityRules,
     src: ImportSource,
+    imported: std::collections::HashSet<u64>,
     batch: usize,
     tx: tokio::sync::mpsc::Sender<Result<Batch, ImportError>>,
 ) {
@@ -287,7 +291,7 @@ fn read_batches<R: Read>(
     // about the rows that needs no database is worked out here, on the
     // other core, while the writer resolves the previous batch.
     let ready = |b: Reading| Batch {
-        rows: prepare(&rules, &src, b.rows),
+        rows: prepare(&rules, &src, b.rows, |line| imported.contains(&line)),
         rejected: b.rejected,
         warnings: b.warnings,
         read: b.read,
