@@ -453,11 +453,12 @@ fn raw_thread(
         });
         if fk_off {
             if let Err(e) = conn.execute_batch("pragma foreign_keys = on") {
-                // Never go on writing without them: stop the writer, and
-                // with it the store's writes, rather than lose integrity.
+                // Never go on writing without them: answer this write as
+                // it ended, then stop the writer, and with it the store's
+                // writes, rather than lose integrity.
                 tracing::error!(error = %e, "cannot enforce foreign keys again; the SQLite writer stops");
                 for f in finishes {
-                    f(Some(format!("cannot enforce foreign keys again: {e}")));
+                    f(err.clone());
                 }
                 return;
             }
