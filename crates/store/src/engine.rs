@@ -194,6 +194,17 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every write committed so far durable. Every write is durable
+    /// when it returns except import batches on SQLite
+    /// ([`Store::import_prepared`]), which are once a later write commits or
+    /// this returns: an import calls it when its file ends.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.writer.flush().await,
+            Engine::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Connects without migrating (for `bos migrate`, which reports counts).
     pub async fn connect(opts: &StoreOptions) -> Result<Store, StoreError> {
         let url = opts.url.as_str();
@@ -341,6 +352,9 @@ impl Store {
     }
 }
 
+/// Bytes the log file is trimmed back to when it restarts (64 MiB).
+pub(crate) const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// The writer thread's connection, with the same durability settings as
 /// the sqlx writer (the file is already in WAL mode: the sqlx connection
 /// opened it first).
@@ -348,10 +362,10 @@ pub(crate) fn open_raw_writer(path: &std::path::Path) -> Result<rusqlite::Connec
     let conn = rusqlite::Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "pragma journal_mode = wal; pragma synchronous = full; pragma foreign_keys = on; \
-         pragma wal_autocheckpoint = 0; pragma journal_size_limit = 67108864;",
-    )?;
+         pragma wal_autocheckpoint = 0; pragma journal_size_limit = {JOURNAL_SIZE_LIMIT};"
+    ))?;
     // Dynamic statements (one per number of bound values) are few but more
     // than the default sixteen.
     conn.set_prepared_statement_cache_capacity(256);

@@ -30,7 +30,7 @@ use crate::engine::bulk_db;
 use crate::identity::{
     display_name, identify_tx, name_key, IdentifyAction, IdentifyInput, NewEvent, Traits,
 };
-use crate::sql::{q, Db};
+use crate::sql::{own_values, q, Db, Rows, Val};
 use crate::{new_id, StoreError};
 use bos_core::identity::import::Rejection;
 use bos_core::identity::{plan, Identifier, IdentifierKind, IdentityRules};
@@ -571,9 +571,37 @@ async fn import_batch<D: Db>(
     Ok(counts)
 }
 
+/// `(…), (…)` for `rows` tuples shaped by `cols`: a shared column
+/// (`Some(n)`) names parameter `n`, bound once per statement; each row's
+/// own values (`None`) are numbered on after the `shared` parameters.
+/// Numbered on both engines (`?N`, `$N`): SQLite binds `?N` by position,
+/// and finds a repeated `?N` in its list of parameters by a scan from the
+/// first — immediate for the shared ones, which come first.
+fn tuples(mark: char, shared: usize, rows: usize, cols: &[Option<usize>]) -> String {
+    let mut s = String::with_capacity(rows * cols.len() * 7);
+    let mut n = shared;
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for (c, col) in cols.iter().enumerate() {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push(mark);
+            let p = col.unwrap_or_else(|| {
+                n += 1;
+                n
+            });
+            s.push_str(&p.to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
 /// Writes the new profiles, their links and their timeline entries with
 /// multi-row inserts, each table's rows in the order of its busiest random
-/// index, so consecutive inserts land on neighbouring pages.
+/// index, so consecutive inserts land on neighbouring pages. Values are
+/// bound from the prepared batch, not copied.
 async fn insert_new<D: Db>(
     db: &mut D,
     org: Uuid,
@@ -582,11 +610,7 @@ async fn insert_new<D: Db>(
     src: &ImportSource,
     now: i64,
 ) -> Result<(), StoreError> {
-    let params = if D::SQLITE {
-        Params::Anonymous
-    } else {
-        Params::Numbered
-    };
+    let mark = if D::SQLITE { '?' } else { '$' };
     // `or fail` on SQLite: a unique index that refuses a row stops the
     // statement without undoing its earlier rows, so SQLite needs no
     // statement journal to undo them with (foreign keys, the other reason
@@ -598,99 +622,123 @@ async fn insert_new<D: Db>(
         "insert"
     };
     // Only rows given ids are new, and only those have a profile ready.
-    let new = |i: u32| -> Option<(&Fresh, Uuid, Uuid)> {
-        let (id, tl) = new_ids[i as usize]?;
+    let new = |i: u32| -> Option<(&Fresh, &Uuid, &Uuid)> {
+        let (id, tl) = new_ids[i as usize].as_ref()?;
         match &b.fresh[i as usize] {
             Prep::Fresh(f) => Some((f, id, tl)),
             _ => None,
         }
     };
+    const OWN: Option<usize> = None;
+    let (s_org, s_now, s_source, s_kind) = (Some(1), Some(2), Some(3), Some(4));
 
-    let profiles: Vec<(&Fresh, Uuid)> = b
+    let profiles: Vec<(&Fresh, &Uuid)> = b
         .by_name
         .iter()
         .filter_map(|&i| new(i).map(|(f, id, _)| (f, id)))
         .collect();
-    for chunk in profiles.chunks(INSERT_CHUNK) {
-        // The same columns identify_tx leaves on a created profile.
-        let sql = format!(
-                "{insert} into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
-                 primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
-                params.tuples(1, chunk.len(), 14)
-            );
-        let mut query = q(sql);
-        for (f, id) in chunk {
-            query = query
-                .bind(org)
-                .bind(*id)
-                .bind(*id)
-                .bind(f.first.as_str())
-                .bind(f.last.as_str())
-                .bind(f.display.as_str())
-                .bind(f.company.as_str())
-                .bind(f.email.as_str())
-                .bind(f.phone.as_str())
-                .bind(f.name_lc.as_str())
-                .bind(f.name_key.as_str())
-                .bind(now)
-                .bind(now)
-                .bind(now);
-        }
-        db.exec(query).await?;
-    }
+    // The same columns identify_tx leaves on a created profile.
+    let cols = [
+        s_org, OWN, OWN, OWN, OWN, OWN, OWN, OWN, OWN, OWN, OWN, s_now, s_now, s_now,
+    ];
+    let sql = |n: usize| {
+        format!(
+            "{insert} into profiles (org_id, id, root_id, first_name, last_name, display_name, company, \
+             primary_email, primary_phone, name_lc, name_key, last_active_at, created_at, updated_at) values {}",
+            tuples(mark, 2, n, &cols)
+        )
+    };
+    let own = own_values(|i, out| {
+        let (f, id) = profiles[i];
+        out.extend([
+            Val::Uuid(id),
+            Val::Uuid(id),
+            Val::Str(&f.first),
+            Val::Str(&f.last),
+            Val::Str(&f.display),
+            Val::Str(&f.company),
+            Val::Str(&f.email),
+            Val::Str(&f.phone),
+            Val::Str(&f.name_lc),
+            Val::Str(&f.name_key),
+        ]);
+    });
+    db.exec_rows(Rows {
+        sql: &sql,
+        shared: &[Val::Uuid(&org), Val::I64(now)],
+        rows: profiles.len(),
+        chunk: INSERT_CHUNK,
+        own: &own,
+    })
+    .await?;
 
-    let links: Vec<(&Identifier, Uuid)> = b
+    let links: Vec<(&Identifier, &Uuid)> = b
         .by_link
         .iter()
         .filter_map(|&(i, j)| new(i).map(|(f, id, _)| (&f.links[j as usize], id)))
         .collect();
-    for chunk in links.chunks(INSERT_CHUNK) {
-        let sql = format!(
+    let cols = [s_org, OWN, OWN, OWN, OWN, s_now, s_now, s_source];
+    let sql = |n: usize| {
+        format!(
             "{insert} into identity_links (org_id, kind, value, profile_id, root_id, first_seen_at, \
-                 last_seen_at, source) values {}",
-            params.tuples(1, chunk.len(), 8)
-        );
-        let mut query = q(sql);
-        for (l, id) in chunk {
-            query = query
-                .bind(org)
-                .bind(l.kind.as_str())
-                .bind(l.value.as_str())
-                .bind(*id)
-                .bind(*id)
-                .bind(now)
-                .bind(now)
-                .bind(src.source.as_str());
-        }
-        db.exec(query).await?;
-    }
+             last_seen_at, source) values {}",
+            tuples(mark, 3, n, &cols)
+        )
+    };
+    let own = own_values(|i, out| {
+        let (l, id) = links[i];
+        out.extend([
+            Val::Str(l.kind.as_str()),
+            Val::Str(&l.value),
+            Val::Uuid(id),
+            Val::Uuid(id),
+        ]);
+    });
+    db.exec_rows(Rows {
+        sql: &sql,
+        shared: &[Val::Uuid(&org), Val::I64(now), Val::Str(&src.source)],
+        rows: links.len(),
+        chunk: INSERT_CHUNK,
+        own: &own,
+    })
+    .await?;
 
     // Timeline ids and keys both grow with the line: file order.
-    let entries: Vec<(u32, &Fresh, Uuid, Uuid)> = (0..b.rows.len() as u32)
+    let entries: Vec<(u32, &Fresh, &Uuid, &Uuid)> = (0..b.rows.len() as u32)
         .filter_map(|i| new(i).map(|(f, id, tl)| (i, f, id, tl)))
         .collect();
-    for chunk in entries.chunks(INSERT_CHUNK) {
-        let sql = format!(
-                "{insert} into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
-                 data, event_key) values {}",
-                params.tuples(1, chunk.len(), 10)
-            );
-        let mut query = q(sql);
-        for (i, f, id, tl) in chunk {
-            query = query
-                .bind(org)
-                .bind(*tl)
-                .bind(*id)
-                .bind(*id)
-                .bind(now)
-                .bind("import")
-                .bind(src.source.as_str())
-                .bind(f.summary.as_str())
-                .bind(f.data.as_str())
-                .bind(b.keys[*i as usize].as_str());
-        }
-        db.exec(query).await?;
-    }
+    let cols = [s_org, OWN, OWN, OWN, s_now, s_kind, s_source, OWN, OWN, OWN];
+    let sql = |n: usize| {
+        format!(
+            "{insert} into timeline (org_id, id, profile_id, root_id, occurred_at, kind, source, summary, \
+             data, event_key) values {}",
+            tuples(mark, 4, n, &cols)
+        )
+    };
+    let own = own_values(|i, out| {
+        let (line, f, id, tl) = entries[i];
+        out.extend([
+            Val::Uuid(tl),
+            Val::Uuid(id),
+            Val::Uuid(id),
+            Val::Str(&f.summary),
+            Val::Str(&f.data),
+            Val::Str(&b.keys[line as usize]),
+        ]);
+    });
+    db.exec_rows(Rows {
+        sql: &sql,
+        shared: &[
+            Val::Uuid(&org),
+            Val::I64(now),
+            Val::Str(&src.source),
+            Val::Str("import"),
+        ],
+        rows: entries.len(),
+        chunk: INSERT_CHUNK,
+        own: &own,
+    })
+    .await?;
     Ok(())
 }
 
@@ -699,7 +747,8 @@ impl crate::Store {
     /// as `identify` would resolve it (create, attach or merge) and gets an
     /// `import` timeline entry keyed by file digest and line, so a second
     /// import of the same file changes nothing. Callers batch (a few
-    /// thousand rows per call) and report progress between calls.
+    /// thousand rows per call), report progress between calls, and call
+    /// [`crate::Store::flush`] at the end (see [`crate::Store::import_prepared`]).
     pub async fn import_rows(
         &self,
         org: Uuid,
@@ -744,6 +793,10 @@ impl crate::Store {
 
     /// [`crate::Store::import_rows`] for a batch [`prepare`]d elsewhere
     /// (with the same rules and source).
+    ///
+    /// On SQLite the batch returns once committed, and is durable once a
+    /// later write commits or [`crate::Store::flush`] returns: power loss
+    /// before then may undo it, and running the import again restores it.
     ///
     /// On PostgreSQL a concurrent writer can claim an identifier between the
     /// lookup and the insert; the batch then rolls back and is retried, and

@@ -209,10 +209,16 @@ impl Importer {
         let b = match self.rx.recv().await {
             None => {
                 self.done = true;
-                return None;
+                // Batches are committed, not yet all durable: the file's
+                // end is where the import says it is done.
+                return match self.store.flush().await {
+                    Ok(()) => None,
+                    Err(e) => Some(Err(e.into())),
+                };
             }
             Some(Err(e)) => {
                 self.done = true;
+                let _ = self.store.flush().await;
                 return Some(Err(e));
             }
             Some(Ok(b)) => b,
@@ -237,6 +243,8 @@ impl Importer {
                 }
                 Err(source) => {
                     self.done = true;
+                    // Every earlier batch is saved, as the error says.
+                    let _ = self.store.flush().await;
                     return Some(Err(ImportError::Batch {
                         first_line,
                         last_line: b.last_line,
