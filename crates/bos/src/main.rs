@@ -17,6 +17,11 @@ mod gen;
 mod import;
 mod serve;
 
+/// mimalloc for Rust and, through `override`, for the bundled SQLite's
+/// `malloc` too (decision 0015).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{anyhow, bail, Context, Result};
 use bos_core::{Email, OrgName, Role, ScopeSet, Slug};
 use bos_store::Store;
