@@ -129,53 +129,24 @@ const INSERT_CHUNK: usize = 500;
 /// Values per `in (…)` lookup.
 const LOOKUP_CHUNK: usize = 1000;
 
-/// How bound parameters are written. SQLite resolves numbered parameters
-/// (`$7`) through a linear list per bind — quadratic in a statement with
-/// thousands of them — while anonymous `?` bind in order at no cost.
-#[derive(Clone, Copy)]
-enum Params {
-    Anonymous,
-    Numbered,
+/// How bound parameters are written: `?N` on SQLite, `$N` on PostgreSQL
+/// (see [`tuples`]).
+fn mark<D: Db>() -> char {
+    if D::SQLITE {
+        '?'
+    } else {
+        '$'
+    }
 }
 
-impl Params {
-    /// `(p, p, …), (p, p, …)` for `rows` tuples of `width` parameters,
-    /// numbered from `first`.
-    fn tuples(self, first: usize, rows: usize, width: usize) -> String {
-        let mut s = String::with_capacity(rows * width * 5);
-        let mut n = first;
-        for r in 0..rows {
-            s.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..width {
-                if c > 0 {
-                    s.push_str(", ");
-                }
-                match self {
-                    Params::Anonymous => s.push('?'),
-                    Params::Numbered => {
-                        s.push('$');
-                        s.push_str(&n.to_string());
-                    }
-                }
-                n += 1;
-            }
-            s.push(')');
-        }
-        s
-    }
+/// Parameter `n`.
+fn param(mark: char, n: usize) -> String {
+    format!("{mark}{n}")
+}
 
-    fn one(self, n: usize) -> String {
-        match self {
-            Params::Anonymous => "?".into(),
-            Params::Numbered => format!("${n}"),
-        }
-    }
-
-    /// `in (p, p, …)` for `n` values numbered from `first`.
-    fn list(self, first: usize, n: usize) -> String {
-        let t = self.tuples(first, 1, n);
-        format!("in {t}")
-    }
+/// `in (p, p, …)` for `n` values numbered from `first`.
+fn list(mark: char, first: usize, n: usize) -> String {
+    format!("in {}", tuples(mark, first - 1, 1, &vec![None; n]))
 }
 
 /// What a row writes if it makes a new profile, worked out before the
@@ -428,11 +399,7 @@ async fn import_batch<D: Db>(
     src: &ImportSource,
     now: i64,
 ) -> Result<ImportCounts, StoreError> {
-    let params = if D::SQLITE {
-        Params::Anonymous
-    } else {
-        Params::Numbered
-    };
+    let mark = mark::<D>();
     let rows = &b.rows;
     let mut counts = ImportCounts {
         rows: rows.len() as u64,
@@ -448,9 +415,9 @@ async fn import_batch<D: Db>(
     let hi = b.keys.iter().max().cloned().unwrap_or_default();
     let sql = format!(
         "select event_key from timeline where org_id = {} and event_key >= {} and event_key <= {}",
-        params.one(1),
-        params.one(2),
-        params.one(3)
+        param(mark, 1),
+        param(mark, 2),
+        param(mark, 3)
     );
     let mut done: HashSet<String> = HashSet::new();
     for row in db.rows(q(sql).bind(org).bind(lo).bind(hi)).await? {
@@ -489,9 +456,9 @@ async fn import_batch<D: Db>(
         for chunk in values.chunks(LOOKUP_CHUNK) {
             let sql = format!(
                 "select value from identity_links where org_id = {} and kind = {} and value {}",
-                params.one(1),
-                params.one(2),
-                params.list(3, chunk.len())
+                param(mark, 1),
+                param(mark, 2),
+                list(mark, 3, chunk.len())
             );
             let mut query = q(sql).bind(org).bind(kind.as_str());
             for v in chunk {
@@ -610,7 +577,7 @@ async fn insert_new<D: Db>(
     src: &ImportSource,
     now: i64,
 ) -> Result<(), StoreError> {
-    let mark = if D::SQLITE { '?' } else { '$' };
+    let mark = mark::<D>();
     // `or fail` on SQLite: a unique index that refuses a row stops the
     // statement without undoing its earlier rows, so SQLite needs no
     // statement journal to undo them with (foreign keys, the other reason
