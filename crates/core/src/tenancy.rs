@@ -157,6 +157,28 @@ impl Email {
 /// The shape checks of [`Email::parse`] on a value already trimmed and
 /// lowercased; shared with identifier normalization, which lowercases ASCII
 /// addresses into its own buffer instead of allocating one `Email` each.
+/// Characters an e-mail address may not contain besides whitespace and
+/// control characters.
+const SPECIAL: &str = "<>()[],;:\\\"";
+/// For ASCII the same set as a table: whitespace and control characters
+/// are exactly 0..=32 and 127. Imports check millions of addresses.
+pub(crate) const BAD: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    while i <= 32 {
+        t[i] = true;
+        i += 1;
+    }
+    t[127] = true;
+    let s = SPECIAL.as_bytes();
+    let mut j = 0;
+    while j < s.len() {
+        t[s[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
+
 pub(crate) fn check_email(v: &str) -> Result<(), ValueError> {
     if v.is_empty() {
         return Err(err("enter an e-mail address"));
@@ -168,25 +190,6 @@ pub(crate) fn check_email(v: &str) -> Result<(), ValueError> {
         return Err(err(format!(
             "'{v}' is not an e-mail address: it has no '@'"
         )));
-    };
-    const SPECIAL: &str = "<>()[],;:\\\"";
-    // For ASCII the same set as a table: whitespace and control characters
-    // are exactly 0..=32 and 127. Imports check millions of addresses.
-    const BAD: [bool; 128] = {
-        let mut t = [false; 128];
-        let mut i = 0;
-        while i <= 32 {
-            t[i] = true;
-            i += 1;
-        }
-        t[127] = true;
-        let s = SPECIAL.as_bytes();
-        let mut j = 0;
-        while j < s.len() {
-            t[s[j] as usize] = true;
-            j += 1;
-        }
-        t
     };
     let any_bad = if v.is_ascii() {
         v.bytes().any(|b| BAD[b as usize])

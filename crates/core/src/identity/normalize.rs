@@ -34,6 +34,9 @@ pub fn normalize_into(
     if v.is_empty() {
         return Err(err(format!("{kind} is empty")));
     }
+    if *kind == IdentifierKind::Email && email_fast(v, out) {
+        return Ok(());
+    }
     let control = if v.is_ascii() {
         v.bytes().any(|b| b < b' ' || b == 0x7f)
     } else {
@@ -77,6 +80,40 @@ pub fn normalize_into(
         }
     }
     Ok(())
+}
+
+/// A plain ASCII address that the checks below would accept, lowercased
+/// into `out` in one pass over its bytes instead of one per check (imports
+/// normalize millions of addresses). Anything else returns false, writes
+/// nothing, and goes the general way, which also words the errors.
+fn email_fast(v: &str, out: &mut String) -> bool {
+    let b = v.as_bytes();
+    if b.len() > 254 {
+        return false;
+    }
+    let (mut ats, mut at, mut bad) = (0, 0, false);
+    for (i, &c) in b.iter().enumerate() {
+        // Non-ASCII, whitespace, control characters, specials.
+        bad |= c >= 128 || crate::tenancy::BAD[(c & 0x7f) as usize];
+        if c == b'@' {
+            ats += 1;
+            at = i;
+        }
+    }
+    let domain = &b[(at + 1).min(b.len())..];
+    let ok = !bad
+        && ats == 1
+        && at > 0
+        && domain.len() > 2
+        && domain.contains(&b'.')
+        && domain[0] != b'.'
+        && domain[domain.len() - 1] != b'.';
+    if ok {
+        let start = out.len();
+        out.push_str(v);
+        out[start..].make_ascii_lowercase();
+    }
+    ok
 }
 
 fn numeric(kind: &IdentifierKind, v: &str, out: &mut String) -> Result<(), ValueError> {

@@ -75,10 +75,14 @@ impl RowsChunk {
 
     fn record(&mut self, kind: u16, start: usize) {
         let value = &self.arena[start..];
-        // Offsets are u32 to keep the per-identifier record small.
         assert!(
-            self.arena.len() <= u32::MAX as usize,
-            "a chunk holds at most 4 GiB of values: use more chunks"
+            value.len() <= MAX_VALUE_BYTES,
+            "identifiers are at most {MAX_VALUE_BYTES} bytes once normalized"
+        );
+        // Offsets are kept in 28 bits to keep the sort key small.
+        assert!(
+            self.arena.len() < 1 << CHUNK_SHIFT,
+            "a chunk holds at most 256 MiB of values: use more chunks"
         );
         self.ids.push(ChunkId {
             start: start as u32,
@@ -127,14 +131,16 @@ impl RowsChunk {
 /// One occurrence of an identifier, keyed for sorting (24 bytes: the sort
 /// moves 1.7 million of them per million rows). `hi` holds the kind's rank
 /// (16 bits) and the value's first 6 bytes; `lo` the next 7 bytes and, in
-/// its low byte, the value's length capped at `KEY_BYTES + 1` (all bytes
-/// big-endian, zero-padded, so that integer order is byte order).
+/// its low byte, the value's length (all bytes big-endian, zero-padded, so
+/// that integer order is byte order up to `KEY_BYTES` bytes).
 #[derive(Debug, Clone, Copy)]
 struct Occ {
     hi: u64,
     lo: u64,
     row: u32,
-    /// Chunk (top 4 bits) and index of the identifier in it.
+    /// Chunk (top 4 bits) and where the value starts in the chunk's
+    /// buffer: with the length in `lo`, the value is one read away, not
+    /// two (grouping reads values in sorted order, all over the buffer).
     at: u32,
 }
 
@@ -154,8 +160,24 @@ impl Occ {
 
     /// Longer than the key holds.
     fn long(&self) -> bool {
-        (self.lo & 0xff) as usize > KEY_BYTES
+        self.len() > KEY_BYTES
     }
+
+    fn len(&self) -> usize {
+        (self.lo & 0xff) as usize
+    }
+}
+
+/// The longest identifier a chunk holds: normalization refuses longer
+/// values of every kind (e-mail addresses stop at 254 bytes, ids at 255),
+/// and a sort key keeps the length in one byte.
+pub const MAX_VALUE_BYTES: usize = 255;
+
+/// The value at `at` (chunk and offset, as in [`Occ`]) of `len` bytes.
+fn chunk_value(chunks: &[RowsChunk], at: u32, len: usize) -> &str {
+    let c = &chunks[(at >> CHUNK_SHIFT) as usize];
+    let start = (at & ((1 << CHUNK_SHIFT) - 1)) as usize;
+    &c.arena[start..start + len]
 }
 
 /// Sorts occurrences whose values agree on their first `from` bytes by
@@ -211,12 +233,12 @@ pub struct SortedIds<'a> {
     node_start: Vec<u32>,
     occ_rows: Vec<u32>,
     node_kind: Vec<u16>,
-    /// Where one occurrence of each node lies (its value).
-    node_at: Vec<u32>,
+    /// Where one occurrence of each node lies (its value), and its length.
+    node_at: Vec<(u32, u8)>,
 }
 
 /// Per grouping thread: node starts, kinds, value locations.
-type Nodes = (Vec<u32>, Vec<u16>, Vec<u32>);
+type Nodes = (Vec<u32>, Vec<u16>, Vec<(u32, u8)>);
 
 impl<'a> SortedIds<'a> {
     /// Sorts the identifiers of `chunks` (rows in chunk order) for `rules`,
@@ -270,20 +292,33 @@ impl<'a> SortedIds<'a> {
                     next_end += 1;
                     row += 1;
                 }
-                let bytes = c.value(id).as_bytes();
-                let mut b = [0u8; 16];
-                let m = bytes.len().min(KEY_BYTES);
-                b[..m].copy_from_slice(&bytes[..m]);
-                b[KEY_BYTES] = bytes.len().min(KEY_BYTES + 1) as u8;
-                let mut hi = rank[id.kind as usize] << 48;
-                for (k, &x) in b[..6].iter().enumerate() {
-                    hi |= (x as u64) << (40 - 8 * k);
-                }
+                // The value's first KEY_BYTES bytes, zero-padded, then its
+                // length: as one big-endian integer, read in one load where
+                // the arena holds 16 bytes from the value's start (the
+                // bytes past the value are masked off). Assembling it from
+                // a byte copy made the load wait on the stores: the
+                // hottest instruction of the keying in perf.
+                let len = id.len as usize;
+                let m = len.min(KEY_BYTES);
+                let at = id.start as usize;
+                let head = match c.arena.as_bytes().get(at..at + 16) {
+                    Some(w) => {
+                        let w = u128::from_be_bytes(w.try_into().expect("16 bytes"));
+                        // Keep the top m bytes (m <= 13, so the shift is < 128).
+                        w & !(u128::MAX >> (8 * m))
+                    }
+                    None => {
+                        let mut b = [0u8; 16];
+                        b[..m].copy_from_slice(&c.arena.as_bytes()[at..at + m]);
+                        u128::from_be_bytes(b)
+                    }
+                };
+                let head = head | ((len as u128) << (8 * (15 - KEY_BYTES)));
                 v.push(Occ {
-                    hi,
-                    lo: u64::from_be_bytes(b[6..14].try_into().expect("8 bytes")),
+                    hi: rank[id.kind as usize] << 48 | (head >> 80) as u64,
+                    lo: (head >> 16) as u64,
                     row,
-                    at: (ci as u32) << CHUNK_SHIFT | i as u32,
+                    at: (ci as u32) << CHUNK_SHIFT | id.start,
                 });
             }
             v.sort_unstable_by_key(Occ::key);
@@ -306,15 +341,13 @@ impl<'a> SortedIds<'a> {
         // KEY_BYTES is a prefix of a longer one (its padding zeros are the
         // other's bytes), so (prefix, length) order is value order there.
         // Only a run of equal prefixes holding a longer value must look at
-        // whole values: usually it is one identifier repeated (checked),
-        // otherwise it is sorted by value and split.
-        let value = |o: &Occ| -> &str {
-            let c = &chunks[(o.at >> CHUNK_SHIFT) as usize];
-            c.value(&c.ids[(o.at & ((1 << CHUNK_SHIFT) - 1)) as usize])
-        };
+        // whole values: usually it is one identifier repeated (same length,
+        // checked), otherwise it is sorted by value and split.
+        let value = |o: &Occ| -> &str { chunk_value(chunks, o.at, o.len()) };
         let group = |occ: &mut [Occ], base: usize| -> Nodes {
             let n = occ.len();
             let (mut starts, mut node_kind, mut node_at) = (Vec::new(), Vec::new(), Vec::new());
+            let same_len = |occ: &[Occ]| occ.iter().all(|o| o.len() == occ[0].len());
             let mut i = 0;
             while i < n {
                 let mut j = i + 1;
@@ -322,7 +355,7 @@ impl<'a> SortedIds<'a> {
                     j += 1;
                 }
                 let long = j - i > 1 && occ[i..j].iter().any(Occ::long);
-                let one = long && {
+                let one = long && same_len(&occ[i..j]) && {
                     let first = value(&occ[i]);
                     occ[i + 1..j].iter().all(|o| value(o) == first)
                 };
@@ -341,7 +374,7 @@ impl<'a> SortedIds<'a> {
                     if new_node {
                         starts.push((base + k) as u32);
                         node_kind.push(by_rank[(occ[k].hi >> 48) as usize] as u16);
-                        node_at.push(occ[k].at);
+                        node_at.push((occ[k].at, occ[k].len() as u8));
                     }
                 }
                 i = j;
@@ -378,27 +411,36 @@ impl<'a> SortedIds<'a> {
             base[p + 1] = base[p] + bounds.iter().map(|b| b[p + 1] - b[p]).sum::<usize>();
         }
         let merge_and_group = |p: usize| -> (Nodes, Vec<u32>) {
-            let mut merged: Vec<Occ> = Vec::new();
-            for (r, run) in runs.iter().enumerate() {
-                let piece = &run[bounds[r][p]..bounds[r][p + 1]];
-                if merged.is_empty() {
-                    merged.extend_from_slice(piece);
-                    continue;
-                }
-                let a = std::mem::take(&mut merged);
-                merged.reserve(a.len() + piece.len());
+            let merge = |a: &[Occ], b: &[Occ]| -> Vec<Occ> {
+                let mut out = Vec::with_capacity(a.len() + b.len());
                 let (mut i, mut j) = (0, 0);
-                while i < a.len() && j < piece.len() {
-                    if a[i].key() <= piece[j].key() {
-                        merged.push(a[i]);
+                while i < a.len() && j < b.len() {
+                    if a[i].key() <= b[j].key() {
+                        out.push(a[i]);
                         i += 1;
                     } else {
-                        merged.push(piece[j]);
+                        out.push(b[j]);
                         j += 1;
                     }
                 }
-                merged.extend_from_slice(&a[i..]);
-                merged.extend_from_slice(&piece[j..]);
+                out.extend_from_slice(&a[i..]);
+                out.extend_from_slice(&b[j..]);
+                out
+            };
+            let pieces: Vec<&[Occ]> = runs
+                .iter()
+                .enumerate()
+                .map(|(r, run)| &run[bounds[r][p]..bounds[r][p + 1]])
+                .collect();
+            // The first two pieces merge straight from the runs: copying
+            // the first one out beforehand moved every occurrence twice.
+            let mut merged: Vec<Occ> = match pieces[..] {
+                [] => Vec::new(),
+                [one] => one.to_vec(),
+                [a, b, ..] => merge(a, b),
+            };
+            for piece in pieces.iter().skip(2) {
+                merged = merge(&merged, piece);
             }
             let nodes = group(&mut merged, base[p]);
             (nodes, merged.iter().map(|o| o.row).collect())
@@ -511,9 +553,8 @@ impl<'a> SortedIds<'a> {
     }
 
     pub fn value(&self, n: usize) -> &'a str {
-        let at = self.node_at[n];
-        let c = &self.chunks[(at >> CHUNK_SHIFT) as usize];
-        c.value(&c.ids[(at & ((1 << CHUNK_SHIFT) - 1)) as usize])
+        let (at, len) = self.node_at[n];
+        chunk_value(self.chunks, at, len as usize)
     }
 
     pub fn identifier(&self, n: usize) -> Identifier {
