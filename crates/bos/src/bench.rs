@@ -54,6 +54,10 @@ enum Which {
         /// Concurrent callers for the throughput run.
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
+        /// Unmeasured attach events run first, so that the measured ones
+        /// meet a server in its steady state (see `bench_identify`).
+        #[arg(long, default_value_t = 1_000)]
+        warmup: u64,
         /// Database URL (default: a temporary SQLite file).
         #[arg(long)]
         database_url: Option<String>,
@@ -341,8 +345,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             profiles,
             events,
             concurrency,
+            warmup,
             database_url,
-        } => crate::bench_identify::run(profiles, events, concurrency, database_url).await,
+        } => crate::bench_identify::run(profiles, events, concurrency, warmup, database_url).await,
         Which::Pages {
             profiles,
             requests,
