@@ -346,7 +346,13 @@ impl<'a> SortedIds<'a> {
         let value = |o: &Occ| -> &str { chunk_value(chunks, o.at, o.len()) };
         let group = |occ: &mut [Occ], base: usize| -> Nodes {
             let n = occ.len();
-            let (mut starts, mut node_kind, mut node_at) = (Vec::new(), Vec::new(), Vec::new());
+            // At most one node per occurrence: reserved once, since growing
+            // them copied and faulted in fresh memory again and again.
+            let (mut starts, mut node_kind, mut node_at) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
             let same_len = |occ: &[Occ]| occ.iter().all(|o| o.len() == occ[0].len());
             let mut i = 0;
             while i < n {
@@ -459,9 +465,10 @@ impl<'a> SortedIds<'a> {
         };
         drop(runs);
         let n = base[ranges];
-        let mut node_start = Vec::new();
-        let mut node_kind = Vec::new();
-        let mut node_at = Vec::new();
+        let nodes: usize = grouped.iter().map(|((s, _, _), _)| s.len()).sum();
+        let mut node_start = Vec::with_capacity(nodes + 1);
+        let mut node_kind = Vec::with_capacity(nodes);
+        let mut node_at = Vec::with_capacity(nodes);
         let mut occ_rows = Vec::with_capacity(n);
         for ((s, k, a), rows) in grouped {
             node_start.extend(s);
