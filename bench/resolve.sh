@@ -34,6 +34,10 @@ CSV=$WORK/contacts-$ROWS-$SEED.csv
 echo "==> generate $ROWS rows (seed $SEED)"
 "$BOS" bench gen-contacts --rows "$ROWS" --seed "$SEED" --out "$CSV"
 
+# The generated files (~120 MB) would otherwise be written back to disk
+# while BOS is timed, by a kernel thread on one of the two cores.
+sync
+
 echo "==> bos bench resolve"
 "$BOS" bench resolve --csv "$CSV" --limits both --threads "$THREADS" \
   --out-partition "$WORK/bos" --write-normalized "$CSV.normalized.csv" \
