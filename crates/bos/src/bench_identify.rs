@@ -40,6 +40,19 @@ fn phone(i: u64) -> Identifier {
     Identifier::new(K::Phone, format!("+1555{:07}", i % 10_000_000))
 }
 
+/// Existing customer `c` seen on a new device, `tag` and `k` naming the
+/// device and the event (each series of attach events has its own tag).
+fn attach(c: u64, tag: char, k: u64, now: i64) -> IdentifyInput {
+    event(
+        vec![
+            email(c),
+            Identifier::new(K::AnonymousId, format!("dev-{tag}-{k}")),
+        ],
+        format!("{tag}{k}"),
+        now,
+    )
+}
+
 /// A deterministic spread of existing customers to touch.
 fn spread(k: u64, n: u64) -> u64 {
     (k.wrapping_mul(2_654_435_761) ^ (k >> 7)) % n
@@ -106,14 +119,7 @@ pub async fn run(
     // first paid for that (attach p50 ~400 µs against ~280 µs for the
     // kinds after it). A server that has been running has neither.
     for k in 0..warmup {
-        let input = event(
-            vec![
-                email(spread(k + 5_555_555, n)),
-                Identifier::new(K::AnonymousId, format!("dev-w-{k}")),
-            ],
-            format!("w{k}"),
-            now,
-        );
+        let input = attach(spread(k + 5_555_555, n), 'w', k, now);
         store.identify(org, &rules, &input).await?;
     }
 
@@ -124,14 +130,7 @@ pub async fn run(
         for k in 0..events {
             let input = match kind {
                 // A known customer seen on a new device.
-                "attach" => event(
-                    vec![
-                        email(spread(k, n)),
-                        Identifier::new(K::AnonymousId, format!("dev-a-{k}")),
-                    ],
-                    format!("a{k}"),
-                    now,
-                ),
+                "attach" => attach(spread(k, n), 'a', k, now),
                 // A known customer identified by e-mail, phone and device
                 // at once, as a Segment `identify` call carries them.
                 "attach3" => {
@@ -195,14 +194,7 @@ pub async fn run(
             let mut lat = Vec::with_capacity(per as usize);
             for k in 0..per {
                 let j = c * per + k;
-                let input = event(
-                    vec![
-                        email(spread(j + 7_777_777, n)),
-                        Identifier::new(K::AnonymousId, format!("dev-t-{j}")),
-                    ],
-                    format!("t{j}"),
-                    now,
-                );
+                let input = attach(spread(j + 7_777_777, n), 't', j, now);
                 let t = Instant::now();
                 store.identify(org, &rules, &input).await?;
                 lat.push(t.elapsed().as_micros() as u64);
