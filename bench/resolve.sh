@@ -5,8 +5,10 @@
 #   bench/resolve.sh [ROWS [SEED]]      default 1000000 rows, seed 1
 #
 # Environment: THREADS (default 2, for BOS and DuckDB alike), REPEAT (runs of
-# the BOS stages, default 5) and REPEAT_BASELINES (runs of each DuckDB engine,
-# default 3) whose medians are reported, BENCH_DIR
+# the BOS stages, default 9: a run is short, and the median of more of them
+# is less at the mercy of a noisy second on a shared host) and
+# REPEAT_BASELINES (runs of each DuckDB engine, default 3) whose medians are
+# reported, BENCH_DIR
 # (default target/bench-resolve), SPLINK_VENV (default BENCH_DIR/venv: a
 # virtualenv with bench/splink/requirements.txt, created when missing),
 # CARGO_TARGET_DIR as for cargo.
@@ -41,7 +43,7 @@ sync
 echo "==> bos bench resolve"
 "$BOS" bench resolve --csv "$CSV" --limits both --threads "$THREADS" \
   --out-partition "$WORK/bos" --write-normalized "$CSV.normalized.csv" \
-  --check-reference --repeat "${REPEAT:-5}" | tee "$WORK/bos.out"
+  --check-reference --repeat "${REPEAT:-9}" | tee "$WORK/bos.out"
 
 echo "==> Splink 5 and plain SQL on DuckDB ($THREADS threads), same normalized identifiers"
 "$VENV/bin/python" bench/splink/run_splink.py "$CSV.normalized.csv" --threads "$THREADS" --repeat "${REPEAT_BASELINES:-3}" \

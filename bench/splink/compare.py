@@ -205,8 +205,19 @@ def main():
         for name, s, c in rows:
             print(f"  {name:<34} {s:>8.3f}  {s / ref:>9.1f}×  {c:>9,}")
         sp = base["splink"]["total_s"]
-        print(f"\n  splink / bos (whole, limits off): {sp / modes['off']['total_s']:.1f}×   "
-              f"(limits on: {sp / modes['on']['total_s']:.1f}×; budget ≥ 5×)")
+        # The budget (ARCHITECTURE.md: "≥ 5× faster than Splink 5 ... on the
+        # same rows; same partition with limits off") compares the engines
+        # on the same rules, which is limits off; the default limits do more
+        # work for a finer partition and are shown beside it.
+        print(f"\n  splink / bos, same rules (limits off, the same partition): "
+              f"{sp / modes['off']['total_s']:.1f}×   (budget ≥ 5×)")
+        print(f"  with the default limits (a finer partition):               "
+              f"{sp / modes['on']['total_s']:.1f}×")
+        if "sort_s" in bos:
+            link = base["splink"]["link_s"] + base["splink"]["cluster_s"]
+            print(f"  engine against engine (bos sort + partition, splink link + cluster): "
+                  f"{link / (bos['sort_s'] + modes['off']['partition_s']):.1f}× limits off, "
+                  f"{link / (bos['sort_s'] + modes['on']['partition_s']):.1f}× limits on")
         print("  bos parses and normalizes the raw CSV inside its time; splink and sql read "
               "identifiers bos already normalized.")
     if not ok:

@@ -91,9 +91,6 @@ struct Parsed {
     rejected: Vec<u64>,
 }
 
-/// Parses CSV records (RFC 4180: quoted fields with doubled quotes,
-/// newlines inside quotes, CRLF or LF) and normalizes the identifier
-/// columns into a chunk. Blank lines are skipped.
 /// Where the unquoted field starting at `i` ends: the next `,` or `\n`, or
 /// the end. Eight bytes at a time (a byte loop here was the largest part
 /// of parsing, and fields are too short for `memchr`'s setup to pay off).
@@ -120,6 +117,9 @@ fn field_end(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Parses CSV records (RFC 4180: quoted fields with doubled quotes,
+/// newlines inside quotes, CRLF or LF) and normalizes the identifier
+/// columns into a chunk. Blank lines are skipped.
 fn parse_chunk(
     data: &[u8],
     columns: &[Option<u16>],
