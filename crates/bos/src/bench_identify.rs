@@ -113,11 +113,12 @@ pub async fn run(
     let rules = IdentityRules::default();
     let n = profiles.max(2);
 
-    // Warm-up, not measured. The checkpoint above emptied the log file, so
-    // the first commits grow it (an fsync that also writes the file's new
-    // size) and meet the checkpointer's first copies; whichever kind ran
-    // first paid for that (attach p50 ~400 µs against ~280 µs for the
-    // kinds after it). A server that has been running has neither.
+    // Warm-up, not measured. The checkpoint above emptied the log file,
+    // and until it has grown back and the checkpointer has settled into
+    // its pace, commits are slower: whichever kind ran first paid for that
+    // (attach p50 ~400 µs against ~280 µs for the kinds after it, and
+    // ~280 µs for attach too once warmed up). A server that has been
+    // running is past that.
     for k in 0..warmup {
         let input = attach(spread(k + 5_555_555, n), 'w', k, now);
         store.identify(org, &rules, &input).await?;
@@ -215,7 +216,7 @@ pub async fn run(
     );
     println!(
         "{}",
-        serde_json::json!({"bench": "identify", "profiles": profiles, "engine": format!("{:?}", store.kind()),
+        serde_json::json!({"bench": "identify", "profiles": profiles, "warmup": warmup, "engine": format!("{:?}", store.kind()),
             "one_at_a_time": report, "concurrent": {"callers": concurrency, "events": total, "events_per_s": (total as f64 / secs).round(), "p50_us": p50, "p99_us": p99}})
     );
     Ok(())
