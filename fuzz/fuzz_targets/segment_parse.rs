@@ -8,12 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|input: (&[u8], &str, i64)| {
     let (body, authorization, received_at) = input;
     let _ = write_key_from_basic(authorization);
-    for endpoint in [
-        CallType::Identify,
-        CallType::Track,
-        CallType::Page,
-        CallType::Alias,
-    ] {
+    for endpoint in CallType::ALL {
         let _ = parse_call(endpoint, body, received_at);
     }
 });

@@ -107,6 +107,7 @@ fn event_label(t: &str) -> Option<&'static str> {
         "identify" => "identified themselves",
         "track" => "tracked event",
         "page" => "viewed a page",
+        "group" => "joined an account",
         "alias" => "linked another identity",
         "form_started" => "started a form",
         "form_submitted" => "submitted a form",

@@ -157,6 +157,8 @@ pub fn kind_label(kind: &str) -> &'static str {
     match kind {
         "ad_click" => "Ad click",
         "page_view" => "Page view",
+        "screen_view" => "Screen view",
+        "group" => "Account",
         "form_submit" => "Form submitted",
         "form_started" => "Form started",
         "cart_add" => "Added to cart",
@@ -185,7 +187,9 @@ pub fn kind_label(kind: &str) -> &'static str {
 pub const TIMELINE_KINDS: &[&str] = &[
     "ad_click",
     "page_view",
+    "screen_view",
     "track",
+    "group",
     "form_started",
     "form_submit",
     "cart_add",

@@ -33,7 +33,7 @@ pub struct Entry {
 /// profile's running totals (pages viewed, visits).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Signal {
-    /// `identify`, `track`, `page`, `alias`, `form_started`,
+    /// `identify`, `track`, `page` (a screen too), `group`, `alias`, `form_started`,
     /// `form_submitted`, `checkout_started`, `cart_updated`, `order_placed`,
     /// `customer_created`, `webhook`.
     pub event_type: &'static str,
@@ -67,6 +67,14 @@ pub struct CheckoutTouch {
     pub items: u64,
 }
 
+/// A Segment `group` call: the account the customer belongs to, and the
+/// traits the account itself has (kept per organization, by group id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupTouch {
+    pub group_id: String,
+    pub traits: BTreeMap<String, Value>,
+}
+
 /// An order closes the checkouts it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderTouch {
@@ -89,6 +97,7 @@ pub struct Interpreted {
     pub signal: Signal,
     pub checkout: Option<CheckoutTouch>,
     pub order: Option<OrderTouch>,
+    pub group: Option<GroupTouch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +112,9 @@ pub fn interpret(
     payload: &[u8],
     received_at: Millis,
 ) -> Result<Interpreted, Unreadable> {
+    // Intake removes NUL before storing; events stored before it did are
+    // read the same way, so none fails on PostgreSQL for it.
+    let payload = &*super::without_nul(payload);
     match source_kind {
         "segment" => segment_event(kind, payload, received_at),
         "shopify" => shopify_event(kind, payload, received_at),
@@ -271,6 +283,57 @@ fn segment_event(
                 is_order: false,
             }
         }
+        // A mobile app's page view: counted for intent exactly as a page
+        // (the same signal, so the tenant's page rules apply to apps too),
+        // and shown as a screen on the timeline.
+        Call::Screen {
+            name,
+            category,
+            properties,
+        } => {
+            sig.event_type = "page";
+            sig.is_page = true;
+            let what = name
+                .clone()
+                .or_else(|| category.clone())
+                .unwrap_or_else(|| "a screen".into());
+            Entry {
+                kind: "screen_view",
+                summary: format!("Viewed the {} screen", clip(&what, 200)),
+                occurred_at: at,
+                data: json!({ "screen": name, "category": category, "properties": properties }),
+                key: None,
+                revenue_cents: 0,
+                is_order: false,
+            }
+        }
+        Call::Group { group_id, traits } => {
+            sig.event_type = "group";
+            let group_name = str_of(traits, &["name"]).map(|n| clip(n, 200));
+            // The account is the customer's company unless a trait of the
+            // person says otherwise.
+            if out.company.is_empty() {
+                out.company = group_name.clone().unwrap_or_default();
+            }
+            out.traits
+                .insert("group_id".into(), Value::from(clip(group_id, 200)));
+            out.group = Some(GroupTouch {
+                group_id: clip(group_id, 200),
+                traits: group_traits(traits),
+            });
+            Entry {
+                kind: "group",
+                summary: match &group_name {
+                    Some(n) => format!("Belongs to the account {n}"),
+                    None => format!("Belongs to the account {}", clip(group_id, 200)),
+                },
+                occurred_at: at,
+                data: json!({ "group_id": group_id, "traits": traits }),
+                key: None,
+                revenue_cents: 0,
+                is_order: false,
+            }
+        }
         Call::Track { event, properties } => {
             sig.event_type = "track";
             sig.event_name = Some(event.clone());
@@ -355,6 +418,27 @@ fn segment_event(
     }
     out.signal = sig;
     Ok(out)
+}
+
+/// What is kept of a group's traits: the profile's trait rules (scalar
+/// values, names of letters, digits and `_`, at most 64) without the
+/// profile's reserved names, since `name`, `email` or `phone` of an
+/// account are the account's own.
+fn group_traits(m: &Map<String, Value>) -> BTreeMap<String, Value> {
+    use crate::identity::traits::{valid_name, MAX_TRAITS, MAX_VALUE_CHARS};
+    let mut kept = BTreeMap::new();
+    for (k, v) in m {
+        if kept.len() == MAX_TRAITS || !valid_name(k) {
+            continue;
+        }
+        let v = match v {
+            Value::String(s) if !s.trim().is_empty() => Value::from(clip(s.trim(), MAX_VALUE_CHARS)),
+            Value::Number(_) | Value::Bool(_) => v.clone(),
+            _ => continue,
+        };
+        kept.insert(k.clone(), v);
+    }
+    kept
 }
 
 fn shopify_ids(out: &mut Interpreted, id: &shopify::Identity) {
@@ -715,6 +799,53 @@ mod tests {
         assert_eq!(money(Some(&json!("5"))), Some(500));
         assert_eq!(money(Some(&json!(-1))), None);
         assert_eq!(money(Some(&json!("abc"))), None);
+    }
+
+    #[test]
+    fn segment_screen_is_a_page_for_intent_and_a_screen_on_the_timeline() {
+        let body = br#"{"type":"screen","userId":"u1","messageId":"m1","name":"Checkout",
+            "properties":{"step":2}}"#;
+        let i = interpret("segment", "screen", body, 0).unwrap();
+        assert_eq!(i.entries[0].kind, "screen_view");
+        assert_eq!(i.entries[0].summary, "Viewed the Checkout screen");
+        assert_eq!(i.signal.event_type, "page");
+        assert!(i.signal.is_page);
+    }
+
+    #[test]
+    fn segment_group_sets_the_account_on_the_profile_and_keeps_its_traits() {
+        let body = br#"{"type":"group","userId":"u1","messageId":"m1","groupId":"acct-9",
+            "traits":{"name":"Acme Inc","plan":"pro","employees":40,"address":{"city":"Lyon"},"bad name":1},
+            "context":{"traits":{"email":"ann@acme.test"}}}"#;
+        let i = interpret("segment", "group", body, 0).unwrap();
+        assert_eq!(i.entries[0].kind, "group");
+        assert_eq!(i.entries[0].summary, "Belongs to the account Acme Inc");
+        assert_eq!(i.signal.event_type, "group");
+        assert_eq!(i.traits.get("group_id"), Some(&json!("acct-9")));
+        assert_eq!(i.company, "Acme Inc");
+        assert_eq!(i.first_name, "", "the account's name is not the person's");
+        assert!(i.identifiers.contains(&("email".into(), "ann@acme.test".into())));
+        let g = i.group.expect("group touch");
+        assert_eq!(g.group_id, "acct-9");
+        assert_eq!(
+            g.traits,
+            BTreeMap::from([
+                ("employees".to_string(), json!(40)),
+                ("name".to_string(), json!("Acme Inc")),
+                ("plan".to_string(), json!("pro")),
+            ])
+        );
+    }
+
+    #[test]
+    fn nul_in_a_stored_payload_is_read_without_it() {
+        let body = br#"{"type":"track","userId":"u\u00001","event":"Sign\u0000ed up","messageId":"m\u00001"}"#;
+        let i = interpret("segment", "track", body, 0).unwrap();
+        assert_eq!(i.entries[0].summary, "Signed up");
+        assert_eq!(
+            i.identifiers,
+            vec![("segment_user_id".to_string(), "u1".to_string())]
+        );
     }
 
     #[test]

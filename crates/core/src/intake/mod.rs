@@ -10,6 +10,7 @@
 //! tests below drive them with arbitrary input).
 
 use crate::Millis;
+use std::borrow::Cow;
 
 /// Public web forms: urlencoded or JSON bodies, honeypot, dedupe keys.
 pub mod form;
@@ -25,6 +26,58 @@ pub mod standard_webhooks;
 /// Arbitrary input into every parser: none may panic (RELIABILITY S13).
 #[cfg(test)]
 mod no_panic_tests;
+
+/// JSON text with every `\u0000` escape taken out of its strings, keys
+/// included; anything else is left byte for byte. U+0000 is the one
+/// character PostgreSQL's `text` cannot hold, and SDKs send it now and then
+/// (a C string's terminator in a name, a fuzzed form), so intake removes it
+/// before a payload is parsed or stored: the event is kept, minus the NUL,
+/// on both engines alike. Raw NUL bytes need nothing: JSON refuses them.
+///
+/// Borrowed, after one scan, when there is no NUL (nearly always). Not a
+/// parser: on text that is not JSON the result is as invalid as the input.
+pub fn without_nul(json: &[u8]) -> Cow<'_, [u8]> {
+    const NUL: &[u8] = b"\\u0000";
+    if !json.windows(NUL.len()).any(|w| w == NUL) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        if !in_string {
+            in_string = b == b'"';
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        match b {
+            b'\\' if json[i..].starts_with(NUL) => i += NUL.len(),
+            // An escape is two bytes: `\\` and `\"` must not end the
+            // string or start another escape.
+            b'\\' => {
+                out.extend_from_slice(&json[i..(i + 2).min(json.len())]);
+                i += 2;
+            }
+            _ => {
+                in_string = b != b'"';
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A string with its U+0000 characters removed (see [`without_nul`]).
+pub fn strip_nul(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', ""))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
 
 /// Why a money string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,7 +223,65 @@ mod tests {
         assert_eq!(parse_rfc3339_millis("yesterday"), None);
     }
 
+    #[test]
+    fn nul_escapes_are_removed_from_strings_only() {
+        let s = |b: &[u8]| String::from_utf8(without_nul(b).into_owned()).unwrap();
+        assert_eq!(
+            s(br#"{"na\u0000me":"A\u0000da","n":"\\u0000","q":"\"\u0000"}"#),
+            r#"{"name":"Ada","n":"\\u0000","q":"\""}"#
+        );
+        assert!(matches!(without_nul(br#"{"a":"b"}"#), Cow::Borrowed(_)));
+        // Outside a string it is not JSON either way: left as it was.
+        assert_eq!(s(br#"[1, \u0000]"#), r#"[1, \u0000]"#);
+        assert_eq!(strip_nul("a\0b\0"), "ab");
+    }
+
+    /// Every string of `v`, keys included, without U+0000.
+    fn nul_free(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(s.replace('\0', "")),
+            Value::Array(a) => Value::Array(a.into_iter().map(nul_free).collect()),
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| (k.replace('\0', ""), nul_free(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let text = "[a\\\\\"\0u0\\x{1}é]{0,8}";
+        let leaf = prop_oneof![
+            text.prop_map(Value::String),
+            any::<i32>().prop_map(Value::from),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((text, inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn without_nul_is_the_same_json_minus_nul(v in json_value()) {
+            let text = serde_json::to_vec(&v).unwrap();
+            let clean = without_nul(&text);
+            let back: serde_json::Value = serde_json::from_slice(&clean).unwrap();
+            prop_assert_eq!(back, nul_free(v));
+        }
+
+        #[test]
+        fn without_nul_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = without_nul(&b);
+        }
+
         #[test]
         fn money_round_trips(units in 0i64..=i64::MAX) {
             let s = format!("{}.{:02}", units / 100, units % 100);

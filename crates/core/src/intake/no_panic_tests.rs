@@ -126,14 +126,10 @@ fn exercise_all(body: &[u8], text: &str) {
     }
     let _ = shopify::Topic::parse(text);
     let _ = shopify::verify(&[b"secret"], Some(text), body);
-    for t in [
-        segment::CallType::Identify,
-        segment::CallType::Track,
-        segment::CallType::Page,
-        segment::CallType::Alias,
-    ] {
+    for t in segment::CallType::ALL {
         let _ = segment::parse_call(t, body, now);
     }
+    let _ = super::without_nul(body);
     let _ = segment::parse_batch(body, now);
     let _ = segment::parse_batch(body, i64::MIN);
     let _ = segment::parse_call(segment::CallType::Track, body, i64::MAX);
@@ -156,7 +152,7 @@ fn exercise_all(body: &[u8], text: &str) {
     for (src, kinds) in [
         (
             "segment",
-            &["identify", "track", "page", "alias", "screen"][..],
+            &["identify", "track", "page", "alias", "screen", "group"][..],
         ),
         (
             "shopify",

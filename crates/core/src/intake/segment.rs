@@ -1,8 +1,9 @@
 //! The Segment-spec tracking API (PROVIDERS.md §5), so any Segment or
 //! RudderStack SDK can feed BOS: the Basic write key, the size limits, and
-//! the calls `identify`, `track`, `page`, `alias` and `batch` parsed from raw
-//! bytes into [`Message`]s with their identity (userId / anonymousId), dedupe
-//! key, resolved timestamp, campaign and ad click.
+//! the whole spec's calls — `identify`, `track`, `page`, `screen`, `group`,
+//! `alias` — alone or in a `batch`, parsed from raw bytes into [`Message`]s
+//! with their identity (userId / anonymousId), dedupe key, resolved
+//! timestamp, campaign and ad click.
 //!
 //! Decisions worth knowing:
 //! - **messageId** is the dedupe key. Every official SDK sets one; a caller
@@ -17,8 +18,9 @@
 //! - **Batches** fail as a whole only for the request's own faults (too large,
 //!   not JSON, no `batch` array). A bad message inside is reported on its own,
 //!   so one malformed event does not throw away the 99 good ones beside it.
-//! - Calls other than the four above (`screen`, `group`) are refused with
-//!   [`Error::UnsupportedType`]; BOS has no use for them yet.
+//! - A call type outside the spec is [`Error::UnsupportedType`]: in a batch
+//!   it is reported by index and counted by type (see [`Batch::unsupported`]),
+//!   never dropped without a word.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
@@ -50,7 +52,7 @@ pub enum Error {
     NoBatchArray,
     #[error("the message has no \"type\"")]
     MissingType,
-    #[error("unsupported call type {0:?}; BOS takes identify, track, page and alias")]
+    #[error("unsupported call type {0:?}; BOS takes identify, track, page, screen, group and alias")]
     UnsupportedType(String),
     #[error("the message says type {body:?} but was posted to /v1/{endpoint}")]
     TypeMismatch {
@@ -63,6 +65,8 @@ pub enum Error {
     MissingEvent,
     #[error("an alias call needs a \"previousId\"")]
     MissingPreviousId,
+    #[error("a group call needs a \"groupId\"")]
+    MissingGroupId,
     #[error("{0} has the wrong JSON type")]
     BadField(&'static str),
     #[error("{0} is not an ISO 8601 / RFC 3339 timestamp")]
@@ -109,27 +113,38 @@ pub enum CallType {
     Identify,
     Track,
     Page,
+    /// A mobile app's page view.
+    Screen,
+    /// The user belongs to a company or account (`groupId`).
+    Group,
     Alias,
 }
 
 impl CallType {
+    /// Every call of the spec, in the order the docs list them.
+    pub const ALL: [CallType; 6] = [
+        CallType::Identify,
+        CallType::Track,
+        CallType::Page,
+        CallType::Screen,
+        CallType::Group,
+        CallType::Alias,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CallType::Identify => "identify",
             CallType::Track => "track",
             CallType::Page => "page",
+            CallType::Screen => "screen",
+            CallType::Group => "group",
             CallType::Alias => "alias",
         }
     }
 
     pub fn parse(s: &str) -> Result<CallType, Error> {
-        [
-            CallType::Identify,
-            CallType::Track,
-            CallType::Page,
-            CallType::Alias,
-        ]
-        .into_iter()
+        CallType::ALL
+            .into_iter()
         .find(|t| s.eq_ignore_ascii_case(t.as_str()))
         .ok_or_else(|| Error::UnsupportedType(s.chars().take(64).collect()))
     }
@@ -150,6 +165,17 @@ pub enum Call {
         category: Option<String>,
         properties: Map<String, Value>,
     },
+    /// The same fields as a page; `name` is the screen's.
+    Screen {
+        name: Option<String>,
+        category: Option<String>,
+        properties: Map<String, Value>,
+    },
+    Group {
+        group_id: String,
+        /// The group's own traits (its name, plan, employees…), not the user's.
+        traits: Map<String, Value>,
+    },
     Alias {
         previous_id: String,
     },
@@ -161,6 +187,8 @@ impl Call {
             Call::Identify { .. } => CallType::Identify,
             Call::Track { .. } => CallType::Track,
             Call::Page { .. } => CallType::Page,
+            Call::Screen { .. } => CallType::Screen,
+            Call::Group { .. } => CallType::Group,
             Call::Alias { .. } => CallType::Alias,
         }
     }
@@ -268,6 +296,20 @@ pub struct Single {
 pub struct Batch {
     pub write_key: Option<String>,
     pub messages: Vec<Result<Message, Error>>,
+}
+
+impl Batch {
+    /// The call types outside the spec, with how many messages had each
+    /// (sorted by type): what a batch's answer reports beside `rejected`.
+    pub fn unsupported(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for m in &self.messages {
+            if let Err(Error::UnsupportedType(t)) = m {
+                *out.entry(t.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
 }
 
 /// Parses a body posted to `/v1/<endpoint>`. Its `type`, when present, must
@@ -392,6 +434,15 @@ fn message(
             name: opt_string(&obj, "name")?,
             category: opt_string(&obj, "category")?,
             properties: opt_object(&obj, "properties")?,
+        },
+        CallType::Screen => Call::Screen {
+            name: opt_string(&obj, "name")?,
+            category: opt_string(&obj, "category")?,
+            properties: opt_object(&obj, "properties")?,
+        },
+        CallType::Group => Call::Group {
+            group_id: opt_id(&obj, "groupId")?.ok_or(Error::MissingGroupId)?,
+            traits: opt_object(&obj, "traits")?,
         },
         CallType::Alias => Call::Alias {
             previous_id: opt_id(&obj, "previousId")?.ok_or(Error::MissingPreviousId)?,
@@ -830,19 +881,38 @@ mod tests {
              "originalTimestamp":"2024-03-05T15:00:00Z","context":{"ip":"192.0.2.9"}},
             {"type":"screen","userId":"u","name":"Home"},
             {"userId":"u"},
-            {"type":"track","event":"E"}
+            {"type":"track","event":"E"},
+            {"type":"group","userId":"u","groupId":42,"traits":{"name":"Acme","employees":12}},
+            {"type":"Hologram","userId":"u"},
+            {"type":"group","userId":"u"},
+            {"type":"hologram","userId":"u"}
           ]}"#;
         let b = parse_batch(body, RECEIVED).expect("batch");
         assert_eq!(b.write_key.as_deref(), Some("wk"));
-        assert_eq!(b.messages.len(), 5);
+        assert_eq!(b.messages.len(), 9);
         let m1 = b.messages[0].as_ref().expect("identify");
         assert_eq!(m1.context.ip.as_deref(), Some("198.51.100.1"));
         let m2 = b.messages[1].as_ref().expect("track");
         assert_eq!(m2.context.ip.as_deref(), Some("192.0.2.9"));
         assert_eq!(m2.timestamp, RECEIVED - 10_000);
-        assert_eq!(b.messages[2], Err(Error::UnsupportedType("screen".into())));
+        let screen = b.messages[2].as_ref().expect("screen");
+        assert!(matches!(&screen.call, Call::Screen { name: Some(n), .. } if n == "Home"));
         assert_eq!(b.messages[3], Err(Error::MissingType));
         assert_eq!(b.messages[4], Err(Error::MissingIdentity));
+        let group = b.messages[5].as_ref().expect("group");
+        let Call::Group { group_id, traits } = &group.call else {
+            panic!("a group call");
+        };
+        assert_eq!(group_id, "42", "a numeric groupId is an id like a numeric userId");
+        assert_eq!(traits.get("name"), Some(&Value::from("Acme")));
+        assert_eq!(b.messages[7], Err(Error::MissingGroupId));
+        assert_eq!(
+            b.unsupported(),
+            std::collections::BTreeMap::from([
+                ("Hologram".to_string(), 1),
+                ("hologram".to_string(), 1)
+            ])
+        );
         assert_eq!(
             parse_batch(br#"{"context":{}}"#, RECEIVED),
             Err(Error::NoBatchArray)
