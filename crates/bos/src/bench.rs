@@ -154,6 +154,10 @@ enum Which {
         /// created on it). Default: SQLite in a temporary file.
         #[arg(long)]
         database_url: Option<String>,
+        /// Also measure ingest with gzipped bodies (`Content-Encoding:
+        /// gzip`) in rounds alternating with plain JSON, and print both.
+        #[arg(long)]
+        gzip: bool,
     },
     /// Writes a deterministic CSV of contacts from several platforms (people
     /// appearing in 1–5 rows, households sharing an e-mail, typos, invalid
@@ -404,6 +408,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             webhook_kb,
             users,
             database_url,
+            gzip,
         } => {
             crate::bench_intake::run(crate::bench_intake::Options {
                 seconds,
@@ -414,6 +419,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 webhook_kb,
                 users,
                 database_url,
+                gzip,
             })
             .await
         }

@@ -8,6 +8,13 @@
 //!
 //! The pipeline worker is stopped while ingest is measured, so each figure
 //! is one component's; the stored events are then the pipeline's input.
+//!
+//! With `--gzip`, ingest is also measured with every body gzipped
+//! (`Content-Encoding: gzip`, RudderStack's SDK default), in rounds that
+//! alternate with plain JSON so both see the same database size, and the
+//! two figures are printed side by side. The gzipped requests are built and
+//! compressed before their round starts: the figure is the server's cost,
+//! not the load generator's.
 
 use crate::bench::{percentiles, read_response};
 use anyhow::{anyhow, Result};
@@ -29,9 +36,36 @@ pub struct Options {
     pub webhook_kb: Option<usize>,
     pub users: u64,
     pub database_url: Option<String>,
+    /// Also measure ingest with gzipped bodies, against plain JSON.
+    pub gzip: bool,
 }
 
 fn track_request(key_b64: &str, user: u64, msg: &str, n: u64) -> Vec<u8> {
+    let body = track_body(user, msg, n);
+    format!(
+        "POST /v1/track HTTP/1.1\r\nHost: bench\r\nAuthorization: Basic {key_b64}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The same call, its body gzipped as an SDK does (default level).
+fn gzip_track_request(key_b64: &str, user: u64, msg: &str, n: u64) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(track_body(user, msg, n).as_bytes());
+    let body = e.finish().unwrap_or_default();
+    let mut req = format!(
+        "POST /v1/track HTTP/1.1\r\nHost: bench\r\nAuthorization: Basic {key_b64}\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    req
+}
+
+fn track_body(user: u64, msg: &str, n: u64) -> String {
     // Realistic mix: mostly page-like product views, some carts, a few
     // checkouts, identified by user id with an e-mail now and then.
     let (event, extra) = match n % 20 {
@@ -49,13 +83,16 @@ fn track_request(key_b64: &str, user: u64, msg: &str, n: u64) -> Vec<u8> {
     } else {
         String::new()
     };
-    let body =
-        format!(r#"{{"userId":"u-{user}","messageId":"{msg}","event":"{event}"{extra}{traits}}}"#);
-    format!(
-        "POST /v1/track HTTP/1.1\r\nHost: bench\r\nAuthorization: Basic {key_b64}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    format!(r#"{{"userId":"u-{user}","messageId":"{msg}","event":"{event}"{extra}{traits}}}"#)
+}
+
+/// Who the `n`-th request is about: a well-mixed hash of (connection, i),
+/// so every connection sends about a different person each time.
+fn user_of(n: u64, users: u64) -> u64 {
+    let mut h = n ^ 0x9E37_79B9_7F4A_7C15;
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (h ^ (h >> 31)) % users.max(1)
 }
 
 /// What the load generator sends.
@@ -68,11 +105,21 @@ enum Requests {
         secret: bos_core::intake::standard_webhooks::Secret,
         kb: usize,
     },
+    /// Requests built beforehand, per connection, taken in order; a
+    /// connection that has used all of its own stops.
+    Prepared(Vec<std::sync::Mutex<std::vec::IntoIter<Vec<u8>>>>),
 }
 
 impl Requests {
-    fn build(&self, user: u64, msg: &str, n: u64) -> Vec<u8> {
-        match self {
+    fn build(&self, c: u64, user: u64, msg: &str, n: u64) -> Option<Vec<u8>> {
+        Some(match self {
+            Requests::Prepared(per_conn) => {
+                return per_conn
+                    .get(c as usize)?
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .next()
+            }
             Requests::Track(key) => track_request(key, user, msg, n),
             Requests::Webhook { path, secret, kb } => {
                 let note = "x".repeat(kb * 1024);
@@ -88,7 +135,25 @@ impl Requests {
                 )
                 .into_bytes()
             }
-        }
+        })
+    }
+
+    /// `per_conn` gzipped track calls for each of `connections`, with the
+    /// ids and people `drive` would give them under `tag`.
+    fn gzipped(key_b64: &str, connections: usize, per_conn: u64, users: u64, tag: &str) -> Requests {
+        Requests::Prepared(
+            (0..connections as u64)
+                .map(|c| {
+                    let reqs: Vec<Vec<u8>> = (0..per_conn)
+                        .map(|i| {
+                            let n = c * 1_000_000_000 + i;
+                            gzip_track_request(key_b64, user_of(n, users), &format!("{tag}-{c}-{i}"), n)
+                        })
+                        .collect();
+                    std::sync::Mutex::new(reqs.into_iter())
+                })
+                .collect(),
+        )
     }
 }
 
@@ -107,7 +172,7 @@ async fn drive(
     dur: Duration,
     rate: Option<u64>,
     users: u64,
-    tag: &'static str,
+    tag: &str,
 ) -> Result<Load> {
     let start = Instant::now();
     let deadline = start + dur;
@@ -142,13 +207,10 @@ async fn drive(
                     Instant::now()
                 };
                 let n = c * 1_000_000_000 + i;
-                // A well-mixed hash of (connection, i): every connection
-                // sends about a different person each time.
-                let mut h = n ^ 0x9E37_79B9_7F4A_7C15;
-                h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                let user = (h ^ (h >> 31)) % users.max(1);
-                let req = requests.build(user, &format!("{tag}-{c}-{i}"), n);
+                let user = user_of(n, users);
+                let Some(req) = requests.build(c, user, &format!("{tag}-{c}-{i}"), n) else {
+                    break;
+                };
                 s.write_all(&req).await?;
                 let status = read_response(&mut s, &mut buf).await?;
                 lat.push(scheduled.elapsed().as_micros() as u64);
@@ -213,9 +275,8 @@ pub async fn run(o: Options) -> Result<()> {
         )
         .await?;
     use base64::Engine as _;
-    let key_b64 = Arc::new(Requests::Track(
-        base64::engine::general_purpose::STANDARD.encode(format!("{key}:")),
-    ));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
+    let key_b64 = Arc::new(Requests::Track(basic.clone()));
     let state = bos_web::AppState::new(
         store.clone(),
         Arc::new(bos_web::SystemClock),
@@ -239,7 +300,7 @@ pub async fn run(o: Options) -> Result<()> {
     }
 
     // 1. Throughput, closed loop (after a 1 s warm-up).
-    drive(
+    let warm = drive(
         addr,
         key_b64.clone(),
         o.connections,
@@ -266,6 +327,34 @@ pub async fn run(o: Options) -> Result<()> {
         "  ingest /v1/track, closed loop: {eps:>8.0} events/s  p50 {p50} µs  p99 {p99} µs  errors {}  (budget ≥ 15,000/s)",
         t.errors
     );
+    let gzip = if o.gzip {
+        // Enough prepared requests for each round at several times the
+        // warm-up's pace, so no connection runs out early.
+        let warm_eps = warm.latencies.len() as f64 / warm.secs;
+        let round_s = (o.seconds / 2).max(1);
+        let per_conn = ((warm_eps.max(eps) * round_s as f64 * 3.0) / o.connections as f64).ceil() as u64 + 100;
+        let (mut plain_n, mut plain_s, mut gz_n, mut gz_s, mut gz_err) = (0u64, 0f64, 0u64, 0f64, 0u64);
+        for round in 0..2 {
+            let p = drive(addr, key_b64.clone(), o.connections, Duration::from_secs(round_s), None, o.users, &format!("p{round}")).await?;
+            plain_n += p.latencies.len() as u64;
+            plain_s += p.secs;
+            let tag = format!("z{round}");
+            // Built (and compressed) between rounds, outside the timing.
+            let reqs = Requests::gzipped(&basic, o.connections, per_conn, o.users, &tag);
+            let g = drive(addr, Arc::new(reqs), o.connections, Duration::from_secs(round_s), None, o.users, &tag).await?;
+            gz_n += g.latencies.len() as u64;
+            gz_s += g.secs;
+            gz_err += g.errors;
+        }
+        let (plain_eps, gz_eps) = (plain_n as f64 / plain_s, gz_n as f64 / gz_s);
+        println!(
+            "  ingest /v1/track, alternating rounds: plain JSON {plain_eps:>8.0} events/s, gzip {gz_eps:>8.0} events/s ({:+.1} %)  gzip errors {gz_err}  (done: gzip within 20 %)",
+            (gz_eps / plain_eps - 1.0) * 100.0
+        );
+        Some((plain_eps, gz_eps, gz_err))
+    } else {
+        None
+    };
 
     // 2. Acknowledgement latency at a fixed offered rate.
     let r = drive(
@@ -341,6 +430,8 @@ pub async fn run(o: Options) -> Result<()> {
             "rate_requests": rn, "rate_errors": r.errors,
             "lag_rate": o.lag_rate, "lag_ack_p99_us": a99, "lag_events": lag_n, "lag_p50_ms": l50 / 1000, "lag_p99_ms": l99 / 1000, "lag_max_ms": lmax / 1000,
             "pipeline_events": pass.taken, "pipeline_events_per_s": pps.round(), "pipeline_failed": pass.failed,
+            "gzip_plain_events_per_s": gzip.map(|g| g.0.round()), "gzip_events_per_s": gzip.map(|g| g.1.round()),
+            "gzip_errors": gzip.map(|g| g.2),
         })
     );
     store.close().await;

@@ -64,6 +64,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "links without rowid",
         sql: include_str!("../migrations/sqlite/0010_links_without_rowid.sql"),
     },
+    Migration {
+        version: 14,
+        name: "groups",
+        sql: include_str!("../migrations/sqlite/0014_groups.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -111,6 +116,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "nudge",
         sql: include_str!("../migrations/postgres/0009_nudge.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "groups",
+        sql: include_str!("../migrations/postgres/0014_groups.sql"),
     },
 ];
 

@@ -9,7 +9,8 @@
 //!
 //! The per-lead tables live here too: `leads` (state, score, counters),
 //! `lead_transitions` (history with reasons) and `checkouts` (the open
-//! Shopify checkouts the abandonment timer watches). Timers are rows of the
+//! Shopify checkouts the abandonment timer watches), and `customer_groups`
+//! (the accounts Segment `group` calls name, with their traits). Timers are rows of the
 //! scheduler's `jobs` table written in the same transaction, so a crash can
 //! never leave an event processed without its timer.
 
@@ -18,7 +19,7 @@ use crate::identity::{insert_entry, resolve_tx, IdentifyAction, IdentifyInput, N
 use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::identity::{Identifier, IdentityRules};
-use bos_core::intake::interpret::{Entry, Interpreted};
+use bos_core::intake::interpret::{Entry, GroupTouch, Interpreted};
 use bos_core::intent::{self, Intent, IntentRules, Signals};
 use bos_core::leads::{self, Input, LeadSettings, LeadState, Transition};
 use bos_core::Millis;
@@ -790,6 +791,9 @@ async fn apply_ready<D: Db>(
             timers.push(due);
         }
     }
+    if let Some(g) = &interp.group {
+        upsert_group(db, org, g, root, now).await?;
+    }
     if let Some(o) = &interp.order {
         let closed = db
             .rows(
@@ -814,6 +818,81 @@ async fn apply_ready<D: Db>(
         transition,
         created: outcome.action == IdentifyAction::Created,
     })
+}
+
+/// A group call's account: its traits laid over the stored ones (the
+/// call's names win, the rest stay), and the customer last seen in it.
+async fn upsert_group<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    g: &GroupTouch,
+    profile: Uuid,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let stored = db
+        .opt(
+            q("select traits from customer_groups where org_id = $1 and group_id = $2")
+                .bind(org)
+                .bind(g.group_id.as_str()),
+        )
+        .await?;
+    let current: serde_json::Map<String, serde_json::Value> = match &stored {
+        Some(r) => serde_json::from_str(&r.text(0)?).unwrap_or_default(),
+        None => serde_json::Map::new(),
+    };
+    let (traits, _) = bos_core::identity::traits::overlay(&current, &g.traits);
+    db.exec(
+        q("insert into customer_groups (org_id, group_id, traits, last_profile_id, created_at, updated_at) \
+           values ($1, $2, $3, $4, $5, $5) \
+           on conflict (org_id, group_id) do update set traits = excluded.traits, \
+           last_profile_id = excluded.last_profile_id, updated_at = excluded.updated_at")
+        .bind(org)
+        .bind(g.group_id.as_str())
+        .bind(serde_json::Value::Object(traits).to_string())
+        .bind(profile)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An account as a `group` call left it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CustomerGroup {
+    pub group_id: String,
+    pub traits: serde_json::Value,
+    pub last_profile_id: Option<Uuid>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl crate::Store {
+    /// One account of the organization, by its group id.
+    pub async fn customer_group(
+        &self,
+        org: Uuid,
+        group_id: &str,
+    ) -> Result<Option<CustomerGroup>, StoreError> {
+        let r = crate::sql::read_rows(
+            self,
+            q("select group_id, traits, last_profile_id, created_at, updated_at from customer_groups \
+               where org_id = $1 and group_id = $2")
+            .bind(org)
+            .bind(group_id),
+        )
+        .await?;
+        r.first()
+            .map(|r| {
+                Ok(CustomerGroup {
+                    group_id: r.text(0)?,
+                    traits: serde_json::from_str(&r.text(1)?).unwrap_or_default(),
+                    last_profile_id: r.opt_uuid(2)?,
+                    created_at: r.i64(3)?,
+                    updated_at: r.i64(4)?,
+                })
+            })
+            .transpose()
+    }
 }
 
 impl crate::Store {

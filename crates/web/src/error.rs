@@ -166,21 +166,23 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        self.log();
-        let status = self.status();
-        let body = Problem {
+impl AppError {
+    fn problem(&self) -> Problem {
+        Problem {
             kind: format!("urn:bos:problem:{}", self.slug()),
             title: self.title().into(),
-            status: status.as_u16(),
+            status: self.status().as_u16(),
             detail: self.detail(),
-            field: match &self {
+            field: match self {
                 AppError::Invalid { field, .. } => field.map(str::to_string),
                 _ => None,
             },
-        };
-        let mut res = (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        }
+    }
+
+    fn respond(self, body: String) -> Response {
+        self.log();
+        let mut res = (self.status(), body).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -193,6 +195,37 @@ impl IntoResponse for AppError {
             );
         }
         res
+    }
+
+    /// The problem, plus the `code` and `message` members Segment and
+    /// RudderStack SDKs read from an error answer (rudder-sdk-python fails
+    /// with a KeyError without them, instead of logging the reason).
+    pub fn into_sdk_response(self) -> Response {
+        let body = SdkProblem {
+            code: self.slug(),
+            message: self.detail(),
+            problem: self.problem(),
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        self.respond(text)
+    }
+}
+
+/// A problem as the Segment-compatible endpoints answer it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SdkProblem {
+    #[serde(flatten)]
+    pub problem: Problem,
+    /// The problem's slug (`payload-too-large`, `unauthorized`…).
+    pub code: &'static str,
+    /// The same text as `detail`.
+    pub message: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let text = serde_json::to_string(&self.problem()).unwrap_or_default();
+        self.respond(text)
     }
 }
 

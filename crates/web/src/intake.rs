@@ -1,5 +1,6 @@
 //! The public intake endpoints (SPEC IN1, IN2): Segment-compatible tracking
-//! (`/v1/identify|track|page|alias|batch`, write key as HTTP Basic) and
+//! (`/v1/identify|track|page|screen|group|alias|batch`, write key as HTTP
+//! Basic) and
 //! Standard Webhooks (`/hooks/{source_id}`, HMAC over the raw body), and
 //! Shopify webhooks (`/hooks/shopify/{source_id}`, PROVIDERS.md §1), and
 //! public web forms (`/f/{form_key}`, posted from a visitor's browser). They
@@ -7,9 +8,13 @@
 //! authentication, and it also tells us the tenant. (A form key is public,
 //! so forms are protected by a honeypot and a per-address rate limit.)
 //!
-//! Each handler takes the body as raw bytes (a signature covers the bytes
-//! as sent, PROVIDERS.md §0), checks the credential before anything is
-//! written, and answers 2xx only after the events' transaction committed —
+//! Each handler takes the body as raw bytes, undoes its `Content-Encoding`
+//! (gzip or deflate, within the endpoint's limits: [`crate::intake_body`]),
+//! checks the credential before anything is written — a signature covers
+//! the decoded bytes, the payload the sender signed — then removes any
+//! U+0000 from the payload's strings (PostgreSQL's text cannot hold it, and
+//! an SDK would retry a 500 for ever), and answers 2xx only after the
+//! events' transaction committed —
 //! so a 2xx always means "stored", and a database outage answers 503 with
 //! `Retry-After` for the sender to retry (RELIABILITY R6). Retries are safe:
 //! every event is stored under its provider's key, once (R4). What happens
@@ -39,6 +44,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/identify"),
     ("POST", "/v1/track"),
     ("POST", "/v1/page"),
+    ("POST", "/v1/screen"),
+    ("POST", "/v1/group"),
     ("POST", "/v1/alias"),
     ("POST", "/v1/batch"),
     ("POST", "/hooks/{source_id}"),
@@ -52,6 +59,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/identify", post(identify))
         .route("/v1/track", post(track))
         .route("/v1/page", post(page))
+        .route("/v1/screen", post(screen))
+        .route("/v1/group", post(group))
         .route("/v1/alias", post(alias))
         .route("/v1/batch", post(batch))
         .route("/hooks/{source_id}", post(webhook))
@@ -62,33 +71,43 @@ pub fn router() -> Router<AppState> {
 type Body = Result<Bytes, BytesRejection>;
 
 async fn identify(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    basic_challenge(single(st, h, b, CallType::Identify).await)
+    sdk_answer(single(st, h, b, CallType::Identify).await)
 }
 
 async fn track(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    basic_challenge(single(st, h, b, CallType::Track).await)
+    sdk_answer(single(st, h, b, CallType::Track).await)
 }
 
 async fn page(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    basic_challenge(single(st, h, b, CallType::Page).await)
+    sdk_answer(single(st, h, b, CallType::Page).await)
+}
+
+async fn screen(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    sdk_answer(single(st, h, b, CallType::Screen).await)
+}
+
+async fn group(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    sdk_answer(single(st, h, b, CallType::Group).await)
 }
 
 async fn alias(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    basic_challenge(single(st, h, b, CallType::Alias).await)
+    sdk_answer(single(st, h, b, CallType::Alias).await)
 }
 
 async fn batch(st: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    basic_challenge(batch_call(st, h, b).await)
+    sdk_answer(batch_call(st, h, b).await)
 }
 
-/// A refused write key asks for HTTP Basic, the scheme Segment clients use
-/// (the API's own 401 asks for a bearer key).
-fn basic_challenge(r: ApiResult<Json<Value>>) -> Response {
+/// The answer of a Segment-compatible endpoint. An error is problem+json
+/// with the `code` and `message` SDKs read; a refused write key asks for
+/// HTTP Basic, the scheme Segment clients use (the API's own 401 asks for
+/// a bearer key).
+fn sdk_answer(r: ApiResult<Json<Value>>) -> Response {
     match r {
         Ok(j) => j.into_response(),
         Err(e) => {
             let unauthorized = matches!(e, AppError::Unauthorized(_));
-            let mut res = e.into_response();
+            let mut res = e.into_sdk_response();
             if unauthorized {
                 res.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -109,6 +128,32 @@ fn body(b: Body) -> ApiResult<Bytes> {
             AppError::BadRequest(e.body_text())
         }
     })
+}
+
+/// The body with its `Content-Encoding` undone, at most `limit` bytes once
+/// decompressed (a body sent as is keeps its size; the caller checks it).
+fn decoded(b: Body, headers: &HeaderMap, limit: usize) -> ApiResult<Bytes> {
+    use crate::intake_body::{decode, DecodeError};
+    decode(headers, body(b)?, limit).map_err(|e| match e {
+        DecodeError::Unsupported(c) => AppError::UnsupportedMediaType(format!(
+            "Content-Encoding {c:?} is not supported. Send the body as is, or compressed with gzip or deflate."
+        )),
+        DecodeError::TooLarge { limit } => AppError::PayloadTooLarge(format!(
+            "The body is over {limit} bytes once decompressed; that is this endpoint's limit. \
+             Send fewer or smaller events per request."
+        )),
+        DecodeError::Corrupt { coding, why } => AppError::BadRequest(format!(
+            "The body is not valid {coding} ({why}). Compress it as Content-Encoding says, or send it as is without that header."
+        )),
+    })
+}
+
+/// `b` without U+0000 in its JSON strings (see `bos_core::intake::without_nul`).
+fn nul_free(b: Bytes) -> Bytes {
+    match bos_core::intake::without_nul(&b) {
+        std::borrow::Cow::Borrowed(_) => b,
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
+    }
 }
 
 fn unauthorized_key() -> AppError {
@@ -169,14 +214,15 @@ fn success() -> Json<Value> {
     Json(json!({ "success": true }))
 }
 
-/// `/v1/identify`, `/v1/track`, `/v1/page`, `/v1/alias`: one call.
+/// `/v1/identify`, `/v1/track`, `/v1/page`, `/v1/screen`, `/v1/group`,
+/// `/v1/alias`: one call.
 async fn single(
     State(st): State<AppState>,
     headers: HeaderMap,
     b: Body,
     call: CallType,
 ) -> ApiResult<Json<Value>> {
-    let b = body(b)?;
+    let b = nul_free(decoded(b, &headers, segment::MAX_EVENT_BYTES)?);
     // The size limit first: it costs nothing and tells an honest client
     // what to fix, whoever it is.
     if b.len() > segment::MAX_EVENT_BYTES {
@@ -208,14 +254,17 @@ async fn single(
 }
 
 /// `/v1/batch`: every valid message is stored, in one transaction; an
-/// invalid one is named in the answer (`rejected`) and not stored, so one
-/// bad event does not cost the good ones beside it.
+/// invalid one is named in the answer (`rejected`, by index) and not
+/// stored, so one bad event does not cost the good ones beside it. Calls of
+/// a type outside the spec are among the rejected, and also counted by type
+/// (`unsupported`): the answer keeps Segment's `"success": true` when
+/// anything was stored, and says what was not.
 async fn batch_call(
     State(st): State<AppState>,
     headers: HeaderMap,
     b: Body,
 ) -> ApiResult<Json<Value>> {
-    let b = body(b)?;
+    let b = nul_free(decoded(b, &headers, segment::MAX_BATCH_BYTES)?);
     if b.len() > segment::MAX_BATCH_BYTES {
         return Err(segment_error(segment::Error::BatchTooLarge {
             size: b.len(),
@@ -226,6 +275,7 @@ async fn batch_call(
     let body_key = parsed.as_ref().ok().and_then(|p| p.write_key.as_deref());
     let src = segment_source(&st, &headers, body_key).await?;
     let parsed = parsed.map_err(segment_error)?;
+    let unsupported = parsed.unsupported();
     // Each message's own bytes, in the same order as the parsed messages
     // (parse_batch succeeded, so this parse of the same bytes does too).
     #[derive(serde::Deserialize)]
@@ -254,20 +304,35 @@ async fn batch_call(
         }
     }
     if events.is_empty() && !rejected.is_empty() {
+        let unsupported_n: usize = unsupported.values().sum();
+        let also = if unsupported_n > 0 && unsupported_n < rejected.len() {
+            format!(" ({unsupported_n} of them of an unsupported call type)")
+        } else {
+            String::new()
+        };
         return Err(AppError::Invalid {
             field: Some("batch"),
             detail: format!(
-                "No message in the batch is valid; the first problem: {}.",
+                "No message in the batch is valid{also}; the first problem: {}.",
                 rejected[0]["error"].as_str().unwrap_or("invalid")
             ),
         });
     }
+    let stored = events.len();
     st.store.ingest(src.org_id, src.id, events, now).await?;
     st.pipeline.notify();
     if rejected.is_empty() {
         Ok(success())
     } else {
-        Ok(Json(json!({ "success": true, "rejected": rejected })))
+        if !unsupported.is_empty() {
+            tracing::info!(source = %src.id, ?unsupported, "batch had calls of unsupported types");
+        }
+        Ok(Json(json!({
+            "success": true,
+            "stored": stored,
+            "rejected": rejected,
+            "unsupported": unsupported,
+        })))
     }
 }
 
@@ -280,7 +345,7 @@ async fn webhook(
     headers: HeaderMap,
     b: Body,
 ) -> ApiResult<Json<Value>> {
-    let b = body(b)?;
+    let b = decoded(b, &headers, st.config.body_limit_bytes)?;
     let refused = |why: String| {
         AppError::Unauthorized(format!(
             "The delivery did not verify: {why}. Sign it with the source's whsec_ secret (Standard Webhooks v1)."
@@ -310,6 +375,7 @@ async fn webhook(
         st.now(),
     )
     .map_err(|e| refused(e.to_string()))?;
+    let b = nul_free(b);
     // The payload is stored as JSON text; the event type, when the sender
     // follows the spec's {type, timestamp, data} shape, is kept beside it.
     let v: Value = serde_json::from_slice(&b).map_err(|e| {
@@ -352,7 +418,7 @@ async fn shopify_webhook(
     headers: HeaderMap,
     b: Body,
 ) -> ApiResult<Json<Value>> {
-    let b = body(b)?;
+    let b = decoded(b, &headers, st.config.body_limit_bytes)?;
     let refused = |why: String| {
         AppError::Unauthorized(format!(
             "The delivery did not verify: {why}. Shopify signs with the app's client secret; \
@@ -375,6 +441,7 @@ async fn shopify_webhook(
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     shopify::verify(&[secret.as_bytes()], h("x-shopify-hmac-sha256"), &b)
         .map_err(|e| refused(e.to_string()))?;
+    let b = nul_free(b);
     let topic = shopify::Topic::parse(h("x-shopify-topic").unwrap_or("")).map_err(|_| {
         AppError::invalid(
             "X-Shopify-Topic",
@@ -627,7 +694,7 @@ async fn form_call(
     headers: HeaderMap,
     b: Body,
 ) -> ApiResult<Response> {
-    let b = body(b)?;
+    let b = decoded(b, &headers, form::MAX_BODY_BYTES)?;
     if b.len() > form::MAX_BODY_BYTES {
         return Err(form_error(form::Error::TooLarge { size: b.len() }));
     }
@@ -682,6 +749,12 @@ async fn form_call(
         "user_agent": h(header::USER_AGENT).map(|u| clip(u, 512)),
     })
     .to_string();
+    // A urlencoded `%00` is a NUL in a field; serialized, it is `\u0000`.
+    let payload = match bos_core::intake::without_nul(payload.as_bytes()) {
+        std::borrow::Cow::Borrowed(_) => payload,
+        std::borrow::Cow::Owned(v) => String::from_utf8_lossy(&v).into_owned(),
+    };
+    let external_id = bos_core::intake::strip_nul(&external_id).into_owned();
     st.store
         .ingest(
             src.org_id,

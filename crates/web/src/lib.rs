@@ -25,6 +25,8 @@ pub mod import;
 /// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
 /// Shopify webhooks, public web forms.
 pub mod intake;
+/// gzip and deflate request bodies on the intake endpoints, within limits.
+pub mod intake_body;
 /// Nudge webhooks (Twilio, Mailgun, Postmark), open and click tracking,
 /// and the unsubscribe page.
 pub mod nudge_hooks;

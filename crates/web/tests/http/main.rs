@@ -12,6 +12,7 @@ mod leads;
 mod nudge_hooks;
 mod nudges;
 mod pipeline;
+mod sdk;
 mod sessions;
 mod settings_intake;
 mod support;

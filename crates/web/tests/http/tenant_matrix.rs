@@ -154,6 +154,8 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/v1/identify"), Public),
         (("POST", "/v1/track"), Public),
         (("POST", "/v1/page"), Public),
+        (("POST", "/v1/screen"), Public),
+        (("POST", "/v1/group"), Public),
         (("POST", "/v1/alias"), Public),
         (("POST", "/v1/batch"), Public),
         (("POST", "/hooks/{source_id}"), Public),
