@@ -177,8 +177,10 @@ async fn drive(
     let start = Instant::now();
     let deadline = start + dur;
     let mut tasks = Vec::new();
+    let tag: Arc<str> = Arc::from(tag);
     for c in 0..connections as u64 {
         let requests = requests.clone();
+        let tag = tag.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;

@@ -210,10 +210,17 @@ fn segment_event(
     if let Some(a) = &m.anonymous_id {
         out.identifiers.push(("anonymous_id".into(), a.clone()));
     }
-    let traits = match &m.call {
-        Call::Identify { traits } => traits,
-        _ => &m.context.traits,
+    // An identify's traits are its own `traits` over `context.traits`:
+    // RudderStack's SDKs send an identify's traits only in the context.
+    let identify_traits = match &m.call {
+        Call::Identify { traits } => {
+            let mut t = m.context.traits.clone();
+            t.extend(traits.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Some(t)
+        }
+        _ => None,
     };
+    let traits = identify_traits.as_ref().unwrap_or(&m.context.traits);
     contact_ids(&mut out, traits);
     names(&mut out, traits);
     // What cannot be kept is dropped quietly here: a tracking call is not
@@ -237,7 +244,7 @@ fn segment_event(
         "url": m.context.page_url, "path": m.context.page_path, "referrer": m.context.page_referrer,
     });
     let main = match &m.call {
-        Call::Identify { traits } => {
+        Call::Identify { .. } => {
             sig.event_type = "identify";
             Entry {
                 kind: "identify",
@@ -799,6 +806,24 @@ mod tests {
         assert_eq!(money(Some(&json!("5"))), Some(500));
         assert_eq!(money(Some(&json!(-1))), None);
         assert_eq!(money(Some(&json!("abc"))), None);
+    }
+
+    #[test]
+    fn an_identify_reads_context_traits_as_rudderstack_sends_them() {
+        // rudder-sdk-python 2.1.9 puts an identify's traits only here.
+        let body = br#"{"type":"identify","userId":"u1","messageId":"m1",
+            "context":{"traits":{"email":"ann@b.co","name":"Ann Lee","plan":"gold"}}}"#;
+        let i = interpret("segment", "identify", body, 0).unwrap();
+        assert!(i.identifiers.contains(&("email".into(), "ann@b.co".into())));
+        assert_eq!((i.first_name.as_str(), i.last_name.as_str()), ("Ann", "Lee"));
+        assert_eq!(i.traits.get("plan"), Some(&json!("gold")));
+        assert_eq!(i.entries[0].data["traits"]["email"], "ann@b.co");
+        // Both: the call's own traits win, name by name.
+        let body = br#"{"type":"identify","userId":"u1","messageId":"m2","traits":{"plan":"silver"},
+            "context":{"traits":{"email":"ann@b.co","plan":"gold"}}}"#;
+        let i = interpret("segment", "identify", body, 0).unwrap();
+        assert_eq!(i.traits.get("plan"), Some(&json!("silver")));
+        assert!(i.identifiers.contains(&("email".into(), "ann@b.co".into())));
     }
 
     #[test]
