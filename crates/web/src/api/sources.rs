@@ -29,7 +29,13 @@ pub struct SourceDto {
     /// `segment`, `webhook`, `shopify` or `form`.
     pub kind: String,
     pub name: String,
-    /// Where the source sends its events.
+    /// Where the source sends its events. For `segment`, the SDKs' API
+    /// host: they post `/v1/identify`, `/v1/track`, `/v1/page`,
+    /// `/v1/screen`, `/v1/group`, `/v1/alias` and `/v1/batch` under it.
+    /// Every intake endpoint takes `Content-Encoding: gzip` or `deflate`
+    /// (limits apply to the decompressed body; another coding is 415), and
+    /// a Segment endpoint's errors carry `code` and `message` besides the
+    /// problem's members.
     pub endpoint: String,
     pub created_at: String,
     /// For `form` only: the public form key (it is part of `endpoint`).
