@@ -140,14 +140,25 @@ impl Requests {
 
     /// `per_conn` gzipped track calls for each of `connections`, with the
     /// ids and people `drive` would give them under `tag`.
-    fn gzipped(key_b64: &str, connections: usize, per_conn: u64, users: u64, tag: &str) -> Requests {
+    fn gzipped(
+        key_b64: &str,
+        connections: usize,
+        per_conn: u64,
+        users: u64,
+        tag: &str,
+    ) -> Requests {
         Requests::Prepared(
             (0..connections as u64)
                 .map(|c| {
                     let reqs: Vec<Vec<u8>> = (0..per_conn)
                         .map(|i| {
                             let n = c * 1_000_000_000 + i;
-                            gzip_track_request(key_b64, user_of(n, users), &format!("{tag}-{c}-{i}"), n)
+                            gzip_track_request(
+                                key_b64,
+                                user_of(n, users),
+                                &format!("{tag}-{c}-{i}"),
+                                n,
+                            )
                         })
                         .collect();
                     std::sync::Mutex::new(reqs.into_iter())
@@ -334,16 +345,36 @@ pub async fn run(o: Options) -> Result<()> {
         // warm-up's pace, so no connection runs out early.
         let warm_eps = warm.latencies.len() as f64 / warm.secs;
         let round_s = (o.seconds / 2).max(1);
-        let per_conn = ((warm_eps.max(eps) * round_s as f64 * 3.0) / o.connections as f64).ceil() as u64 + 100;
-        let (mut plain_n, mut plain_s, mut gz_n, mut gz_s, mut gz_err) = (0u64, 0f64, 0u64, 0f64, 0u64);
+        let per_conn =
+            ((warm_eps.max(eps) * round_s as f64 * 3.0) / o.connections as f64).ceil() as u64 + 100;
+        let (mut plain_n, mut plain_s, mut gz_n, mut gz_s, mut gz_err) =
+            (0u64, 0f64, 0u64, 0f64, 0u64);
         for round in 0..2 {
-            let p = drive(addr, key_b64.clone(), o.connections, Duration::from_secs(round_s), None, o.users, &format!("p{round}")).await?;
+            let p = drive(
+                addr,
+                key_b64.clone(),
+                o.connections,
+                Duration::from_secs(round_s),
+                None,
+                o.users,
+                &format!("p{round}"),
+            )
+            .await?;
             plain_n += p.latencies.len() as u64;
             plain_s += p.secs;
             let tag = format!("z{round}");
             // Built (and compressed) between rounds, outside the timing.
             let reqs = Requests::gzipped(&basic, o.connections, per_conn, o.users, &tag);
-            let g = drive(addr, Arc::new(reqs), o.connections, Duration::from_secs(round_s), None, o.users, &tag).await?;
+            let g = drive(
+                addr,
+                Arc::new(reqs),
+                o.connections,
+                Duration::from_secs(round_s),
+                None,
+                o.users,
+                &tag,
+            )
+            .await?;
             gz_n += g.latencies.len() as u64;
             gz_s += g.secs;
             gz_err += g.errors;

@@ -117,7 +117,10 @@ mod tests {
 
     fn headers(enc: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_str(enc).unwrap());
+        h.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_str(enc).unwrap(),
+        );
         h
     }
 

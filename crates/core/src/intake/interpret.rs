@@ -439,7 +439,9 @@ fn group_traits(m: &Map<String, Value>) -> BTreeMap<String, Value> {
             continue;
         }
         let v = match v {
-            Value::String(s) if !s.trim().is_empty() => Value::from(clip(s.trim(), MAX_VALUE_CHARS)),
+            Value::String(s) if !s.trim().is_empty() => {
+                Value::from(clip(s.trim(), MAX_VALUE_CHARS))
+            }
             Value::Number(_) | Value::Bool(_) => v.clone(),
             _ => continue,
         };
@@ -815,11 +817,15 @@ mod tests {
             "context":{"traits":{"email":"ann@b.co","name":"Ann Lee","plan":"gold"}}}"#;
         let i = interpret("segment", "identify", body, 0).unwrap();
         assert!(i.identifiers.contains(&("email".into(), "ann@b.co".into())));
-        assert_eq!((i.first_name.as_str(), i.last_name.as_str()), ("Ann", "Lee"));
+        assert_eq!(
+            (i.first_name.as_str(), i.last_name.as_str()),
+            ("Ann", "Lee")
+        );
         assert_eq!(i.traits.get("plan"), Some(&json!("gold")));
         assert_eq!(i.entries[0].data["traits"]["email"], "ann@b.co");
         // Both: the call's own traits win, name by name.
-        let body = br#"{"type":"identify","userId":"u1","messageId":"m2","traits":{"plan":"silver"},
+        let body =
+            br#"{"type":"identify","userId":"u1","messageId":"m2","traits":{"plan":"silver"},
             "context":{"traits":{"email":"ann@b.co","plan":"gold"}}}"#;
         let i = interpret("segment", "identify", body, 0).unwrap();
         assert_eq!(i.traits.get("plan"), Some(&json!("silver")));
@@ -849,7 +855,9 @@ mod tests {
         assert_eq!(i.traits.get("group_id"), Some(&json!("acct-9")));
         assert_eq!(i.company, "Acme Inc");
         assert_eq!(i.first_name, "", "the account's name is not the person's");
-        assert!(i.identifiers.contains(&("email".into(), "ann@acme.test".into())));
+        assert!(i
+            .identifiers
+            .contains(&("email".into(), "ann@acme.test".into())));
         let g = i.group.expect("group touch");
         assert_eq!(g.group_id, "acct-9");
         assert_eq!(

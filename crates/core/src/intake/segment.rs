@@ -52,7 +52,9 @@ pub enum Error {
     NoBatchArray,
     #[error("the message has no \"type\"")]
     MissingType,
-    #[error("unsupported call type {0:?}; BOS takes identify, track, page, screen, group and alias")]
+    #[error(
+        "unsupported call type {0:?}; BOS takes identify, track, page, screen, group and alias"
+    )]
     UnsupportedType(String),
     #[error("the message says type {body:?} but was posted to /v1/{endpoint}")]
     TypeMismatch {
@@ -145,8 +147,8 @@ impl CallType {
     pub fn parse(s: &str) -> Result<CallType, Error> {
         CallType::ALL
             .into_iter()
-        .find(|t| s.eq_ignore_ascii_case(t.as_str()))
-        .ok_or_else(|| Error::UnsupportedType(s.chars().take(64).collect()))
+            .find(|t| s.eq_ignore_ascii_case(t.as_str()))
+            .ok_or_else(|| Error::UnsupportedType(s.chars().take(64).collect()))
     }
 }
 
@@ -903,7 +905,10 @@ mod tests {
         let Call::Group { group_id, traits } = &group.call else {
             panic!("a group call");
         };
-        assert_eq!(group_id, "42", "a numeric groupId is an id like a numeric userId");
+        assert_eq!(
+            group_id, "42",
+            "a numeric groupId is an id like a numeric userId"
+        );
         assert_eq!(traits.get("name"), Some(&Value::from("Acme")));
         assert_eq!(b.messages[7], Err(Error::MissingGroupId));
         assert_eq!(

@@ -56,7 +56,12 @@ fn track(id: &str, user: &str) -> Value {
            "timestamp": "2026-05-28T21:00:00.000Z"})
 }
 
-async fn post(app: &TestApp, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> reqwest::Response {
+async fn post(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> reqwest::Response {
     app.post_raw(path, headers, body).await
 }
 
@@ -100,7 +105,11 @@ async fn only_lead(app: &TestApp, org: Uuid) -> bos_store::pipeline::Lead {
     feed.into_iter().next().unwrap()
 }
 
-async fn timeline(app: &TestApp, org: Uuid, profile: Uuid) -> Vec<bos_store::identity::TimelineEntry> {
+async fn timeline(
+    app: &TestApp,
+    org: Uuid,
+    profile: Uuid,
+) -> Vec<bos_store::identity::TimelineEntry> {
     let q = TimelineQuery {
         kinds: vec![],
         from: None,
@@ -123,8 +132,15 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
     let enc = |e: &str| ("content-encoding", e.to_string());
 
     // A batch gzipped as rudder-sdk-python sends it by default.
-    let batch = serde_json::to_vec(&json!({"batch": [track("g-1", "u-1"), track("g-2", "u-1")]})).unwrap();
-    let res = post(&app, "/v1/batch", &[h[0].clone(), enc("gzip")], gzip(&batch)).await;
+    let batch =
+        serde_json::to_vec(&json!({"batch": [track("g-1", "u-1"), track("g-2", "u-1")]})).unwrap();
+    let res = post(
+        &app,
+        "/v1/batch",
+        &[h[0].clone(), enc("gzip")],
+        gzip(&batch),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"success": true}));
     // Single calls: zlib deflate (HTTP's), raw deflate, and gzip.
@@ -137,11 +153,19 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
         let res = post(&app, path, &[h[0].clone(), enc(e)], body).await;
         assert_eq!(res.status(), StatusCode::OK, "{e}");
     }
-    let mut ids: Vec<String> = stored(&app, &s).await.into_iter().map(|e| e.external_id).collect();
+    let mut ids: Vec<String> = stored(&app, &s)
+        .await
+        .into_iter()
+        .map(|e| e.external_id)
+        .collect();
     ids.sort();
     assert_eq!(ids, ["d-1", "d-2", "d-3", "g-1", "g-2"]);
     // What is stored is the JSON, not the compressed bytes.
-    let e = stored(&app, &s).await.into_iter().find(|e| e.external_id == "d-1").unwrap();
+    let e = stored(&app, &s)
+        .await
+        .into_iter()
+        .find(|e| e.external_id == "d-1")
+        .unwrap();
     assert_eq!(e.payload.as_bytes(), &one("d-1")[..]);
 
     // A Standard Webhooks delivery, signed over the JSON, sent gzipped.
@@ -155,13 +179,21 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
         &[
             ("webhook-id", "msg_gz".into()),
             ("webhook-timestamp", ts.to_string()),
-            ("webhook-signature", standard_webhooks::sign(&secret, "msg_gz", ts, body)),
+            (
+                "webhook-signature",
+                standard_webhooks::sign(&secret, "msg_gz", ts, body),
+            ),
             enc("gzip"),
         ],
         gzip(body),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     assert_eq!(stored(&app, &hook).await[0].payload.as_bytes(), body);
 
     // Shopify, HMAC over the JSON, deflated.
@@ -169,8 +201,19 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
     let order = br#"{"id": 9, "email": "shop@example.com", "currency": "USD", "total_price": "5.00", "line_items": []}"#;
     let mut sh = shopify_headers("customers/create", "ev-gz", &shop.secret, order);
     sh.push(enc("deflate"));
-    let res = post(&app, &format!("/hooks/shopify/{}", shop.id), &sh, zlib(order)).await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let res = post(
+        &app,
+        &format!("/hooks/shopify/{}", shop.id),
+        &sh,
+        zlib(order),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     assert_eq!(stored(&app, &shop).await.len(), 1);
 
     // A web form posted by a script that gzips.
@@ -198,11 +241,22 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     assert_eq!(app.store().inbound_count(org.id, form_id).await.unwrap(), 1);
 
     // Garbage that says it is gzip: 400, with what to do.
-    let res = post(&app, "/v1/batch", &[h[0].clone(), enc("gzip")], batch.clone()).await;
+    let res = post(
+        &app,
+        "/v1/batch",
+        &[h[0].clone(), enc("gzip")],
+        batch.clone(),
+    )
+    .await;
     let p = sdk_problem(res, StatusCode::BAD_REQUEST).await;
     assert!(p["detail"].as_str().unwrap().contains("gzip"), "{p}");
     assert_eq!(stored(&app, &s).await.len(), 5);
@@ -214,13 +268,28 @@ async fn an_unknown_content_encoding_is_415_with_what_to_send() {
     let s = source(&app, "Brotli Seg", "segment").await;
     let body = serde_json::to_vec(&track("b-1", "u")).unwrap();
     for path in ["/v1/track", "/v1/batch"] {
-        let res = post(&app, path, &[auth(&s), ("content-encoding", "br".into())], body.clone()).await;
+        let res = post(
+            &app,
+            path,
+            &[auth(&s), ("content-encoding", "br".into())],
+            body.clone(),
+        )
+        .await;
         let p = sdk_problem(res, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
         let d = p["detail"].as_str().unwrap();
-        assert!(d.contains("\"br\"") && d.contains("gzip") && d.contains("deflate"), "{d}");
+        assert!(
+            d.contains("\"br\"") && d.contains("gzip") && d.contains("deflate"),
+            "{d}"
+        );
     }
     let hook = source(&app, "Brotli Hook", "webhook").await;
-    let res = post(&app, &format!("/hooks/{}", hook.id), &[("content-encoding", "zstd".into())], body).await;
+    let res = post(
+        &app,
+        &format!("/hooks/{}", hook.id),
+        &[("content-encoding", "zstd".into())],
+        body,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(stored(&app, &s).await.is_empty());
 }
@@ -253,12 +322,21 @@ async fn a_gzip_bomb_is_413_and_memory_stays_flat() {
     let res = post(&app, "/v1/batch", &h("gzip"), ten.clone()).await;
     let p = sdk_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert_eq!(p["code"], "payload-too-large");
-    assert!(p["detail"].as_str().unwrap().contains("decompressed"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("decompressed"),
+        "{p}"
+    );
     // And on a single call (32 KB limit), a webhook and a form.
     let res = post(&app, "/v1/track", &h("gzip"), ten.clone()).await;
     sdk_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
     let hook = source(&app, "Bomb Hook", "webhook").await;
-    let res = post(&app, &format!("/hooks/{}", hook.id), &h("gzip")[1..], ten.clone()).await;
+    let res = post(
+        &app,
+        &format!("/hooks/{}", hook.id),
+        &h("gzip")[1..],
+        ten.clone(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     // 512 MB of zeros fits under the 1 MB body limit compressed. Inflated
@@ -288,20 +366,35 @@ async fn screen_and_group_calls_land_on_the_customer_alone_and_in_batches() {
     let app = spawn_app().await;
     let s = source(&app, "Spec Seg", "segment").await;
     let t = T0 - 60 * 60_000;
-    segment(&app, &s.secret, "/v1/identify", json!({
-        "userId": "u-9", "messageId": "s-1", "timestamp": at(t),
-        "traits": {"email": "ann@acme.test", "firstName": "Ann"}
-    }))
+    segment(
+        &app,
+        &s.secret,
+        "/v1/identify",
+        json!({
+            "userId": "u-9", "messageId": "s-1", "timestamp": at(t),
+            "traits": {"email": "ann@acme.test", "firstName": "Ann"}
+        }),
+    )
     .await;
-    segment(&app, &s.secret, "/v1/screen", json!({
-        "userId": "u-9", "messageId": "s-2", "timestamp": at(t + 1_000), "name": "Cart",
-        "properties": {"items": 2}
-    }))
+    segment(
+        &app,
+        &s.secret,
+        "/v1/screen",
+        json!({
+            "userId": "u-9", "messageId": "s-2", "timestamp": at(t + 1_000), "name": "Cart",
+            "properties": {"items": 2}
+        }),
+    )
     .await;
-    segment(&app, &s.secret, "/v1/group", json!({
-        "userId": "u-9", "messageId": "s-3", "timestamp": at(t + 2_000), "groupId": "acct-1",
-        "traits": {"name": "Acme Inc", "plan": "pro", "employees": 40}
-    }))
+    segment(
+        &app,
+        &s.secret,
+        "/v1/group",
+        json!({
+            "userId": "u-9", "messageId": "s-3", "timestamp": at(t + 2_000), "groupId": "acct-1",
+            "traits": {"name": "Acme Inc", "plan": "pro", "employees": 40}
+        }),
+    )
     .await;
     // The same calls inside a batch, as analytics-node sends them.
     segment(&app, &s.secret, "/v1/batch", json!({"batch": [
@@ -323,8 +416,13 @@ async fn screen_and_group_calls_land_on_the_customer_alone_and_in_batches() {
     let tl = timeline(&app, s.org, lead.profile_id).await;
     assert_eq!(count(&tl, "screen_view"), 2);
     assert_eq!(count(&tl, "group"), 2);
-    assert!(tl.iter().any(|e| e.summary == "Viewed the Cart screen"), "{tl:?}");
-    assert!(tl.iter().any(|e| e.summary == "Belongs to the account Acme Inc"));
+    assert!(
+        tl.iter().any(|e| e.summary == "Viewed the Cart screen"),
+        "{tl:?}"
+    );
+    assert!(tl
+        .iter()
+        .any(|e| e.summary == "Belongs to the account Acme Inc"));
     let screen = tl.iter().find(|e| e.kind == "screen_view").unwrap();
     let data: Value = serde_json::from_str(&screen.data).unwrap();
     let fired = data["intent"]["fired"].as_array().unwrap();
@@ -337,14 +435,25 @@ async fn screen_and_group_calls_land_on_the_customer_alone_and_in_batches() {
     assert_eq!(p.first_name, "Ann");
     // The account's own traits, kept per organization: the later call's
     // names win, the rest stay.
-    let g = app.store().customer_group(s.org, "acct-1").await.unwrap().expect("group row");
+    let g = app
+        .store()
+        .customer_group(s.org, "acct-1")
+        .await
+        .unwrap()
+        .expect("group row");
     assert_eq!(
         g.traits,
         json!({"name": "Acme Inc", "plan": "enterprise", "employees": 40, "industry": "retail"})
     );
     assert_eq!(g.last_profile_id, Some(lead.profile_id));
     let other = app.org("Spec Other").await;
-    assert_eq!(app.store().customer_group(other.id, "acct-1").await.unwrap(), None);
+    assert_eq!(
+        app.store()
+            .customer_group(other.id, "acct-1")
+            .await
+            .unwrap(),
+        None
+    );
 
     // A group call without a groupId: 422 naming it, with code and message.
     let res = post(
@@ -363,16 +472,29 @@ async fn a_batch_of_only_group_calls_is_accepted() {
     let app = spawn_app().await;
     let s = source(&app, "Groups Seg", "segment").await;
     let batch: Vec<Value> = (0..3)
-        .map(|i| json!({"type": "group", "userId": format!("u-{i}"), "messageId": format!("g-{i}"),
-                        "groupId": "acct-7", "traits": {"name": "Seven"}}))
+        .map(|i| {
+            json!({"type": "group", "userId": format!("u-{i}"), "messageId": format!("g-{i}"),
+                        "groupId": "acct-7", "traits": {"name": "Seven"}})
+        })
         .collect();
-    let res = post(&app, "/v1/batch", &[auth(&s)], serde_json::to_vec(&json!({"batch": batch})).unwrap()).await;
+    let res = post(
+        &app,
+        "/v1/batch",
+        &[auth(&s)],
+        serde_json::to_vec(&json!({"batch": batch})).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"success": true}));
     assert_eq!(stored(&app, &s).await.len(), 3);
     let pass = app.state.pipeline.drain().await.unwrap();
     assert_eq!((pass.taken, pass.failed), (3, 0));
-    let g = app.store().customer_group(s.org, "acct-7").await.unwrap().unwrap();
+    let g = app
+        .store()
+        .customer_group(s.org, "acct-7")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(g.traits, json!({"name": "Seven"}));
 }
 
@@ -388,23 +510,56 @@ async fn unknown_call_types_in_a_batch_are_counted_and_reported() {
         {"type": "teleport", "userId": "u", "messageId": "k-5"},
         {"type": "track", "userId": "u", "messageId": "k-6"}
     ]});
-    let res = post(&app, "/v1/batch", &[auth(&s)], serde_json::to_vec(&body).unwrap()).await;
+    let res = post(
+        &app,
+        "/v1/batch",
+        &[auth(&s)],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["success"], true);
     assert_eq!(v["stored"], 2);
     assert_eq!(v["unsupported"], json!({"hologram": 2, "teleport": 1}));
-    let idx: Vec<u64> = v["rejected"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    let idx: Vec<u64> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(idx, [1, 3, 4, 5]);
-    assert!(v["rejected"][0]["error"].as_str().unwrap().contains("hologram"), "{v}");
-    assert!(v["rejected"][3]["error"].as_str().unwrap().contains("event"), "{v}");
-    let mut ids: Vec<String> = stored(&app, &s).await.into_iter().map(|e| e.external_id).collect();
+    assert!(
+        v["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("hologram"),
+        "{v}"
+    );
+    assert!(
+        v["rejected"][3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("event"),
+        "{v}"
+    );
+    let mut ids: Vec<String> = stored(&app, &s)
+        .await
+        .into_iter()
+        .map(|e| e.external_id)
+        .collect();
     ids.sort();
     assert_eq!(ids, ["k-1", "k-3"]);
 
     // Only unknown types: nothing to store, a 422 that says why.
     let body = json!({"batch": [{"type": "hologram", "userId": "u", "messageId": "k-7"}]});
-    let res = post(&app, "/v1/batch", &[auth(&s)], serde_json::to_vec(&body).unwrap()).await;
+    let res = post(
+        &app,
+        "/v1/batch",
+        &[auth(&s)],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
     let p = sdk_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(p["detail"].as_str().unwrap().contains("hologram"), "{p}");
     assert_eq!(stored(&app, &s).await.len(), 2);
@@ -416,17 +571,39 @@ async fn segment_error_bodies_carry_code_and_message() {
     let s = source(&app, "Errors Seg", "segment").await;
     let ok = serde_json::to_vec(&json!({"batch": [track("e-1", "u")]})).unwrap();
     // 401 (wrong key), 400 (not JSON), 422 (invalid), 413 (too large).
-    let res = post(&app, "/v1/batch", &[("authorization", basic("wk_nope"))], ok).await;
+    let res = post(
+        &app,
+        "/v1/batch",
+        &[("authorization", basic("wk_nope"))],
+        ok,
+    )
+    .await;
     let p = sdk_problem(res, StatusCode::UNAUTHORIZED).await;
     assert_eq!(p["code"], "unauthorized");
     let res = post(&app, "/v1/batch", &[auth(&s)], b"{not json".to_vec()).await;
-    assert_eq!(sdk_problem(res, StatusCode::BAD_REQUEST).await["code"], "bad-request");
-    let res = post(&app, "/v1/identify", &[auth(&s)], br#"{"traits":{}}"#.to_vec()).await;
-    assert_eq!(sdk_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await["code"], "invalid-input");
+    assert_eq!(
+        sdk_problem(res, StatusCode::BAD_REQUEST).await["code"],
+        "bad-request"
+    );
+    let res = post(
+        &app,
+        "/v1/identify",
+        &[auth(&s)],
+        br#"{"traits":{}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        sdk_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await["code"],
+        "invalid-input"
+    );
     let pad = "x".repeat(40 * 1024);
-    let big = serde_json::to_vec(&json!({"userId": "u", "event": "E", "properties": {"pad": pad}})).unwrap();
+    let big = serde_json::to_vec(&json!({"userId": "u", "event": "E", "properties": {"pad": pad}}))
+        .unwrap();
     let res = post(&app, "/v1/track", &[auth(&s)], big).await;
-    assert_eq!(sdk_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await["code"], "payload-too-large");
+    assert_eq!(
+        sdk_problem(res, StatusCode::PAYLOAD_TOO_LARGE).await["code"],
+        "payload-too-large"
+    );
     // The API's own problems are unchanged: no SDK members there.
     let org = app.store().org(s.org).await.unwrap();
     let key = app.key(&org, "admin").await;
@@ -450,23 +627,42 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
     // Escaped NUL in a messageId, ids, an event name, a page name and traits.
     let single = br#"{"userId":"u-\u00001","messageId":"n\u0000-1","event":"Sign\u0000ed Up","properties":{"k\u0000":"v\u0000"}}"#;
     let res = post(&app, "/v1/track", &h, single.to_vec()).await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     let batch = br#"{"batch":[
         {"type":"identify","userId":"u-\u00001","messageId":"n-2","traits":{"email":"nul@example.com","name":"Ada\u0000 Lovelace","plan":"p\u0000ro"}},
         {"type":"page","userId":"u-1","messageId":"n-3","name":"Pri\u0000cing"},
         {"type":"group","userId":"u-1","messageId":"n-4","groupId":"acct\u0000-1","traits":{"name":"Ac\u0000me"}}
     ]}"#;
     let res = post(&app, "/v1/batch", &h, batch.to_vec()).await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     // Gzipped, the NUL is stripped after decompression.
     let gz = gzip(br#"{"userId":"u-1","messageId":"n-5","name":"Ho\u0000me"}"#);
-    let res = post(&app, "/v1/screen", &[h[0].clone(), ("content-encoding", "gzip".into())], gz).await;
+    let res = post(
+        &app,
+        "/v1/screen",
+        &[h[0].clone(), ("content-encoding", "gzip".into())],
+        gz,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
 
     let events = stored(&app, &s).await;
     assert_eq!(events.len(), 5);
     for e in &events {
-        assert!(!e.payload.contains("\\u0000") && !e.external_id.contains('\0'), "{e:?}");
+        assert!(
+            !e.payload.contains("\\u0000") && !e.external_id.contains('\0'),
+            "{e:?}"
+        );
     }
     assert!(events.iter().any(|e| e.external_id == "n-1"));
 
@@ -481,12 +677,20 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
         &[
             ("webhook-id", "msg_nul".into()),
             ("webhook-timestamp", ts.to_string()),
-            ("webhook-signature", standard_webhooks::sign(&secret, "msg_nul", ts, body)),
+            (
+                "webhook-signature",
+                standard_webhooks::sign(&secret, "msg_nul", ts, body),
+            ),
         ],
         body.to_vec(),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     let e = &stored(&app, &hook).await[0];
     assert_eq!(e.kind, "lead.created");
     assert!(!e.payload.contains("\\u0000"));
@@ -501,7 +705,12 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
         cust.to_vec(),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
 
     // A form field with %00.
     let org = app.org("Nul Form").await;
@@ -526,7 +735,12 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
 
     let pass = app.state.pipeline.drain().await.unwrap();
     assert_eq!((pass.taken, pass.failed), (8, 0), "{pass:?}");
@@ -538,12 +752,23 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
     let lead = only_lead(&app, s.org).await;
     let tl = timeline(&app, s.org, lead.profile_id).await;
     for e in &tl {
-        assert!(!e.summary.contains('\0') && !e.data.contains("\\u0000"), "{e:?}");
+        assert!(
+            !e.summary.contains('\0') && !e.data.contains("\\u0000"),
+            "{e:?}"
+        );
     }
     assert!(tl.iter().any(|e| e.summary == "Signed Up"), "{tl:?}");
     let p = app.store().profile(s.org, lead.profile_id).await.unwrap();
-    assert_eq!((p.first_name.as_str(), p.last_name.as_str()), ("Ada", "Lovelace"));
-    assert!(app.store().customer_group(s.org, "acct-1").await.unwrap().is_some());
+    assert_eq!(
+        (p.first_name.as_str(), p.last_name.as_str()),
+        ("Ada", "Lovelace")
+    );
+    assert!(app
+        .store()
+        .customer_group(s.org, "acct-1")
+        .await
+        .unwrap()
+        .is_some());
     let hook_lead = only_lead(&app, hook.org).await;
     assert_eq!(hook_lead.display_name, "Bob");
 }
