@@ -88,6 +88,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(profiles::duplicates))
         .routes(routes!(profiles::export))
         .routes(routes!(profiles::get_rules, profiles::put_rules))
+        .routes(routes!(profiles::group))
         .routes(routes!(imports::list, imports::create))
         .routes(routes!(imports::get_one))
         .routes(routes!(sources::list, sources::create))

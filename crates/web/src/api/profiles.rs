@@ -861,3 +861,42 @@ pub async fn put_rules(
         .await?;
     Ok(Json((&rules).into()))
 }
+
+/// An account (Segment `group` call) as the organization's customers' calls
+/// left it.
+#[derive(Serialize, ToSchema)]
+pub struct GroupDto {
+    pub group_id: String,
+    /// The account's own traits, each call's names laid over the last.
+    #[schema(value_type = Object)]
+    pub traits: serde_json::Value,
+    /// The customer of the last `group` call naming it.
+    pub last_profile_id: Option<Uuid>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One account by the `groupId` Segment `group` calls give it. Its members
+/// carry it as the trait `group_id`.
+#[utoipa::path(get, path = "/groups/{group_id}", tag = "customers",
+    params(("group_id" = String, Path, description = "The groupId the calls sent")),
+    responses((status = 200, body = GroupDto), (status = 404, body = crate::error::Problem)))]
+pub async fn group(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    axum::extract::Path(group_id): axum::extract::Path<String>,
+) -> ApiResult<Json<GroupDto>> {
+    let g = st
+        .store
+        .customer_group(p.org.id, &group_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    require_read(&p)?;
+    Ok(Json(GroupDto {
+        group_id: g.group_id,
+        traits: g.traits,
+        last_profile_id: g.last_profile_id,
+        created_at: rfc3339(g.created_at),
+        updated_at: rfc3339(g.updated_at),
+    }))
+}

@@ -446,6 +446,26 @@ async fn screen_and_group_calls_land_on_the_customer_alone_and_in_batches() {
         json!({"name": "Acme Inc", "plan": "enterprise", "employees": 40, "industry": "retail"})
     );
     assert_eq!(g.last_profile_id, Some(lead.profile_id));
+    // And through the API, to this organization only.
+    let org = app.store().org(s.org).await.unwrap();
+    let key = app.key(&org, "agent").await;
+    let res = app
+        .api(Method::GET, "/groups/acct-1", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["traits"]["plan"], "enterprise");
+    assert_eq!(v["last_profile_id"], lead.profile_id.to_string());
+    let res = app
+        .api(Method::GET, "/groups/acct-404", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let other = app.org("Spec Other").await;
     assert_eq!(
         app.store()

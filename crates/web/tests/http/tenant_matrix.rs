@@ -116,6 +116,7 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/profiles/{profile_id}"), ById),
         (("DELETE", "/api/v1/profiles/{profile_id}"), ById),
         (("GET", "/api/v1/profiles/{profile_id}/timeline"), ById),
+        (("GET", "/api/v1/groups/{group_id}"), ById),
         (("POST", "/api/v1/profiles/{profile_id}/merge"), ById),
         (("GET", "/api/v1/profiles/{profile_id}/duplicates"), ById),
         (("GET", "/api/v1/profiles/{profile_id}/export"), ById),
@@ -360,6 +361,43 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap()[0]
         .id;
+    // A's account, from a Segment group call through the pipeline.
+    let a_segment = app
+        .store()
+        .create_source(
+            a.id,
+            bos_store::intake::NewSource {
+                kind: bos_store::intake::SourceKind::Segment,
+                name: "Canary A7x9 Site".into(),
+                secret: None,
+                key_hash: Some(bos_web::auth::sha256("wk_canary_a7x9")),
+                config: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    app.store()
+        .ingest(
+            a.id,
+            a_segment,
+            vec![bos_store::intake::NewInbound {
+                external_id: "canary-a7x9-group".into(),
+                kind: "group".into(),
+                payload: r#"{"type":"group","userId":"canary-a7x9-user","groupId":"canary-a7x9-acct","traits":{"name":"Canary A7x9 Account"}}"#.into(),
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+    app.state.pipeline.drain().await.unwrap();
+    assert!(app
+        .store()
+        .customer_group(a.id, "canary-a7x9-acct")
+        .await
+        .unwrap()
+        .is_some());
     // A's channel settings: a canary SMTP host and its webhook key.
     let a_hook = app
         .store()
@@ -438,6 +476,7 @@ async fn tenant_b_never_reaches_tenant_a() {
     let fill = |p: &str| {
         p.replace("{user_id}", &a_member.id.to_string())
             .replace("{key_id}", &a_key.id.to_string())
+            .replace("{group_id}", "canary-a7x9-acct")
             .replace("{import_id}", &a_import.to_string())
             .replace("{profile_id}", &a_profile.to_string())
             .replace("{merge_id}", &a_merge.to_string())
