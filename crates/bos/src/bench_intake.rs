@@ -12,9 +12,9 @@
 //! With `--gzip`, ingest is also measured with every body gzipped
 //! (`Content-Encoding: gzip`, RudderStack's SDK default), in rounds that
 //! alternate with plain JSON so both see the same database size, and the
-//! two figures are printed side by side. The gzipped requests are built and
-//! compressed before their round starts: the figure is the server's cost,
-//! not the load generator's.
+//! two figures are printed side by side. The requests of both kinds are
+//! built (and compressed) before their round starts: the figures are the
+//! server's cost, not the load generator's.
 
 use crate::bench::{percentiles, read_response};
 use anyhow::{anyhow, Result};
@@ -138,27 +138,28 @@ impl Requests {
         })
     }
 
-    /// `per_conn` gzipped track calls for each of `connections`, with the
-    /// ids and people `drive` would give them under `tag`.
-    fn gzipped(
+    /// `per_conn` track calls, gzipped or not, for each of `connections`,
+    /// with the ids and people `drive` would give them under `tag`.
+    fn prepared(
         key_b64: &str,
+        gzip: bool,
         connections: usize,
         per_conn: u64,
         users: u64,
         tag: &str,
     ) -> Requests {
+        let build = if gzip {
+            gzip_track_request
+        } else {
+            track_request
+        };
         Requests::Prepared(
             (0..connections as u64)
                 .map(|c| {
                     let reqs: Vec<Vec<u8>> = (0..per_conn)
                         .map(|i| {
                             let n = c * 1_000_000_000 + i;
-                            gzip_track_request(
-                                key_b64,
-                                user_of(n, users),
-                                &format!("{tag}-{c}-{i}"),
-                                n,
-                            )
+                            build(key_b64, user_of(n, users), &format!("{tag}-{c}-{i}"), n)
                         })
                         .collect();
                     std::sync::Mutex::new(reqs.into_iter())
@@ -350,21 +351,25 @@ pub async fn run(o: Options) -> Result<()> {
         let (mut plain_n, mut plain_s, mut gz_n, mut gz_s, mut gz_err) =
             (0u64, 0f64, 0u64, 0f64, 0u64);
         for round in 0..2 {
+            // Each round's requests are built (and compressed) before it,
+            // outside the timing, plain ones too: the same work is left to
+            // the load generator in both.
+            let tag = format!("p{round}");
+            let reqs = Requests::prepared(&basic, false, o.connections, per_conn, o.users, &tag);
             let p = drive(
                 addr,
-                key_b64.clone(),
+                Arc::new(reqs),
                 o.connections,
                 Duration::from_secs(round_s),
                 None,
                 o.users,
-                &format!("p{round}"),
+                &tag,
             )
             .await?;
             plain_n += p.latencies.len() as u64;
             plain_s += p.secs;
             let tag = format!("z{round}");
-            // Built (and compressed) between rounds, outside the timing.
-            let reqs = Requests::gzipped(&basic, o.connections, per_conn, o.users, &tag);
+            let reqs = Requests::prepared(&basic, true, o.connections, per_conn, o.users, &tag);
             let g = drive(
                 addr,
                 Arc::new(reqs),
