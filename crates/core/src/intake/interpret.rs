@@ -317,8 +317,8 @@ fn segment_event(
         Call::Group { group_id, traits } => {
             sig.event_type = "group";
             let group_name = str_of(traits, &["name"]).map(|n| clip(n, 200));
-            // The account is the customer's company unless a trait of the
-            // person says otherwise.
+            // The account is the customer's company, unless the call's own
+            // user traits (`context.traits`) name one.
             if out.company.is_empty() {
                 out.company = group_name.clone().unwrap_or_default();
             }
