@@ -301,17 +301,31 @@ async fn members_over_the_api() {
     let org = app.org("Acme").await;
     let owner = app.user("ann@example.com", &org, Role::Owner).await;
     let admin = app.key(&org, "admin").await;
+    // Inviting answers a link, never an account; Bob joins by accepting
+    // (tests/http/invitations.rs covers the accept page).
     let res = app
         .api(Method::POST, "/members", &admin)
         .await
-        .json(&json!({"email": "bob@example.com", "display_name": "Bob", "role": "member"}))
+        .json(&json!({"email": "bob@example.com", "role": "member"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
-    assert_eq!(v["one_time_password"].as_str().unwrap().len(), 16);
-    let bob = v["member"]["user_id"].as_str().unwrap().to_string();
+    assert!(v["accept_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/invitations/", app.base)));
+    assert!(v.get("member").is_none() && v.get("one_time_password").is_none());
+    assert_eq!(app.store().members(org.id).await.unwrap().len(), 1);
+    let bob = app
+        .user("bob@example.com", &app.org("Elsewhere").await, Role::Member)
+        .await;
+    app.store()
+        .upsert_membership(org.id, bob.id, Role::Member, T0)
+        .await
+        .unwrap();
+    let bob = bob.id.to_string();
     let res = app
         .api(Method::PATCH, &format!("/members/{bob}"), &admin)
         .await
@@ -398,6 +412,8 @@ async fn openapi_document_lists_every_route() {
         "/organization",
         "/members",
         "/members/{user_id}",
+        "/invitations",
+        "/invitations/{invitation_id}",
         "/keys",
         "/keys/{key_id}",
     ] {
