@@ -31,6 +31,8 @@ pub mod nudge_admin;
 pub mod nudge_hooks;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.
 pub mod pipeline;
+/// Provider secrets sealed at rest (ChaCha20-Poly1305, keyed and rotatable).
+pub mod secrets;
 mod sql;
 /// Organizations, users, memberships.
 pub mod tenancy;

@@ -70,6 +70,7 @@ impl crate::Store {
                 .bind(org),
         )
         .await?;
+        let keys = self.keyring();
         let mut out = Vec::new();
         for channel in [Channel::Email, Channel::Sms] {
             let mut setting = ChannelSetting {
@@ -81,7 +82,7 @@ impl crate::Store {
             for r in &rows {
                 if parse_channel(&r.text(0)?) == channel {
                     setting.config =
-                        serde_json::from_str(&r.text(1)?).unwrap_or(ChannelConfig::Dev);
+                        crate::nudge::open_channel_config(&keys, org, channel, &r.text(1)?)?;
                     setting.hook_key = Some(r.text(2)?);
                     setting.updated_at = Some(r.i64(3)?);
                 }
