@@ -1605,3 +1605,26 @@ async fn keys_saved_with_the_development_sink_are_refused_not_dropped() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_quoted_sender_name_with_angle_brackets_is_delivered() {
+    let app = spawn_app().await;
+    let (a, hook) = email_tenant(&app, "Alpha Shop", Some(MG_KEY), None).await;
+    let jane = customer(&app, a.id, IdentifierKind::Email, "jane@example.com").await;
+    let ts = (T0 / 1000).to_string();
+    let headers = json!([["Message-Id", "<quoted@mail.example>"], ["Subject", "Re: cart"]]).to_string();
+    let body = form(&[
+        ("recipient", "reply@in.shop.example"),
+        ("sender", "jane@example.com"),
+        ("from", r#""Jane <ops> \"JD\" Doe" <Jane@Example.com>"#),
+        ("subject", "Re: cart"),
+        ("body-plain", "Yes please."),
+        ("message-headers", &headers),
+        ("timestamp", &ts),
+        ("token", "tok-quoted"),
+        ("signature", &mg_sign(MG_KEY, &ts, "tok-quoted")),
+    ]);
+    let res = post_mailgun(&app, &hook, &body).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(messages_in(&app, a.id, jane).await, 1);
+}

@@ -442,3 +442,64 @@ async fn switching_organization() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_on_the_account_page_are_throttled() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let ann = app.user("ann@example.com", &org, Role::Owner).await;
+    let b = app.login("ann@example.com").await;
+    let change = |current: &'static str| {
+        let app = &app;
+        let b = b.clone();
+        async move {
+            app.post_form(
+                "/account/password",
+                &b.cookie,
+                &[
+                    ("_csrf", &b.csrf),
+                    ("current", current),
+                    ("new", "a brand new password"),
+                    ("confirm", "a brand new password"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..10 {
+        let res = change("a wrong guess!").await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // The eleventh try is refused unchecked, even with the right password.
+    let res = change(PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    assert!(res.text().await.unwrap().contains("Too many wrong passwords"));
+    assert_eq!(
+        app.store().user(ann.id).await.unwrap().password_hash,
+        ann.password_hash
+    );
+    // The same account's sign-in is locked too: one budget for both doors.
+    assert_eq!(
+        app.post_login("ann@example.com", PASSWORD, None)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The lock lifts after its time.
+    app.clock.advance_ms(16 * 60 * 1000);
+    let b = app.login("ann@example.com").await;
+    let res = app
+        .post_form(
+            "/account/password",
+            &b.cookie,
+            &[
+                ("_csrf", &b.csrf),
+                ("current", PASSWORD),
+                ("new", "a brand new password"),
+                ("confirm", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
