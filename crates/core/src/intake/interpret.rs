@@ -103,13 +103,19 @@ pub fn interpret(
     payload: &[u8],
     received_at: Millis,
 ) -> Result<Interpreted, Unreadable> {
-    match source_kind {
+    let mut out = match source_kind {
         "segment" => segment_event(kind, payload, received_at),
         "shopify" => shopify_event(kind, payload, received_at),
         "form" => form_event(payload, received_at),
         "webhook" => webhook_event(kind, payload, received_at),
         other => Err(Unreadable(format!("unknown source kind {other:?}"))),
+    }?;
+    // A provider's data is not refused for a long name (the event would
+    // be lost); the name is cut to what every page can show.
+    for n in [&mut out.first_name, &mut out.last_name, &mut out.company] {
+        *n = crate::identity::traits::clip_person_name(n);
     }
+    Ok(out)
 }
 
 fn str_of<'a>(m: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
