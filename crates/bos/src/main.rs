@@ -233,7 +233,10 @@ async fn open(c: &Config) -> Result<Store> {
         .await
         .context("cannot seal the stored provider secrets")?;
     if n > 0 {
-        tracing::info!(count = n, "sealed stored provider secrets under the current key");
+        tracing::info!(
+            count = n,
+            "sealed stored provider secrets under the current key"
+        );
     }
     Ok(store)
 }

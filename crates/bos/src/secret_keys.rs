@@ -41,8 +41,7 @@ fn parse_list(text: &str, what: &str) -> Result<Vec<SecretKey>> {
 /// Writes `keys` (the first current) to `path`, readable by its owner only.
 pub fn write_key_file(path: &Path, keys: &[&SecretKey]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension("key.new");
     let _ = std::fs::remove_file(&tmp);
@@ -72,11 +71,14 @@ pub fn write_key_file(path: &Path, keys: &[&SecretKey]) -> Result<()> {
 
 /// The configured keyring, creating the key file on first start.
 pub fn keyring(c: &Config) -> Result<(Keyring, KeySource)> {
-    let mut old = parse_list(c.get("secret_keys_old"), "secret_keys_old (BOS_SECRET_KEYS_OLD)")?;
+    let mut old = parse_list(
+        c.get("secret_keys_old"),
+        "secret_keys_old (BOS_SECRET_KEYS_OLD)",
+    )?;
     let configured = c.get("secret_key").trim();
     if !configured.is_empty() {
-        let current = SecretKey::parse(configured)
-            .context("secret_key (BOS_SECRET_KEY) is unusable")?;
+        let current =
+            SecretKey::parse(configured).context("secret_key (BOS_SECRET_KEY) is unusable")?;
         return Ok((Keyring::new(current, old), KeySource::Config));
     }
     let path = key_file(c);

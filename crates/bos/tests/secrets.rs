@@ -43,8 +43,7 @@ fn file_keys(path: &Path) -> Vec<SecretKey> {
 }
 
 #[tokio::test]
-async fn first_start_makes_a_private_key_file_seals_old_plaintext_and_rotation_moves_every_value()
-{
+async fn first_start_makes_a_private_key_file_seals_old_plaintext_and_rotation_moves_every_value() {
     let (url, _guard) = bos_store::testing::fresh_url().await.unwrap();
     let dir = std::env::temp_dir().join(format!("bos-secrets-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -118,7 +118,10 @@ mod tests {
             split_mailbox(r#""a \\ b>" <jane@x.org>"#),
             (Some("a \\ b>".into()), "jane@x.org".into())
         );
-        assert_eq!(split_mailbox("Plain Name <p@x.org>"), (Some("Plain Name".into()), "p@x.org".into()));
+        assert_eq!(
+            split_mailbox("Plain Name <p@x.org>"),
+            (Some("Plain Name".into()), "p@x.org".into())
+        );
     }
 
     #[test]

@@ -346,12 +346,12 @@ impl InvitationState {
             InvitationState::Accepted => {
                 Some("This invitation was used already. Sign in to reach the organization.")
             }
-            InvitationState::Revoked => Some(
-                "This invitation was withdrawn. Ask the organization's admin for a new one.",
-            ),
-            InvitationState::Expired => Some(
-                "This invitation has expired. Ask the organization's admin for a new one.",
-            ),
+            InvitationState::Revoked => {
+                Some("This invitation was withdrawn. Ask the organization's admin for a new one.")
+            }
+            InvitationState::Expired => {
+                Some("This invitation has expired. Ask the organization's admin for a new one.")
+            }
         }
     }
 }

@@ -17,10 +17,10 @@ pub mod identity;
 pub mod import;
 /// Import runs from the UI and API: status, progress, summary (ID9).
 pub mod imports;
-/// Invitations to join an organization, accepted by the invited person.
-pub mod invitations;
 /// Intake sources and the raw inbound events, stored before the 2xx (IN1, IN2).
 pub mod intake;
+/// Invitations to join an organization, accepted by the invited person.
+pub mod invitations;
 /// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
 pub mod jobs;
 mod migrate;

@@ -18,8 +18,8 @@
 
 use crate::engine::write_db;
 use crate::identity::{identify_tx, IdentifyInput, NewEvent, Traits};
-use crate::sql::{q, Db, Row};
 use crate::secrets::{channel_context, Keyring};
+use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::identity::{normalize, IdentifierKind};
 use bos_core::nudge::{

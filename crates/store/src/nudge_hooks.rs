@@ -242,8 +242,10 @@ impl crate::Store {
             .await?;
             let n = db
                 .exec(
-                    q("insert into hook_replays (org_id, provider, token, expires_at) \
-                       values ($1, $2, $3, $4) on conflict do nothing")
+                    q(
+                        "insert into hook_replays (org_id, provider, token, expires_at) \
+                       values ($1, $2, $3, $4) on conflict do nothing",
+                    )
                     .bind(org)
                     .bind(provider.as_str())
                     .bind(token.as_str())

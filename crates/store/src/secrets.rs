@@ -43,7 +43,9 @@ pub enum SecretError {
     Tampered(String),
     #[error("a stored secret is malformed: {0}")]
     Malformed(&'static str),
-    #[error("a secret key must be {KEY_LEN} bytes in base64 (e.g. `openssl rand -base64 32`): {0}")]
+    #[error(
+        "a secret key must be {KEY_LEN} bytes in base64 (e.g. `openssl rand -base64 32`): {0}"
+    )]
     BadKey(String),
 }
 

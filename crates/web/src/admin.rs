@@ -94,11 +94,7 @@ pub fn accept_url(state: &AppState, token: &str) -> String {
 }
 
 /// Withdraws a pending invitation: its link stops working at once.
-pub async fn revoke_invitation(
-    state: &AppState,
-    actor: &Actor,
-    id: Uuid,
-) -> Result<(), AppError> {
+pub async fn revoke_invitation(state: &AppState, actor: &Actor, id: Uuid) -> Result<(), AppError> {
     // Another tenant's invitation is "not found" before any permission question.
     let inv = state.store.invitation(actor.org_id, id).await?;
     may_assign(actor, inv.role)?;

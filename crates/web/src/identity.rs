@@ -227,7 +227,10 @@ mod tests {
         let o = IdentifyOutcome {
             profile_id: survivor,
             action: IdentifyAction::Merged,
-            merged: vec![(absorbed, Identifier::new(IdentifierKind::Phone, "+14155550100"))],
+            merged: vec![(
+                absorbed,
+                Identifier::new(IdentifierKind::Phone, "+14155550100"),
+            )],
             linked: vec![],
             dropped: vec![],
         };

@@ -184,7 +184,9 @@ mod tests {
         assert_eq!(check_person_name("  Ann ").unwrap(), "Ann");
         assert!(check_person_name(&"é".repeat(MAX_PERSON_NAME_CHARS)).is_ok());
         let long = "x".repeat(1_000_000);
-        assert!(check_person_name(&long).unwrap_err().contains("at most 200"));
+        assert!(check_person_name(&long)
+            .unwrap_err()
+            .contains("at most 200"));
         assert!(check_person_name("a\nb").is_err());
         assert_eq!(clip_person_name(&long).len(), MAX_PERSON_NAME_CHARS);
         assert_eq!(clip_person_name(" Ann\tLee\u{0} "), "Ann Lee");
@@ -201,7 +203,10 @@ mod tests {
             m.insert(format!("t{i:02}"), Value::from("v".repeat(MAX_VALUE_CHARS)));
         }
         let (kept, problems) = custom_traits(&m);
-        let total: usize = kept.iter().map(|(k, v)| k.len() + v.to_string().len()).sum();
+        let total: usize = kept
+            .iter()
+            .map(|(k, v)| k.len() + v.to_string().len())
+            .sum();
         assert!(total <= MAX_TRAITS_BYTES, "{total}");
         assert!(kept.len() < 60 && !kept.is_empty());
         assert_eq!(problems.len(), 60 - kept.len());

@@ -291,16 +291,32 @@ pub async fn build_config(
             // with it would be dropped, and the sender would believe it saved.
             let given = |s: &Option<String>| !text(s).is_empty();
             let dropped = [
-                ("mailgun_signing_key", &input.mailgun_signing_key, "Mailgun signing key"),
-                ("postmark_password", &input.postmark_password, "Postmark inbound password"),
+                (
+                    "mailgun_signing_key",
+                    &input.mailgun_signing_key,
+                    "Mailgun signing key",
+                ),
+                (
+                    "postmark_password",
+                    &input.postmark_password,
+                    "Postmark inbound password",
+                ),
                 ("password", &input.password, "SMTP password"),
                 ("auth_token", &input.auth_token, "Twilio Auth Token"),
-                ("webhook_shared_key", &input.webhook_shared_key, "Twilio shared key"),
+                (
+                    "webhook_shared_key",
+                    &input.webhook_shared_key,
+                    "Twilio shared key",
+                ),
             ];
             if let Some((field, _, what)) = dropped.iter().find(|(_, v, _)| given(v)) {
-                let needs = if channel == Channel::Sms { "twilio" } else { "smtp" };
+                let needs = if channel == Channel::Sms {
+                    "twilio"
+                } else {
+                    "smtp"
+                };
                 return Err(AppError::invalid(
-                    *field,
+                    field,
                     format!(
                         "The development sink (dev) keeps no keys, so the {what} would be lost: \
                          save it with provider {needs}, or leave it out to use the development sink."

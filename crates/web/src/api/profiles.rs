@@ -203,7 +203,8 @@ pub async fn identify(
         }
     };
     let name = |field: &'static str, v: &str| {
-        traits::check_person_name(v).map_err(|why| AppError::invalid(field, format!("{field}: {why}")))
+        traits::check_person_name(v)
+            .map_err(|why| AppError::invalid(field, format!("{field}: {why}")))
     };
     let traits = Traits {
         custom: custom_traits(&body.traits.custom)?,

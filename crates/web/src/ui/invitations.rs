@@ -78,12 +78,13 @@ async fn render(
     view: View,
 ) -> PageResult<Response> {
     let state = inv.state(st.now());
-    let signed_in: Option<(String, String, bool)> = session::current(headers, st)
-        .await?
-        .map(|(rec, user): (_, User)| {
-            let same = user.email == inv.email;
-            (user.email, rec.csrf_token, same)
-        });
+    let signed_in: Option<(String, String, bool)> =
+        session::current(headers, st)
+            .await?
+            .map(|(rec, user): (_, User)| {
+                let same = user.email == inv.email;
+                (user.email, rec.csrf_token, same)
+            });
     let pre = random_token(32);
     let status = match state {
         InvitationState::Pending => view.status,
@@ -171,22 +172,36 @@ pub async fn submit(
     // A used, withdrawn or expired link says so before anything else, as
     // its page does.
     if inv.state(now) != InvitationState::Pending {
-        return render(&st, &headers, &token, &inv, &org, View {
-            status: StatusCode::GONE,
-            error: None,
-            name: String::new(),
-        })
+        return render(
+            &st,
+            &headers,
+            &token,
+            &inv,
+            &org,
+            View {
+                status: StatusCode::GONE,
+                error: None,
+                name: String::new(),
+            },
+        )
         .await;
     }
     let hash = sha256(&token);
     let (who, new_session) = match f.action.as_str() {
         "accept" => {
             let Some((rec, user)) = session::current(&headers, &st).await? else {
-                return render(&st, &headers, &token, &inv, &org, again(
-                    StatusCode::UNAUTHORIZED,
-                    "Your session ended. Sign in again, then accept.".into(),
-                    String::new(),
-                ))
+                return render(
+                    &st,
+                    &headers,
+                    &token,
+                    &inv,
+                    &org,
+                    again(
+                        StatusCode::UNAUTHORIZED,
+                        "Your session ended. Sign in again, then accept.".into(),
+                        String::new(),
+                    ),
+                )
                 .await;
             };
             if cross_site(&headers, &st)
@@ -208,28 +223,49 @@ pub async fn submit(
             let name = match bos_core::tenancy::display_name(&f.name) {
                 Ok(n) => n,
                 Err(e) => {
-                    return render(&st, &headers, &token, &inv, &org, again(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("Your name: {e}."),
-                        f.name,
-                    ))
+                    return render(
+                        &st,
+                        &headers,
+                        &token,
+                        &inv,
+                        &org,
+                        again(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("Your name: {e}."),
+                            f.name,
+                        ),
+                    )
                     .await
                 }
             };
             if let Err(e) = bos_core::auth::check_password(&f.password) {
-                return render(&st, &headers, &token, &inv, &org, again(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("The password is not acceptable: {e}."),
-                    name,
-                ))
+                return render(
+                    &st,
+                    &headers,
+                    &token,
+                    &inv,
+                    &org,
+                    again(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("The password is not acceptable: {e}."),
+                        name,
+                    ),
+                )
                 .await;
             }
             if f.password != f.confirm {
-                return render(&st, &headers, &token, &inv, &org, again(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "The two passwords differ. Type the same password twice.".into(),
-                    name,
-                ))
+                return render(
+                    &st,
+                    &headers,
+                    &token,
+                    &inv,
+                    &org,
+                    again(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "The two passwords differ. Type the same password twice.".into(),
+                        name,
+                    ),
+                )
                 .await;
             }
             let password_hash = st
@@ -276,7 +312,15 @@ pub async fn submit(
                     "An account with this address exists already: sign in with it to accept.".into(),
                 ),
             };
-            return render(&st, &headers, &token, &inv, &org, again(status, msg, name_back)).await;
+            return render(
+                &st,
+                &headers,
+                &token,
+                &inv,
+                &org,
+                again(status, msg, name_back),
+            )
+            .await;
         }
     };
     tracing::info!(user = %user.id, org = %inv.org_id, "invitation accepted");

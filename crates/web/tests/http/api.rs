@@ -457,7 +457,12 @@ async fn no_provider_secret_is_stored_in_plaintext() {
         email
     );
     assert_eq!(
-        app.store().source(org.id, shop_id).await.unwrap().secret.as_deref(),
+        app.store()
+            .source(org.id, shop_id)
+            .await
+            .unwrap()
+            .secret
+            .as_deref(),
         Some(shopify_secret)
     );
     // Rotation: a new key seals everything; the old one is not needed after.
@@ -499,7 +504,9 @@ async fn no_provider_secret_is_stored_in_plaintext() {
     assert_eq!(app.store().reseal_secrets().await.unwrap(), 0);
     let dump = app.store().dump_provider_secret_columns().await.unwrap();
     assert_sealed(&dump, "after the rotation");
-    assert!(dump.iter().all(|v| v.starts_with(&format!("bos1:{}:", new.id()))));
+    assert!(dump
+        .iter()
+        .all(|v| v.starts_with(&format!("bos1:{}:", new.id()))));
     assert_eq!(
         app.store()
             .channel_config(org.id, bos_core::nudge::Channel::Sms)
@@ -508,7 +515,12 @@ async fn no_provider_secret_is_stored_in_plaintext() {
         sms
     );
     assert_eq!(
-        app.store().source(org.id, webhook_id).await.unwrap().secret.as_deref(),
+        app.store()
+            .source(org.id, webhook_id)
+            .await
+            .unwrap()
+            .secret
+            .as_deref(),
         Some(whsec.as_str())
     );
 }

@@ -538,7 +538,13 @@ async fn names_and_traits_over_their_caps_are_refused_with_a_sentence() {
         .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {v}");
         assert_eq!(v["field"], format!("traits.{field}"));
-        assert!(v["detail"].as_str().unwrap().contains("at most 200 characters"), "{v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("at most 200 characters"),
+            "{v}"
+        );
     }
     // Traits over 16 KiB together (each within its own limit).
     let mut custom = serde_json::Map::new();

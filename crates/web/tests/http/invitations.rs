@@ -206,10 +206,17 @@ async fn another_account_cannot_accept_someone_elses_invitation() {
     let html = res.text().await.unwrap();
     assert!(html.contains("id=\"other-account\""), "{html}");
     let res = app
-        .post_form(&path, &m.cookie, &[("_csrf", &m.csrf), ("action", "accept")])
+        .post_form(
+            &path,
+            &m.cookie,
+            &[("_csrf", &m.csrf), ("action", "accept")],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(app.store().membership(c.id, mallory.id).await.unwrap(), None);
+    assert_eq!(
+        app.store().membership(c.id, mallory.id).await.unwrap(),
+        None
+    );
     assert_eq!(app.store().membership(c.id, ann.id).await.unwrap(), None);
     // Still pending for Ann.
     let list: Value = app
@@ -372,8 +379,14 @@ async fn expired_revoked_and_unknown_links_fail() {
     // Inviting the same address again replaces the older link.
     let (_, first) = invite(&app, &key_b, "twice@example.com", "member").await;
     let (_, second) = invite(&app, &key_b, "twice@example.com", "member").await;
-    assert_eq!(open_fresh(&app, &link_path(&first)).await.0, StatusCode::GONE);
-    assert_eq!(open_fresh(&app, &link_path(&second)).await.0, StatusCode::OK);
+    assert_eq!(
+        open_fresh(&app, &link_path(&first)).await.0,
+        StatusCode::GONE
+    );
+    assert_eq!(
+        open_fresh(&app, &link_path(&second)).await.0,
+        StatusCode::OK
+    );
     // Expired: a week later.
     let (_, v) = invite(&app, &key_b, "late@example.com", "member").await;
     let late = link_path(&v);

@@ -634,7 +634,11 @@ async fn a_huge_name_from_a_provider_is_cut_to_fit() {
     }))
     .await;
     let pass = app.state.pipeline.drain().await.unwrap();
-    assert_eq!((pass.taken, pass.failed), (1, 0), "the event is kept, not refused");
+    assert_eq!(
+        (pass.taken, pass.failed),
+        (1, 0),
+        "the event is kept, not refused"
+    );
     let id = app
         .store()
         .profile_by_email(s.org, "huge@example.com")

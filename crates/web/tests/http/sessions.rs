@@ -474,7 +474,11 @@ async fn wrong_current_passwords_on_the_account_page_are_throttled() {
     let res = change(PASSWORD).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().get("retry-after").is_some());
-    assert!(res.text().await.unwrap().contains("Too many wrong passwords"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many wrong passwords"));
     assert_eq!(
         app.store().user(ann.id).await.unwrap().password_hash,
         ann.password_hash

@@ -36,7 +36,10 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/settings/members/{user_id}/role"), ById),
         (("POST", "/settings/members/{user_id}/remove"), ById),
         (
-            ("POST", "/settings/members/invitations/{invitation_id}/revoke"),
+            (
+                "POST",
+                "/settings/members/invitations/{invitation_id}/revoke",
+            ),
             ById,
         ),
         // The accept page: the link's 256-bit token names the invitation
