@@ -24,6 +24,9 @@ pub struct Actor {
 pub struct Invited {
     pub invitation: Invitation,
     pub accept_url: String,
+    /// Whether the link was also e-mailed to the address (the organization
+    /// sends e-mail through SMTP and the server accepted the message).
+    pub emailed: bool,
 }
 
 fn may_assign(actor: &Actor, role: Role) -> Result<(), AppError> {
@@ -79,10 +82,47 @@ pub async fn invite(
             now + INVITATION_TTL_MS,
         )
         .await?;
+    let url = accept_url(state, &token);
+    let emailed = email_invitation(state, actor.org_id, &invitation, &url).await;
     Ok(Invited {
         invitation,
-        accept_url: accept_url(state, &token),
+        accept_url: url,
+        emailed,
     })
+}
+
+/// Mails the link through the organization's e-mail channel when it has
+/// one (SMTP); the development sink sends nothing. A failure is logged and
+/// the admin still has the link to hand over.
+async fn email_invitation(state: &AppState, org_id: Uuid, inv: &Invitation, url: &str) -> bool {
+    let org = match state.store.org(org_id).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(org = %org_id, "invitation e-mail not sent: {e}");
+            return false;
+        }
+    };
+    let subject = format!("You are invited to join {} on BOS", org.name);
+    let text = format!(
+        "You are invited to join {} on BOS as {}.\n\n\
+         Open this link to accept; it works once, for 7 days:\n{url}\n\n\
+         If you already have a BOS account with this address, sign in to accept. \
+         Otherwise you choose your name and password there.\n\n\
+         If you did not expect this invitation, ignore this e-mail.\n",
+        org.name,
+        inv.role.as_str()
+    );
+    match state
+        .nudger
+        .send_service_email(org_id, &inv.email, &subject, &text)
+        .await
+    {
+        Ok(sent) => sent,
+        Err(why) => {
+            tracing::warn!(org = %org_id, invitation = %inv.id, "invitation e-mail not sent: {why}");
+            false
+        }
+    }
 }
 
 /// The page where an invitation is accepted.

@@ -88,6 +88,10 @@ pub struct CreatedInvitation {
     /// only in this answer (BOS keeps only its hash) and works once, until
     /// `expires_at`.
     pub accept_url: String,
+    /// True when the link was also e-mailed to the address through the
+    /// organization's SMTP channel (and the mail server accepted it); false
+    /// with the development sink or when sending failed.
+    pub emailed: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -135,6 +139,7 @@ pub async fn create(
         Json(CreatedInvitation {
             invitation: InvitationDto::of(&inv.invitation, st.now()),
             accept_url: inv.accept_url,
+            emailed: inv.emailed,
         }),
     ))
 }

@@ -42,8 +42,9 @@ struct MembersPage {
     rows: Vec<Row>,
     invitations: Vec<InviteRow>,
     assignable: Vec<&'static str>,
-    /// The address just invited and its accept link, shown once.
-    invited: Option<(String, String)>,
+    /// The address just invited, its accept link (shown once) and whether
+    /// it was e-mailed too.
+    invited: Option<(String, String, bool)>,
     error: Option<String>,
     form_email: String,
 }
@@ -60,7 +61,7 @@ async fn render_page(
     st: &AppState,
     s: &Session,
     c: Chrome,
-    invited: Option<(String, String)>,
+    invited: Option<(String, String, bool)>,
     error: Option<String>,
     form_email: String,
 ) -> PageResult<MembersPage> {
@@ -147,7 +148,7 @@ pub async fn invite(
                 &st,
                 &s,
                 c,
-                Some((inv.invitation.email, inv.accept_url)),
+                Some((inv.invitation.email, inv.accept_url, inv.emailed)),
                 None,
                 String::new(),
             )

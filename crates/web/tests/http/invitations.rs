@@ -501,3 +501,53 @@ async fn invitations_stay_in_their_tenant() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(list_a.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_link_is_also_emailed_where_the_organization_sends_email() {
+    let smtp = bos_channels::fake::FakeSmtp::start().await;
+    let app = spawn_with(|c| c.allow_private_outbound = true).await;
+    let b = app.org("Beta Shop").await;
+    let key_b = app.key(&b, "admin").await;
+    // The development sink: nothing is sent, the answer says so.
+    let (_, v) = invite(&app, &key_b, "first@example.com", "member").await;
+    assert_eq!(v["emailed"], false);
+    app.store()
+        .put_channel_config(
+            b.id,
+            bos_core::nudge::Channel::Email,
+            &bos_store::nudge::ChannelConfig::Smtp {
+                host: "127.0.0.1".into(),
+                port: smtp.port(),
+                tls: "none".into(),
+                username: None,
+                password: None,
+                from: "Beta Shop <team@beta.example>".into(),
+                mailgun_signing_key: None,
+                postmark_password: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let (_, known_a) = ann_in_a(&app).await;
+    let (_, v) = invite(&app, &key_b, "ann@alpha.example", "admin").await;
+    assert_eq!(v["emailed"], true);
+    let (_, w) = invite(&app, &key_b, "newcomer@example.com", "member").await;
+    assert_eq!(w["emailed"], true, "the same answer for an unknown address");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2);
+    let to_ann = mails
+        .iter()
+        .find(|m| m.to.iter().any(|r| r.contains("ann@alpha.example")))
+        .expect("a mail to Ann");
+    let link = v["accept_url"].as_str().unwrap();
+    // Quoted-printable: long lines carry soft breaks.
+    let text = to_ann.data.replace("=\r\n", "");
+    assert!(text.contains(link), "{}", to_ann.data);
+    assert!(to_ann.data.contains("Beta Shop"));
+    assert!(!to_ann.data.contains(ANN_NAME), "nothing of her account");
+    assert_eq!(
+        app.store().membership(b.id, known_a.id).await.unwrap(),
+        None
+    );
+}
