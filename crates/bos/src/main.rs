@@ -218,7 +218,18 @@ fn load(cli_config: Option<&PathBuf>, at: Option<&ServeArgs>) -> Result<Config> 
 }
 
 async fn open(c: &Config) -> Result<Store> {
-    let (keys, _) = secret_keys::keyring(c)?;
+    let (keys, source) = secret_keys::keyring(c)?;
+    if let secret_keys::KeySource::File(path) = &source {
+        if !c.database_url().starts_with("sqlite:") {
+            // Each machine would make its own key file; a replica that
+            // starts reseals everything under its key and the others can
+            // no longer open the channels' and sources' secrets.
+            tracing::warn!(
+                file = %path.display(),
+                "provider secrets are sealed with a key file on PostgreSQL: with several replicas set the same BOS_SECRET_KEY on each"
+            );
+        }
+    }
     let store = Store::open(&c.store_options()?).await.with_context(|| {
         format!(
             "cannot open the database at {}",
