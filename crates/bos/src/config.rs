@@ -33,6 +33,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "nudge_sending_lease_ms", env: "BOS_NUDGE_SENDING_LEASE_MS", default: "120000", secret: false, help: "A nudge left sending this long by a crashed process becomes unknown (shown, never re-sent). Keep it above the send timeout." },
     OptionSpec { key: "job_concurrency", env: "BOS_JOB_CONCURRENCY", default: "16", secret: false, help: "Jobs (nudge steps and sends, lead timers) handled at once by this process. More sends bulk nudges faster, but a crash leaves every send then in flight unknown (never re-sent)." },
     OptionSpec { key: "job_lease_ms", env: "BOS_JOB_LEASE_MS", default: "300000", secret: false, help: "How long a claimed job is held before another replica may take it over (a crashed process's jobs wait this long)." },
+    OptionSpec { key: "secret_key", env: "BOS_SECRET_KEY", default: "", secret: true, help: "32 random bytes in base64 (openssl rand -base64 32) that seal provider secrets at rest. Empty: the key file is used (created on first start). Required to be the same on every replica." },
+    OptionSpec { key: "secret_key_file", env: "BOS_SECRET_KEY_FILE", default: "", secret: false, help: "Key file used when secret_key is empty; default <data_dir>/secret.key, created with mode 0600 on first start. Back it up with the database." },
+    OptionSpec { key: "secret_keys_old", env: "BOS_SECRET_KEYS_OLD", default: "", secret: true, help: "Comma-separated older keys that still open secrets sealed before a rotation (see `bos secrets rotate`)." },
     OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
     OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
 ];

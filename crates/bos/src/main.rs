@@ -15,6 +15,7 @@ mod demo_customers;
 mod demo_traffic;
 mod gen;
 mod import;
+mod secret_keys;
 mod serve;
 
 /// mimalloc for Rust and, through `override`, for the bundled SQLite's
@@ -81,6 +82,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Provider secrets at rest: rotate the key that seals them.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Show every configuration option, its value in force and its source.
     Config,
     /// Print the OpenAPI document of /api/v1.
@@ -127,6 +131,24 @@ enum UserCmd {
         /// one-time password (which must be changed at first sign-in).
         #[arg(long)]
         password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCmd {
+    /// Seal every stored provider secret under a new key. With the key
+    /// file, the new key is written to it (the old one kept below it, still
+    /// readable); with BOS_SECRET_KEY, the new key is printed once. Stop the
+    /// server first, or restart every replica right after.
+    Rotate {
+        /// Read the new key (base64, 32 bytes) from standard input instead
+        /// of generating one.
+        #[arg(long)]
+        new_key_stdin: bool,
+        #[command(flatten)]
+        at: ServeArgs,
         #[arg(long)]
         json: bool,
     },
@@ -196,12 +218,38 @@ fn load(cli_config: Option<&PathBuf>, at: Option<&ServeArgs>) -> Result<Config> 
 }
 
 async fn open(c: &Config) -> Result<Store> {
-    Store::open(&c.store_options()?).await.with_context(|| {
+    let (keys, source) = secret_keys::keyring(c)?;
+    if let secret_keys::KeySource::File(path) = &source {
+        if !c.database_url().starts_with("sqlite:") {
+            // Each machine would make its own key file; a replica that
+            // starts reseals everything under its key and the others can
+            // no longer open the channels' and sources' secrets.
+            tracing::warn!(
+                file = %path.display(),
+                "provider secrets are sealed with a key file on PostgreSQL: with several replicas set the same BOS_SECRET_KEY on each"
+            );
+        }
+    }
+    let store = Store::open(&c.store_options()?).await.with_context(|| {
         format!(
             "cannot open the database at {}",
             bos_store::redact_url(&c.database_url())
         )
-    })
+    })?;
+    store.set_secret_keys(keys);
+    // Secrets stored in plaintext by an older release, or under an older
+    // key, are sealed under the current key now.
+    let n = store
+        .reseal_secrets()
+        .await
+        .context("cannot seal the stored provider secrets")?;
+    if n > 0 {
+        tracing::info!(
+            count = n,
+            "sealed stored provider secrets under the current key"
+        );
+    }
+    Ok(store)
 }
 
 fn now() -> i64 {
@@ -419,6 +467,72 @@ async fn run(cli: Cli) -> Result<()> {
                         println!("{}", json!({ "id": id, "org": org.slug, "revoked": true }));
                     } else {
                         println!("Revoked {id}.");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Secrets(SecretsCmd::Rotate {
+            new_key_stdin,
+            at,
+            json,
+        }) => {
+            let c = load(cfg_path, Some(&at))?;
+            let new = if new_key_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                bos_store::secrets::SecretKey::parse(&line).context("the new key is unusable")?
+            } else {
+                bos_store::secrets::SecretKey::generate()
+            };
+            let (before, source) = secret_keys::keyring(&c)?;
+            // Opening reseals anything left under older keys first.
+            let store = open(&c).await?;
+            let old = before.current().clone();
+            // Both keys open while every value moves to the new one.
+            store.set_secret_keys(bos_store::secrets::Keyring::new(
+                new.clone(),
+                vec![old.clone()],
+            ));
+            if let secret_keys::KeySource::File(path) = &source {
+                // The file first, so that a crash midway leaves a key file
+                // that opens every value (the old key stays below the new).
+                secret_keys::write_key_file(path, &[&new, &old])?;
+            }
+            let n = store.reseal_secrets().await?;
+            store.close().await;
+            match source {
+                secret_keys::KeySource::File(path) => {
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"resealed": n, "key_id": new.id(), "key_file": path.display().to_string()})
+                        );
+                    } else {
+                        println!(
+                            "{n} secret(s) sealed under the new key {} ({}).\n\
+                             The previous key stays below it in the file so that nothing becomes unreadable; \
+                             restart the server now. Once it runs, you may delete the old key line.",
+                            new.id(),
+                            path.display()
+                        );
+                    }
+                }
+                secret_keys::KeySource::Config => {
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"resealed": n, "key_id": new.id(), "new_key": new.to_base64(), "old_key": old.to_base64()})
+                        );
+                    } else {
+                        println!(
+                            "{n} secret(s) sealed under the new key {}.\n\
+                             Set BOS_SECRET_KEY={} and BOS_SECRET_KEYS_OLD={} on every replica and restart them;\n\
+                             once all run with the new key, remove BOS_SECRET_KEYS_OLD. The new key is shown only now.",
+                            new.id(),
+                            new.to_base64(),
+                            old.to_base64()
+                        );
                     }
                 }
             }

@@ -20,6 +20,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const EVENTS: usize = 10_000;
+/// The key `bos serve` seals provider secrets with: the test's own store
+/// must seal the sources it makes under the same one.
+const SECRET_KEY: &str = "S2lsbC10ZXN0LWtleS0zMi1ieXRlcy1sb25nLi4uLi4=";
+
+fn test_keys() -> bos_store::secrets::Keyring {
+    bos_store::secrets::Keyring::new(
+        bos_store::secrets::SecretKey::parse(SECRET_KEY).unwrap(),
+        vec![],
+    )
+}
 const KILLS: usize = 5;
 const SENDERS: usize = 16;
 
@@ -35,6 +45,7 @@ fn start_with(url: &str, dir: &std::path::Path, addr: &str, env: &[(&str, &str)]
         .arg("--data-dir")
         .arg(dir)
         .env("DATABASE_URL", url)
+        .env("BOS_SECRET_KEY", SECRET_KEY)
         .env("BOS_LOG", "error")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -70,6 +81,7 @@ async fn acknowledged_webhooks_survive_five_kills_and_are_applied_once() {
         max_connections: 4,
     };
     let store = Store::open(&opts).await.unwrap();
+    store.set_secret_keys(test_keys());
     let org = store
         .create_org(
             &bos_core::OrgName::parse("Kill Test").unwrap(),
@@ -169,6 +181,7 @@ async fn acknowledged_webhooks_survive_five_kills_and_are_applied_once() {
     // Whatever the killed servers left pending is drained here, through
     // the same pipeline a server runs.
     let store = Store::open(&opts).await.unwrap();
+    store.set_secret_keys(test_keys());
     let sched = bos_engine::Scheduler::new(store.clone(), Arc::new(bos_engine::SystemClock));
     let pass = bos_engine::Pipeline::new(sched).drain().await.unwrap();
     assert_eq!(pass.failed, 0);
@@ -232,6 +245,7 @@ async fn nudges_are_never_sent_twice_across_ten_kills_in_the_send_window() {
         max_connections: 4,
     };
     let store = Store::open(&opts).await.unwrap();
+    store.set_secret_keys(test_keys());
     let org = store
         .create_org(
             &bos_core::OrgName::parse("R8 Test").unwrap(),
@@ -375,6 +389,7 @@ async fn nudges_are_never_sent_twice_across_ten_kills_in_the_send_window() {
     // Wait for the last server to finish: every step claimed and settled
     // (the sweep turns the killed servers' open sends into unknown).
     let store = Store::open(&opts).await.unwrap();
+    store.set_secret_keys(test_keys());
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let mut x;
     loop {

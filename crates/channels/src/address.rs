@@ -4,20 +4,61 @@
 //! bare ids to match threads on.
 
 /// `"Jane Doe" <Jane@Example.com>` → (Some("Jane Doe"), "jane@example.com").
-/// Takes the first mailbox of a list.
+/// Takes the first mailbox of a list. Quoted display names follow RFC 5322:
+/// `<`, `>`, `,` and `"` inside the quotes (the last escaped as `\"`) are
+/// part of the name, so `"Shop <ops>" <jane@x>` is Jane's address, not
+/// `ops>" <jane@x`.
 pub(crate) fn split_mailbox(raw: &str) -> (Option<String>, String) {
     let raw = raw.trim();
-    if let (Some(open), Some(close)) = (raw.find('<'), raw.rfind('>')) {
-        if open < close {
-            let addr = raw[open + 1..close].trim().to_ascii_lowercase();
-            let name = raw[..open].trim().trim_matches('"').trim();
-            let name = (!name.is_empty()).then(|| name.to_string());
-            return (name, addr);
+    let (mut quoted, mut escaped) = (false, false);
+    let (mut open, mut close, mut end) = (None, None, raw.len());
+    for (i, c) in raw.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted && open.is_none() => open = Some(i),
+            '>' if !quoted && open.is_some() => {
+                close = Some(i);
+                break;
+            }
+            // The end of a bare first mailbox of a list.
+            ',' if !quoted && open.is_none() => {
+                end = i;
+                break;
+            }
+            _ => {}
         }
     }
-    // A bare list "a@x, b@y": the first one.
-    let first = raw.split(',').next().unwrap_or("").trim();
-    (None, first.to_ascii_lowercase())
+    if let (Some(open), Some(close)) = (open, close) {
+        let addr = raw[open + 1..close].trim().to_ascii_lowercase();
+        let name = unquote(raw[..open].trim());
+        let name = (!name.is_empty()).then_some(name);
+        return (name, addr);
+    }
+    (None, raw[..end].trim().to_ascii_lowercase())
+}
+
+/// A display name without its RFC 5322 quotes and escapes.
+fn unquote(s: &str) -> String {
+    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return s.trim_matches('"').trim().to_string();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
 }
 
 /// `<abc@x>` → `abc@x`; empty → None.
@@ -57,6 +98,30 @@ mod tests {
         assert_eq!(split_mailbox("Bob@X.org"), (None, "bob@x.org".into()));
         assert_eq!(split_mailbox("a@x, b@y"), (None, "a@x".into()));
         assert_eq!(split_mailbox("<a@x>"), (None, "a@x".into()));
+    }
+
+    #[test]
+    fn quoted_names_may_hold_angle_brackets_commas_and_quotes() {
+        assert_eq!(
+            split_mailbox("\"Shop <ops>\" <Jane@Example.com>"),
+            (Some("Shop <ops>".into()), "jane@example.com".into())
+        );
+        assert_eq!(
+            split_mailbox("\"Doe, Jane\" <jane@x.org>, b@y.org"),
+            (Some("Doe, Jane".into()), "jane@x.org".into())
+        );
+        assert_eq!(
+            split_mailbox(r#""Jane \"JJ\" Doe" <jane@x.org>"#),
+            (Some("Jane \"JJ\" Doe".into()), "jane@x.org".into())
+        );
+        assert_eq!(
+            split_mailbox(r#""a \\ b>" <jane@x.org>"#),
+            (Some("a \\ b>".into()), "jane@x.org".into())
+        );
+        assert_eq!(
+            split_mailbox("Plain Name <p@x.org>"),
+            (Some("Plain Name".into()), "p@x.org".into())
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub mod auth;
 pub mod tenancy;
 
 pub use auth::{ApiKeyParts, LoginThrottle, PasswordPolicyError, ThrottleDecision};
-pub use tenancy::{Email, OrgName, Role, Scope, ScopeSet, Slug, ValueError};
+pub use tenancy::{
+    Email, InvitationState, OrgName, Role, Scope, ScopeSet, Slug, ValueError, INVITATION_TTL_MS,
+};
 
 /// Milliseconds since the Unix epoch, UTC. The one time representation shared
 /// by both storage engines (a plain integer sorts and compares the same in

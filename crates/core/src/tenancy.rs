@@ -295,10 +295,112 @@ impl OrgName {
     }
 }
 
+/// How long an invitation's link works: a week, long enough for someone
+/// who reads mail once a week, short enough that a forgotten link dies.
+pub const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Where an invitation stands. Only a pending one can be accepted or
+/// revoked; the others are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Revoked,
+    Expired,
+}
+
+impl InvitationState {
+    /// Accepted and revoked are final whatever the time; otherwise the
+    /// link works until (not at) `expires_at`.
+    pub fn of(
+        now: i64,
+        expires_at: i64,
+        accepted_at: Option<i64>,
+        revoked_at: Option<i64>,
+    ) -> InvitationState {
+        if accepted_at.is_some() {
+            InvitationState::Accepted
+        } else if revoked_at.is_some() {
+            InvitationState::Revoked
+        } else if now >= expires_at {
+            InvitationState::Expired
+        } else {
+            InvitationState::Pending
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationState::Pending => "pending",
+            InvitationState::Accepted => "accepted",
+            InvitationState::Revoked => "revoked",
+            InvitationState::Expired => "expired",
+        }
+    }
+
+    /// Why a link in this state cannot be used, for the person holding it.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            InvitationState::Pending => None,
+            InvitationState::Accepted => {
+                Some("This invitation was used already. Sign in to reach the organization.")
+            }
+            InvitationState::Revoked => {
+                Some("This invitation was withdrawn. Ask the organization's admin for a new one.")
+            }
+            InvitationState::Expired => {
+                Some("This invitation has expired. Ask the organization's admin for a new one.")
+            }
+        }
+    }
+}
+
+/// A person's display name: trimmed, 1 to 100 characters, no control
+/// characters (it is shown in every page's header).
+pub fn display_name(raw: &str) -> Result<String, ValueError> {
+    let n = raw.trim();
+    if n.is_empty() {
+        return Err(err("enter your name"));
+    }
+    if n.chars().count() > 100 {
+        return Err(err("a name has at most 100 characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(err("a name cannot contain control characters"));
+    }
+    Ok(n.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn invitation_states() {
+        use InvitationState::*;
+        assert_eq!(InvitationState::of(0, 10, None, None), Pending);
+        assert_eq!(InvitationState::of(9, 10, None, None), Pending);
+        assert_eq!(InvitationState::of(10, 10, None, None), Expired);
+        // Final states win over the clock.
+        assert_eq!(InvitationState::of(20, 10, Some(5), None), Accepted);
+        assert_eq!(InvitationState::of(0, 10, None, Some(1)), Revoked);
+        assert_eq!(InvitationState::of(0, 10, Some(2), Some(1)), Accepted);
+        assert!(Pending.refusal().is_none());
+        for s in [Accepted, Revoked, Expired] {
+            assert!(s.refusal().is_some());
+        }
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(display_name("  Ann Lee ").unwrap(), "Ann Lee");
+        assert!(display_name("  ").is_err());
+        assert!(display_name(&"x".repeat(101)).is_err());
+        assert!(display_name(&"é".repeat(100)).is_ok());
+        assert!(display_name("a\u{0}b").is_err());
+    }
 
     #[test]
     fn emails_normalize_and_reject() {

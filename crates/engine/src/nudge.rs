@@ -323,28 +323,11 @@ impl Nudger {
         })
     }
 
-    async fn sender(&self, c: &Claimed) -> Result<Arc<dyn Sender>, String> {
-        let key = (
-            c.org_id,
-            if c.channel == Channel::Sms {
-                "sms"
-            } else {
-                "email"
-            },
-        );
-        if let Some((cfg, s)) = self
-            .shared
-            .senders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if *cfg == c.config {
-                return Ok(s.clone());
-            }
-        }
+    /// A sender for a channel's settings; SMTP hosts are checked against
+    /// the outbound guard at every build.
+    async fn build_sender(&self, config: &ChannelConfig) -> Result<Arc<dyn Sender>, String> {
         let timeout = self.shared.config.send_timeout;
-        let sender: Arc<dyn Sender> = match &c.config {
+        let sender: Arc<dyn Sender> = match config {
             ChannelConfig::Dev => Arc::new(DevSink),
             ChannelConfig::Smtp {
                 host,
@@ -385,6 +368,71 @@ impl Nudger {
                 timeout,
             })?),
         };
+        Ok(sender)
+    }
+
+    /// Sends one e-mail that is not a nudge (an invitation's link) through
+    /// `org`'s e-mail channel, when it has a real one: `Ok(false)` with the
+    /// development sink (nothing would leave the server). Waits for the
+    /// provider's answer, at most the send timeout.
+    pub async fn send_service_email(
+        &self,
+        org: Uuid,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<bool, String> {
+        let config = self
+            .store()
+            .channel_config(org, Channel::Email)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ChannelConfig::Smtp { from, .. } = &config else {
+            return Ok(false);
+        };
+        let sender = self.build_sender(&config).await?;
+        let id = Uuid::now_v7();
+        let m = Outgoing {
+            medium: Medium::Email,
+            to: to.to_string(),
+            from: from.clone(),
+            reply_to: None,
+            subject: Some(subject.to_string()),
+            text: text.to_string(),
+            html: None,
+            message_id: format!("{id}@bos.service"),
+            idempotency_key: format!("service:{id}"),
+            unsubscribe_url: None,
+            status_callback: None,
+        };
+        match tokio::time::timeout(self.shared.config.send_timeout, sender.send(&m)).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the e-mail provider did not answer in time".into()),
+        }
+    }
+
+    async fn sender(&self, c: &Claimed) -> Result<Arc<dyn Sender>, String> {
+        let key = (
+            c.org_id,
+            if c.channel == Channel::Sms {
+                "sms"
+            } else {
+                "email"
+            },
+        );
+        if let Some((cfg, s)) = self
+            .shared
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if *cfg == c.config {
+                return Ok(s.clone());
+            }
+        }
+        let sender = self.build_sender(&c.config).await?;
         self.shared
             .senders
             .lock()

@@ -44,6 +44,10 @@ pub struct Store {
     pub(crate) engine: std::sync::Arc<Engine>,
     /// Sources the public endpoints looked up recently (see `intake`).
     pub(crate) source_cache: std::sync::Arc<crate::intake::SourceCache>,
+    /// The keys provider secrets are sealed with (see `secrets`). Random
+    /// until [`Store::set_secret_keys`]: `bos` always sets the configured
+    /// ones before it serves.
+    pub(crate) secrets: std::sync::Arc<std::sync::RwLock<std::sync::Arc<crate::secrets::Keyring>>>,
 }
 
 /// Runs `$body` (which must evaluate to `Result<T, StoreError>`) with `$c`
@@ -279,7 +283,25 @@ impl Store {
         Ok(Store {
             engine: std::sync::Arc::new(engine),
             source_cache: Default::default(),
+            secrets: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+                crate::secrets::Keyring::ephemeral(),
+            ))),
         })
+    }
+
+    /// Uses `keys` to seal and open provider secrets from now on (every
+    /// clone of this store shares them).
+    pub fn set_secret_keys(&self, keys: crate::secrets::Keyring) {
+        *self.secrets.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(keys);
+        // Cached sources hold secrets opened with the keys before.
+        self.source_cache.clear();
+    }
+
+    pub(crate) fn keyring(&self) -> std::sync::Arc<crate::secrets::Keyring> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn kind(&self) -> EngineKind {

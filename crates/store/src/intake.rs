@@ -10,6 +10,7 @@
 //! wholly stored or not at all, and its 2xx means it is durable.
 
 use crate::engine::{read, write, write_db};
+use crate::secrets::source_context;
 use crate::sql::{q, Db};
 use crate::{new_id, StoreError};
 use std::collections::HashMap;
@@ -178,6 +179,15 @@ const SOURCE_COLS: &str = "org_id, id, kind, name, secret, config, created_at";
 const EVENT_COLS: &str = "org_id, id, source_id, external_id, kind, received_at, payload, status";
 
 impl crate::Store {
+    /// A source row with its credential opened.
+    fn open_source(&self, row: SourceRow) -> Result<Source, StoreError> {
+        let mut s = Source::try_from(row)?;
+        if let Some(v) = &s.secret {
+            s.secret = Some(self.keyring().open(&source_context(s.org_id, s.id), v)?);
+        }
+        Ok(s)
+    }
+
     pub async fn create_source(
         &self,
         org: Uuid,
@@ -193,7 +203,11 @@ impl crate::Store {
             config: n.config,
             created_at: now,
         };
-        let s = src.clone();
+        let mut s = src.clone();
+        // The credential is sealed for this row (see `secrets`).
+        s.secret = s
+            .secret
+            .map(|v| self.keyring().seal(&source_context(s.org_id, s.id), &v));
         let key_hash = n.key_hash;
         write!(self, |c| {
             sqlx::query(
@@ -221,7 +235,7 @@ impl crate::Store {
         let rows: Vec<SourceRow> = read!(self, |c| {
             Ok(sqlx::query_as(&sql).bind(org).fetch_all(&mut *c).await?)
         })?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        rows.into_iter().map(|r| self.open_source(r)).collect()
     }
 
     /// One source of `org`; NotFound for another organization's id.
@@ -234,7 +248,7 @@ impl crate::Store {
                 .fetch_one(&mut *c)
                 .await?)
         })?;
-        row.try_into()
+        self.open_source(row)
     }
 
     /// A system lookup for a public endpoint: the source whose write key or
@@ -252,7 +266,7 @@ impl crate::Store {
                 .fetch_optional(&mut *c)
                 .await?)
         })?;
-        let src = row.map(Source::try_from).transpose()?;
+        let src = row.map(|r| self.open_source(r)).transpose()?;
         if let Some(s) = &src {
             self.source_cache.keep_key(hash.to_vec(), s.clone());
         }
@@ -273,7 +287,7 @@ impl crate::Store {
                 .fetch_optional(&mut *c)
                 .await?)
         })?;
-        let src = row.map(Source::try_from).transpose()?;
+        let src = row.map(|r| self.open_source(r)).transpose()?;
         if let Some(s) = &src {
             self.source_cache.keep_id(s.clone());
         }
@@ -424,7 +438,7 @@ impl SourceCache {
         m.insert(s.id, (s, Instant::now()));
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.by_key
             .lock()
             .unwrap_or_else(|e| e.into_inner())

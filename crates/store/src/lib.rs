@@ -19,6 +19,8 @@ pub mod import;
 pub mod imports;
 /// Intake sources and the raw inbound events, stored before the 2xx (IN1, IN2).
 pub mod intake;
+/// Invitations to join an organization, accepted by the invited person.
+pub mod invitations;
 /// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
 pub mod jobs;
 mod migrate;
@@ -29,6 +31,8 @@ pub mod nudge_admin;
 pub mod nudge_hooks;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.
 pub mod pipeline;
+/// Provider secrets sealed at rest (ChaCha20-Poly1305, keyed and rotatable).
+pub mod secrets;
 mod sql;
 /// Organizations, users, memberships.
 pub mod tenancy;

@@ -65,6 +65,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0010_links_without_rowid.sql"),
     },
     Migration {
+        version: 11,
+        name: "hook replays",
+        sql: include_str!("../migrations/sqlite/0011_hook_replays.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "invitations",
+        sql: include_str!("../migrations/sqlite/0012_invitations.sql"),
+    },
+    Migration {
         version: 14,
         name: "groups",
         sql: include_str!("../migrations/sqlite/0014_groups.sql"),
@@ -116,6 +126,18 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "nudge",
         sql: include_str!("../migrations/postgres/0009_nudge.sql"),
+    },
+    // 10 is SQLite only (rowid); the runner applies each list in order and
+    // does not need its versions to be consecutive.
+    Migration {
+        version: 11,
+        name: "hook replays",
+        sql: include_str!("../migrations/postgres/0011_hook_replays.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "invitations",
+        sql: include_str!("../migrations/postgres/0012_invitations.sql"),
     },
     Migration {
         version: 14,

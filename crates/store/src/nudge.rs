@@ -18,6 +18,7 @@
 
 use crate::engine::write_db;
 use crate::identity::{identify_tx, IdentifyInput, NewEvent, Traits};
+use crate::secrets::{channel_context, Keyring};
 use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::identity::{normalize, IdentifierKind};
@@ -315,6 +316,7 @@ pub(crate) async fn load_settings<D: Db>(
 
 pub(crate) async fn load_channel<D: Db>(
     db: &mut D,
+    keys: &Keyring,
     org: Uuid,
     channel: Channel,
 ) -> Result<(ChannelConfig, Option<String>), StoreError> {
@@ -327,11 +329,24 @@ pub(crate) async fn load_channel<D: Db>(
         .await?;
     Ok(match r {
         Some(r) => (
-            serde_json::from_str(&r.text(0)?).unwrap_or(ChannelConfig::Dev),
+            open_channel_config(keys, org, channel, &r.text(0)?)?,
             Some(r.text(1)?),
         ),
         None => (ChannelConfig::Dev, None),
     })
+}
+
+/// A channel's stored settings, opened (they hold its secrets, sealed).
+/// A key that does not open them is an error, never the development sink:
+/// sends must not quietly go nowhere.
+pub(crate) fn open_channel_config(
+    keys: &Keyring,
+    org: Uuid,
+    channel: Channel,
+    stored: &str,
+) -> Result<ChannelConfig, StoreError> {
+    let json = keys.open(&channel_context(org, channel_str(channel)), stored)?;
+    Ok(serde_json::from_str(&json).unwrap_or(ChannelConfig::Dev))
 }
 
 /// What a profile offers a template and a sender.
@@ -892,10 +907,10 @@ fn status_callback(base: &str, hook: Option<&str>) -> Option<String> {
 /// What the steps of one batch share: campaign definitions (parsed once,
 /// and again only if the stored text differs) and channel settings (no
 /// write in the batch changes them).
-#[derive(Default)]
 struct StepCache {
     campaigns: HashMap<Uuid, (String, std::sync::Arc<Campaign>)>,
     channels: HashMap<(Uuid, Channel), (ChannelConfig, Option<String>)>,
+    keys: std::sync::Arc<Keyring>,
 }
 
 impl StepCache {
@@ -1039,7 +1054,7 @@ async fn step_one<D: Db>(
     let (config, hook) = match cache.channels.get(&(org, channel)) {
         Some(c) => c.clone(),
         None => {
-            let c = load_channel(db, org, channel).await?;
+            let c = load_channel(db, &cache.keys, org, channel).await?;
             cache.channels.insert((org, channel), c.clone());
             c
         }
@@ -1198,9 +1213,14 @@ impl crate::Store {
         now: Millis,
         base_url: String,
     ) -> Result<Vec<(StepOutcome, Vec<Millis>)>, StoreError> {
+        let keys = self.keyring();
         write_db!(self, |db| async move {
             let mut out = Vec::with_capacity(steps.len());
-            let mut cache = StepCache::default();
+            let mut cache = StepCache {
+                campaigns: HashMap::new(),
+                channels: HashMap::new(),
+                keys,
+            };
             for r in &steps {
                 let mut timers = Vec::new();
                 let o = step_one(db, &mut cache, *r, now, &base_url, &mut timers).await?;
@@ -1220,6 +1240,7 @@ impl crate::Store {
         now: Millis,
         base_url: String,
     ) -> Result<Option<Claimed>, StoreError> {
+        let keys = self.keyring();
         write_db!(self, |db| async move {
             let r = db
                 .opt(
@@ -1284,7 +1305,7 @@ impl crate::Store {
             .await?;
             let campaign: Option<Campaign> =
                 r.opt_text(11)?.and_then(|d| serde_json::from_str(&d).ok());
-            let (config, hook) = load_channel(db, org, channel).await?;
+            let (config, hook) = load_channel(db, &keys, org, channel).await?;
             let tok = r.text(7)?;
             let subject = r.opt_text(3)?;
             let text = r.text(4)?;
@@ -1866,6 +1887,10 @@ impl crate::Store {
         now: Millis,
     ) -> Result<String, StoreError> {
         let cfg = serde_json::to_string(config).map_err(|e| StoreError::Other(e.to_string()))?;
+        // Sealed whole: the JSON holds the channel's passwords and tokens.
+        let cfg = self
+            .keyring()
+            .seal(&channel_context(org, channel_str(channel)), &cfg);
         let provider = config.provider();
         write_db!(self, |db| async move {
             let existing = db
@@ -1901,8 +1926,9 @@ impl crate::Store {
         org: Uuid,
         channel: Channel,
     ) -> Result<ChannelConfig, StoreError> {
+        let keys = self.keyring();
         write_db!(self, |db| async move {
-            Ok(load_channel(db, org, channel).await?.0)
+            Ok(load_channel(db, &keys, org, channel).await?.0)
         })
     }
 
@@ -1917,12 +1943,14 @@ impl crate::Store {
                 .bind(hook_key.as_str()),
         )
         .await?;
+        let keys = self.keyring();
         rows.first()
             .map(|r: &Row| {
+                let (org, channel) = (r.uuid(0)?, parse_channel(&r.text(1)?));
                 Ok((
-                    r.uuid(0)?,
-                    parse_channel(&r.text(1)?),
-                    serde_json::from_str(&r.text(2)?).unwrap_or(ChannelConfig::Dev),
+                    org,
+                    channel,
+                    open_channel_config(&keys, org, channel, &r.text(2)?)?,
                 ))
             })
             .transpose()

@@ -1,7 +1,8 @@
 //! Reads for the channel settings pages and the provider webhooks (SPEC
 //! NU3/NU4): each channel's settings with its webhook key, and the opt-out
 //! list. The writes (settings, inbound messages, delivery reports,
-//! tracking, opt-outs) are in [`crate::nudge`].
+//! tracking, opt-outs) are in [`crate::nudge`], except the replay guard of
+//! signed provider tokens, which is here.
 
 use crate::engine::write_db;
 use crate::nudge::{channel_str, parse_channel, ChannelConfig};
@@ -69,6 +70,7 @@ impl crate::Store {
                 .bind(org),
         )
         .await?;
+        let keys = self.keyring();
         let mut out = Vec::new();
         for channel in [Channel::Email, Channel::Sms] {
             let mut setting = ChannelSetting {
@@ -80,7 +82,7 @@ impl crate::Store {
             for r in &rows {
                 if parse_channel(&r.text(0)?) == channel {
                     setting.config =
-                        serde_json::from_str(&r.text(1)?).unwrap_or(ChannelConfig::Dev);
+                        crate::nudge::open_channel_config(&keys, org, channel, &r.text(1)?)?;
                     setting.hook_key = Some(r.text(2)?);
                     setting.updated_at = Some(r.i64(3)?);
                 }
@@ -213,5 +215,76 @@ impl crate::Store {
                 })
             })
             .transpose()
+    }
+
+    /// Records a provider's one-time webhook token (Mailgun's `token`) as
+    /// used by `org` until `expires_at`; false when it is in use already.
+    /// Expired tokens of the same organization and provider are deleted in
+    /// the same write, so the table holds at most what each tenant's own
+    /// signed deliveries put there within the expiry, and one tenant's
+    /// traffic never touches another's rows.
+    pub async fn claim_hook_token(
+        &self,
+        org: Uuid,
+        provider: &str,
+        token: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
+        let (provider, token) = (provider.to_string(), token.to_string());
+        write_db!(self, |db| async move {
+            db.exec(
+                q("delete from hook_replays where org_id = $1 and provider = $2 and expires_at <= $3")
+                    .bind(org)
+                    .bind(provider.as_str())
+                    .bind(now),
+            )
+            .await?;
+            let n = db
+                .exec(
+                    q(
+                        "insert into hook_replays (org_id, provider, token, expires_at) \
+                       values ($1, $2, $3, $4) on conflict do nothing",
+                    )
+                    .bind(org)
+                    .bind(provider.as_str())
+                    .bind(token.as_str())
+                    .bind(expires_at),
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Forgets a claimed token: the delivery it came with was not stored,
+    /// so the provider's retry (same token) must be accepted.
+    pub async fn release_hook_token(
+        &self,
+        org: Uuid,
+        provider: &str,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let (provider, token) = (provider.to_string(), token.to_string());
+        write_db!(self, |db| async move {
+            db.exec(
+                q("delete from hook_replays where org_id = $1 and provider = $2 and token = $3")
+                    .bind(org)
+                    .bind(provider.as_str())
+                    .bind(token.as_str()),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// How many replay tokens `org` holds, for tests.
+    #[doc(hidden)]
+    pub async fn hook_token_count(&self, org: Uuid) -> Result<i64, StoreError> {
+        let rows = read_rows(
+            self,
+            q("select count(*) from hook_replays where org_id = $1").bind(org),
+        )
+        .await?;
+        Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0))
     }
 }

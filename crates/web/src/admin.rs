@@ -1,12 +1,13 @@
-//! Organization administration shared by the UI and the API: inviting,
-//! re-roling and removing members, creating and revoking API keys. Both
+//! Organization administration shared by the UI and the API: inviting
+//! (and withdrawing invitations), re-roling and removing members, creating and revoking API keys. Both
 //! front doors call these, so the rules hold whichever door is used.
 
 use crate::auth::keys::{issue_api_key, IssuedKey};
-use crate::auth::random_token;
+use crate::auth::{random_token, sha256};
 use crate::error::AppError;
 use crate::AppState;
-use bos_core::{Email, Role, ScopeSet};
+use bos_core::{Email, Role, ScopeSet, INVITATION_TTL_MS};
+use bos_store::invitations::Invitation;
 use bos_store::{Member, StoreError};
 use uuid::Uuid;
 
@@ -18,10 +19,14 @@ pub struct Actor {
     pub user_id: Option<Uuid>,
 }
 
+/// A stored invitation and its link, which exists only here: the database
+/// keeps its hash, so the link is shown once to the admin who invited.
 pub struct Invited {
-    pub member: Member,
-    /// Set when a new account was created: shown once, must be changed at first login.
-    pub one_time_password: Option<String>,
+    pub invitation: Invitation,
+    pub accept_url: String,
+    /// Whether the link was also e-mailed to the address (the organization
+    /// sends e-mail through SMTP and the server accepted the message).
+    pub emailed: bool,
 }
 
 fn may_assign(actor: &Actor, role: Role) -> Result<(), AppError> {
@@ -38,76 +43,111 @@ fn may_assign(actor: &Actor, role: Role) -> Result<(), AppError> {
     }
 }
 
+/// Invites `email` to the organization with `role`. Whether the address
+/// has an account (here or in any other organization) changes nothing in
+/// the answer and nothing in any account: the person becomes a member only
+/// by accepting through the link. Only a current member of this same
+/// organization is refused, which tells the admin nothing they cannot see
+/// on their own members page.
 pub async fn invite(
     state: &AppState,
     actor: &Actor,
     email: &str,
-    name: &str,
     role: Role,
 ) -> Result<Invited, AppError> {
     may_assign(actor, role)?;
     let email = Email::parse(email).map_err(|e| AppError::invalid("email", e.0))?;
-    let name = name.trim();
-    if name.chars().count() > 100 {
-        return Err(AppError::invalid(
-            "display_name",
-            "a name has at most 100 characters",
-        ));
-    }
-    let now = state.now();
-    let (user, otp) = match state.store.user_by_email(&email).await? {
-        Some(u) => (u, None),
-        None => {
-            let otp = random_token(12);
-            let hash = state
-                .passwords
-                .hash(otp.clone())
-                .await
-                .map_err(AppError::Internal)?;
-            let display = if name.is_empty() {
-                email.as_str().split('@').next().unwrap_or("")
-            } else {
-                name
-            };
-            match state
-                .store
-                .create_user(&email, display, &hash, true, now)
-                .await
-            {
-                Ok(u) => (u, Some(otp)),
-                // Created concurrently by someone else: use that account.
-                Err(StoreError::Conflict(_)) => (
-                    state
-                        .store
-                        .user_by_email(&email)
-                        .await?
-                        .ok_or(AppError::NotFound)?,
-                    None,
-                ),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
     if state
         .store
-        .membership(actor.org_id, user.id)
+        .members(actor.org_id)
         .await?
-        .is_some()
+        .iter()
+        .any(|m| m.email == email.as_str())
     {
         return Err(AppError::Conflict(format!(
-            "{} is already a member of this organization.",
-            email
+            "{email} is already a member of this organization."
         )));
     }
-    state
+    let token = random_token(32);
+    let now = state.now();
+    let invitation = state
         .store
-        .upsert_membership(actor.org_id, user.id, role, now)
+        .create_invitation(
+            actor.org_id,
+            &email,
+            role,
+            &sha256(&token),
+            actor.user_id,
+            now,
+            now + INVITATION_TTL_MS,
+        )
         .await?;
-    let member = state.store.member(actor.org_id, user.id).await?;
+    let url = accept_url(state, &token);
+    let emailed = email_invitation(state, actor.org_id, &invitation, &url).await;
     Ok(Invited {
-        member,
-        one_time_password: otp,
+        invitation,
+        accept_url: url,
+        emailed,
     })
+}
+
+/// Mails the link through the organization's e-mail channel when it has
+/// one (SMTP); the development sink sends nothing. A failure is logged and
+/// the admin still has the link to hand over.
+async fn email_invitation(state: &AppState, org_id: Uuid, inv: &Invitation, url: &str) -> bool {
+    let org = match state.store.org(org_id).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(org = %org_id, "invitation e-mail not sent: {e}");
+            return false;
+        }
+    };
+    let subject = format!("You are invited to join {} on BOS", org.name);
+    let text = format!(
+        "You are invited to join {} on BOS as {}.\n\n\
+         Open this link to accept; it works once, for 7 days:\n{url}\n\n\
+         If you already have a BOS account with this address, sign in to accept. \
+         Otherwise you choose your name and password there.\n\n\
+         If you did not expect this invitation, ignore this e-mail.\n",
+        org.name,
+        inv.role.as_str()
+    );
+    match state
+        .nudger
+        .send_service_email(org_id, &inv.email, &subject, &text)
+        .await
+    {
+        Ok(sent) => sent,
+        Err(why) => {
+            tracing::warn!(org = %org_id, invitation = %inv.id, "invitation e-mail not sent: {why}");
+            false
+        }
+    }
+}
+
+/// The page where an invitation is accepted.
+pub fn accept_url(state: &AppState, token: &str) -> String {
+    format!(
+        "{}/invitations/{token}",
+        state.config.public_url.trim_end_matches('/')
+    )
+}
+
+/// Withdraws a pending invitation: its link stops working at once.
+pub async fn revoke_invitation(state: &AppState, actor: &Actor, id: Uuid) -> Result<(), AppError> {
+    // Another tenant's invitation is "not found" before any permission question.
+    let inv = state.store.invitation(actor.org_id, id).await?;
+    may_assign(actor, inv.role)?;
+    match state
+        .store
+        .revoke_invitation(actor.org_id, id, state.now())
+        .await
+    {
+        Err(StoreError::Conflict(_)) => Err(AppError::Conflict(
+            "This invitation was already accepted or withdrawn.".into(),
+        )),
+        r => r.map_err(AppError::from),
+    }
 }
 
 pub async fn change_role(

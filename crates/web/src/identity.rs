@@ -123,12 +123,17 @@ pub fn explain(o: &IdentifyOutcome) -> String {
             format!("Matched an existing profile; linked {}.", list(&o.linked))
         }
         IdentifyAction::Merged => {
+            // `profile_id` is the survivor; `merged` lists the absorbed.
             let joins: Vec<String> = o
                 .merged
                 .iter()
                 .map(|(p, via)| format!("{p} (same {via})"))
                 .collect();
-            format!("The identifiers belonged to several profiles, so they were merged into the oldest: {}.", joins.join("; "))
+            format!(
+                "The identifiers belonged to several profiles, so they were merged into the oldest, {}, which absorbed {}.",
+                o.profile_id,
+                joins.join("; ")
+            )
         }
         IdentifyAction::Replayed => "This event was seen before; nothing changed.".to_string(),
     };
@@ -209,4 +214,35 @@ pub const TIMELINE_KINDS: &[&str] = &[
 
 pub fn is_known_kind(k: &str) -> bool {
     TIMELINE_KINDS.contains(&k) || kind_label(k) != "Event"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bos_core::identity::IdentifierKind;
+
+    /// The merged explanation names the survivor as the one merged into,
+    /// and the absorbed profile as absorbed (it once read as if the
+    /// absorbed one were the oldest).
+    #[test]
+    fn a_merge_names_the_survivor_and_the_absorbed() {
+        let survivor = Uuid::from_u128(1);
+        let absorbed = Uuid::from_u128(2);
+        let o = IdentifyOutcome {
+            profile_id: survivor,
+            action: IdentifyAction::Merged,
+            merged: vec![(
+                absorbed,
+                Identifier::new(IdentifierKind::Phone, "+14155550100"),
+            )],
+            linked: vec![],
+            dropped: vec![],
+        };
+        let s = explain(&o);
+        let into = s.find("into the oldest, ").expect(&s) + "into the oldest, ".len();
+        assert!(s[into..].starts_with(&survivor.to_string()), "{s}");
+        let abs = s.find("absorbed ").expect(&s) + "absorbed ".len();
+        assert!(s[abs..].starts_with(&absorbed.to_string()), "{s}");
+        assert_eq!(s.matches(&absorbed.to_string()).count(), 1, "{s}");
+    }
 }

@@ -109,8 +109,6 @@ pub struct AppState {
     pub nudger: bos_engine::nudge::Nudger,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
-    /// Mailgun webhook tokens already used (each delivery is accepted once).
-    pub(crate) mailgun_tokens: Arc<nudge_hooks::ReplayGuard>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
 }
 
@@ -138,7 +136,6 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(ops::Metrics::default()),
             form_limiter: Arc::new(intake::FormLimiter::default()),
-            mailgun_tokens: Arc::new(nudge_hooks::ReplayGuard::default()),
             passwords: Arc::new(auth::password::Hasher::new()),
         }
     }

@@ -35,8 +35,6 @@ use base64::Engine as _;
 use bos_channels::{keywords, mailgun, postmark, twilio, DeliveryStatus, InboundEmail, Keyword};
 use bos_core::nudge::Channel;
 use bos_store::nudge::{ChannelConfig, InboundMessage};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use uuid::Uuid;
 
 /// Every public route of this module, for the router and the tenant matrix.
@@ -66,54 +64,9 @@ pub fn router() -> Router<AppState> {
 /// and the delivery is refused as a replay.
 pub const MAILGUN_MAX_AGE_S: i64 = 5 * 60;
 
-/// Mailgun tokens already used, so each signed delivery is accepted once.
-///
-/// In memory, per process: a token is remembered for twice the timestamp
-/// tolerance (after which the timestamp check refuses it anyway), expired
-/// entries are dropped as new ones arrive, and at most [`Self::CAP`] are
-/// kept — past that, new deliveries are refused (fail closed; Mailgun
-/// retries them). With several replicas a replay could reach another
-/// process within the 5 minutes; storing a message twice is still
-/// prevented by the store's dedupe on the Message-Id.
-#[derive(Default)]
-pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, i64>>,
-}
-
-impl ReplayGuard {
-    pub const CAP: usize = 100_000;
-    const TTL_MS: i64 = 2 * MAILGUN_MAX_AGE_S * 1000;
-
-    /// Records `key` as used; false when it was used already (or the set
-    /// is full).
-    pub fn claim(&self, key: &str, now: i64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(exp) = seen.get(key) {
-            if *exp > now {
-                return false;
-            }
-        }
-        if seen.len() >= Self::CAP {
-            seen.retain(|_, exp| *exp > now);
-            if seen.len() >= Self::CAP {
-                return false;
-            }
-        } else if seen.len() & 1023 == 0 {
-            seen.retain(|_, exp| *exp > now);
-        }
-        seen.insert(key.to_string(), now + Self::TTL_MS);
-        true
-    }
-
-    /// Forgets `key`: the delivery it came with was not stored (database
-    /// unavailable), so the provider's retry must be accepted.
-    pub fn release(&self, key: &str) {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-}
+/// How long a used Mailgun token is remembered: twice the timestamp
+/// tolerance, after which the timestamp check refuses it anyway.
+pub const MAILGUN_TOKEN_TTL_MS: i64 = 2 * MAILGUN_MAX_AGE_S * 1000;
 
 type Body = Result<Bytes, BytesRejection>;
 
@@ -511,14 +464,26 @@ async fn mailgun_inbound(
              than 5 minutes from now. {HOW}"
         ));
     }
-    let replay_key = format!("{org}:{token}");
-    if !st.mailgun_tokens.claim(&replay_key, now) {
-        return unauthorized("The request did not verify: this token was used already.");
-    }
+    // Parsed before the token is claimed: a signed post that cannot be
+    // read is refused without leaving anything behind, so it cannot use up
+    // the token of the genuine delivery or fill the table.
     let mail = match mailgun::parse(ct, &b) {
         Ok((mail, _)) => mail,
         Err(e) => return not_acceptable(&format!("The inbound email could not be read: {e}.")),
     };
+    // Per tenant and in the database: one tenant's deliveries only ever
+    // fill its own rows, and every replica sees the same used tokens.
+    match st
+        .store
+        .claim_hook_token(org, "mailgun", token, now, now + MAILGUN_TOKEN_TTL_MS)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return unauthorized("The request did not verify: this token was used already.")
+        }
+        Err(e) => return AppError::from(e).into_response(),
+    }
     match st
         .store
         .inbound_message(org, email_message(mail, "mailgun"), now)
@@ -527,7 +492,9 @@ async fn mailgun_inbound(
         Ok(_) => StatusCode::OK.into_response(),
         Err(bos_store::StoreError::Invalid(detail)) => not_acceptable(&detail),
         Err(e) => {
-            st.mailgun_tokens.release(&replay_key);
+            // Not stored: Mailgun's retry (same token) must be accepted.
+            // If the release fails too, the token expires by itself.
+            let _ = st.store.release_hook_token(org, "mailgun", token).await;
             AppError::from(e).into_response()
         }
     }
@@ -790,17 +757,6 @@ mod tests {
         assert_eq!(mask_address("jane@example.com"), "j•••@example.com");
         assert_eq!(mask_address("+14155550123"), "+•••••••0123");
         assert_eq!(mask_address("12"), "12");
-    }
-
-    #[test]
-    fn replay_guard_once_then_expires() {
-        let g = ReplayGuard::default();
-        assert!(g.claim("a", 0));
-        assert!(!g.claim("a", 1000));
-        assert!(g.claim("b", 1000));
-        g.release("b");
-        assert!(g.claim("b", 1000));
-        assert!(g.claim("a", ReplayGuard::TTL_MS + 1));
     }
 
     #[test]

@@ -13,7 +13,12 @@
 //!   empty string means "not given", never "erase";
 //! - the identity and name fields (`email`, `firstName`, …) are not traits:
 //!   they are identifiers and profile columns, handled elsewhere;
-//! - at most [`MAX_TRAITS`] per call, the first in name order.
+//! - at most [`MAX_TRAITS`] per call, the first in name order, and at most
+//!   [`MAX_TRAITS_BYTES`] of names and values together;
+//! - a person's first name, last name and company are at most
+//!   [`MAX_PERSON_NAME_CHARS`] characters each, without control characters:
+//!   the API refuses longer ones ([`check_person_name`]), data from
+//!   providers is cut to fit ([`clip_person_name`]). Every page shows them.
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -21,6 +26,38 @@ use std::collections::BTreeMap;
 pub const MAX_TRAITS: usize = 64;
 pub const MAX_NAME_BYTES: usize = 64;
 pub const MAX_VALUE_CHARS: usize = 500;
+/// Names and values of one call's traits together, in bytes.
+pub const MAX_TRAITS_BYTES: usize = 16 * 1024;
+/// A first name, last name or company.
+pub const MAX_PERSON_NAME_CHARS: usize = 200;
+
+/// A name field as given to the API: trimmed, or why it is refused.
+pub fn check_person_name(value: &str) -> Result<String, String> {
+    let t = value.trim();
+    if t.chars().count() > MAX_PERSON_NAME_CHARS {
+        return Err(format!(
+            "at most {MAX_PERSON_NAME_CHARS} characters (this one has {})",
+            t.chars().count()
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err("no control characters (tabs, line breaks, NUL)".into());
+    }
+    Ok(t.to_string())
+}
+
+/// A name field from a provider, made to fit: control characters become
+/// spaces, and it is cut at [`MAX_PERSON_NAME_CHARS`] characters.
+pub fn clip_person_name(value: &str) -> String {
+    value
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_PERSON_NAME_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
 
 /// Keys that are identifiers or profile columns, in the spellings the
 /// intake and the API accept (Segment's spec names and snake/camel variants).
@@ -57,6 +94,7 @@ pub struct TraitProblem {
 pub fn custom_traits(m: &Map<String, Value>) -> (BTreeMap<String, Value>, Vec<TraitProblem>) {
     let mut kept = BTreeMap::new();
     let mut problems = Vec::new();
+    let mut bytes = 0usize;
     for (k, v) in m {
         if RESERVED.contains(&k.as_str()) {
             continue;
@@ -92,6 +130,14 @@ pub fn custom_traits(m: &Map<String, Value>) -> (BTreeMap<String, Value>, Vec<Tr
             problems.push(problem("more than 64 traits in one call"));
             continue;
         }
+        let size = k.len() + value.to_string().len();
+        if bytes + size > MAX_TRAITS_BYTES {
+            problems.push(problem(
+                "the traits of one call total more than 16 KiB: send fewer or shorter ones",
+            ));
+            continue;
+        }
+        bytes += size;
         kept.insert(k.clone(), value);
     }
     (kept, problems)
@@ -132,6 +178,40 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn person_names_are_capped() {
+        assert_eq!(check_person_name("  Ann ").unwrap(), "Ann");
+        assert!(check_person_name(&"é".repeat(MAX_PERSON_NAME_CHARS)).is_ok());
+        let long = "x".repeat(1_000_000);
+        assert!(check_person_name(&long)
+            .unwrap_err()
+            .contains("at most 200"));
+        assert!(check_person_name("a\nb").is_err());
+        assert_eq!(clip_person_name(&long).len(), MAX_PERSON_NAME_CHARS);
+        assert_eq!(clip_person_name(" Ann\tLee\u{0} "), "Ann Lee");
+        assert_eq!(
+            clip_person_name(&"é".repeat(300)).chars().count(),
+            MAX_PERSON_NAME_CHARS
+        );
+    }
+
+    #[test]
+    fn traits_total_at_most_16_kib() {
+        let mut m = Map::new();
+        for i in 0..60 {
+            m.insert(format!("t{i:02}"), Value::from("v".repeat(MAX_VALUE_CHARS)));
+        }
+        let (kept, problems) = custom_traits(&m);
+        let total: usize = kept
+            .iter()
+            .map(|(k, v)| k.len() + v.to_string().len())
+            .sum();
+        assert!(total <= MAX_TRAITS_BYTES, "{total}");
+        assert!(kept.len() < 60 && !kept.is_empty());
+        assert_eq!(problems.len(), 60 - kept.len());
+        assert!(problems[0].reason.contains("16 KiB"));
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()

@@ -115,13 +115,19 @@ pub fn interpret(
     // Intake removes NUL before storing; events stored before it did are
     // read the same way, so none fails on PostgreSQL for it.
     let payload = &*super::without_nul(payload);
-    match source_kind {
+    let mut out = match source_kind {
         "segment" => segment_event(kind, payload, received_at),
         "shopify" => shopify_event(kind, payload, received_at),
         "form" => form_event(payload, received_at),
         "webhook" => webhook_event(kind, payload, received_at),
         other => Err(Unreadable(format!("unknown source kind {other:?}"))),
+    }?;
+    // A provider's data is not refused for a long name (the event would
+    // be lost); the name is cut to what every page can show.
+    for n in [&mut out.first_name, &mut out.last_name, &mut out.company] {
+        *n = crate::identity::traits::clip_person_name(n);
     }
+    Ok(out)
 }
 
 fn str_of<'a>(m: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {

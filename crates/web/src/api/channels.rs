@@ -4,7 +4,10 @@
 //! providers. Secrets (SMTP password, Twilio Auth Token, Mailgun signing
 //! key, Postmark password) are stored because sending and verifying need
 //! them, but never shown again: reads say only whether one is set, and a
-//! save that leaves one empty keeps the stored one. An SMTP host is
+//! save that leaves one empty keeps the stored one — except the SMTP
+//! password when the host, port, user name or TLS mode changes, and the
+//! Twilio Auth Token when the account SID changes: those credentials belong
+//! to their endpoint and must be typed again. An SMTP host is
 //! resolved at save and refused when it points inside (RELIABILITY S11).
 
 use super::{admin_actor, rfc3339, ApiJson};
@@ -165,7 +168,9 @@ pub fn dto(public_url: &str, s: &ChannelSetting) -> ChannelDto {
 }
 
 /// A channel's new settings. Secret fields left out or empty keep the
-/// stored secret.
+/// stored secret, except the SMTP password when the host, port, user name
+/// or TLS mode changes and the Twilio Auth Token when the account SID
+/// changes: those are cleared and must be given again.
 #[derive(Deserialize, ToSchema, Default, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
@@ -181,7 +186,9 @@ pub struct ChannelInput {
     pub tls: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
-    /// Empty or left out: the stored password is kept.
+    /// Empty or left out: the stored password is kept, unless the host,
+    /// port, user name or TLS mode changes: then it is cleared and must be
+    /// given again (a stored password never goes to another server).
     #[serde(default)]
     pub password: Option<String>,
     /// Email: `Name <address>`; SMS: E.164 (`+14155550123`) or `MG…`.
@@ -200,7 +207,8 @@ pub struct ChannelInput {
     /// Twilio: `AC` and 32 hex characters.
     #[serde(default)]
     pub account_sid: Option<String>,
-    /// Twilio: empty or left out keeps the stored token.
+    /// Twilio: empty or left out keeps the stored token, unless the
+    /// account SID changes: then it must be given again.
     #[serde(default)]
     pub auth_token: Option<String>,
     /// Twilio: the shared key of a Webhooks Rule that signs with
@@ -278,16 +286,46 @@ pub async fn build_config(
 ) -> Result<ChannelConfig, AppError> {
     let provider = input.provider.trim();
     match (channel, provider) {
-        (_, "dev") => Ok(ChannelConfig::Dev),
+        (_, "dev") => {
+            // The development sink stores nothing but its name: a key sent
+            // with it would be dropped, and the sender would believe it saved.
+            let given = |s: &Option<String>| !text(s).is_empty();
+            let dropped = [
+                (
+                    "mailgun_signing_key",
+                    &input.mailgun_signing_key,
+                    "Mailgun signing key",
+                ),
+                (
+                    "postmark_password",
+                    &input.postmark_password,
+                    "Postmark inbound password",
+                ),
+                ("password", &input.password, "SMTP password"),
+                ("auth_token", &input.auth_token, "Twilio Auth Token"),
+                (
+                    "webhook_shared_key",
+                    &input.webhook_shared_key,
+                    "Twilio shared key",
+                ),
+            ];
+            if let Some((field, _, what)) = dropped.iter().find(|(_, v, _)| given(v)) {
+                let needs = if channel == Channel::Sms {
+                    "twilio"
+                } else {
+                    "smtp"
+                };
+                return Err(AppError::invalid(
+                    field,
+                    format!(
+                        "The development sink (dev) keeps no keys, so the {what} would be lost: \
+                         save it with provider {needs}, or leave it out to use the development sink."
+                    ),
+                ));
+            }
+            Ok(ChannelConfig::Dev)
+        }
         (Channel::Sms, "twilio") => {
-            let (stored_token, stored_shared) = match current {
-                ChannelConfig::Twilio {
-                    auth_token,
-                    webhook_shared_key,
-                    ..
-                } => (Some(auth_token), webhook_shared_key.as_ref()),
-                _ => (None, None),
-            };
             let sid = text(&input.account_sid);
             if !is_sid(sid, "AC") {
                 return Err(AppError::invalid(
@@ -295,6 +333,23 @@ pub async fn build_config(
                     "The Account SID starts with AC followed by 32 letters and digits; copy it from the Twilio console.",
                 ));
             }
+            // The Auth Token belongs to its account: another account SID
+            // must not be sent the stored one.
+            let (stored_token, same_account) = match current {
+                ChannelConfig::Twilio {
+                    auth_token,
+                    account_sid,
+                    ..
+                } => (Some(auth_token), account_sid == sid),
+                _ => (None, false),
+            };
+            let stored_token = stored_token.filter(|_| same_account);
+            let stored_shared = match current {
+                ChannelConfig::Twilio {
+                    webhook_shared_key, ..
+                } => webhook_shared_key.as_ref(),
+                _ => None,
+            };
             let token =
                 match text(&input.auth_token) {
                     "" => stored_token
@@ -303,7 +358,11 @@ pub async fn build_config(
                         .ok_or_else(|| {
                             AppError::invalid(
                         "auth_token",
-                        "Enter the Auth Token shown beside the Account SID in the Twilio console.",
+                        if current.provider() == "twilio" && !same_account {
+                            "The Account SID changed, so the stored Auth Token was cleared: enter the Auth Token of this account."
+                        } else {
+                            "Enter the Auth Token shown beside the Account SID in the Twilio console."
+                        },
                     )
                         })?,
                     t if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => t.to_string(),
@@ -384,6 +443,20 @@ pub async fn build_config(
             };
             let from = check_from_email(text(&input.from))?;
             let username = Some(text(&input.username).to_string()).filter(|u| !u.is_empty());
+            // The stored password was given for one server, user and kind
+            // of connection: it is never handed to another host or over a
+            // weaker connection unless it is typed again.
+            let endpoint_changed = match current {
+                ChannelConfig::Smtp {
+                    host: h,
+                    port: p,
+                    tls: t,
+                    username: u,
+                    ..
+                } => *h != host || *p != port || t != tls || *u != username,
+                _ => false,
+            };
+            let stored_pw = stored_pw.filter(|_| !endpoint_changed);
             let password = if username.is_some() {
                 secret(&input.password, false, stored_pw)
             } else {
@@ -392,7 +465,11 @@ pub async fn build_config(
             if username.is_some() && password.is_none() {
                 return Err(AppError::invalid(
                     "password",
-                    "Enter the SMTP password for this user name.",
+                    if endpoint_changed {
+                        "The host, port, user name or TLS mode changed, so the stored password was cleared: enter the SMTP password again."
+                    } else {
+                        "Enter the SMTP password for this user name."
+                    },
                 ));
             }
             bos_channels::guard::check_host(&host, port, st.config.allow_private_outbound)

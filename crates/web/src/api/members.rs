@@ -1,4 +1,6 @@
-//! `/members`: list, invite, change role, remove (admin scope).
+//! `/members`: list, invite, change role, remove; `/invitations`: the
+//! pending invitations, withdraw one (admin scope). Inviting never reads
+//! out or changes an existing account: the person accepts through a link.
 
 use super::{admin_actor, rfc3339, ApiJson, Id};
 use crate::admin;
@@ -9,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bos_core::Role;
+use bos_store::invitations::Invitation;
 use bos_store::Member;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,7 +23,8 @@ pub struct MemberDto {
     pub display_name: String,
     /// `owner`, `admin` or `member`.
     pub role: String,
-    /// True until the member replaces their one-time password.
+    /// True until the member replaces a password set by an operator
+    /// (`bos user create`).
     pub must_change_password: bool,
     pub joined_at: String,
 }
@@ -41,19 +45,53 @@ impl From<&Member> for MemberDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMember {
+    /// The address the invitation is for; the person accepts with an
+    /// account of this address (signing in, or making one).
     pub email: String,
-    #[serde(default)]
-    pub display_name: String,
     /// `admin` or `member` (an API key cannot make owners).
     pub role: String,
 }
 
+/// An invitation to join the organization.
 #[derive(Serialize, ToSchema)]
-pub struct CreatedMember {
-    pub member: MemberDto,
-    /// Present when a new account was created: give it to the person; it
-    /// must be changed at first login and is never shown again.
-    pub one_time_password: Option<String>,
+pub struct InvitationDto {
+    pub id: uuid::Uuid,
+    /// The address as it was invited (normalized).
+    pub email: String,
+    /// The role the person gets on accepting: `owner`, `admin` or `member`.
+    pub role: String,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub state: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl InvitationDto {
+    pub fn of(i: &Invitation, now: i64) -> Self {
+        InvitationDto {
+            id: i.id,
+            email: i.email.clone(),
+            role: i.role.as_str().into(),
+            state: i.state(now).as_str().into(),
+            created_at: rfc3339(i.created_at),
+            expires_at: rfc3339(i.expires_at),
+        }
+    }
+}
+
+/// The answer to an invitation, the same whether or not the address has
+/// an account anywhere.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedInvitation {
+    pub invitation: InvitationDto,
+    /// The link the person opens to accept. Give it to them: it is shown
+    /// only in this answer (BOS keeps only its hash) and works once, until
+    /// `expires_at`.
+    pub accept_url: String,
+    /// True when the link was also e-mailed to the address through the
+    /// organization's SMTP channel (and the mail server accepted it); false
+    /// with the development sink or when sending failed.
+    pub emailed: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -81,24 +119,64 @@ pub async fn list(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json
     ))
 }
 
-/// Adds a person; creates their account with a one-time password if new.
+/// Invites a person. They become a member only when they accept through
+/// `accept_url` (signing in to their account, or making one). The answer is
+/// the same whether or not the address has an account; no account is read
+/// or changed.
 #[utoipa::path(post, path = "/members", tag = "members", request_body = CreateMember,
-    responses((status = 201, body = CreatedMember), (status = 409, body = crate::error::Problem),
+    responses((status = 201, body = CreatedInvitation), (status = 403, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem, description = "Already a member of this organization"),
               (status = 422, body = crate::error::Problem)))]
 pub async fn create(
     State(st): State<AppState>,
     p: ApiPrincipal,
     ApiJson(body): ApiJson<CreateMember>,
-) -> ApiResult<(StatusCode, Json<CreatedMember>)> {
+) -> ApiResult<(StatusCode, Json<CreatedInvitation>)> {
     let a = admin_actor(&p)?;
-    let inv = admin::invite(&st, &a, &body.email, &body.display_name, role(&body.role)?).await?;
+    let inv = admin::invite(&st, &a, &body.email, role(&body.role)?).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedMember {
-            member: (&inv.member).into(),
-            one_time_password: inv.one_time_password,
+        Json(CreatedInvitation {
+            invitation: InvitationDto::of(&inv.invitation, st.now()),
+            accept_url: inv.accept_url,
+            emailed: inv.emailed,
         }),
     ))
+}
+
+/// Invitations not yet accepted or withdrawn (expired ones included).
+#[utoipa::path(get, path = "/invitations", tag = "members",
+    responses((status = 200, body = Vec<InvitationDto>), (status = 403, body = crate::error::Problem)))]
+pub async fn invitations(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<Vec<InvitationDto>>> {
+    let a = admin_actor(&p)?;
+    let now = st.now();
+    Ok(Json(
+        st.store
+            .open_invitations(a.org_id)
+            .await?
+            .iter()
+            .map(|i| InvitationDto::of(i, now))
+            .collect(),
+    ))
+}
+
+/// Withdraws an invitation: its link stops working.
+#[utoipa::path(delete, path = "/invitations/{invitation_id}", tag = "members",
+    params(("invitation_id" = uuid::Uuid, Path, description = "The invitation's id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem, description = "Already accepted or withdrawn")))]
+pub async fn revoke_invitation(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    st.store.invitation(p.org.id, id).await?;
+    let a = admin_actor(&p)?;
+    admin::revoke_invitation(&st, &a, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// One member.

@@ -77,6 +77,8 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(me::organization))
         .routes(routes!(members::list, members::create))
         .routes(routes!(members::get_one, members::update, members::delete))
+        .routes(routes!(members::invitations))
+        .routes(routes!(members::revoke_invitation))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get_one, keys::revoke))
         .routes(routes!(profiles::identify))

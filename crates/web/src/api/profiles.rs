@@ -33,6 +33,8 @@ fn require_read(p: &ApiPrincipal) -> Result<(), AppError> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentifyTraits {
+    /// At most 200 characters, no control characters (as `last_name` and
+    /// `company`); longer is a 422.
     #[serde(default)]
     pub first_name: String,
     #[serde(default)]
@@ -43,6 +45,7 @@ pub struct IdentifyTraits {
     /// strings, numbers or booleans under names of letters, digits and `_`.
     /// Laid over the profile's (given names win); templates read them as
     /// `{{ traits.plan }}`, and `timezone` and `preferred_channel` steer nudges.
+    /// At most 64, each string at most 500 characters, 16 KiB together.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub custom: serde_json::Map<String, serde_json::Value>,
@@ -199,11 +202,15 @@ pub async fn identify(
             })
         }
     };
+    let name = |field: &'static str, v: &str| {
+        traits::check_person_name(v)
+            .map_err(|why| AppError::invalid(field, format!("{field}: {why}")))
+    };
     let traits = Traits {
         custom: custom_traits(&body.traits.custom)?,
-        first_name: body.traits.first_name,
-        last_name: body.traits.last_name,
-        company: body.traits.company,
+        first_name: name("traits.first_name", &body.traits.first_name)?,
+        last_name: name("traits.last_name", &body.traits.last_name)?,
+        company: name("traits.company", &body.traits.company)?,
     };
     let r = identity::resolve(&st, p.org.id, &raw, traits, "api", event).await?;
     let o = r.outcome;

@@ -15,7 +15,7 @@
 //! saves its progress for the page that follows it.
 
 use bos_core::identity::import::{HeaderError, HeaderMap, Rejection};
-use bos_core::identity::IdentityRules;
+use bos_core::identity::{traits, IdentityRules};
 use bos_store::identity::Traits;
 use bos_store::import::{prepare, ImportCounts, ImportRow, ImportSource, PreparedBatch};
 use bos_store::{Store, StoreError};
@@ -349,8 +349,8 @@ fn read_batches<R: Read>(
                         line,
                         identifiers: m.identifiers,
                         traits: Traits {
-                            first_name: m.first_name,
-                            last_name: m.last_name,
+                            first_name: traits::clip_person_name(&m.first_name),
+                            last_name: traits::clip_person_name(&m.last_name),
                             company: m.company,
                             custom: Default::default(),
                         },

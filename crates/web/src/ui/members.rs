@@ -1,5 +1,6 @@
-//! Settings → Members: list, invite (new accounts get a one-time password
-//! shown once), change role, remove.
+//! Settings → Members: list, change role, remove; invite (the accept link
+//! is shown once, to the inviting admin, to hand over) and the pending
+//! invitations with a way to withdraw each.
 
 use super::{fmt_time, notice, Chrome, NoticeQuery, PathId};
 use crate::admin::{self, Actor};
@@ -24,16 +25,28 @@ pub struct Row {
     can_edit: bool,
 }
 
+/// A pending (or expired) invitation as the page lists it.
+pub struct InviteRow {
+    id: String,
+    email: String,
+    role: &'static str,
+    state: &'static str,
+    expires: String,
+    can_revoke: bool,
+}
+
 #[derive(Template)]
 #[template(path = "members.html")]
 struct MembersPage {
     c: Chrome,
     rows: Vec<Row>,
+    invitations: Vec<InviteRow>,
     assignable: Vec<&'static str>,
-    invited: Option<(String, Option<String>)>,
+    /// The address just invited, its accept link (shown once) and whether
+    /// it was e-mailed too.
+    invited: Option<(String, String, bool)>,
     error: Option<String>,
     form_email: String,
-    form_name: String,
 }
 
 fn actor(s: &Session) -> Actor {
@@ -48,9 +61,9 @@ async fn render_page(
     st: &AppState,
     s: &Session,
     c: Chrome,
-    invited: Option<(String, Option<String>)>,
+    invited: Option<(String, String, bool)>,
     error: Option<String>,
-    form: (String, String),
+    form_email: String,
 ) -> PageResult<MembersPage> {
     let members = st.store.members(s.org.id).await?;
     let rows = members
@@ -66,6 +79,24 @@ async fn render_page(
             can_edit: s.role.may_assign(m.role),
         })
         .collect();
+    let now = st.now();
+    let invitations = if s.role.can_administer() {
+        st.store
+            .open_invitations(s.org.id)
+            .await?
+            .iter()
+            .map(|i| InviteRow {
+                id: i.id.to_string(),
+                email: i.email.clone(),
+                role: i.role.as_str(),
+                state: i.state(now).as_str(),
+                expires: fmt_time(i.expires_at),
+                can_revoke: s.role.may_assign(i.role),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let assignable = Role::ALL
         .iter()
         .filter(|r| s.role.may_assign(**r))
@@ -74,11 +105,11 @@ async fn render_page(
     Ok(MembersPage {
         c,
         rows,
+        invitations,
         assignable,
         invited,
         error,
-        form_email: form.0,
-        form_name: form.1,
+        form_email,
     })
 }
 
@@ -98,8 +129,6 @@ pub struct InviteForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
-    name: String,
-    #[serde(default)]
     role: String,
 }
 
@@ -110,7 +139,7 @@ pub async fn invite(
 ) -> PageResult<Response> {
     let c = Chrome::new(&s, "Members", "members");
     let result = match Role::parse(&f.role) {
-        Ok(role) => admin::invite(&st, &actor(&s), &f.email, &f.name, role).await,
+        Ok(role) => admin::invite(&st, &actor(&s), &f.email, role).await,
         Err(e) => Err(AppError::invalid("role", e.0)),
     };
     match result {
@@ -119,16 +148,16 @@ pub async fn invite(
                 &st,
                 &s,
                 c,
-                Some((inv.member.email, inv.one_time_password)),
+                Some((inv.invitation.email, inv.accept_url, inv.emailed)),
                 None,
-                Default::default(),
+                String::new(),
             )
             .await?;
             Ok(super::render(&p))
         }
         Err(e @ (AppError::Invalid { .. } | AppError::Conflict(_) | AppError::Forbidden(_))) => {
             let status = e.status();
-            let p = render_page(&st, &s, c, None, Some(e.detail()), (f.email, f.name)).await?;
+            let p = render_page(&st, &s, c, None, Some(e.detail()), f.email).await?;
             Ok((status, super::render(&p)).into_response())
         }
         Err(e) => Err(e.into()),
@@ -170,6 +199,23 @@ pub async fn remove(
 ) -> PageResult<Response> {
     match admin::remove(&st, &actor(&s), user_id).await {
         Ok(()) => Ok(Redirect::to("/settings/members?done=removed").into_response()),
+        Err(e @ (AppError::Conflict(_) | AppError::Forbidden(_))) => {
+            let c = Chrome::new(&s, "Members", "members");
+            let p = render_page(&st, &s, c, None, Some(e.detail()), Default::default()).await?;
+            Ok((e.status(), super::render(&p)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn revoke_invitation(
+    State(st): State<AppState>,
+    s: Session,
+    PathId(id): PathId,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> PageResult<Response> {
+    match admin::revoke_invitation(&st, &actor(&s), id).await {
+        Ok(()) => Ok(Redirect::to("/settings/members?done=invitation_revoked").into_response()),
         Err(e @ (AppError::Conflict(_) | AppError::Forbidden(_))) => {
             let c = Chrome::new(&s, "Members", "members");
             let p = render_page(&st, &s, c, None, Some(e.detail()), Default::default()).await?;

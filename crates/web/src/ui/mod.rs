@@ -16,6 +16,7 @@ mod imports;
 /// The intake dashboard: live lead feed, counts, quick actions.
 pub mod intake;
 mod intake_rules;
+mod invitations;
 mod keys;
 mod login;
 mod members;
@@ -78,6 +79,26 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             "/settings/members/{user_id}/remove",
             false,
             post(members::remove),
+        ),
+        r(
+            Method::POST,
+            "/settings/members/invitations/{invitation_id}/revoke",
+            false,
+            post(members::revoke_invitation),
+        ),
+        // The accept page: the link's token names the invitation; the
+        // person may have no session (a new account) or any account's.
+        r(
+            Method::GET,
+            "/invitations/{token}",
+            true,
+            get(invitations::page),
+        ),
+        r(
+            Method::POST,
+            "/invitations/{token}",
+            true,
+            post(invitations::submit),
         ),
         r(Method::GET, "/settings/keys", false, get(keys::page)),
         r(Method::POST, "/settings/keys", false, post(keys::create)),
@@ -467,6 +488,8 @@ pub fn notice(code: Option<&str>) -> Option<String> {
     let text = match code? {
         "role" => "Role changed.",
         "removed" => "Member removed.",
+        "invitation_revoked" => "Invitation withdrawn. Its link no longer works.",
+        "joined" => "Welcome: you are now a member of this organization.",
         "revoked" => "API key revoked. Requests with it now fail.",
         "switched" => "Switched organization.",
         "password" => "Password changed. Your other sessions were signed out.",

@@ -295,23 +295,267 @@ async fn no_api_key_or_password_is_stored_in_plaintext() {
     }
 }
 
+/// Every provider secret BOS keeps (it must, to sign and verify): none is
+/// readable in the database, on either engine; the application still uses
+/// each; and a database written by an older release (plaintext) is sealed
+/// at start without losing a value.
+#[tokio::test]
+async fn no_provider_secret_is_stored_in_plaintext() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let admin = app.key(&org, "admin").await;
+    let post = |path: &'static str, body: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let res = app
+                .api(Method::POST, path, &admin)
+                .await
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success(), "{path}: {}", res.status());
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let put = |path: &'static str, body: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let res = app
+                .api(Method::PUT, path, &admin)
+                .await
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+        }
+    };
+    // The Standard Webhooks signing key (generated) and a Shopify secret.
+    let webhook = post("/sources", json!({"kind": "webhook", "name": "Hooks"})).await;
+    let whsec = webhook["secret"].as_str().unwrap().to_string();
+    let shopify_secret = "shpss_Shopify-Client-Secret-0001";
+    let shop = post(
+        "/sources",
+        json!({"kind": "shopify", "name": "Shop", "secret": shopify_secret}),
+    )
+    .await;
+    // SMTP password, Mailgun signing key, Postmark password.
+    let (smtp_pw, mg_key, pm_pw) = (
+        "Sm7p-Password-At-Rest-01",
+        "Mailgun-Signing-At-Rest-02",
+        "Postmark-Password-At-Rest-03",
+    );
+    put(
+        "/settings/channels/email",
+        json!({"provider": "smtp", "host": "203.0.113.10", "port": 587, "username": "postmaster@acme.example",
+               "password": smtp_pw, "from": "Acme <shop@acme.example>",
+               "mailgun_signing_key": mg_key, "postmark_password": pm_pw}),
+    )
+    .await;
+    // Twilio Auth Token and a Webhooks Rule shared key.
+    let (twilio_token, shared_key) = (
+        "0123456789abcdef0123456789abcdef",
+        "Twilio-Shared-Key-At-Rest-04",
+    );
+    put(
+        "/settings/channels/sms",
+        json!({"provider": "twilio", "account_sid": "AC0123456789abcdef0123456789abcdef",
+               "auth_token": twilio_token, "from": "+14155550100", "webhook_shared_key": shared_key}),
+    )
+    .await;
+    let secrets = [
+        whsec.as_str(),
+        // The key without its `whsec_` prefix is what signs.
+        whsec.trim_start_matches("whsec_"),
+        shopify_secret,
+        smtp_pw,
+        mg_key,
+        pm_pw,
+        twilio_token,
+        shared_key,
+    ];
+    let assert_sealed = |dump: &[String], when: &str| {
+        let hay = dump.concat();
+        assert!(dump.len() >= 4, "{when}: {dump:?}");
+        for s in secrets {
+            assert!(!hay.contains(s), "{when}: {s} is stored in plaintext");
+        }
+        for v in dump {
+            assert!(v.starts_with("bos1:"), "{when}: {v} is not sealed");
+        }
+    };
+    let dump = app.store().dump_provider_secret_columns().await.unwrap();
+    assert_sealed(&dump, "after saving");
+    if let Some(path) = app.store().sqlite_path() {
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{}-wal", path.display())) {
+            bytes.extend(wal);
+        }
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{s} found in the database file"
+            );
+        }
+    }
+    // The application reads them back for its own use.
+    let shop_id: uuid::Uuid = shop["source"]["id"].as_str().unwrap().parse().unwrap();
+    let s = app.store().source(org.id, shop_id).await.unwrap();
+    assert_eq!(s.secret.as_deref(), Some(shopify_secret));
+    let email = app
+        .store()
+        .channel_config(org.id, bos_core::nudge::Channel::Email)
+        .await
+        .unwrap();
+    match &email {
+        bos_store::nudge::ChannelConfig::Smtp {
+            password,
+            mailgun_signing_key,
+            postmark_password,
+            ..
+        } => {
+            assert_eq!(password.as_deref(), Some(smtp_pw));
+            assert_eq!(mailgun_signing_key.as_deref(), Some(mg_key));
+            assert_eq!(postmark_password.as_deref(), Some(pm_pw));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An upgrade: values an older release stored in plaintext are sealed
+    // by the start-up reseal, and read back the same.
+    let email_json = serde_json::to_string(&email).unwrap();
+    app.store()
+        .put_plaintext_channel_config_for_test(org.id, "email", &email_json)
+        .await
+        .unwrap();
+    app.store()
+        .put_plaintext_source_secret_for_test(org.id, shop_id, shopify_secret)
+        .await
+        .unwrap();
+    let dump = app.store().dump_provider_secret_columns().await.unwrap();
+    assert!(dump.concat().contains(smtp_pw), "the old release's row");
+    assert_eq!(
+        app.store()
+            .channel_config(org.id, bos_core::nudge::Channel::Email)
+            .await
+            .unwrap(),
+        email,
+        "plaintext rows still read before the reseal"
+    );
+    assert_eq!(app.store().reseal_secrets().await.unwrap(), 2);
+    assert_sealed(
+        &app.store().dump_provider_secret_columns().await.unwrap(),
+        "after the reseal",
+    );
+    assert_eq!(
+        app.store()
+            .channel_config(org.id, bos_core::nudge::Channel::Email)
+            .await
+            .unwrap(),
+        email
+    );
+    assert_eq!(
+        app.store()
+            .source(org.id, shop_id)
+            .await
+            .unwrap()
+            .secret
+            .as_deref(),
+        Some(shopify_secret)
+    );
+    // Rotation: a new key seals everything; the old one is not needed after.
+    let old = bos_store::secrets::SecretKey::generate();
+    let new = bos_store::secrets::SecretKey::generate();
+    app.store()
+        .set_secret_keys(bos_store::secrets::Keyring::new(old.clone(), vec![]));
+    // (Values sealed by the test's own random key are not readable under
+    // `old`: seal them afresh first, as a deployment's first start does.)
+    app.store()
+        .put_plaintext_channel_config_for_test(org.id, "email", &email_json)
+        .await
+        .unwrap();
+    app.store()
+        .put_plaintext_source_secret_for_test(org.id, shop_id, shopify_secret)
+        .await
+        .unwrap();
+    let webhook_id: uuid::Uuid = webhook["source"]["id"].as_str().unwrap().parse().unwrap();
+    app.store()
+        .put_plaintext_source_secret_for_test(org.id, webhook_id, &whsec)
+        .await
+        .unwrap();
+    let sms = bos_store::nudge::ChannelConfig::Twilio {
+        account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+        auth_token: twilio_token.into(),
+        from: "+14155550100".into(),
+        webhook_shared_key: Some(shared_key.into()),
+    };
+    app.store()
+        .put_plaintext_channel_config_for_test(org.id, "sms", &serde_json::to_string(&sms).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(app.store().reseal_secrets().await.unwrap(), 4);
+    app.store()
+        .set_secret_keys(bos_store::secrets::Keyring::new(new.clone(), vec![old]));
+    assert_eq!(app.store().reseal_secrets().await.unwrap(), 4);
+    app.store()
+        .set_secret_keys(bos_store::secrets::Keyring::new(new.clone(), vec![]));
+    assert_eq!(app.store().reseal_secrets().await.unwrap(), 0);
+    let dump = app.store().dump_provider_secret_columns().await.unwrap();
+    assert_sealed(&dump, "after the rotation");
+    assert!(dump
+        .iter()
+        .all(|v| v.starts_with(&format!("bos1:{}:", new.id()))));
+    assert_eq!(
+        app.store()
+            .channel_config(org.id, bos_core::nudge::Channel::Sms)
+            .await
+            .unwrap(),
+        sms
+    );
+    assert_eq!(
+        app.store()
+            .source(org.id, webhook_id)
+            .await
+            .unwrap()
+            .secret
+            .as_deref(),
+        Some(whsec.as_str())
+    );
+}
+
 #[tokio::test]
 async fn members_over_the_api() {
     let app = spawn_app().await;
     let org = app.org("Acme").await;
     let owner = app.user("ann@example.com", &org, Role::Owner).await;
     let admin = app.key(&org, "admin").await;
+    // Inviting answers a link, never an account; Bob joins by accepting
+    // (tests/http/invitations.rs covers the accept page).
     let res = app
         .api(Method::POST, "/members", &admin)
         .await
-        .json(&json!({"email": "bob@example.com", "display_name": "Bob", "role": "member"}))
+        .json(&json!({"email": "bob@example.com", "role": "member"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
-    assert_eq!(v["one_time_password"].as_str().unwrap().len(), 16);
-    let bob = v["member"]["user_id"].as_str().unwrap().to_string();
+    assert!(v["accept_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/invitations/", app.base)));
+    assert!(v.get("member").is_none() && v.get("one_time_password").is_none());
+    assert_eq!(app.store().members(org.id).await.unwrap().len(), 1);
+    let bob = app
+        .user("bob@example.com", &app.org("Elsewhere").await, Role::Member)
+        .await;
+    app.store()
+        .upsert_membership(org.id, bob.id, Role::Member, T0)
+        .await
+        .unwrap();
+    let bob = bob.id.to_string();
     let res = app
         .api(Method::PATCH, &format!("/members/{bob}"), &admin)
         .await
@@ -398,6 +642,8 @@ async fn openapi_document_lists_every_route() {
         "/organization",
         "/members",
         "/members/{user_id}",
+        "/invitations",
+        "/invitations/{invitation_id}",
         "/keys",
         "/keys/{key_id}",
     ] {

@@ -522,3 +522,50 @@ async fn customer_pages_show_the_journey_and_unmerge() {
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn names_and_traits_over_their_caps_are_refused_with_a_sentence() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let key = app.key(&org, "ingest,admin").await;
+    let long = "x".repeat(10_000);
+    for field in ["first_name", "last_name", "company"] {
+        let (s, v) = identify(
+            &app,
+            &key,
+            json!({"identifiers": {"email": "long@example.com"}, "traits": {field: long}}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {v}");
+        assert_eq!(v["field"], format!("traits.{field}"));
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("at most 200 characters"),
+            "{v}"
+        );
+    }
+    // Traits over 16 KiB together (each within its own limit).
+    let mut custom = serde_json::Map::new();
+    for i in 0..40 {
+        custom.insert(format!("t{i:02}"), json!("v".repeat(490)));
+    }
+    let (s, v) = identify(
+        &app,
+        &key,
+        json!({"identifiers": {"email": "long@example.com"}, "traits": {"custom": custom}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("16 KiB"), "{v}");
+    // Nothing was written; a name at the cap is fine.
+    let (s, v) = identify(
+        &app,
+        &key,
+        json!({"identifiers": {"email": "long@example.com"}, "traits": {"first_name": "é".repeat(200)}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["action"], "created");
+}

@@ -8,6 +8,7 @@ mod customers;
 mod forms;
 mod imports;
 mod intake;
+mod invitations;
 mod leads;
 mod nudge_hooks;
 mod nudges;

@@ -1387,3 +1387,328 @@ async fn mailgun_multipart_with_an_attachment_lands_once_as_a_reply() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(messages_in(&app, a.id, jane).await, 1);
 }
+
+/// A signed post whose mail cannot be read (no sender), with this token.
+fn mailgun_unreadable(key: &str, ts: i64, token: &str) -> String {
+    let ts = ts.to_string();
+    form(&[
+        ("recipient", "reply@in.shop.example"),
+        ("timestamp", &ts),
+        ("token", token),
+        ("signature", &mg_sign(key, &ts, token)),
+    ])
+}
+
+#[tokio::test]
+async fn a_flood_of_unreadable_mailgun_posts_blocks_no_delivery() {
+    const MG_KEY_B: &str = "key-mailgun-signing-beta";
+    let app = spawn_app().await;
+    let (a, hook_a) = email_tenant(&app, "Alpha Shop", Some(MG_KEY), None).await;
+    let (b, hook_b) = email_tenant(&app, "Beta Shop", Some(MG_KEY_B), None).await;
+    let jane_a = customer(&app, a.id, IdentifierKind::Email, "jane@example.com").await;
+    let jane_b = customer(&app, b.id, IdentifierKind::Email, "jane@example.com").await;
+    let now_s = T0 / 1000;
+    // Tenant A's own hook gets signed posts it cannot read: each is 406
+    // and leaves nothing behind.
+    for i in 0..300 {
+        let res = post_mailgun(
+            &app,
+            &hook_a,
+            &mailgun_unreadable(MG_KEY, now_s, &format!("flood-{i}")),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    }
+    assert_eq!(app.store().hook_token_count(a.id).await.unwrap(), 0);
+    // Even the token of a genuine delivery, sent first on an unreadable
+    // post, is still good for the genuine one.
+    let res = post_mailgun(
+        &app,
+        &hook_a,
+        &mailgun_unreadable(MG_KEY, now_s, "tok-real"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    let good_a = mailgun_body(MG_KEY, now_s, "tok-real", "ma@mail.example", "Re: cart");
+    assert_eq!(
+        post_mailgun(&app, &hook_a, &good_a).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(messages_in(&app, a.id, jane_a).await, 1);
+    // B's deliveries go through, even with the same token as A's.
+    let good_b = mailgun_body(MG_KEY_B, now_s, "tok-real", "mb@mail.example", "Re: cart");
+    assert_eq!(
+        post_mailgun(&app, &hook_b, &good_b).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(messages_in(&app, b.id, jane_b).await, 1);
+    // A replay is refused on each tenant, and by another replica too:
+    // the used tokens are in the database, not in one process.
+    assert_eq!(
+        post_mailgun(&app, &hook_a, &good_a).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post_mailgun(&app, &hook_b, &good_b).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let replica = app.spawn_replica().await;
+    let res = app
+        .http
+        .post(format!("{replica}/hooks/mailgun/{hook_a}"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(good_a.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.store().hook_token_count(a.id).await.unwrap(), 1);
+    assert_eq!(app.store().hook_token_count(b.id).await.unwrap(), 1);
+    // Used tokens are dropped once the timestamp check refuses them anyway.
+    app.clock
+        .advance_ms(bos_web::nudge_hooks::MAILGUN_TOKEN_TTL_MS);
+    let later_s = (T0 + bos_web::nudge_hooks::MAILGUN_TOKEN_TTL_MS) / 1000;
+    let later = mailgun_body(MG_KEY, later_s, "tok-later", "mc@mail.example", "Re: later");
+    assert_eq!(
+        post_mailgun(&app, &hook_a, &later).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.store().hook_token_count(a.id).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_stored_smtp_password_never_goes_to_another_endpoint() {
+    let app = spawn_app().await;
+    let a = admin(&app, "Alpha Shop", "admin@alpha.example").await;
+    let put = |body: Value| {
+        let app = &app;
+        let key = a.key.clone();
+        async move {
+            app.api(Method::PUT, "/settings/channels/email", &key)
+                .await
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let base = json!({"provider": "smtp", "host": "203.0.113.10", "port": 587, "tls": "starttls",
+                      "username": "postmaster@alpha.example", "from": "Alpha <shop@alpha.example>"});
+    let with = |changes: Value| {
+        let mut v = base.clone();
+        for (k, x) in changes.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let stored = || async {
+        match app
+            .store()
+            .channel_config(a.org.id, Channel::Email)
+            .await
+            .unwrap()
+        {
+            ChannelConfig::Smtp {
+                host,
+                tls,
+                password,
+                ..
+            } => (host, tls, password),
+            other => panic!("{other:?}"),
+        }
+    };
+    let res = put(with(json!({"password": "Sm7p-Secret-Pw"}))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Re-saving the same endpoint without the password keeps it.
+    let res = put(base.clone()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(stored().await.2.as_deref(), Some("Sm7p-Secret-Pw"));
+    // The attack: only a new host and no TLS. Refused with a sentence;
+    // nothing changes, so the next send still goes to the old server.
+    for change in [
+        json!({"host": "203.0.113.20", "tls": "none"}),
+        json!({"host": "203.0.113.20"}),
+        json!({"tls": "none"}),
+        json!({"port": 2525}),
+        json!({"username": "someone-else@alpha.example"}),
+    ] {
+        let res = put(with(change.clone())).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{change}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["field"], "password", "{change}");
+        assert!(v["detail"].as_str().unwrap().contains("cleared"), "{v}");
+        assert_eq!(
+            stored().await,
+            (
+                "203.0.113.10".to_string(),
+                "starttls".to_string(),
+                Some("Sm7p-Secret-Pw".to_string())
+            ),
+            "{change}"
+        );
+    }
+    // Without a user name the new endpoint saves, without any password.
+    let res = put(with(
+        json!({"host": "203.0.113.20", "tls": "none", "username": ""}),
+    ))
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["has_password"], false);
+    assert_eq!(stored().await.2, None);
+    // Given again, it is stored for the new endpoint.
+    let res = put(with(
+        json!({"host": "203.0.113.20", "password": "New-Pw-For-20"}),
+    ))
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(stored().await.2.as_deref(), Some("New-Pw-For-20"));
+    // The settings page says so.
+    let html = app
+        .get("/settings/channels", &a.browser.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("clears the stored password"));
+
+    // Twilio: the Auth Token belongs to its account SID.
+    let sms = |sid: &str, token: Option<&str>| {
+        let mut v = json!({"provider": "twilio", "account_sid": sid, "from": "+14155550100"});
+        if let Some(t) = token {
+            v["auth_token"] = json!(t);
+        }
+        v
+    };
+    let put_sms = |body: Value| {
+        let app = &app;
+        let key = a.key.clone();
+        async move {
+            app.api(Method::PUT, "/settings/channels/sms", &key)
+                .await
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        put_sms(sms(SID, Some(TOKEN_A))).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(put_sms(sms(SID, None)).await.status(), StatusCode::OK);
+    let other_sid = "AC00000000000000000000000000000000";
+    let res = put_sms(sms(other_sid, None)).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["field"], "auth_token");
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Account SID changed"));
+    match app
+        .store()
+        .channel_config(a.org.id, Channel::Sms)
+        .await
+        .unwrap()
+    {
+        ChannelConfig::Twilio {
+            account_sid,
+            auth_token,
+            ..
+        } => {
+            assert_eq!((account_sid.as_str(), auth_token.as_str()), (SID, TOKEN_A));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn keys_saved_with_the_development_sink_are_refused_not_dropped() {
+    let app = spawn_app().await;
+    let a = admin(&app, "Alpha Shop", "admin@alpha.example").await;
+    for (field, body) in [
+        (
+            "mailgun_signing_key",
+            json!({"provider": "dev", "mailgun_signing_key": "Mg-Key-1"}),
+        ),
+        (
+            "postmark_password",
+            json!({"provider": "dev", "postmark_password": "Pm-Pw-1"}),
+        ),
+        (
+            "password",
+            json!({"provider": "dev", "password": "Smtp-Pw-1"}),
+        ),
+    ] {
+        let res = app
+            .api(Method::PUT, "/settings/channels/email", &a.key)
+            .await
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["field"], field);
+        assert!(
+            v["detail"].as_str().unwrap().contains("provider smtp"),
+            "{v}"
+        );
+    }
+    let res = app
+        .api(Method::PUT, "/settings/channels/sms", &a.key)
+        .await
+        .json(&json!({"provider": "dev", "auth_token": TOKEN_A}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = res.json().await.unwrap();
+    assert!(
+        v["detail"].as_str().unwrap().contains("provider twilio"),
+        "{v}"
+    );
+    // The development sink alone (empty secret fields, as the UI's button
+    // sends) still saves.
+    let res = app
+        .api(Method::PUT, "/settings/channels/email", &a.key)
+        .await
+        .json(&json!({"provider": "dev", "mailgun_signing_key": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_quoted_sender_name_with_angle_brackets_is_delivered() {
+    let app = spawn_app().await;
+    let (a, hook) = email_tenant(&app, "Alpha Shop", Some(MG_KEY), None).await;
+    let jane = customer(&app, a.id, IdentifierKind::Email, "jane@example.com").await;
+    let ts = (T0 / 1000).to_string();
+    let headers = json!([
+        ["Message-Id", "<quoted@mail.example>"],
+        ["Subject", "Re: cart"]
+    ])
+    .to_string();
+    let body = form(&[
+        ("recipient", "reply@in.shop.example"),
+        ("sender", "jane@example.com"),
+        ("from", r#""Jane <ops> \"JD\" Doe" <Jane@Example.com>"#),
+        ("subject", "Re: cart"),
+        ("body-plain", "Yes please."),
+        ("message-headers", &headers),
+        ("timestamp", &ts),
+        ("token", "tok-quoted"),
+        ("signature", &mg_sign(MG_KEY, &ts, "tok-quoted")),
+    ]);
+    let res = post_mailgun(&app, &hook, &body).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    assert_eq!(messages_in(&app, a.id, jane).await, 1);
+}

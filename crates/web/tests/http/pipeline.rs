@@ -621,3 +621,34 @@ async fn a_reopened_lead_ghosts_after_the_threshold_like_any_other() {
     assert_eq!(state().await, "ghosting", "the reopen set a ghosting timer");
     runner.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_huge_name_from_a_provider_is_cut_to_fit() {
+    let app = spawn_app().await;
+    let s = source(&app, "Pipe Names", "segment").await;
+    // Within the 32 KB a Segment event may have, a hundred times the cap.
+    let huge = "N".repeat(20_000);
+    segment(&app, &s.secret, "/v1/identify", json!({
+        "userId": "u-9", "messageId": "m-huge", "timestamp": at(T0),
+        "traits": {"email": "huge@example.com", "firstName": huge, "lastName": "Ok", "company": "C\u{7}o".repeat(1000)}
+    }))
+    .await;
+    let pass = app.state.pipeline.drain().await.unwrap();
+    assert_eq!(
+        (pass.taken, pass.failed),
+        (1, 0),
+        "the event is kept, not refused"
+    );
+    let id = app
+        .store()
+        .profile_by_email(s.org, "huge@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let p = app.store().profile(s.org, id).await.unwrap();
+    assert_eq!(p.first_name.chars().count(), 200);
+    assert_eq!(p.last_name, "Ok");
+    // Control characters became spaces; cut at 200 (then trimmed).
+    assert!(p.company.starts_with("C oC o") && p.company.chars().count() <= 200);
+    assert!(!p.company.contains('\u{7}'));
+}

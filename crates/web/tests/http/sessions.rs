@@ -225,7 +225,8 @@ async fn every_state_changing_ui_route_checks_csrf() {
             .replace("{source_id}", &u.id.to_string())
             .replace("{delivery_id}", &u.id.to_string())
             .replace("{campaign_id}", &u.id.to_string())
-            .replace("{enrollment_id}", &u.id.to_string());
+            .replace("{enrollment_id}", &u.id.to_string())
+            .replace("{invitation_id}", &u.id.to_string());
         let res = app.post_form(&path, &b.cookie, &[("role", "member")]).await;
         assert_eq!(
             res.status(),
@@ -300,43 +301,38 @@ async fn eleven_wrong_passwords_throttle_the_account_and_unknown_users_look_the_
 }
 
 #[tokio::test]
-async fn invited_member_must_replace_one_time_password() {
+async fn operator_set_password_must_be_replaced_first() {
+    // `bos user create` may give a one-time password; the member must
+    // replace it before anything else (invitations never make one).
     let app = spawn_app().await;
     let org = app.org("Acme").await;
     app.user("ann@example.com", &org, Role::Owner).await;
     let b = app.login("ann@example.com").await;
-    let res = app
-        .post_form(
-            "/settings/members",
-            &b.cookie,
-            &[
-                ("_csrf", &b.csrf),
-                ("email", "New.Person@Example.com"),
-                ("name", "New Person"),
-                ("role", "admin"),
-            ],
+    let otp = "one-time-password-16";
+    let hash = bos_web::hash_password(otp).unwrap();
+    let u = app
+        .store()
+        .create_user(
+            &bos_core::Email::parse("new.person@example.com").unwrap(),
+            "New Person",
+            &hash,
+            true,
+            T0,
         )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let html = res.text().await.unwrap();
-    let otp = html
-        .split("id=\"one-time-password\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(otp.len(), 16);
+        .await
+        .unwrap();
+    app.store()
+        .upsert_membership(org.id, u.id, Role::Admin, T0)
+        .await
+        .unwrap();
     let m = app.store().members(org.id).await.unwrap();
     let added = m
         .iter()
         .find(|m| m.email == "new.person@example.com")
-        .expect("normalized email");
-    assert_eq!(added.role, Role::Admin);
+        .unwrap();
     assert!(added.must_change_password);
     // Signing in with it leads to the account page, and nowhere else, until changed.
-    let res = app.post_login("new.person@example.com", &otp, None).await;
+    let res = app.post_login("new.person@example.com", otp, None).await;
     assert_eq!(location(&res), "/account");
     let cookie = set_cookie_value(&res, "__Host-bos_session").unwrap();
     let res = app.get("/settings/members", &cookie).await;
@@ -348,7 +344,7 @@ async fn invited_member_must_replace_one_time_password() {
             &cookie,
             &[
                 ("_csrf", &csrf),
-                ("current", &otp),
+                ("current", otp),
                 ("new", "my own password"),
                 ("confirm", "my own password"),
             ],
@@ -359,7 +355,7 @@ async fn invited_member_must_replace_one_time_password() {
         app.get("/settings/members", &fresh).await.status(),
         StatusCode::OK
     );
-    // Inviting them twice is a clear conflict, not a 500.
+    // Inviting a member again is a clear conflict, not a 500.
     let res = app
         .post_form(
             "/settings/members",
@@ -445,4 +441,69 @@ async fn switching_organization() {
         app.get("/settings/keys", &b.cookie).await.status(),
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_on_the_account_page_are_throttled() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let ann = app.user("ann@example.com", &org, Role::Owner).await;
+    let b = app.login("ann@example.com").await;
+    let change = |current: &'static str| {
+        let app = &app;
+        let b = b.clone();
+        async move {
+            app.post_form(
+                "/account/password",
+                &b.cookie,
+                &[
+                    ("_csrf", &b.csrf),
+                    ("current", current),
+                    ("new", "a brand new password"),
+                    ("confirm", "a brand new password"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..10 {
+        let res = change("a wrong guess!").await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // The eleventh try is refused unchecked, even with the right password.
+    let res = change(PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many wrong passwords"));
+    assert_eq!(
+        app.store().user(ann.id).await.unwrap().password_hash,
+        ann.password_hash
+    );
+    // The same account's sign-in is locked too: one budget for both doors.
+    assert_eq!(
+        app.post_login("ann@example.com", PASSWORD, None)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The lock lifts after its time.
+    app.clock.advance_ms(16 * 60 * 1000);
+    let b = app.login("ann@example.com").await;
+    let res = app
+        .post_form(
+            "/account/password",
+            &b.cookie,
+            &[
+                ("_csrf", &b.csrf),
+                ("current", PASSWORD),
+                ("new", "a brand new password"),
+                ("confirm", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }

@@ -98,6 +98,27 @@ pub fn location(res: &Response) -> String {
 }
 
 impl TestApp {
+    /// A second server process over the same database and clock (another
+    /// replica behind a load balancer); returns its base URL.
+    pub async fn spawn_replica(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(
+            self.db.store.clone(),
+            self.clock.clone(),
+            self.config.clone(),
+        );
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                bos_web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        format!("http://{addr}")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -35,6 +35,17 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/settings/members"), OwnTenant),
         (("POST", "/settings/members/{user_id}/role"), ById),
         (("POST", "/settings/members/{user_id}/remove"), ById),
+        (
+            (
+                "POST",
+                "/settings/members/invitations/{invitation_id}/revoke",
+            ),
+            ById,
+        ),
+        // The accept page: the link's 256-bit token names the invitation
+        // (tests/http/invitations.rs).
+        (("GET", "/invitations/{token}"), Public),
+        (("POST", "/invitations/{token}"), Public),
         (("GET", "/settings/keys"), OwnTenant),
         (("POST", "/settings/keys"), OwnTenant),
         (("POST", "/settings/keys/{key_id}/revoke"), ById),
@@ -107,6 +118,8 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/members/{user_id}"), ById),
         (("PATCH", "/api/v1/members/{user_id}"), ById),
         (("DELETE", "/api/v1/members/{user_id}"), ById),
+        (("GET", "/api/v1/invitations"), OwnTenant),
+        (("DELETE", "/api/v1/invitations/{invitation_id}"), ById),
         (("GET", "/api/v1/keys"), OwnTenant),
         (("POST", "/api/v1/keys"), OwnTenant),
         (("GET", "/api/v1/keys/{key_id}"), ById),
@@ -439,6 +452,21 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap();
     let a_enrollment = uuid::Uuid::now_v7();
+    // A's pending invitation of a canary address.
+    let a_invitation = app
+        .store()
+        .create_invitation(
+            a.id,
+            &bos_core::Email::parse("invitee@canary-a7x9.example").unwrap(),
+            Role::Member,
+            b"canary-a7x9-token-hash",
+            Some(a_owner.id),
+            T0,
+            T0 + bos_core::INVITATION_TTL_MS,
+        )
+        .await
+        .unwrap()
+        .id;
     let canaries = [
         &a_hook,
         "Canary A7x9",
@@ -454,6 +482,8 @@ async fn tenant_b_never_reaches_tenant_a() {
         &a_source.to_string(),
         &a_delivery.to_string(),
         &a_campaign.to_string(),
+        &a_invitation.to_string(),
+        &a_owner.id.to_string(),
     ];
     let a_keys_before = app.store().api_keys(a.id).await.unwrap();
     let a_members_before = app.store().members(a.id).await.unwrap();
@@ -484,6 +514,7 @@ async fn tenant_b_never_reaches_tenant_a() {
             .replace("{delivery_id}", &a_delivery.to_string())
             .replace("{campaign_id}", &a_campaign.to_string())
             .replace("{enrollment_id}", &a_enrollment.to_string())
+            .replace("{invitation_id}", &a_invitation.to_string())
     };
     let classes = classification();
     let mut checked = 0;
@@ -578,6 +609,15 @@ async fn tenant_b_never_reaches_tenant_a() {
     // Nothing of A changed: keys, members and roles are as they were.
     assert_eq!(app.store().api_keys(a.id).await.unwrap(), a_keys_before);
     assert_eq!(app.store().members(a.id).await.unwrap(), a_members_before);
+    // B's invitations of A's owner added nobody to B.
+    assert_eq!(
+        app.store().membership(b.id, a_owner.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        app.store().open_invitations(a.id).await.unwrap()[0].id,
+        a_invitation
+    );
     let c = app
         .store()
         .campaign(a.id, a_campaign)
