@@ -8,10 +8,11 @@
 //! took `/healthz` down with them. Each limit here closes one part of that:
 //! the header-read timeout drops a client that never finishes its request
 //! head (hyper also arms it while a kept-alive connection waits for its next
-//! request), the idle timeout drops a connection on which nothing moves
-//! while no request is being handled (a body or a response read a trickle
-//! at a time stops short of it only while bytes keep flowing), and the cap
-//! leaves the remaining descriptors to the database and the files.
+//! request), the idle timeout drops a connection on which no byte has moved
+//! either way for a while (a body sent, or a response read, a trickle at a
+//! time — or not at all), and the cap leaves the remaining descriptors to
+//! the database and the files. Long answers keep moving: the live streams
+//! send a keep-alive well inside the idle timeout.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -22,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -38,8 +39,8 @@ pub struct ServeLimits {
     /// From the first byte of a request (or from the end of the previous
     /// one on a kept-alive connection) to the end of its headers.
     pub header_read_timeout: Duration,
-    /// A connection with no request in a handler and no byte read or
-    /// written for this long is closed.
+    /// A connection on which no byte was read or written for this long is
+    /// closed, whatever state its request is in.
     pub idle_timeout: Duration,
     /// Connections served at once; further ones wait in the listen
     /// backlog until one closes.
@@ -131,16 +132,10 @@ async fn connection(
         inner: stream,
         activity: activity.clone(),
     });
-    let busy = activity.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         let mut app = app.clone();
-        let guard = Busy::enter(busy.clone());
-        async move {
-            let res = app.call(req.map(Body::new)).await;
-            drop(guard);
-            res
-        }
+        async move { app.call(req.map(Body::new)).await }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -171,12 +166,10 @@ async fn connection(
     }
 }
 
-/// When bytes last moved on a connection, and how many of its requests are
-/// in a handler right now.
+/// When bytes last moved on a connection.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
-    busy: AtomicUsize,
 }
 
 impl Activity {
@@ -184,7 +177,6 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
-            busy: AtomicUsize::new(0),
         }
     }
 
@@ -198,36 +190,12 @@ impl Activity {
     }
 }
 
-/// Marks a request as being handled until dropped (also when the client
-/// goes away and the handler's future is dropped).
-struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn enter(a: Arc<Activity>) -> Busy {
-        a.busy.fetch_add(1, Ordering::Relaxed);
-        a.touch();
-        Busy(a)
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Completes once the connection has been idle for `limit`.
+/// Completes once no byte has moved for `limit`.
 async fn idle_for(activity: Arc<Activity>, limit: Duration) {
     loop {
         let deadline = activity.last() + limit;
         if Instant::now() >= deadline {
-            if activity.busy.load(Ordering::Relaxed) == 0 {
-                return;
-            }
-            // A handler is working: check again a full period from now.
-            activity.touch();
-            continue;
+            return;
         }
         tokio::time::sleep_until(deadline).await;
     }
