@@ -174,3 +174,161 @@ async fn a_body_that_stops_arriving_is_closed_by_the_idle_timeout() {
     until_closed(&mut s, Duration::from_secs(30)).await;
     assert!(t.elapsed() >= idle, "closed after {:?}", t.elapsed());
 }
+
+fn content_type(res: &reqwest::Response) -> String {
+    res.headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// NUL in a query string, a JSON body or a form is a clear 400 at the edge
+/// — problem+json on the API, a page on the UI — on both engines
+/// (PostgreSQL cannot store it in text, and answered 500).
+#[tokio::test]
+async fn nul_characters_are_refused_at_the_edge() {
+    let app = spawn_app().await;
+    let org = app.org("Nul Org").await;
+    app.user("ann@example.com", &org, Role::Owner).await;
+    let key = app.key(&org, "admin").await;
+    let check_api = |res: reqwest::Response, what: &'static str| async move {
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{what}");
+        assert_eq!(content_type(&res), "application/problem+json", "{what}");
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("NUL"), "{what}: {v}");
+    };
+    // A search.
+    let res = app
+        .api(reqwest::Method::GET, "/profiles?q=ann%00", &key)
+        .await
+        .send()
+        .await
+        .unwrap();
+    check_api(res, "search q").await;
+    // A name in a JSON body.
+    let res = app
+        .api(reqwest::Method::POST, "/sources", &key)
+        .await
+        .header(CONTENT_TYPE, "application/json")
+        .body(r#"{"kind":"webhook","name":"Shop\u0000"}"#)
+        .send()
+        .await
+        .unwrap();
+    check_api(res, "source name").await;
+    // A customer's name and an identifier.
+    let res = app
+        .api(reqwest::Method::POST, "/identify", &key)
+        .await
+        .header(CONTENT_TYPE, "application/json")
+        .body(r#"{"identifiers":{"email":"a@example.com"},"traits":{"first_name":"A\u0000nn"}}"#)
+        .send()
+        .await
+        .unwrap();
+    check_api(res, "customer name").await;
+    // The text `\u0000` (an escaped backslash) is not a NUL and is kept.
+    let res = app
+        .api(reqwest::Method::POST, "/sources", &key)
+        .await
+        .header(CONTENT_TYPE, "application/json")
+        .body(r#"{"kind":"webhook","name":"Shop \\u0000"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["source"]["name"], "Shop \\u0000");
+    // The UI: a search, and a form post.
+    let b = app.login("ann@example.com").await;
+    let res = app.get("/customers?q=%00", &b.cookie).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(content_type(&res).starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("NUL"));
+    let res = app
+        .post_form(
+            "/account/password",
+            &b.cookie,
+            &[("_csrf", &b.csrf), ("current_password", "A\0nn")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(content_type(&res).starts_with("text/html"));
+}
+
+/// A query string or path the API cannot read is problem+json; the UI
+/// answers it with its error page, not plain text.
+#[tokio::test]
+async fn query_string_errors_have_the_surfaces_shape() {
+    let app = spawn_app().await;
+    let org = app.org("Query Org").await;
+    app.user("ann@example.com", &org, Role::Owner).await;
+    let key = app.key(&org, "admin").await;
+    for path in ["/profiles?limit=lots", "/leads?limit=-1", "/profiles?q=a&q=b"] {
+        let res = app
+            .api(reqwest::Method::GET, path, &key)
+            .await
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(content_type(&res), "application/problem+json", "{path}");
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(v["type"], "urn:bos:problem:bad-request", "{path}");
+        assert!(!v["detail"].as_str().unwrap().is_empty());
+    }
+    let b = app.login("ann@example.com").await;
+    let res = app.get("/customers?q=a&q=b", &b.cookie).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(content_type(&res).starts_with("text/html"));
+}
+
+/// Behind a trusted proxy each visitor has a form limit of their own (the
+/// rightmost hop the proxy appended); a forged hop to the left changes
+/// nothing, and without `trusted_proxies` the header is ignored.
+#[tokio::test]
+async fn the_form_limit_follows_x_forwarded_for_only_from_trusted_proxies() {
+    for trusted in [true, false] {
+        let app = spawn_with(|c| {
+            if trusted {
+                c.trusted_proxies = bos_core::edge::TrustedProxies::parse("127.0.0.1").unwrap();
+            }
+        })
+        .await;
+        let org = app.org("Proxy Org").await;
+        let key = app.key(&org, "admin").await;
+        let v: serde_json::Value = app
+            .api(reqwest::Method::POST, "/sources", &key)
+            .await
+            .json(&serde_json::json!({"kind": "form", "name": "Landing"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let endpoint = v["source"]["endpoint"].as_str().unwrap().to_string();
+        let post = |xff: &'static str, n: usize| {
+            let req = app
+                .http
+                .post(&endpoint)
+                .header("x-forwarded-for", xff)
+                .form(&[("email", format!("v{n}@example.com"))]);
+            async move { req.send().await.unwrap().status() }
+        };
+        for i in 0..10 {
+            assert_eq!(post("198.51.100.1", i).await, StatusCode::OK, "post {i}");
+        }
+        assert_eq!(post("198.51.100.1", 10).await, StatusCode::TOO_MANY_REQUESTS);
+        // The client forges a hop; the proxy appended the real address.
+        assert_eq!(
+            post("198.51.100.2, 198.51.100.1", 11).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // Another visitor behind the same proxy.
+        let other = post("198.51.100.2", 12).await;
+        if trusted {
+            assert_eq!(other, StatusCode::OK);
+        } else {
+            assert_eq!(other, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+}
