@@ -274,12 +274,14 @@ pub async fn act(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-    ApiJson(raw): ApiJson<serde_json::Value>,
+    raw: Result<ApiJson<serde_json::Value>, AppError>,
 ) -> ApiResult<Json<LeadDetail>> {
     let org = p.org.id;
     // Look up first: another organization's lead is 404 whatever the body.
     let lead = st.store.lead(org, id).await?.ok_or(AppError::NotFound)?;
     require_act(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(raw) = raw?;
     let body: LeadActionRequest = serde_json::from_value(raw).map_err(|e| AppError::Invalid {
         field: None,
         detail: format!(

@@ -142,6 +142,10 @@ pub async fn not_found() -> Response {
 }
 
 /// `Json<T>` whose rejections are problem+json with an actionable message.
+///
+/// Handlers that check a scope take it as `Result<ApiJson<T>, AppError>`
+/// and unwrap it only after the check, so a key without the scope is told
+/// 403 whatever body it sent (the body's errors are for those allowed).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
