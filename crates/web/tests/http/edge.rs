@@ -384,3 +384,244 @@ async fn the_scope_is_checked_before_the_body() {
     }
     assert!(checked >= 15, "only {checked} operations with a body");
 }
+
+/// A TCP relay in front of PostgreSQL that the test can cut, as a database
+/// that goes down (or a network that drops) does: open connections die and
+/// new ones are refused.
+struct Relay {
+    addr: std::net::SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(to: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let to = to.clone();
+                held.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut out) = TcpStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Relay {
+            addr,
+            accept,
+            conns,
+        }
+    }
+
+    async fn cut(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+        let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        for c in conns {
+            c.abort();
+            let _ = c.await;
+        }
+    }
+}
+
+/// With the database refusing connections, every path that needs it — an
+/// API call, a Segment delivery, a form post, a page — answers 503 with
+/// `Retry-After` (problem+json on the API and intake, a page on the UI),
+/// never a 500. On PostgreSQL the connection is cut under a running
+/// server; on SQLite the store is closed.
+#[tokio::test]
+async fn a_database_that_refuses_connections_is_503_with_retry_after() {
+    for outage in [Outage::Cut, Outage::Refusing] {
+        outage_answers(outage).await;
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outage {
+    /// The network to the server is cut: connections die, new ones are
+    /// refused (SQLite: the store is closed).
+    Cut,
+    /// The server is up but refuses this database: its sessions are
+    /// terminated and new ones turned away (PostgreSQL only).
+    Refusing,
+}
+
+async fn outage_answers(outage: Outage) {
+    let db = bos_store::testing::TestDb::new().await.unwrap();
+    if outage == Outage::Refusing && db.engine_name() != "postgres" {
+        return;
+    }
+    let (store, relay) = if db.engine_name() == "postgres" {
+        // postgres://user@host:port/db → the same through the relay.
+        let (head, rest) = db.url.split_once('@').unwrap();
+        let (hostport, tail) = rest.split_once('/').unwrap();
+        let relay = Relay::start(hostport.to_string()).await;
+        let url = format!("{head}@{}/{tail}", relay.addr);
+        let store = bos_store::Store::open(&bos_store::StoreOptions {
+            url,
+            max_connections: 4,
+        })
+        .await
+        .unwrap();
+        (store, Some(relay))
+    } else {
+        (db.store.clone(), None)
+    };
+    let clock = std::sync::Arc::new(bos_web::TestClock::new(T0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = bos_web::WebConfig {
+        public_url: base.clone(),
+        ..Default::default()
+    };
+    let state = bos_web::AppState::new(store.clone(), clock, config);
+    tokio::spawn(bos_web::serve(
+        listener,
+        bos_web::app(state),
+        Default::default(),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Set up while the database is there: a key, a Segment source, a form,
+    // a signed-in browser.
+    let org = store
+        .create_org(
+            &bos_core::OrgName::parse("Down Org").unwrap(),
+            &bos_core::Slug::from_name("Down Org").unwrap(),
+            T0,
+        )
+        .await
+        .unwrap();
+    let hash = bos_web::hash_password(PASSWORD).unwrap();
+    let user = store
+        .create_user(
+            &bos_core::Email::parse("ann@example.com").unwrap(),
+            "Ann",
+            &hash,
+            false,
+            T0,
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_membership(org.id, user.id, Role::Owner, T0)
+        .await
+        .unwrap();
+    let key = bos_web::issue_api_key(
+        &store,
+        org.id,
+        "test",
+        &bos_core::ScopeSet::parse("admin").unwrap(),
+        None,
+        T0,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let source = |kind: &'static str| {
+        let req = http
+            .post(format!("{base}/api/v1/sources"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"kind": kind, "name": kind}));
+        async move {
+            let v: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            v
+        }
+    };
+    let segment = source("segment").await;
+    let write_key = segment["secret"].as_str().unwrap().to_string();
+    let form = source("form").await;
+    let form_url = form["source"]["endpoint"].as_str().unwrap().to_string();
+    let login = http.get(format!("{base}/login")).send().await.unwrap();
+    let pre = set_cookie_value(&login, "__Host-bos_pre").unwrap();
+    let csrf = csrf_in(&login.text().await.unwrap());
+    let res = http
+        .post(format!("{base}/login"))
+        .header(COOKIE, format!("__Host-bos_pre={pre}"))
+        .form(&[
+            ("email", "ann@example.com"),
+            ("password", PASSWORD),
+            ("_csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let session = set_cookie_value(&res, "__Host-bos_session").expect("signed in");
+
+    // The outage.
+    match (outage, relay) {
+        (Outage::Cut, Some(r)) => r.cut().await,
+        (Outage::Cut, None) => store.close().await,
+        (Outage::Refusing, _) => {
+            use sqlx::Connection as _;
+            let admin = bos_store::testing::pg_url().unwrap();
+            let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("alter database {name} allow_connections false"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+                .bind(&name)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{write_key}:"))
+    );
+    let (api, ingest, form_post, page) = tokio::join!(
+        http.get(format!("{base}/api/v1/profiles"))
+            .bearer_auth(&key)
+            .send(),
+        http.post(format!("{base}/v1/batch"))
+            .header("authorization", basic)
+            .json(&serde_json::json!({"batch": [{"type": "track", "event": "Viewed", "messageId": "m-1", "anonymousId": "a-1"}]}))
+            .send(),
+        http.post(&form_url)
+            .form(&[("email", "lead@example.com")])
+            .send(),
+        http.get(format!("{base}/customers"))
+            .header(COOKIE, format!("__Host-bos_session={session}"))
+            .send(),
+    );
+    for (what, res, html) in [
+        ("API", api.unwrap(), false),
+        ("Segment ingest", ingest.unwrap(), false),
+        ("form post", form_post.unwrap(), false),
+        ("page", page.unwrap(), true),
+    ] {
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{outage:?}: {what}");
+        assert!(res.headers().contains_key("retry-after"), "{what}");
+        let ct = content_type(&res);
+        if html {
+            assert!(ct.starts_with("text/html"), "{what}: {ct}");
+        } else {
+            assert_eq!(ct, "application/problem+json", "{what}");
+        }
+    }
+    if outage == Outage::Refusing {
+        // Let the test database be dropped.
+        use sqlx::Connection as _;
+        let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+        let mut c = sqlx::PgConnection::connect(&bos_store::testing::pg_url().unwrap())
+            .await
+            .unwrap();
+        sqlx::query(&format!("alter database {name} allow_connections true"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    drop(db);
+}
