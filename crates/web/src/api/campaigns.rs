@@ -481,6 +481,7 @@ impl From<ExecutionRow> for ExecutionDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// At most this many, newest first (1–500, default 100).
     pub limit: Option<i64>,

@@ -513,6 +513,7 @@ impl From<&OptOut> for OptOutDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OptOutQuery {
     /// At most this many, newest first (1–1000, default 100).
     pub limit: Option<u32>,

@@ -66,6 +66,7 @@ pub struct DeliveryDetail {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only deliveries with this status: pending, processed, skipped, parked.
     pub status: Option<String>,

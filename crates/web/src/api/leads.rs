@@ -147,6 +147,7 @@ pub struct LeadDetail {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LeadParams {
     /// Only leads in this state: `new`, `engaged`, `ghosting`, `converted`, `lost`.
     state: Option<String>,

@@ -211,3 +211,57 @@ pub(crate) fn admin_actor(p: &ApiPrincipal) -> Result<crate::admin::Actor, AppEr
         user_id: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    /// The document is true to the routes: every `{name}` in a path template
+    /// is declared once as a path parameter of every operation on it, and
+    /// nothing else is a path parameter (a query parameter declared `in:
+    /// path` breaks generated clients and conformance tools).
+    #[test]
+    fn path_parameters_are_exactly_the_templates_names() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let mut problems = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let in_template: BTreeSet<String> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(str::to_string)
+                .collect();
+            for (method, op) in item.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let declared: Vec<String> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap_or("").to_string())
+                    .collect();
+                let set: BTreeSet<String> = declared.iter().cloned().collect();
+                if set.len() != declared.len() {
+                    problems.push(format!("{method} {path}: a path parameter is declared twice"));
+                }
+                for extra in set.difference(&in_template) {
+                    problems.push(format!(
+                        "{method} {path}: '{extra}' is declared in: path but is not in the template"
+                    ));
+                }
+                for missing in in_template.difference(&set) {
+                    problems.push(format!(
+                        "{method} {path}: '{{{missing}}}' is in the template but not declared"
+                    ));
+                }
+                for p in &params {
+                    if p["in"] == "path" && p["required"] != Value::Bool(true) {
+                        problems.push(format!(
+                            "{method} {path}: path parameter {} must be required",
+                            p["name"]
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}

@@ -290,6 +290,7 @@ impl From<&Profile> for ProfileDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Name prefix, e-mail prefix, or a phone number or its start, as
     /// dialed nationally (default region) or internationally.
@@ -511,6 +512,7 @@ pub async fn get_one(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineParams {
     /// Comma-separated kinds, e.g. `purchase,cart_add`.
     #[serde(default)]
