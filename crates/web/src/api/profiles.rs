@@ -681,10 +681,11 @@ pub async fn merge(
     Id(id): Id,
     body: Result<ApiJson<MergeRequest>, AppError>,
 ) -> ApiResult<Json<MergeDto>> {
+    // Another organization's profile is 404 whatever else is wrong.
+    let a = st.store.profile(p.org.id, id).await?;
     p.require(Scope::Admin)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let a = st.store.profile(p.org.id, id).await?;
     let b = st.store.profile(p.org.id, body.other_profile_id).await?;
     if a.id == b.id {
         return Err(AppError::Conflict("These are already one profile.".into()));
