@@ -336,7 +336,10 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(e.contains("trusted_proxies") && e.contains("proxy.internal"), "{e}");
+        assert!(
+            e.contains("trusted_proxies") && e.contains("proxy.internal"),
+            "{e}"
+        );
         assert!(with(&[("idle_timeout_seconds", "0")]).validate().is_err());
     }
 

@@ -72,7 +72,9 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -283,7 +285,13 @@ mod tests {
         assert!(v6.contains(ip("2001:db8:1::5")));
         assert!(!v6.contains(ip("2001:db9::5")));
         assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
-        for bad in ["10.0.0.0/33", "::/129", "10.0.0/8", "host.example", "10.0.0.0/x"] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "host.example",
+            "10.0.0.0/x",
+        ] {
             assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
     }

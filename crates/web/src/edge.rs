@@ -149,8 +149,7 @@ pub(crate) fn json_has_nul(b: &[u8]) -> bool {
         match b[i] {
             0 => return true,
             b'\\' => {
-                if b.get(i + 1) == Some(&b'u')
-                    && b.get(i + 2..i + 6).is_some_and(|h| h == b"0000")
+                if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6).is_some_and(|h| h == b"0000")
                 {
                     return true;
                 }

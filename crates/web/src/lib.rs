@@ -194,6 +194,6 @@ pub fn app(state: AppState) -> Router {
 }
 
 pub use auth::keys::{issue_api_key, IssuedKey};
-pub use server::{serve, ServeLimits};
 /// Creates users with hashed passwords, for the CLI and the demo.
 pub use auth::password::hash_password;
+pub use server::{serve, ServeLimits};

@@ -306,7 +306,9 @@ mod tests {
                     .collect();
                 let set: BTreeSet<String> = declared.iter().cloned().collect();
                 if set.len() != declared.len() {
-                    problems.push(format!("{method} {path}: a path parameter is declared twice"));
+                    problems.push(format!(
+                        "{method} {path}: a path parameter is declared twice"
+                    ));
                 }
                 for extra in set.difference(&in_template) {
                     problems.push(format!(

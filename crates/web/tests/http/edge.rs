@@ -82,9 +82,17 @@ async fn sign_in_never_redirects_off_site() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()[LOCATION], "/");
     // A NUL is refused with a page, never a 500.
-    let res = app.http.get(app.url("/login?next=/%00/x")).send().await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/login?next=/%00/x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(res.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(res.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
 }
 
 /// Reads until the server closes the connection; a reset is a close too.
@@ -262,7 +270,11 @@ async fn query_string_errors_have_the_surfaces_shape() {
     let org = app.org("Query Org").await;
     app.user("ann@example.com", &org, Role::Owner).await;
     let key = app.key(&org, "admin").await;
-    for path in ["/profiles?limit=lots", "/leads?limit=-1", "/profiles?q=a&q=b"] {
+    for path in [
+        "/profiles?limit=lots",
+        "/leads?limit=-1",
+        "/profiles?q=a&q=b",
+    ] {
         let res = app
             .api(reqwest::Method::GET, path, &key)
             .await
@@ -317,7 +329,10 @@ async fn the_form_limit_follows_x_forwarded_for_only_from_trusted_proxies() {
         for i in 0..10 {
             assert_eq!(post("198.51.100.1", i).await, StatusCode::OK, "post {i}");
         }
-        assert_eq!(post("198.51.100.1", 10).await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            post("198.51.100.1", 10).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
         // The client forges a hop; the proxy appended the real address.
         assert_eq!(
             post("198.51.100.2, 198.51.100.1", 11).await,
@@ -378,7 +393,11 @@ async fn the_scope_is_checked_before_the_body() {
             let status = res.status();
             let allowed = status == StatusCode::FORBIDDEN
                 || (path.contains('{') && status == StatusCode::NOT_FOUND);
-            assert!(allowed, "{method} {path}: {status} {}", res.text().await.unwrap());
+            assert!(
+                allowed,
+                "{method} {path}: {status} {}",
+                res.text().await.unwrap()
+            );
             checked += 1;
         }
     }
@@ -563,17 +582,27 @@ async fn outage_answers(outage: Outage) {
         (Outage::Refusing, _) => {
             use sqlx::Connection as _;
             let admin = bos_store::testing::pg_url().unwrap();
-            let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+            let name = db
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string();
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
             sqlx::query(&format!("alter database {name} allow_connections false"))
                 .execute(&mut c)
                 .await
                 .unwrap();
-            sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
-                .bind(&name)
-                .execute(&mut c)
-                .await
-                .unwrap();
+            sqlx::query(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1",
+            )
+            .bind(&name)
+            .execute(&mut c)
+            .await
+            .unwrap();
         }
     }
     use base64::Engine as _;
@@ -602,7 +631,11 @@ async fn outage_answers(outage: Outage) {
         ("form post", form_post.unwrap(), false),
         ("page", page.unwrap(), true),
     ] {
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{outage:?}: {what}");
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{outage:?}: {what}"
+        );
         assert!(res.headers().contains_key("retry-after"), "{what}");
         let ct = content_type(&res);
         if html {
@@ -614,7 +647,15 @@ async fn outage_answers(outage: Outage) {
     if outage == Outage::Refusing {
         // Let the test database be dropped.
         use sqlx::Connection as _;
-        let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+        let name = db
+            .url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
         let mut c = sqlx::PgConnection::connect(&bos_store::testing::pg_url().unwrap())
             .await
             .unwrap();
