@@ -666,3 +666,71 @@ async fn outage_answers(outage: Outage) {
     }
     drop(db);
 }
+
+/// One request and its whole answer on a kept-alive connection.
+async fn roundtrip(s: &mut TcpStream) -> String {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bos\r\n\r\n")
+        .await
+        .unwrap();
+    read_response(s).await
+}
+
+/// Reads one response (head and `Content-Length` body), bounded in time.
+async fn read_response(s: &mut TcpStream) -> String {
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + len {
+                    return text;
+                }
+            }
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed mid-response: {text}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("an answer")
+}
+
+/// At the connection cap a new client waits to be accepted — it holds no
+/// descriptor of the server's — and is served as soon as one closes.
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let app = spawn_with(|c| c.serve_limits.max_connections = 1).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut first = TcpStream::connect(&addr).await.unwrap();
+    // Served: it holds the one place.
+    assert!(roundtrip(&mut first).await.starts_with("HTTP/1.1 200"));
+    let mut waiting = TcpStream::connect(&addr).await.unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: bos\r\n\r\n")
+        .await
+        .unwrap();
+    // The server keeps answering the first connection while the second
+    // one's request sits unread.
+    for _ in 0..20 {
+        assert!(roundtrip(&mut first).await.starts_with("HTTP/1.1 200"));
+    }
+    let mut buf = [0u8; 64];
+    match waiting.try_read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the connection over the cap was served: {other:?}"),
+    }
+    drop(first);
+    assert!(read_response(&mut waiting)
+        .await
+        .starts_with("HTTP/1.1 200"));
+}
