@@ -36,6 +36,10 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "secret_key", env: "BOS_SECRET_KEY", default: "", secret: true, help: "32 random bytes in base64 (openssl rand -base64 32) that seal provider secrets at rest. Empty: the key file is used (created on first start). Required to be the same on every replica." },
     OptionSpec { key: "secret_key_file", env: "BOS_SECRET_KEY_FILE", default: "", secret: false, help: "Key file used when secret_key is empty; default <data_dir>/secret.key, created with mode 0600 on first start. Back it up with the database." },
     OptionSpec { key: "secret_keys_old", env: "BOS_SECRET_KEYS_OLD", default: "", secret: true, help: "Comma-separated older keys that still open secrets sealed before a rotation (see `bos secrets rotate`)." },
+    OptionSpec { key: "header_read_timeout_seconds", env: "BOS_HEADER_READ_TIMEOUT_SECONDS", default: "10", secret: false, help: "A client must send a request's headers within this long (also the wait for the next request on a kept-alive connection); slower ones are disconnected." },
+    OptionSpec { key: "idle_timeout_seconds", env: "BOS_IDLE_TIMEOUT_SECONDS", default: "60", secret: false, help: "A connection with no request being handled and no byte sent either way for this long is closed." },
+    OptionSpec { key: "max_connections", env: "BOS_MAX_CONNECTIONS", default: "4096", secret: false, help: "Client connections served at once; more wait to be accepted. Keep it well below the process's open-file limit (ulimit -n)." },
+    OptionSpec { key: "trusted_proxies", env: "BOS_TRUSTED_PROXIES", default: "", secret: false, help: "Reverse proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For names the client; empty trusts none and the client is the TCP peer." },
     OptionSpec { key: "log", env: "BOS_LOG", default: "info,sqlx=warn", secret: false, help: "Log filter: a level, or target=level pairs separated by commas." },
     OptionSpec { key: "log_format", env: "BOS_LOG_FORMAT", default: "human", secret: false, help: "human | json." },
 ];
@@ -144,6 +148,8 @@ impl Config {
             );
         }
         self.num("job_concurrency")?;
+        self.serve_limits()?;
+        self.trusted_proxies()?;
         Ok(())
     }
 
@@ -204,6 +210,21 @@ impl Config {
         Ok(self.num("job_concurrency")?.min(100_000) as usize)
     }
 
+    pub fn serve_limits(&self) -> Result<bos_web::ServeLimits> {
+        Ok(bos_web::ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                self.num("header_read_timeout_seconds")? as u64,
+            ),
+            idle_timeout: std::time::Duration::from_secs(self.num("idle_timeout_seconds")? as u64),
+            max_connections: self.num("max_connections")?.min(1_000_000) as usize,
+        })
+    }
+
+    pub fn trusted_proxies(&self) -> Result<bos_core::edge::TrustedProxies> {
+        bos_core::edge::TrustedProxies::parse(self.get("trusted_proxies"))
+            .map_err(|e| anyhow::anyhow!("option trusted_proxies: {e}"))
+    }
+
     pub fn web(&self) -> Result<bos_web::WebConfig> {
         Ok(bos_web::WebConfig {
             secure_cookies: self.secure_cookies(),
@@ -219,6 +240,8 @@ impl Config {
                 .get("twilio_base_url")
                 .trim_end_matches('/')
                 .to_string(),
+            trusted_proxies: self.trusted_proxies()?,
+            serve_limits: self.serve_limits()?,
             allow_private_outbound: match self.get("allow_private_outbound").trim() {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" | "" => false,
@@ -297,6 +320,30 @@ mod tests {
         ])
         .validate()
         .unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_and_serve_limits_are_read_and_checked() {
+        let c = with(&[
+            ("trusted_proxies", "10.0.0.0/8, 192.0.2.7"),
+            ("header_read_timeout_seconds", "5"),
+            ("max_connections", "100"),
+        ]);
+        c.validate().unwrap();
+        let w = c.web().unwrap();
+        assert!(w.trusted_proxies.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!w.trusted_proxies.trusts("192.0.2.8".parse().unwrap()));
+        assert_eq!(w.serve_limits.header_read_timeout.as_secs(), 5);
+        assert_eq!(w.serve_limits.max_connections, 100);
+        let e = with(&[("trusted_proxies", "10.0.0.0/8, proxy.internal")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("trusted_proxies") && e.contains("proxy.internal"),
+            "{e}"
+        );
+        assert!(with(&[("idle_timeout_seconds", "0")]).validate().is_err());
     }
 
     #[test]

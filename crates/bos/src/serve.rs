@@ -136,12 +136,14 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
             }
         }
     });
-    axum::serve(
+    // Header-read and idle timeouts and a connection cap (slow clients
+    // cannot hold the server); handlers see the peer address.
+    bos_web::serve(
         listener,
-        // The peer address is the client IP the public form rate limit keys on.
-        bos_web::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        bos_web::app(state.clone()),
+        state.config.serve_limits,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
     .await
     .context("HTTP server failed")?;
     state.imports.interrupt_running(&state).await;

@@ -7,6 +7,8 @@
 
 /// Login, password, session and API-key rules.
 pub mod auth;
+/// Rules at the HTTP edge: safe redirect targets, client addresses behind proxies.
+pub mod edge;
 /// Organizations, roles, scopes and the values that name them.
 pub mod tenancy;
 

@@ -32,11 +32,12 @@ impl From<sqlx::Error> for StoreError {
                             .map(str::to_string)
                             .unwrap_or_else(|| db.message().to_string()),
                     )
-                } else if matches!(
-                    db.code().as_deref(),
-                    Some("5") | Some("6") | Some("57P01") | Some("57P03")
+                } else if db_unavailable(
+                    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some(),
+                    db.code().as_deref().unwrap_or(""),
+                    db.message(),
                 ) {
-                    // SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL admin shutdown / cannot connect now.
                     StoreError::Unavailable(db.message().to_string())
                 } else {
                     StoreError::Other(db.message().to_string())
@@ -45,14 +46,66 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
             other => StoreError::Other(other.to_string()),
         }
+    }
+}
+
+/// Whether a database error means "the database cannot serve now, try
+/// again" (503 with `Retry-After`) rather than a fault in the request or the
+/// code (500). `code` is PostgreSQL's SQLSTATE or SQLite's extended result
+/// code.
+pub(crate) fn db_unavailable(postgres: bool, code: &str, message: &str) -> bool {
+    if postgres {
+        // 08: the connection failed or broke; 53: the server is out of
+        // connections, memory or disk; 57P01-57P03: it is shutting down,
+        // crashed or starting; 25006: a read-only standby after a
+        // failover. 55000 is only an outage when it turns a connection
+        // away (`ALTER DATABASE … ALLOW_CONNECTIONS false`, a database
+        // being dropped or restored).
+        code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
+            || (code == "55000" && message.contains("accepting connections"))
+    } else {
+        // SQLite's primary result code is the low byte of the extended
+        // one: BUSY (5) and LOCKED (6) in every variant, IOERR (10), FULL
+        // (13) and CANTOPEN (14).
+        code.parse::<u32>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
     }
 }
 
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::db_unavailable;
+
+    #[test]
+    fn outages_are_told_from_faults() {
+        for code in ["08006", "08001", "53300", "57P01", "57P03", "25006"] {
+            assert!(db_unavailable(true, code, ""), "{code}");
+        }
+        assert!(db_unavailable(
+            true,
+            "55000",
+            "database \"x\" is not currently accepting connections"
+        ));
+        for code in ["55000", "23505", "22021", "42P01", "28P01", ""] {
+            assert!(!db_unavailable(true, code, "something else"), "{code}");
+        }
+        for code in ["5", "6", "261", "517", "262", "10", "13", "14", "1038"] {
+            assert!(db_unavailable(false, code, ""), "sqlite {code}");
+        }
+        for code in ["1", "19", "2067", "787", ""] {
+            assert!(!db_unavailable(false, code, ""), "sqlite {code}");
+        }
     }
 }

@@ -261,10 +261,12 @@ pub(crate) fn parse_channel(s: &str) -> Channel {
     }
 }
 
-/// 128 random bits, hex: a channel's webhook key.
+/// 128 random bits from the operating system's CSPRNG, hex: a channel's
+/// webhook key. (A v4 UUID fixes six of its bits, leaving 122.)
 fn token() -> String {
-    let a = Uuid::new_v4().as_u128();
-    format!("{a:032x}")
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    format!("{:032x}", u128::from_be_bytes(b))
 }
 
 /// An execution's token for tracking and unsubscribe links: 32 hex
@@ -2169,4 +2171,25 @@ pub struct StepFunnel {
     pub unknown: i64,
     pub pending: i64,
     pub converted_cents: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every one of the 128 bits varies across keys: none is fixed, as a
+    /// v4 UUID's version and variant bits are. (A given bit staying the
+    /// same across 256 random keys has odds of 2^-255.)
+    #[test]
+    fn webhook_keys_carry_128_random_bits() {
+        let keys: Vec<u128> = (0..256)
+            .map(|_| {
+                let t = super::token();
+                assert_eq!(t.len(), 32, "{t}");
+                u128::from_str_radix(&t, 16).unwrap()
+            })
+            .collect();
+        let ones = keys.iter().fold(0u128, |acc, k| acc | k);
+        let zeros = keys.iter().fold(0u128, |acc, k| acc | !k);
+        assert_eq!(ones, u128::MAX, "bits never set: {:032x}", !ones);
+        assert_eq!(zeros, u128::MAX, "bits never clear: {:032x}", !zeros);
+    }
 }

@@ -551,10 +551,9 @@ impl FormLimiter {
     }
 }
 
-/// The client's address: the TCP peer, when the server was started with
-/// connect info (`bos serve` is). `X-Forwarded-For` is not read: there is
-/// no trusted-proxy setting, and a forged header must change nothing
-/// (RELIABILITY S5).
+/// The client's address as the edge worked it out: the TCP peer, or the
+/// `X-Forwarded-For` hop a trusted proxy appended (see [`crate::edge`]);
+/// a forged header from anyone else changes nothing.
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
@@ -564,12 +563,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+        Ok(ClientIp(crate::edge::client_of(parts)))
     }
 }
 

@@ -16,6 +16,9 @@ pub mod assets;
 pub mod auth;
 /// Wall clock or test clock.
 pub mod clock;
+/// The request edge: client address behind proxies, NUL refused,
+/// rejections in the API's and UI's shapes.
+pub mod edge;
 /// The one error type: problem+json for the API, an HTML page for the UI.
 pub mod error;
 /// God View service: normalize, resolve, explain.
@@ -32,6 +35,8 @@ pub mod intake_body;
 pub mod nudge_hooks;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
+/// The HTTP server loop: connection cap, header-read and idle timeouts.
+pub mod server;
 /// The server-rendered UI: login, organization switcher, settings.
 pub mod ui;
 
@@ -70,6 +75,11 @@ pub struct WebConfig {
     /// A nudge still `sending` this long after its claim was cut off by a
     /// crash and becomes `unknown`.
     pub nudge_sending_lease_ms: i64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; none by
+    /// default (the client is the TCP peer).
+    pub trusted_proxies: bos_core::edge::TrustedProxies,
+    /// Timeouts and the connection cap of [`server::serve`].
+    pub serve_limits: server::ServeLimits,
 }
 
 impl Default for WebConfig {
@@ -86,6 +96,8 @@ impl Default for WebConfig {
             allow_private_outbound: false,
             nudge_send_timeout_ms: 30_000,
             nudge_sending_lease_ms: bos_store::nudge::SENDING_LEASE_MS,
+            trusted_proxies: Default::default(),
+            serve_limits: Default::default(),
         }
     }
 }
@@ -150,8 +162,18 @@ pub fn app(state: AppState) -> Router {
     let (api, _doc) = api::router_and_doc();
     let limit = state.config.body_limit_bytes;
     Router::new()
-        .nest("/api/v1", api.fallback(api::not_found))
-        .merge(ui::router())
+        .nest(
+            "/api/v1",
+            api.fallback(api::not_found)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    edge::api_edge,
+                )),
+        )
+        .merge(ui::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::page_edge,
+        )))
         .merge(ops::router())
         .merge(intake::router())
         .merge(nudge_hooks::router())
@@ -162,6 +184,10 @@ pub fn app(state: AppState) -> Router {
             ops::track,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::client_addr,
+        ))
         .layer(axum::middleware::from_fn(ops::security_headers))
         .with_state(state)
 }
@@ -169,3 +195,4 @@ pub fn app(state: AppState) -> Router {
 pub use auth::keys::{issue_api_key, IssuedKey};
 /// Creates users with hashed passwords, for the CLI and the demo.
 pub use auth::password::hash_password;
+pub use server::{serve, ServeLimits};

@@ -233,9 +233,11 @@ pub async fn list(
 pub async fn create_one(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<(StatusCode, Json<CampaignDto>)> {
     require_admin(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let (c, status) = campaign_body(body)?;
     let id = create(&st, p.org.id, &c, status.unwrap_or(CampaignStatus::Draft)).await?;
     let row = find(&st, p.org.id, id).await?;
@@ -266,10 +268,12 @@ pub async fn put_one(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<Json<CampaignDto>> {
     let row = find(&st, p.org.id, id).await?;
     require_admin(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let (c, status) = campaign_body(body)?;
     update(&st, p.org.id, id, &c).await?;
     if let Some(s) = status.filter(|s| *s != row.status) {
@@ -295,10 +299,12 @@ pub async fn set_status(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<Json<CampaignDto>> {
     let row = find(&st, p.org.id, id).await?;
     require_admin(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let body: StatusBody = serde_json::from_value(body).map_err(|_| {
         AppError::invalid(
             "status",
@@ -386,10 +392,12 @@ pub async fn preview(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<Json<PreviewDto>> {
     let row = find(&st, p.org.id, id).await?;
     require_read(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let body: PreviewBody = serde_json::from_value(body).map_err(|_| {
         AppError::invalid(
             "preview",
@@ -473,6 +481,7 @@ impl From<ExecutionRow> for ExecutionDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// At most this many, newest first (1–500, default 100).
     pub limit: Option<i64>,
@@ -544,9 +553,11 @@ pub async fn get_settings(
 pub async fn put_settings(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<NudgeSettingsDto>,
+    body: Result<ApiJson<NudgeSettingsDto>, AppError>,
 ) -> ApiResult<Json<NudgeSettingsDto>> {
     require_admin(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let s = NudgeSettings {
         timezone: body.timezone.trim().to_string(),
         windows: Windows {

@@ -557,10 +557,12 @@ pub async fn put(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Path(channel): Path<String>,
-    ApiJson(input): ApiJson<ChannelInput>,
+    input: Result<ApiJson<ChannelInput>, AppError>,
 ) -> ApiResult<Json<ChannelDto>> {
     let channel = parse_channel(&channel).ok_or(AppError::NotFound)?;
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(input) = input?;
     Ok(Json(save_channel(&st, a.org_id, channel, &input).await?))
 }
 
@@ -588,6 +590,7 @@ impl From<&OptOut> for OptOutDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OptOutQuery {
     /// At most this many, newest first (1–1000, default 100).
     pub limit: Option<u32>,
@@ -636,9 +639,11 @@ pub struct OptOutState {
 pub async fn set_opt_out(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(b): ApiJson<SetOptOut>,
+    b: Result<ApiJson<SetOptOut>, AppError>,
 ) -> ApiResult<Json<OptOutState>> {
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(b) = b?;
     let channel = parse_channel(b.channel.trim())
         .ok_or_else(|| AppError::invalid("channel", "The channel is email or sms."))?;
     let (kind, what) = if channel == Channel::Sms {

@@ -66,6 +66,7 @@ pub struct DeliveryDetail {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only deliveries with this status: pending, processed, skipped, parked.
     pub status: Option<String>,
@@ -233,9 +234,11 @@ pub async fn get_intent_rules(
 pub async fn put_intent_rules(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<IntentRulesDto>,
+    body: Result<ApiJson<IntentRulesDto>, AppError>,
 ) -> ApiResult<Json<IntentRulesDto>> {
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let rules = IntentRules {
         rules: body.rules,
         thresholds: body.thresholds,
@@ -344,9 +347,11 @@ pub async fn get_leads(
 pub async fn put_leads(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<LeadSettingsDto>,
+    body: Result<ApiJson<LeadSettingsDto>, AppError>,
 ) -> ApiResult<Json<LeadSettingsDto>> {
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     save_leads(&st, a.org_id, &body).await?;
     Ok(Json(current_leads(&st, a.org_id).await?))
 }

@@ -3,7 +3,7 @@
 use super::{admin_actor, rfc3339, ApiJson, Id};
 use crate::admin;
 use crate::auth::keys::ApiPrincipal;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, AppError};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -74,9 +74,11 @@ pub async fn list(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json
 pub async fn create(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<CreateKey>,
+    body: Result<ApiJson<CreateKey>, AppError>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let issued = admin::create_key(&st, &a, &body.name, &body.scopes).await?;
     Ok((
         StatusCode::CREATED,

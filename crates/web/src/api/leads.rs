@@ -147,6 +147,7 @@ pub struct LeadDetail {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LeadParams {
     /// Only leads in this state: `new`, `engaged`, `ghosting`, `converted`, `lost`.
     state: Option<String>,
@@ -274,12 +275,14 @@ pub async fn act(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-    ApiJson(raw): ApiJson<serde_json::Value>,
+    raw: Result<ApiJson<serde_json::Value>, AppError>,
 ) -> ApiResult<Json<LeadDetail>> {
     let org = p.org.id;
     // Look up first: another organization's lead is 404 whatever the body.
     let lead = st.store.lead(org, id).await?.ok_or(AppError::NotFound)?;
     require_act(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(raw) = raw?;
     let body: LeadActionRequest = serde_json::from_value(raw).map_err(|e| AppError::Invalid {
         field: None,
         detail: format!(

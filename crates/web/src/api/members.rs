@@ -130,9 +130,11 @@ pub async fn list(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json
 pub async fn create(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<CreateMember>,
+    body: Result<ApiJson<CreateMember>, AppError>,
 ) -> ApiResult<(StatusCode, Json<CreatedInvitation>)> {
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let inv = admin::invite(&st, &a, &body.email, role(&body.role)?).await?;
     Ok((
         StatusCode::CREATED,
@@ -203,10 +205,12 @@ pub async fn update(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(user_id): Id,
-    ApiJson(body): ApiJson<UpdateMember>,
+    body: Result<ApiJson<UpdateMember>, AppError>,
 ) -> ApiResult<Json<MemberDto>> {
     st.store.member(p.org.id, user_id).await?;
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let m = admin::change_role(&st, &a, user_id, role(&body.role)?).await?;
     Ok(Json((&m).into()))
 }

@@ -119,6 +119,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::remove_enrollment))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let doc = with_error_responses(doc);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
     let router = router.route(
         "/openapi.json",
@@ -135,6 +136,71 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
+/// Every operation's document lists the errors any route can answer, in
+/// the media type they are sent as: the per-handler annotations name the
+/// answers particular to a route (a 409, a 202), and this adds what the
+/// shared machinery answers — an unreadable request (400), no key (401), a
+/// key without the scope (403), no such id (404, routes with a path
+/// parameter), a body too large, not JSON or not acceptable (413, 415,
+/// 422, routes with a body; 422 also for bad query values), the database
+/// unavailable (503) — so that clients and conformance tools see every
+/// status the server really sends. Error bodies are problem+json.
+fn with_error_responses(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{Content, Ref, RefOr, Response};
+    let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in ops.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+            let mut add: Vec<(&str, &str)> = vec![
+                ("400", "The request could not be read: a query string, JSON body or NUL character the problem's `detail` names."),
+                ("401", "No API key, or one that is unknown or revoked."),
+                ("403", "The API key lacks the scope this needs."),
+                ("503", "The database cannot be reached; retry after `Retry-After` seconds."),
+            ];
+            if path.contains('{') {
+                add.push(("404", "Nothing with this id in the key's organization."));
+            }
+            if has_body {
+                add.push(("413", "The body is larger than the server accepts."));
+                add.push(("415", "The body is not in the media type this takes."));
+            }
+            if has_body || has_query {
+                add.push(("422", "A value is not acceptable; `field` names it."));
+            }
+            let responses = &mut op.responses.responses;
+            for (code, description) in add {
+                responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| RefOr::T(Response::new(description)));
+            }
+            for (code, r) in responses.iter_mut() {
+                if let (true, RefOr::T(r)) = (code.starts_with('4') || code.starts_with('5'), r) {
+                    r.content.clear();
+                    r.content
+                        .insert("application/problem+json".to_string(), problem());
+                }
+            }
+        }
+    }
+    doc
+}
+
 /// The OpenAPI document alone (for `bos openapi` and tests).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     router_and_doc().1
@@ -145,6 +211,10 @@ pub async fn not_found() -> Response {
 }
 
 /// `Json<T>` whose rejections are problem+json with an actionable message.
+///
+/// Handlers that check a scope take it as `Result<ApiJson<T>, AppError>`
+/// and unwrap it only after the check, so a key without the scope is told
+/// 403 whatever body it sent (the body's errors are for those allowed).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -209,4 +279,88 @@ pub(crate) fn admin_actor(p: &ApiPrincipal) -> Result<crate::admin::Actor, AppEr
         role: bos_core::Role::Admin,
         user_id: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    /// The document is true to the routes: every `{name}` in a path template
+    /// is declared once as a path parameter of every operation on it, and
+    /// nothing else is a path parameter (a query parameter declared `in:
+    /// path` breaks generated clients and conformance tools).
+    #[test]
+    fn path_parameters_are_exactly_the_templates_names() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let mut problems = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let in_template: BTreeSet<String> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(str::to_string)
+                .collect();
+            for (method, op) in item.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let declared: Vec<String> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap_or("").to_string())
+                    .collect();
+                let set: BTreeSet<String> = declared.iter().cloned().collect();
+                if set.len() != declared.len() {
+                    problems.push(format!(
+                        "{method} {path}: a path parameter is declared twice"
+                    ));
+                }
+                for extra in set.difference(&in_template) {
+                    problems.push(format!(
+                        "{method} {path}: '{extra}' is declared in: path but is not in the template"
+                    ));
+                }
+                for missing in in_template.difference(&set) {
+                    problems.push(format!(
+                        "{method} {path}: '{{{missing}}}' is in the template but not declared"
+                    ));
+                }
+                for p in &params {
+                    if p["in"] == "path" && p["required"] != Value::Bool(true) {
+                        problems.push(format!(
+                            "{method} {path}: path parameter {} must be required",
+                            p["name"]
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// Every operation declares the shared errors, and every error is
+    /// declared as the problem+json it is sent as.
+    #[test]
+    fn every_operation_declares_its_errors_as_problem_json() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let mut n = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for code in ["400", "401", "403", "503"] {
+                    assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+                }
+                for (code, r) in responses {
+                    if code.starts_with('4') || code.starts_with('5') {
+                        assert!(
+                            r["content"]["application/problem+json"].is_object()
+                                && r["content"].as_object().unwrap().len() == 1,
+                            "{method} {path} {code}: {}",
+                            r["content"]
+                        );
+                    }
+                }
+                n += 1;
+            }
+        }
+        assert!(n > 40, "{n} operations");
+    }
 }

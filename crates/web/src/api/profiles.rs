@@ -152,13 +152,15 @@ pub struct IdentityDto {
 pub async fn identify(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<IdentifyRequest>,
+    body: Result<ApiJson<IdentifyRequest>, AppError>,
 ) -> ApiResult<Json<IdentifyResponse>> {
     if !(p.has(Scope::Ingest) || p.has(Scope::Admin)) {
         return Err(AppError::Forbidden(
             "Identify needs an API key with the 'ingest' scope.".into(),
         ));
     }
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let raw: Vec<(String, String)> = body.identifiers.into_iter().collect();
     let now = st.now();
     let event = match body.event {
@@ -295,6 +297,7 @@ impl From<&Profile> for ProfileDto {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Name prefix, e-mail prefix, or a phone number or its start, as
     /// dialed nationally (default region) or internationally.
@@ -327,13 +330,14 @@ pub fn decode_cursor(c: &str) -> Option<Vec<String>> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)
         .ok()?;
-    Some(
-        String::from_utf8(bytes)
-            .ok()?
-            .split('\u{1f}')
-            .map(str::to_string)
-            .collect(),
-    )
+    let text = String::from_utf8(bytes).ok()?;
+    // A cursor is ours only if it could have come from `encode_cursor`:
+    // no NUL (PostgreSQL cannot compare text holding one), so a forged
+    // one is a 422 like any other bad cursor.
+    if text.contains('\0') {
+        return None;
+    }
+    Some(text.split('\u{1f}').map(str::to_string).collect())
 }
 
 pub fn profile_cursor(p: &Profile, sort: ProfileSort) -> String {
@@ -515,6 +519,7 @@ pub async fn get_one(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineParams {
     /// Comma-separated kinds, e.g. `purchase,cart_add`.
     #[serde(default)]
@@ -681,11 +686,14 @@ pub async fn merge(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-    ApiJson(body): ApiJson<MergeRequest>,
+    body: Result<ApiJson<MergeRequest>, AppError>,
 ) -> ApiResult<Json<MergeDto>> {
+    // Another organization's profile is 404 whatever else is wrong.
     let a = st.store.profile(p.org.id, id).await?;
-    let b = st.store.profile(p.org.id, body.other_profile_id).await?;
     p.require(Scope::Admin)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
+    let b = st.store.profile(p.org.id, body.other_profile_id).await?;
     if a.id == b.id {
         return Err(AppError::Conflict("These are already one profile.".into()));
     }
@@ -859,9 +867,11 @@ pub async fn get_rules(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult
 pub async fn put_rules(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<RulesDto>,
+    body: Result<ApiJson<RulesDto>, AppError>,
 ) -> ApiResult<Json<RulesDto>> {
     p.require(Scope::Admin)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let rules = rules_from(&body)?;
     st.store
         .set_identity_rules(p.org.id, &rules, st.now())

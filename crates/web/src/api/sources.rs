@@ -164,9 +164,11 @@ pub async fn list(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json
 pub async fn create(
     State(st): State<AppState>,
     p: ApiPrincipal,
-    ApiJson(body): ApiJson<CreateSource>,
+    body: Result<ApiJson<CreateSource>, AppError>,
 ) -> ApiResult<(StatusCode, Json<CreatedSource>)> {
     let a = admin_actor(&p)?;
+    // The scope before the body: a key without it is 403 whatever it sent.
+    let ApiJson(body) = body?;
     let (src, secret) = create_source(
         &st,
         a.org_id,

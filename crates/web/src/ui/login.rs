@@ -34,19 +34,11 @@ pub struct NextQuery {
     done: Option<String>,
 }
 
-/// Only local paths: `/x`, never `//evil.example` or `/\evil`.
+/// Only paths on this site (see [`bos_core::edge::safe_local_path`]);
+/// anything else signs in to the dashboard.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains("://") =>
-        {
-            n.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    next.and_then(bos_core::edge::safe_local_path)
+        .unwrap_or_else(|| "/".to_string())
 }
 
 fn login_form(

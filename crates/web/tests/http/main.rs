@@ -5,6 +5,7 @@
 mod api;
 mod campaigns;
 mod customers;
+mod edge;
 mod forms;
 mod imports;
 mod intake;

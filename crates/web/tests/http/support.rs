@@ -42,11 +42,14 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut WebConfig)) -> TestApp {
     tweak(&mut config);
     let state = AppState::new(db.store.clone(), clock.clone(), config.clone());
     let serve_state = state.clone();
+    let limits = config.serve_limits;
     tokio::spawn(async move {
-        // As `bos serve` does: handlers see the peer address (form rate limits).
-        axum::serve(
+        // The server loop `bos serve` runs, with its timeouts and cap.
+        bos_web::serve(
             listener,
-            bos_web::app(serve_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            bos_web::app(serve_state),
+            limits,
+            std::future::pending(),
         )
         .await
         .unwrap();
