@@ -1,4 +1,4 @@
-"""Compares the partitions of `bos bench resolve` with Splink's and plain SQL's.
+"""Compares the partitions of `bos-bench resolve` with Splink's and plain SQL's.
 
 Checks that BOS with identifier limits off gives exactly Splink's partition
 (the same groups of rows: both are the transitive closure of "shares an
@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--bos-on", required=True)
     ap.add_argument("--splink", required=True)
     ap.add_argument("--sql")
-    ap.add_argument("--bos-json", help="output of bos bench resolve (its JSON line)")
+    ap.add_argument("--bos-json", help="output of bos-bench resolve (its JSON line)")
     ap.add_argument("--baselines-json", help="output of run_splink.py (JSON lines)")
     ap.add_argument("--samples", type=int, default=3)
     a = ap.parse_args()

@@ -122,7 +122,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
     driver::digest_of(f).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Imports `path` into `org`: the CLI command and `bos bench import` both
+/// Imports `path` into `org`: the CLI command and `bos-bench import` both
 /// run this.
 pub async fn import_file(
     store: &Store,

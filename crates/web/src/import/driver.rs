@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use uuid::Uuid;
 
-/// Rows per transaction for `bos import`. Measured with `bos bench import`:
+/// Rows per transaction for `bos import`. Measured with `bos-bench import`:
 /// 5,000 pays for a commit (WAL write, fsync, checkpoint) too often; past
 /// 20,000 the gain is within noise while memory and the work lost to an
 /// interruption grow.

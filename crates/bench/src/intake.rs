@@ -1,4 +1,4 @@
-//! `bos bench intake`: the intake path against its budgets (ARCHITECTURE.md,
+//! `bos-bench intake`: the intake path against its budgets (ARCHITECTURE.md,
 //! issue 4): HTTP ingest throughput of Segment-compatible `/v1/track` calls
 //! (each a unique `messageId`, verified, stored durably before the 200),
 //! acknowledgement latency at a fixed offered rate (open loop: latency is
@@ -16,7 +16,8 @@
 //! built (and compressed) before their round starts: the figures are the
 //! server's cost, not the load generator's.
 
-use crate::bench::{percentiles, read_response};
+use crate::percentiles;
+use bos::http1::read_response;
 use anyhow::{anyhow, Result};
 use bos_store::intake::{NewSource, SourceKind};
 use bos_store::{Store, StoreOptions};
@@ -126,7 +127,7 @@ impl Requests {
                 let body = format!(
                     r#"{{"type":"lead.created","data":{{"email":"user{user}@bench.test","summary":"Lead","note":"{note}"}}}}"#
                 );
-                let ts = crate::now() / 1000;
+                let ts = bos::now() / 1000;
                 let sig =
                     bos_core::intake::standard_webhooks::sign(secret, msg, ts, body.as_bytes());
                 format!(
@@ -271,7 +272,7 @@ pub async fn run(o: Options) -> Result<()> {
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
             &bos_core::Slug::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))
                 .map_err(|e| anyhow!(e))?,
-            crate::now(),
+            bos::now(),
         )
         .await?;
     let key = format!("wk_bench_{}", uuid::Uuid::new_v4().simple());
@@ -285,7 +286,7 @@ pub async fn run(o: Options) -> Result<()> {
                 key_hash: Some(bos_web::auth::sha256(&key)),
                 config: None,
             },
-            crate::now(),
+            bos::now(),
         )
         .await?;
     use base64::Engine as _;
@@ -425,7 +426,7 @@ pub async fn run(o: Options) -> Result<()> {
     // 4. Pipeline lag under a steady load: the worker running as in `bos
     //    serve`, events offered at `lag_rate`/s; lag = processed − received.
     let worker = state.pipeline.start();
-    let since = crate::now();
+    let since = bos::now();
     let lag_load = drive(
         addr,
         key_b64.clone(),
@@ -497,7 +498,7 @@ async fn fast_ack(
                 key_hash: None,
                 config: None,
             },
-            crate::now(),
+            bos::now(),
         )
         .await?;
     let requests = Arc::new(Requests::Webhook {
