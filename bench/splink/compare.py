@@ -205,8 +205,8 @@ def main():
         for name, s, c in rows:
             print(f"  {name:<34} {s:>8.3f}  {s / ref:>9.1f}×  {c:>9,}")
         sp = base["splink"]["total_s"]
-        # The budget (ARCHITECTURE.md: "≥ 5× faster than Splink 5 ... on the
-        # same rows; same partition with limits off") compares the engines
+        # The budget ("≥ 5× faster than Splink 5 on the same rows; the same
+        # partition with limits off") compares the engines
         # on the same rules, which is limits off; the default limits do more
         # work for a finer partition and are shown beside it.
         print(f"\n  splink / bos, same rules (limits off, the same partition): "

@@ -1,5 +1,5 @@
 //! `bos-bench identify`: streaming identity resolution against a large
-//! existing population (ARCHITECTURE budget: p99 ≤ 1 ms per event at
+//! existing population (the budget: p99 ≤ 1 ms per event at
 //! 1,000,000 profiles, ≤ 10 ms with a merge). Each event is a real
 //! `Store::identify` call — lookup, plan, links, profile update and a
 //! timeline entry, committed durably — measured one at a time for latency,

@@ -1,5 +1,5 @@
-//! `bos-bench intake`: the intake path against its budgets (ARCHITECTURE.md,
-//! issue 4): HTTP ingest throughput of Segment-compatible `/v1/track` calls
+//! `bos-bench intake`: the intake path against its budgets (issue 4;
+//! `docs/benchmarks.md`): HTTP ingest throughput of Segment-compatible `/v1/track` calls
 //! (each a unique `messageId`, verified, stored durably before the 200),
 //! acknowledgement latency at a fixed offered rate (open loop: latency is
 //! measured from each request's *scheduled* send time, so a stall is not
@@ -33,7 +33,7 @@ pub struct Options {
     pub rate: u64,
     pub rate_seconds: u64,
     pub lag_rate: u64,
-    /// RELIABILITY R5 instead: signed webhooks of this many KiB at `rate`.
+    /// The fast-acknowledgement test instead: signed webhooks of this many KiB at `rate`.
     pub webhook_kb: Option<usize>,
     pub users: u64,
     pub database_url: Option<String>,
@@ -100,7 +100,7 @@ fn user_of(n: u64, users: u64) -> u64 {
 enum Requests {
     /// Segment `/v1/track` with this Basic credential.
     Track(String),
-    /// Standard Webhooks deliveries of about `kb` KiB each (RELIABILITY R5).
+    /// Standard Webhooks deliveries of about `kb` KiB each (the fast-acknowledgement test).
     Webhook {
         path: String,
         secret: bos_core::intake::standard_webhooks::Secret,
@@ -477,7 +477,7 @@ pub async fn run(o: Options) -> Result<()> {
     Ok(())
 }
 
-/// RELIABILITY R5: signed Standard Webhooks deliveries of `kb` KiB at the
+/// The fast-acknowledgement test: signed Standard Webhooks deliveries of `kb` KiB at the
 /// offered rate for `rate_seconds`; every answer must be 2xx, p99 < 1 s.
 async fn fast_ack(
     store: &Store,

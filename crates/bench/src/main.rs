@@ -189,7 +189,7 @@ enum Which {
         /// Offered events per second while the pipeline worker runs (lag).
         #[arg(long, default_value_t = 5_000)]
         lag_rate: u64,
-        /// Run RELIABILITY R5 instead: signed webhooks of this many KiB at
+        /// Run the fast-acknowledgement test instead: signed webhooks of this many KiB at
         /// --rate for --rate-seconds (e.g. --webhook-kb 64 --rate 100
         /// --rate-seconds 600).
         #[arg(long)]

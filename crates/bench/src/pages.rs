@@ -1,5 +1,5 @@
 //! `bos-bench pages`: server time of the God View pages at a large
-//! population (ARCHITECTURE budget: dashboard pages p95 ≤ 50 ms at
+//! population (the budget: dashboard pages p95 ≤ 50 ms at
 //! 1,000,000 profiles). Seeds customers in bulk, signs a member in through
 //! a real session, and requests each page over HTTP on loopback one at a
 //! time, reporting p50/p95/p99 per page.

@@ -1,5 +1,5 @@
 //! `bos-bench scheduler`: the durable scheduler against its budgets
-//! (ARCHITECTURE.md): draining N due no-op jobs (jobs/s; SQLite ≥ 20,000,
+//! (`docs/benchmarks.md`): draining N due no-op jobs (jobs/s; SQLite ≥ 20,000,
 //! PostgreSQL ≥ graphile-worker at the same concurrency) and lateness of
 //! jobs due spread over a window (p99 of start − `run_at` ≤ 10 ms). Both run
 //! the real runner on the real system clock against a fresh database; the

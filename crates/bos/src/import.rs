@@ -1,5 +1,5 @@
 //! `bos import FILE --org SLUG`: backfill contacts from a CSV file through
-//! the same identity rules as live events (SPEC ID9), with a progress bar
+//! the same identity rules as live events, with a progress bar
 //! and a summary.
 //!
 //! The driver (reading on a thread of its own, batching, the idempotency

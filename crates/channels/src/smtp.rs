@@ -1,4 +1,4 @@
-//! Outbound email over SMTP (PROVIDERS.md §4, lettre 0.11): builds the MIME
+//! Outbound email over SMTP (lettre 0.11): builds the MIME
 //! message (our Message-ID, RFC 8058 one-click unsubscribe, text+HTML) and
 //! sends it on a fresh connection, classifying every failure by the SMTP
 //! phase it happened in. Before the body is sent nothing can have been

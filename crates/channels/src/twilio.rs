@@ -1,4 +1,4 @@
-//! Twilio SMS (PROVIDERS.md §2): the outbound Messages API sender, the
+//! Twilio SMS: the outbound Messages API sender, the
 //! `X-Twilio-Signature` check for inbound webhooks, and parsing of inbound
 //! messages and delivery status callbacks. Owns the mapping of Twilio's HTTP
 //! answers onto `SendError` and the forward-only order of delivery statuses.

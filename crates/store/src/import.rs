@@ -1,4 +1,4 @@
-//! Bulk import of contacts (SPEC ID9): many rows per transaction, resolved
+//! Bulk import of contacts: many rows per transaction, resolved
 //! with exactly the semantics of streaming resolution (`Store::identify`).
 //!
 //! A batch is one transaction, so SQLite pays one fsync per batch instead

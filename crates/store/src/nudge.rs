@@ -1,11 +1,12 @@
-//! The nudge engine's storage (SPEC NU1–NU4): who is enrolled in which
+//! The nudge engine's storage: who is enrolled in which
 //! campaign, every step execution and what became of it, opt-outs, and the
 //! transactions that move them. The pure rules (when a step is due, which
 //! variant, whether to stop, quiet hours, rendering, attribution) live in
 //! `bos_core::nudge`; this module loads their inputs and stores their
 //! answers, each decision in one transaction with its effects.
 //!
-//! "Never twice" (RELIABILITY R8) rests on one order of writes: a step's
+//! "Never twice" (no message reaches a provider twice, even across crashes)
+//! rests on one order of writes: a step's
 //! execution row is committed as `sending`, under a unique idempotency key,
 //! before the provider is called, and the enrollment has already moved past
 //! the step in that same commit. A crash after that commit leaves the row in
@@ -764,7 +765,7 @@ async fn write_enrollment<D: Db>(
 
 /// A conversion (an order, or a person marking the lead won): ends the
 /// enrollments that stop on it, and credits the conversion to the nudge the
-/// attribution rule picks (SPEC NU4), once.
+/// attribution rule picks, once.
 pub(crate) async fn converted_tx<D: Db>(
     db: &mut D,
     org: Uuid,

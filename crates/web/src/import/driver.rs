@@ -1,5 +1,5 @@
 //! The import driver: a contacts CSV through the organization's identity
-//! rules, batch by batch (SPEC ID9). `bos import` and uploads in the UI and
+//! rules, batch by batch. `bos import` and uploads in the UI and
 //! the API all run this, so a file imports the same way wherever it comes
 //! from.
 //!

@@ -1,4 +1,4 @@
-//! Public web forms over HTTP (SPEC IN1): a form source created through the
+//! Public web forms over HTTP: a form source created through the
 //! API, then posts as a landing page's browser sends them — urlencoded or
 //! JSON, from any origin. Stored once per visit or exact body (R4), a bot
 //! filling the honeypot is answered like a person and nothing is stored, a
@@ -344,7 +344,7 @@ async fn one_address_is_rate_limited_per_form() {
     assert!(cors(&res));
     assert_eq!(res.headers()["retry-after"], "6");
     assert_eq!(res.headers()["content-type"], "application/problem+json");
-    // A forged X-Forwarded-For changes nothing (RELIABILITY S5).
+    // A forged X-Forwarded-For changes nothing: only a trusted proxy's is read.
     let res = app
         .http
         .post(&f.endpoint)

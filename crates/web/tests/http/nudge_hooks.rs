@@ -1,5 +1,5 @@
 //! Nudge webhooks, tracking, unsubscribe and Settings → Channels
-//! (SPEC NU3/NU4; RELIABILITY S1, S8, S11): forged Twilio, Mailgun and
+//! (with CSRF on its forms and internal SMTP hosts refused): forged Twilio, Mailgun and
 //! Postmark deliveries are 401 and write nothing; inbound SMS lands on the
 //! customer's timeline once; STOP/START opt out and in; status callbacks
 //! apply forward only; the open pixel, click redirect and unsubscribe
