@@ -79,7 +79,7 @@ pub enum SendError {
     #[error("permanent failure: {0}")]
     Permanent(String),
     /// The request was sent but no answer came: it may have been delivered,
-    /// so it must NOT be retried (R8: shown as `unknown`).
+    /// so it must NOT be retried (shown as `unknown`: never sent twice).
     #[error("outcome unknown: {0}")]
     Ambiguous(String),
 }

@@ -3,7 +3,7 @@
 //! sends it on a fresh connection, classifying every failure by the SMTP
 //! phase it happened in. Before the body is sent nothing can have been
 //! accepted (Transient/Permanent by reply code); once the body and its final
-//! `.` are on the wire, a missing reply is Ambiguous (R8).
+//! `.` are on the wire, a missing reply is Ambiguous.
 //!
 //! lettre's `AsyncSmtpTransport::send` runs MAIL, RCPT, DATA and the body as
 //! one call and reports an EOF or a timeout the same way whichever phase it

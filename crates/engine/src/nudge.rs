@@ -7,7 +7,7 @@
 //! store claims the step (`sending`, committed) before the provider is
 //! called, and only then records what the provider said. A transient
 //! failure is retried by a job of its own with exponential backoff and
-//! jitter (R7), under the same idempotency key; a permanent one, an opt-out
+//! jitter, under the same idempotency key; a permanent one, an opt-out
 //! or a stop in between is never retried; and a send whose outcome is not
 //! known (a timeout after the request went out, a crash) becomes `unknown`
 //! and is shown instead of sent again.

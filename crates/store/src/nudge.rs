@@ -986,7 +986,7 @@ async fn step_one<D: Db>(
     let Some(due) = e.next_due else {
         return Ok(StepOutcome::Nothing("nothing due".into()));
     };
-    // Never early (R10): a timer that fired before its time, or a
+    // Never early: a timer that fired before its time, or a
     // clock that went back, waits for the step's time.
     if now < due {
         set_step_timer(db, org, enrollment, due, now, timers).await?;
@@ -1118,7 +1118,7 @@ async fn step_one<D: Db>(
         )
         .await?;
     if inserted == 0 {
-        // The key exists: this step was claimed before (R8).
+        // The key exists: this step was claimed before.
         return Ok(StepOutcome::Nothing("step already sent".into()));
     }
     let what = match channel {
@@ -1416,7 +1416,7 @@ impl crate::Store {
     }
 
     /// The provider may or may not have sent it (no answer after the
-    /// request went out): `unknown`, shown and never re-sent (R8).
+    /// request went out): `unknown`, shown and never re-sent.
     pub async fn execution_unknown(
         &self,
         org: Uuid,

@@ -1,8 +1,8 @@
 //! Public web forms over HTTP: a form source created through the
 //! API, then posts as a landing page's browser sends them — urlencoded or
-//! JSON, from any origin. Stored once per visit or exact body (R4), a bot
+//! JSON, from any origin. Stored once per visit or exact body, a bot
 //! filling the honeypot is answered like a person and nothing is stored, a
-//! flood from one address is 429, and a database outage is 503 (R6).
+//! flood from one address is 429, and a database outage is 503.
 
 use crate::support::*;
 use reqwest::{Method, StatusCode};

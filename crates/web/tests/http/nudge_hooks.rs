@@ -965,7 +965,7 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     );
     assert!(html.contains("href=\"/settings/channels\""), "nav link");
 
-    // S11: internal SMTP hosts are refused with a sentence.
+    // SSRF: internal SMTP hosts are refused with a sentence.
     for (host, why) in [
         ("127.0.0.1", "loopback"),
         ("localhost", "internal host name"),
