@@ -12,8 +12,8 @@
 //! compares with the streaming path (`Store::identify`, one transaction per
 //! row) on a sample of the same rows: the baseline, side by side.
 
-use bos::import::{import_file, Options};
 use anyhow::{anyhow, Context, Result};
+use bos::import::{import_file, Options};
 use bos_store::identity::IdentifyInput;
 use bos_store::import::ImportSource;
 use clap::{ArgMatches, Args, FromArgMatches, Subcommand};
@@ -64,9 +64,7 @@ impl FromArgMatches for BenchCli {
             Some(name) if ImportBench::has_subcommand(name) => {
                 Ok(BenchCli::Import(ImportBench::from_arg_matches(m)?))
             }
-            _ => Ok(BenchCli::Harness(
-                crate::BenchArgs::from_arg_matches(m)?,
-            )),
+            _ => Ok(BenchCli::Harness(crate::BenchArgs::from_arg_matches(m)?)),
         }
     }
 
@@ -82,9 +80,7 @@ impl Args for BenchCli {
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        ImportBench::augment_subcommands_for_update(
-            crate::BenchArgs::augment_args_for_update(cmd),
-        )
+        ImportBench::augment_subcommands_for_update(crate::BenchArgs::augment_args_for_update(cmd))
     }
 }
 

@@ -17,8 +17,8 @@
 //! server's cost, not the load generator's.
 
 use crate::percentiles;
-use bos::http1::read_response;
 use anyhow::{anyhow, Result};
+use bos::http1::read_response;
 use bos_store::intake::{NewSource, SourceKind};
 use bos_store::{Store, StoreOptions};
 use std::net::SocketAddr;

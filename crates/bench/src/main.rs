@@ -28,12 +28,12 @@ mod scheduler;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{anyhow, Result};
+use bos::http1::read_response;
+use clap::Parser;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use bos::http1::read_response;
-use clap::Parser;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

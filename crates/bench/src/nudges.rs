@@ -139,9 +139,7 @@ async fn enroll(s: &Setup, n: u64, tag: &str, due: impl Fn(u64) -> i64) -> Resul
                 .to_string(),
             })
             .collect();
-        s.store
-            .ingest(s.org, s.source, events, bos::now())
-            .await?;
+        s.store.ingest(s.org, s.source, events, bos::now()).await?;
         done += k;
     }
     let pass = Pipeline::new(s.scheduler.clone()).drain().await?;

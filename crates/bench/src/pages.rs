@@ -5,8 +5,8 @@
 //! time, reporting p50/p95/p99 per page.
 
 use crate::percentiles;
-use bos::http1::read_response;
 use anyhow::{anyhow, Context, Result};
+use bos::http1::read_response;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;

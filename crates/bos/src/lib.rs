@@ -92,4 +92,3 @@ pub async fn org_by_slug(store: &Store, slug: &str) -> Result<bos_store::Org> {
         .await?
         .ok_or_else(|| anyhow!("no organization with slug '{slug}': see `bos org list`"))
 }
-

@@ -2,7 +2,6 @@
 //! Subcommands are thin: they parse, load configuration, open the store and
 //! call into the library crates.
 
-
 /// mimalloc for Rust and, through `override`, for the bundled SQLite's
 /// `malloc` too (decision 0015).
 #[global_allocator]
