@@ -20,11 +20,11 @@ SEED=${2:-1}
 THREADS=${THREADS:-2}
 WORK=${BENCH_DIR:-target/bench-resolve}
 VENV=${SPLINK_VENV:-$WORK/venv}
-BOS=${CARGO_TARGET_DIR:-target}/release/bos
+BOS=${CARGO_TARGET_DIR:-target}/release/bos-bench
 mkdir -p "$WORK"
 
 echo "==> release build"
-cargo build --release -p bos
+cargo build --release -p bos-bench
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> virtualenv for Splink: $VENV"
@@ -34,14 +34,14 @@ fi
 
 CSV=$WORK/contacts-$ROWS-$SEED.csv
 echo "==> generate $ROWS rows (seed $SEED)"
-"$BOS" bench gen-contacts --rows "$ROWS" --seed "$SEED" --out "$CSV"
+"$BOS" gen-contacts --rows "$ROWS" --seed "$SEED" --out "$CSV"
 
 # The generated files (~120 MB) would otherwise be written back to disk
 # while BOS is timed, by a kernel thread on one of the two cores.
 sync
 
-echo "==> bos bench resolve"
-"$BOS" bench resolve --csv "$CSV" --limits both --threads "$THREADS" \
+echo "==> bos-bench resolve"
+"$BOS" resolve --csv "$CSV" --limits both --threads "$THREADS" \
   --out-partition "$WORK/bos" --write-normalized "$CSV.normalized.csv" \
   --check-reference --repeat "${REPEAT:-9}" | tee "$WORK/bos.out"
 

@@ -20,10 +20,10 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
 PREFETCH=${PREFETCH:-256}
 LATENESS_JOBS=${LATENESS_JOBS:-10000}
 SPREAD_SECONDS=${SPREAD_SECONDS:-30}
-BOS=${CARGO_TARGET_DIR:-target}/release/bos
+BOS=${CARGO_TARGET_DIR:-target}/release/bos-bench
 
 echo "==> release build"
-cargo build --release -p bos
+cargo build --release -p bos-bench
 
 if [ ! -d bench/graphile/node_modules/graphile-worker ]; then
   echo "==> graphile-worker (npm)"
@@ -34,9 +34,9 @@ echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ARGS=(--jobs "$JOBS" --concurrency "$CONC" --prefetch "$PREFETCH"
       --lateness-jobs "$LATENESS_JOBS" --spread-seconds "$SPREAD_SECONDS")
 echo "==> BOS on SQLite"
-"$BOS" bench scheduler "${ARGS[@]}"
+"$BOS" scheduler "${ARGS[@]}"
 echo "==> BOS on PostgreSQL"
-"$BOS" bench scheduler "${ARGS[@]}" --database-url "$PG"
+"$BOS" scheduler "${ARGS[@]}" --database-url "$PG"
 echo "==> graphile-worker 0.17.3, defaults (no local queue)"
 node bench/graphile/run.mjs --server "$PG" --jobs "$JOBS" --concurrency "$CONC"
 echo "==> graphile-worker 0.17.3, local queue of $PREFETCH"

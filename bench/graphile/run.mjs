@@ -1,4 +1,4 @@
-// The graphile-worker baseline of `bos bench scheduler`'s drain: the same
+// The graphile-worker baseline of `bos-bench scheduler`'s drain: the same
 // number of due no-op jobs, drained by graphile-worker on the same
 // PostgreSQL server at the same concurrency, in a fresh database that is
 // dropped afterwards.

@@ -1,4 +1,4 @@
-"""Compares the partitions of `bos bench resolve` with Splink's and plain SQL's.
+"""Compares the partitions of `bos-bench resolve` with Splink's and plain SQL's.
 
 Checks that BOS with identifier limits off gives exactly Splink's partition
 (the same groups of rows: both are the transitive closure of "shares an
@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--bos-on", required=True)
     ap.add_argument("--splink", required=True)
     ap.add_argument("--sql")
-    ap.add_argument("--bos-json", help="output of bos bench resolve (its JSON line)")
+    ap.add_argument("--bos-json", help="output of bos-bench resolve (its JSON line)")
     ap.add_argument("--baselines-json", help="output of run_splink.py (JSON lines)")
     ap.add_argument("--samples", type=int, default=3)
     a = ap.parse_args()
@@ -205,8 +205,8 @@ def main():
         for name, s, c in rows:
             print(f"  {name:<34} {s:>8.3f}  {s / ref:>9.1f}×  {c:>9,}")
         sp = base["splink"]["total_s"]
-        # The budget (ARCHITECTURE.md: "≥ 5× faster than Splink 5 ... on the
-        # same rows; same partition with limits off") compares the engines
+        # The budget ("≥ 5× faster than Splink 5 on the same rows; the same
+        # partition with limits off") compares the engines
         # on the same rules, which is limits off; the default limits do more
         # work for a finer partition and are shown beside it.
         print(f"\n  splink / bos, same rules (limits off, the same partition): "

@@ -1,6 +1,6 @@
-"""Splink 5 on DuckDB, and plain DuckDB SQL, on the rows `bos bench resolve` links.
+"""Splink 5 on DuckDB, and plain DuckDB SQL, on the rows `bos-bench resolve` links.
 
-Both read FILE.normalized.csv, written by `bos bench resolve --write-normalized`:
+Both read FILE.normalized.csv, written by `bos-bench resolve --write-normalized`:
 one column per identifier kind, values already normalized by BOS (e-mails
 trimmed and lowercased, phones in E.164, invalid values left empty), so that
 all engines link exactly the same identifiers and the comparison measures

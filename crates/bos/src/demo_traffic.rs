@@ -208,7 +208,7 @@ impl Traffic {
         s.write_all(head.as_bytes()).await?;
         s.write_all(body).await?;
         let mut buf = vec![0u8; 64 * 1024];
-        crate::bench::read_response(&mut s, &mut buf).await
+        crate::http1::read_response(&mut s, &mut buf).await
     }
 
     async fn segment(&self, call: &str, body: serde_json::Value) -> Result<u16> {
@@ -505,7 +505,7 @@ impl Traffic {
         );
         s.write_all(head.as_bytes()).await?;
         let mut buf = vec![0u8; 64 * 1024];
-        crate::bench::read_response(&mut s, &mut buf).await
+        crate::http1::read_response(&mut s, &mut buf).await
     }
 
     /// The customers who got a nudge since the last look: most open it,

@@ -1,5 +1,5 @@
 //! `bos import FILE --org SLUG`: backfill contacts from a CSV file through
-//! the same identity rules as live events (SPEC ID9), with a progress bar
+//! the same identity rules as live events, with a progress bar
 //! and a summary.
 //!
 //! The driver (reading on a thread of its own, batching, the idempotency
@@ -122,7 +122,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
     driver::digest_of(f).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Imports `path` into `org`: the CLI command and `bos bench import` both
+/// Imports `path` into `org`: the CLI command and `bos-bench import` both
 /// run this.
 pub async fn import_file(
     store: &Store,

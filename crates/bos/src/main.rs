@@ -2,32 +2,16 @@
 //! Subcommands are thin: they parse, load configuration, open the store and
 //! call into the library crates.
 
-mod bench;
-mod bench_identify;
-mod bench_import;
-mod bench_intake;
-mod bench_nudges;
-mod bench_pages;
-mod bench_scheduler;
-mod config;
-mod demo;
-mod demo_customers;
-mod demo_traffic;
-mod gen;
-mod import;
-mod secret_keys;
-mod serve;
-
 /// mimalloc for Rust and, through `override`, for the bundled SQLite's
 /// `malloc` too (decision 0015).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bos::{demo, import, load, now, open, org_by_slug, secret_keys, serve, ServeArgs};
 use bos_core::{Email, OrgName, Role, ScopeSet, Slug};
 use bos_store::Store;
-use clap::{Args, Parser, Subcommand};
-use config::Config;
+use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -48,16 +32,6 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args, Clone)]
-struct ServeArgs {
-    /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:80.
-    #[arg(long, env = "BOS_LISTEN", value_name = "ADDR")]
-    listen: Option<String>,
-    /// Directory for the SQLite database (ignored with a postgres DATABASE_URL).
-    #[arg(long, env = "BOS_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -91,8 +65,6 @@ enum Command {
     Openapi,
     /// Import contacts from a CSV file through the identity rules.
     Import(import::ImportArgs),
-    /// Run a benchmark of the project's harness and print its figures.
-    Bench(bench_import::BenchCli),
 }
 
 #[derive(Subcommand)]
@@ -202,65 +174,6 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
-}
-
-fn load(cli_config: Option<&PathBuf>, at: Option<&ServeArgs>) -> Result<Config> {
-    let mut c = Config::load(cli_config.map(|p| p.as_path()))?;
-    if let Some(a) = at {
-        if let Some(l) = &a.listen {
-            c.set("listen", l.clone());
-        }
-        if let Some(d) = &a.data_dir {
-            c.set("data_dir", d.display().to_string());
-        }
-    }
-    Ok(c)
-}
-
-async fn open(c: &Config) -> Result<Store> {
-    let (keys, source) = secret_keys::keyring(c)?;
-    if let secret_keys::KeySource::File(path) = &source {
-        if !c.database_url().starts_with("sqlite:") {
-            // Each machine would make its own key file; a replica that
-            // starts reseals everything under its key and the others can
-            // no longer open the channels' and sources' secrets.
-            tracing::warn!(
-                file = %path.display(),
-                "provider secrets are sealed with a key file on PostgreSQL: with several replicas set the same BOS_SECRET_KEY on each"
-            );
-        }
-    }
-    let store = Store::open(&c.store_options()?).await.with_context(|| {
-        format!(
-            "cannot open the database at {}",
-            bos_store::redact_url(&c.database_url())
-        )
-    })?;
-    store.set_secret_keys(keys);
-    // Secrets stored in plaintext by an older release, or under an older
-    // key, are sealed under the current key now.
-    let n = store
-        .reseal_secrets()
-        .await
-        .context("cannot seal the stored provider secrets")?;
-    if n > 0 {
-        tracing::info!(
-            count = n,
-            "sealed stored provider secrets under the current key"
-        );
-    }
-    Ok(store)
-}
-
-fn now() -> i64 {
-    bos_web::Clock::now_ms(&bos_web::SystemClock)
-}
-
-async fn org_by_slug(store: &Store, slug: &str) -> Result<bos_store::Org> {
-    store
-        .org_by_slug(slug)
-        .await?
-        .ok_or_else(|| anyhow!("no organization with slug '{slug}': see `bos org list`"))
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -551,6 +464,5 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Import(a) => import::run(cfg_path, a).await,
-        Command::Bench(args) => bench_import::run(args).await,
     }
 }

@@ -314,7 +314,7 @@ async fn seed_merged_customer(store: &bos_store::Store, org: uuid::Uuid) -> anyh
     Ok(())
 }
 
-/// Campaigns (NU1, NU5): the owner builds a two-step abandoned-checkout
+/// Campaigns: the owner builds a two-step abandoned-checkout
 /// campaign in the builder, adds a third step without losing what was
 /// typed, saves it as active, and previews step 1 for a real customer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! RELIABILITY R1: 10,000 signed webhooks are sent to a real `bos serve`
+//! Crash under load: 10,000 signed webhooks are sent to a real `bos serve`
 //! process while it is killed (SIGKILL, no goodbye) five times and started
 //! again. The sender behaves like a provider: anything but a 2xx is sent
 //! again later with the same `webhook-id`. Afterwards every acknowledged
@@ -223,7 +223,7 @@ fn unsafe_free_sigterm(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// RELIABILITY R8: 1,000 nudges go out over SMTP (a fake server in this
+/// A crash in the send window: 1,000 nudges go out over SMTP (a fake server in this
 /// process) from a real `bos serve` that is SIGKILLed 10 times while it
 /// sends, including between the provider's answer and our commit. Pass: no
 /// message reaches the provider twice; every send ends `sent` or, when a

@@ -1,5 +1,5 @@
 //! Local fake providers for tests here and in other crates (web HTTP tests,
-//! the R7 outage test): a Twilio Messages API on axum and a minimal SMTP
+//! the provider-outage test): a Twilio Messages API on axum and a minimal SMTP
 //! server on plain tokio TCP, both on 127.0.0.1 with an OS-chosen port. Each
 //! records what it accepted, counts attempts, and can be switched into a
 //! failure mode mid-test. Everything is recorded before the reply is written,

@@ -1,4 +1,4 @@
-//! SSRF guard (RELIABILITY S11) for every host or URL a tenant can set (SMTP
+//! SSRF guard for every host or URL a tenant can set (SMTP
 //! relay, webhook and callback URLs): only http(s), and never an address on
 //! loopback, private, link-local (cloud metadata), CGNAT, multicast or other
 //! non-public ranges, including those ranges hidden inside IPv6 (mapped,

@@ -1,10 +1,11 @@
-//! Provider adapters for the nudge engine (SPEC NU3/NU4): sending outbound
+//! Provider adapters for the nudge engine: sending outbound
 //! email (SMTP) and SMS (Twilio), and verifying and parsing the providers'
 //! inbound webhooks (Twilio, Mailgun, Postmark). Pure adapters: no database,
 //! no queue. The engine owns retries, the outbox and the `unknown` state; this
 //! crate's job is to classify every failure as safe-to-retry, never-retry or
-//! outcome-unknown (RELIABILITY R7/R8), and to refuse forged or malformed
-//! webhooks (S1, S13) and tenant-set internal targets (S11).
+//! outcome-unknown (so an outage is ridden out by retries and nothing is
+//! sent twice), and to refuse forged or malformed webhooks and hosts a
+//! tenant sets that point inside our network.
 
 pub mod dev;
 #[cfg(feature = "fake")]
@@ -78,7 +79,7 @@ pub enum SendError {
     #[error("permanent failure: {0}")]
     Permanent(String),
     /// The request was sent but no answer came: it may have been delivered,
-    /// so it must NOT be retried (R8: shown as `unknown`).
+    /// so it must NOT be retried (shown as `unknown`: never sent twice).
     #[error("outcome unknown: {0}")]
     Ambiguous(String),
 }
@@ -116,7 +117,7 @@ pub enum ParseError {
 }
 
 /// An inbound email from any provider, reduced to what threading and the
-/// inbox need (PROVIDERS.md §4, threading rules).
+/// inbox need (Message-ID, In-Reply-To and References for threading).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundEmail {
     /// The provider's id, for deduplication of its retries.

@@ -1,4 +1,4 @@
-//! Mailgun inbound routes (PROVIDERS.md §4): the signature carried in the
+//! Mailgun inbound routes: the signature carried in the
 //! form fields (`timestamp`, `token`, `signature`) and the url-encoded
 //! `forward()` payload. Remembering tokens so each is used once is the
 //! caller's job (it has the database).
@@ -208,7 +208,7 @@ mod tests {
         assert!(!verify("key-1", &ts, "tok123", &sig[..62], NOW, 300));
     }
 
-    // The fields PROVIDERS.md §4 lists for a url-encoded forward().
+    // The fields Mailgun documents for a url-encoded forward().
     fn sample() -> String {
         let headers = serde_json::json!([
             ["Received", "by mx.example.com"],

@@ -1,4 +1,4 @@
-//! Postmark inbound webhooks (PROVIDERS.md §4): the JSON payload. Postmark
+//! Postmark inbound webhooks: the JSON payload. Postmark
 //! signs nothing; authentication is basic-auth in the webhook URL, checked by
 //! the web layer before this parser runs.
 
@@ -114,7 +114,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    // The fields PROVIDERS.md §4 lists for Postmark inbound.
+    // The fields Postmark documents for its inbound webhook.
     const SAMPLE: &str = r#"{
       "FromName": "Jane Doe",
       "MessageStream": "inbound",

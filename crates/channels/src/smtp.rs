@@ -1,9 +1,9 @@
-//! Outbound email over SMTP (PROVIDERS.md §4, lettre 0.11): builds the MIME
+//! Outbound email over SMTP (lettre 0.11): builds the MIME
 //! message (our Message-ID, RFC 8058 one-click unsubscribe, text+HTML) and
 //! sends it on a fresh connection, classifying every failure by the SMTP
 //! phase it happened in. Before the body is sent nothing can have been
 //! accepted (Transient/Permanent by reply code); once the body and its final
-//! `.` are on the wire, a missing reply is Ambiguous (R8).
+//! `.` are on the wire, a missing reply is Ambiguous.
 //!
 //! lettre's `AsyncSmtpTransport::send` runs MAIL, RCPT, DATA and the body as
 //! one call and reports an EOF or a timeout the same way whichever phase it

@@ -1,4 +1,4 @@
-//! Twilio SMS (PROVIDERS.md §2): the outbound Messages API sender, the
+//! Twilio SMS: the outbound Messages API sender, the
 //! `X-Twilio-Signature` check for inbound webhooks, and parsing of inbound
 //! messages and delivery status callbacks. Owns the mapping of Twilio's HTTP
 //! answers onto `SendError` and the forward-only order of delivery statuses.
@@ -145,7 +145,7 @@ fn twilio_error_detail(status: u16, body: &str) -> String {
 /// reqwest errors → retry class. Connect errors (refused, DNS, TLS handshake,
 /// connect timeout) happen before a byte of the request reached Twilio.
 /// Anything later (a total timeout, a reset while waiting) may have reached
-/// it, so it is ambiguous (R8).
+/// it, so it is ambiguous.
 fn classify_reqwest(e: reqwest::Error) -> SendError {
     if e.is_builder() {
         SendError::Permanent(format!("invalid request: {e}"))

@@ -1,4 +1,4 @@
-//! Intent classification (SPEC IN3): the per-tenant rules that turn what an
+//! Intent classification: the per-tenant rules that turn what an
 //! intake event tells us ([`Signals`]) into a 0–100 score and a [`Category`],
 //! and the list of rules that fired so the UI can show why. The rules are
 //! plain data (stored as JSON per tenant and edited in the UI); this module

@@ -1,4 +1,4 @@
-//! The lead state machine (SPEC IN4): which states a lead can be in, what
+//! The lead state machine: which states a lead can be in, what
 //! moves it between them, and the sentence the timeline shows for each move.
 //! The caller owns time and storage: it passes in what happened (an
 //! [`Input`], with timestamps) and records the [`Transition`] it gets back.

@@ -1,12 +1,13 @@
-//! The nudge sender (SPEC NU2, NU3): the scheduler's handlers for a step
+//! The nudge sender: the scheduler's handlers for a step
 //! falling due and for a failed send's retry, the per-tenant senders they
 //! hand messages to, and the sweep that marks sends cut off by a crash.
 //!
-//! The order of a send is the whole of "never twice" (RELIABILITY R8): the
+//! The order of a send is the whole of "never twice" (no message reaches a
+//! provider twice, even across crashes): the
 //! store claims the step (`sending`, committed) before the provider is
 //! called, and only then records what the provider said. A transient
 //! failure is retried by a job of its own with exponential backoff and
-//! jitter (R7), under the same idempotency key; a permanent one, an opt-out
+//! jitter, under the same idempotency key; a permanent one, an opt-out
 //! or a stop in between is never retried; and a send whose outcome is not
 //! known (a timeout after the request went out, a crash) becomes `unknown`
 //! and is shown instead of sent again.
@@ -43,7 +44,7 @@ pub struct NudgeConfig {
     pub send_timeout: Duration,
     /// Allow SMTP hosts on private networks (tests and self-hosted relays
     /// on the same machine); off, a tenant cannot make us connect inside
-    /// our network (RELIABILITY S11).
+    /// our network.
     pub allow_private_hosts: bool,
     /// Waits between attempts of a failing send.
     pub backoff: Backoff,
@@ -441,7 +442,7 @@ impl Nudger {
         Ok(sender)
     }
 
-    /// Marks sends cut off by a crash as `unknown` (RELIABILITY R8).
+    /// Marks sends cut off by a crash as `unknown`, never to be re-sent.
     pub async fn sweep(&self) -> Result<u64, StoreError> {
         let n = self
             .store()

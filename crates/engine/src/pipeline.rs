@@ -1,4 +1,4 @@
-//! The intake pipeline's worker (SPEC IN2–IN5): it takes stored inbound
+//! The intake pipeline's worker: it takes stored inbound
 //! events in arrival order, reads each one (core's `interpret`), resolves
 //! its identifiers under the tenant's rules, and has the store apply a
 //! batch in one transaction — identity → timeline → intent → lead state →

@@ -1,4 +1,4 @@
-//! The durable scheduler's runtime (NU2): a [`Scheduler`] handle that
+//! The durable scheduler's runtime: a [`Scheduler`] handle that
 //! schedules jobs and wakes runners, and the [`Runner`] that executes them.
 //!
 //! A runner sleeps until the earliest `run_at` in the table — a timer, not a

@@ -477,7 +477,7 @@ async fn shutdown_hands_back_held_jobs_without_counting_an_attempt() {
 
 #[tokio::test]
 async fn clock_jumps_neither_fire_a_job_early_nor_twice() {
-    // RELIABILITY R10 in small: +48 h, then −2 h.
+    // Clock jumps in small: +48 h, then −2 h.
     let e = env().await;
     let log = Log::default();
     let runner = recording_runner(&e, &log, config()).await;
@@ -559,7 +559,7 @@ async fn on_postgresql_a_job_scheduled_by_another_replica_wakes_this_runner() {
 
 #[tokio::test]
 async fn ten_thousand_schedules_across_clock_jumps_fire_once_and_never_early() {
-    // RELIABILITY R10: 10,000 jobs due at random times over four days; the
+    // Clock jumps: 10,000 jobs due at random times over four days; the
     // clock moves in random steps with jumps of +48 h and −2 h; every job
     // runs exactly once, never before its time. (Times are UTC
     // milliseconds: a DST change moves no job; quiet hours, which do depend

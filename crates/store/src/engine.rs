@@ -221,7 +221,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(co)
                 .await?;
-            // A reported commit must survive a crash (RELIABILITY.md).
+            // A reported commit must survive a crash: an acknowledged event is never lost.
             let sc: String = sqlx::query_scalar("show synchronous_commit")
                 .fetch_one(&pool)
                 .await?;

@@ -212,7 +212,7 @@ pub struct TimelineQuery {
     pub limit: u32,
 }
 
-/// What one customer's export holds (ID9).
+/// What one customer's export holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProfileExport {
     pub profile: Profile,
@@ -235,7 +235,7 @@ pub(crate) fn display_name(first: &str, last: &str, email: &str, phone: &str) ->
     }
 }
 
-/// The normalized name + company used to suggest duplicates (ID5).
+/// The normalized name + company used to suggest duplicates.
 pub fn name_key(first: &str, last: &str, company: &str) -> String {
     let name = format!("{} {}", first.trim(), last.trim())
         .trim()
@@ -368,7 +368,7 @@ async fn fields_of<D: Db>(db: &mut D, org: Uuid, id: Uuid) -> Result<FieldsRow, 
     fields_at(&db.one(q(sql).bind(org).bind(id)).await?, 0)
 }
 
-/// Resolves one event inside the caller's transaction (ID3): the body of
+/// Resolves one event inside the caller's transaction: the body of
 /// `Store::identify`, of the import's non-trivial rows, and of the intake
 /// pipeline. Written once over [`Db`] for both engines.
 pub(crate) async fn identify_tx<D: Db>(
@@ -754,7 +754,7 @@ pub(crate) async fn resolve_tx<D: Db>(
 }
 
 /// Joins `absorbed`'s cluster to `survivor`'s inside the caller's
-/// transaction, and records how (ID4). Returns the merge id.
+/// transaction, and records how. Returns the merge id.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn merge_tx<D: Db>(
     db: &mut D,
@@ -1031,7 +1031,7 @@ pub(crate) async fn unmerge_tx<D: Db>(
 }
 
 impl crate::Store {
-    /// Resolves one event's identifiers to a profile (ID3): create, attach
+    /// Resolves one event's identifiers to a profile: create, attach
     /// or merge, in one transaction. Retries a few times when a concurrent
     /// resolution on PostgreSQL got there first (two events for one new
     /// person make one profile, not two).
@@ -1052,7 +1052,7 @@ impl crate::Store {
         }
     }
 
-    /// Merges `absorbed` into `survivor` by hand (ID4/ID5).
+    /// Merges `absorbed` into `survivor` by hand.
     pub async fn merge_profiles(
         &self,
         org: Uuid,
@@ -1445,7 +1445,7 @@ impl crate::Store {
         })
     }
 
-    /// Possible duplicates (ID5): other current profiles with the same
+    /// Possible duplicates: other current profiles with the same
     /// normalized name and company. They share no identifier (else they
     /// would be one profile already) and are never merged automatically.
     pub async fn possible_duplicates(
@@ -1469,7 +1469,7 @@ impl crate::Store {
         })
     }
 
-    /// Everything stored about one customer (ID9 export).
+    /// Everything stored about one customer (the export).
     pub async fn export_profile(&self, org: Uuid, id: Uuid) -> Result<ProfileExport, StoreError> {
         let profile = self.profile(org, id).await?;
         let root = profile.id;
@@ -1503,7 +1503,7 @@ impl crate::Store {
         })
     }
 
-    /// Erases one customer (ID9): the whole cluster, its identities, merges
+    /// Erases one customer: the whole cluster, its identities, merges
     /// and timeline. Returns the number of rows deleted.
     pub async fn erase_profile(&self, org: Uuid, id: Uuid) -> Result<u64, StoreError> {
         let root = self.profile(org, id).await?.id;

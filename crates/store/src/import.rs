@@ -1,4 +1,4 @@
-//! Bulk import of contacts (SPEC ID9): many rows per transaction, resolved
+//! Bulk import of contacts: many rows per transaction, resolved
 //! with exactly the semantics of streaming resolution (`Store::identify`).
 //!
 //! A batch is one transaction, so SQLite pays one fsync per batch instead
@@ -348,7 +348,7 @@ pub fn prepare(
 /// The SQLite page cache the writer uses while an import runs. A batch
 /// touches pages all over the identity indexes, which at a million rows
 /// are several hundred MiB: with less, most of them are read back from the
-/// file several times. Measured (`bos bench import`, 1,000,000 rows, idle
+/// file several times. Measured (`bos-bench import`, 1,000,000 rows, idle
 /// machine, one run each, ±15 % between runs): 256 MiB restored after each
 /// batch 70 s; 1 GiB 51–64 s (decision 0004). The writer thread shrinks the
 /// cache back after two idle seconds. Pages are allocated as they are used,

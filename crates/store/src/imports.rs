@@ -1,4 +1,4 @@
-//! The record of each import run started from the UI or the API (SPEC ID9):
+//! The record of each import run started from the UI or the API:
 //! which file, its status (queued → running → done, failed or interrupted),
 //! how many rows it has and how many are through, the summary counts, and
 //! the first rejected rows with their line numbers and reasons.

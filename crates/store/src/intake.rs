@@ -1,11 +1,11 @@
-//! Intake storage (SPEC IN1, IN2): the sources a tenant sends events from,
+//! Intake storage: the sources a tenant sends events from,
 //! and the raw inbound events, written before an endpoint answers 2xx.
 //!
 //! Dedupe lives in the schema, not in a read-then-write: each event carries
 //! its provider's key (`messageId`, `webhook-id`) and the insert says
 //! `on conflict do nothing` against the unique `(org_id, source_id,
 //! external_id)`. A retried delivery — even two copies racing each other —
-//! therefore leaves exactly one row and still answers 2xx (RELIABILITY R4).
+//! therefore leaves exactly one row and still answers 2xx.
 //! All events of one request go in one transaction, so a request is either
 //! wholly stored or not at all, and its 2xx means it is durable.
 

@@ -1,4 +1,4 @@
-//! The durable job table behind the scheduler (NU2): scheduling with unique
+//! The durable job table behind the scheduler: scheduling with unique
 //! keys, claiming due jobs in batches under a lease, finishing them in
 //! batches, reclaiming the jobs of a lost worker, and the few tenant views a
 //! UI needs (failing and parked jobs, counts, retry, cancel).

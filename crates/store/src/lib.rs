@@ -13,21 +13,21 @@ mod engine;
 mod error;
 /// Profiles, identity links, merges and the timeline (God View).
 pub mod identity;
-/// Bulk import of contacts through the identity rules (ID9).
+/// Bulk import of contacts through the identity rules.
 pub mod import;
-/// Import runs from the UI and API: status, progress, summary (ID9).
+/// Import runs from the UI and API: status, progress, summary.
 pub mod imports;
-/// Intake sources and the raw inbound events, stored before the 2xx (IN1, IN2).
+/// Intake sources and the raw inbound events, stored before the 2xx.
 pub mod intake;
 /// Invitations to join an organization, accepted by the invited person.
 pub mod invitations;
-/// The durable job table of the scheduler (NU2): schedule, claim, finish, reclaim.
+/// The durable job table of the scheduler: schedule, claim, finish, reclaim.
 pub mod jobs;
 mod migrate;
 pub mod nudge;
-/// Campaigns, stats, outbox, previews and nudge settings for the UI and API (NU1, NU5).
+/// Campaigns, stats, outbox, previews and nudge settings for the UI and API.
 pub mod nudge_admin;
-/// Channel settings with their webhook keys, opt-out reads (NU3/NU4).
+/// Channel settings with their webhook keys, opt-out reads.
 pub mod nudge_hooks;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.
 pub mod pipeline;

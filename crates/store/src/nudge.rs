@@ -1,11 +1,12 @@
-//! The nudge engine's storage (SPEC NU1–NU4): who is enrolled in which
+//! The nudge engine's storage: who is enrolled in which
 //! campaign, every step execution and what became of it, opt-outs, and the
 //! transactions that move them. The pure rules (when a step is due, which
 //! variant, whether to stop, quiet hours, rendering, attribution) live in
 //! `bos_core::nudge`; this module loads their inputs and stores their
 //! answers, each decision in one transaction with its effects.
 //!
-//! "Never twice" (RELIABILITY R8) rests on one order of writes: a step's
+//! "Never twice" (no message reaches a provider twice, even across crashes)
+//! rests on one order of writes: a step's
 //! execution row is committed as `sending`, under a unique idempotency key,
 //! before the provider is called, and the enrollment has already moved past
 //! the step in that same commit. A crash after that commit leaves the row in
@@ -764,7 +765,7 @@ async fn write_enrollment<D: Db>(
 
 /// A conversion (an order, or a person marking the lead won): ends the
 /// enrollments that stop on it, and credits the conversion to the nudge the
-/// attribution rule picks (SPEC NU4), once.
+/// attribution rule picks, once.
 pub(crate) async fn converted_tx<D: Db>(
     db: &mut D,
     org: Uuid,
@@ -985,7 +986,7 @@ async fn step_one<D: Db>(
     let Some(due) = e.next_due else {
         return Ok(StepOutcome::Nothing("nothing due".into()));
     };
-    // Never early (R10): a timer that fired before its time, or a
+    // Never early: a timer that fired before its time, or a
     // clock that went back, waits for the step's time.
     if now < due {
         set_step_timer(db, org, enrollment, due, now, timers).await?;
@@ -1117,7 +1118,7 @@ async fn step_one<D: Db>(
         )
         .await?;
     if inserted == 0 {
-        // The key exists: this step was claimed before (R8).
+        // The key exists: this step was claimed before.
         return Ok(StepOutcome::Nothing("step already sent".into()));
     }
     let what = match channel {
@@ -1415,7 +1416,7 @@ impl crate::Store {
     }
 
     /// The provider may or may not have sent it (no answer after the
-    /// request went out): `unknown`, shown and never re-sent (R8).
+    /// request went out): `unknown`, shown and never re-sent.
     pub async fn execution_unknown(
         &self,
         org: Uuid,

@@ -1,4 +1,4 @@
-//! Managing the nudge engine (SPEC NU1, NU5): campaigns saved from the
+//! Managing the nudge engine: campaigns saved from the
 //! builder and the API, their status, live stats and funnels, the
 //! development sink's outbox, a customer's enrollments and executions, the
 //! tenant's nudge settings, and previews rendered for a real customer. The

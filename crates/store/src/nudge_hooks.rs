@@ -1,5 +1,4 @@
-//! Reads for the channel settings pages and the provider webhooks (SPEC
-//! NU3/NU4): each channel's settings with its webhook key, and the opt-out
+//! Reads for the channel settings pages and the provider webhooks: each channel's settings with its webhook key, and the opt-out
 //! list. The writes (settings, inbound messages, delivery reports,
 //! tracking, opt-outs) are in [`crate::nudge`], except the replay guard of
 //! signed provider tokens, which is here.

@@ -1,4 +1,4 @@
-//! The intake pipeline's storage (SPEC IN2–IN4): the queue of stored
+//! The intake pipeline's storage: the queue of stored
 //! inbound events, and the one transaction that applies a batch of them —
 //! identity, timeline, intent, lead state, timers — so that an event's
 //! effects and its `processed` mark commit together or not at all. That is
@@ -1107,7 +1107,7 @@ impl crate::Store {
             .collect()
     }
 
-    /// Consistency figures for the crash tests (RELIABILITY R1): timeline
+    /// Consistency figures for the crash tests (`crates/bos/tests/kill.rs`): timeline
     /// entries written by the pipeline for inbound deliveries, the most
     /// attempts any processed event took, and live profiles.
     pub async fn intake_audit(&self, org: Uuid) -> Result<(i64, i64, i64), StoreError> {

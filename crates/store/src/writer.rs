@@ -115,7 +115,7 @@ impl Checkpoints {
     /// first rule the writer copied every batch itself (a tenth of its
     /// time) while the other core idled. Not for ordinary writes: a single
     /// event whose commit met a 256 MiB log stalled for a third of a second
-    /// (`bos bench identify`, merges).
+    /// (`bos-bench identify`, merges).
     fn writer_must_checkpoint(&self, bulk: bool) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let (frames, uncopied) = (
@@ -179,7 +179,7 @@ fn checkpoint_thread(
 const BUSY_FRAMES_PER_SEC: f64 = 256.0;
 
 /// The pause between checkpoints while the log grows fast. Measured on the
-/// 2-core machine (`bos bench identify`, 1,000,000 profiles; `bos bench
+/// 2-core machine (`bos-bench identify`, 1,000,000 profiles; `bos-bench
 /// intake --lag-rate 2000`):
 ///
 /// | pace | attach p99 | create p99 | ingest ack p99, pipeline running |

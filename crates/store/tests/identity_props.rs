@@ -1,4 +1,4 @@
-//! S14 invariants of streaming resolution through the real store (both
+//! Invariants of streaming resolution through the real store (both
 //! engines): identity never crosses organizations, and replaying events
 //! changes nothing. Each case runs on fresh databases.
 

@@ -1,4 +1,4 @@
-//! The job table's conformance suite (NU2, RELIABILITY R9): unique keys,
+//! The job table's conformance suite: unique keys,
 //! claims under leases, reclaiming a dead worker's jobs, retry and park,
 //! restart. Runs on SQLite always and on PostgreSQL with
 //! `BOS_TEST_DATABASE_URL`; each test gets a fresh database.
@@ -530,7 +530,7 @@ async fn a_large_batch_of_outcomes_across_orgs_is_written_at_once() {
 
 #[tokio::test]
 async fn one_job_from_a_hundred_concurrent_enqueues_of_the_same_key() {
-    // RELIABILITY R9: enqueue one (tenant, customer, step) 100 times at once.
+    // Unique jobs: enqueue one (tenant, customer, step) 100 times at once.
     let db = db().await;
     let s = db.store.clone();
     let a = org(&s, "Acme").await;

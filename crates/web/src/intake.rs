@@ -1,8 +1,8 @@
-//! The public intake endpoints (SPEC IN1, IN2): Segment-compatible tracking
+//! The public intake endpoints: Segment-compatible tracking
 //! (`/v1/identify|track|page|screen|group|alias|batch`, write key as HTTP
 //! Basic) and
 //! Standard Webhooks (`/hooks/{source_id}`, HMAC over the raw body), and
-//! Shopify webhooks (`/hooks/shopify/{source_id}`, PROVIDERS.md §1), and
+//! Shopify webhooks (`/hooks/shopify/{source_id}`), and
 //! public web forms (`/f/{form_key}`, posted from a visitor's browser). They
 //! need no session or API key: the source's own credential is the
 //! authentication, and it also tells us the tenant. (A form key is public,
@@ -16,8 +16,8 @@
 //! an SDK would retry a 500 for ever), and answers 2xx only after the
 //! events' transaction committed —
 //! so a 2xx always means "stored", and a database outage answers 503 with
-//! `Retry-After` for the sender to retry (RELIABILITY R6). Retries are safe:
-//! every event is stored under its provider's key, once (R4). What happens
+//! `Retry-After` for the sender to retry, and nothing is lost. Retries are
+//! safe: every event is stored under its provider's dedupe key, once. What happens
 //! to a stored event is the pipeline's work (`bos_engine::pipeline`), which
 //! every handler wakes after its commit.
 
@@ -497,7 +497,7 @@ fn parse_reason(topic: shopify::Topic, e: &shopify::ParseError) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Public web forms: `/f/{form_key}` (SPEC IN1).
+// Public web forms: `/f/{form_key}`.
 
 /// A form post is refused after this many posts in a burst, per form and
 /// client address...

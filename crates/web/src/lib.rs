@@ -67,7 +67,7 @@ pub struct WebConfig {
     /// Twilio's API base URL (tests point it at a local fake).
     pub twilio_base_url: String,
     /// Let tenants' SMTP hosts be on private networks (a relay on the same
-    /// machine); off by default, so no tenant can reach inside (S11).
+    /// machine); off by default, so no tenant can reach inside.
     pub allow_private_outbound: bool,
     /// How long a provider may take to answer one send before its outcome
     /// is called unknown.

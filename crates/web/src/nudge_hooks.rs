@@ -1,4 +1,4 @@
-//! The nudge engine's public endpoints (SPEC NU3/NU4): provider webhooks
+//! The nudge engine's public endpoints: provider webhooks
 //! (Twilio inbound SMS and status callbacks, Mailgun and Postmark inbound
 //! email), the open pixel, click-through redirects and the unsubscribe page
 //! with RFC 8058 one-click.
@@ -9,7 +9,8 @@
 //! authenticates the request (Twilio's signature with the tenant's Auth
 //! Token, Mailgun's signature with the tenant's signing key, Postmark's
 //! basic-auth password), checked over the raw body before anything is
-//! written (RELIABILITY S1). An unknown key is a bare 404. Tracking and
+//! written (a forged, stale or replayed delivery is 401 and stores
+//! nothing; comparisons are constant-time). An unknown key is a bare 404. Tracking and
 //! unsubscribe URLs carry an execution's 128-bit token (32 hex characters);
 //! anything else is 404 without a database read. None of these POSTs uses
 //! the session's CSRF token: they are not cookie-authenticated, and the

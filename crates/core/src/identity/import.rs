@@ -1,4 +1,4 @@
-//! Mapping a contacts file onto identities (SPEC ID9), as pure functions:
+//! Mapping a contacts file onto identities, as pure functions:
 //! which column means what (by header name, forgiving about case, spaces,
 //! dashes and common aliases), and what one row yields — its normalized
 //! identifiers and profile traits, or a rejection that says why, with the

@@ -1,4 +1,4 @@
-//! Identity resolution rules (SPEC ID2–ID5): identifier kinds and their
+//! Identity resolution rules: identifier kinds and their
 //! normalization, per-organization identity rules, the streaming merge
 //! planner (one event against the profiles its identifiers point to), and
 //! the batch resolution engine (a whole file of rows into a partition).

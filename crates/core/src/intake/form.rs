@@ -1,4 +1,4 @@
-//! Public web forms (SPEC IN1): a landing page's `<form>` posts straight
+//! Public web forms: a landing page's `<form>` posts straight
 //! from the visitor's browser to `/f/{form_key}`, either as
 //! `application/x-www-form-urlencoded` (a classic form post, or `fetch` with
 //! `URLSearchParams`) or as a JSON object.

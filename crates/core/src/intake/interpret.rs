@@ -1,4 +1,4 @@
-//! What a stored inbound event means for the pipeline (SPEC IN2–IN4): from
+//! What a stored inbound event means for the pipeline: from
 //! the raw payload an endpoint stored, the identifiers that say who it is
 //! about, the profile fields it carries, the timeline entries it adds, the
 //! signals intent scoring reads, and the checkout or order it opens or

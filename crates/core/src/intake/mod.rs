@@ -1,12 +1,12 @@
-//! The pure half of webhook and tracking intake (SPEC IN1, IN2): signature
+//! The pure half of webhook and tracking intake: signature
 //! verification over raw bytes, and parsing of provider payloads into typed
 //! values with the identity fields, money in integer minor units and the
-//! dedupe key each provider documents (PROVIDERS.md). No HTTP, no clock, no
+//! dedupe key each provider documents. No HTTP, no clock, no
 //! database: the web shell hands in header values, the raw body and `now`,
 //! and stores what comes back.
 //!
 //! Every function here takes hostile input. None of them panics on any bytes
-//! (RELIABILITY S13: the fuzz targets in `fuzz/` and the no-panic property
+//! (the fuzz targets in `fuzz/` and the no-panic property
 //! tests below drive them with arbitrary input).
 
 use crate::Millis;
@@ -23,7 +23,7 @@ pub mod shopify;
 /// Standard Webhooks: our default signed intake format.
 pub mod standard_webhooks;
 
-/// Arbitrary input into every parser: none may panic (RELIABILITY S13).
+/// Arbitrary input into every parser: none may panic.
 #[cfg(test)]
 mod no_panic_tests;
 

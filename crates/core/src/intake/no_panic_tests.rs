@@ -1,4 +1,4 @@
-//! RELIABILITY S13 in plain `cargo test`: every intake parser is fed
+//! The fuzzing of `fuzz/` in plain `cargo test`: every intake parser is fed
 //! arbitrary bytes, and JSON built from the field names the parsers look for
 //! (random bytes are almost never JSON, so they alone would only exercise the
 //! first `serde_json` error). Passing means no panic; results are ignored.

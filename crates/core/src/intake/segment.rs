@@ -1,4 +1,4 @@
-//! The Segment-spec tracking API (PROVIDERS.md §5), so any Segment or
+//! The Segment-spec tracking API, so any Segment or
 //! RudderStack SDK can feed BOS: the Basic write key, the size limits, and
 //! the whole spec's calls — `identify`, `track`, `page`, `screen`, `group`,
 //! `alias` — alone or in a `batch`, parsed from raw bytes into [`Message`]s

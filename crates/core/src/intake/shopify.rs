@@ -1,4 +1,4 @@
-//! Shopify webhooks (PROVIDERS.md §1): the `X-Shopify-Hmac-Sha256` check over
+//! Shopify webhooks: the `X-Shopify-Hmac-Sha256` check over
 //! the raw body (several secrets, because Shopify keeps signing with the old
 //! one for up to an hour after a rotation), the topics BOS subscribes to, the
 //! dedupe key, and typed payloads for checkouts, carts, orders and customers.
@@ -708,7 +708,7 @@ mod tests {
             verify(&[b"new"], Some("AAAA"), body),
             Err(VerifyError::MalformedHmac)
         );
-        // Re-serialised JSON is different bytes: refused (RELIABILITY S1).
+        // Re-serialised JSON is different bytes: refused, 401, nothing stored.
         let reser =
             serde_json::to_vec(&serde_json::from_str::<serde_json::Value>(CHECKOUT).expect("json"))
                 .expect("json");

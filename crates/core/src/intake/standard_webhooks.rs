@@ -1,4 +1,4 @@
-//! Standard Webhooks v1 (PROVIDERS.md §7), our default signed intake format:
+//! Standard Webhooks v1, our default signed intake format:
 //! the `whsec_` secret, the signed content `{id}.{timestamp}.{body}`, the
 //! `webhook-signature` header with one or more `v1,<base64>` entries, and the
 //! ±5 minute replay window. Verification compares in constant time

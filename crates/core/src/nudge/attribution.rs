@@ -1,4 +1,4 @@
-//! Conversion attribution (SPEC NU4): a conversion within the attribution
+//! Conversion attribution: a conversion within the attribution
 //! window after a nudge is credited to it. The rule, last touch:
 //!
 //! 1. Among nudges the customer interacted with (opened, clicked, replied)

@@ -1,4 +1,4 @@
-//! What a nudge campaign is (SPEC NU1) and when it is fit to save: a
+//! What a nudge campaign is and when it is fit to save: a
 //! trigger, a sequence of delayed steps on a channel with A/B variants of a
 //! message, the events that stop it, optional quiet hours, and how soon a
 //! customer who left may enter again. [`Campaign::validate`] is the one gate
@@ -35,7 +35,7 @@ const MINUTES_PER_DAY: u16 = 24 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Trigger {
-    /// The lead entered `ghosting` (SPEC IN4).
+    /// The lead entered `ghosting`.
     LeadGhosting,
     /// A cart or checkout was started and abandoned.
     CheckoutAbandoned,

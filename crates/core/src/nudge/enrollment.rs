@@ -1,9 +1,9 @@
-//! One customer's run through one campaign (SPEC NU1, NU2), as a pure state
+//! One customer's run through one campaign, as a pure state
 //! machine. The caller stores the [`Enrollment`], feeds it what happened (the
 //! trigger, a step falling due, a conversion, reply, opt-out or removal) and
 //! acts on the [`Decision`] it gets back, saving the new state in the same
 //! transaction as the send it claims. Two rules hold whatever order inputs
-//! arrive in, including a clock that jumps (RELIABILITY R8, R10): a step is
+//! arrive in, including a clock that jumps forward or back: a step is
 //! sent at most once per enrollment, under an idempotency key that names it,
 //! and nothing is sent after an event that stops the campaign or on a
 //! channel the customer opted out of.

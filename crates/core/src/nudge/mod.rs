@@ -1,4 +1,4 @@
-//! The nudge engine's pure rules (SPEC NU1, NU4): what a campaign is and
+//! The nudge engine's pure rules: what a campaign is and
 //! when it is well formed, how its message templates are checked and
 //! rendered, when quiet hours push a send later, how one customer moves
 //! through one campaign, and which nudge a conversion is credited to.

@@ -1,4 +1,4 @@
-//! Quiet hours (SPEC NU1): nothing is sent while the customer's local clock
+//! Quiet hours: nothing is sent while the customer's local clock
 //! is inside the campaign's quiet window. The scheduler asks
 //! [`next_allowed`] when a step falls due and schedules the send for the
 //! answer instead. Local time comes from the IANA time zone database bundled

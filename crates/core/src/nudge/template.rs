@@ -1,4 +1,4 @@
-//! Message templates (SPEC NU1): `{{ first_name }}`, `{{ cart_url }}` and the
+//! Message templates: `{{ first_name }}`, `{{ cart_url }}` and the
 //! like, plus the tenant's custom traits as `{{ traits.plan }}`. The rule is
 //! that a message never goes out with a blank where a name should be: a
 //! template that names a variable nobody provides is refused when it is

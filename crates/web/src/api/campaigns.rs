@@ -1,4 +1,4 @@
-//! Nudge campaigns over the API (SPEC NU1, NU5): list, create, read, edit,
+//! Nudge campaigns over the API: list, create, read, edit,
 //! change status, the per-step funnel and previews; the development sink's
 //! outbox; the tenant's nudge settings; a customer's enrollments and
 //! executions, and taking a customer out of a campaign. Reading needs the

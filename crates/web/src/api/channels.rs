@@ -8,7 +8,8 @@
 //! password when the host, port, user name or TLS mode changes, and the
 //! Twilio Auth Token when the account SID changes: those credentials belong
 //! to their endpoint and must be typed again. An SMTP host is
-//! resolved at save and refused when it points inside (RELIABILITY S11).
+//! resolved at save and refused when it points inside our network (loopback, private,
+//! link-local or metadata addresses), so a tenant cannot aim us at it.
 
 use super::{admin_actor, rfc3339, ApiJson};
 use crate::auth::keys::ApiPrincipal;

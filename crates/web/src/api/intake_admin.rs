@@ -1,6 +1,6 @@
 //! Intake administration (admin scope): a source's delivery log, one
-//! delivery with its raw payload, replay; the intent rules (IN3) and the
-//! lead settings (IN4). Another tenant's ids are 404 whatever the key's
+//! delivery with its raw payload, replay; the intent rules and the
+//! lead settings. Another tenant's ids are 404 whatever the key's
 //! scopes: every handler looks up before it checks permissions.
 
 use super::{admin_actor, rfc3339, ApiJson, Id};
@@ -160,7 +160,7 @@ pub(crate) async fn requeue(
     Ok(st.store.delivery_payload(org, id).await?.0)
 }
 
-/// The intent rules (IN3): scoring rules and category thresholds.
+/// The intent rules: scoring rules and category thresholds.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct IntentRulesDto {
     /// `{id, name, when, points}`; `when` is a condition such as
@@ -247,7 +247,7 @@ pub async fn put_intent_rules(
     Ok(Json(rules.into()))
 }
 
-/// Lead state machine thresholds (IN4) and the checkout abandonment window.
+/// Lead state machine thresholds and the checkout abandonment window.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadSettingsDto {

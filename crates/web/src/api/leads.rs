@@ -1,4 +1,4 @@
-//! Leads over the API (SPEC IN3–IN5): the feed, one lead with its state
+//! Leads over the API: the feed, one lead with its state
 //! history, and the quick actions the dashboard offers.
 
 use super::{rfc3339, ApiJson, Id};

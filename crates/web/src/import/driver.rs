@@ -1,5 +1,5 @@
 //! The import driver: a contacts CSV through the organization's identity
-//! rules, batch by batch (SPEC ID9). `bos import` and uploads in the UI and
+//! rules, batch by batch. `bos import` and uploads in the UI and
 //! the API all run this, so a file imports the same way wherever it comes
 //! from.
 //!
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use uuid::Uuid;
 
-/// Rows per transaction for `bos import`. Measured with `bos bench import`:
+/// Rows per transaction for `bos import`. Measured with `bos-bench import`:
 /// 5,000 pays for a commit (WAL write, fsync, checkpoint) too often; past
 /// 20,000 the gain is within noise while memory and the work lost to an
 /// interruption grow.

@@ -1,4 +1,4 @@
-//! Contacts import (SPEC ID9), shared by `bos import`, the upload page and
+//! Contacts import, shared by `bos import`, the upload page and
 //! the API: the driver that takes a CSV through the identity rules batch by
 //! batch, the spool that receives an upload, and the background runs that
 //! import uploads while their pages follow along.

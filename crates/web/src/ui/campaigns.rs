@@ -1,4 +1,4 @@
-//! Campaigns (SPEC NU1, NU5): the list with live figures, the builder (a
+//! Campaigns: the list with live figures, the builder (a
 //! plain form: steps are rows, "Add step" and "Remove last step" submit
 //! the form and render it again with everything typed kept), a campaign's
 //! page with its per-step funnel, A/B comparison and recent sends,

@@ -1,4 +1,4 @@
-//! The intake dashboard (SPEC IN5): the live lead feed with intent badges
+//! The intake dashboard: the live lead feed with intent badges
 //! and lead states, the state distribution and category counts, filters,
 //! and quick actions (assign, tag, mark converted or lost, reopen). The
 //! page is complete without script; `assets/intake.js` follows

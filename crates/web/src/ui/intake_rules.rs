@@ -1,5 +1,5 @@
-//! Settings → Intake rules: the intent rules (IN3) in words and as an
-//! editable JSON document, and the lead settings (IN4) with the checkout
+//! Settings → Intake rules: the intent rules in words and as an
+//! editable JSON document, and the lead settings with the checkout
 //! abandonment window. Saving drops the pipeline's cached settings, so the
 //! next event is scored with what was saved.
 

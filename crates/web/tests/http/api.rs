@@ -1,5 +1,5 @@
 //! The `/api/v1` API: problem+json errors, limits, scopes, the OpenAPI
-//! document, keys at rest (S10), and the operational endpoints.
+//! document, keys at rest, and the operational endpoints.
 
 use crate::support::*;
 use bos_core::Role;

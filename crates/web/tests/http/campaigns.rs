@@ -1,4 +1,4 @@
-//! Campaigns (SPEC NU1, NU5) over the API and the UI: creating and editing,
+//! Campaigns over the API and the UI: creating and editing,
 //! every validation error as a 422 with its sentence, previews rendered for
 //! real customers, funnels, status transitions, archiving, the outbox, and
 //! tenant isolation. Customers enter campaigns the real way: a Shopify

@@ -1,8 +1,8 @@
-//! Public web forms over HTTP (SPEC IN1): a form source created through the
+//! Public web forms over HTTP: a form source created through the
 //! API, then posts as a landing page's browser sends them — urlencoded or
-//! JSON, from any origin. Stored once per visit or exact body (R4), a bot
+//! JSON, from any origin. Stored once per visit or exact body, a bot
 //! filling the honeypot is answered like a person and nothing is stored, a
-//! flood from one address is 429, and a database outage is 503 (R6).
+//! flood from one address is 429, and a database outage is 503.
 
 use crate::support::*;
 use reqwest::{Method, StatusCode};
@@ -344,7 +344,7 @@ async fn one_address_is_rate_limited_per_form() {
     assert!(cors(&res));
     assert_eq!(res.headers()["retry-after"], "6");
     assert_eq!(res.headers()["content-type"], "application/problem+json");
-    // A forged X-Forwarded-For changes nothing (RELIABILITY S5).
+    // A forged X-Forwarded-For changes nothing: only a trusted proxy's is read.
     let res = app
         .http
         .post(&f.endpoint)

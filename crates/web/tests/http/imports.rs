@@ -1,4 +1,4 @@
-//! Contacts import over HTTP (ID9): upload through the page (multipart,
+//! Contacts import over HTTP: upload through the page (multipart,
 //! CSRF) and through the API (text/csv), the background run reaching
 //! `done` (awaited through the server's own task tracking, never by
 //! sleeping), the summary with its counts and rejected lines, the live

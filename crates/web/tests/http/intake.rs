@@ -1,7 +1,7 @@
 //! Intake over HTTP: sources created through the API, Segment-compatible
-//! calls and Standard Webhooks deliveries. S1 — a bad credential is 401 and
-//! stores nothing; R4 — a delivery sent three times is stored once; size
-//! limits answer 413; R6 — with the database gone the answer is 503 with
+//! calls and Standard Webhooks deliveries. A bad credential is 401 and
+//! stores nothing; a delivery sent three times is stored once; size
+//! limits answer 413; with the database gone the answer is 503 with
 //! Retry-After, never 2xx.
 
 use crate::support::*;
@@ -144,7 +144,7 @@ async fn segment_batch_is_stored_once_and_bad_keys_store_nothing() {
     let other = source(&app, "Seg Other", "segment").await;
     let body = serde_json::to_vec(&segment_batch(&["m-1", "m-2"])).unwrap();
 
-    // S1: no key, a wrong key, another tenant's key used on… nothing else.
+    // Webhook auth: no key, a wrong key, another tenant's key used on… nothing else.
     for auth in [None, Some(basic("not-a-key")), Some("Bearer x".to_string())] {
         let headers: Vec<(&str, String)> = auth.map(|a| ("authorization", a)).into_iter().collect();
         let res = app.post_raw("/v1/batch", &headers, body.clone()).await;
@@ -155,7 +155,7 @@ async fn segment_batch_is_stored_once_and_bad_keys_store_nothing() {
     assert_eq!(app.inbound(&s).await, 0);
     assert_eq!(app.inbound(&other).await, 0);
 
-    // R4: the same batch three times, two of them concurrently.
+    // Dedupe: the same batch three times, two of them concurrently.
     let h = [("authorization", basic(&s.secret))];
     let (a, b) = tokio::join!(
         app.post_raw("/v1/batch", &h, body.clone()),
@@ -248,7 +248,7 @@ async fn signed_webhooks_are_verified_and_stored_once() {
     };
     let other_key = Secret::parse(&other.secret).unwrap();
 
-    // S1: wrong signature (another tenant's secret), expired timestamp,
+    // Webhook auth: wrong signature (another tenant's secret), expired timestamp,
     // missing signature, unknown source, tampered body.
     let mut tampered = body.clone();
     tampered[10] = b'X';
@@ -288,7 +288,7 @@ async fn signed_webhooks_are_verified_and_stored_once() {
     assert_eq!(app.inbound(&s).await, 0);
     assert_eq!(app.inbound(&other).await, 0);
 
-    // R4: one delivery, three times (two concurrently): one row.
+    // Dedupe: one delivery, three times (two concurrently): one row.
     let h = signed("msg_1", now_s, &secret);
     let (a, b) = tokio::join!(
         app.post_raw(&path, &h, body.clone()),
@@ -430,7 +430,7 @@ async fn shopify_webhooks_are_verified_and_stored_once() {
     let path = format!("/hooks/shopify/{}", s.id);
     let good = shopify_headers("checkouts/create", "ev-1", &s.secret, &body);
 
-    // S1: another shop's secret, tampered body, missing HMAC, a malformed
+    // Webhook auth: another shop's secret, tampered body, missing HMAC, a malformed
     // HMAC, unknown source, a non-uuid id, and a Standard Webhooks source's
     // id on the Shopify route.
     let hook = source(&app, "Shopify Hookkind", "webhook").await;
@@ -477,7 +477,7 @@ async fn shopify_webhooks_are_verified_and_stored_once() {
     assert_eq!(app.inbound(&other).await, 0);
     assert_eq!(app.inbound(&hook).await, 0);
 
-    // R4: one delivery three times (two concurrently): one row. The
+    // Dedupe: one delivery three times (two concurrently): one row. The
     // header names are sent lower-case here, as some proxies forward them.
     let names: Vec<String> = good.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
     let lower: Vec<(&str, String)> = names

@@ -1,4 +1,4 @@
-//! IN3–IN5 over HTTP: real signed Segment calls become leads; the intake
+//! Intent, lead states and the lead feed over HTTP: real signed Segment calls become leads; the intake
 //! dashboard lists them with the reasons for their intent; the API reads
 //! and moves them; quick actions leave history; the live stream carries
 //! the organization's own leads and never another's.

@@ -1,5 +1,5 @@
 //! Nudge webhooks, tracking, unsubscribe and Settings → Channels
-//! (SPEC NU3/NU4; RELIABILITY S1, S8, S11): forged Twilio, Mailgun and
+//! (with CSRF on its forms and internal SMTP hosts refused): forged Twilio, Mailgun and
 //! Postmark deliveries are 401 and write nothing; inbound SMS lands on the
 //! customer's timeline once; STOP/START opt out and in; status callbacks
 //! apply forward only; the open pixel, click redirect and unsubscribe
@@ -965,7 +965,7 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     );
     assert!(html.contains("href=\"/settings/channels\""), "nav link");
 
-    // S11: internal SMTP hosts are refused with a sentence.
+    // SSRF: internal SMTP hosts are refused with a sentence.
     for (host, why) in [
         ("127.0.0.1", "loopback"),
         ("localhost", "internal host name"),

@@ -1,4 +1,5 @@
-//! The nudge engine end to end (SPEC NU1–NU4, RELIABILITY R7, R8): real
+//! The nudge engine end to end, through provider outages and without
+//! ever sending twice: real
 //! signed Shopify deliveries go in over HTTP, the pipeline is drained, the
 //! test clock moves and the job runner is settled (no sleeping), and the
 //! sends are checked where they land — the development sink's executions,
@@ -484,7 +485,7 @@ async fn racing_runners_send_each_step_once() {
     }
 }
 
-/// RELIABILITY R7: email over a fake SMTP server and SMS over a fake
+/// A provider outage: email over a fake SMTP server and SMS over a fake
 /// Twilio both fail (4xx/5xx answers) for the first 15 minutes of a
 /// 1,000-recipient campaign. Every recipient gets the message exactly
 /// once, within 10 attempts, with growing jittered waits; a permanent
@@ -722,7 +723,7 @@ async fn an_ambiguous_send_is_unknown_and_never_sent_again() {
     r.shutdown().await;
 }
 
-/// RELIABILITY R10 for nudges: customers enrolled over two days around the
+/// Clock jumps and daylight-saving changes for nudges: customers enrolled over two days around the
 /// US spring-forward change, a two-step campaign with quiet hours in the
 /// tenant's zone (America/New_York), and a clock that walks in uneven
 /// steps with jumps of +48 h and −2 h. Every step goes out exactly once,

@@ -1,4 +1,4 @@
-//! The intake pipeline end to end (SPEC IN2–IN4, RELIABILITY R4): real
+//! The intake pipeline end to end, duplicate deliveries included: real
 //! signed deliveries go in over HTTP, the pipeline is drained (no sleeping:
 //! the test clock moves and the job runner is settled), and what comes out
 //! is checked in the store — one profile per person, the timeline, the

@@ -1,4 +1,4 @@
-//! Sessions, CSRF, login throttling and enumeration (RELIABILITY.md S7–S9).
+//! Sessions, CSRF, login throttling and enumeration.
 
 use crate::support::*;
 use bos_core::Role;

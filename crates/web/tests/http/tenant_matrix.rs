@@ -1,4 +1,4 @@
-//! S2, the tenant matrix. Built from the router's own route lists — the UI
+//! The tenant matrix: no tenant reaches another's data. Built from the router's own route lists — the UI
 //! route table and the OpenAPI document — plus the public operational
 //! routes. Every route × every role and key of tenant B × tenant A's ids in
 //! path and body: anything naming A's objects answers 404, and no response

@@ -1,4 +1,4 @@
-//! `bos bench resolve`: the resolution engine alone, as entity-resolution
+//! `bos-bench resolve`: the resolution engine alone, as entity-resolution
 //! tools are measured — a CSV already in memory turned into a partition of
 //! its rows into people.
 //!

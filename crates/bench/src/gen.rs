@@ -1,4 +1,4 @@
-//! `bos bench gen-contacts`: a deterministic generator of contact rows as a
+//! `bos-bench gen-contacts`: a deterministic generator of contact rows as a
 //! shop's platforms export them, for the resolution benchmark.
 //!
 //! People (about one per 2.5 rows) each appear in 1–5 rows from Shopify,
@@ -594,7 +594,7 @@ pub fn truth_path(csv: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// `bos bench gen-contacts`: writes the CSV and its truth file.
+/// `bos-bench gen-contacts`: writes the CSV and its truth file.
 pub fn run(rows: usize, seed: u64, out: &Path) -> Result<()> {
     let (lines, truth, stats) = generate(rows, seed);
     let mut csv = BufWriter::new(

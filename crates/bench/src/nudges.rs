@@ -1,4 +1,4 @@
-//! `bos bench nudges`: the nudge sender against its budgets (issue 5):
+//! `bos-bench nudges`: the nudge sender against its budgets (issue 5):
 //! 100,000 due nudges delivered to the development sink (SQLite ≤ 10 s),
 //! and 10,000 nudges due spread over 30 s, each sent within p99 ≤ 10 ms of
 //! its time. Both run the real path — events through the intake pipeline
@@ -6,7 +6,7 @@
 //! runs the real step handler (decide, render, claim as `sending`, send,
 //! record) on the system clock against a fresh database.
 
-use crate::bench::percentiles;
+use crate::percentiles;
 use anyhow::{anyhow, bail, Result};
 use bos_core::nudge::{Campaign, Channel, Step, StopConditions, Trigger, Variant};
 use bos_engine::nudge::{NudgeConfig, Nudger};
@@ -54,7 +54,7 @@ async fn setup(o: &Options) -> Result<Setup> {
         max_connections: 8,
     })
     .await?;
-    let now = crate::now();
+    let now = bos::now();
     let org = store
         .create_org(
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
@@ -139,9 +139,7 @@ async fn enroll(s: &Setup, n: u64, tag: &str, due: impl Fn(u64) -> i64) -> Resul
                 .to_string(),
             })
             .collect();
-        s.store
-            .ingest(s.org, s.source, events, crate::now())
-            .await?;
+        s.store.ingest(s.org, s.source, events, bos::now()).await?;
         done += k;
     }
     let pass = Pipeline::new(s.scheduler.clone()).drain().await?;
@@ -152,7 +150,7 @@ async fn enroll(s: &Setup, n: u64, tag: &str, due: impl Fn(u64) -> i64) -> Resul
 }
 
 fn runner_config(o: &Options) -> RunnerConfig {
-    crate::serve::runner_config(o.concurrency)
+    bos::serve::runner_config(o.concurrency)
 }
 
 fn nudger(s: &Setup) -> Nudger {
@@ -182,7 +180,7 @@ pub async fn run(o: Options) -> Result<()> {
 /// all to the development sink.
 async fn drain(o: &Options) -> Result<serde_json::Value> {
     let s = setup(o).await?;
-    let now = crate::now();
+    let now = bos::now();
     eprintln!("  enrolling {} customers through the pipeline…", o.nudges);
     // Due over the last minute in the order they enrolled, as steps of
     // customers who entered one after another fall due.

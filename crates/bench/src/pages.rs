@@ -1,11 +1,12 @@
-//! `bos bench pages`: server time of the God View pages at a large
-//! population (ARCHITECTURE budget: dashboard pages p95 ≤ 50 ms at
+//! `bos-bench pages`: server time of the God View pages at a large
+//! population (the budget: dashboard pages p95 ≤ 50 ms at
 //! 1,000,000 profiles). Seeds customers in bulk, signs a member in through
 //! a real session, and requests each page over HTTP on loopback one at a
 //! time, reporting p50/p95/p99 per page.
 
-use crate::bench::{percentiles, read_response};
+use crate::percentiles;
 use anyhow::{anyhow, Context, Result};
+use bos::http1::read_response;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -24,7 +25,7 @@ pub async fn run(profiles: u64, requests: u64, database_url: Option<String>) -> 
         max_connections: 8,
     })
     .await?;
-    let now = crate::now();
+    let now = bos::now();
     let org = store
         .create_org(
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,

@@ -1,11 +1,11 @@
-//! `bos bench identify`: streaming identity resolution against a large
-//! existing population (ARCHITECTURE budget: p99 ≤ 1 ms per event at
+//! `bos-bench identify`: streaming identity resolution against a large
+//! existing population (the budget: p99 ≤ 1 ms per event at
 //! 1,000,000 profiles, ≤ 10 ms with a merge). Each event is a real
 //! `Store::identify` call — lookup, plan, links, profile update and a
 //! timeline entry, committed durably — measured one at a time for latency,
 //! then with concurrent callers for throughput.
 
-use crate::bench::percentiles;
+use crate::percentiles;
 use anyhow::{anyhow, Result};
 use bos_core::identity::{Identifier, IdentifierKind as K, IdentityRules};
 use bos_store::identity::{IdentifyAction, IdentifyInput, NewEvent, Traits};
@@ -77,7 +77,7 @@ pub async fn run(
         max_connections: 8,
     })
     .await?;
-    let now = crate::now();
+    let now = bos::now();
     let org = store
         .create_org(
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,

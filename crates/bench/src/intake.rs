@@ -1,5 +1,5 @@
-//! `bos bench intake`: the intake path against its budgets (ARCHITECTURE.md,
-//! issue 4): HTTP ingest throughput of Segment-compatible `/v1/track` calls
+//! `bos-bench intake`: the intake path against its budgets (issue 4;
+//! `docs/benchmarks.md`): HTTP ingest throughput of Segment-compatible `/v1/track` calls
 //! (each a unique `messageId`, verified, stored durably before the 200),
 //! acknowledgement latency at a fixed offered rate (open loop: latency is
 //! measured from each request's *scheduled* send time, so a stall is not
@@ -16,8 +16,9 @@
 //! built (and compressed) before their round starts: the figures are the
 //! server's cost, not the load generator's.
 
-use crate::bench::{percentiles, read_response};
+use crate::percentiles;
 use anyhow::{anyhow, Result};
+use bos::http1::read_response;
 use bos_store::intake::{NewSource, SourceKind};
 use bos_store::{Store, StoreOptions};
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ pub struct Options {
     pub rate: u64,
     pub rate_seconds: u64,
     pub lag_rate: u64,
-    /// RELIABILITY R5 instead: signed webhooks of this many KiB at `rate`.
+    /// The fast-acknowledgement test instead: signed webhooks of this many KiB at `rate`.
     pub webhook_kb: Option<usize>,
     pub users: u64,
     pub database_url: Option<String>,
@@ -99,7 +100,7 @@ fn user_of(n: u64, users: u64) -> u64 {
 enum Requests {
     /// Segment `/v1/track` with this Basic credential.
     Track(String),
-    /// Standard Webhooks deliveries of about `kb` KiB each (RELIABILITY R5).
+    /// Standard Webhooks deliveries of about `kb` KiB each (the fast-acknowledgement test).
     Webhook {
         path: String,
         secret: bos_core::intake::standard_webhooks::Secret,
@@ -126,7 +127,7 @@ impl Requests {
                 let body = format!(
                     r#"{{"type":"lead.created","data":{{"email":"user{user}@bench.test","summary":"Lead","note":"{note}"}}}}"#
                 );
-                let ts = crate::now() / 1000;
+                let ts = bos::now() / 1000;
                 let sig =
                     bos_core::intake::standard_webhooks::sign(secret, msg, ts, body.as_bytes());
                 format!(
@@ -271,7 +272,7 @@ pub async fn run(o: Options) -> Result<()> {
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
             &bos_core::Slug::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))
                 .map_err(|e| anyhow!(e))?,
-            crate::now(),
+            bos::now(),
         )
         .await?;
     let key = format!("wk_bench_{}", uuid::Uuid::new_v4().simple());
@@ -285,7 +286,7 @@ pub async fn run(o: Options) -> Result<()> {
                 key_hash: Some(bos_web::auth::sha256(&key)),
                 config: None,
             },
-            crate::now(),
+            bos::now(),
         )
         .await?;
     use base64::Engine as _;
@@ -425,7 +426,7 @@ pub async fn run(o: Options) -> Result<()> {
     // 4. Pipeline lag under a steady load: the worker running as in `bos
     //    serve`, events offered at `lag_rate`/s; lag = processed − received.
     let worker = state.pipeline.start();
-    let since = crate::now();
+    let since = bos::now();
     let lag_load = drive(
         addr,
         key_b64.clone(),
@@ -476,7 +477,7 @@ pub async fn run(o: Options) -> Result<()> {
     Ok(())
 }
 
-/// RELIABILITY R5: signed Standard Webhooks deliveries of `kb` KiB at the
+/// The fast-acknowledgement test: signed Standard Webhooks deliveries of `kb` KiB at the
 /// offered rate for `rate_seconds`; every answer must be 2xx, p99 < 1 s.
 async fn fast_ack(
     store: &Store,
@@ -497,7 +498,7 @@ async fn fast_ack(
                 key_hash: None,
                 config: None,
             },
-            crate::now(),
+            bos::now(),
         )
         .await?;
     let requests = Arc::new(Requests::Webhook {

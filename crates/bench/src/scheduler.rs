@@ -1,11 +1,11 @@
-//! `bos bench scheduler`: the durable scheduler against its budgets
-//! (ARCHITECTURE.md): draining N due no-op jobs (jobs/s; SQLite ≥ 20,000,
+//! `bos-bench scheduler`: the durable scheduler against its budgets
+//! (`docs/benchmarks.md`): draining N due no-op jobs (jobs/s; SQLite ≥ 20,000,
 //! PostgreSQL ≥ graphile-worker at the same concurrency) and lateness of
 //! jobs due spread over a window (p99 of start − `run_at` ≤ 10 ms). Both run
 //! the real runner on the real system clock against a fresh database; the
 //! graphile-worker baseline runs beside it from `bench/graphile/`.
 
-use crate::bench::percentiles;
+use crate::percentiles;
 use anyhow::{anyhow, bail, Result};
 use bos_engine::clock::system_now_us;
 use bos_engine::{Clock, RunnerConfig, Scheduler, SystemClock};
@@ -53,7 +53,7 @@ async fn bench_org(store: &Store) -> Result<Uuid> {
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
             &bos_core::Slug::parse(&format!("bench-{}", Uuid::new_v4().simple()))
                 .map_err(|e| anyhow!(e))?,
-            crate::now(),
+            bos::now(),
         )
         .await?
         .id)
@@ -87,7 +87,7 @@ fn config(o: &Options) -> RunnerConfig {
 async fn drain(o: &Options) -> Result<serde_json::Value> {
     let (store, _guard) = fresh_store(&o.database_url).await?;
     let org = bench_org(&store).await?;
-    let now = crate::now();
+    let now = bos::now();
     let t = Instant::now();
     let mut seeded = 0;
     while seeded < o.jobs {

@@ -1,6 +1,6 @@
-//! The import benchmark (`bos bench import`) and its test-data generator
-//! (`bos bench gen-import`), added to `bos bench` next to the harness's own
-//! benchmarks without changing them: `BenchCli` parses either set.
+//! The import benchmark (`bos-bench import`) and its test-data generator
+//! (`bos-bench gen-import`), next to the harness's own benchmarks in
+//! `main.rs` without changing them: `BenchCli` parses either set.
 //!
 //! The generated file looks like a small business's contact export: mostly
 //! distinct people, some listed twice (a second phone), some rows that
@@ -12,17 +12,17 @@
 //! compares with the streaming path (`Store::identify`, one transaction per
 //! row) on a sample of the same rows: the baseline, side by side.
 
-use crate::import::{import_file, Options};
 use anyhow::{anyhow, Context, Result};
+use bos::import::{import_file, Options};
 use bos_store::identity::IdentifyInput;
 use bos_store::import::ImportSource;
 use clap::{ArgMatches, Args, FromArgMatches, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// `bos bench …`: the harness's benchmarks (`crate::bench`) or this file's.
+/// `bos-bench …`: the harness's benchmarks (`main.rs`) or this file's.
 pub enum BenchCli {
-    Harness(crate::bench::BenchArgs),
+    Harness(crate::BenchArgs),
     Import(ImportBench),
 }
 
@@ -44,7 +44,7 @@ pub enum ImportBench {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
         /// Rows per transaction.
-        #[arg(long, default_value_t = crate::import::DEFAULT_BATCH)]
+        #[arg(long, default_value_t = bos::import::DEFAULT_BATCH)]
         batch: usize,
         /// Rows resolved one by one through `identify` for the baseline.
         #[arg(long, default_value_t = 2000)]
@@ -64,9 +64,7 @@ impl FromArgMatches for BenchCli {
             Some(name) if ImportBench::has_subcommand(name) => {
                 Ok(BenchCli::Import(ImportBench::from_arg_matches(m)?))
             }
-            _ => Ok(BenchCli::Harness(
-                crate::bench::BenchArgs::from_arg_matches(m)?,
-            )),
+            _ => Ok(BenchCli::Harness(crate::BenchArgs::from_arg_matches(m)?)),
         }
     }
 
@@ -78,19 +76,17 @@ impl FromArgMatches for BenchCli {
 
 impl Args for BenchCli {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        ImportBench::augment_subcommands(crate::bench::BenchArgs::augment_args(cmd))
+        ImportBench::augment_subcommands(crate::BenchArgs::augment_args(cmd))
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        ImportBench::augment_subcommands_for_update(
-            crate::bench::BenchArgs::augment_args_for_update(cmd),
-        )
+        ImportBench::augment_subcommands_for_update(crate::BenchArgs::augment_args_for_update(cmd))
     }
 }
 
 pub async fn run(b: BenchCli) -> Result<()> {
     match b {
-        BenchCli::Harness(a) => crate::bench::run(a).await,
+        BenchCli::Harness(a) => crate::run(a).await,
         BenchCli::Import(ImportBench::GenImport { rows, out, seed }) => {
             let t = Instant::now();
             let g = generate(&out, rows, seed)?;
@@ -297,7 +293,7 @@ async fn bench_import(
                 .create_org(
                     &bos_core::OrgName::parse(&name).map_err(|e| anyhow!(e))?,
                     &bos_core::Slug::parse(&slug).map_err(|e| anyhow!(e))?,
-                    crate::now(),
+                    bos::now(),
                 )
                 .await
                 .map_err(anyhow::Error::from)
@@ -316,7 +312,7 @@ async fn bench_import(
         batch,
         progress: true,
     };
-    let s = import_file(&store, &bulk_org, &file, &opts, crate::now()).await?;
+    let s = import_file(&store, &bulk_org, &file, &opts, bos::now()).await?;
     let profiles = store.count_profiles(bulk_org.id).await?;
     println!(
         "  import:    {:>7.2} s  {:>9.0} rows/s   created {}, matched {}, merged {} ({} absorbed), rejected {}, \
@@ -332,7 +328,7 @@ async fn bench_import(
         profiles,
         s.linked
     );
-    let again = import_file(&store, &bulk_org, &file, &opts, crate::now()).await?;
+    let again = import_file(&store, &bulk_org, &file, &opts, bos::now()).await?;
     println!(
         "  re-import: {:>7.2} s  {:>9.0} rows/s   unchanged {} (no-op replay), created {}",
         again.elapsed_s, again.rows_per_s, again.replayed, again.created
@@ -346,7 +342,7 @@ async fn bench_import(
     let src = ImportSource {
         source: "import".into(),
         file_name: "sample.csv".into(),
-        file_hash: crate::import::file_digest(&sample)?,
+        file_hash: bos::import::file_digest(&sample)?,
     };
     let mut reader = csv::Reader::from_path(&sample)?;
     let headers: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
@@ -360,7 +356,7 @@ async fn bench_import(
             mapped.push(m);
         }
     }
-    let now = crate::now();
+    let now = bos::now();
     let t = Instant::now();
     for m in &mapped {
         store

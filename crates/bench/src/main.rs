@@ -1,23 +1,70 @@
-//! The project's benchmark harness (`bos bench …`). Each benchmark runs its
-//! baseline side by side in the same invocation on the same machine and
-//! reports figures and the ratio, never a pass/fail timing.
+//! `bos-bench`, the project's benchmark harness and test-data generators,
+//! kept out of the shipped `bos` binary: `cargo run --release -p bos-bench
+//! -- …`. Each benchmark runs its baseline side by side in the same
+//! invocation on the same machine and reports figures and the ratio, never
+//! a pass/fail timing. It builds the server from the `bos` library, so it
+//! measures the wiring the binary ships (decision 0022).
 //!
-//! The load generator is a minimal HTTP/1.1 keep-alive client over raw TCP:
-//! it costs little CPU, so on a 2-core machine more of it goes to the server.
+//! The load generator is a minimal HTTP/1.1 keep-alive client over raw TCP
+//! (`bos::http1`): it costs little CPU, so on a 2-core machine more of it
+//! goes to the server.
 //!
 //! `gen-contacts` and `resolve` measure the batch resolution engine; its
 //! baselines (Splink 5 and plain SQL on DuckDB) run beside it from
 //! `bench/resolve.sh`, which compares the partitions.
 
+mod gen;
+mod identify;
+mod import;
+mod intake;
+mod nudges;
+mod pages;
 mod resolve;
+mod scheduler;
 
-use anyhow::{anyhow, Context, Result};
+/// The same allocator as the `bos` binary (decision 0015), so that the
+/// figures are those of what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use anyhow::{anyhow, Result};
+use bos::http1::read_response;
+use clap::Parser;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+#[derive(Parser)]
+#[command(
+    name = "bos-bench",
+    version,
+    about = "BOS benchmarks and test-data generators (not part of the shipped binary)."
+)]
+struct Cli {
+    #[command(flatten)]
+    bench: import::BenchCli,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(import::run(cli.bench)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -55,7 +102,7 @@ enum Which {
         #[arg(long, default_value_t = 32)]
         concurrency: u64,
         /// Unmeasured attach events run first, so that the measured ones
-        /// meet a server in its steady state (see `bench_identify`).
+        /// meet a server in its steady state (see `identify.rs`).
         #[arg(long, default_value_t = 1_000)]
         warmup: u64,
         /// Database URL (default: a temporary SQLite file).
@@ -142,7 +189,7 @@ enum Which {
         /// Offered events per second while the pipeline worker runs (lag).
         #[arg(long, default_value_t = 5_000)]
         lag_rate: u64,
-        /// Run RELIABILITY R5 instead: signed webhooks of this many KiB at
+        /// Run the fast-acknowledgement test instead: signed webhooks of this many KiB at
         /// --rate for --rate-seconds (e.g. --webhook-kb 64 --rate 100
         /// --rate-seconds 600).
         #[arg(long)]
@@ -284,47 +331,6 @@ pub async fn load(
     })
 }
 
-/// Reads one HTTP/1.1 response with a Content-Length body; returns its status.
-pub(crate) async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<u16> {
-    let mut filled = 0;
-    loop {
-        let n = s.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            return Err(anyhow!("server closed the connection"));
-        }
-        filled += n;
-        if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).context("non-UTF-8 response head")?;
-            let status: u16 = head
-                .get(9..12)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| anyhow!("bad status line"))?;
-            let len: usize = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            let total = end + 4 + len;
-            if total > buf.len() {
-                return Err(anyhow!("response larger than the bench buffer"));
-            }
-            while filled < total {
-                let n = s.read(&mut buf[filled..]).await?;
-                if n == 0 {
-                    return Err(anyhow!("server closed the connection mid-body"));
-                }
-                filled += n;
-            }
-            return Ok(status);
-        }
-    }
-}
-
-fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
-    h.windows(needle.len()).position(|w| w == needle)
-}
-
 async fn spawn(router: axum::Router) -> Result<SocketAddr> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
@@ -351,12 +357,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             concurrency,
             warmup,
             database_url,
-        } => crate::bench_identify::run(profiles, events, concurrency, warmup, database_url).await,
+        } => crate::identify::run(profiles, events, concurrency, warmup, database_url).await,
         Which::Pages {
             profiles,
             requests,
             database_url,
-        } => crate::bench_pages::run(profiles, requests, database_url).await,
+        } => crate::pages::run(profiles, requests, database_url).await,
         Which::Scheduler {
             jobs,
             concurrency,
@@ -366,7 +372,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             database_url,
             only,
         } => {
-            crate::bench_scheduler::run(crate::bench_scheduler::Options {
+            crate::scheduler::run(crate::scheduler::Options {
                 jobs,
                 concurrency,
                 prefetch,
@@ -387,7 +393,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             database_url,
             only,
         } => {
-            crate::bench_nudges::run(crate::bench_nudges::Options {
+            crate::nudges::run(crate::nudges::Options {
                 nudges,
                 lateness_nudges,
                 spread_seconds,
@@ -410,7 +416,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             database_url,
             gzip,
         } => {
-            crate::bench_intake::run(crate::bench_intake::Options {
+            crate::intake::run(crate::intake::Options {
                 seconds,
                 connections,
                 rate,
@@ -466,11 +472,11 @@ async fn http_floor(seconds: u64, connections: usize, database_url: Option<Strin
             &bos_core::OrgName::parse("Bench").map_err(|e| anyhow!(e))?,
             &bos_core::Slug::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple()))
                 .map_err(|e| anyhow!(e))?,
-            crate::now(),
+            bos::now(),
         )
         .await?;
     let scopes = bos_core::ScopeSet::parse("ingest").map_err(|e| anyhow!(e))?;
-    let key = bos_web::issue_api_key(&store, org.id, "bench", &scopes, None, crate::now()).await?;
+    let key = bos_web::issue_api_key(&store, org.id, "bench", &scopes, None, bos::now()).await?;
     let state = bos_web::AppState::new(
         store.clone(),
         Arc::new(bos_web::SystemClock),
