@@ -6,7 +6,6 @@
 //! Another tenant's ids are 404 whatever the key's scopes: every handler
 //! looks up before it checks permissions, and bodies are read after that.
 
-use super::intake_admin::sentence;
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
@@ -16,6 +15,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use bos_core::nudge::{Campaign, QuietHours, Windows};
 use bos_core::Scope;
+use bos_engine::rules::sentence;
 use bos_store::nudge::{CampaignStatus, NudgeSettings, StepFunnel};
 use bos_store::nudge_admin::{
     CampaignRow, CampaignStats, EnrollmentRow, ExecutionRow, Preview, VariantStat,

@@ -9,7 +9,6 @@
 use super::customers::money;
 use super::{fmt_time, notice, relative, Chrome, NoticeQuery, PathId};
 use crate::api::campaigns as api;
-use crate::api::intake_admin::sentence;
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageError, PageResult};
 use crate::AppState;
@@ -21,6 +20,7 @@ use bos_core::nudge::campaign::{DAY_MS, HOUR_MS, MINUTE_MS, WEEK_MS};
 use bos_core::nudge::{
     Campaign, Channel, QuietHours, Step, StopConditions, Trigger, Variant, Windows,
 };
+use bos_engine::rules::sentence;
 use bos_store::nudge::{CampaignStatus, NudgeSettings};
 use bos_store::nudge_admin::{CampaignRow, ExecutionRow};
 use uuid::Uuid;

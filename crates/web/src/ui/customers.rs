@@ -8,13 +8,13 @@ use crate::api::profiles::{
 };
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
-use crate::identity::{kind_label, TIMELINE_KINDS};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::identity::IdentifierKind;
+use bos_engine::identity::{kind_label, TIMELINE_KINDS};
 use bos_store::identity::{Profile, ProfileQuery, ProfileSort};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -434,7 +434,7 @@ pub async fn show(
     let lead = st.store.lead(org, p.id).await?;
     let fired = lead
         .as_ref()
-        .map(|l| super::intake::fired_rules(&l.fired))
+        .map(|l| bos_engine::leads::fired_rules(&l.fired))
         .unwrap_or_default();
     let history = if lead.is_some() {
         st.store
