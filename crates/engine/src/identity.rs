@@ -16,6 +16,12 @@ pub enum IdentityError {
     /// No identifier is usable; the text lists each one's problem.
     #[error("{0}")]
     NoUsableIdentifier(String),
+    /// A merge of a profile with itself (or with one already merged into it).
+    #[error("these are already one profile")]
+    SameProfile,
+    /// The merge cannot be undone; the text says why.
+    #[error("this merge cannot be undone: {0}")]
+    CannotUnmerge(String),
     /// Identity rules that cannot be used; the text says what to change.
     #[error("{field}: {detail}")]
     InvalidRules { field: &'static str, detail: String },
@@ -301,6 +307,43 @@ pub async fn save_rules(
     let rules = rules_from(input)?;
     store.set_identity_rules(org, &rules, now).await?;
     Ok(rules)
+}
+
+/// Merges two of `org`'s profiles (by any of their ids) by hand; returns
+/// the merge's id. Both must exist in `org` and be different profiles.
+pub async fn merge(
+    store: &Store,
+    org: Uuid,
+    a: Uuid,
+    b: Uuid,
+    actor: &str,
+    now: i64,
+) -> Result<Uuid, IdentityError> {
+    let a = store.profile(org, a).await?;
+    let b = store.profile(org, b).await?;
+    if a.id == b.id {
+        return Err(IdentityError::SameProfile);
+    }
+    Ok(store.merge_profiles(org, a.id, b.id, actor, now).await?)
+}
+
+/// Undoes a merge of `org`'s: both profiles come back with their own
+/// identities and events.
+pub async fn unmerge(
+    store: &Store,
+    org: Uuid,
+    merge: Uuid,
+    actor: &str,
+    now: i64,
+) -> Result<(), IdentityError> {
+    store
+        .unmerge(org, merge, actor, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => IdentityError::CannotUnmerge(m),
+            other => other.into(),
+        })?;
+    Ok(())
 }
 
 #[cfg(test)]

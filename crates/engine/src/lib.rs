@@ -8,6 +8,8 @@
 
 /// Members, invitations and API keys: who may do what.
 pub mod admin;
+/// Nudge campaigns and nudge settings: checked, stored, status moves.
+pub mod campaigns;
 /// How each channel sends: checked settings, kept secrets.
 pub mod channels;
 /// Wall clock or test clock, with sleeping.

@@ -2,12 +2,14 @@
 //! creating one of a known kind with its credential made here and shown
 //! once — a Segment write key and a form key stored only as digests, a
 //! Standard Webhooks signing secret, or the Shopify app's secret as the
-//! merchant gave it.
+//! merchant gave it; and replaying one of a source's deliveries.
 
+use crate::pipeline::Pipeline;
 use crate::tokens::{random_token, sha256};
 use bos_core::intake::form;
 use bos_core::intake::standard_webhooks::Secret;
 use bos_store::intake::{form_config, NewSource, Source, SourceKind};
+use bos_store::pipeline::Delivery;
 use bos_store::{Store, StoreError};
 use uuid::Uuid;
 
@@ -25,6 +27,21 @@ pub enum SourceError {
     Secret(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Sends one stored delivery through the pipeline again (events are
+/// idempotent, so a replay changes nothing that was applied) and wakes the
+/// pipeline; returns the delivery as it is now.
+pub async fn replay_delivery(
+    store: &Store,
+    pipeline: &Pipeline,
+    org: Uuid,
+    id: Uuid,
+    now: i64,
+) -> Result<Delivery, StoreError> {
+    store.requeue_inbound(org, id, now).await?;
+    pipeline.notify();
+    Ok(store.delivery_payload(org, id).await?.0)
 }
 
 fn invalid(field: &'static str, detail: impl Into<String>) -> SourceError {

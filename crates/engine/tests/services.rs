@@ -294,6 +294,55 @@ async fn identity_resolves_and_explains_without_http() {
         matches!(r, Err(IdentityError::NoUsableIdentifier(ref why)) if why.contains("blocklist")),
         "{engine}"
     );
+
+    // Merging by hand, and undoing it.
+    let bob = identity::resolve(
+        store,
+        e.org,
+        &raw(&[("email", "bob@example.com")]),
+        Traits::default(),
+        "test",
+        None,
+        T0 + 3,
+    )
+    .await
+    .unwrap()
+    .outcome
+    .profile_id;
+    let ann = first.outcome.profile_id;
+    let r = identity::merge(store, e.org, ann, ann, "rep@example.com", T0 + 4).await;
+    assert!(matches!(r, Err(IdentityError::SameProfile)), "{engine}");
+    let r = identity::merge(store, Uuid::now_v7(), ann, bob, "rep@example.com", T0 + 4).await;
+    assert!(
+        matches!(r, Err(IdentityError::Store(StoreError::NotFound))),
+        "{engine}: another tenant's"
+    );
+    let m = identity::merge(store, e.org, ann, bob, "rep@example.com", T0 + 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.profile(e.org, bob).await.unwrap().id,
+        store.profile(e.org, ann).await.unwrap().id,
+        "{engine}"
+    );
+    let r = identity::merge(store, e.org, ann, bob, "rep@example.com", T0 + 5).await;
+    assert!(
+        matches!(r, Err(IdentityError::SameProfile)),
+        "{engine}: already one"
+    );
+    identity::unmerge(store, e.org, m, "rep@example.com", T0 + 6)
+        .await
+        .unwrap();
+    assert_ne!(
+        store.profile(e.org, bob).await.unwrap().id,
+        store.profile(e.org, ann).await.unwrap().id,
+        "{engine}"
+    );
+    let r = identity::unmerge(store, e.org, m, "rep@example.com", T0 + 7).await;
+    assert!(
+        matches!(r, Err(IdentityError::CannotUnmerge(_))),
+        "{engine}: {r:?}"
+    );
 }
 
 /// A lead for `email`, made the way production makes one: an event
@@ -716,4 +765,113 @@ async fn intake_rules_are_checked_and_saved() {
         .await
         .unwrap();
     assert_eq!(rules::sentence("rule x is bad."), "Rule x is bad.");
+}
+
+#[tokio::test]
+async fn campaigns_and_nudge_settings_are_checked_before_they_are_stored() {
+    use bos_engine::campaigns::{self, CampaignError};
+    use bos_store::nudge::{CampaignStatus, NudgeSettings};
+    let e = env("Campaigns Co").await;
+    let store = &e.db.store;
+    let engine = e.db.engine_name();
+    let c: bos_core::nudge::Campaign = serde_json::from_value(serde_json::json!({
+        "name": "Cart", "trigger": {"kind": "checkout_abandoned"},
+        "steps": [{"delay_ms": 3_600_000, "channel": "email", "variants": [
+            {"name": "A", "weight": 1, "subject": "Your cart", "body": "Hi {{ first_name }}"}]}],
+        "stop": {"converted": true, "replied": true, "opted_out": true},
+        "quiet_hours": null, "max_attempts": 3, "reentry_cooldown_ms": 0
+    }))
+    .unwrap();
+    let r = campaigns::create(store, e.org, &c, CampaignStatus::Archived, T0).await;
+    assert!(
+        matches!(
+            r,
+            Err(CampaignError::Invalid {
+                field: "status",
+                ..
+            })
+        ),
+        "{engine}"
+    );
+    // A trait the organization never saw is refused with the builder's sentence.
+    let mut unknown = c.clone();
+    unknown.steps[0].variants[0].body = "Hi {{ shoe_size }}".into();
+    let r = campaigns::create(store, e.org, &unknown, CampaignStatus::Draft, T0).await;
+    assert!(
+        matches!(
+            r,
+            Err(CampaignError::Invalid {
+                field: "campaign",
+                ..
+            })
+        ),
+        "{engine}"
+    );
+    let id = campaigns::create(store, e.org, &c, CampaignStatus::Draft, T0)
+        .await
+        .unwrap();
+    let row = campaigns::find(store, e.org, id).await.unwrap();
+    campaigns::change_status(store, &e.sched, e.org, &row, CampaignStatus::Archived, T0)
+        .await
+        .unwrap();
+    let row = campaigns::find(store, e.org, id).await.unwrap();
+    let r =
+        campaigns::change_status(store, &e.sched, e.org, &row, CampaignStatus::Active, T0).await;
+    assert!(
+        matches!(
+            r,
+            Err(CampaignError::Invalid {
+                field: "status",
+                ..
+            })
+        ),
+        "{engine}: archived stays archived"
+    );
+    let r = campaigns::find(store, Uuid::now_v7(), id).await;
+    assert!(
+        matches!(r, Err(CampaignError::Store(StoreError::NotFound))),
+        "{engine}"
+    );
+    assert!(campaigns::parse_status("paused").is_ok());
+    assert!(campaigns::parse_status("gone").is_err());
+
+    let bad_tz = NudgeSettings {
+        timezone: "Mars/Olympus".into(),
+        ..Default::default()
+    };
+    let r = campaigns::save_settings(store, e.org, &bad_tz, T0).await;
+    assert!(
+        matches!(
+            r,
+            Err(CampaignError::Invalid {
+                field: "timezone",
+                ..
+            })
+        ),
+        "{engine}"
+    );
+    let mut ok = NudgeSettings {
+        timezone: "Europe/Berlin".into(),
+        ..Default::default()
+    };
+    campaigns::save_settings(store, e.org, &ok, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.nudge_settings(e.org).await.unwrap().timezone,
+        "Europe/Berlin",
+        "{engine}"
+    );
+    ok.windows.sms_ms = 0;
+    let r = campaigns::save_settings(store, e.org, &ok, T0).await;
+    assert!(
+        matches!(
+            r,
+            Err(CampaignError::Invalid {
+                field: "sms_window",
+                ..
+            })
+        ),
+        "{engine}"
+    );
 }

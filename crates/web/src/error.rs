@@ -172,6 +172,8 @@ impl From<bos_engine::identity::IdentityError> for AppError {
         use bos_engine::identity::IdentityError as E;
         match e {
             E::NoUsableIdentifier(why) => AppError::invalid("identifiers", why),
+            E::SameProfile => AppError::Conflict("These are already one profile.".into()),
+            E::CannotUnmerge(m) => AppError::Conflict(format!("This merge cannot be undone: {m}.")),
             E::InvalidRules { field, detail } => AppError::invalid(field, detail),
             E::Store(e) => e.into(),
         }
@@ -202,6 +204,16 @@ impl From<bos_engine::sources::SourceError> for AppError {
 impl From<bos_engine::rules::RulesError> for AppError {
     fn from(e: bos_engine::rules::RulesError) -> Self {
         use bos_engine::rules::RulesError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::campaigns::CampaignError> for AppError {
+    fn from(e: bos_engine::campaigns::CampaignError) -> Self {
+        use bos_engine::campaigns::CampaignError as E;
         match e {
             E::Invalid { field, detail } => AppError::invalid(field, detail),
             E::Store(e) => e.into(),

@@ -30,6 +30,35 @@ impl PublicUrls {
         }
     }
 
+    /// Twilio: the number's "A message comes in" webhook.
+    pub fn twilio_sms(&self, hook: &str) -> String {
+        format!("{}/hooks/twilio/{hook}/sms", self.base)
+    }
+
+    /// Twilio: the status callback.
+    pub fn twilio_status(&self, hook: &str) -> String {
+        format!("{}/hooks/twilio/{hook}/status", self.base)
+    }
+
+    /// Mailgun: an inbound route's `forward()` URL.
+    pub fn mailgun_inbound(&self, hook: &str) -> String {
+        format!("{}/hooks/mailgun/{hook}", self.base)
+    }
+
+    /// Postmark: the inbound webhook URL, with the basic-auth user in it
+    /// and PASSWORD standing for the password saved with the channel.
+    pub fn postmark_inbound(&self, hook: &str) -> String {
+        match self.base.split_once("://") {
+            Some((scheme, rest)) => {
+                format!("{scheme}://postmark:PASSWORD@{rest}/hooks/postmark/{hook}")
+            }
+            None => format!(
+                "https://postmark:PASSWORD@{}/hooks/postmark/{hook}",
+                self.base
+            ),
+        }
+    }
+
     /// The page where an invitation is accepted.
     pub fn invitation(&self, token: &str) -> String {
         format!("{}/invitations/{token}", self.base)

@@ -13,6 +13,7 @@
 use super::{admin_actor, rfc3339, ApiJson};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
+use crate::paths::PublicUrls;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -95,21 +96,17 @@ pub fn webhooks(public_url: &str, channel: Channel, hook: Option<&str>) -> Webho
     let Some(key) = hook else {
         return WebhooksDto::default();
     };
-    let base = public_url.trim_end_matches('/');
+    let urls = PublicUrls::new(public_url);
     if channel == Channel::Sms {
         return WebhooksDto {
-            twilio_sms: Some(format!("{base}/hooks/twilio/{key}/sms")),
-            twilio_status: Some(format!("{base}/hooks/twilio/{key}/status")),
+            twilio_sms: Some(urls.twilio_sms(key)),
+            twilio_status: Some(urls.twilio_status(key)),
             ..Default::default()
         };
     }
-    let postmark = match base.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://postmark:PASSWORD@{rest}/hooks/postmark/{key}"),
-        None => format!("https://postmark:PASSWORD@{base}/hooks/postmark/{key}"),
-    };
     WebhooksDto {
-        mailgun: Some(format!("{base}/hooks/mailgun/{key}")),
-        postmark: Some(postmark),
+        mailgun: Some(urls.mailgun_inbound(key)),
+        postmark: Some(urls.postmark_inbound(key)),
         ..Default::default()
     }
 }

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use bos_core::intent::{IntentRules, Rule, Thresholds};
 use bos_engine::rules::{self, LeadSettingsInput};
+use bos_engine::sources;
 use bos_store::pipeline::Delivery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -143,19 +144,8 @@ pub async fn replay(
 ) -> ApiResult<(StatusCode, Json<DeliveryDto>)> {
     st.store.delivery_payload(p.org.id, id).await?;
     let a = admin_actor(&p)?;
-    let d = requeue(&st, a.org_id, id).await?;
+    let d = sources::replay_delivery(&st.store, &st.pipeline, a.org_id, id, st.now()).await?;
     Ok((StatusCode::ACCEPTED, Json((&d).into())))
-}
-
-/// Requeues one delivery and wakes the pipeline.
-pub(crate) async fn requeue(
-    st: &AppState,
-    org: uuid::Uuid,
-    id: uuid::Uuid,
-) -> Result<Delivery, AppError> {
-    st.store.requeue_inbound(org, id, st.now()).await?;
-    st.pipeline.notify();
-    Ok(st.store.delivery_payload(org, id).await?.0)
 }
 
 /// The intent rules (IN3): scoring rules and category thresholds.

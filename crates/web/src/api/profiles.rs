@@ -709,15 +709,16 @@ pub async fn merge(
     p.require(Scope::Admin)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let b = st.store.profile(p.org.id, body.other_profile_id).await?;
-    if a.id == b.id {
-        return Err(AppError::Conflict("These are already one profile.".into()));
-    }
     let actor = format!("api key {}", p.key.name);
-    let mid = st
-        .store
-        .merge_profiles(p.org.id, a.id, b.id, &actor, st.now())
-        .await?;
+    let mid = identity::merge(
+        &st.store,
+        p.org.id,
+        a.id,
+        body.other_profile_id,
+        &actor,
+        st.now(),
+    )
+    .await?;
     Ok(Json((&st.store.merge_record(p.org.id, mid).await?).into()))
 }
 
@@ -733,15 +734,7 @@ pub async fn unmerge(
     st.store.merge_record(p.org.id, id).await?;
     p.require(Scope::Admin)?;
     let actor = format!("api key {}", p.key.name);
-    st.store
-        .unmerge(p.org.id, id, &actor, st.now())
-        .await
-        .map_err(|e| match e {
-            bos_store::StoreError::Conflict(m) => {
-                AppError::Conflict(format!("This merge cannot be undone: {m}."))
-            }
-            other => other.into(),
-        })?;
+    identity::unmerge(&st.store, p.org.id, id, &actor, st.now()).await?;
     Ok(Json((&st.store.merge_record(p.org.id, id).await?).into()))
 }
 

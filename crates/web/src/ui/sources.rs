@@ -4,7 +4,7 @@
 //! with Retry. Ids of another tenant are 404 before any permission check.
 
 use super::{fmt_time, notice, relative, Chrome, NoticeQuery};
-use crate::api::intake_admin::{payload_value, requeue, status_filter, STATUSES};
+use crate::api::intake_admin::{payload_value, status_filter, STATUSES};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageError, PageResult};
 use crate::AppState;
@@ -341,7 +341,7 @@ pub async fn replay(
         return Err(AppError::NotFound.into());
     }
     s.require_admin()?;
-    requeue(&st, s.org.id, id).await?;
+    sources::replay_delivery(&st.store, &st.pipeline, s.org.id, id, st.now()).await?;
     Ok(Redirect::to(&format!(
         "/settings/sources/{source_id}/deliveries/{id}?done=replayed"
     ))
@@ -395,7 +395,7 @@ pub async fn retry(
 ) -> PageResult<Response> {
     st.store.delivery_payload(s.org.id, id).await?;
     s.require_admin()?;
-    requeue(&st, s.org.id, id).await?;
+    sources::replay_delivery(&st.store, &st.pipeline, s.org.id, id, st.now()).await?;
     Ok(Redirect::to("/settings/intake/parked?done=retried").into_response())
 }
 
