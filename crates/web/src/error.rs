@@ -152,6 +152,85 @@ impl From<StoreError> for AppError {
     }
 }
 
+// The services' errors, mapped here and nowhere else: each capability
+// says what went wrong in its own words, the HTTP layer decides the status.
+
+impl From<bos_engine::admin::AdminError> for AppError {
+    fn from(e: bos_engine::admin::AdminError) -> Self {
+        use bos_engine::admin::AdminError as E;
+        match e {
+            E::Forbidden(d) => AppError::Forbidden(d),
+            E::Conflict(d) => AppError::Conflict(d),
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::identity::IdentityError> for AppError {
+    fn from(e: bos_engine::identity::IdentityError) -> Self {
+        use bos_engine::identity::IdentityError as E;
+        match e {
+            E::NoUsableIdentifier(why) => AppError::invalid("identifiers", why),
+            E::SameProfile => AppError::Conflict("These are already one profile.".into()),
+            E::CannotUnmerge(m) => AppError::Conflict(format!("This merge cannot be undone: {m}.")),
+            E::InvalidRules { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::leads::LeadError> for AppError {
+    fn from(e: bos_engine::leads::LeadError) -> Self {
+        use bos_engine::leads::LeadError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::sources::SourceError> for AppError {
+    fn from(e: bos_engine::sources::SourceError) -> Self {
+        use bos_engine::sources::SourceError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Secret(cause) => AppError::Internal(cause),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::rules::RulesError> for AppError {
+    fn from(e: bos_engine::rules::RulesError) -> Self {
+        use bos_engine::rules::RulesError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::campaigns::CampaignError> for AppError {
+    fn from(e: bos_engine::campaigns::CampaignError) -> Self {
+        use bos_engine::campaigns::CampaignError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bos_engine::channels::ChannelError> for AppError {
+    fn from(e: bos_engine::channels::ChannelError) -> Self {
+        use bos_engine::channels::ChannelError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Stable identifier of the kind of problem, e.g. `urn:bos:problem:not-found`.

@@ -6,8 +6,6 @@
 //! [`ui::routes`] — and the tenant-matrix test walks both, so a route that
 //! nobody added to the matrix fails the suite.
 
-/// Member and API-key administration shared by UI and API.
-pub mod admin;
 /// `/api/v1`: bearer API keys, problem+json errors, the OpenAPI document.
 pub mod api;
 /// Embedded static assets served at content-hashed URLs.
@@ -21,8 +19,6 @@ pub mod clock;
 pub mod edge;
 /// The one error type: problem+json for the API, an HTML page for the UI.
 pub mod error;
-/// God View service: normalize, resolve, explain.
-pub mod identity;
 /// Contacts import: the CSV driver, upload spooling, background runs.
 pub mod import;
 /// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
@@ -35,6 +31,8 @@ pub mod intake_body;
 pub mod nudge_hooks;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
+/// The public URLs handed to services (invitation links).
+pub mod paths;
 /// The HTTP server loop: connection cap, header-read and idle timeouts.
 pub mod server;
 /// The server-rendered UI: login, organization switcher, settings.
@@ -155,6 +153,20 @@ impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
+
+    /// The public URLs, from the configured public address.
+    pub fn urls(&self) -> paths::PublicUrls {
+        paths::PublicUrls::new(&self.config.public_url)
+    }
+
+    /// What the lead service reports to: the store, the scheduler, the bus.
+    pub fn lead_deps(&self) -> bos_engine::leads::LeadDeps<'_> {
+        bos_engine::leads::LeadDeps {
+            store: &self.store,
+            scheduler: &self.scheduler,
+            pipeline: &self.pipeline,
+        }
+    }
 }
 
 /// The whole application: API, UI, assets and operations endpoints.
@@ -192,7 +204,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-pub use auth::keys::{issue_api_key, IssuedKey};
 /// Creates users with hashed passwords, for the CLI and the demo.
 pub use auth::password::hash_password;
+pub use bos_engine::admin::{issue_api_key, IssuedKey};
 pub use server::{serve, ServeLimits};

@@ -6,7 +6,6 @@
 //! Another tenant's ids are 404 whatever the key's scopes: every handler
 //! looks up before it checks permissions, and bodies are read after that.
 
-use super::intake_admin::sentence;
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
@@ -14,8 +13,10 @@ use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bos_core::nudge::{Campaign, QuietHours, Windows};
+use bos_core::nudge::{Campaign, Windows};
 use bos_core::Scope;
+use bos_engine::campaigns;
+use bos_engine::rules::sentence;
 use bos_store::nudge::{CampaignStatus, NudgeSettings, StepFunnel};
 use bos_store::nudge_admin::{
     CampaignRow, CampaignStats, EnrollmentRow, ExecutionRow, Preview, VariantStat,
@@ -24,12 +25,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
-/// Attribution windows a tenant may choose.
-pub const EMAIL_WINDOW_DAYS: std::ops::RangeInclusive<i64> = 1..=30;
-pub const SMS_WINDOW_HOURS: std::ops::RangeInclusive<i64> = 1..=168;
 
 fn require_read(p: &ApiPrincipal) -> Result<(), AppError> {
     if p.has(Scope::Admin) || p.has(Scope::Agent) {
@@ -43,116 +38,6 @@ fn require_read(p: &ApiPrincipal) -> Result<(), AppError> {
 
 fn require_admin(p: &ApiPrincipal) -> Result<(), AppError> {
     p.require(Scope::Admin)
-}
-
-/// The first problem of a campaign as a 422 with the builder's sentence.
-pub(crate) fn invalid_campaign(e: &bos_core::nudge::CampaignError) -> AppError {
-    AppError::invalid("campaign", sentence(&e.to_string()))
-}
-
-/// Validates a campaign against the tenant's custom trait names.
-pub(crate) async fn check_campaign(st: &AppState, org: Uuid, c: &Campaign) -> Result<(), AppError> {
-    let names = st.store.custom_trait_names(org).await?;
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    c.validate(&refs).map_err(|e| invalid_campaign(&e))
-}
-
-/// Parses a status a person or script may set.
-pub(crate) fn parse_status(s: &str) -> Result<CampaignStatus, AppError> {
-    CampaignStatus::parse(s.trim()).ok_or_else(|| {
-        AppError::invalid(
-            "status",
-            "Status must be one of draft, active, paused or archived.",
-        )
-    })
-}
-
-/// Moves a campaign to `to` and wakes the scheduler for the step timers a
-/// resume set. An archived campaign stays archived.
-pub(crate) async fn change_status(
-    st: &AppState,
-    org: Uuid,
-    row: &CampaignRow,
-    to: CampaignStatus,
-) -> Result<(), AppError> {
-    if row.status == CampaignStatus::Archived && to != CampaignStatus::Archived {
-        return Err(AppError::invalid(
-            "status",
-            "This campaign is archived and stays so; create a new campaign (its definition can be copied over the API).",
-        ));
-    }
-    let timers = st
-        .store
-        .set_campaign_status(org, row.id, to, st.now())
-        .await?;
-    for at in timers {
-        st.scheduler.wake(at);
-    }
-    Ok(())
-}
-
-/// Saves a new campaign after validating it.
-pub(crate) async fn create(
-    st: &AppState,
-    org: Uuid,
-    c: &Campaign,
-    status: CampaignStatus,
-) -> Result<Uuid, AppError> {
-    if status == CampaignStatus::Archived {
-        return Err(AppError::invalid(
-            "status",
-            "A new campaign starts as draft, active or paused.",
-        ));
-    }
-    check_campaign(st, org, c).await?;
-    Ok(st.store.create_campaign(org, c, status, st.now()).await?)
-}
-
-/// Saves an edited campaign after validating it.
-pub(crate) async fn update(
-    st: &AppState,
-    org: Uuid,
-    id: Uuid,
-    c: &Campaign,
-) -> Result<(), AppError> {
-    check_campaign(st, org, c).await?;
-    Ok(st.store.update_campaign(org, id, c, st.now()).await?)
-}
-
-/// Looks a campaign up in the caller's tenant: 404 otherwise.
-pub(crate) async fn find(st: &AppState, org: Uuid, id: Uuid) -> Result<CampaignRow, AppError> {
-    st.store.campaign(org, id).await?.ok_or(AppError::NotFound)
-}
-
-/// Checks nudge settings; the sentence says what to change.
-pub(crate) fn check_settings(s: &NudgeSettings) -> Result<(), AppError> {
-    let tz = s.timezone.trim();
-    let quiet = QuietHours {
-        start_minute: 0,
-        end_minute: 1,
-    };
-    if tz.is_empty() || bos_core::nudge::next_allowed(0, tz, &quiet).is_err() {
-        return Err(AppError::invalid(
-            "timezone",
-            format!(
-                "\u{201c}{tz}\u{201d} is not a time zone this server knows; use an IANA name such as Europe/Berlin or America/New_York."
-            ),
-        ));
-    }
-    let (e, m) = (s.windows.email_ms, s.windows.sms_ms);
-    if !(EMAIL_WINDOW_DAYS.start() * DAY_MS..=EMAIL_WINDOW_DAYS.end() * DAY_MS).contains(&e) {
-        return Err(AppError::invalid(
-            "email_window",
-            "The email attribution window runs from 1 to 30 days.",
-        ));
-    }
-    if !(SMS_WINDOW_HOURS.start() * HOUR_MS..=SMS_WINDOW_HOURS.end() * HOUR_MS).contains(&m) {
-        return Err(AppError::invalid(
-            "sms_window",
-            "The SMS attribution window runs from 1 to 168 hours (7 days).",
-        ));
-    }
-    Ok(())
 }
 
 /// A campaign: the core definition (`name`, `trigger`, `steps`, `stop`,
@@ -190,8 +75,8 @@ impl CampaignDto {
 fn campaign_body(mut v: Value) -> Result<(Campaign, Option<CampaignStatus>), AppError> {
     let status = match v.as_object_mut().and_then(|o| o.remove("status")) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_status(&s)?),
-        Some(_) => return Err(parse_status("").unwrap_err()),
+        Some(Value::String(s)) => Some(campaigns::parse_status(&s)?),
+        Some(_) => return Err(campaigns::parse_status("").unwrap_err().into()),
     };
     if let Some(o) = v.as_object_mut() {
         for k in ["id", "created_at", "updated_at", "stats"] {
@@ -239,8 +124,15 @@ pub async fn create_one(
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
     let (c, status) = campaign_body(body)?;
-    let id = create(&st, p.org.id, &c, status.unwrap_or(CampaignStatus::Draft)).await?;
-    let row = find(&st, p.org.id, id).await?;
+    let id = campaigns::create(
+        &st.store,
+        p.org.id,
+        &c,
+        status.unwrap_or(CampaignStatus::Draft),
+        st.now(),
+    )
+    .await?;
+    let row = campaigns::find(&st.store, p.org.id, id).await?;
     Ok((StatusCode::CREATED, Json(CampaignDto::new(row, None))))
 }
 
@@ -253,7 +145,7 @@ pub async fn get_one(
     p: ApiPrincipal,
     Id(id): Id,
 ) -> ApiResult<Json<CampaignDto>> {
-    let row = find(&st, p.org.id, id).await?;
+    let row = campaigns::find(&st.store, p.org.id, id).await?;
     require_read(&p)?;
     Ok(Json(CampaignDto::new(row, None)))
 }
@@ -270,16 +162,19 @@ pub async fn put_one(
     Id(id): Id,
     body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<Json<CampaignDto>> {
-    let row = find(&st, p.org.id, id).await?;
+    let row = campaigns::find(&st.store, p.org.id, id).await?;
     require_admin(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
     let (c, status) = campaign_body(body)?;
-    update(&st, p.org.id, id, &c).await?;
+    campaigns::update(&st.store, p.org.id, id, &c, st.now()).await?;
     if let Some(s) = status.filter(|s| *s != row.status) {
-        change_status(&st, p.org.id, &row, s).await?;
+        campaigns::change_status(&st.store, &st.scheduler, p.org.id, &row, s, st.now()).await?;
     }
-    Ok(Json(CampaignDto::new(find(&st, p.org.id, id).await?, None)))
+    Ok(Json(CampaignDto::new(
+        campaigns::find(&st.store, p.org.id, id).await?,
+        None,
+    )))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -301,7 +196,7 @@ pub async fn set_status(
     Id(id): Id,
     body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<Json<CampaignDto>> {
-    let row = find(&st, p.org.id, id).await?;
+    let row = campaigns::find(&st.store, p.org.id, id).await?;
     require_admin(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
@@ -311,9 +206,12 @@ pub async fn set_status(
             "Send {\"status\": \"active\"} (or draft, paused, archived).",
         )
     })?;
-    let to = parse_status(&body.status)?;
-    change_status(&st, p.org.id, &row, to).await?;
-    Ok(Json(CampaignDto::new(find(&st, p.org.id, id).await?, None)))
+    let to = campaigns::parse_status(&body.status)?;
+    campaigns::change_status(&st.store, &st.scheduler, p.org.id, &row, to, st.now()).await?;
+    Ok(Json(CampaignDto::new(
+        campaigns::find(&st.store, p.org.id, id).await?,
+        None,
+    )))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -335,7 +233,7 @@ pub async fn funnel(
     p: ApiPrincipal,
     Id(id): Id,
 ) -> ApiResult<Json<FunnelDto>> {
-    find(&st, p.org.id, id).await?;
+    campaigns::find(&st.store, p.org.id, id).await?;
     require_read(&p)?;
     Ok(Json(FunnelDto {
         steps: st.store.campaign_funnel(p.org.id, id).await?,
@@ -394,7 +292,7 @@ pub async fn preview(
     Id(id): Id,
     body: Result<ApiJson<Value>, AppError>,
 ) -> ApiResult<Json<PreviewDto>> {
-    let row = find(&st, p.org.id, id).await?;
+    let row = campaigns::find(&st.store, p.org.id, id).await?;
     require_read(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
@@ -525,16 +423,6 @@ impl From<NudgeSettings> for NudgeSettingsDto {
     }
 }
 
-/// Saves validated settings.
-pub(crate) async fn save_settings(
-    st: &AppState,
-    org: Uuid,
-    s: &NudgeSettings,
-) -> Result<(), AppError> {
-    check_settings(s)?;
-    Ok(st.store.set_nudge_settings(org, s, st.now()).await?)
-}
-
 /// Time zone and attribution windows.
 #[utoipa::path(get, path = "/settings/nudges", tag = "campaigns",
     responses((status = 200, body = NudgeSettingsDto)))]
@@ -565,7 +453,7 @@ pub async fn put_settings(
             sms_ms: body.sms_window_ms,
         },
     };
-    save_settings(&st, p.org.id, &s).await?;
+    campaigns::save_settings(&st.store, p.org.id, &s, st.now()).await?;
     Ok(Json(st.store.nudge_settings(p.org.id).await?.into()))
 }
 

@@ -14,11 +14,13 @@
 use super::{admin_actor, rfc3339, ApiJson};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
+use crate::paths::PublicUrls;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use bos_core::identity::{normalize, IdentifierKind};
 use bos_core::nudge::Channel;
+use bos_engine::channels;
 use bos_store::nudge::ChannelConfig;
 use bos_store::nudge_hooks::{ChannelSetting, OptOut};
 use serde::{Deserialize, Serialize};
@@ -95,21 +97,17 @@ pub fn webhooks(public_url: &str, channel: Channel, hook: Option<&str>) -> Webho
     let Some(key) = hook else {
         return WebhooksDto::default();
     };
-    let base = public_url.trim_end_matches('/');
+    let urls = PublicUrls::new(public_url);
     if channel == Channel::Sms {
         return WebhooksDto {
-            twilio_sms: Some(format!("{base}/hooks/twilio/{key}/sms")),
-            twilio_status: Some(format!("{base}/hooks/twilio/{key}/status")),
+            twilio_sms: Some(urls.twilio_sms(key)),
+            twilio_status: Some(urls.twilio_status(key)),
             ..Default::default()
         };
     }
-    let postmark = match base.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://postmark:PASSWORD@{rest}/hooks/postmark/{key}"),
-        None => format!("https://postmark:PASSWORD@{base}/hooks/postmark/{key}"),
-    };
     WebhooksDto {
-        mailgun: Some(format!("{base}/hooks/mailgun/{key}")),
-        postmark: Some(postmark),
+        mailgun: Some(urls.mailgun_inbound(key)),
+        postmark: Some(urls.postmark_inbound(key)),
         ..Default::default()
     }
 }
@@ -220,313 +218,26 @@ pub struct ChannelInput {
     pub remove_webhook_shared_key: bool,
 }
 
-fn text(s: &Option<String>) -> &str {
-    s.as_deref().map(str::trim).unwrap_or("")
-}
-
-/// `+` and 8 to 15 digits, the first not 0.
-pub fn is_e164(s: &str) -> bool {
-    let Some(d) = s.strip_prefix('+') else {
-        return false;
-    };
-    (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
-}
-
-/// `AC…` / `MG…`: the prefix and 32 hex characters.
-pub fn is_sid(s: &str, prefix: &str) -> bool {
-    s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// `Name <addr>` or `addr`, checked and tidied.
-pub fn check_from_email(s: &str) -> Result<String, AppError> {
-    let bad = || {
-        AppError::invalid(
-            "from",
-            "The From address must look like Shop Name <shop@example.com> or shop@example.com.",
-        )
-    };
-    let s = s.trim();
-    if s.is_empty() || s.chars().any(char::is_control) {
-        return Err(bad());
-    }
-    let (name, addr) = match s.rfind('<') {
-        Some(i) if s.ends_with('>') => (s[..i].trim(), &s[i + 1..s.len() - 1]),
-        Some(_) => return Err(bad()),
-        None => ("", s),
-    };
-    if name.contains(['<', '>', '"']) {
-        return Err(bad());
-    }
-    let addr = bos_core::Email::parse(addr).map_err(|_| bad())?;
-    Ok(if name.is_empty() {
-        addr.as_str().to_string()
-    } else {
-        format!("{name} <{}>", addr.as_str())
-    })
-}
-
-/// Kept, replaced or removed.
-fn secret(new: &Option<String>, remove: bool, stored: Option<&String>) -> Option<String> {
-    if remove {
-        return None;
-    }
-    match text(new) {
-        "" => stored.filter(|s| !s.is_empty()).cloned(),
-        v => Some(v.to_string()),
-    }
-}
-
-/// Checks `input` for `channel` and builds the settings to store, keeping
-/// the stored secrets the input leaves empty. The SMTP host is resolved
-/// and refused when it is internal, unless the server allows private hosts.
-pub async fn build_config(
-    st: &AppState,
-    channel: Channel,
-    input: &ChannelInput,
-    current: &ChannelConfig,
-) -> Result<ChannelConfig, AppError> {
-    let provider = input.provider.trim();
-    match (channel, provider) {
-        (_, "dev") => {
-            // The development sink stores nothing but its name: a key sent
-            // with it would be dropped, and the sender would believe it saved.
-            let given = |s: &Option<String>| !text(s).is_empty();
-            let dropped = [
-                (
-                    "mailgun_signing_key",
-                    &input.mailgun_signing_key,
-                    "Mailgun signing key",
-                ),
-                (
-                    "postmark_password",
-                    &input.postmark_password,
-                    "Postmark inbound password",
-                ),
-                ("password", &input.password, "SMTP password"),
-                ("auth_token", &input.auth_token, "Twilio Auth Token"),
-                (
-                    "webhook_shared_key",
-                    &input.webhook_shared_key,
-                    "Twilio shared key",
-                ),
-            ];
-            if let Some((field, _, what)) = dropped.iter().find(|(_, v, _)| given(v)) {
-                let needs = if channel == Channel::Sms {
-                    "twilio"
-                } else {
-                    "smtp"
-                };
-                return Err(AppError::invalid(
-                    field,
-                    format!(
-                        "The development sink (dev) keeps no keys, so the {what} would be lost: \
-                         save it with provider {needs}, or leave it out to use the development sink."
-                    ),
-                ));
-            }
-            Ok(ChannelConfig::Dev)
+impl From<ChannelInput> for channels::ChannelInput {
+    fn from(i: ChannelInput) -> Self {
+        channels::ChannelInput {
+            provider: i.provider,
+            host: i.host,
+            port: i.port,
+            tls: i.tls,
+            username: i.username,
+            password: i.password,
+            from: i.from,
+            mailgun_signing_key: i.mailgun_signing_key,
+            remove_mailgun_signing_key: i.remove_mailgun_signing_key,
+            postmark_password: i.postmark_password,
+            remove_postmark_password: i.remove_postmark_password,
+            account_sid: i.account_sid,
+            auth_token: i.auth_token,
+            webhook_shared_key: i.webhook_shared_key,
+            remove_webhook_shared_key: i.remove_webhook_shared_key,
         }
-        (Channel::Sms, "twilio") => {
-            let sid = text(&input.account_sid);
-            if !is_sid(sid, "AC") {
-                return Err(AppError::invalid(
-                    "account_sid",
-                    "The Account SID starts with AC followed by 32 letters and digits; copy it from the Twilio console.",
-                ));
-            }
-            // The Auth Token belongs to its account: another account SID
-            // must not be sent the stored one.
-            let (stored_token, same_account) = match current {
-                ChannelConfig::Twilio {
-                    auth_token,
-                    account_sid,
-                    ..
-                } => (Some(auth_token), account_sid == sid),
-                _ => (None, false),
-            };
-            let stored_token = stored_token.filter(|_| same_account);
-            let stored_shared = match current {
-                ChannelConfig::Twilio {
-                    webhook_shared_key, ..
-                } => webhook_shared_key.as_ref(),
-                _ => None,
-            };
-            let token =
-                match text(&input.auth_token) {
-                    "" => stored_token
-                        .cloned()
-                        .filter(|t| !t.is_empty())
-                        .ok_or_else(|| {
-                            AppError::invalid(
-                        "auth_token",
-                        if current.provider() == "twilio" && !same_account {
-                            "The Account SID changed, so the stored Auth Token was cleared: enter the Auth Token of this account."
-                        } else {
-                            "Enter the Auth Token shown beside the Account SID in the Twilio console."
-                        },
-                    )
-                        })?,
-                    t if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => t.to_string(),
-                    _ => return Err(AppError::invalid(
-                        "auth_token",
-                        "The Auth Token is 32 letters and digits; copy it from the Twilio console.",
-                    )),
-                };
-            let from = text(&input.from);
-            if !(is_e164(from) || is_sid(from, "MG")) {
-                return Err(AppError::invalid(
-                    "from",
-                    "From must be a phone number in E.164 form, like +14155550123, or a Messaging Service SID starting with MG.",
-                ));
-            }
-            Ok(ChannelConfig::Twilio {
-                account_sid: sid.to_string(),
-                auth_token: token,
-                from: from.to_string(),
-                webhook_shared_key: secret(
-                    &input.webhook_shared_key,
-                    input.remove_webhook_shared_key,
-                    stored_shared,
-                ),
-            })
-        }
-        (Channel::Email, "smtp") => {
-            let (stored_pw, stored_mg, stored_pm) = match current {
-                ChannelConfig::Smtp {
-                    password,
-                    mailgun_signing_key,
-                    postmark_password,
-                    ..
-                } => (
-                    password.as_ref(),
-                    mailgun_signing_key.as_ref(),
-                    postmark_password.as_ref(),
-                ),
-                _ => (None, None, None),
-            };
-            let host = text(&input.host).trim_end_matches('.').to_ascii_lowercase();
-            if host.is_empty() {
-                return Err(AppError::invalid(
-                    "host",
-                    "Enter the SMTP host, for example smtp.mailgun.org.",
-                ));
-            }
-            if host.len() > 253
-                || host.contains("://")
-                || host
-                    .chars()
-                    .any(|c| c.is_whitespace() || matches!(c, '/' | '@' | '?' | '#'))
-            {
-                return Err(AppError::invalid(
-                    "host",
-                    "Enter only the SMTP server's host name, like smtp.mailgun.org, without a scheme, user or path.",
-                ));
-            }
-            let port = match input.port {
-                Some(p @ 1..=65535) => p as u16,
-                _ => {
-                    return Err(AppError::invalid(
-                        "port",
-                        "The port must be a number from 1 to 65535: usually 587 with STARTTLS, 465 with implicit TLS.",
-                    ))
-                }
-            };
-            let tls = match text(&input.tls) {
-                "" | "starttls" => "starttls",
-                "implicit" => "implicit",
-                "none" => "none",
-                _ => {
-                    return Err(AppError::invalid(
-                        "tls",
-                        "Choose how the connection is secured: none, starttls or implicit.",
-                    ))
-                }
-            };
-            let from = check_from_email(text(&input.from))?;
-            let username = Some(text(&input.username).to_string()).filter(|u| !u.is_empty());
-            // The stored password was given for one server, user and kind
-            // of connection: it is never handed to another host or over a
-            // weaker connection unless it is typed again.
-            let endpoint_changed = match current {
-                ChannelConfig::Smtp {
-                    host: h,
-                    port: p,
-                    tls: t,
-                    username: u,
-                    ..
-                } => *h != host || *p != port || t != tls || *u != username,
-                _ => false,
-            };
-            let stored_pw = stored_pw.filter(|_| !endpoint_changed);
-            let password = if username.is_some() {
-                secret(&input.password, false, stored_pw)
-            } else {
-                None
-            };
-            if username.is_some() && password.is_none() {
-                return Err(AppError::invalid(
-                    "password",
-                    if endpoint_changed {
-                        "The host, port, user name or TLS mode changed, so the stored password was cleared: enter the SMTP password again."
-                    } else {
-                        "Enter the SMTP password for this user name."
-                    },
-                ));
-            }
-            bos_channels::guard::check_host(&host, port, st.config.allow_private_outbound)
-                .await
-                .map_err(|why| {
-                    AppError::invalid("host", format!("The SMTP host is refused: {why}."))
-                })?;
-            Ok(ChannelConfig::Smtp {
-                host,
-                port,
-                tls: tls.into(),
-                username,
-                password,
-                from,
-                mailgun_signing_key: secret(
-                    &input.mailgun_signing_key,
-                    input.remove_mailgun_signing_key,
-                    stored_mg,
-                ),
-                postmark_password: secret(
-                    &input.postmark_password,
-                    input.remove_postmark_password,
-                    stored_pm,
-                ),
-            })
-        }
-        (Channel::Sms, _) => Err(AppError::invalid(
-            "provider",
-            "SMS can use the development sink (dev) or Twilio (twilio).",
-        )),
-        (_, _) => Err(AppError::invalid(
-            "provider",
-            "Email can use the development sink (dev) or SMTP (smtp).",
-        )),
     }
-}
-
-/// Validates and stores a channel's settings; returns them as read back.
-pub async fn save_channel(
-    st: &AppState,
-    org: uuid::Uuid,
-    channel: Channel,
-    input: &ChannelInput,
-) -> Result<ChannelDto, AppError> {
-    let current = st.store.channel_config(org, channel).await?;
-    let cfg = build_config(st, channel, input, &current).await?;
-    st.store
-        .put_channel_config(org, channel, &cfg, st.now())
-        .await?;
-    // Senders are rebuilt from the stored settings on the next send.
-    let all = st.store.channel_settings(org).await?;
-    let s = all
-        .iter()
-        .find(|s| s.channel == channel)
-        .ok_or(AppError::NotFound)?;
-    Ok(dto(&st.config.public_url, s))
 }
 
 pub fn parse_channel(s: &str) -> Option<Channel> {
@@ -564,7 +275,16 @@ pub async fn put(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(input) = input?;
-    Ok(Json(save_channel(&st, a.org_id, channel, &input).await?))
+    let saved = channels::save(
+        &st.store,
+        a.org_id,
+        channel,
+        &input.into(),
+        st.config.allow_private_outbound,
+        st.now(),
+    )
+    .await?;
+    Ok(Json(dto(&st.config.public_url, &saved)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -681,40 +401,6 @@ pub async fn set_opt_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shapes() {
-        assert!(is_e164("+14155550123"));
-        assert!(!is_e164("14155550123"));
-        assert!(!is_e164("+04155550123"));
-        assert!(!is_e164("+1415555012a"));
-        assert!(!is_e164("+1234567"));
-        assert!(is_sid("AC0123456789abcdef0123456789ABCDEF", "AC"));
-        assert!(!is_sid("MG0123456789abcdef0123456789abcdef", "AC"));
-        assert!(!is_sid("AC0123456789abcdef0123456789abcde", "AC"));
-        assert!(!is_sid("AC0123456789abcdef0123456789abcdeg", "AC"));
-    }
-
-    #[test]
-    fn from_addresses() {
-        assert_eq!(
-            check_from_email(" Shop Name <Shop@Example.com> ").unwrap(),
-            "Shop Name <shop@example.com>"
-        );
-        assert_eq!(
-            check_from_email("shop@example.com").unwrap(),
-            "shop@example.com"
-        );
-        for bad in [
-            "",
-            "Shop <shop@example.com",
-            "Shop \"x\" <shop@example.com>",
-            "Shop <not-an-address>",
-            "Shop <a@b.com>\r\nBcc: x@y.com",
-        ] {
-            assert!(check_from_email(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn webhook_urls() {

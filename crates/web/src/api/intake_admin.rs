@@ -11,14 +11,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use bos_core::intent::{IntentRules, Rule, Thresholds};
-use bos_core::leads::{LeadSettings, LeadSettingsError};
+use bos_engine::rules::{self, LeadSettingsInput};
+use bos_engine::sources;
 use bos_store::pipeline::Delivery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub const STATUSES: [&str; 4] = ["pending", "processed", "skipped", "parked"];
-const MINUTE_MS: i64 = 60_000;
-const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
 
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryDto {
@@ -145,19 +144,8 @@ pub async fn replay(
 ) -> ApiResult<(StatusCode, Json<DeliveryDto>)> {
     st.store.delivery_payload(p.org.id, id).await?;
     let a = admin_actor(&p)?;
-    let d = requeue(&st, a.org_id, id).await?;
+    let d = sources::replay_delivery(&st.store, &st.pipeline, a.org_id, id, st.now()).await?;
     Ok((StatusCode::ACCEPTED, Json((&d).into())))
-}
-
-/// Requeues one delivery and wakes the pipeline.
-pub(crate) async fn requeue(
-    st: &AppState,
-    org: uuid::Uuid,
-    id: uuid::Uuid,
-) -> Result<Delivery, AppError> {
-    st.store.requeue_inbound(org, id, st.now()).await?;
-    st.pipeline.notify();
-    Ok(st.store.delivery_payload(org, id).await?.0)
 }
 
 /// The intent rules: scoring rules and category thresholds.
@@ -181,38 +169,6 @@ impl From<IntentRules> for IntentRulesDto {
             thresholds: r.thresholds,
         }
     }
-}
-
-/// Validates rules, with the first problem as a sentence.
-pub(crate) fn check_rules(r: &IntentRules) -> Result<(), AppError> {
-    r.validate().map_err(|e| {
-        let field = match e {
-            bos_core::intent::RuleError::Thresholds { .. } => "thresholds",
-            _ => "rules",
-        };
-        AppError::invalid(field, sentence(&e.to_string()))
-    })
-}
-
-/// "rule x ..." → "Rule x ...".
-pub(crate) fn sentence(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => format!("{}{}.", f.to_uppercase(), c.as_str().trim_end_matches('.')),
-        None => String::new(),
-    }
-}
-
-/// Saves rules and drops the pipeline's cached copy.
-pub(crate) async fn save_rules(
-    st: &AppState,
-    org: uuid::Uuid,
-    r: &IntentRules,
-) -> Result<(), AppError> {
-    check_rules(r)?;
-    st.store.set_intent_rules(org, r, st.now()).await?;
-    st.pipeline.settings_changed(org);
-    Ok(())
 }
 
 /// The organization's intent rules (defaults until saved).
@@ -243,7 +199,7 @@ pub async fn put_intent_rules(
         rules: body.rules,
         thresholds: body.thresholds,
     };
-    save_rules(&st, a.org_id, &rules).await?;
+    rules::save_intent_rules(&st.store, &st.pipeline, a.org_id, &rules, st.now()).await?;
     Ok(Json(rules.into()))
 }
 
@@ -261,73 +217,26 @@ pub struct LeadSettingsDto {
     pub abandon_after_ms: i64,
 }
 
-/// Validates lead settings; the error names the field and the range.
-pub(crate) fn lead_settings_from(d: &LeadSettingsDto) -> Result<(LeadSettings, i64), AppError> {
-    if !(0..=20).contains(&d.max_nudges) {
-        return Err(AppError::invalid(
-            "max_nudges",
-            format!(
-                "A ghosting lead may get 0 to 20 nudges before it is lost (it is set to {}); pick a number in that range.",
-                d.max_nudges
-            ),
-        ));
+impl From<LeadSettingsDto> for LeadSettingsInput {
+    fn from(d: LeadSettingsDto) -> Self {
+        LeadSettingsInput {
+            ghost_after_ms: d.ghost_after_ms,
+            max_nudges: d.max_nudges,
+            engage_min_score: d.engage_min_score,
+            abandon_after_ms: d.abandon_after_ms,
+        }
     }
-    if !(0..=100).contains(&d.engage_min_score) {
-        return Err(AppError::invalid(
-            "engage_min_score",
-            format!(
-                "The intent score that engages a new lead must be from 0 to 100 (it is set to {}); pick a score in that range.",
-                d.engage_min_score
-            ),
-        ));
-    }
-    let s = LeadSettings {
-        ghost_after_ms: d.ghost_after_ms,
-        max_nudges: d.max_nudges as u32,
-        engage_min_score: d.engage_min_score as u8,
-    };
-    s.validate().map_err(|e| {
-        let field = match e {
-            LeadSettingsError::GhostAfter { .. } => "ghost_after_ms",
-            LeadSettingsError::MaxNudges(_) => "max_nudges",
-            LeadSettingsError::EngageMinScore(_) => "engage_min_score",
-        };
-        AppError::invalid(field, sentence(&e.to_string()))
-    })?;
-    if !(MINUTE_MS..=7 * DAY_MS).contains(&d.abandon_after_ms) {
-        return Err(AppError::invalid(
-            "abandon_after_ms",
-            format!(
-                "A checkout should count as abandoned after between 1 minute and 7 days (it is set to {} ms); pick a period in that range.",
-                d.abandon_after_ms
-            ),
-        ));
-    }
-    Ok((s, d.abandon_after_ms))
 }
 
-/// Saves lead settings and drops the pipeline's cached copy.
-pub(crate) async fn save_leads(
-    st: &AppState,
-    org: uuid::Uuid,
-    d: &LeadSettingsDto,
-) -> Result<(), AppError> {
-    let (s, abandon) = lead_settings_from(d)?;
-    st.store
-        .set_lead_settings(org, &s, abandon, st.now())
-        .await?;
-    st.pipeline.settings_changed(org);
-    Ok(())
-}
-
-async fn current_leads(st: &AppState, org: uuid::Uuid) -> Result<LeadSettingsDto, AppError> {
-    let s = st.store.pipeline_settings(org).await?;
-    Ok(LeadSettingsDto {
-        ghost_after_ms: s.leads.ghost_after_ms,
-        max_nudges: i64::from(s.leads.max_nudges),
-        engage_min_score: i64::from(s.leads.engage_min_score),
-        abandon_after_ms: s.abandon_after_ms,
-    })
+impl From<LeadSettingsInput> for LeadSettingsDto {
+    fn from(d: LeadSettingsInput) -> Self {
+        LeadSettingsDto {
+            ghost_after_ms: d.ghost_after_ms,
+            max_nudges: d.max_nudges,
+            engage_min_score: d.engage_min_score,
+            abandon_after_ms: d.abandon_after_ms,
+        }
+    }
 }
 
 /// The organization's lead settings (defaults until saved).
@@ -338,7 +247,9 @@ pub async fn get_leads(
     p: ApiPrincipal,
 ) -> ApiResult<Json<LeadSettingsDto>> {
     let a = admin_actor(&p)?;
-    Ok(Json(current_leads(&st, a.org_id).await?))
+    Ok(Json(
+        rules::lead_settings(&st.store, a.org_id).await?.into(),
+    ))
 }
 
 /// Replaces the lead settings; they apply to the next event processed.
@@ -352,6 +263,8 @@ pub async fn put_leads(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    save_leads(&st, a.org_id, &body).await?;
-    Ok(Json(current_leads(&st, a.org_id).await?))
+    rules::save_lead_settings(&st.store, &st.pipeline, a.org_id, &body.into(), st.now()).await?;
+    Ok(Json(
+        rules::lead_settings(&st.store, a.org_id).await?.into(),
+    ))
 }

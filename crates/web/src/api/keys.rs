@@ -1,13 +1,13 @@
 //! `/keys`: list, create (secret shown once), revoke (admin scope).
 
 use super::{admin_actor, rfc3339, ApiJson, Id};
-use crate::admin;
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use bos_engine::admin;
 use bos_store::ApiKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -79,7 +79,7 @@ pub async fn create(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let issued = admin::create_key(&st, &a, &body.name, &body.scopes).await?;
+    let issued = admin::create_key(&st.store, &a, &body.name, &body.scopes, st.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -115,6 +115,6 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     st.store.api_key(p.org.id, id).await?;
     let a = admin_actor(&p)?;
-    admin::revoke_key(&st, &a, id).await?;
+    admin::revoke_key(&st.store, &a, id, st.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,13 +4,13 @@
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
-use crate::ui::intake::{self as dash, Done};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::Json;
 use bos_core::intent::Category;
 use bos_core::leads::LeadState;
 use bos_core::Scope;
+use bos_engine::leads::{self, Action, Done};
 use bos_store::pipeline::{Lead, LeadFilter, LeadTransitionRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -87,7 +87,7 @@ impl From<&Lead> for LeadDto {
             state_at: rfc3339(l.state_at),
             score: l.score,
             category: l.category.clone(),
-            fired: dash::fired_rules(&l.fired)
+            fired: leads::fired_rules(&l.fired)
                 .into_iter()
                 .map(|f| FiredDto {
                     rule_id: f.rule_id,
@@ -101,7 +101,7 @@ impl From<&Lead> for LeadDto {
             visits: l.visits,
             open_cart_cents: l.open_cart_cents,
             assignee: l.assignee.clone(),
-            tags: dash::tags_of(&l.tags),
+            tags: leads::tags_of(&l.tags),
             last_seen_at: rfc3339(l.last_seen_at),
             created_at: rfc3339(l.created_at),
             updated_at: rfc3339(l.updated_at),
@@ -200,7 +200,7 @@ pub async fn list(
     };
     let (before, before_id) = match q.before.as_deref().filter(|s| !s.is_empty()) {
         None => (None, None),
-        Some(b) => parse_cursor(b).ok_or_else(|| {
+        Some(b) => leads::parse_feed_cursor(b).ok_or_else(|| {
             AppError::invalid(
                 "before",
                 "send the `next_before` cursor of the previous page as is",
@@ -222,7 +222,7 @@ pub async fn list(
         )
         .await?;
     let next_before = (rows.len() as u32 == limit)
-        .then(|| rows.last().map(cursor))
+        .then(|| rows.last().map(leads::feed_cursor))
         .flatten();
     Ok(Json(LeadPage {
         leads: rows.iter().map(Into::into).collect(),
@@ -289,23 +289,18 @@ pub async fn act(
             "{e}. Send {{\"action\": \"mark_converted\" | \"mark_lost\" | \"reopen\" | \"assign\" | \"tag\", \"assignee\"?: \"member@example.com\", \"tag\"?: \"vip\"}}."
         ),
     })?;
-    let (assignee, tag) = match body.action.as_str() {
-        "mark_converted" | "mark_lost" | "reopen" => (None, None),
-        "assign" => {
-            let members = dash::members_of(&st, org).await?;
-            (
-                dash::check_assignee(&members, body.assignee.as_deref().unwrap_or(""))?,
-                None,
-            )
-        }
+    let action = match body.action.as_str() {
+        "mark_converted" => Action::MarkConverted,
+        "mark_lost" => Action::MarkLost,
+        "reopen" => Action::Reopen,
+        "assign" => Action::Assign(
+            leads::assignee(&st.store, org, body.assignee.as_deref().unwrap_or("")).await?,
+        ),
         "tag" => {
             let raw = body.tag.as_deref().ok_or_else(|| {
                 AppError::invalid("tag", "send {\"action\": \"tag\", \"tag\": \"vip\"}")
             })?;
-            (
-                None,
-                Some(dash::clean_tag(raw).map_err(|e| AppError::invalid("tag", e))?),
-            )
+            leads::tag(raw)?
         }
         other => {
             return Err(AppError::invalid(
@@ -315,14 +310,13 @@ pub async fn act(
         }
     };
     let actor = format!("api key {}", p.key.name);
-    match dash::apply_action(
-        &st,
+    match leads::act(
+        &st.lead_deps(),
         org,
         lead.profile_id,
-        &body.action,
-        assignee,
-        tag,
+        action,
         &actor,
+        st.now(),
     )
     .await?
     {
@@ -335,17 +329,4 @@ pub async fn act(
         }
     }
     Ok(Json(detail(&st, org, lead.profile_id).await?))
-}
-
-/// A feed cursor: the last row's `updated_at` and profile id, `ms.uuid`.
-pub(crate) fn cursor(l: &bos_store::pipeline::Lead) -> String {
-    format!("{}.{}", l.updated_at, l.profile_id)
-}
-
-/// Reads a cursor (`ms.uuid`, or a bare `ms` for "updated before").
-pub(crate) fn parse_cursor(s: &str) -> Option<(Option<i64>, Option<Uuid>)> {
-    match s.split_once('.') {
-        Some((ms, id)) => Some((Some(ms.parse().ok()?), Some(Uuid::parse_str(id).ok()?))),
-        None => Some((Some(s.parse().ok()?), None)),
-    }
 }

@@ -3,7 +3,6 @@
 //! out or changes an existing account: the person accepts through a link.
 
 use super::{admin_actor, rfc3339, ApiJson, Id};
-use crate::admin;
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
 use crate::AppState;
@@ -11,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bos_core::Role;
+use bos_engine::admin;
 use bos_store::invitations::Invitation;
 use bos_store::Member;
 use serde::{Deserialize, Serialize};
@@ -135,7 +135,16 @@ pub async fn create(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let inv = admin::invite(&st, &a, &body.email, role(&body.role)?).await?;
+    let inv = admin::invite(
+        &st.store,
+        &st.nudger,
+        &st.urls(),
+        &a,
+        &body.email,
+        role(&body.role)?,
+        st.now(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedInvitation {
@@ -177,7 +186,7 @@ pub async fn revoke_invitation(
 ) -> ApiResult<StatusCode> {
     st.store.invitation(p.org.id, id).await?;
     let a = admin_actor(&p)?;
-    admin::revoke_invitation(&st, &a, id).await?;
+    admin::revoke_invitation(&st.store, &a, id, st.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,7 +220,7 @@ pub async fn update(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let m = admin::change_role(&st, &a, user_id, role(&body.role)?).await?;
+    let m = admin::change_role(&st.store, &a, user_id, role(&body.role)?).await?;
     Ok(Json((&m).into()))
 }
 
@@ -226,6 +235,6 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     st.store.member(p.org.id, user_id).await?;
     let a = admin_actor(&p)?;
-    admin::remove(&st, &a, user_id).await?;
+    admin::remove(&st.store, &a, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -272,9 +272,9 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// The acting principal as an admin-layer actor. API keys act with admin
 /// power at most (never owner), and only with the `admin` scope.
-pub(crate) fn admin_actor(p: &ApiPrincipal) -> Result<crate::admin::Actor, AppError> {
+pub(crate) fn admin_actor(p: &ApiPrincipal) -> Result<bos_engine::admin::Actor, AppError> {
     p.require(bos_core::Scope::Admin)?;
-    Ok(crate::admin::Actor {
+    Ok(bos_engine::admin::Actor {
         org_id: p.org.id,
         role: bos_core::Role::Admin,
         user_id: None,

@@ -4,13 +4,13 @@
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
-use crate::identity::{self, Rejected};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bos_core::identity::{traits, IdentifierKind, IdentityRules, KindRule};
+use bos_core::identity::{traits, IdentityRules};
 use bos_core::Scope;
+use bos_engine::identity;
 use bos_store::identity::{
     IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, ProfileSort, TimelineEntry,
     TimelineQuery, Traits,
@@ -127,6 +127,14 @@ pub struct DroppedDto {
     pub reason: String,
 }
 
+/// A raw identifier that could not be used, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rejected {
+    pub kind: String,
+    pub value: String,
+    pub reason: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct IdentifyResponse {
     pub profile_id: Uuid,
@@ -214,7 +222,7 @@ pub async fn identify(
         last_name: name("traits.last_name", &body.traits.last_name)?,
         company: name("traits.company", &body.traits.company)?,
     };
-    let r = identity::resolve(&st, p.org.id, &raw, traits, "api", event).await?;
+    let r = identity::resolve(&st.store, p.org.id, &raw, traits, "api", event, now).await?;
     let o = r.outcome;
     Ok(Json(IdentifyResponse {
         profile_id: o.profile_id,
@@ -248,7 +256,15 @@ pub async fn identify(
                 reason: identity::dropped_text(d),
             })
             .collect(),
-        rejected: r.rejected,
+        rejected: r
+            .rejected
+            .into_iter()
+            .map(|r| Rejected {
+                kind: r.kind,
+                value: r.value,
+                reason: r.reason,
+            })
+            .collect(),
         explanation: r.explanation,
     }))
 }
@@ -693,15 +709,16 @@ pub async fn merge(
     p.require(Scope::Admin)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let b = st.store.profile(p.org.id, body.other_profile_id).await?;
-    if a.id == b.id {
-        return Err(AppError::Conflict("These are already one profile.".into()));
-    }
     let actor = format!("api key {}", p.key.name);
-    let mid = st
-        .store
-        .merge_profiles(p.org.id, a.id, b.id, &actor, st.now())
-        .await?;
+    let mid = identity::merge(
+        &st.store,
+        p.org.id,
+        a.id,
+        body.other_profile_id,
+        &actor,
+        st.now(),
+    )
+    .await?;
     Ok(Json((&st.store.merge_record(p.org.id, mid).await?).into()))
 }
 
@@ -717,15 +734,7 @@ pub async fn unmerge(
     st.store.merge_record(p.org.id, id).await?;
     p.require(Scope::Admin)?;
     let actor = format!("api key {}", p.key.name);
-    st.store
-        .unmerge(p.org.id, id, &actor, st.now())
-        .await
-        .map_err(|e| match e {
-            bos_store::StoreError::Conflict(m) => {
-                AppError::Conflict(format!("This merge cannot be undone: {m}."))
-            }
-            other => other.into(),
-        })?;
+    identity::unmerge(&st.store, p.org.id, id, &actor, st.now()).await?;
     Ok(Json((&st.store.merge_record(p.org.id, id).await?).into()))
 }
 
@@ -819,39 +828,22 @@ impl From<&IdentityRules> for RulesDto {
     }
 }
 
-/// Parses and validates rules given by a person or a script.
-pub fn rules_from(dto: &RulesDto) -> Result<IdentityRules, AppError> {
-    let mut r = IdentityRules::default();
-    for k in &dto.kinds {
-        let kind = IdentifierKind::parse(&k.kind).map_err(|e| AppError::invalid("kinds", e.0))?;
-        r.kinds.insert(
-            kind,
-            KindRule {
-                priority: k.priority,
-                max_per_profile: k.max_per_profile,
-            },
-        );
-    }
-    r.default_region = dto.default_region.trim().to_ascii_uppercase();
-    r.blocklist.clear();
-    for entry in &dto.blocklist {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
+impl From<RulesDto> for identity::RulesInput {
+    fn from(d: RulesDto) -> Self {
+        identity::RulesInput {
+            kinds: d
+                .kinds
+                .into_iter()
+                .map(|k| identity::KindRuleInput {
+                    kind: k.kind,
+                    priority: k.priority,
+                    max_per_profile: k.max_per_profile,
+                })
+                .collect(),
+            blocklist: d.blocklist,
+            default_region: d.default_region,
         }
-        let (k, v) = entry.split_once(':').ok_or_else(|| {
-            AppError::invalid(
-                "blocklist",
-                format!("'{entry}' should be kind:value, e.g. email:front-desk@shop.com"),
-            )
-        })?;
-        let kind = IdentifierKind::parse(k).map_err(|e| AppError::invalid("blocklist", e.0))?;
-        let id = bos_core::identity::normalize(&kind, v, &r.default_region)
-            .map_err(|e| AppError::invalid("blocklist", format!("'{entry}': {}", e.0)))?;
-        r.blocklist.insert(id);
     }
-    r.validate().map_err(|e| AppError::invalid("kinds", e.0))?;
-    Ok(r)
 }
 
 /// The organization's identity rules.
@@ -872,10 +864,7 @@ pub async fn put_rules(
     p.require(Scope::Admin)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let rules = rules_from(&body)?;
-    st.store
-        .set_identity_rules(p.org.id, &rules, st.now())
-        .await?;
+    let rules = identity::save_rules(&st.store, p.org.id, &body.into(), st.now()).await?;
     Ok(Json((&rules).into()))
 }
 

@@ -15,13 +15,10 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use bos_core::intake::form;
-use bos_core::intake::standard_webhooks::Secret;
-use bos_store::intake::{form_config, NewSource, Source, SourceKind};
+use bos_engine::sources;
+use bos_store::intake::{Source, SourceKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-const MAX_NAME_CHARS: usize = 200;
 
 #[derive(Serialize, ToSchema)]
 pub struct SourceDto {
@@ -52,14 +49,7 @@ pub struct SourceDto {
 }
 
 fn dto(st: &AppState, s: &Source) -> SourceDto {
-    let base = st.config.public_url.trim_end_matches('/');
-    let endpoint = match s.kind {
-        // The SDKs' API host; they post to /v1/track, /v1/batch and so on.
-        SourceKind::Segment => format!("{base}/v1"),
-        SourceKind::Shopify => format!("{base}/hooks/shopify/{}", s.id),
-        SourceKind::Form => format!("{base}/f/{}", s.secret.as_deref().unwrap_or("")),
-        SourceKind::Webhook => format!("{base}/hooks/{}", s.id),
-    };
+    let endpoint = st.urls().source_endpoint(s);
     let is_form = s.kind == SourceKind::Form;
     SourceDto {
         id: s.id,
@@ -169,13 +159,14 @@ pub async fn create(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
-    let (src, secret) = create_source(
-        &st,
+    let (src, secret) = sources::create(
+        &st.store,
         a.org_id,
         &body.kind,
         &body.name,
         body.secret,
         body.thank_you_url,
+        st.now(),
     )
     .await?;
     Ok((
@@ -185,113 +176,4 @@ pub async fn create(
             secret,
         }),
     ))
-}
-
-/// The endpoint a source sends its events to.
-pub(crate) fn endpoint(st: &AppState, s: &Source) -> String {
-    dto(st, s).endpoint
-}
-
-/// Creates a source of `kind` (validated) and returns it with its
-/// credential, shown once (`None` for shopify, whose secret the merchant
-/// gave). Shared by the API and Settings → Sources.
-pub(crate) async fn create_source(
-    st: &AppState,
-    org: uuid::Uuid,
-    kind: &str,
-    name: &str,
-    secret: Option<String>,
-    thank_you_url: Option<String>,
-) -> Result<(Source, Option<String>), AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(AppError::invalid(
-            "name",
-            format!("Give the source a name of 1 to {MAX_NAME_CHARS} characters."),
-        ));
-    }
-    if secret.is_some() && kind != "shopify" {
-        return Err(AppError::invalid(
-            "secret",
-            "Only a shopify source takes a secret; segment, webhook and form sources get their credential generated.",
-        ));
-    }
-    if thank_you_url.is_some() && kind != "form" {
-        return Err(AppError::invalid(
-            "thank_you_url",
-            "Only a form source takes a thank_you_url.",
-        ));
-    }
-    let mut config = None;
-    let (kind, secret, new) = match kind {
-        "segment" => {
-            // 192 random bits; Segment SDKs send it in clear, so only its
-            // hash is stored.
-            let key = crate::auth::random_token(24);
-            let hash = crate::auth::sha256(&key);
-            (SourceKind::Segment, Some(key), (None, Some(hash)))
-        }
-        "webhook" => {
-            use rand::RngCore;
-            let mut raw = vec![0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut raw);
-            let s = Secret::from_bytes(raw)
-                .map_err(|e| AppError::Internal(e.to_string()))?
-                .encode();
-            (SourceKind::Webhook, Some(s.clone()), (Some(s), None))
-        }
-        "shopify" => {
-            // Kept as given (not trimmed): the HMAC key is the exact bytes.
-            let s = secret.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                AppError::invalid(
-                    "secret",
-                    "A shopify source needs \"secret\": the Shopify app's client secret \
-                     (Shopify signs its webhooks with it).",
-                )
-            })?;
-            (SourceKind::Shopify, None, (Some(s), None))
-        }
-        "form" => {
-            let thanks = match thank_you_url.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(u) => Some(form::valid_redirect(u).ok_or_else(|| {
-                    AppError::invalid(
-                        "thank_you_url",
-                        "thank_you_url must be an absolute http:// or https:// URL, like https://example.com/thanks.",
-                    )
-                })?),
-            };
-            config = form_config(thanks.as_deref());
-            // 144 random bits, URL-safe: "fk_" and 24 characters. Public
-            // (it is in the page's HTML); looked up by its hash like a
-            // write key, so the lookup is by an exact, indexed value.
-            let key = format!("fk_{}", crate::auth::random_token(18));
-            let hash = crate::auth::sha256(&key);
-            (SourceKind::Form, None, (Some(key), Some(hash)))
-        }
-        other => {
-            return Err(AppError::invalid(
-                "kind",
-                format!(
-                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking), \"webhook\" (Standard Webhooks), \"shopify\" (Shopify webhooks) or \"form\" (public web forms).",
-                    other.chars().take(40).collect::<String>()
-                ),
-            ))
-        }
-    };
-    let src = st
-        .store
-        .create_source(
-            org,
-            NewSource {
-                kind,
-                name: name.to_string(),
-                secret: new.0,
-                key_hash: new.1,
-                config,
-            },
-            st.now(),
-        )
-        .await?;
-    Ok((src, secret))
 }

@@ -7,41 +7,10 @@ use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use bos_core::{ApiKeyParts, Scope, ScopeSet};
-use bos_store::{ApiKey, Org, Store, StoreError};
-use uuid::Uuid;
+use bos_core::{ApiKeyParts, Scope};
+use bos_store::{ApiKey, Org};
 
-/// A freshly created key; `secret` exists only in this value.
-pub struct IssuedKey {
-    pub key: ApiKey,
-    pub secret: String,
-}
-
-pub async fn issue_api_key(
-    store: &Store,
-    org_id: Uuid,
-    name: &str,
-    scopes: &ScopeSet,
-    created_by: Option<Uuid>,
-    now: i64,
-) -> Result<IssuedKey, StoreError> {
-    let parts = ApiKeyParts::from_encoded_secret(&super::random_token(30));
-    let key = store
-        .create_api_key(
-            org_id,
-            name,
-            &parts.display_prefix,
-            &super::sha256(&parts.full),
-            scopes,
-            created_by,
-            now,
-        )
-        .await?;
-    Ok(IssuedKey {
-        key,
-        secret: parts.full,
-    })
-}
+pub use bos_engine::admin::{issue_api_key, IssuedKey};
 
 /// The caller of an API route: a live key and its organization.
 #[derive(Clone)]

@@ -9,20 +9,7 @@ pub mod password;
 /// Cookie sessions and CSRF.
 pub mod session;
 
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
-/// `n` bytes from the OS CSPRNG, base64url without padding.
-pub fn random_token(n: usize) -> String {
-    use base64::Engine;
-    let mut b = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-pub fn sha256(s: &str) -> Vec<u8> {
-    Sha256::digest(s.as_bytes()).to_vec()
-}
+pub use bos_engine::tokens::{random_token, sha256};
 
 /// Equality that takes the same time wherever the inputs differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -8,8 +8,6 @@
 
 use super::customers::money;
 use super::{fmt_time, notice, relative, Chrome, NoticeQuery, PathId};
-use crate::api::campaigns as api;
-use crate::api::intake_admin::sentence;
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageError, PageResult};
 use crate::AppState;
@@ -21,6 +19,8 @@ use bos_core::nudge::campaign::{DAY_MS, HOUR_MS, MINUTE_MS, WEEK_MS};
 use bos_core::nudge::{
     Campaign, Channel, QuietHours, Step, StopConditions, Trigger, Variant, Windows,
 };
+use bos_engine::campaigns;
+use bos_engine::rules::sentence;
 use bos_store::nudge::{CampaignStatus, NudgeSettings};
 use bos_store::nudge_admin::{CampaignRow, ExecutionRow};
 use uuid::Uuid;
@@ -711,10 +711,10 @@ fn apply_op(f: &mut BuilderForm, op: &str) -> bool {
 /// The form's campaign, checked: a sentence for the first problem.
 async fn checked(st: &AppState, org: Uuid, f: &BuilderForm) -> Result<Campaign, String> {
     let c = f.to_campaign()?;
-    match api::check_campaign(st, org, &c).await {
+    match campaigns::check(&st.store, org, &c).await {
         Ok(()) => Ok(c),
-        Err(AppError::Invalid { detail, .. }) => Err(detail),
-        Err(e) => Err(e.detail()),
+        Err(campaigns::CampaignError::Invalid { detail, .. }) => Err(detail),
+        Err(e) => Err(AppError::from(e).detail()),
     }
 }
 
@@ -736,7 +736,7 @@ pub async fn create(
         "active" => CampaignStatus::Active,
         _ => CampaignStatus::Draft,
     };
-    let id = api::create(&st, s.org.id, &c, status).await?;
+    let id = campaigns::create(&st.store, s.org.id, &c, status, st.now()).await?;
     Ok(Redirect::to(&format!("/campaigns/{id}?done=campaign_created")).into_response())
 }
 
@@ -826,7 +826,7 @@ pub async fn show(
     PathId(id): PathId,
     Query(q): Query<NoticeQuery>,
 ) -> PageResult<Response> {
-    let row = api::find(&st, s.org.id, id).await?;
+    let row = campaigns::find(&st.store, s.org.id, id).await?;
     let f = BuilderForm::from_campaign(&row.campaign, row.status);
     Ok(campaign_page(&st, &s, &row, f, None, None, q.done.as_deref()).await?)
 }
@@ -837,7 +837,7 @@ pub async fn save(
     PathId(id): PathId,
     CsrfForm(p): CsrfForm<Pairs>,
 ) -> PageResult<Response> {
-    let row = api::find(&st, s.org.id, id).await?;
+    let row = campaigns::find(&st.store, s.org.id, id).await?;
     s.require_admin()?;
     let mut f = BuilderForm::from_pairs(&p);
     f.status = row.status.as_str().into();
@@ -848,7 +848,7 @@ pub async fn save(
         Ok(c) => c,
         Err(e) => return Ok(campaign_page(&st, &s, &row, f, Some(e), None, None).await?),
     };
-    api::update(&st, s.org.id, id, &c).await?;
+    campaigns::update(&st.store, s.org.id, id, &c, st.now()).await?;
     Ok(Redirect::to(&format!("/campaigns/{id}?done=campaign_saved")).into_response())
 }
 
@@ -864,10 +864,10 @@ pub async fn set_status(
     PathId(id): PathId,
     CsrfForm(f): CsrfForm<StatusForm>,
 ) -> PageResult<Response> {
-    let row = api::find(&st, s.org.id, id).await?;
+    let row = campaigns::find(&st.store, s.org.id, id).await?;
     s.require_admin()?;
-    let to = api::parse_status(&f.status)?;
-    api::change_status(&st, s.org.id, &row, to).await?;
+    let to = campaigns::parse_status(&f.status)?;
+    campaigns::change_status(&st.store, &st.scheduler, s.org.id, &row, to, st.now()).await?;
     Ok(Redirect::to(&format!("/campaigns/{id}?done=status_{}", to.as_str())).into_response())
 }
 
@@ -960,7 +960,7 @@ pub async fn preview_saved(
     PathId(id): PathId,
     CsrfForm(p): CsrfForm<Pairs>,
 ) -> PageResult<Response> {
-    let row = api::find(&st, s.org.id, id).await?;
+    let row = campaigns::find(&st.store, s.org.id, id).await?;
     // From the builder: the fields as edited (not yet saved); else the
     // saved definition with the chosen step.
     let from_builder = p.iter().any(|(k, v)| k == "form" && v == "builder");
@@ -1088,7 +1088,9 @@ pub async fn settings_save(
                 sms_ms: (hours * HOUR_MS as f64).round() as i64,
             },
         };
-        api::save_settings(&st, s.org.id, &settings).await
+        campaigns::save_settings(&st.store, s.org.id, &settings, st.now())
+            .await
+            .map_err(AppError::from)
     }
     .await;
     match result {

@@ -3,10 +3,10 @@
 //! webhook URLs to paste into Twilio, Mailgun and Postmark. Secrets are
 //! never put back into the page: it says "set ••••", and a save that
 //! leaves a secret empty keeps the stored one. Validation and storage are
-//! shared with the API (`api::channels`).
+//! the channels service's (`bos_engine::channels`), as for the API.
 
 use super::{Chrome, NoticeQuery};
-use crate::api::channels::{dto, save_channel, ChannelDto, ChannelInput};
+use crate::api::channels::{dto, ChannelDto};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
 use crate::AppState;
@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::nudge::Channel;
+use bos_engine::channels::{self, ChannelError, ChannelInput};
 use serde::Deserialize;
 
 /// The email form's visible values (typed ones are kept after an error).
@@ -180,7 +181,16 @@ fn input(f: &ChannelForm) -> ChannelInput {
 
 async fn save(st: AppState, s: Session, channel: Channel, f: ChannelForm) -> PageResult<Response> {
     s.require_admin()?;
-    match save_channel(&st, s.org.id, channel, &input(&f)).await {
+    let saved = channels::save(
+        &st.store,
+        s.org.id,
+        channel,
+        &input(&f),
+        st.config.allow_private_outbound,
+        st.now(),
+    )
+    .await;
+    match saved {
         Ok(_) => {
             let to = if channel == Channel::Sms {
                 "/settings/channels?done=sms"
@@ -189,7 +199,7 @@ async fn save(st: AppState, s: Session, channel: Channel, f: ChannelForm) -> Pag
             };
             Ok(Redirect::to(to).into_response())
         }
-        Err(e @ AppError::Invalid { .. }) => {
+        Err(ChannelError::Invalid { detail, .. }) => {
             // The page again, with what was typed (never the secrets).
             let mut p = page_for(&st, &s).await?;
             if channel == Channel::Sms {
@@ -197,7 +207,7 @@ async fn save(st: AppState, s: Session, channel: Channel, f: ChannelForm) -> Pag
                     p.sms.account_sid = f.account_sid;
                     p.sms.from = f.from;
                 }
-                p.sms_error = Some(e.detail());
+                p.sms_error = Some(detail);
             } else {
                 if f.provider == "smtp" {
                     p.email.host = f.host;
@@ -206,11 +216,11 @@ async fn save(st: AppState, s: Session, channel: Channel, f: ChannelForm) -> Pag
                     p.email.username = f.username;
                     p.email.from = f.from;
                 }
-                p.email_error = Some(e.detail());
+                p.email_error = Some(detail);
             }
             Ok((StatusCode::UNPROCESSABLE_ENTITY, super::render(&p)).into_response())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(AppError::from(e).into()),
     }
 }
 

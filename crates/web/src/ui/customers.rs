@@ -8,13 +8,13 @@ use crate::api::profiles::{
 };
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
-use crate::identity::{kind_label, TIMELINE_KINDS};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::identity::IdentifierKind;
+use bos_engine::identity::{self, kind_label, IdentityError, TIMELINE_KINDS};
 use bos_store::identity::{Profile, ProfileQuery, ProfileSort};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -434,7 +434,7 @@ pub async fn show(
     let lead = st.store.lead(org, p.id).await?;
     let fired = lead
         .as_ref()
-        .map(|l| super::intake::fired_rules(&l.fired))
+        .map(|l| bos_engine::leads::fired_rules(&l.fired))
         .unwrap_or_default();
     let history = if lead.is_some() {
         st.store
@@ -540,13 +540,14 @@ pub async fn merge(
 ) -> PageResult<Response> {
     let a = st.store.profile(s.org.id, id).await?;
     let other = uuid::Uuid::parse_str(f.other_id.trim()).map_err(|_| AppError::NotFound)?;
-    let b = st.store.profile(s.org.id, other).await?;
-    if a.id == b.id {
-        return Err(AppError::Conflict("These are already one customer.".into()).into());
+    match identity::merge(&st.store, s.org.id, a.id, other, &s.user.email, st.now()).await {
+        Ok(_) => {}
+        // The page says "customer" where the API says "profile".
+        Err(IdentityError::SameProfile) => {
+            return Err(AppError::Conflict("These are already one customer.".into()).into())
+        }
+        Err(e) => return Err(e.into()),
     }
-    st.store
-        .merge_profiles(s.org.id, a.id, b.id, &s.user.email, st.now())
-        .await?;
     Ok(Redirect::to(&format!("/customers/{}?done=merged", a.id)).into_response())
 }
 
@@ -560,15 +561,7 @@ pub async fn unmerge(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult<Response> {
     let m = st.store.merge_record(s.org.id, id).await?;
-    st.store
-        .unmerge(s.org.id, id, &s.user.email, st.now())
-        .await
-        .map_err(|e| match e {
-            bos_store::StoreError::Conflict(msg) => {
-                AppError::Conflict(format!("This merge cannot be undone: {msg}."))
-            }
-            other => other.into(),
-        })?;
+    identity::unmerge(&st.store, s.org.id, id, &s.user.email, st.now()).await?;
     Ok(Redirect::to(&format!("/customers/{}?done=unmerged", m.survivor_id)).into_response())
 }
 

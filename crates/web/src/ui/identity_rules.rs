@@ -2,7 +2,6 @@
 //! profile, the blocklist, and the default phone region.
 
 use super::{Chrome, NoticeQuery};
-use crate::api::profiles::{rules_from, RuleDto, RulesDto};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
 use crate::AppState;
@@ -11,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::identity::IdentityRules;
+use bos_engine::identity::{self, KindRuleInput, RulesInput};
 
 pub struct KindRow {
     kind: String,
@@ -92,7 +92,7 @@ pub async fn save(
         if let Some(kind) = k.strip_prefix("priority_") {
             let max = get(&format!("max_{kind}"));
             match (v.trim().parse::<u32>(), max.parse::<u32>()) {
-                (Ok(priority), Ok(max_per_profile)) => kinds.push(RuleDto {
+                (Ok(priority), Ok(max_per_profile)) => kinds.push(KindRuleInput {
                     kind: kind.to_string(),
                     priority,
                     max_per_profile,
@@ -111,7 +111,7 @@ pub async fn save(
             get("new_priority").parse::<u32>(),
             get("new_max").parse::<u32>(),
         ) {
-            (Ok(priority), Ok(max_per_profile)) => kinds.push(RuleDto {
+            (Ok(priority), Ok(max_per_profile)) => kinds.push(KindRuleInput {
                 kind: new_kind,
                 priority,
                 max_per_profile,
@@ -119,22 +119,19 @@ pub async fn save(
             _ => bad = Some("Give the new kind a priority and a maximum (whole numbers).".into()),
         }
     }
-    let dto = RulesDto {
+    let input = RulesInput {
         kinds,
         blocklist: get("blocklist").lines().map(str::to_string).collect(),
         default_region: get("default_region"),
     };
     let result = match bad {
         Some(msg) => Err(AppError::invalid("kinds", msg)),
-        None => rules_from(&dto),
+        None => identity::save_rules(&st.store, s.org.id, &input, st.now())
+            .await
+            .map_err(AppError::from),
     };
     match result {
-        Ok(rules) => {
-            st.store
-                .set_identity_rules(s.org.id, &rules, st.now())
-                .await?;
-            Ok(Redirect::to("/settings/identity?done=rules").into_response())
-        }
+        Ok(_) => Ok(Redirect::to("/settings/identity?done=rules").into_response()),
         Err(e @ AppError::Invalid { .. }) => {
             let current = st.store.identity_rules(s.org.id).await?;
             Ok((

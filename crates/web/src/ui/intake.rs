@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::intent::{Category, Fired};
 use bos_core::leads::{Input, LeadState};
+use bos_engine::leads::{self, Action, Done};
 use bos_engine::LiveEvent;
 use bos_store::pipeline::{Lead, LeadFilter};
 use serde::Deserialize;
@@ -24,13 +25,6 @@ use uuid::Uuid;
 
 /// Leads per page of the feed.
 const PAGE: u32 = 50;
-/// The longest tag a person can add.
-pub const MAX_TAG_CHARS: usize = 40;
-
-/// The fired rules, in rule order, from a lead's stored `fired` JSON.
-pub fn fired_rules(v: &serde_json::Value) -> Vec<Fired> {
-    serde_json::from_value(v.clone()).unwrap_or_default()
-}
 
 /// The intent badge's hover text: "checkout started +50 · cart value ≥ 100.00 +20".
 pub fn reasons_title(fired: &[Fired]) -> String {
@@ -54,29 +48,6 @@ pub fn state_label(s: &str) -> &'static str {
     LeadState::parse(s)
         .map(LeadState::label)
         .unwrap_or("Unknown")
-}
-
-/// The tags of a lead (a JSON array of strings).
-pub fn tags_of(v: &serde_json::Value) -> Vec<String> {
-    serde_json::from_value(v.clone()).unwrap_or_default()
-}
-
-/// Checks a tag a person typed: trimmed, 1 to 40 characters, printable.
-pub fn clean_tag(raw: &str) -> Result<String, String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err("Type a tag, for example 'vip' or 'call back'.".into());
-    }
-    if t.chars().count() > MAX_TAG_CHARS {
-        return Err(format!(
-            "A tag is at most {MAX_TAG_CHARS} characters; this one has {}.",
-            t.chars().count()
-        ));
-    }
-    if t.chars().any(char::is_control) {
-        return Err("A tag cannot contain control characters.".into());
-    }
-    Ok(t.to_string())
 }
 
 /// One row of the feed, ready to show.
@@ -155,7 +126,7 @@ impl LeadRow {
             category: l.category.clone(),
             category_label: category_label(&l.category),
             score: l.score,
-            reasons: reasons_title(&fired_rules(&l.fired)),
+            reasons: reasons_title(&leads::fired_rules(&l.fired)),
             last_event: l.last_event.clone(),
             ltv: money(l.ltv_cents, "USD"),
             open_cart: l
@@ -163,7 +134,7 @@ impl LeadRow {
                 .map(|c| money(c, "USD"))
                 .unwrap_or_default(),
             assignee: l.assignee.clone().unwrap_or_default(),
-            tags: tags_of(&l.tags),
+            tags: leads::tags_of(&l.tags),
             when: relative(l.updated_at, now),
             at: fmt_time(l.updated_at),
             open: LeadState::parse(&l.state).is_some_and(bos_core::leads::is_open),
@@ -393,8 +364,7 @@ pub async fn page(
     let org = s.org.id;
     let state = known_state(&q.state);
     let category = known_category(&q.category);
-    let (before, before_id) =
-        crate::api::leads::parse_cursor(q.before.trim()).unwrap_or((None, None));
+    let (before, before_id) = leads::parse_feed_cursor(q.before.trim()).unwrap_or((None, None));
     let leads = st
         .store
         .lead_feed(
@@ -414,7 +384,7 @@ pub async fn page(
         .then(|| {
             leads
                 .last()
-                .map(|l| feed_href(&state, &category, Some(&crate::api::leads::cursor(l))))
+                .map(|l| feed_href(&state, &category, Some(&leads::feed_cursor(l))))
         })
         .flatten();
     let mut c = Chrome::new(&s, "Intake", "intake");
@@ -485,92 +455,6 @@ fn with_done(url: &str, code: &str) -> String {
     format!("{url}{sep}done={code}")
 }
 
-/// What a quick action did: the notice code.
-pub enum Done {
-    Moved(&'static str),
-    Unchanged,
-}
-
-/// Runs one action on a lead that exists in `org`, and tells open
-/// dashboards. Shared by the page's forms and the API.
-pub async fn apply_action(
-    st: &AppState,
-    org: Uuid,
-    profile: Uuid,
-    action: &str,
-    assignee: Option<String>,
-    tag: Option<String>,
-    actor: &str,
-) -> Result<Done, AppError> {
-    let now = st.now();
-    let input = match action {
-        "mark_converted" => Some((Input::MarkConverted, "converted")),
-        "mark_lost" => Some((Input::MarkLost, "lost")),
-        "reopen" => Some((Input::Reopen, "reopened")),
-        _ => None,
-    };
-    let done = if let Some((input, code)) = input {
-        match st
-            .store
-            .lead_action(org, profile, input, actor.to_string(), now)
-            .await?
-        {
-            Some(changed) => {
-                if let Some(at) = changed.ghost_timer_at {
-                    st.scheduler.wake(at);
-                }
-                Done::Moved(code)
-            }
-            None => Done::Unchanged,
-        }
-    } else if action == "assign" {
-        let code = if assignee.is_some() {
-            "assigned"
-        } else {
-            "unassigned"
-        };
-        st.store.assign_lead(org, profile, assignee, now).await?;
-        Done::Moved(code)
-    } else if action == "tag" {
-        let tag = tag.unwrap_or_default();
-        st.store.tag_profile(org, profile, tag, now).await?;
-        Done::Moved("tagged")
-    } else {
-        return Err(AppError::invalid(
-            "action",
-            "Send one of: mark_converted, mark_lost, reopen, assign (with assignee), tag (with tag).",
-        ));
-    };
-    if let Done::Moved(code) = done {
-        st.pipeline.publish(LiveEvent {
-            org_id: org,
-            profile_id: profile,
-            kind: "state",
-            created: false,
-            summary: format!("{code} by {actor}"),
-        });
-    }
-    Ok(done)
-}
-
-/// Checks an assignee: a member of the organization (by email), or none.
-pub fn check_assignee(members: &[MemberOpt], email: &str) -> Result<Option<String>, AppError> {
-    let e = email.trim();
-    if e.is_empty() {
-        return Ok(None);
-    }
-    members
-        .iter()
-        .find(|(m, _)| m.eq_ignore_ascii_case(e))
-        .map(|(m, _)| Some(m.clone()))
-        .ok_or_else(|| {
-            AppError::invalid(
-                "assignee",
-                format!("'{e}' is not a member of this organization: send a member's email, or nothing to unassign."),
-            )
-        })
-}
-
 /// `POST /intake/{profile_id}/action`: a quick action from the feed or the
 /// profile page; back to where it came from.
 pub async fn action(
@@ -582,29 +466,34 @@ pub async fn action(
     let org = s.org.id;
     // Look up first: another organization's lead is "not found" whatever the input.
     let lead = st.store.lead(org, id).await?.ok_or(AppError::NotFound)?;
-    let (assignee, tag) = match f.action.as_str() {
+    let action = match f.action.as_str() {
+        "mark_converted" => Action::MarkConverted,
+        "mark_lost" => Action::MarkLost,
+        "reopen" => Action::Reopen,
         "assign" => {
             let who = if f.assignee == "me" {
                 s.user.email.clone()
             } else {
                 f.assignee.clone()
             };
-            (check_assignee(&members_of(&st, org).await?, &who)?, None)
+            Action::Assign(leads::assignee(&st.store, org, &who).await?)
         }
-        "tag" => (
-            None,
-            Some(clean_tag(&f.tag).map_err(|e| AppError::invalid("tag", e))?),
-        ),
-        _ => (None, None),
+        "tag" => leads::tag(&f.tag)?,
+        _ => {
+            return Err(AppError::invalid(
+                "action",
+                "Send one of: mark_converted, mark_lost, reopen, assign (with assignee), tag (with tag).",
+            )
+            .into())
+        }
     };
-    let done = apply_action(
-        &st,
+    let done = leads::act(
+        &st.lead_deps(),
         org,
         lead.profile_id,
-        &f.action,
-        assignee,
-        tag,
+        action,
         &s.user.email,
+        st.now(),
     )
     .await?;
     let code = match done {
@@ -775,9 +664,6 @@ mod tests {
             reasons_title(&fired),
             "checkout started +50 · came from a test -5"
         );
-        assert!(clean_tag("  ").is_err());
-        assert_eq!(clean_tag(" vip ").unwrap(), "vip");
-        assert!(clean_tag(&"x".repeat(41)).is_err());
         assert_eq!(feed_href("", "", None), "/intake");
         assert_eq!(
             feed_href("new", "high_value", Some("5")),

@@ -4,7 +4,6 @@
 //! next event is scored with what was saved.
 
 use super::{notice, Chrome, NoticeQuery};
-use crate::api::intake_admin::{save_leads, save_rules, sentence, LeadSettingsDto};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
 use crate::AppState;
@@ -13,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::intent::{IntentRules, Thresholds};
+use bos_engine::rules::{self, sentence, LeadSettingsInput};
 use bos_store::pipeline::PipelineSettings;
 use serde::Deserialize;
 
@@ -135,7 +135,9 @@ pub async fn save(
         )
     });
     let result = match parsed {
-        Ok(rules) => save_rules(&st, s.org.id, &rules).await,
+        Ok(r) => rules::save_intent_rules(&st.store, &st.pipeline, s.org.id, &r, st.now())
+            .await
+            .map_err(AppError::from),
         Err(e) => Err(e),
     };
     match result {
@@ -166,7 +168,14 @@ pub async fn reset(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult<Response> {
     s.require_admin()?;
-    save_rules(&st, s.org.id, &IntentRules::default()).await?;
+    rules::save_intent_rules(
+        &st.store,
+        &st.pipeline,
+        s.org.id,
+        &IntentRules::default(),
+        st.now(),
+    )
+    .await?;
     Ok(Redirect::to("/settings/intake?done=intent_reset").into_response())
 }
 
@@ -190,7 +199,7 @@ fn parse_num(v: &str, what: &str) -> Result<f64, AppError> {
         .ok_or_else(|| AppError::invalid("leads", format!("{what} must be a number.")))
 }
 
-fn leads_dto(f: &LeadsForm) -> Result<LeadSettingsDto, AppError> {
+fn leads_input(f: &LeadsForm) -> Result<LeadSettingsInput, AppError> {
     let ghost = parse_num(&f.ghost_hours, "Ghosting after (hours)")?;
     let nudges = parse_num(&f.max_nudges, "Nudges before lost")?;
     let score = parse_num(&f.engage_min_score, "Minimum score to engage")?;
@@ -202,7 +211,7 @@ fn leads_dto(f: &LeadsForm) -> Result<LeadSettingsDto, AppError> {
         ));
     }
     let clamp = |v: f64| v.clamp(i64::MIN as f64, i64::MAX as f64).round() as i64;
-    Ok(LeadSettingsDto {
+    Ok(LeadSettingsInput {
         ghost_after_ms: clamp(ghost * HOUR_MS as f64),
         max_nudges: clamp(nudges),
         engage_min_score: clamp(score),
@@ -216,8 +225,10 @@ pub async fn save_lead_settings(
     CsrfForm(f): CsrfForm<LeadsForm>,
 ) -> PageResult<Response> {
     s.require_admin()?;
-    let result = match leads_dto(&f) {
-        Ok(d) => save_leads(&st, s.org.id, &d).await,
+    let result = match leads_input(&f) {
+        Ok(d) => rules::save_lead_settings(&st.store, &st.pipeline, s.org.id, &d, st.now())
+            .await
+            .map_err(AppError::from),
         Err(e) => Err(e),
     };
     match result {

@@ -1,7 +1,6 @@
 //! Settings → API keys: list, create (the secret is shown once), revoke.
 
 use super::{fmt_time, notice, relative, Chrome, NoticeQuery, PathId};
-use crate::admin::{self, Actor};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
 use crate::AppState;
@@ -9,6 +8,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::Scope;
+use bos_engine::admin::{self, Actor};
 use serde::Deserialize;
 
 pub struct Row {
@@ -104,7 +104,10 @@ pub async fn create(
         role: s.role,
         user_id: Some(s.user.id),
     };
-    match admin::create_key(&st, &actor, &name, &scopes).await {
+    match admin::create_key(&st.store, &actor, &name, &scopes, st.now())
+        .await
+        .map_err(AppError::from)
+    {
         Ok(issued) => render_page(&st, &s, c, Some((issued.key.name, issued.secret)), None).await,
         Err(e @ AppError::Invalid { .. }) => render_page(&st, &s, c, None, Some(e.detail())).await,
         Err(e) => Err(e.into()),
@@ -125,6 +128,6 @@ pub async fn revoke(
         role: s.role,
         user_id: Some(s.user.id),
     };
-    admin::revoke_key(&st, &actor, id).await?;
+    admin::revoke_key(&st.store, &actor, id, st.now()).await?;
     Ok(Redirect::to("/settings/keys?done=revoked").into_response())
 }

@@ -3,7 +3,6 @@
 //! invitations with a way to withdraw each.
 
 use super::{fmt_time, notice, Chrome, NoticeQuery, PathId};
-use crate::admin::{self, Actor};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
 use crate::AppState;
@@ -12,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::Role;
+use bos_engine::admin::{self, Actor};
 use serde::Deserialize;
 
 pub struct Row {
@@ -139,7 +139,17 @@ pub async fn invite(
 ) -> PageResult<Response> {
     let c = Chrome::new(&s, "Members", "members");
     let result = match Role::parse(&f.role) {
-        Ok(role) => admin::invite(&st, &actor(&s), &f.email, role).await,
+        Ok(role) => admin::invite(
+            &st.store,
+            &st.nudger,
+            &st.urls(),
+            &actor(&s),
+            &f.email,
+            role,
+            st.now(),
+        )
+        .await
+        .map_err(AppError::from),
         Err(e) => Err(AppError::invalid("role", e.0)),
     };
     match result {
@@ -177,7 +187,10 @@ pub async fn change_role(
     CsrfForm(f): CsrfForm<RoleForm>,
 ) -> PageResult<Response> {
     let role = Role::parse(&f.role).map_err(|e| AppError::invalid("role", e.0))?;
-    match admin::change_role(&st, &actor(&s), user_id, role).await {
+    match admin::change_role(&st.store, &actor(&s), user_id, role)
+        .await
+        .map_err(AppError::from)
+    {
         Ok(_) => Ok(Redirect::to("/settings/members?done=role").into_response()),
         Err(e @ (AppError::Conflict(_) | AppError::Forbidden(_))) => {
             let c = Chrome::new(&s, "Members", "members");
@@ -197,7 +210,10 @@ pub async fn remove(
     PathId(user_id): PathId,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult<Response> {
-    match admin::remove(&st, &actor(&s), user_id).await {
+    match admin::remove(&st.store, &actor(&s), user_id)
+        .await
+        .map_err(AppError::from)
+    {
         Ok(()) => Ok(Redirect::to("/settings/members?done=removed").into_response()),
         Err(e @ (AppError::Conflict(_) | AppError::Forbidden(_))) => {
             let c = Chrome::new(&s, "Members", "members");
@@ -214,7 +230,10 @@ pub async fn revoke_invitation(
     PathId(id): PathId,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> PageResult<Response> {
-    match admin::revoke_invitation(&st, &actor(&s), id).await {
+    match admin::revoke_invitation(&st.store, &actor(&s), id, st.now())
+        .await
+        .map_err(AppError::from)
+    {
         Ok(()) => Ok(Redirect::to("/settings/members?done=invitation_revoked").into_response()),
         Err(e @ (AppError::Conflict(_) | AppError::Forbidden(_))) => {
             let c = Chrome::new(&s, "Members", "members");

@@ -4,8 +4,7 @@
 //! with Retry. Ids of another tenant are 404 before any permission check.
 
 use super::{fmt_time, notice, relative, Chrome, NoticeQuery};
-use crate::api::intake_admin::{payload_value, requeue, status_filter, STATUSES};
-use crate::api::sources::{create_source, endpoint};
+use crate::api::intake_admin::{payload_value, status_filter, STATUSES};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageError, PageResult};
 use crate::AppState;
@@ -15,6 +14,7 @@ use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use bos_engine::sources::{self, SourceError};
 use bos_store::pipeline::Delivery;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -109,7 +109,7 @@ async fn sources_page(
             id: src.id.to_string(),
             kind: src.kind.as_str(),
             name: src.name.clone(),
-            endpoint: endpoint(st, src),
+            endpoint: st.urls().source_endpoint(src),
             created: fmt_time(src.created_at),
             counts: counts.get(&src.id).cloned().unwrap_or_default(),
         })
@@ -162,20 +162,20 @@ pub async fn create(
     let secret = Some(get("secret")).filter(|v| kind == "shopify" || !v.is_empty());
     let thanks = Some(get("thank_you_url")).filter(|v| kind == "form" && !v.trim().is_empty());
     let c = Chrome::new(&s, "Sources", "sources");
-    match create_source(&st, s.org.id, &kind, &name, secret, thanks).await {
+    match sources::create(&st.store, s.org.id, &kind, &name, secret, thanks, st.now()).await {
         Ok((src, credential)) => {
             let created = Some((
                 src.name.clone(),
                 src.kind.as_str().to_string(),
-                endpoint(&st, &src),
+                st.urls().source_endpoint(&src),
                 credential,
             ));
             sources_page(&st, &s, c, created, None).await
         }
-        Err(e @ AppError::Invalid { .. }) => {
-            sources_page(&st, &s, c, None, Some((e.detail(), kind, name))).await
+        Err(SourceError::Invalid { detail, .. }) => {
+            sources_page(&st, &s, c, None, Some((detail, kind, name))).await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(AppError::from(e).into()),
     }
 }
 
@@ -275,7 +275,7 @@ pub async fn show(
         c: Chrome::new(&s, &src.name, "sources"),
         id: src.id.to_string(),
         kind: src.kind.as_str(),
-        endpoint: endpoint(&st, &src),
+        endpoint: st.urls().source_endpoint(&src),
         created: fmt_time(src.created_at),
         counts,
         filter: filter.unwrap_or_default(),
@@ -341,7 +341,7 @@ pub async fn replay(
         return Err(AppError::NotFound.into());
     }
     s.require_admin()?;
-    requeue(&st, s.org.id, id).await?;
+    sources::replay_delivery(&st.store, &st.pipeline, s.org.id, id, st.now()).await?;
     Ok(Redirect::to(&format!(
         "/settings/sources/{source_id}/deliveries/{id}?done=replayed"
     ))
@@ -395,7 +395,7 @@ pub async fn retry(
 ) -> PageResult<Response> {
     st.store.delivery_payload(s.org.id, id).await?;
     s.require_admin()?;
-    requeue(&st, s.org.id, id).await?;
+    sources::replay_delivery(&st.store, &st.pipeline, s.org.id, id, st.now()).await?;
     Ok(Redirect::to("/settings/intake/parked?done=retried").into_response())
 }
 

@@ -1,18 +1,36 @@
-//! The God View service shared by the API and the UI: turning raw
+//! Customer identity (the God View) for every caller: turning raw
 //! identifiers into normalized ones under the organization's rules,
-//! resolving them through the store, and explaining the outcome in words.
+//! resolving them through the store, explaining the outcome in words, and
+//! the timeline's vocabulary of event kinds.
 
-use crate::error::AppError;
-use crate::AppState;
 use bos_core::identity::{
-    normalize, DropReason, Dropped, Identifier, IdentifierKind, IdentityRules,
+    normalize, DropReason, Dropped, Identifier, IdentifierKind, IdentityRules, KindRule,
 };
 use bos_store::identity::{IdentifyAction, IdentifyInput, IdentifyOutcome, NewEvent, Traits};
-use serde::Serialize;
+use bos_store::{Store, StoreError};
 use uuid::Uuid;
 
+/// Why identifiers could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// No identifier is usable; the text lists each one's problem.
+    #[error("{0}")]
+    NoUsableIdentifier(String),
+    /// A merge of a profile with itself (or with one already merged into it).
+    #[error("these are already one profile")]
+    SameProfile,
+    /// The merge cannot be undone; the text says why.
+    #[error("this merge cannot be undone: {0}")]
+    CannotUnmerge(String),
+    /// Identity rules that cannot be used; the text says what to change.
+    #[error("{field}: {detail}")]
+    InvalidRules { field: &'static str, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A raw identifier that could not be used, and why.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Rejected {
     pub kind: String,
     pub value: String,
@@ -61,14 +79,15 @@ pub struct Resolved {
 
 /// Resolves one event's identifiers for `org`.
 pub async fn resolve(
-    st: &AppState,
+    store: &Store,
     org: Uuid,
     raw: &[(String, String)],
     traits: Traits,
     source: &str,
     event: Option<NewEvent>,
-) -> Result<Resolved, AppError> {
-    let rules = st.store.identity_rules(org).await?;
+    now: i64,
+) -> Result<Resolved, IdentityError> {
+    let rules = store.identity_rules(org).await?;
     let (identifiers, rejected) = normalize_all(&rules, raw);
     if identifiers.iter().all(|i| rules.blocked(i)) {
         let why = if rejected.is_empty() && identifiers.is_empty() {
@@ -85,16 +104,16 @@ pub async fn resolve(
             );
             format!("No usable identifier: {}.", parts.join("; "))
         };
-        return Err(AppError::invalid("identifiers", why));
+        return Err(IdentityError::NoUsableIdentifier(why));
     }
     let input = IdentifyInput {
         identifiers,
         traits,
         source: source.to_string(),
         event,
-        now: st.now(),
+        now,
     };
-    let outcome = st.store.identify(org, &rules, &input).await?;
+    let outcome = store.identify(org, &rules, &input).await?;
     let explanation = explain(&outcome);
     Ok(Resolved {
         outcome,
@@ -214,6 +233,117 @@ pub const TIMELINE_KINDS: &[&str] = &[
 
 pub fn is_known_kind(k: &str) -> bool {
     TIMELINE_KINDS.contains(&k) || kind_label(k) != "Event"
+}
+
+/// One identifier kind's rule as given: its name, matching priority and
+/// the most a profile may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindRuleInput {
+    pub kind: String,
+    pub priority: u32,
+    pub max_per_profile: u32,
+}
+
+/// Identity rules as a person or a script gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesInput {
+    pub kinds: Vec<KindRuleInput>,
+    /// `kind:value` entries never used for matching; blank lines ignored.
+    pub blocklist: Vec<String>,
+    /// Two-letter region for phone numbers without a country code.
+    pub default_region: String,
+}
+
+fn bad_rules(field: &'static str, detail: impl Into<String>) -> IdentityError {
+    IdentityError::InvalidRules {
+        field,
+        detail: detail.into(),
+    }
+}
+
+/// Parses and validates identity rules given by a person or a script.
+pub fn rules_from(input: &RulesInput) -> Result<IdentityRules, IdentityError> {
+    let mut r = IdentityRules::default();
+    for k in &input.kinds {
+        let kind = IdentifierKind::parse(&k.kind).map_err(|e| bad_rules("kinds", e.0))?;
+        r.kinds.insert(
+            kind,
+            KindRule {
+                priority: k.priority,
+                max_per_profile: k.max_per_profile,
+            },
+        );
+    }
+    r.default_region = input.default_region.trim().to_ascii_uppercase();
+    r.blocklist.clear();
+    for entry in &input.blocklist {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (k, v) = entry.split_once(':').ok_or_else(|| {
+            bad_rules(
+                "blocklist",
+                format!("'{entry}' should be kind:value, e.g. email:front-desk@shop.com"),
+            )
+        })?;
+        let kind = IdentifierKind::parse(k).map_err(|e| bad_rules("blocklist", e.0))?;
+        let id = normalize(&kind, v, &r.default_region)
+            .map_err(|e| bad_rules("blocklist", format!("'{entry}': {}", e.0)))?;
+        r.blocklist.insert(id);
+    }
+    r.validate().map_err(|e| bad_rules("kinds", e.0))?;
+    Ok(r)
+}
+
+/// Checks and saves `org`'s identity rules (they apply to new events);
+/// returns them as stored.
+pub async fn save_rules(
+    store: &Store,
+    org: Uuid,
+    input: &RulesInput,
+    now: i64,
+) -> Result<IdentityRules, IdentityError> {
+    let rules = rules_from(input)?;
+    store.set_identity_rules(org, &rules, now).await?;
+    Ok(rules)
+}
+
+/// Merges two of `org`'s profiles (by any of their ids) by hand; returns
+/// the merge's id. Both must exist in `org` and be different profiles.
+pub async fn merge(
+    store: &Store,
+    org: Uuid,
+    a: Uuid,
+    b: Uuid,
+    actor: &str,
+    now: i64,
+) -> Result<Uuid, IdentityError> {
+    let a = store.profile(org, a).await?;
+    let b = store.profile(org, b).await?;
+    if a.id == b.id {
+        return Err(IdentityError::SameProfile);
+    }
+    Ok(store.merge_profiles(org, a.id, b.id, actor, now).await?)
+}
+
+/// Undoes a merge of `org`'s: both profiles come back with their own
+/// identities and events.
+pub async fn unmerge(
+    store: &Store,
+    org: Uuid,
+    merge: Uuid,
+    actor: &str,
+    now: i64,
+) -> Result<(), IdentityError> {
+    store
+        .unmerge(org, merge, actor, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => IdentityError::CannotUnmerge(m),
+            other => other.into(),
+        })?;
+    Ok(())
 }
 
 #[cfg(test)]
