@@ -2,6 +2,8 @@
 //! time-based capability reads, and the durable scheduler that runs their
 //! jobs (ghosting timers, abandonment windows, retries, nudges).
 
+/// The live bus: per-organization events, across processes on PostgreSQL.
+pub mod bus;
 /// Wall clock or test clock, with sleeping.
 pub mod clock;
 /// The nudge sender: step and retry handlers, senders, crash sweep.
@@ -12,7 +14,8 @@ pub mod pipeline;
 pub mod scheduler;
 
 pub use clock::{Clock, SystemClock, TestClock};
-pub use pipeline::{LiveEvent, Pipeline};
+pub use bus::{Bus, BusEvent, LeadChange, Live, Received, Subscription};
+pub use pipeline::Pipeline;
 pub use scheduler::{
     JobContext, JobError, Progress, Runner, RunnerBuilder, RunnerConfig, Scheduler,
 };
