@@ -13,8 +13,8 @@ pub mod pipeline;
 /// Scheduling jobs and running them: timer, leases, retries, shutdown.
 pub mod scheduler;
 
-pub use clock::{Clock, SystemClock, TestClock};
 pub use bus::{Bus, BusEvent, LeadChange, Live, Received, Subscription};
+pub use clock::{Clock, SystemClock, TestClock};
 pub use pipeline::Pipeline;
 pub use scheduler::{
     JobContext, JobError, Progress, Runner, RunnerBuilder, RunnerConfig, Scheduler,

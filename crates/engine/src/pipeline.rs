@@ -14,6 +14,7 @@
 //! It also owns the handlers of the timers it sets: the ghosting timer
 //! (`lead.ghosting`) and the checkout abandonment window (`checkout.abandon`).
 
+use crate::bus::{Bus, BusEvent, LeadChange};
 use crate::scheduler::{JobContext, JobError, RunnerBuilder, Scheduler};
 use bos_core::identity::{normalize, IdentifierKind};
 use bos_core::intake::interpret::interpret;
@@ -26,7 +27,6 @@ use bos_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use crate::bus::{Bus, BusEvent, LeadChange};
 use tokio::sync::Notify;
 use uuid::Uuid;
 

@@ -70,8 +70,7 @@ impl ImportJobs {
 
     /// Returns once every run of this process has ended.
     pub async fn wait_all(&self) {
-        let all: Vec<watch::Receiver<()>> =
-            self.map().values().map(|(_, rx)| rx.clone()).collect();
+        let all: Vec<watch::Receiver<()>> = self.map().values().map(|(_, rx)| rx.clone()).collect();
         for mut rx in all {
             while rx.changed().await.is_ok() {}
         }
