@@ -1,6 +1,7 @@
 //! BOS services that combine the store with the pure rules: the clock every
-//! time-based capability reads, and the durable scheduler that runs their
-//! jobs (ghosting timers, abandonment windows, retries, nudges).
+//! time-based capability reads, the durable scheduler that runs their
+//! jobs (ghosting timers, abandonment windows, retries, nudges), and the
+//! live bus the live pages follow.
 
 /// The live bus: per-organization events, across processes on PostgreSQL.
 pub mod bus;
