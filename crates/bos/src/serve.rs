@@ -98,6 +98,13 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
         .await
         .context("cannot start the job runner")?;
     tracing::info!(owner = runner.owner(), "job runner started");
+    // The live bus: on PostgreSQL, what any replica publishes reaches the
+    // live pages every replica serves (LISTEN/NOTIFY).
+    let bus = state
+        .bus
+        .start()
+        .await
+        .context("cannot listen for live updates")?;
     // The intake pipeline: processes stored events (identity, timeline,
     // intent, lead state, timers) in arrival order.
     let pipeline = state.pipeline.start();
@@ -154,6 +161,7 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     pipeline.shutdown().await;
     tracing::info!("stopping the job runner: finishing running jobs");
     runner.shutdown().await;
+    bus.shutdown();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -4,7 +4,7 @@
 //! in the store, wakes the scheduler for a new ghosting timer and tells
 //! open dashboards.
 
-use crate::pipeline::{LiveEvent, Pipeline};
+use crate::bus::{Bus, BusEvent, LeadChange};
 use crate::scheduler::Scheduler;
 use bos_core::intent::Fired;
 use bos_core::leads::Input;
@@ -133,7 +133,7 @@ pub async fn assignee(store: &Store, org: Uuid, email: &str) -> Result<Option<St
 pub struct LeadDeps<'a> {
     pub store: &'a Store,
     pub scheduler: &'a Scheduler,
-    pub pipeline: &'a Pipeline,
+    pub bus: &'a Bus,
 }
 
 /// Runs one action on a lead of `org` (the caller found it there) as
@@ -181,14 +181,9 @@ pub async fn act(
             Done::Moved("tagged")
         }
     };
-    if let Done::Moved(code) = done {
-        deps.pipeline.publish(LiveEvent {
-            org_id: org,
-            profile_id: profile,
-            kind: "state",
-            created: false,
-            summary: format!("{code} by {actor}"),
-        });
+    if let Done::Moved(_) = done {
+        deps.bus
+            .publish(BusEvent::lead(org, profile, LeadChange::State, false));
     }
     Ok(done)
 }

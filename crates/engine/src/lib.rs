@@ -1,13 +1,16 @@
 //! BOS services that combine the store with the pure rules: one module per
 //! capability holding every operation with business rules that more than
 //! one caller (the API, the UI, the CLI) needs, with typed inputs and an
-//! error of its own; the clock every time-based capability reads; and the
+//! error of its own; the clock every time-based capability reads; the
 //! durable scheduler that runs their jobs (ghosting timers, abandonment
-//! windows, retries, nudges). Nothing here knows HTTP, HTML or a route:
-//! public URLs come in through [`links::Links`].
+//! windows, retries, nudges); and the live bus the live pages follow.
+//! Nothing here knows HTTP, HTML or a route: public URLs come in through
+//! [`links::Links`].
 
 /// Members, invitations and API keys: who may do what.
 pub mod admin;
+/// The live bus: per-organization events, across processes on PostgreSQL.
+pub mod bus;
 /// Nudge campaigns and nudge settings: checked, stored, status moves.
 pub mod campaigns;
 /// How each channel sends: checked settings, kept secrets.
@@ -33,8 +36,9 @@ pub mod sources;
 /// Random tokens and their digests.
 pub mod tokens;
 
+pub use bus::{Bus, BusEvent, LeadChange, Live, Received, Subscription};
 pub use clock::{Clock, SystemClock, TestClock};
-pub use pipeline::{LiveEvent, Pipeline};
+pub use pipeline::Pipeline;
 pub use scheduler::{
     JobContext, JobError, Progress, Runner, RunnerBuilder, RunnerConfig, Scheduler,
 };

@@ -14,6 +14,7 @@
 //! It also owns the handlers of the timers it sets: the ghosting timer
 //! (`lead.ghosting`) and the checkout abandonment window (`checkout.abandon`).
 
+use crate::bus::{Bus, BusEvent, LeadChange};
 use crate::scheduler::{JobContext, JobError, RunnerBuilder, Scheduler};
 use bos_core::identity::{normalize, IdentifierKind};
 use bos_core::intake::interpret::interpret;
@@ -26,7 +27,7 @@ use bos_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// Events taken per transaction: large batches write each hot page (a
@@ -48,22 +49,10 @@ fn batch() -> u32 {
 /// How long a tenant's settings are reused before being read again.
 const SETTINGS_TTL_MS: i64 = 5_000;
 
-/// Something the dashboard should show now.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LiveEvent {
-    pub org_id: Uuid,
-    pub profile_id: Uuid,
-    /// `event` (a new touchpoint), `state` (a lead moved), `abandoned`.
-    pub kind: &'static str,
-    /// A new profile (a new lead).
-    pub created: bool,
-    pub summary: String,
-}
-
 struct Shared {
     scheduler: Scheduler,
     notify: Notify,
-    bus: broadcast::Sender<LiveEvent>,
+    bus: Bus,
     settings: Mutex<HashMap<Uuid, (Arc<PipelineSettings>, Millis)>>,
 }
 
@@ -82,10 +71,15 @@ pub struct Pass {
 }
 
 impl Pipeline {
+    /// A pipeline that publishes on a bus of its own (in-process only):
+    /// for the command line and benchmarks, where nothing follows it live.
     pub fn new(scheduler: Scheduler) -> Pipeline {
-        // Room for a whole batch: a dashboard that reads a little behind a
-        // batch's burst keeps up instead of being told to reload.
-        let (bus, _) = broadcast::channel(BATCH as usize);
+        let bus = Bus::new(scheduler.store().clone());
+        Pipeline::with_bus(scheduler, bus)
+    }
+
+    /// A pipeline that publishes what it applies on `bus`.
+    pub fn with_bus(scheduler: Scheduler, bus: Bus) -> Pipeline {
         Pipeline {
             shared: Arc::new(Shared {
                 scheduler,
@@ -109,14 +103,9 @@ impl Pipeline {
         self.shared.notify.notify_one();
     }
 
-    /// The live bus (every tenant's events: subscribers filter by org).
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.shared.bus.subscribe()
-    }
-
-    /// Publishes on the live bus (a person's quick action, a timer).
-    pub fn publish(&self, e: LiveEvent) {
-        let _ = self.shared.bus.send(e);
+    /// The live bus it publishes on.
+    pub fn bus(&self) -> &Bus {
+        &self.shared.bus
     }
 
     /// Forgets a tenant's cached settings (they were just saved).
@@ -272,40 +261,25 @@ impl Pipeline {
     }
 
     fn publish_applied<'a>(&self, items: &[Item], applied: impl Iterator<Item = &'a Applied>) {
-        // Nobody watching (no dashboard open): nothing to render.
-        if self.shared.bus.receiver_count() == 0 {
-            return;
-        }
-        for (item, a) in items.iter().zip(applied) {
-            if let Applied::Processed {
+        let changed = items.iter().zip(applied).filter_map(|(item, a)| match a {
+            Applied::Processed {
                 profile_id,
                 transition,
                 created,
                 ..
-            } = a
-            {
-                let summary = match &item.work {
-                    Work::Apply(r) => r
-                        .interp
-                        .entries
-                        .first()
-                        .map(|e| e.summary.clone())
-                        .unwrap_or_default(),
-                    _ => String::new(),
-                };
-                self.publish(LiveEvent {
-                    org_id: item.event.org_id,
-                    profile_id: *profile_id,
-                    kind: if transition.is_some() {
-                        "state"
-                    } else {
-                        "event"
-                    },
-                    created: *created,
-                    summary,
-                });
-            }
-        }
+            } => Some(BusEvent::lead(
+                item.event.org_id,
+                *profile_id,
+                if transition.is_some() {
+                    LeadChange::State
+                } else {
+                    LeadChange::Event
+                },
+                *created,
+            )),
+            _ => None,
+        });
+        self.shared.bus.publish_all(changed);
     }
 
     /// Runs the worker until `shutdown` resolves: a pass whenever woken,
@@ -363,13 +337,12 @@ impl Pipeline {
             self.shared.scheduler.wake(at);
         }
         if let Some(c) = changed {
-            self.publish(LiveEvent {
-                org_id: job.org_id,
-                profile_id: c.profile_id,
-                kind: "state",
-                created: false,
-                summary: c.transition.reason,
-            });
+            self.shared.bus.publish(BusEvent::lead(
+                job.org_id,
+                c.profile_id,
+                LeadChange::State,
+                false,
+            ));
         }
         Ok(())
     }
@@ -385,13 +358,12 @@ impl Pipeline {
             if let Some(at) = wake {
                 self.shared.scheduler.wake(at);
             }
-            self.publish(LiveEvent {
-                org_id: job.org_id,
-                profile_id: profile,
-                kind: "abandoned",
-                created: false,
-                summary: "Abandoned checkout".into(),
-            });
+            self.shared.bus.publish(BusEvent::lead(
+                job.org_id,
+                profile,
+                LeadChange::Abandoned,
+                false,
+            ));
         }
         Ok(())
     }

@@ -23,6 +23,8 @@ pub mod intake;
 pub mod invitations;
 /// The durable job table of the scheduler: schedule, claim, finish, reclaim.
 pub mod jobs;
+/// Live notifications between server processes (PostgreSQL `NOTIFY`/`LISTEN`).
+pub mod live;
 mod migrate;
 pub mod nudge;
 /// Campaigns, stats, outbox, previews and nudge settings for the UI and API.

@@ -26,6 +26,9 @@ pub mod import;
 pub mod intake;
 /// gzip and deflate request bodies on the intake endpoints, within limits.
 pub mod intake_body;
+/// Live pages over server-sent events: one organization's bus events,
+/// for signed-in members only, with keep-alives.
+pub mod live;
 /// Nudge webhooks (Twilio, Mailgun, Postmark), open and click tracking,
 /// and the unsubscribe page.
 pub mod nudge_hooks;
@@ -112,9 +115,12 @@ pub struct AppState {
     /// Schedules durable jobs (timers, retries) and wakes this process's
     /// job runner; `bos serve` starts the runner from it.
     pub scheduler: bos_engine::Scheduler,
-    /// The intake pipeline: endpoints wake it after storing events, and the
-    /// dashboard streams its live bus. `bos serve` starts its worker.
+    /// The intake pipeline: endpoints wake it after storing events; it
+    /// publishes what it applies on the bus. `bos serve` starts its worker.
     pub pipeline: bos_engine::Pipeline,
+    /// The live bus the live pages follow (through [`live`]); `bos serve`
+    /// links it to the other processes on PostgreSQL.
+    pub bus: bos_engine::Bus,
     /// Sends nudges: `bos serve` registers its job handlers and sweeper.
     pub nudger: bos_engine::nudge::Nudger,
     /// Rate limits of public form posts, per form and client address.
@@ -136,9 +142,11 @@ impl AppState {
                 ..Default::default()
             },
         );
+        let bus = bos_engine::Bus::new(store.clone());
         AppState {
             nudger,
-            pipeline: bos_engine::Pipeline::new(scheduler.clone()),
+            pipeline: bos_engine::Pipeline::with_bus(scheduler.clone(), bus.clone()),
+            bus,
             scheduler,
             store,
             clock,
@@ -164,7 +172,7 @@ impl AppState {
         bos_engine::leads::LeadDeps {
             store: &self.store,
             scheduler: &self.scheduler,
-            pipeline: &self.pipeline,
+            bus: &self.bus,
         }
     }
 }

@@ -9,13 +9,15 @@
 //! resumes: the rows already imported are keyed by file digest and line, and
 //! come back as unchanged.
 //!
-//! The tasks are tracked here so that a page can follow one live (each
-//! task publishes a version number after every batch) and tests can await
-//! the end of a run instead of sleeping.
+//! A run publishes its progress on the live bus after every batch and at
+//! its end (a page follows it live, from any server). The tasks are
+//! tracked here so that shutdown can mark them and tests can await the end
+//! of a run instead of sleeping.
 
 use super::driver::{ImportError, Importer, DEFAULT_BATCH};
 use super::spool::Spooled;
 use crate::AppState;
+use bos_engine::BusEvent;
 use bos_store::import::ImportSource;
 use bos_store::imports::{ImportRecord, ImportTally, RowNote};
 use std::collections::HashMap;
@@ -38,10 +40,9 @@ pub const INTERRUPTED: &str = "The server stopped while this file was being impo
 
 /// The import tasks of this process.
 pub struct ImportJobs {
-    /// Running imports → a receiver of the version their task bumps after
-    /// every batch. The task holds the sender: when it ends, receivers see
-    /// the channel close.
-    running: Mutex<HashMap<Uuid, (Uuid, watch::Receiver<u64>)>>,
+    /// Running imports → (organization, a receiver that sees the channel
+    /// close when the task has ended: the task holds the sender).
+    running: Mutex<HashMap<Uuid, (Uuid, watch::Receiver<()>)>>,
     /// Where uploads are spooled while they are imported.
     pub spool_dir: PathBuf,
 }
@@ -54,28 +55,22 @@ impl ImportJobs {
         }
     }
 
-    /// import id → (organization, progress receiver).
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Uuid, watch::Receiver<u64>)>> {
+    /// import id → (organization, end receiver).
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Uuid, watch::Receiver<()>)>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Follows a run this process is running: changes after every batch,
-    /// closes at the end. `None` when it is not running here.
-    pub fn subscribe(&self, id: Uuid) -> Option<watch::Receiver<u64>> {
-        self.map().get(&id).map(|(_, rx)| rx.clone())
     }
 
     /// Returns once the run `id` has ended here (at once if it is not running).
     pub async fn wait(&self, id: Uuid) {
-        if let Some(mut rx) = self.subscribe(id) {
+        let rx = self.map().get(&id).map(|(_, rx)| rx.clone());
+        if let Some(mut rx) = rx {
             while rx.changed().await.is_ok() {}
         }
     }
 
     /// Returns once every run of this process has ended.
     pub async fn wait_all(&self) {
-        let all: Vec<watch::Receiver<u64>> =
-            self.map().values().map(|(_, rx)| rx.clone()).collect();
+        let all: Vec<watch::Receiver<()>> = self.map().values().map(|(_, rx)| rx.clone()).collect();
         for mut rx in all {
             while rx.changed().await.is_ok() {}
         }
@@ -83,15 +78,13 @@ impl ImportJobs {
 
     /// Starts importing the spooled file of `rec` (a `queued` row).
     pub(crate) fn spawn(&self, st: AppState, rec: ImportRecord, file: Spooled) {
-        let (tx, rx) = watch::channel(0u64);
-        // The supervising task keeps the sender too, so followers see the
-        // channel close only once the row is final, even after a panic.
-        let tx = std::sync::Arc::new(tx);
-        let keep = tx.clone();
+        // The supervising task holds the sender, so waiters see the channel
+        // close only once the row is final, even after a panic.
+        let (keep, rx) = watch::channel(());
         self.map().insert(rec.id, (rec.org_id, rx));
         let (org, id) = (rec.org_id, rec.id);
         tokio::spawn(async move {
-            let inner = tokio::spawn(run(st.clone(), rec, file, tx));
+            let inner = tokio::spawn(run(st.clone(), rec, file));
             if let Err(e) = inner.await {
                 // A panic in the run: say so on the row rather than leave it "running".
                 tracing::error!(import = %id, error = %e, "import task failed");
@@ -104,6 +97,7 @@ impl ImportJobs {
                         st.now(),
                     )
                     .await;
+                st.bus.publish(BusEvent::import_progress(org, id));
             }
             st.imports.map().remove(&id);
             drop(keep);
@@ -198,14 +192,9 @@ pub fn batch_for(rows: u64) -> usize {
     (rows / 20).clamp(1_000, DEFAULT_BATCH as u64) as usize
 }
 
-async fn run(
-    st: AppState,
-    rec: ImportRecord,
-    file: Spooled,
-    tx: std::sync::Arc<watch::Sender<u64>>,
-) {
+async fn run(st: AppState, rec: ImportRecord, file: Spooled) {
     let (org, id) = (rec.org_id, rec.id);
-    let result = drive(&st, &rec, &file, &tx).await;
+    let result = drive(&st, &rec, &file).await;
     file.remove();
     if let Err(msg) = result {
         tracing::warn!(import = %id, error = %msg, "import failed");
@@ -213,16 +202,12 @@ async fn run(
             tracing::error!(import = %id, error = %e, "could not record a failed import");
         }
     }
-    tx.send_modify(|v| *v += 1);
+    // The row is final: its followers read it once more.
+    st.bus.publish(BusEvent::import_progress(org, id));
 }
 
 /// Runs the import; an error is the message for the person.
-async fn drive(
-    st: &AppState,
-    rec: &ImportRecord,
-    file: &Spooled,
-    tx: &watch::Sender<u64>,
-) -> Result<(), String> {
+async fn drive(st: &AppState, rec: &ImportRecord, file: &Spooled) -> Result<(), String> {
     let (org, id) = (rec.org_id, rec.id);
     let internal = |e: bos_store::StoreError| {
         tracing::error!(import = %id, error = %e, "import bookkeeping failed");
@@ -306,7 +291,7 @@ async fn drive(
                 break;
             }
         }
-        tx.send_modify(|v| *v += 1);
+        st.bus.publish(BusEvent::import_progress(org, id));
     }
     beat.abort();
     importer.finish();

@@ -11,16 +11,18 @@ use crate::auth::session::{cross_site, Session};
 use crate::error::{AppError, PageResult};
 use crate::import::driver::check_source;
 use crate::import::upload::{self, clean_file_name, UploadMeta};
+use crate::live::{self, Heard, Step};
 use crate::AppState;
 use askama::Template;
 use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Redirect, Response};
+use bos_engine::Live;
 use bos_store::imports::{ImportRecord, ImportStatus};
-use std::convert::Infallible;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Past imports listed on the import page.
 const LISTED: u32 = 50;
@@ -378,9 +380,11 @@ fn progress_json(r: &ImportRecord) -> String {
     .to_string()
 }
 
-/// How long the stream waits for news of a run that another server runs
-/// (its own runs wake it at once, after every batch).
-const POLL: Duration = Duration::from_secs(1);
+/// How long the stream waits for news of a run before it reads the row
+/// anyway: runs publish after every batch (from whichever server runs
+/// them), so this only covers a run whose server stopped (the sweep marks
+/// it interrupted without a word on the bus).
+const PATIENCE: Duration = Duration::from_secs(5);
 
 /// `GET /customers/imports/{import_id}/events`: one `progress` event at
 /// once, then one whenever the import moves on; the stream ends after the
@@ -390,74 +394,62 @@ pub async fn events(
     s: Session,
     PathId(id): PathId,
 ) -> PageResult<Response> {
+    // Subscribe first: batches before this moment are in `first`.
+    let opened = live::open(&st, &s);
     let org = s.org.id;
     let first = st.store.import_record(org, id).await?;
-    struct Follow {
-        st: AppState,
-        /// This process's signal of the run, while it runs here: it
-        /// changes after every batch and closes at the end.
-        rx: Option<tokio::sync::watch::Receiver<u64>>,
-        next: Option<ImportRecord>,
-        last: String,
-        ended: bool,
+    let mut view = ImportFollow {
+        org,
+        id,
+        last: String::new(),
+    };
+    let first = view.step(first);
+    Ok(opened.sse(st, first, view))
+}
+
+/// An import page's live view: the run's row, sent when it changed.
+struct ImportFollow {
+    org: Uuid,
+    id: Uuid,
+    last: String,
+}
+
+impl ImportFollow {
+    fn step(&mut self, rec: ImportRecord) -> Step {
+        let data = progress_json(&rec);
+        if data == self.last && !rec.status.is_final() {
+            return Step::Skip;
+        }
+        self.last = data.clone();
+        let ev = Event::default().event("progress").data(data);
+        if rec.status.is_final() {
+            Step::Last(ev)
+        } else {
+            Step::Send(ev)
+        }
     }
-    let mut rx = st.imports.subscribe(id);
-    if let Some(rx) = rx.as_mut() {
-        // Batches before this moment are in `first` already.
-        rx.borrow_and_update();
+}
+
+impl live::View for ImportFollow {
+    fn patience(&self) -> Option<Duration> {
+        Some(PATIENCE)
     }
-    let stream = futures_util::stream::unfold(
-        Follow {
-            st,
-            rx,
-            next: Some(first),
-            last: String::new(),
-            ended: false,
-        },
-        move |mut f| async move {
-            if f.ended {
-                return None;
+
+    fn wants(&self, l: &Live) -> bool {
+        matches!(l, Live::ImportProgress { import_id } if *import_id == self.id)
+    }
+
+    async fn on(&mut self, st: &AppState, _heard: Heard) -> Step {
+        // Whatever was heard (its own news, missed news, a quiet spell):
+        // the row says where the run is.
+        match st.store.import_record(self.org, self.id).await {
+            Ok(rec) => self.step(rec),
+            // Erased organization, database down: end the stream; the page
+            // still shows the last state.
+            Err(e) => {
+                tracing::warn!(import = %self.id, error = %e, "import events ended");
+                Step::End
             }
-            loop {
-                let rec = match f.next.take() {
-                    Some(r) => r,
-                    None => {
-                        match f.rx.as_mut() {
-                            Some(rx) => {
-                                // The time-out only guards against a signal
-                                // that never comes; batches normally wake it.
-                                if let Ok(Err(_)) =
-                                    tokio::time::timeout(POLL * 5, rx.changed()).await
-                                {
-                                    // The run ended here: read its last state now.
-                                    f.rx = None;
-                                }
-                            }
-                            // Run by another server (or over): poll the row.
-                            None => tokio::time::sleep(POLL).await,
-                        }
-                        match f.st.store.import_record(org, id).await {
-                            Ok(r) => r,
-                            // Erased organization, database down: end the
-                            // stream; the page still shows the last state.
-                            Err(e) => {
-                                tracing::warn!(import = %id, error = %e, "import events ended");
-                                return None;
-                            }
-                        }
-                    }
-                };
-                let data = progress_json(&rec);
-                if data != f.last || rec.status.is_final() {
-                    f.ended = rec.status.is_final();
-                    f.last = data.clone();
-                    let ev = Event::default().event("progress").data(data);
-                    return Some((Ok::<Event, Infallible>(ev), f));
-                }
-            }
-        },
-    );
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+        }
+    }
 }

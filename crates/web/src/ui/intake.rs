@@ -8,18 +8,18 @@ use super::customers::{group_digits, money};
 use super::{fmt_time, relative, Chrome, PathId};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
+use crate::live::{self, Heard, Step};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::intent::{Category, Fired};
 use bos_core::leads::{Input, LeadState};
 use bos_engine::leads::{self, Action, Done};
-use bos_engine::LiveEvent;
+use bos_engine::Live;
 use bos_store::pipeline::{Lead, LeadFilter};
 use serde::Deserialize;
-use std::convert::Infallible;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -503,11 +503,18 @@ pub async fn action(
     Ok(Redirect::to(&with_done(&back_to(&f.back, lead.profile_id), code)).into_response())
 }
 
+/// A lead change as the stream reports it.
+struct LeadChanged {
+    profile_id: Uuid,
+    kind: &'static str,
+    created: bool,
+}
+
 /// The JSON each `lead` event carries (what `intake.js` reads).
 async fn lead_message(
     st: &AppState,
     org: Uuid,
-    ev: &LiveEvent,
+    ev: &LeadChanged,
     csrf: &str,
     members: &[MemberOpt],
     me: &str,
@@ -548,96 +555,66 @@ async fn lead_message(
     .to_string())
 }
 
-/// Keep-alive comments keep proxies from closing a quiet stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
 /// `GET /intake/stream`: a `ready` event at once, then one `lead` event per
 /// change to one of this organization's leads (never another's), with the
-/// row's HTML and the new counts.
+/// row's HTML and the new counts; `resync` when changes were missed (the
+/// page reloads).
 pub async fn stream(State(st): State<AppState>, s: Session) -> PageResult<Response> {
-    let org = s.org.id;
     // Subscribe before answering: nothing after `ready` is missed.
-    let rx = st.pipeline.subscribe();
+    let opened = live::open(&st, &s);
+    let org = s.org.id;
     let members = members_of(&st, org).await?;
-    struct Follow {
-        st: AppState,
-        rx: tokio::sync::broadcast::Receiver<LiveEvent>,
-        ready: bool,
-        user: Uuid,
-        token_hash: Vec<u8>,
-        csrf: String,
-        me: String,
-        members: Vec<MemberOpt>,
+    let ready = Event::default()
+        .event("ready")
+        .retry(Duration::from_secs(3))
+        .data("{}");
+    let view = LeadFeed {
+        org,
+        csrf: s.csrf.clone(),
+        me: s.user.email.clone(),
+        members,
+    };
+    Ok(opened.sse(st, Step::Send(ready), view))
+}
+
+/// The intake dashboard's live view.
+struct LeadFeed {
+    org: Uuid,
+    csrf: String,
+    me: String,
+    members: Vec<MemberOpt>,
+}
+
+impl live::View for LeadFeed {
+    fn wants(&self, l: &Live) -> bool {
+        matches!(l, Live::Lead { .. })
     }
-    let stream = futures_util::stream::unfold(
-        Follow {
-            st,
-            rx,
-            ready: false,
-            user: s.user.id,
-            token_hash: s.token_hash.clone(),
-            csrf: s.csrf.clone(),
-            me: s.user.email.clone(),
-            members,
-        },
-        move |mut f| async move {
-            use tokio::sync::broadcast::error::RecvError;
-            if !f.ready {
-                f.ready = true;
-                let ev = Event::default()
-                    .event("ready")
-                    .retry(Duration::from_secs(3))
-                    .data("{}");
-                return Some((Ok::<Event, Infallible>(ev), f));
-            }
-            loop {
-                let ev = match f.rx.recv().await {
-                    Ok(ev) => ev,
-                    // Too far behind: the page reloads to catch up.
-                    Err(RecvError::Lagged(_)) => {
-                        let ev = Event::default().event("resync").data("{}");
-                        return Some((Ok(ev), f));
-                    }
-                    Err(RecvError::Closed) => return None,
+
+    async fn on(&mut self, st: &AppState, heard: Heard) -> Step {
+        match heard {
+            Heard::Event(Live::Lead {
+                profile_id,
+                change,
+                created,
+            }) => {
+                let ev = LeadChanged {
+                    profile_id,
+                    kind: change.as_str(),
+                    created,
                 };
-                if ev.org_id != org {
-                    continue;
-                }
-                // Signed out, session expired, switched to another
-                // organization, or removed from this one since the stream
-                // began: stop, before anything more is sent.
-                let now = f.st.now();
-                let live = match f.st.store.session(&f.token_hash).await {
-                    Ok(Some(rec)) => {
-                        rec.org_id == Some(org)
-                            && now < rec.expires_at
-                            && now - rec.last_seen_at < f.st.config.session_idle_ms
-                    }
-                    _ => false,
-                };
-                if !live {
-                    return None;
-                }
-                match f.st.store.membership(org, f.user).await {
-                    Ok(Some(_)) => {}
-                    _ => return None,
-                }
-                match lead_message(&f.st, org, &ev, &f.csrf, &f.members, &f.me).await {
-                    Ok(data) => {
-                        let ev = Event::default().event("lead").data(data);
-                        return Some((Ok(ev), f));
-                    }
+                match lead_message(st, self.org, &ev, &self.csrf, &self.members, &self.me).await {
+                    Ok(data) => Step::Send(Event::default().event("lead").data(data)),
                     Err(e) => {
-                        tracing::warn!(org = %org, error = ?e, "intake stream: lead not rendered");
-                        continue;
+                        tracing::warn!(org = %self.org, error = ?e, "intake stream: lead not rendered");
+                        Step::Skip
                     }
                 }
             }
-        },
-    );
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
-        .into_response())
+            // Too far behind, or changes elsewhere lost: the page reloads.
+            Heard::Missed => Step::Send(Event::default().event("resync").data("{}")),
+            Heard::Event(_) | Heard::Quiet => Step::Skip,
+        }
+    }
 }
 
 #[cfg(test)]

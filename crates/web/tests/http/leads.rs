@@ -336,9 +336,14 @@ async fn read_until(res: &mut reqwest::Response, seen: &mut String, needle: &str
 }
 
 async fn open_stream(app: &TestApp, b: &Browser) -> (reqwest::Response, String) {
+    open_stream_on(app, &app.base, b).await
+}
+
+/// The dashboard's stream as served by the server at `base`.
+async fn open_stream_on(app: &TestApp, base: &str, b: &Browser) -> (reqwest::Response, String) {
     let mut res = app
         .http
-        .get(app.url("/intake/stream"))
+        .get(format!("{base}/intake/stream"))
         .header(COOKIE, format!("__Host-bos_session={}", b.cookie))
         .send()
         .await
@@ -446,6 +451,87 @@ async fn the_stream_carries_the_organizations_own_leads_only() {
     .await
     .expect("the stream ends after sign-out");
     assert!(!rest.contains("Late Lead"), "{rest}");
+}
+
+/// The `lead` event on a stream whose data mentions `needle`.
+fn lead_data(seen: &str, needle: &str) -> Value {
+    let data = seen
+        .lines()
+        .find(|l| l.starts_with("data: {") && l.contains(needle))
+        .unwrap_or_else(|| panic!("no lead event with {needle:?} in {seen}"));
+    serde_json::from_str(data.trim_start_matches("data: ")).unwrap()
+}
+
+#[tokio::test]
+async fn a_lead_ingested_on_one_replica_reaches_the_dashboards_another_serves() {
+    let app = spawn_app().await;
+    if app.db.engine_name() != "postgres" {
+        // One server process per SQLite file: there is no other replica
+        // to reach (the test above covers the stream in one process).
+        return;
+    }
+    app.state.bus.start().await.unwrap();
+    let (peer, _peer_state) = app.spawn_peer().await;
+    let a = shop(&app, "Replica Shop", "replicashop").await;
+    let b = shop(&app, "Other Replica Shop", "otherreplica").await;
+
+    // A's dashboard on both servers; B's on both too.
+    let (mut a_peer, mut seen_a_peer) = open_stream_on(&app, &peer, &a.browser).await;
+    let (mut a_here, mut seen_a_here) = open_stream(&app, &a.browser).await;
+    let (mut b_peer, mut seen_b_peer) = open_stream_on(&app, &peer, &b.browser).await;
+    let (mut b_here, mut seen_b_here) = open_stream(&app, &b.browser).await;
+
+    // Ingested and applied on the first server…
+    track(
+        &app,
+        &a,
+        "r-1",
+        ("ann@replica-a.example", "Ann Replica"),
+        "Product Added",
+        json!({"value": 40.0}),
+    )
+    .await;
+    drain(&app).await;
+    // …shows on the dashboard the peer serves, rendered there.
+    read_until(&mut a_peer, &mut seen_a_peer, "Ann Replica").await;
+    let m = lead_data(&seen_a_peer, "Ann Replica");
+    assert_eq!(m["created"], true);
+    assert!(m["row"].as_str().unwrap().starts_with("<tr class=\"lead\""));
+    let id = m["id"].as_str().unwrap().to_string();
+    read_until(&mut a_here, &mut seen_a_here, "Ann Replica").await;
+
+    // A quick action on the peer reaches the first server's dashboard.
+    let res = app
+        .http
+        .post(format!("{peer}/intake/{id}/action"))
+        .header(COOKIE, format!("__Host-bos_session={}", a.browser.cookie))
+        .form(&[("_csrf", a.browser.csrf.as_str()), ("action", "mark_lost")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    read_until(&mut a_here, &mut seen_a_here, "\"state\":\"lost\"").await;
+    read_until(&mut a_peer, &mut seen_a_peer, "\"state\":\"lost\"").await;
+
+    // B's dashboards, on either server: the next lead on them is B's own.
+    track(
+        &app,
+        &b,
+        "r-2",
+        ("bo@replica-b.example", "Bo Other"),
+        "Product Added",
+        json!({}),
+    )
+    .await;
+    drain(&app).await;
+    read_until(&mut b_peer, &mut seen_b_peer, "Bo Other").await;
+    read_until(&mut b_here, &mut seen_b_here, "Bo Other").await;
+    for seen in [&seen_b_peer, &seen_b_here] {
+        assert!(!seen.contains("Ann Replica"), "{seen}");
+        assert!(!seen.contains("replica-a"), "{seen}");
+        assert!(!seen.contains(&id), "{seen}");
+        assert!(!seen.contains("\"state\":\"lost\""), "{seen}");
+    }
 }
 
 /// For design review, not CI: renders a filled dashboard to the file named

@@ -122,6 +122,35 @@ impl TestApp {
         format!("http://{addr}")
     }
 
+    /// Another server process on the same database: its own connection
+    /// pool, pipeline and live bus, the bus linked to the others (on
+    /// PostgreSQL). Returns its base URL and state.
+    pub async fn spawn_peer(&self) -> (String, AppState) {
+        let store = bos_store::Store::open(&bos_store::StoreOptions {
+            url: self.db.url.clone(),
+            max_connections: 4,
+        })
+        .await
+        .expect("a second pool on the test database");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(store, self.clock.clone(), self.config.clone());
+        state.bus.start().await.expect("the peer's bus listens");
+        let serve_state = state.clone();
+        let limits = self.config.serve_limits;
+        tokio::spawn(async move {
+            bos_web::serve(
+                listener,
+                bos_web::app(serve_state),
+                limits,
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        });
+        (format!("http://{addr}"), state)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
