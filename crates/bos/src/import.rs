@@ -3,23 +3,23 @@
 //! and a summary.
 //!
 //! The driver (reading on a thread of its own, batching, the idempotency
-//! key from the file's digest) lives in `bos_web::import::driver`, shared
+//! key from the file's digest) lives in `bos_engine::imports::driver`, shared
 //! with uploads in the UI and the API; this module opens the file, moves
 //! the bar between batches and prints the summary. Running the same command
 //! again skips the rows already imported, so an interrupted import resumes.
 
 use anyhow::{anyhow, bail, Context, Result};
 use bos_core::identity::import::Rejection;
+use bos_engine::imports::driver::{self, ImportError, Importer};
 use bos_store::import::{ImportCounts, ImportSource};
 use bos_store::Store;
-use bos_web::import::driver::{self, ImportError, Importer};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use bos_web::import::driver::{Warning, DEFAULT_BATCH};
+pub use bos_engine::imports::driver::{Warning, DEFAULT_BATCH};
 
 #[derive(Args)]
 pub struct ImportArgs {

@@ -19,7 +19,7 @@ pub mod clock;
 pub mod edge;
 /// The one error type: problem+json for the API, an HTML page for the UI.
 pub mod error;
-/// Contacts import: the CSV driver, upload spooling, background runs.
+/// Contacts import over HTTP: upload spooling and background runs.
 pub mod import;
 /// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
 /// Shopify webhooks, public web forms.

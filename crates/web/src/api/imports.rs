@@ -4,7 +4,6 @@
 use super::{admin_actor, rfc3339, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
-use crate::import::driver::check_source;
 use crate::import::upload::{self, clean_file_name, UploadMeta};
 use crate::AppState;
 use axum::body::Body;
@@ -12,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bos_engine::imports::driver::check_source;
 use bos_store::imports::ImportRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

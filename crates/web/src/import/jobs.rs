@@ -14,9 +14,9 @@
 //! tracked here so that shutdown can mark them and tests can await the end
 //! of a run instead of sleeping.
 
-use super::driver::{ImportError, Importer, DEFAULT_BATCH};
-use super::spool::Spooled;
 use crate::AppState;
+use bos_engine::imports::driver::{ImportError, Importer, DEFAULT_BATCH};
+use bos_engine::imports::spool::Spooled;
 use bos_engine::BusEvent;
 use bos_store::import::ImportSource;
 use bos_store::imports::{ImportRecord, ImportTally, RowNote};

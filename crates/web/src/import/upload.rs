@@ -3,10 +3,10 @@
 //! The file is spooled and checked completely before anything is recorded,
 //! so a refused file leaves no trace but its error.
 
-use super::spool::{Spooler, UploadError};
 use crate::error::AppError;
 use crate::AppState;
 use axum::body::Bytes;
+use bos_engine::imports::spool::{Spooler, UploadError};
 use bos_store::imports::{ImportRecord, NewImport};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;

@@ -563,7 +563,7 @@ async fn an_interrupted_import_resumes_on_reupload() {
 
     // A server died while importing this file: two rows were in, and its
     // row still says running.
-    let digest = bos_web::import::driver::digest_of(CONTACTS.as_bytes()).unwrap();
+    let digest = bos_engine::imports::driver::digest_of(CONTACTS.as_bytes()).unwrap();
     let rules = app.store().identity_rules(org.id).await.unwrap();
     let src = bos_store::import::ImportSource {
         source: "import".into(),
