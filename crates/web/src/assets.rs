@@ -93,3 +93,30 @@ async fn serve(Path(file): Path<String>) -> Response {
 pub fn router() -> Router<crate::AppState> {
     Router::new().route("/assets/{file}", get(serve))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The pages' CSP (`style-src 'self'`) blocks inline style attributes,
+    /// so a template that uses one renders differently from what its author
+    /// saw: every template must style through the stylesheet's classes.
+    #[test]
+    fn no_template_carries_an_inline_style() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut offenders = Vec::new();
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if std::fs::read_to_string(&path).unwrap().contains("style=\"") {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "inline style attributes (blocked by the CSP) in: {offenders:?}"
+        );
+    }
+}
