@@ -166,87 +166,111 @@ pub(crate) fn own_values<'a, F: Fn(usize, &mut Vec<Val<'a>>) + Sync>(f: F) -> F 
     f
 }
 
-/// A row, read by column position.
+/// A row, read by column name (or, where a statement's columns are
+/// generated, by position): `row.text("email")`.
 pub(crate) enum Row {
     Pg(sqlx::postgres::PgRow),
-    Lite(Vec<rusqlite::types::Value>),
+    Lite {
+        /// The statement's column names, shared by all its rows.
+        names: std::sync::Arc<[String]>,
+        vals: Vec<rusqlite::types::Value>,
+    },
+}
+
+/// A column of a [`Row`]: its name (`&str`, the rule for new code) or its
+/// position (`usize`).
+pub(crate) trait Col: Copy + std::fmt::Display + sqlx::ColumnIndex<sqlx::postgres::PgRow> {
+    fn position(self, names: &[String]) -> Option<usize>;
+}
+
+impl Col for usize {
+    fn position(self, names: &[String]) -> Option<usize> {
+        (self < names.len()).then_some(self)
+    }
+}
+
+impl Col for &str {
+    fn position(self, names: &[String]) -> Option<usize> {
+        names.iter().position(|n| n == self)
+    }
 }
 
 impl Row {
-    fn lite(&self, i: usize) -> Result<&rusqlite::types::Value, StoreError> {
+    fn lite<C: Col>(&self, c: C) -> Result<&rusqlite::types::Value, StoreError> {
         match self {
-            Row::Lite(v) => v
-                .get(i)
-                .ok_or_else(|| StoreError::Other(format!("no column {i} in the row"))),
+            Row::Lite { names, vals } => c
+                .position(names)
+                .and_then(|i| vals.get(i))
+                .ok_or_else(|| StoreError::Other(format!("no column {c} in the row"))),
             Row::Pg(_) => Err(StoreError::Other("not a SQLite row".into())),
         }
     }
 
-    pub(crate) fn i64(&self, i: usize) -> Result<i64, StoreError> {
+    pub(crate) fn i64<C: Col>(&self, c: C) -> Result<i64, StoreError> {
         match self {
-            Row::Pg(r) => Ok(r.try_get::<i64, _>(i)?),
-            Row::Lite(_) => match self.lite(i)? {
+            Row::Pg(r) => Ok(r.try_get::<i64, _>(c)?),
+            Row::Lite { .. } => match self.lite(c)? {
                 rusqlite::types::Value::Integer(n) => Ok(*n),
-                other => Err(type_err(i, "integer", other)),
+                other => Err(type_err(c, "integer", other)),
             },
         }
     }
 
-    pub(crate) fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn opt_i64<C: Col>(&self, c: C) -> Result<Option<i64>, StoreError> {
         match self {
-            Row::Pg(r) => Ok(r.try_get::<Option<i64>, _>(i)?),
-            Row::Lite(_) => match self.lite(i)? {
+            Row::Pg(r) => Ok(r.try_get::<Option<i64>, _>(c)?),
+            Row::Lite { .. } => match self.lite(c)? {
                 rusqlite::types::Value::Null => Ok(None),
-                _ => self.i64(i).map(Some),
+                _ => self.i64(c).map(Some),
             },
         }
     }
 
-    pub(crate) fn text(&self, i: usize) -> Result<String, StoreError> {
+    pub(crate) fn text<C: Col>(&self, c: C) -> Result<String, StoreError> {
         match self {
-            Row::Pg(r) => Ok(r.try_get::<String, _>(i)?),
-            Row::Lite(_) => match self.lite(i)? {
+            Row::Pg(r) => Ok(r.try_get::<String, _>(c)?),
+            Row::Lite { .. } => match self.lite(c)? {
                 rusqlite::types::Value::Text(s) => Ok(s.clone()),
-                other => Err(type_err(i, "text", other)),
+                other => Err(type_err(c, "text", other)),
             },
         }
     }
 
-    pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+    pub(crate) fn opt_text<C: Col>(&self, c: C) -> Result<Option<String>, StoreError> {
         match self {
-            Row::Pg(r) => Ok(r.try_get::<Option<String>, _>(i)?),
-            Row::Lite(_) => match self.lite(i)? {
+            Row::Pg(r) => Ok(r.try_get::<Option<String>, _>(c)?),
+            Row::Lite { .. } => match self.lite(c)? {
                 rusqlite::types::Value::Null => Ok(None),
-                _ => self.text(i).map(Some),
+                _ => self.text(c).map(Some),
             },
         }
     }
 
-    pub(crate) fn uuid(&self, i: usize) -> Result<Uuid, StoreError> {
+    pub(crate) fn uuid<C: Col>(&self, c: C) -> Result<Uuid, StoreError> {
         match self {
-            Row::Pg(r) => Ok(r.try_get::<Uuid, _>(i)?),
-            Row::Lite(_) => match self.lite(i)? {
+            Row::Pg(r) => Ok(r.try_get::<Uuid, _>(c)?),
+            Row::Lite { .. } => match self.lite(c)? {
                 rusqlite::types::Value::Blob(b) => Uuid::from_slice(b)
-                    .map_err(|e| StoreError::Other(format!("column {i}: not a uuid: {e}"))),
-                other => Err(type_err(i, "uuid", other)),
+                    .map_err(|e| StoreError::Other(format!("column {c}: not a uuid: {e}"))),
+                other => Err(type_err(c, "uuid", other)),
             },
         }
     }
 
-    pub(crate) fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
+    pub(crate) fn opt_uuid<C: Col>(&self, c: C) -> Result<Option<Uuid>, StoreError> {
         match self {
-            Row::Pg(r) => Ok(r.try_get::<Option<Uuid>, _>(i)?),
-            Row::Lite(_) => match self.lite(i)? {
+            Row::Pg(r) => Ok(r.try_get::<Option<Uuid>, _>(c)?),
+            Row::Lite { .. } => match self.lite(c)? {
                 rusqlite::types::Value::Null => Ok(None),
-                _ => self.uuid(i).map(Some),
+                _ => self.uuid(c).map(Some),
             },
         }
     }
 }
 
-fn type_err(i: usize, want: &str, got: &rusqlite::types::Value) -> StoreError {
+fn type_err<C: Col>(c: C, want: &str, got: &rusqlite::types::Value) -> StoreError {
     StoreError::Other(format!(
-        "column {i}: expected {want}, found {:?}",
+        "column {c}: expected {want}, found {:?}",
         got.data_type()
     ))
 }
@@ -396,6 +420,8 @@ impl Lite<'_> {
     fn rows_now(&mut self, q: &Q) -> Result<Vec<Row>, StoreError> {
         let mut st = Self::prepare_bound(self.0, q)?;
         let n = st.column_count();
+        let names: std::sync::Arc<[String]> =
+            st.column_names().into_iter().map(str::to_string).collect();
         let mut rows = st.raw_query();
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
@@ -403,7 +429,10 @@ impl Lite<'_> {
             for i in 0..n {
                 v.push(r.get::<_, rusqlite::types::Value>(i)?);
             }
-            out.push(Row::Lite(v));
+            out.push(Row::Lite {
+                names: names.clone(),
+                vals: v,
+            });
         }
         Ok(out)
     }
@@ -501,12 +530,16 @@ pub(crate) async fn read_rows(store: &crate::Store, q: Q) -> Result<Vec<Row>, St
             conn.rows(q).await
         }
         Engine::Sqlite(s) => {
-            use sqlx::{Row as _, TypeInfo, ValueRef};
+            use sqlx::{Column as _, Row as _, TypeInfo, ValueRef};
             let mut conn = s.read.acquire().await?;
             let mut query = sqlx::query(&q.sql);
             bind_args!(query, &q.args);
             let rows = query.fetch_all(&mut *conn).await?;
             let mut out = Vec::with_capacity(rows.len());
+            let names: std::sync::Arc<[String]> = rows
+                .first()
+                .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+                .unwrap_or_default();
             for r in rows {
                 let mut vals = Vec::with_capacity(r.len());
                 for i in 0..r.len() {
@@ -525,7 +558,10 @@ pub(crate) async fn read_rows(store: &crate::Store, q: Q) -> Result<Vec<Row>, St
                     };
                     vals.push(v);
                 }
-                out.push(Row::Lite(vals));
+                out.push(Row::Lite {
+                    names: names.clone(),
+                    vals,
+                });
             }
             Ok(out)
         }
