@@ -179,7 +179,9 @@ pub(crate) enum Row {
 
 /// A column of a [`Row`]: its name (`&str`, the rule for new code) or its
 /// position (`usize`).
-pub(crate) trait Col: Copy + std::fmt::Display + sqlx::ColumnIndex<sqlx::postgres::PgRow> {
+pub(crate) trait Col:
+    Copy + std::fmt::Display + sqlx::ColumnIndex<sqlx::postgres::PgRow>
+{
     fn position(self, names: &[String]) -> Option<usize>;
 }
 
