@@ -6,6 +6,17 @@
 //! engine-specific parts are connection set-up, the SQLite single writer with
 //! group commit, and each engine's migrations in its own native types. See
 //! `docs/decisions/0002-storage-seam.md`.
+//!
+//! Storage: new code speaks one dialect (decision 0017). A write is a body
+//! over `sql::Db` run by `write_db!`; a write another transaction must
+//! include is an `async fn f<D: Db>(db: &mut D, …)` the caller awaits
+//! inside its own body. A plain read is a `sql::Q` run by
+//! `sql::read_rows`. Statements are portable (`$N` parameters, `D::UUID`
+//! in casts, `D::LOCK` for reads that decide a write, `D::SQLITE` where
+//! the two texts must differ); columns are read by name, never position;
+//! a status column parses through its type's one `as_str`/`parse` and an
+//! unknown value is an error. The `read!`/`write!` sqlx macros remain for
+//! existing cold repositories only.
 
 /// Sessions, login failures, API keys.
 pub mod access;
