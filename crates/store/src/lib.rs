@@ -24,10 +24,9 @@ mod engine;
 mod error;
 /// Profiles, identity links, merges and the timeline (God View).
 pub mod identity;
-/// Bulk import of contacts through the identity rules.
+/// Importing contacts: the rows in bulk through the identity rules, and
+/// the record of each run (status, progress, summary).
 pub mod import;
-/// Import runs from the UI and API: status, progress, summary.
-pub mod imports;
 /// Intake sources and the raw inbound events, stored before the 2xx.
 pub mod intake;
 /// Invitations to join an organization, accepted by the invited person.
@@ -51,6 +50,8 @@ mod sql;
 pub mod tenancy;
 /// Fresh stores for tests: a temp SQLite file, or a new PostgreSQL database.
 pub mod testing;
+/// Timers: keyed jobs that later events move or cancel.
+mod timers;
 mod writer;
 
 pub use access::{ApiKey, SessionRecord};

@@ -237,7 +237,7 @@ impl crate::Store {
         )
         .await?;
         for r in rows {
-            let (org, channel, stored) = (r.uuid(0)?, r.text(1)?, r.text(2)?);
+            let (org, channel, stored) = (r.uuid("org_id")?, r.text("channel")?, r.text("config")?);
             if keys.is_current(&stored) {
                 continue;
             }
@@ -260,7 +260,7 @@ impl crate::Store {
         )
         .await?;
         for r in rows {
-            let (org, id, stored) = (r.uuid(0)?, r.uuid(1)?, r.text(2)?);
+            let (org, id, stored) = (r.uuid("org_id")?, r.uuid("id")?, r.text("secret")?);
             if keys.is_current(&stored) {
                 continue;
             }
@@ -286,11 +286,11 @@ impl crate::Store {
     pub async fn dump_provider_secret_columns(&self) -> Result<Vec<String>, crate::StoreError> {
         let mut out = Vec::new();
         for sql in [
-            "select config from channel_settings",
-            "select secret from sources where secret is not null",
+            "select config as stored from channel_settings",
+            "select secret as stored from sources where secret is not null",
         ] {
             for r in read_rows(self, q(sql)).await? {
-                out.push(r.text(0)?);
+                out.push(r.text("stored")?);
             }
         }
         Ok(out)

@@ -8,7 +8,7 @@ use bos_core::identity::{Identifier, IdentifierKind, IdentityRules};
 use bos_core::{OrgName, Slug};
 use bos_store::identity::Traits;
 use bos_store::import::{ImportRow, ImportSource};
-use bos_store::imports::{ImportStatus, ImportTally, NewImport, RowNote, KEPT_ROWS};
+use bos_store::import::{ImportStatus, ImportTally, NewImport, RowNote, KEPT_ROWS};
 use bos_store::testing::TestDb;
 use bos_store::{Store, StoreError};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! Bulk import of contacts: many rows per transaction, resolved
+//! Bulk import of contacts (the rows themselves): many rows per transaction, resolved
 //! with exactly the semantics of streaming resolution (`Store::identify`).
 //!
 //! A batch is one transaction, so SQLite pays one fsync per batch instead
@@ -421,7 +421,7 @@ async fn import_batch<D: Db>(
     );
     let mut done: HashSet<String> = HashSet::new();
     for row in db.rows(q(sql).bind(org).bind(lo).bind(hi)).await? {
-        done.insert(row.text(0)?);
+        done.insert(row.text("event_key")?);
     }
 
     // Rows to resolve: not imported before, and not a second copy of the
@@ -465,7 +465,7 @@ async fn import_batch<D: Db>(
                 query = query.bind(v.as_str());
             }
             for row in db.rows(query).await? {
-                known.insert(Identifier::new(kind.clone(), row.text(0)?));
+                known.insert(Identifier::new(kind.clone(), row.text("value")?));
             }
         }
     }
@@ -751,7 +751,7 @@ impl crate::Store {
         .await?;
         let mut lines = HashSet::with_capacity(rows.len());
         for r in rows {
-            if let Ok(line) = r.text(0)?[prefix.len()..].parse::<u64>() {
+            if let Ok(line) = r.text("event_key")?[prefix.len()..].parse::<u64>() {
                 lines.insert(line);
             }
         }

@@ -565,8 +565,8 @@ impl crate::Store {
         digest: &str,
         limit: u32,
     ) -> Result<Vec<crate::identity::Profile>, StoreError> {
-        let lo = crate::import::import_key(digest, 0);
-        let hi = crate::import::import_key(digest, 9_999_999_999);
+        let lo = super::bulk::import_key(digest, 0);
+        let hi = super::bulk::import_key(digest, 9_999_999_999);
         let cols = crate::identity::profile_cols("p");
         // Several rows of a file can land on one customer: ask for more
         // entries than profiles wanted, then keep the first of each.
