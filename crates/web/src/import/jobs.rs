@@ -19,7 +19,7 @@ use bos_engine::imports::driver::{ImportError, Importer, DEFAULT_BATCH};
 use bos_engine::imports::spool::Spooled;
 use bos_engine::BusEvent;
 use bos_store::import::ImportSource;
-use bos_store::imports::{ImportRecord, ImportTally, RowNote};
+use bos_store::import::{ImportRecord, ImportTally, RowNote};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::AppState;
 use axum::body::Bytes;
 use bos_engine::imports::spool::{Spooler, UploadError};
-use bos_store::imports::{ImportRecord, NewImport};
+use bos_store::import::{ImportRecord, NewImport};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 

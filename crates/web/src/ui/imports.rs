@@ -20,7 +20,7 @@ use axum::response::sse::Event;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_engine::imports::driver::check_source;
 use bos_engine::Live;
-use bos_store::imports::{ImportRecord, ImportStatus};
+use bos_store::import::{ImportRecord, ImportStatus};
 use std::time::Duration;
 use uuid::Uuid;
 

@@ -600,7 +600,7 @@ async fn an_interrupted_import_resumes_on_reupload() {
         .store()
         .create_import(
             org.id,
-            &bos_store::imports::NewImport {
+            &bos_store::import::NewImport {
                 file_name: "contacts.csv".into(),
                 digest,
                 source: "import".into(),
@@ -656,7 +656,7 @@ async fn an_interrupted_import_resumes_on_reupload() {
     let id = import_id(&location(&res));
     app.state.imports.wait(id).await;
     let r = app.store().import_record(org.id, id).await.unwrap();
-    assert_eq!(r.status, bos_store::imports::ImportStatus::Done);
+    assert_eq!(r.status, bos_store::import::ImportStatus::Done);
     assert_eq!(
         (
             r.tally.unchanged,

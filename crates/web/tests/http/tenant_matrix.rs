@@ -314,7 +314,7 @@ async fn tenant_b_never_reaches_tenant_a() {
         .store()
         .create_import(
             a.id,
-            &bos_store::imports::NewImport {
+            &bos_store::import::NewImport {
                 file_name: "canary-a7x9-contacts.csv".into(),
                 digest: "c4a7a9".into(),
                 source: "canary-a7x9".into(),
@@ -329,7 +329,7 @@ async fn tenant_b_never_reaches_tenant_a() {
         .unwrap()
         .id;
     app.store().start_import(a.id, a_import, T0).await.unwrap();
-    let mut tally = bos_store::imports::ImportTally::default();
+    let mut tally = bos_store::import::ImportTally::default();
     tally.reject([bos_core::identity::import::Rejection {
         line: 2,
         reason: "Canaryson has no identifier".into(),
