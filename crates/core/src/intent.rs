@@ -537,6 +537,13 @@ impl Category {
     }
 }
 
+/// A category equals its stored name (`Category::HighValue == "high_value"`).
+impl PartialEq<&str> for Category {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A rule that fired, with what the UI shows for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fired {

@@ -59,6 +59,13 @@ impl LeadState {
     }
 }
 
+/// A state equals its stored name (`LeadState::Engaged == "engaged"`).
+impl PartialEq<&str> for LeadState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Still worth working on: new, engaged or ghosting.
 pub fn is_open(state: LeadState) -> bool {
     matches!(

@@ -18,6 +18,15 @@ pub enum StoreError {
     Other(String),
 }
 
+impl StoreError {
+    /// A stored status or kind its type does not know (written by a newer
+    /// release, or by hand): an error naming the column and the value,
+    /// never a silent default.
+    pub(crate) fn unknown_value(column: &str, value: &str) -> StoreError {
+        StoreError::Other(format!("unknown value '{value}' in column {column}"))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {

@@ -248,6 +248,17 @@ impl Row {
         }
     }
 
+    /// A status or kind column through its type's one mapping (`parse`);
+    /// an unknown value is an error naming the column and the value.
+    pub(crate) fn parsed<T, C: Col>(
+        &self,
+        c: C,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        let v = self.text(c)?;
+        parse(&v).ok_or_else(|| StoreError::unknown_value(&c.to_string(), &v))
+    }
+
     pub(crate) fn uuid<C: Col>(&self, c: C) -> Result<Uuid, StoreError> {
         match self {
             Row::Pg(r) => Ok(r.try_get::<Uuid, _>(c)?),

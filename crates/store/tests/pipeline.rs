@@ -481,7 +481,7 @@ async fn the_lead_feed_filters_by_state_and_category_and_pages_by_cursor() {
         .lead_feed(
             org,
             &LeadFilter {
-                state: Some("engaged".into()),
+                state: Some(LeadState::Engaged),
                 limit: 50,
                 ..Default::default()
             },
@@ -508,7 +508,7 @@ async fn the_lead_feed_filters_by_state_and_category_and_pages_by_cursor() {
         .lead_feed(
             org,
             &LeadFilter {
-                state: Some("converted".into()),
+                state: Some(LeadState::Converted),
                 limit: 50,
                 ..Default::default()
             },

@@ -127,7 +127,7 @@ impl crate::Store {
                 Some(JobState::Pending) => counts.pending = n,
                 Some(JobState::Running) => counts.running = n,
                 Some(JobState::Parked) => counts.parked = n,
-                None => {}
+                None => return Err(StoreError::unknown_value("jobs.state", &state)),
             }
         }
         Ok(counts)

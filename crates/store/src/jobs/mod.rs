@@ -217,7 +217,7 @@ impl TryFrom<JobRow> for JobRecord {
             unique_key: r.unique_key,
             payload: r.payload,
             state: JobState::parse(&r.state)
-                .ok_or_else(|| StoreError::Other(format!("unknown job state '{}'", r.state)))?,
+                .ok_or_else(|| StoreError::unknown_value("jobs.state", &r.state))?,
             run_at: r.run_at,
             attempts: clamp_u32(r.attempts),
             max_attempts: clamp_u32(r.max_attempts),

@@ -8,6 +8,7 @@ use super::{
 use crate::engine::write_db;
 use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
+use bos_core::intent::Category;
 use bos_core::leads::{self, Input, LeadState, Transition};
 use bos_core::Millis;
 use serde_json::json;
@@ -29,10 +30,10 @@ fn lead_row(r: &Row) -> Result<Lead, StoreError> {
         email: r.text("email")?,
         phone: r.text("phone")?,
         ltv_cents: r.i64("ltv_cents")?,
-        state: r.text("state")?,
+        state: r.parsed("state", LeadState::parse)?,
         state_at: r.i64("state_at")?,
         score: r.i64("score")?,
-        category: r.text("category")?,
+        category: r.parsed("category", Category::parse)?,
         fired: json(r.text("fired")?),
         last_event: r.text("last_event")?,
         pages_viewed: r.i64("pages_viewed")?,
@@ -74,7 +75,7 @@ pub(super) async fn load_lead<D: Db>(
         .await?;
     Ok(match r {
         Some(r) => LeadRow {
-            state: LeadState::parse(&r.text("state")?).unwrap_or(LeadState::New),
+            state: r.parsed("state", LeadState::parse)?,
             state_at: r.i64("state_at")?,
             pages_viewed: r.i64("pages_viewed")?,
             visits: r.i64("visits")?,
@@ -510,12 +511,24 @@ impl crate::Store {
         };
         let states = crate::sql::read_rows(self, q(by("state")).bind(org)).await?;
         let cats = crate::sql::read_rows(self, q(by("category")).bind(org)).await?;
-        let pairs = |rows: Vec<Row>| -> Result<Vec<(String, i64)>, StoreError> {
-            rows.iter()
-                .map(|r| Ok((r.text("bucket")?, r.i64("n")?)))
-                .collect()
-        };
-        Ok((pairs(states)?, pairs(cats)?))
+        // Each name goes through its type's mapping (an unknown one is an
+        // error), and is handed on as its name: the counts are keyed by
+        // what the page and the API show.
+        let states = states
+            .iter()
+            .map(|r| {
+                let s = r.parsed("bucket", LeadState::parse)?;
+                Ok((s.as_str().to_string(), r.i64("n")?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let cats = cats
+            .iter()
+            .map(|r| {
+                let c = r.parsed("bucket", Category::parse)?;
+                Ok((c.as_str().to_string(), r.i64("n")?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((states, cats))
     }
 
     /// A lead's state history, oldest first.
@@ -536,8 +549,8 @@ impl crate::Store {
         rows.iter()
             .map(|r| {
                 Ok(LeadTransitionRow {
-                    from_state: r.text("from_state")?,
-                    to_state: r.text("to_state")?,
+                    from_state: r.parsed("from_state", LeadState::parse)?,
+                    to_state: r.parsed("to_state", LeadState::parse)?,
                     reason: r.text("reason")?,
                     actor: r.text("actor")?,
                     at: r.i64("at")?,

@@ -31,7 +31,7 @@ use crate::sql::{q, Db};
 use crate::StoreError;
 use bos_core::identity::{Identifier, IdentityRules};
 use bos_core::intake::interpret::Interpreted;
-use bos_core::intent::{Intent, IntentRules};
+use bos_core::intent::{Category, Intent, IntentRules};
 use bos_core::leads::{LeadSettings, LeadState, Transition};
 use bos_core::Millis;
 use std::sync::Arc;
@@ -109,10 +109,10 @@ pub struct Lead {
     pub email: String,
     pub phone: String,
     pub ltv_cents: i64,
-    pub state: String,
+    pub state: LeadState,
     pub state_at: Millis,
     pub score: i64,
-    pub category: String,
+    pub category: Category,
     pub fired: serde_json::Value,
     pub last_event: String,
     pub pages_viewed: i64,
@@ -187,8 +187,8 @@ pub struct Delivery {
 /// A lead's state history row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LeadTransitionRow {
-    pub from_state: String,
-    pub to_state: String,
+    pub from_state: LeadState,
+    pub to_state: LeadState,
     pub reason: String,
     pub actor: String,
     pub at: Millis,
@@ -196,8 +196,8 @@ pub struct LeadTransitionRow {
 
 #[derive(Debug, Clone, Default)]
 pub struct LeadFilter {
-    pub state: Option<String>,
-    pub category: Option<String>,
+    pub state: Option<LeadState>,
+    pub category: Option<Category>,
     /// The feed's cursor: leads after this (updated_at, profile id) in the
     /// feed's order. Without an id, only leads updated before the time.
     pub before: Option<Millis>,

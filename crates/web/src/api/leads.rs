@@ -83,10 +83,10 @@ impl From<&Lead> for LeadDto {
             email: l.email.clone(),
             phone: l.phone.clone(),
             ltv_cents: l.ltv_cents,
-            state: l.state.clone(),
+            state: l.state.as_str().to_string(),
             state_at: rfc3339(l.state_at),
             score: l.score,
-            category: l.category.clone(),
+            category: l.category.as_str().to_string(),
             fired: leads::fired_rules(&l.fired)
                 .into_iter()
                 .map(|f| FiredDto {
@@ -123,8 +123,8 @@ pub struct TransitionDto {
 impl From<LeadTransitionRow> for TransitionDto {
     fn from(t: LeadTransitionRow) -> Self {
         TransitionDto {
-            from: t.from_state,
-            to: t.to_state,
+            from: t.from_state.as_str().to_string(),
+            to: t.to_state.as_str().to_string(),
             reason: t.reason,
             actor: t.actor,
             at: rfc3339(t.at),
@@ -170,33 +170,23 @@ pub async fn list(
     require_read(&p)?;
     let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(
-            LeadState::parse(s)
-                .ok_or_else(|| {
-                    AppError::invalid(
-                        "state",
-                        format!(
-                            "unknown state '{s}': use new, engaged, ghosting, converted or lost"
-                        ),
-                    )
-                })?
-                .as_str()
-                .to_string(),
-        ),
+        Some(s) => Some(LeadState::parse(s).ok_or_else(|| {
+            AppError::invalid(
+                "state",
+                format!("unknown state '{s}': use new, engaged, ghosting, converted or lost"),
+            )
+        })?),
     };
     let category = match q.category.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(c) => Some(
-            Category::parse(c)
-                .ok_or_else(|| {
-                    AppError::invalid(
-                        "category",
-                        format!("unknown category '{c}': use high_value, engaged, window_shopper or browsing"),
-                    )
-                })?
-                .as_str()
-                .to_string(),
-        ),
+        Some(c) => Some(Category::parse(c).ok_or_else(|| {
+            AppError::invalid(
+                "category",
+                format!(
+                    "unknown category '{c}': use high_value, engaged, window_shopper or browsing"
+                ),
+            )
+        })?),
     };
     let (before, before_id) = match q.before.as_deref().filter(|s| !s.is_empty()) {
         None => (None, None),
@@ -324,7 +314,8 @@ pub async fn act(
         Done::Unchanged => {
             return Err(AppError::Conflict(format!(
                 "The lead is {}; '{}' does not apply to it.",
-                lead.state, body.action
+                lead.state.as_str(),
+                body.action
             )))
         }
     }

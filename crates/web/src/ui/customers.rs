@@ -443,10 +443,10 @@ pub async fn show(
             .into_iter()
             .rev()
             .map(|h| HistoryView {
-                from: super::intake::state_label(&h.from_state),
-                to: super::intake::state_label(&h.to_state),
-                from_key: h.from_state,
-                to_key: h.to_state,
+                from: h.from_state.label(),
+                to: h.to_state.label(),
+                from_key: h.from_state.as_str().to_string(),
+                to_key: h.to_state.as_str().to_string(),
                 reason: h.reason,
                 actor: h.actor,
                 when: relative(h.at, now),

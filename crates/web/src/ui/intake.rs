@@ -121,10 +121,10 @@ impl LeadRow {
             initials: initials(&name),
             name,
             contact,
-            state: l.state.clone(),
-            state_label: state_label(&l.state),
-            category: l.category.clone(),
-            category_label: category_label(&l.category),
+            state: l.state.as_str().to_string(),
+            state_label: l.state.label(),
+            category: l.category.as_str().to_string(),
+            category_label: l.category.label(),
             score: l.score,
             reasons: reasons_title(&leads::fired_rules(&l.fired)),
             last_event: l.last_event.clone(),
@@ -137,10 +137,10 @@ impl LeadRow {
             tags: leads::tags_of(&l.tags),
             when: relative(l.updated_at, now),
             at: fmt_time(l.updated_at),
-            open: LeadState::parse(&l.state).is_some_and(bos_core::leads::is_open),
-            can_convert: can(&l.state, Input::MarkConverted),
-            can_lose: can(&l.state, Input::MarkLost),
-            can_reopen: can(&l.state, Input::Reopen),
+            open: bos_core::leads::is_open(l.state),
+            can_convert: can(l.state.as_str(), Input::MarkConverted),
+            can_lose: can(l.state.as_str(), Input::MarkLost),
+            can_reopen: can(l.state.as_str(), Input::Reopen),
         }
     }
 }
@@ -370,8 +370,8 @@ pub async fn page(
         .lead_feed(
             org,
             &LeadFilter {
-                state: Some(state.clone()).filter(|s| !s.is_empty()),
-                category: Some(category.clone()).filter(|c| !c.is_empty()),
+                state: LeadState::parse(&state),
+                category: Category::parse(&category),
                 before,
                 before_id,
                 limit: PAGE,
@@ -534,7 +534,12 @@ async fn lead_message(
             }
             .render()
             .map_err(|e| AppError::Internal(format!("template: {e}")))?;
-            (html, l.state.clone(), l.category.clone(), l.profile_id)
+            (
+                html,
+                l.state.as_str().to_string(),
+                l.category.as_str().to_string(),
+                l.profile_id,
+            )
         }
         // Erased or merged away: the page drops the row.
         None => (String::new(), String::new(), String::new(), ev.profile_id),

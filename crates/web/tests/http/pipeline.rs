@@ -453,7 +453,7 @@ async fn an_engaged_lead_ghosts_after_the_inactivity_threshold_and_comes_back() 
         .await
         .unwrap()
         .iter()
-        .map(|t| t.to_state.clone())
+        .map(|t| t.to_state.as_str().to_string())
         .collect();
     assert_eq!(h, vec!["engaged", "ghosting", "engaged"]);
     runner.shutdown().await;
