@@ -133,6 +133,18 @@ fn profile_of(a: &Applied) -> Uuid {
     }
 }
 
+/// Ann sends the form at `T0`: a new, engaged lead.
+async fn ann_engages(s: &Store, org: Uuid, src: Uuid) -> Vec<Applied> {
+    ingest_and_apply(
+        s,
+        org,
+        src,
+        vec![form("e1", "form_submitted", "ann@example.com")],
+        T0,
+    )
+    .await
+}
+
 fn ghost_key(p: Uuid) -> String {
     format!("ghost:{p}")
 }
@@ -141,14 +153,7 @@ fn ghost_key(p: Uuid) -> String {
 async fn a_stored_event_applies_once_and_its_replay_changes_nothing() {
     let (db, org, src) = setup().await;
     let s = &db.store;
-    let applied = ingest_and_apply(
-        s,
-        org,
-        src,
-        vec![form("e1", "form_submitted", "ann@example.com")],
-        T0,
-    )
-    .await;
+    let applied = ann_engages(s, org, src).await;
     let [Applied::Processed {
         profile_id,
         state,
@@ -219,15 +224,7 @@ async fn a_stored_event_applies_once_and_its_replay_changes_nothing() {
 async fn lead_moves_are_recorded_with_history_and_timeline() {
     let (db, org, src) = setup().await;
     let s = &db.store;
-    let applied = ingest_and_apply(
-        s,
-        org,
-        src,
-        vec![form("e1", "form_submitted", "ann@example.com")],
-        T0,
-    )
-    .await;
-    let p = profile_of(&applied[0]);
+    let p = profile_of(&ann_engages(s, org, src).await[0]);
     let changed = s
         .lead_action(
             org,
@@ -305,15 +302,7 @@ async fn timers_move_when_pending_leave_running_jobs_and_never_touch_parked_ones
     let (db, org, src) = setup().await;
     let s = &db.store;
     let rules = LeadSettings::default();
-    let applied = ingest_and_apply(
-        s,
-        org,
-        src,
-        vec![form("e1", "form_submitted", "ann@example.com")],
-        T0,
-    )
-    .await;
-    let p = profile_of(&applied[0]);
+    let p = profile_of(&ann_engages(s, org, src).await[0]);
     let key = ghost_key(p);
     // Engaged: the ghosting timer waits from the activity.
     let first = s.job_by_key(org, GHOST_JOB, &key).await.unwrap().unwrap();
@@ -490,12 +479,12 @@ async fn the_lead_feed_filters_by_state_and_category_and_pages_by_cursor() {
         .unwrap();
     assert_eq!(engaged.len(), 4);
     assert!(engaged.iter().all(|l| l.state == "engaged"));
-    let category = all[1].category.clone();
+    let category = all[1].category;
     let same = s
         .lead_feed(
             org,
             &LeadFilter {
-                category: Some(category.clone()),
+                category: Some(category),
                 limit: 50,
                 ..Default::default()
             },
@@ -545,15 +534,7 @@ async fn another_organization_never_reads_or_moves_these_leads() {
     let (db, a, src) = setup().await;
     let s = &db.store;
     let b = org(s, "other").await;
-    let applied = ingest_and_apply(
-        s,
-        a,
-        src,
-        vec![form("e1", "form_submitted", "ann@example.com")],
-        T0,
-    )
-    .await;
-    let p = profile_of(&applied[0]);
+    let p = profile_of(&ann_engages(s, a, src).await[0]);
     assert!(s.lead(a, p).await.unwrap().is_some());
 
     let feed = s
