@@ -5,9 +5,11 @@
 //! aliases ([`deprecated_aliases`]).
 
 use super::{rfc3339, ApiJson, Id};
-use crate::params::{customer_cursor, parse_customer_cursor, parse_sort, parse_time, timeline_cursor, timeline_query};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
+use crate::params::{
+    customer_cursor, parse_customer_cursor, parse_sort, parse_time, timeline_cursor, timeline_query,
+};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,8 +18,7 @@ use bos_core::identity::{traits, IdentityRules};
 use bos_core::Scope;
 use bos_engine::identity;
 use bos_store::identity::{
-    IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, ProfileSort, TimelineEntry,
-    TimelineQuery, Traits,
+    IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, TimelineEntry, Traits,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
