@@ -360,12 +360,7 @@ async fn unknown_keys_and_bad_bodies_say_what_to_fix() {
         let org = app.store().org(f.org).await.unwrap();
         let key = app.key(&org, "admin").await;
         let v: Value = app
-            .send_json(
-                Method::POST,
-                "/sources",
-                &key,
-                &json!({"kind": "segment", "name": "site"}),
-            )
+            .post_source(&key, "segment", "site")
             .await
             .json()
             .await

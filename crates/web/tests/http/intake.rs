@@ -112,14 +112,7 @@ async fn sources_are_created_with_a_credential_shown_once() {
     let listed: Value = app.read(Method::GET, "/sources", &key).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(!listed.to_string().contains(&hook.secret));
-    let bad = app
-        .send_json(
-            Method::POST,
-            "/sources",
-            &key,
-            &json!({"kind": "carrier-pigeon", "name": "x"}),
-        )
-        .await;
+    let bad = app.post_source(&key, "carrier-pigeon", "x").await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let ingest_only = app.key(&a, "ingest").await;
     let forbidden = app.call(Method::GET, "/sources", &ingest_only).await;

@@ -23,14 +23,7 @@ struct Shop {
 async fn shop(app: &TestApp, name: &str, slug: &str) -> Shop {
     let org = app.org(name).await;
     let api_key = app.key(&org, "admin").await;
-    let res = app
-        .send_json(
-            Method::POST,
-            "/sources",
-            &api_key,
-            &json!({"kind": "segment", "name": "Website"}),
-        )
-        .await;
+    let res = app.post_source(&api_key, "segment", "Website").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     let email = format!("owner@{slug}.example");

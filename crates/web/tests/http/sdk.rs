@@ -212,12 +212,7 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
     let org = app.org("Gzip Form").await;
     let key = app.key(&org, "admin").await;
     let v: Value = app
-        .send_json(
-            Method::POST,
-            "/sources",
-            &key,
-            &json!({"kind": "form", "name": "Landing"}),
-        )
+        .post_source(&key, "form", "Landing")
         .await
         .json()
         .await
@@ -610,14 +605,7 @@ async fn segment_error_bodies_carry_code_and_message() {
     // The API's own problems are unchanged: no SDK members there.
     let org = app.store().org(s.org).await.unwrap();
     let key = app.key(&org, "admin").await;
-    let res = app
-        .send_json(
-            Method::POST,
-            "/sources",
-            &key,
-            &json!({"kind": "carrier-pigeon", "name": "x"}),
-        )
-        .await;
+    let res = app.post_source(&key, "carrier-pigeon", "x").await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let v: Value = res.json().await.unwrap();
     assert!(v.get("code").is_none() && v.get("detail").is_some(), "{v}");
@@ -720,12 +708,7 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
     let org = app.org("Nul Form").await;
     let key = app.key(&org, "admin").await;
     let v: Value = app
-        .send_json(
-            Method::POST,
-            "/sources",
-            &key,
-            &json!({"kind": "form", "name": "Landing"}),
-        )
+        .post_source(&key, "form", "Landing")
         .await
         .json()
         .await

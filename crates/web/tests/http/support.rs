@@ -312,6 +312,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Creates an intake source of `kind` through the API.
+    pub async fn post_source(&self, key: &str, kind: &str, name: &str) -> Response {
+        let body = serde_json::json!({"kind": kind, "name": name});
+        self.send_json(reqwest::Method::POST, "/sources", key, &body)
+            .await
+    }
+
     /// Sends an API request without a body and reads its JSON answer,
     /// whatever the status.
     pub async fn read<T: serde::de::DeserializeOwned>(
