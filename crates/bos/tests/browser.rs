@@ -680,7 +680,7 @@ async fn watch_a_nudge_go_out(
     fill(c, "s0_a_subject", "{{ first_name }}, thanks for booking").await?;
     fill(c, "s0_a_body", "Hi {{ first_name }}, see you at the demo.").await?;
     choose(c, "status", "active").await?;
-    click_and_wait(&c, "#save-campaign", "#campaign-status.cstatus-active").await?;
+    click_and_wait(c, "#save-campaign", "#campaign-status.cstatus-active").await?;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", s.key));
     let two_minutes_ago = bos_web::api::rfc3339(bos_web::SystemClock.now_ms() - 120_000);
     let body = serde_json::json!({
@@ -1238,7 +1238,7 @@ async fn sign_in(c: &Client, base: &str) -> anyhow::Result<()> {
         .await?
         .send_keys(PASSWORD)
         .await?;
-    click(&c, "#login-submit").await?;
+    click(c, "#login-submit").await?;
     wait_xpath(c, "//h1[normalize-space()='Overview']").await?;
     Ok(())
 }

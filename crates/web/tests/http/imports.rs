@@ -211,7 +211,7 @@ async fn upload_page_runs_the_import_and_shows_the_summary() {
 #[tokio::test]
 async fn live_progress_follows_a_running_import() {
     let app = spawn_app().await;
-    let (org, b) = app.owner_of("Acme", "owner@acme.example").await;
+    let (_, b) = app.owner_of("Acme", "owner@acme.example").await;
     let csrf = csrf_in(
         &app.get("/customers/import", &b.cookie)
             .await

@@ -29,7 +29,7 @@ async fn cookie_attributes_and_token_strength() {
 #[tokio::test]
 async fn session_rotates_at_login_and_dies_at_logout() {
     let app = spawn_app().await;
-    let (org, first) = app.owner_of("Acme", "ann@example.com").await;
+    let (_, first) = app.owner_of("Acme", "ann@example.com").await;
     assert!(app.signed_in(&first.cookie).await);
 
     // Logging in again from the same browser issues a new id and ends the old one.
@@ -53,7 +53,7 @@ async fn session_rotates_at_login_and_dies_at_logout() {
 #[tokio::test]
 async fn password_change_ends_every_session() {
     let app = spawn_app().await;
-    let (org, laptop) = app.owner_of("Acme", "ann@example.com").await;
+    let (_, laptop) = app.owner_of("Acme", "ann@example.com").await;
     let phone = app.login("ann@example.com").await;
     let new_pw = "a much better password";
     let res = app
@@ -92,7 +92,7 @@ async fn password_change_ends_every_session() {
 #[tokio::test]
 async fn idle_and_absolute_timeouts() {
     let app = spawn_app().await;
-    let (org, b) = app.owner_of("Acme", "ann@example.com").await;
+    let (_, b) = app.owner_of("Acme", "ann@example.com").await;
     app.clock.advance_ms(app.config.session_idle_ms - 120_000);
     assert!(
         app.signed_in(&b.cookie).await,
