@@ -57,9 +57,9 @@ pub struct Summary {
     /// Data rows in the file (the header not counted).
     pub rows: u64,
     pub created: u64,
-    /// Rows that matched one existing profile.
+    /// Rows that matched one existing customer.
     pub attached: u64,
-    /// Rows that joined several profiles into one.
+    /// Rows that joined several customers into one.
     pub merged: u64,
     pub absorbed: u64,
     /// Rows imported before from this very file: unchanged.
@@ -261,17 +261,17 @@ pub fn render(s: &Summary) -> String {
     );
     let rows: [(&str, u64, String); 6] = [
         ("rows", s.rows, "data rows in the file".into()),
-        ("created", s.created, "new profiles".into()),
+        ("created", s.created, "new customers".into()),
         (
             "matched",
             s.attached,
-            "attached to one existing profile".into(),
+            "attached to one existing customer".into(),
         ),
         (
             "merged",
             s.merged,
             format!(
-                "joined profiles into one ({} profiles absorbed)",
+                "joined customers into one ({} customers absorbed)",
                 n(s.absorbed)
             ),
         ),

@@ -79,7 +79,7 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     let state = AppState::new(store.clone(), clock, web);
     // Imports a crashed server left running become `interrupted` (their
     // page says how to resume); the sweep runs now and every half minute.
-    let sweeper = bos_web::import::jobs::start_sweeper(state.clone());
+    let sweeper = state.imports.start_sweeper();
     // Nudges a crash left `sending` become `unknown` (never re-sent); the
     // sweep runs now and every minute.
     let nudge_sweeper = state.nudger.start_sweeper();
@@ -153,7 +153,7 @@ pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<(
     )
     .await
     .context("HTTP server failed")?;
-    state.imports.interrupt_running(&state).await;
+    state.imports.interrupt_running().await;
     purge.abort();
     sweeper.abort();
     nudge_sweeper.abort();

@@ -33,9 +33,7 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn owner_switches_org_creates_uses_and_revokes_a_key_then_signs_out() -> anyhow::Result<()> {
     let shots = Screenshots::new("platform")?;
     let (_db, base, port) = start_server().await?;
-    let mut driver = Chromedriver::start(&shots.dir)?;
-    driver.wait_ready().await?;
-    let client = driver.connect().await?;
+    let (_driver, client) = Chromedriver::session(&shots.dir).await?;
 
     // The flow runs in its own task so that a failed assertion *or* a panic
     // still lets us end the WebDriver session below: that is what makes
@@ -54,9 +52,7 @@ async fn owner_reads_a_merge_explanation_and_unmerges() -> anyhow::Result<()> {
     let (db, base, _port) = start_server().await?;
     let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
     seed_merged_customer(&db.store, acme.id).await?;
-    let mut driver = Chromedriver::start(&shots.dir)?;
-    driver.wait_ready().await?;
-    let client = driver.connect().await?;
+    let (_driver, client) = Chromedriver::session(&shots.dir).await?;
     let flow = tokio::spawn(god_view_flow(client.clone(), base, shots));
     finish(client, flow).await
 }
@@ -72,10 +68,18 @@ async fn owner_watches_a_lead_arrive_live_and_opens_it() -> anyhow::Result<()> {
     let shots = Screenshots::new("intake")?;
     let (db, base, port) = start_server().await?;
     let acme = db.store.org_by_slug("acme").await?.context("acme exists")?;
+    let key = storefront_source(&db.store, acme.id).await?;
+    let (_driver, client) = Chromedriver::session(&shots.dir).await?;
+    let flow = tokio::spawn(intake_flow(client.clone(), base, port, key, shots));
+    finish(client, flow).await
+}
+
+/// A Segment source "Storefront" for `org`; returns its write key.
+async fn storefront_source(store: &bos_store::Store, org: uuid::Uuid) -> anyhow::Result<String> {
     let key = format!("wk_browser_{}", uuid::Uuid::new_v4().simple());
-    db.store
+    store
         .create_source(
-            acme.id,
+            org,
             bos_store::intake::NewSource {
                 kind: bos_store::intake::SourceKind::Segment,
                 name: "Storefront".into(),
@@ -86,11 +90,7 @@ async fn owner_watches_a_lead_arrive_live_and_opens_it() -> anyhow::Result<()> {
             bos_web::SystemClock.now_ms(),
         )
         .await?;
-    let mut driver = Chromedriver::start(&shots.dir)?;
-    driver.wait_ready().await?;
-    let client = driver.connect().await?;
-    let flow = tokio::spawn(intake_flow(client.clone(), base, port, key, shots));
-    finish(client, flow).await
+    Ok(key)
 }
 
 async fn intake_flow(
@@ -101,11 +101,7 @@ async fn intake_flow(
     shots: Screenshots,
 ) -> anyhow::Result<()> {
     sign_in(&c, &base).await?;
-    c.find(Locator::Css("nav.sidenav a[href='/intake']"))
-        .await?
-        .click()
-        .await?;
-    wait_css(&c, "#lead-feed").await?;
+    click_and_wait(&c, "nav.sidenav a[href='/intake']", "#lead-feed").await?;
     // The page is connected to its live stream before the event is sent.
     wait_css(&c, "#live-status.on")
         .await
@@ -344,23 +340,8 @@ async fn owner_builds_a_campaign_and_previews_it() -> anyhow::Result<()> {
             },
         )
         .await?;
-    let mut driver = Chromedriver::start(&shots.dir)?;
-    driver.wait_ready().await?;
-    let client = driver.connect().await?;
-    let key = format!("wk_browser_{}", uuid::Uuid::new_v4().simple());
-    db.store
-        .create_source(
-            acme.id,
-            bos_store::intake::NewSource {
-                kind: bos_store::intake::SourceKind::Segment,
-                name: "Storefront".into(),
-                secret: None,
-                key_hash: Some(bos_web::auth::sha256(&key)),
-                config: None,
-            },
-            bos_web::SystemClock.now_ms(),
-        )
-        .await?;
+    let (_driver, client) = Chromedriver::session(&shots.dir).await?;
+    let key = storefront_source(&db.store, acme.id).await?;
     let seed = Seed {
         store: db.store.clone(),
         org: acme.id,
@@ -526,6 +507,12 @@ async fn fill(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Step `n`'s delay (from 0, as the builder numbers its fields).
+async fn step_delay(c: &Client, n: usize, delay: &str, unit: &str) -> anyhow::Result<()> {
+    fill(c, &format!("s{n}_delay"), delay).await?;
+    choose(c, &format!("s{n}_unit"), unit).await
+}
+
 async fn choose(c: &Client, name: &str, value: &str) -> anyhow::Result<()> {
     wait_css(c, &format!("select[name='{name}']"))
         .await?
@@ -541,18 +528,12 @@ async fn campaign_flow(
     shots: Screenshots,
 ) -> anyhow::Result<()> {
     sign_in(&c, &base).await?;
-    c.find(Locator::Css("nav.sidenav a[href='/campaigns']"))
-        .await?
-        .click()
-        .await?;
-    wait_css(&c, "#no-campaigns").await?;
+    click_and_wait(&c, "nav.sidenav a[href='/campaigns']", "#no-campaigns").await?;
     shots.save(&c, "01-campaigns-empty").await?;
-    c.find(Locator::Css("#new-campaign")).await?.click().await?;
-    wait_css(&c, "#campaign-form").await?;
+    click_and_wait(&c, "#new-campaign", "#campaign-form").await?;
     fill(&c, "name", "Cart rescue").await?;
     choose(&c, "trigger", "checkout_abandoned").await?;
-    fill(&c, "s0_delay", "1").await?;
-    choose(&c, "s0_unit", "hours").await?;
+    step_delay(&c, 0, "1", "hours").await?;
     fill(
         &c,
         "s0_a_subject",
@@ -566,8 +547,7 @@ async fn campaign_flow(
     )
     .await?;
     // A second step: the form comes back with step 1 as typed.
-    c.find(Locator::Css("#add-step")).await?.click().await?;
-    wait_css(&c, "[name='s1_delay']").await?;
+    click_and_wait(&c, "#add-step", "[name='s1_delay']").await?;
     let kept = c
         .find(Locator::Css("[name='s0_a_subject']"))
         .await?
@@ -578,8 +558,7 @@ async fn campaign_flow(
         kept == "{{ first_name }}, you left something behind",
         "step 1 kept: {kept:?}"
     );
-    fill(&c, "s1_delay", "1").await?;
-    choose(&c, "s1_unit", "days").await?;
+    step_delay(&c, 1, "1", "days").await?;
     choose(&c, "s1_channel", "sms").await?;
     fill(
         &c,
@@ -588,13 +567,9 @@ async fn campaign_flow(
     )
     .await?;
     // And a third, with an A/B test.
-    c.find(Locator::Css("#add-step")).await?.click().await?;
-    wait_css(&c, "[name='s2_delay']").await?;
+    click_and_wait(&c, "#add-step", "[name='s2_delay']").await?;
     // Saving with step 3 still empty: the sentence, and nothing lost.
-    c.find(Locator::Css("#save-campaign"))
-        .await?
-        .click()
-        .await?;
+    click(&c, "#save-campaign").await?;
     let err = wait_css(&c, "#campaign-error").await?.text().await?;
     ensure!(
         err.contains("Step 3, variant 1: the body is empty"),
@@ -611,37 +586,25 @@ async fn campaign_flow(
         "step 2 kept: {kept:?}"
     );
     shots.save(&c, "02a-builder-error").await?;
-    fill(&c, "s2_delay", "3").await?;
-    choose(&c, "s2_unit", "days").await?;
+    step_delay(&c, 2, "3", "days").await?;
     // A new step starts on the previous step's channel (SMS here).
     choose(&c, "s2_channel", "email").await?;
     fill(&c, "s2_a_subject", "Last call, {{ first_name }}").await?;
     fill(&c, "s2_a_body", "Your cart expires soon.").await?;
-    c.find(Locator::Css("[name='s2_b_on']"))
-        .await?
-        .click()
-        .await?;
+    click(&c, "[name='s2_b_on']").await?;
     fill(&c, "s2_b_subject", "10% off if you finish today").await?;
     fill(&c, "s2_b_body", "Use code COMEBACK at checkout.").await?;
     fill(&c, "s2_split", "60").await?;
     choose(&c, "status", "active").await?;
     shots.save(&c, "02-builder").await?;
-    c.find(Locator::Css("#save-campaign"))
-        .await?
-        .click()
-        .await?;
-    wait_css(&c, "#campaign-status.cstatus-active").await?;
+    click_and_wait(&c, "#save-campaign", "#campaign-status.cstatus-active").await?;
     wait_xpath(&c, "//h1[normalize-space()='Cart rescue']").await?;
     let rows = c.find_all(Locator::Css("#funnel tbody tr")).await?;
     ensure!(rows.len() == 3, "a funnel row per step, got {}", rows.len());
     shots.save(&c, "03-campaign").await?;
     // Preview step 1 for Maya.
     fill(&c, "preview_email", "maya@example.com").await?;
-    c.find(Locator::Css("#preview-button"))
-        .await?
-        .click()
-        .await?;
-    wait_css(&c, "#preview").await?;
+    click_and_wait(&c, "#preview-button", "#preview").await?;
     let subject = wait_css(&c, "#preview-subject").await?.text().await?;
     ensure!(
         subject == "Maya, you left something behind",
@@ -712,17 +675,12 @@ async fn watch_a_nudge_go_out(
     fill(c, "name", "Demo follow-up").await?;
     choose(c, "trigger", "event").await?;
     fill(c, "event_name", "Demo Booked").await?;
-    fill(c, "s0_delay", "1").await?;
-    choose(c, "s0_unit", "minutes").await?;
+    step_delay(c, 0, "1", "minutes").await?;
     choose(c, "s0_channel", "email").await?;
     fill(c, "s0_a_subject", "{{ first_name }}, thanks for booking").await?;
     fill(c, "s0_a_body", "Hi {{ first_name }}, see you at the demo.").await?;
     choose(c, "status", "active").await?;
-    c.find(Locator::Css("#save-campaign"))
-        .await?
-        .click()
-        .await?;
-    wait_css(c, "#campaign-status.cstatus-active").await?;
+    click_and_wait(c, "#save-campaign", "#campaign-status.cstatus-active").await?;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:", s.key));
     let two_minutes_ago = bos_web::api::rfc3339(bos_web::SystemClock.now_ms() - 120_000);
     let body = serde_json::json!({
@@ -758,18 +716,12 @@ async fn god_view_flow(c: Client, base: String, shots: Screenshots) -> anyhow::R
     sign_in(&c, &base).await?;
 
     // Find John through the customers search.
-    c.find(Locator::Css("nav.sidenav a[href='/customers']"))
-        .await?
-        .click()
-        .await?;
+    click(&c, "nav.sidenav a[href='/customers']").await?;
     wait_css(&c, "#customer-search")
         .await?
         .send_keys("john")
         .await?;
-    c.find(Locator::Css("form[role=search] button[type=submit]"))
-        .await?
-        .click()
-        .await?;
+    click(&c, "form[role=search] button[type=submit]").await?;
     // Wait for the results page itself, not the list it replaces.
     poll(|| async {
         Ok(c.current_url()
@@ -879,9 +831,7 @@ async fn owner_uploads_contacts_and_watches_the_import() -> anyhow::Result<()> {
     }
     std::fs::write(&file, csv)?;
     std::fs::write(dir.join("names.csv"), "name,company\nAnn Lee,Acme\n")?;
-    let mut driver = Chromedriver::start(&shots.dir)?;
-    driver.wait_ready().await?;
-    let client = driver.connect().await?;
+    let (_driver, client) = Chromedriver::session(&shots.dir).await?;
     let flow = tokio::spawn(import_flow(client.clone(), base, file, shots));
     let outcome = flow.await;
     let closed = client.close().await;
@@ -902,10 +852,7 @@ async fn import_flow(
 ) -> anyhow::Result<()> {
     sign_in(&c, &base).await?;
 
-    c.find(Locator::Css("nav.sidenav a[href='/customers']"))
-        .await?
-        .click()
-        .await?;
+    click(&c, "nav.sidenav a[href='/customers']").await?;
     wait_css(&c, "#import-link").await?.click().await?;
 
     // A file without any identifier column is refused, saying which
@@ -1073,7 +1020,7 @@ async fn flow(c: Client, base: String, port: u16, shots: Screenshots) -> anyhow:
         .await?
         .send_keys(PASSWORD)
         .await?;
-    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    click(&c, "#login-submit").await?;
     wait_xpath(&c, "//h1[normalize-space()='Overview']")
         .await
         .context("after signing in, the Overview page should appear")?;
@@ -1224,7 +1171,7 @@ async fn flow(c: Client, base: String, port: u16, shots: Screenshots) -> anyhow:
     );
 
     // --- Sign out -------------------------------------------------------
-    c.find(Locator::Css("#logout")).await?.click().await?;
+    click(&c, "#logout").await?;
     wait_css(&c, "#login-submit")
         .await
         .context("signing out should show the login page")?;
@@ -1291,7 +1238,7 @@ async fn sign_in(c: &Client, base: &str) -> anyhow::Result<()> {
         .await?
         .send_keys(PASSWORD)
         .await?;
-    c.find(Locator::Css("#login-submit")).await?.click().await?;
+    click(c, "#login-submit").await?;
     wait_xpath(c, "//h1[normalize-space()='Overview']").await?;
     Ok(())
 }
@@ -1310,6 +1257,19 @@ async fn finish(
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
     closed.context("closing the WebDriver session")?;
+    Ok(())
+}
+
+/// Clicks the element `css` finds (it is on the page already).
+async fn click(c: &Client, css: &str) -> anyhow::Result<()> {
+    c.find(Locator::Css(css)).await?.click().await?;
+    Ok(())
+}
+
+/// Clicks `css`, then waits for `then` (the page or part it brings).
+async fn click_and_wait(c: &Client, css: &str, then: &str) -> anyhow::Result<()> {
+    click(c, css).await?;
+    wait_css(c, then).await?;
     Ok(())
 }
 
@@ -1428,6 +1388,15 @@ struct Chromedriver {
 }
 
 impl Chromedriver {
+    /// Starts chromedriver, waits for it and opens a session. Keep the
+    /// driver for as long as the client: dropping it stops chromedriver.
+    async fn session(log_dir: &Path) -> anyhow::Result<(Chromedriver, Client)> {
+        let mut driver = Chromedriver::start(log_dir)?;
+        driver.wait_ready().await?;
+        let client = driver.connect().await?;
+        Ok((driver, client))
+    }
+
     fn start(log_dir: &Path) -> anyhow::Result<Chromedriver> {
         let exe =
             std::env::var("BOS_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());

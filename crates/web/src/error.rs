@@ -231,6 +231,30 @@ impl From<bos_engine::channels::ChannelError> for AppError {
     }
 }
 
+impl From<bos_engine::imports::UploadError> for AppError {
+    fn from(e: bos_engine::imports::UploadError) -> Self {
+        use bos_engine::imports::UploadError as E;
+        match e {
+            E::TooLarge { .. } => AppError::PayloadTooLarge(e.to_string()),
+            E::Cut(_) => AppError::BadRequest(e.to_string()),
+            E::Io(e) => AppError::Internal(format!("import spool: {e}")),
+            e => AppError::invalid("file", e.to_string()),
+        }
+    }
+}
+
+impl From<bos_engine::imports::RunError> for AppError {
+    fn from(e: bos_engine::imports::RunError) -> Self {
+        use bos_engine::imports::RunError as E;
+        match e {
+            E::Upload(e) => e.into(),
+            e @ E::AlreadyRunning { .. } => AppError::Conflict(e.to_string()),
+            E::Spool(cause) => AppError::Internal(format!("import spool task: {cause}")),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Stable identifier of the kind of problem, e.g. `urn:bos:problem:not-found`.

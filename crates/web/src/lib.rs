@@ -19,8 +19,6 @@ pub mod clock;
 pub mod edge;
 /// The one error type: problem+json for the API, an HTML page for the UI.
 pub mod error;
-/// Contacts import over HTTP: upload spooling and background runs.
-pub mod import;
 /// Public intake endpoints: Segment-compatible tracking, Standard Webhooks,
 /// Shopify webhooks, public web forms.
 pub mod intake;
@@ -34,12 +32,18 @@ pub mod live;
 pub mod nudge_hooks;
 /// `/healthz`, `/readyz`, `/metrics`, security headers, request metrics.
 pub mod ops;
+/// Query parameters the API and the UI both read (cursors, sorts, times,
+/// filters), parsed in one place so neither door borrows from the other.
+pub mod params;
 /// The public URLs handed to services (invitation links).
 pub mod paths;
 /// The HTTP server loop: connection cap, header-read and idle timeouts.
 pub mod server;
 /// The server-rendered UI: login, organization switcher, settings.
 pub mod ui;
+/// What the API and the UI both show of a record (times, a channel's
+/// masked settings and webhook URLs, a stored payload), rendered once.
+pub mod views;
 
 use axum::Router;
 use bos_store::Store;
@@ -111,7 +115,7 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     pub metrics: Arc<ops::Metrics>,
     /// Imports running in the background in this process.
-    pub imports: Arc<import::ImportJobs>,
+    pub imports: Arc<bos_engine::imports::ImportRuns>,
     /// Schedules durable jobs (timers, retries) and wakes this process's
     /// job runner; `bos serve` starts the runner from it.
     pub scheduler: bos_engine::Scheduler,
@@ -143,6 +147,13 @@ impl AppState {
             },
         );
         let bus = bos_engine::Bus::new(store.clone());
+        let imports = bos_engine::imports::ImportRuns::new(
+            store.clone(),
+            bus.clone(),
+            clock.clone(),
+            config.import_dir.clone(),
+            config.import_limit_bytes,
+        );
         AppState {
             nudger,
             pipeline: bos_engine::Pipeline::with_bus(scheduler.clone(), bus.clone()),
@@ -150,7 +161,7 @@ impl AppState {
             scheduler,
             store,
             clock,
-            imports: Arc::new(import::ImportJobs::new(config.import_dir.clone())),
+            imports: Arc::new(imports),
             config: Arc::new(config),
             metrics: Arc::new(ops::Metrics::default()),
             form_limiter: Arc::new(intake::FormLimiter::default()),

@@ -492,24 +492,24 @@ impl From<EnrollmentRow> for EnrollmentDto {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ProfileNudgesDto {
+pub struct CustomerNudgesDto {
     pub enrollments: Vec<EnrollmentDto>,
     pub executions: Vec<ExecutionDto>,
 }
 
 /// A customer's campaigns and the messages sent to them (merged profiles included).
-#[utoipa::path(get, path = "/profiles/{profile_id}/nudges", tag = "campaigns",
-    params(("profile_id" = Uuid, Path, description = "The customer's id")),
-    responses((status = 200, body = ProfileNudgesDto), (status = 404, body = crate::error::Problem)))]
-pub async fn profile_nudges(
+#[utoipa::path(get, path = "/customers/{customer_id}/nudges", tag = "campaigns",
+    params(("customer_id" = Uuid, Path, description = "The customer's id")),
+    responses((status = 200, body = CustomerNudgesDto), (status = 404, body = crate::error::Problem)))]
+pub async fn customer_nudges(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-) -> ApiResult<Json<ProfileNudgesDto>> {
+) -> ApiResult<Json<CustomerNudgesDto>> {
     let enrollments = st.store.enrollments_for_profile(p.org.id, id).await?;
     require_read(&p)?;
     let executions = st.store.executions_for_profile(p.org.id, id).await?;
-    Ok(Json(ProfileNudgesDto {
+    Ok(Json(CustomerNudgesDto {
         enrollments: enrollments.into_iter().map(Into::into).collect(),
         executions: executions.into_iter().map(Into::into).collect(),
     }))

@@ -4,7 +4,6 @@
 use super::{admin_actor, rfc3339, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
-use crate::import::upload::{self, clean_file_name, UploadMeta};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -12,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bos_engine::imports::driver::check_source;
+use bos_engine::imports::runs::{clean_file_name, UploadMeta};
 use bos_store::import::ImportRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -183,7 +183,10 @@ pub async fn create(
         started_by: format!("API key \"{}\"", p.key.name),
         user_id: None,
     };
-    let rec = upload::receive(&st, a.org_id, body.into_data_stream(), meta).await?;
+    let rec = st
+        .imports
+        .receive(a.org_id, body.into_data_stream(), meta)
+        .await?;
     let mut res = (StatusCode::ACCEPTED, Json(ImportDto::from(&rec))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/imports/{}", rec.id)) {
         res.headers_mut().insert(header::LOCATION, v);

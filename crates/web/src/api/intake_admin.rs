@@ -6,6 +6,8 @@
 use super::{admin_actor, rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
+use crate::params::status_filter;
+use crate::views::payload_value;
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,8 +18,6 @@ use bos_engine::sources;
 use bos_store::pipeline::Delivery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-pub const STATUSES: [&str; 4] = ["pending", "processed", "skipped", "parked"];
 
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryDto {
@@ -73,18 +73,6 @@ pub struct DeliveriesQuery {
     pub limit: Option<u32>,
 }
 
-/// Checks a status filter; empty means none.
-pub(crate) fn status_filter(s: Option<&str>) -> Result<Option<&str>, AppError> {
-    match s.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) if STATUSES.contains(&s) => Ok(Some(s)),
-        Some(_) => Err(AppError::invalid(
-            "status",
-            "Filter by one of pending, processed, skipped or parked, or leave status out.",
-        )),
-    }
-}
-
 /// A source's recent deliveries, newest first.
 #[utoipa::path(get, path = "/sources/{source_id}/deliveries", tag = "sources",
     params(("source_id" = uuid::Uuid, Path, description = "The source's id"), DeliveriesQuery),
@@ -108,11 +96,6 @@ pub async fn deliveries(
         .deliveries(a.org_id, Some(id), status, limit)
         .await?;
     Ok(Json(rows.iter().map(DeliveryDto::from).collect()))
-}
-
-/// The raw payload, pretty-printed when it is JSON.
-pub(crate) fn payload_value(raw: &str) -> serde_json::Value {
-    serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
 }
 
 /// One delivery with its raw payload.

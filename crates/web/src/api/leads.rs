@@ -230,8 +230,8 @@ async fn detail(st: &AppState, org: Uuid, id: Uuid) -> Result<LeadDetail, AppErr
 }
 
 /// One lead (by any of its profile ids) with its state history.
-#[utoipa::path(get, path = "/leads/{profile_id}", tag = "leads",
-    params(("profile_id" = Uuid, Path, description = "Profile id")),
+#[utoipa::path(get, path = "/leads/{customer_id}", tag = "leads",
+    params(("customer_id" = Uuid, Path, description = "The customer's id")),
     responses((status = 200, body = LeadDetail), (status = 404, body = crate::error::Problem)))]
 pub async fn get_one(
     State(st): State<AppState>,
@@ -257,8 +257,8 @@ pub struct LeadActionRequest {
 /// A quick action on a lead: mark converted or lost, reopen, assign, tag.
 /// Answers the lead as it is afterwards; a move that does not apply to the
 /// lead's state is 409.
-#[utoipa::path(post, path = "/leads/{profile_id}/actions", tag = "leads", request_body = LeadActionRequest,
-    params(("profile_id" = Uuid, Path, description = "Profile id")),
+#[utoipa::path(post, path = "/leads/{customer_id}/actions", tag = "leads", request_body = LeadActionRequest,
+    params(("customer_id" = Uuid, Path, description = "The customer's id")),
     responses((status = 200, body = LeadDetail), (status = 404, body = crate::error::Problem),
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn act(

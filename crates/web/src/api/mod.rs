@@ -7,6 +7,9 @@
 pub mod campaigns;
 /// Channel settings (SMTP, Twilio, the development sink) and opt-outs.
 pub mod channels;
+/// Customers (God View): identify, list, one customer, timeline, merges,
+/// duplicates, export and erasure.
+pub mod customers;
 /// Contacts import: upload a CSV, follow it, read its summary.
 pub mod imports;
 /// Intake administration: delivery log, replay, intent rules, lead settings.
@@ -16,13 +19,12 @@ mod keys;
 pub mod leads;
 mod me;
 mod members;
-/// God View: identify, profiles, timeline, merges.
-pub mod profiles;
 /// Intake sources: Segment write keys and Standard Webhooks secrets.
 pub mod sources;
 
 use crate::auth::keys::ApiPrincipal;
 use crate::error::AppError;
+pub use crate::views::rfc3339;
 use crate::AppState;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -81,16 +83,16 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(members::revoke_invitation))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get_one, keys::revoke))
-        .routes(routes!(profiles::identify))
-        .routes(routes!(profiles::list))
-        .routes(routes!(profiles::get_one, profiles::erase))
-        .routes(routes!(profiles::timeline))
-        .routes(routes!(profiles::merge))
-        .routes(routes!(profiles::unmerge))
-        .routes(routes!(profiles::duplicates))
-        .routes(routes!(profiles::export))
-        .routes(routes!(profiles::get_rules, profiles::put_rules))
-        .routes(routes!(profiles::group))
+        .routes(routes!(customers::identify))
+        .routes(routes!(customers::list))
+        .routes(routes!(customers::get_one, customers::erase))
+        .routes(routes!(customers::timeline))
+        .routes(routes!(customers::merge))
+        .routes(routes!(customers::unmerge))
+        .routes(routes!(customers::duplicates))
+        .routes(routes!(customers::export))
+        .routes(routes!(customers::get_rules, customers::put_rules))
+        .routes(routes!(customers::group))
         .routes(routes!(imports::list, imports::create))
         .routes(routes!(imports::get_one))
         .routes(routes!(sources::list, sources::create))
@@ -115,13 +117,13 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::preview))
         .routes(routes!(campaigns::outbox))
         .routes(routes!(campaigns::get_settings, campaigns::put_settings))
-        .routes(routes!(campaigns::profile_nudges))
+        .routes(routes!(campaigns::customer_nudges))
         .routes(routes!(campaigns::remove_enrollment))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let doc = with_error_responses(doc);
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    let router = router.route(
+    let router = router.merge(customers::deprecated_aliases()).route(
         "/openapi.json",
         get(move || {
             let json = json.clone();
@@ -257,17 +259,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             Err(e) => Err(AppError::Internal(e.body_text())),
         }
     }
-}
-
-/// RFC 3339 rendering of our millisecond times.
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// The acting principal as an admin-layer actor. API keys act with admin

@@ -1124,7 +1124,7 @@ pub struct EnrollmentView {
 }
 
 /// The Nudges panel of a customer's page.
-pub async fn profile_panel(
+pub async fn customer_panel(
     st: &AppState,
     org: Uuid,
     profile: Uuid,
@@ -1168,7 +1168,7 @@ pub async fn profile_panel(
     Ok((enrollments, execs))
 }
 
-/// `POST /customers/{profile_id}/enrollments/{enrollment_id}/remove`.
+/// `POST /customers/{customer_id}/enrollments/{enrollment_id}/remove`.
 pub async fn remove_enrollment(
     State(st): State<AppState>,
     s: Session,

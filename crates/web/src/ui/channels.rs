@@ -6,9 +6,9 @@
 //! the channels service's (`bos_engine::channels`), as for the API.
 
 use super::{Chrome, NoticeQuery};
-use crate::api::channels::{dto, ChannelDto};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
+use crate::views::{channel_dto as dto, ChannelDto};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};

@@ -1,13 +1,13 @@
-//! Customers (the God View): the searchable list and the profile page with
+//! Customers (the God View): the searchable list and the customer page with
 //! identity badges, the journey timeline, the merge explanation with
 //! Unmerge, possible duplicates with a one-click merge, export and erase.
 
 use super::{fmt_time, relative, Chrome, PathId};
-use crate::api::profiles::{
-    parse_profile_cursor, parse_sort, profile_cursor, timeline_cursor, timeline_query,
-};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageResult};
+use crate::params::{
+    customer_cursor, parse_customer_cursor, parse_sort, timeline_cursor, timeline_query,
+};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
@@ -139,7 +139,7 @@ pub async fn list(
         .after
         .as_deref()
         .filter(|a| !a.is_empty())
-        .map(parse_profile_cursor)
+        .map(parse_customer_cursor)
         .transpose()?;
     let limit = 50;
     let profiles = st
@@ -182,7 +182,7 @@ pub async fn list(
         });
     }
     let next = (profiles.len() as u32 == limit)
-        .then(|| profiles.last().map(|p| profile_cursor(p, sort)))
+        .then(|| profiles.last().map(|p| customer_cursor(p, sort)))
         .flatten()
         .map(|cur| {
             serde_urlencoded::to_string([
@@ -244,8 +244,8 @@ pub struct DupView {
 }
 
 #[derive(Template)]
-#[template(path = "profile.html")]
-struct ProfilePage {
+#[template(path = "customer.html")]
+struct CustomerPage {
     c: Chrome,
     p: Profile,
     name: String,
@@ -288,7 +288,7 @@ pub struct HistoryView {
 }
 
 #[derive(Deserialize, Default)]
-pub struct ProfileQueryParams {
+pub struct CustomerQueryParams {
     #[serde(default)]
     kind: Vec<String>,
     #[serde(default)]
@@ -315,7 +315,7 @@ pub async fn show(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let q = ProfileQueryParams {
+    let q = CustomerQueryParams {
         kind: pairs
             .iter()
             .filter(|(k, _)| k == "kind")
@@ -456,7 +456,7 @@ pub async fn show(
     } else {
         Vec::new()
     };
-    let (nudge_enrollments, nudge_execs) = super::campaigns::profile_panel(&st, org, p.id).await?;
+    let (nudge_enrollments, nudge_execs) = super::campaigns::customer_panel(&st, org, p.id).await?;
     let mut c = Chrome::new(&s, "Customer", "customers");
     c.notice = super::intake::notice(q.done.as_deref());
     let name = if p.display_name.is_empty() {
@@ -464,7 +464,7 @@ pub async fn show(
     } else {
         p.display_name.clone()
     };
-    let page = ProfilePage {
+    let page = CustomerPage {
         c,
         initials: initials(&name),
         ltv: money(p.ltv_cents, &p.currency),

@@ -9,7 +9,6 @@ use super::customers::group_digits;
 use super::{fmt_time, relative, Chrome, PathId};
 use crate::auth::session::{cross_site, Session};
 use crate::error::{AppError, PageResult};
-use crate::import::upload::{self, clean_file_name, UploadMeta};
 use crate::live::{self, Heard, Step};
 use crate::AppState;
 use askama::Template;
@@ -19,6 +18,7 @@ use axum::http::header;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_engine::imports::driver::check_source;
+use bos_engine::imports::runs::{clean_file_name, UploadMeta};
 use bos_engine::Live;
 use bos_store::import::{ImportRecord, ImportStatus};
 use std::time::Duration;
@@ -259,7 +259,12 @@ pub async fn upload(State(st): State<AppState>, s: Session, req: Request) -> Pag
                     started_by: s.user.email.clone(),
                     user_id: Some(s.user.id),
                 };
-                match upload::receive(&st, s.org.id, &mut field, meta).await {
+                match st
+                    .imports
+                    .receive(s.org.id, &mut field, meta)
+                    .await
+                    .map_err(AppError::from)
+                {
                     Ok(r) => rec = Some(r),
                     Err(e @ AppError::Internal(_)) | Err(e @ AppError::Unavailable) => {
                         return Err(e.into())

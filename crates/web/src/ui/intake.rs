@@ -455,7 +455,7 @@ fn with_done(url: &str, code: &str) -> String {
     format!("{url}{sep}done={code}")
 }
 
-/// `POST /intake/{profile_id}/action`: a quick action from the feed or the
+/// `POST /intake/{customer_id}/action`: a quick action from the feed or the
 /// profile page; back to where it came from.
 pub async fn action(
     State(st): State<AppState>,

@@ -113,7 +113,7 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/intake/stream", false, get(intake::stream)),
         r(
             Method::POST,
-            "/intake/{profile_id}/action",
+            "/intake/{customer_id}/action",
             false,
             post(intake::action),
         ),
@@ -140,25 +140,25 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         ),
         r(
             Method::GET,
-            "/customers/{profile_id}",
+            "/customers/{customer_id}",
             false,
             get(customers::show),
         ),
         r(
             Method::POST,
-            "/customers/{profile_id}/merge",
+            "/customers/{customer_id}/merge",
             false,
             post(customers::merge),
         ),
         r(
             Method::GET,
-            "/customers/{profile_id}/export",
+            "/customers/{customer_id}/export",
             false,
             get(customers::export),
         ),
         r(
             Method::POST,
-            "/customers/{profile_id}/erase",
+            "/customers/{customer_id}/erase",
             false,
             post(customers::erase),
         ),
@@ -318,7 +318,7 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
-            "/customers/{profile_id}/enrollments/{enrollment_id}/remove",
+            "/customers/{customer_id}/enrollments/{enrollment_id}/remove",
             false,
             post(campaigns::remove_enrollment),
         ),

@@ -4,9 +4,10 @@
 //! with Retry. Ids of another tenant are 404 before any permission check.
 
 use super::{fmt_time, notice, relative, Chrome, NoticeQuery};
-use crate::api::intake_admin::{payload_value, status_filter, STATUSES};
 use crate::auth::session::{CsrfForm, Session};
 use crate::error::{AppError, PageError, PageResult};
+use crate::params::{status_filter, STATUSES};
+use crate::views::payload_value;
 use crate::AppState;
 use askama::Template;
 use axum::extract::rejection::PathRejection;

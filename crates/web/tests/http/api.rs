@@ -25,12 +25,7 @@ async fn me_and_errors() {
     let app = spawn_app().await;
     let org = app.org("Acme").await;
     let key = app.key(&org, "ingest").await;
-    let res = app
-        .api(Method::GET, "/me", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/me", &key).await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["organization"]["name"], "Acme");
@@ -39,27 +34,12 @@ async fn me_and_errors() {
 
     let res = app.http.get(app.url("/api/v1/me")).send().await.unwrap();
     problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let res = app
-        .api(Method::GET, "/me", "bos_not-a-real-key")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/me", "bos_not-a-real-key").await;
     problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let res = app
-        .api(Method::GET, "/nothing/here", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/nothing/here", &key).await;
     problem(res, StatusCode::NOT_FOUND, "not-found").await;
     // An ingest key cannot administer.
-    let res = app
-        .api(Method::GET, "/members", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/members", &key).await;
     let v = problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     assert!(v["detail"].as_str().unwrap().contains("'admin' scope"));
 }
@@ -67,9 +47,7 @@ async fn me_and_errors() {
 #[tokio::test]
 async fn a_browser_session_never_opens_the_api() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("ann@example.com", &org, Role::Owner).await;
-    let b = app.login("ann@example.com").await;
+    let (org, b) = app.owner_of("Acme", "ann@example.com").await;
     let res = app
         .http
         .get(app.url("/api/v1/me"))
@@ -146,20 +124,16 @@ async fn bad_input_is_4xx_with_guidance() {
         "unsupported-media-type",
     )
     .await;
-    let res = app
-        .api(Method::GET, "/keys/not-a-uuid", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/keys/not-a-uuid", &key).await;
     problem(res, StatusCode::NOT_FOUND, "not-found").await;
     let res = app
-        .api(Method::POST, "/members", &key)
-        .await
-        .json(&json!({"email": "not an email", "role": "member"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/members",
+            &key,
+            &json!({"email": "not an email", "role": "member"}),
+        )
+        .await;
     let v = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input").await;
     assert_eq!(v["field"], "email");
 }
@@ -170,13 +144,7 @@ async fn oversized_bodies_are_413() {
     let org = app.org("Acme").await;
     let key = app.key(&org, "admin").await;
     let big = json!({"name": "x".repeat(10_000), "scopes": ["ingest"]});
-    let res = app
-        .api(Method::POST, "/keys", &key)
-        .await
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
+    let res = app.send_json(Method::POST, "/keys", &key, &big).await;
     problem(res, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
 }
 
@@ -186,61 +154,38 @@ async fn keys_lifecycle_and_revocation_is_immediate() {
     let org = app.org("Acme").await;
     let admin = app.key(&org, "admin").await;
     let res = app
-        .api(Method::POST, "/keys", &admin)
-        .await
-        .json(&json!({"name": "Shopify sync", "scopes": ["ingest", "agent"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/keys",
+            &admin,
+            &json!({"name": "Shopify sync", "scopes": ["ingest", "agent"]}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     let secret = v["secret"].as_str().unwrap().to_string();
     let id = v["key"]["id"].as_str().unwrap().to_string();
     assert!(secret.starts_with("bos_") && secret.len() == 44);
     assert_eq!(
-        app.api(Method::GET, "/me", &secret)
-            .await
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.call(Method::GET, "/me", &secret).await.status(),
         StatusCode::OK
     );
     // Listing never shows secrets.
     let list = app
-        .api(Method::GET, "/keys", &admin)
+        .call(Method::GET, "/keys", &admin)
         .await
-        .send()
-        .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(!list.contains(&secret));
     assert!(list.contains("Shopify sync"));
     let res = app
-        .api(Method::DELETE, &format!("/keys/{id}"), &admin)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/keys/{id}"), &admin)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = app
-        .api(Method::GET, "/me", &secret)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/me", &secret).await;
     problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let v: Value = app
-        .api(Method::GET, &format!("/keys/{id}"), &admin)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.read(Method::GET, &format!("/keys/{id}"), &admin).await;
     assert!(v["revoked_at"].is_string());
 }
 
@@ -253,12 +198,13 @@ async fn no_api_key_or_password_is_stored_in_plaintext() {
     let mut secrets = vec![admin.clone()];
     for i in 0..5 {
         let v: Value = app
-            .api(Method::POST, "/keys", &admin)
+            .send_json(
+                Method::POST,
+                "/keys",
+                &admin,
+                &json!({"name": format!("k{i}"), "scopes": ["ingest"]}),
+            )
             .await
-            .json(&json!({"name": format!("k{i}"), "scopes": ["ingest"]}))
-            .send()
-            .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -308,13 +254,7 @@ async fn no_provider_secret_is_stored_in_plaintext() {
         let app = &app;
         let admin = admin.clone();
         async move {
-            let res = app
-                .api(Method::POST, path, &admin)
-                .await
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let res = app.send_json(Method::POST, path, &admin, &body).await;
             assert!(res.status().is_success(), "{path}: {}", res.status());
             res.json::<Value>().await.unwrap()
         }
@@ -323,13 +263,7 @@ async fn no_provider_secret_is_stored_in_plaintext() {
         let app = &app;
         let admin = admin.clone();
         async move {
-            let res = app
-                .api(Method::PUT, path, &admin)
-                .await
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let res = app.send_json(Method::PUT, path, &admin, &body).await;
             assert_eq!(res.status(), StatusCode::OK, "{path}");
         }
     };
@@ -534,12 +468,13 @@ async fn members_over_the_api() {
     // Inviting answers a link, never an account; Bob joins by accepting
     // (tests/http/invitations.rs covers the accept page).
     let res = app
-        .api(Method::POST, "/members", &admin)
-        .await
-        .json(&json!({"email": "bob@example.com", "role": "member"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/members",
+            &admin,
+            &json!({"email": "bob@example.com", "role": "member"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     assert!(v["accept_url"]
@@ -557,50 +492,44 @@ async fn members_over_the_api() {
         .unwrap();
     let bob = bob.id.to_string();
     let res = app
-        .api(Method::PATCH, &format!("/members/{bob}"), &admin)
-        .await
-        .json(&json!({"role": "admin"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PATCH,
+            &format!("/members/{bob}"),
+            &admin,
+            &json!({"role": "admin"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     // A key acts as an admin at most: it cannot touch owners or make one.
     let res = app
-        .api(Method::PATCH, &format!("/members/{bob}"), &admin)
-        .await
-        .json(&json!({"role": "owner"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PATCH,
+            &format!("/members/{bob}"),
+            &admin,
+            &json!({"role": "owner"}),
+        )
+        .await;
     problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     let res = app
-        .api(Method::DELETE, &format!("/members/{}", owner.id), &admin)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/members/{}", owner.id), &admin)
+        .await;
     problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     let res = app
-        .api(Method::DELETE, &format!("/members/{bob}"), &admin)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/members/{bob}"), &admin)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = app
-        .api(Method::GET, &format!("/members/{bob}"), &admin)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/members/{bob}"), &admin)
+        .await;
     problem(res, StatusCode::NOT_FOUND, "not-found").await;
     let res = app
-        .api(Method::POST, "/members", &admin)
-        .await
-        .json(&json!({"email": "ann@example.com", "role": "member"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/members",
+            &admin,
+            &json!({"email": "ann@example.com", "role": "member"}),
+        )
+        .await;
     problem(res, StatusCode::CONFLICT, "conflict").await;
 }
 
@@ -611,10 +540,10 @@ async fn the_last_owner_stays() {
     let owner = app.user("ann@example.com", &org, Role::Owner).await;
     let b = app.login("ann@example.com").await;
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/settings/members/{}/role", owner.id),
-            &b.cookie,
-            &[("_csrf", &b.csrf), ("role", "admin")],
+            &b,
+            &[("role", "admin")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -730,12 +659,7 @@ async fn readyz_fails_with_retry_after_when_the_database_is_gone() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().get("retry-after").is_some());
     let org_key = "bos_0123456789012345678901234567890123456789";
-    let res = app
-        .api(Method::GET, "/me", org_key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/me", org_key).await;
     let v = problem(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert!(v["detail"].as_str().unwrap().contains("Retry"));
 }

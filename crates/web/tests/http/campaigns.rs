@@ -47,12 +47,7 @@ async fn problem(res: reqwest::Response) -> (StatusCode, String) {
 }
 
 async fn create_api(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
-    app.api(Method::POST, "/campaigns", key)
-        .await
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    app.send_json(Method::POST, "/campaigns", key, body).await
 }
 
 async fn created_id(app: &TestApp, key: &str, body: &Value) -> Uuid {
@@ -145,12 +140,8 @@ async fn identify(app: &TestApp, org: Uuid, email: &str, first: &str) -> Uuid {
 
 /// An org with an owner session and an admin key.
 async fn tenant(app: &TestApp, name: &str) -> (Uuid, String, Browser) {
-    let org = app.org(name).await;
-    let key = app.key(&org, "admin").await;
-    let email = format!("owner@{}.example", org.id.simple());
-    app.user(&email, &org, Role::Owner).await;
-    let b = app.login(&email).await;
-    (org.id, key, b)
+    let t = app.tenant(name).await;
+    (t.org.id, t.key, t.browser)
 }
 
 /// A full builder form: two steps, the first with an A/B split.
@@ -227,38 +218,18 @@ async fn a_campaign_created_over_the_api_is_listed_with_a_zero_funnel_per_step()
     assert_eq!(c.status, bos_store::nudge::CampaignStatus::Draft);
     assert_eq!(c.campaign.steps.len(), 2);
     let one: Value = app
-        .api(Method::GET, &format!("/campaigns/{id}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/campaigns/{id}"), &key)
+        .await;
     assert_eq!(one["name"], "Cart reminder");
     assert_eq!(one["status"], "draft");
     assert_eq!(one["trigger"]["kind"], "checkout_abandoned");
-    let list: Value = app
-        .api(Method::GET, "/campaigns", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.read(Method::GET, "/campaigns", &key).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["stats"]["sent"], 0);
     assert_eq!(list[0]["stats"]["active"], 0);
     let f: Value = app
-        .api(Method::GET, &format!("/campaigns/{id}/funnel"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/campaigns/{id}/funnel"), &key)
+        .await;
     let steps = f["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "one row per step: {f}");
     for (i, s) in steps.iter().enumerate() {
@@ -292,23 +263,20 @@ async fn a_campaign_created_over_the_api_is_listed_with_a_zero_funnel_per_step()
     body["name"] = json!("Cart reminder v2");
     body["trigger"] = json!({"kind": "event", "name": "Trial Started"});
     let res = app
-        .api(Method::PUT, &format!("/campaigns/{id}"), &key)
-        .await
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, &format!("/campaigns/{id}"), &key, &body)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let c = app.store().campaign(org, id).await.unwrap().unwrap();
     assert_eq!(c.campaign.name, "Cart reminder v2");
     // A campaign of nobody: PUT and GET 404.
     let res = app
-        .api(Method::PUT, &format!("/campaigns/{}", Uuid::now_v7()), &key)
-        .await
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            &format!("/campaigns/{}", Uuid::now_v7()),
+            &key,
+            &body,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -585,10 +553,10 @@ async fn the_builder_adds_and_removes_steps_keeping_what_was_typed_and_saves() {
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/campaigns/{id}/status"),
-            &m.cookie,
-            &[("_csrf", &m.csrf), ("status", "paused")],
+            &m,
+            &[("status", "paused")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -609,12 +577,13 @@ async fn a_preview_renders_for_a_real_customer_or_names_the_missing_value() {
     let id = created_id(&app, &key, &cart_campaign()).await;
     // Step 2 (SMS) uses only the first name: it renders for Ada.
     let res = app
-        .api(Method::POST, &format!("/campaigns/{id}/preview"), &key)
-        .await
-        .json(&json!({"step": 1, "variant": 2, "profile_id": ada}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{id}/preview"),
+            &key,
+            &json!({"step": 1, "variant": 2, "profile_id": ada}),
+        )
+        .await;
     // Variant B of step 1 needs cart_url, which Ada (no checkout) lacks.
     let (status, detail) = problem(res).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -622,20 +591,17 @@ async fn a_preview_renders_for_a_real_customer_or_names_the_missing_value() {
     let mut body = cart_campaign();
     body["steps"][0]["variants"][0]["body"] = json!("Hi {{ first_name }} <b>&</b>, come back");
     let res = app
-        .api(Method::PUT, &format!("/campaigns/{id}"), &key)
-        .await
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, &format!("/campaigns/{id}"), &key, &body)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = app
-        .api(Method::POST, &format!("/campaigns/{id}/preview"), &key)
-        .await
-        .json(&json!({"step": 1, "variant": 1, "profile_id": ada}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{id}/preview"),
+            &key,
+            &json!({"step": 1, "variant": 1, "profile_id": ada}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let p: Value = res.json().await.unwrap();
     assert_eq!(p["channel"], "email");
@@ -652,40 +618,42 @@ async fn a_preview_renders_for_a_real_customer_or_names_the_missing_value() {
     );
     // No first name: the sentence says which value is missing.
     let res = app
-        .api(Method::POST, &format!("/campaigns/{id}/preview"), &key)
-        .await
-        .json(&json!({"step": 1, "variant": 1, "profile_id": nameless}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{id}/preview"),
+            &key,
+            &json!({"step": 1, "variant": 1, "profile_id": nameless}),
+        )
+        .await;
     let (status, detail) = problem(res).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(detail.contains("first_name"), "{detail}");
     // A step that does not exist, and a customer of nobody.
     let res = app
-        .api(Method::POST, &format!("/campaigns/{id}/preview"), &key)
-        .await
-        .json(&json!({"step": 3, "variant": 1, "profile_id": ada}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{id}/preview"),
+            &key,
+            &json!({"step": 3, "variant": 1, "profile_id": ada}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let res = app
-        .api(Method::POST, &format!("/campaigns/{id}/preview"), &key)
-        .await
-        .json(&json!({"step": 1, "variant": 1, "profile_id": Uuid::now_v7()}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{id}/preview"),
+            &key,
+            &json!({"step": 1, "variant": 1, "profile_id": Uuid::now_v7()}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // The UI: the saved campaign's step 1 for Ada, in a sandboxed frame.
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/campaigns/{id}/preview"),
-            &owner.cookie,
+            &owner,
             &[
-                ("_csrf", &owner.csrf),
                 ("preview_step", "1"),
                 ("preview_variant", "A"),
                 ("preview_email", "ada@preview.example"),
@@ -700,11 +668,10 @@ async fn a_preview_renders_for_a_real_customer_or_names_the_missing_value() {
     );
     assert!(html.contains("Ada, your cart is waiting"));
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/campaigns/{id}/preview"),
-            &owner.cookie,
+            &owner,
             &[
-                ("_csrf", &owner.csrf),
                 ("preview_step", "1"),
                 ("preview_email", "anon@preview.example"),
             ],
@@ -746,30 +713,19 @@ async fn status_moves_and_archiving_ends_every_active_enrollment() {
     assert_eq!(en[0].campaign_id, campaign);
     // A preview for Ann uses her cart from the enrollment.
     let p: Value = app
-        .api(
+        .send_json(
             Method::POST,
             &format!("/campaigns/{campaign}/preview"),
             &key,
+            &json!({"step": 1, "variant": 1, "profile_id": profiles[0]}),
         )
         .await
-        .json(&json!({"step": 1, "variant": 1, "profile_id": profiles[0]}))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert!(p["text"].as_str().unwrap().contains("120.00 USD"), "{p}");
     // The list counts them; the profile page lists the enrollment.
-    let list: Value = app
-        .api(Method::GET, "/campaigns", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.read(Method::GET, "/campaigns", &key).await;
     assert_eq!(list[0]["stats"]["active"], 2);
     let page = app
         .get(&format!("/campaigns/{campaign}"), &owner.cookie)
@@ -793,10 +749,10 @@ async fn status_moves_and_archiving_ends_every_active_enrollment() {
     // Pause and resume through the UI.
     for (to, done) in [("paused", "status_paused"), ("active", "status_active")] {
         let res = app
-            .post_form(
+            .post_signed(
                 &format!("/campaigns/{campaign}/status"),
-                &owner.cookie,
-                &[("_csrf", &owner.csrf), ("status", to)],
+                &owner,
+                &[("status", to)],
             )
             .await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -812,35 +768,27 @@ async fn status_moves_and_archiving_ends_every_active_enrollment() {
         .unwrap()[0]
         .id;
     let res = app
-        .api(Method::DELETE, &format!("/enrollments/{bob}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/enrollments/{bob}"), &key)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let nudges: Value = app
-        .api(
+        .read(
             Method::GET,
-            &format!("/profiles/{}/nudges", profiles[1]),
+            &format!("/customers/{}/nudges", profiles[1]),
             &key,
         )
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(nudges["enrollments"][0]["status"], "stopped");
     assert_eq!(nudges["enrollments"][0]["stop_reason"], "removed");
     // Archive over the API: Ann's run ends too, and it stays archived.
     let res = app
-        .api(Method::POST, &format!("/campaigns/{campaign}/status"), &key)
-        .await
-        .json(&json!({"status": "archived"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{campaign}/status"),
+            &key,
+            &json!({"status": "archived"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let en = app
         .store()
@@ -851,22 +799,24 @@ async fn status_moves_and_archiving_ends_every_active_enrollment() {
     assert_eq!(en[0].stop_reason.as_deref(), Some("removed"));
     assert!(en[0].ended_at.is_some());
     let res = app
-        .api(Method::POST, &format!("/campaigns/{campaign}/status"), &key)
-        .await
-        .json(&json!({"status": "active"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{campaign}/status"),
+            &key,
+            &json!({"status": "active"}),
+        )
+        .await;
     let (status, detail) = problem(res).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(detail.contains("archived"), "{detail}");
     let res = app
-        .api(Method::POST, &format!("/campaigns/{campaign}/status"), &key)
-        .await
-        .json(&json!({"status": "sideways"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/campaigns/{campaign}/status"),
+            &key,
+            &json!({"status": "sideways"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -917,33 +867,19 @@ async fn tenant_b_cannot_see_edit_preview_or_remove_tenant_as_nudges() {
         .unwrap();
     assert!(html.contains("id=\"recent\"") && html.contains("cust@canary-a.test"));
     let v: Value = app
-        .api(
+        .read(
             Method::GET,
-            &format!("/profiles/{}/nudges", profiles[0]),
+            &format!("/customers/{}/nudges", profiles[0]),
             &a_key,
         )
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(v["executions"].as_array().unwrap().len(), 1);
     assert_eq!(v["enrollments"][0]["next_step"], 2);
 
     let (_b_org, b_key, b) = tenant(&app, "Camp Tenant B").await;
     let html = app.get("/outbox", &b.cookie).await.text().await.unwrap();
     assert!(!html.contains("canary-a"), "B's outbox is its own");
-    let v: Value = app
-        .api(Method::GET, "/outbox", &b_key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.read(Method::GET, "/outbox", &b_key).await;
     assert_eq!(v.as_array().unwrap().len(), 0);
     let list = app.get("/campaigns", &b.cookie).await.text().await.unwrap();
     assert!(!list.contains("Cart reminder"));
@@ -967,7 +903,7 @@ async fn tenant_b_cannot_see_edit_preview_or_remove_tenant_as_nudges() {
         ),
         (
             Method::GET,
-            format!("/profiles/{}/nudges", profiles[0]),
+            format!("/customers/{}/nudges", profiles[0]),
             None,
         ),
         (Method::DELETE, format!("/enrollments/{enrollment}"), None),
@@ -1033,15 +969,7 @@ async fn tenant_b_cannot_see_edit_preview_or_remove_tenant_as_nudges() {
 async fn nudge_settings_check_the_time_zone_and_windows() {
     let app = spawn_app().await;
     let (org, key, owner) = tenant(&app, "Camp Settings").await;
-    let v: Value = app
-        .api(Method::GET, "/settings/nudges", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.read(Method::GET, "/settings/nudges", &key).await;
     assert_eq!(v["timezone"], "UTC");
     for (body, says) in [
         (
@@ -1058,22 +986,17 @@ async fn nudge_settings_check_the_time_zone_and_windows() {
         ),
     ] {
         let res = app
-            .api(Method::PUT, "/settings/nudges", &key)
-            .await
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send_json(Method::PUT, "/settings/nudges", &key, &body)
+            .await;
         let (status, detail) = problem(res).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(detail.contains(says), "{detail}");
     }
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/nudges",
-            &owner.cookie,
+            &owner,
             &[
-                ("_csrf", &owner.csrf),
                 ("timezone", "Nowhere/Land"),
                 ("email_days", "3"),
                 ("sms_hours", "12"),
@@ -1084,11 +1007,10 @@ async fn nudge_settings_check_the_time_zone_and_windows() {
     let html = res.text().await.unwrap();
     assert!(html.contains("not a time zone") && html.contains("value=\"Nowhere/Land\""));
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/nudges",
-            &owner.cookie,
+            &owner,
             &[
-                ("_csrf", &owner.csrf),
                 ("timezone", "America/New_York"),
                 ("email_days", "3"),
                 ("sms_hours", "12"),

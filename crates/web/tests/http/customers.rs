@@ -8,13 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 async fn identify(app: &TestApp, key: &str, body: Value) -> (StatusCode, Value) {
-    let res = app
-        .api(Method::POST, "/identify", key)
-        .await
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = app.send_json(Method::POST, "/identify", key, &body).await;
     let s = res.status();
     (s, res.json().await.unwrap())
 }
@@ -103,99 +97,60 @@ async fn identify_explains_create_attach_merge_and_rejections() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["action"], "created", "the refused calls wrote nothing");
     let p: Value = app
-        .api(
+        .read(
             Method::GET,
-            &format!("/profiles/{}", v["profile_id"].as_str().unwrap()),
+            &format!("/customers/{}", v["profile_id"].as_str().unwrap()),
             &key,
         )
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(p["traits"], json!({"plan": "gold", "seats": 3}));
 
     // The profile: one person, LTV from the Shopify order, old id resolves.
     let pid = m["profile_id"].as_str().unwrap();
     let old = shop["profile_id"].as_str().unwrap();
     let v: Value = app
-        .api(Method::GET, &format!("/profiles/{old}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/customers/{old}"), &key)
+        .await;
     assert_eq!(v["id"], pid);
     assert_eq!(v["resolved_from"], old);
     assert_eq!(v["lifetime_value_cents"], 12999);
     assert_eq!(v["identities"].as_array().unwrap().len(), 4);
     assert_eq!(v["merges"][0]["via_value"], "+14155552671");
     let tl: Value = app
-        .api(
+        .read(
             Method::GET,
-            &format!("/profiles/{pid}/timeline?kind=purchase,message_in"),
+            &format!("/customers/{pid}/timeline?kind=purchase,message_in"),
             &key,
         )
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(tl["entries"].as_array().unwrap().len(), 2);
     let res = app
-        .api(
+        .call(
             Method::GET,
-            &format!("/profiles/{pid}/timeline?kind=bogus"),
+            &format!("/customers/{pid}/timeline?kind=bogus"),
             &key,
         )
-        .await
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // Unmerge over the API, then both are back.
     let mid = v["merges"][0]["id"].as_str().unwrap();
     let res = app
-        .api(Method::POST, &format!("/merges/{mid}/undo"), &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/merges/{mid}/undo"), &key)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let again = app
-        .api(Method::POST, &format!("/merges/{mid}/undo"), &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/merges/{mid}/undo"), &key)
+        .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     let v: Value = app
-        .api(Method::GET, &format!("/profiles/{old}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/customers/{old}"), &key)
+        .await;
     assert_eq!(v["id"], old);
     assert_eq!(v["lifetime_value_cents"], 12999);
     let a: Value = app
-        .api(Method::GET, &format!("/profiles/{pid}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/customers/{pid}"), &key)
+        .await;
     assert_eq!(a["lifetime_value_cents"], 0);
     assert_eq!(a["identities"].as_array().unwrap().len(), 1);
 }
@@ -218,76 +173,42 @@ async fn list_duplicates_merge_export_erase_and_rules() {
         };
         identify(&app, &key, json!({"identifiers": {"email": email}, "traits": {"first_name": first, "last_name": "Doe", "company": company}})).await;
     }
-    let res = app
-        .api(Method::GET, "/profiles", &reader)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/customers", &reader).await;
     assert_eq!(
         res.status(),
         StatusCode::FORBIDDEN,
         "an ingest key cannot read customers"
     );
     let page: Value = app
-        .api(Method::GET, "/profiles?sort=name&limit=2", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, "/customers?sort=name&limit=2", &key)
+        .await;
     assert_eq!(page["profiles"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap();
     let rest: Value = app
-        .api(
+        .read(
             Method::GET,
-            &format!("/profiles?sort=name&limit=2&cursor={cursor}"),
+            &format!("/customers?sort=name&limit=2&cursor={cursor}"),
             &key,
         )
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(rest["profiles"].as_array().unwrap().len(), 1);
     assert!(rest["next_cursor"].is_null());
     let res = app
-        .api(Method::GET, "/profiles?sort=email;drop table users", &key)
+        .api(Method::GET, "/customers?sort=email;drop table users", &key)
         .await
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let res = app
-        .api(Method::GET, "/profiles?cursor=garbage", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/customers?cursor=garbage", &key)
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let anns: Value = app
-        .api(Method::GET, "/profiles?q=ann", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anns: Value = app.read(Method::GET, "/customers?q=ann", &key).await;
     let ann = anns["profiles"][0]["id"].as_str().unwrap().to_string();
     let dups: Value = app
-        .api(Method::GET, &format!("/profiles/{ann}/duplicates"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/customers/{ann}/duplicates"), &key)
+        .await;
     assert_eq!(
         dups.as_array().unwrap().len(),
         1,
@@ -295,39 +216,28 @@ async fn list_duplicates_merge_export_erase_and_rules() {
     );
     let other = dups[0]["id"].as_str().unwrap().to_string();
     let res = app
-        .api(Method::POST, &format!("/profiles/{ann}/merge"), &key)
-        .await
-        .json(&json!({"other_profile_id": other}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            &format!("/customers/{ann}/merge"),
+            &key,
+            &json!({"other_profile_id": other}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let m: Value = res.json().await.unwrap();
     assert_eq!(m["reason"], "manual");
     let export: Value = app
-        .api(Method::GET, &format!("/profiles/{other}/export"), &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/customers/{other}/export"), &key)
+        .await;
     assert_eq!(export["identities"].as_array().unwrap().len(), 2);
     assert_eq!(export["members"].as_array().unwrap().len(), 2);
     let res = app
-        .api(Method::DELETE, &format!("/profiles/{ann}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/customers/{ann}"), &key)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = app
-        .api(Method::GET, &format!("/profiles/{other}"), &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/customers/{other}"), &key)
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::NOT_FOUND,
@@ -335,15 +245,7 @@ async fn list_duplicates_merge_export_erase_and_rules() {
     );
 
     // Rules: tighten e-mail to one per customer and block a front-desk number.
-    let mut rules: Value = app
-        .api(Method::GET, "/identity-rules", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut rules: Value = app.read(Method::GET, "/identity-rules", &key).await;
     for k in rules["kinds"].as_array_mut().unwrap() {
         if k["kind"] == "email" {
             k["max_per_profile"] = json!(1);
@@ -354,12 +256,8 @@ async fn list_duplicates_merge_export_erase_and_rules() {
         .unwrap()
         .push(json!("phone:(415) 555-0000"));
     let res = app
-        .api(Method::PUT, "/identity-rules", &key)
-        .await
-        .json(&rules)
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, "/identity-rules", &key, &rules)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let saved: Value = res.json().await.unwrap();
     assert!(saved["blocklist"]
@@ -385,12 +283,8 @@ async fn list_duplicates_merge_export_erase_and_rules() {
     );
     rules["default_region"] = json!("Narnia");
     let res = app
-        .api(Method::PUT, "/identity-rules", &key)
-        .await
-        .json(&rules)
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, "/identity-rules", &key, &rules)
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -449,11 +343,7 @@ async fn customer_pages_show_the_journey_and_unmerge() {
         .unwrap()
         .to_string();
     let res = app
-        .post_form(
-            &format!("/merges/{merge_form}/undo"),
-            &br.cookie,
-            &[("_csrf", &br.csrf)],
-        )
+        .post_signed(&format!("/merges/{merge_form}/undo"), &br, &[])
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let page = app
@@ -487,11 +377,10 @@ async fn customer_pages_show_the_journey_and_unmerge() {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Identity rules page saves.
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/identity",
-            &br.cookie,
+            &br,
             &[
-                ("_csrf", &br.csrf),
                 ("priority_email", "60"),
                 ("max_email", "2"),
                 ("blocklist", "email:frontdesk@shop.com"),
@@ -509,11 +398,10 @@ async fn customer_pages_show_the_journey_and_unmerge() {
         2
     );
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/identity",
-            &br.cookie,
+            &br,
             &[
-                ("_csrf", &br.csrf),
                 ("priority_email", "x"),
                 ("max_email", "2"),
                 ("default_region", "GB"),
@@ -568,4 +456,47 @@ async fn names_and_traits_over_their_caps_are_refused_with_a_sentence() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["action"], "created");
+}
+
+/// The API's first paths, `/profiles/...`, still answer as the
+/// `/customers/...` ones do, for integrations written before the rename,
+/// and the OpenAPI document lists only the new ones.
+#[tokio::test]
+async fn old_profiles_paths_still_answer() {
+    let app = spawn_app().await;
+    let org = app.org("Acme").await;
+    let key = app.key(&org, "ingest,admin").await;
+    let (s, v) = identify(&app, &key, json!({"identifiers": {"email": "ann@a.com"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["profile_id"].as_str().unwrap().to_string();
+    for path in [
+        "/customers".to_string(),
+        format!("/customers/{id}"),
+        format!("/customers/{id}/timeline"),
+        format!("/customers/{id}/duplicates"),
+        format!("/customers/{id}/export"),
+        format!("/customers/{id}/nudges"),
+    ] {
+        let new = app.call(Method::GET, &path, &key).await;
+        let old_path = path.replacen("/customers", "/profiles", 1);
+        let old = app.call(Method::GET, &old_path, &key).await;
+        assert_eq!(old.status(), StatusCode::OK, "GET {old_path}");
+        assert_eq!(new.status(), StatusCode::OK, "GET {path}");
+        let (new, old): (Value, Value) = (new.json().await.unwrap(), old.json().await.unwrap());
+        assert_eq!(old, new, "GET {old_path} answers as GET {path}");
+    }
+    let other = app.org("Other").await;
+    let other_key = app.key(&other, "ingest,admin").await;
+    let res = app
+        .call(Method::GET, &format!("/profiles/{id}"), &other_key)
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another tenant's id");
+    let res = app
+        .call(Method::DELETE, &format!("/profiles/{id}"), &key)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let doc = serde_json::to_value(bos_web::api::openapi()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/customers/{customer_id}"));
+    assert!(!paths.keys().any(|p| p.starts_with("/profiles")));
 }

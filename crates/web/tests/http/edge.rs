@@ -211,11 +211,8 @@ async fn nul_characters_are_refused_at_the_edge() {
     };
     // A search.
     let res = app
-        .api(reqwest::Method::GET, "/profiles?q=ann%00", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(reqwest::Method::GET, "/customers?q=ann%00", &key)
+        .await;
     check_api(res, "search q").await;
     // A name in a JSON body.
     let res = app
@@ -256,11 +253,7 @@ async fn nul_characters_are_refused_at_the_edge() {
     assert!(content_type(&res).starts_with("text/html"));
     assert!(res.text().await.unwrap().contains("NUL"));
     let res = app
-        .post_form(
-            "/account/password",
-            &b.cookie,
-            &[("_csrf", &b.csrf), ("current_password", "A\0nn")],
-        )
+        .post_signed("/account/password", &b, &[("current_password", "A\0nn")])
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(content_type(&res).starts_with("text/html"));
@@ -275,16 +268,11 @@ async fn query_string_errors_have_the_surfaces_shape() {
     app.user("ann@example.com", &org, Role::Owner).await;
     let key = app.key(&org, "admin").await;
     for path in [
-        "/profiles?limit=lots",
+        "/customers?limit=lots",
         "/leads?limit=-1",
-        "/profiles?q=a&q=b",
+        "/customers?q=a&q=b",
     ] {
-        let res = app
-            .api(reqwest::Method::GET, path, &key)
-            .await
-            .send()
-            .await
-            .unwrap();
+        let res = app.call(reqwest::Method::GET, path, &key).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(content_type(&res), "application/problem+json", "{path}");
         let v: serde_json::Value = res.json().await.unwrap();
@@ -312,12 +300,13 @@ async fn the_form_limit_follows_x_forwarded_for_only_from_trusted_proxies() {
         let org = app.org("Proxy Org").await;
         let key = app.key(&org, "admin").await;
         let v: serde_json::Value = app
-            .api(reqwest::Method::POST, "/sources", &key)
+            .send_json(
+                reqwest::Method::POST,
+                "/sources",
+                &key,
+                &serde_json::json!({"kind": "form", "name": "Landing"}),
+            )
             .await
-            .json(&serde_json::json!({"kind": "form", "name": "Landing"}))
-            .send()
-            .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -615,7 +604,7 @@ async fn outage_answers(outage: Outage) {
         base64::engine::general_purpose::STANDARD.encode(format!("{write_key}:"))
     );
     let (api, ingest, form_post, page) = tokio::join!(
-        http.get(format!("{base}/api/v1/profiles"))
+        http.get(format!("{base}/api/v1/customers"))
             .bearer_auth(&key)
             .send(),
         http.post(format!("{base}/v1/batch"))

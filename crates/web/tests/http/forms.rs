@@ -24,13 +24,7 @@ async fn form_source(app: &TestApp, org_name: &str, thank_you_url: Option<&str>)
     if let Some(u) = thank_you_url {
         body["thank_you_url"] = json!(u);
     }
-    let res = app
-        .api(Method::POST, "/sources", &key)
-        .await
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = app.send_json(Method::POST, "/sources", &key, &body).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     assert!(v.get("secret").is_none(), "a form key is not a secret: {v}");
@@ -114,15 +108,7 @@ async fn form_sources_get_a_public_key_endpoint_and_snippet() {
     // The list shows the key and snippet again: nothing there is secret.
     let org = app.store().org(f.org).await.unwrap();
     let key = app.key(&org, "admin").await;
-    let listed: Value = app
-        .api(Method::GET, "/sources", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.read(Method::GET, "/sources", &key).await;
     assert_eq!(listed[0]["form_key"], f.key.as_str());
 
     // A thank-you page must be an http(s) URL, and only forms take one.
@@ -140,13 +126,7 @@ async fn form_sources_get_a_public_key_endpoint_and_snippet() {
             "thank_you_url",
         ),
     ] {
-        let res = app
-            .api(Method::POST, "/sources", &key)
-            .await
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_json(Method::POST, "/sources", &key, &body).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["field"], field);
@@ -380,12 +360,8 @@ async fn unknown_keys_and_bad_bodies_say_what_to_fix() {
         let org = app.store().org(f.org).await.unwrap();
         let key = app.key(&org, "admin").await;
         let v: Value = app
-            .api(Method::POST, "/sources", &key)
+            .post_source(&key, "segment", "site")
             .await
-            .json(&json!({"kind": "segment", "name": "site"}))
-            .send()
-            .await
-            .unwrap()
             .json()
             .await
             .unwrap();

@@ -67,7 +67,7 @@ async fn upload_api(
 }
 
 async fn json(app: &TestApp, key: &str, path: &str) -> (StatusCode, Value) {
-    let res = app.api(Method::GET, path, key).await.send().await.unwrap();
+    let res = app.call(Method::GET, path, key).await;
     let s = res.status();
     (s, res.json().await.unwrap())
 }
@@ -84,9 +84,7 @@ fn import_id(location: &str) -> Uuid {
 #[tokio::test]
 async fn upload_page_runs_the_import_and_shows_the_summary() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("owner@acme.example", &org, Role::Owner).await;
-    let b = app.login("owner@acme.example").await;
+    let (org, b) = app.owner_of("Acme", "owner@acme.example").await;
 
     let res = app.get("/customers/import", &b.cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -213,9 +211,7 @@ async fn upload_page_runs_the_import_and_shows_the_summary() {
 #[tokio::test]
 async fn live_progress_follows_a_running_import() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("owner@acme.example", &org, Role::Owner).await;
-    let b = app.login("owner@acme.example").await;
+    let (_, b) = app.owner_of("Acme", "owner@acme.example").await;
     let csrf = csrf_in(
         &app.get("/customers/import", &b.cookie)
             .await
@@ -556,9 +552,7 @@ async fn the_api_imports_a_csv_body_and_reports_progress() {
 #[tokio::test]
 async fn an_interrupted_import_resumes_on_reupload() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("owner@acme.example", &org, Role::Owner).await;
-    let b = app.login("owner@acme.example").await;
+    let (org, b) = app.owner_of("Acme", "owner@acme.example").await;
     let key = app.key(&org, "admin").await;
 
     // A server died while importing this file: two rows were in, and its
@@ -636,9 +630,10 @@ async fn an_interrupted_import_resumes_on_reupload() {
         "the page loads its script"
     );
     // The sweep (at start-up and every half minute) finds it silent for a minute.
-    assert_eq!(bos_web::import::jobs::sweep(&app.state).await.unwrap(), 0);
-    app.clock.advance_ms(bos_web::import::jobs::STALE_MS + 1);
-    assert_eq!(bos_web::import::jobs::sweep(&app.state).await.unwrap(), 1);
+    assert_eq!(app.state.imports.sweep().await.unwrap(), 0);
+    app.clock
+        .advance_ms(bos_engine::imports::runs::STALE_MS + 1);
+    assert_eq!(app.state.imports.sweep().await.unwrap(), 1);
     let html = app
         .get(&format!("/customers/imports/{}", dead.id), &b.cookie)
         .await

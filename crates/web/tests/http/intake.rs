@@ -25,12 +25,13 @@ pub(crate) async fn source(app: &TestApp, org_name: &str, kind: &str) -> Src {
     let org = app.org(org_name).await;
     let key = app.key(&org, "admin").await;
     let res = app
-        .api(Method::POST, "/sources", &key)
-        .await
-        .json(&json!({"kind": kind, "name": "Website"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/sources",
+            &key,
+            &json!({"kind": kind, "name": "Website"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     Src {
@@ -108,32 +109,13 @@ async fn sources_are_created_with_a_credential_shown_once() {
     assert_eq!(hook.endpoint, format!("{}/hooks/{}", app.base, hook.id));
     let a = app.store().org(hook.org).await.unwrap();
     let key = app.key(&a, "admin").await;
-    let listed: Value = app
-        .api(Method::GET, "/sources", &key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.read(Method::GET, "/sources", &key).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(!listed.to_string().contains(&hook.secret));
-    let bad = app
-        .api(Method::POST, "/sources", &key)
-        .await
-        .json(&json!({"kind": "carrier-pigeon", "name": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let bad = app.post_source(&key, "carrier-pigeon", "x").await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let ingest_only = app.key(&a, "ingest").await;
-    let forbidden = app
-        .api(Method::GET, "/sources", &ingest_only)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let forbidden = app.call(Method::GET, "/sources", &ingest_only).await;
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
 }
 
@@ -357,12 +339,13 @@ pub(crate) async fn shopify_source(app: &TestApp, org_name: &str, secret: &str) 
     let org = app.org(org_name).await;
     let key = app.key(&org, "admin").await;
     let res = app
-        .api(Method::POST, "/sources", &key)
-        .await
-        .json(&json!({"kind": "shopify", "name": "Shop", "secret": secret}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/sources",
+            &key,
+            &json!({"kind": "shopify", "name": "Shop", "secret": secret}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let text = res.text().await.unwrap();
     assert!(!text.contains(secret), "the provided secret is not echoed");
@@ -403,13 +386,7 @@ async fn shopify_sources_need_the_app_secret() {
         json!({"kind": "shopify", "name": "Shop", "secret": "   "}),
         json!({"kind": "webhook", "name": "Hook", "secret": "mine"}),
     ] {
-        let res = app
-            .api(Method::POST, "/sources", &key)
-            .await
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_json(Method::POST, "/sources", &key, &body).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(is_problem(&res));
         let p: Value = res.json().await.unwrap();

@@ -37,12 +37,13 @@ async fn ann_in_a(app: &TestApp) -> (bos_store::Org, bos_store::User) {
 
 async fn invite(app: &TestApp, key: &str, email: &str, role: &str) -> (StatusCode, Value) {
     let res = app
-        .api(Method::POST, "/members", key)
-        .await
-        .json(&json!({"email": email, "role": role}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/members",
+            key,
+            &json!({"email": email, "role": role}),
+        )
+        .await;
     let status = res.status();
     (status, res.json().await.unwrap())
 }
@@ -89,15 +90,7 @@ async fn another_tenants_admin_learns_nothing_and_adds_no_one() {
     assert!(unknown.get("one_time_password").is_none());
     // And she is not in B: not by the API, the store or the UI.
     assert_eq!(app.store().membership(b.id, ann.id).await.unwrap(), None);
-    let members: Value = app
-        .api(Method::GET, "/members", &key_b)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let members: Value = app.read(Method::GET, "/members", &key_b).await;
     assert_eq!(members.as_array().unwrap().len(), 0, "{members}");
     // No account was made for the unknown address either.
     assert!(app
@@ -111,14 +104,10 @@ async fn another_tenants_admin_learns_nothing_and_adds_no_one() {
     let owner_b = app.login("owner@beta.example").await;
     for email in ["ann@alpha.example", "nobody2@nowhere.example"] {
         let res = app
-            .post_form(
+            .post_signed(
                 "/settings/members",
-                &owner_b.cookie,
-                &[
-                    ("_csrf", &owner_b.csrf),
-                    ("email", email),
-                    ("role", "member"),
-                ],
+                &owner_b,
+                &[("email", email), ("role", "member")],
             )
             .await;
         assert_eq!(res.status(), StatusCode::OK, "{email}");
@@ -205,13 +194,7 @@ async fn another_account_cannot_accept_someone_elses_invitation() {
     let res = app.get(&path, &m.cookie).await;
     let html = res.text().await.unwrap();
     assert!(html.contains("id=\"other-account\""), "{html}");
-    let res = app
-        .post_form(
-            &path,
-            &m.cookie,
-            &[("_csrf", &m.csrf), ("action", "accept")],
-        )
-        .await;
+    let res = app.post_signed(&path, &m, &[("action", "accept")]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         app.store().membership(c.id, mallory.id).await.unwrap(),
@@ -219,15 +202,7 @@ async fn another_account_cannot_accept_someone_elses_invitation() {
     );
     assert_eq!(app.store().membership(c.id, ann.id).await.unwrap(), None);
     // Still pending for Ann.
-    let list: Value = app
-        .api(Method::GET, "/invitations", &key_c)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.read(Method::GET, "/invitations", &key_c).await;
     assert_eq!(list[0]["state"], "pending");
 }
 
@@ -358,18 +333,12 @@ async fn expired_revoked_and_unknown_links_fail() {
     let id = v["invitation"]["id"].as_str().unwrap().to_string();
     let withdrawn = link_path(&v);
     let res = app
-        .api(Method::DELETE, &format!("/invitations/{id}"), &key_b)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/invitations/{id}"), &key_b)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = app
-        .api(Method::DELETE, &format!("/invitations/{id}"), &key_b)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/invitations/{id}"), &key_b)
+        .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let (status, _, _) = open_fresh(&app, &withdrawn).await;
     assert_eq!(status, StatusCode::GONE);
@@ -398,15 +367,7 @@ async fn expired_revoked_and_unknown_links_fail() {
     assert!(res.text().await.unwrap().contains("expired"));
     let email = Email::parse("late@example.com").unwrap();
     assert!(app.store().user_by_email(&email).await.unwrap().is_none());
-    let list: Value = app
-        .api(Method::GET, "/invitations", &key_b)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.read(Method::GET, "/invitations", &key_b).await;
     let late_row = list
         .as_array()
         .unwrap()
@@ -428,29 +389,23 @@ async fn invitations_stay_in_their_tenant() {
     let id = v["invitation"]["id"].as_str().unwrap().to_string();
     // B cannot see or withdraw A's invitation.
     let list_b = app
-        .api(Method::GET, "/invitations", &key_b)
+        .call(Method::GET, "/invitations", &key_b)
         .await
-        .send()
-        .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert_eq!(list_b, "[]");
     let res = app
-        .api(Method::DELETE, &format!("/invitations/{id}"), &key_b)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/invitations/{id}"), &key_b)
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     app.user("owner@beta.example", &b, Role::Owner).await;
     let owner_b = app.login("owner@beta.example").await;
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/settings/members/invitations/{id}/revoke"),
-            &owner_b.cookie,
-            &[("_csrf", &owner_b.csrf)],
+            &owner_b,
+            &[],
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -462,15 +417,7 @@ async fn invitations_stay_in_their_tenant() {
         .unwrap();
     assert!(!page.contains("canary-invitee"));
     // A's is intact and listed on A's page with a withdraw button.
-    let list_a: Value = app
-        .api(Method::GET, "/invitations", &key_a)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list_a: Value = app.read(Method::GET, "/invitations", &key_a).await;
     assert_eq!(list_a[0]["state"], "pending");
     app.user("owner@alpha.example", &a, Role::Owner).await;
     let owner_a = app.login("owner@alpha.example").await;
@@ -484,18 +431,13 @@ async fn invitations_stay_in_their_tenant() {
     assert!(page.contains(&format!("/settings/members/invitations/{id}/revoke")));
     // A member (not admin) of A cannot invite or list invitations.
     let ingest = app.key(&a, "ingest").await;
-    let res = app
-        .api(Method::GET, "/invitations", &ingest)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/invitations", &ingest).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/settings/members/invitations/{id}/revoke"),
-            &owner_a.cookie,
-            &[("_csrf", &owner_a.csrf)],
+            &owner_a,
+            &[],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

@@ -23,13 +23,7 @@ struct Shop {
 async fn shop(app: &TestApp, name: &str, slug: &str) -> Shop {
     let org = app.org(name).await;
     let api_key = app.key(&org, "admin").await;
-    let res = app
-        .api(Method::POST, "/sources", &api_key)
-        .await
-        .json(&json!({"kind": "segment", "name": "Website"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_source(&api_key, "segment", "Website").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let v: Value = res.json().await.unwrap();
     let email = format!("owner@{slug}.example");
@@ -79,26 +73,6 @@ async fn drain(app: &TestApp) {
     assert_eq!(pass.failed, 0, "{pass:?}");
 }
 
-async fn api_json(
-    app: &TestApp,
-    m: Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app.api(m, path, key).await;
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn page(app: &TestApp, path: &str, b: &Browser) -> String {
     let res = app.get(path, &b.cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "{path}");
@@ -122,7 +96,7 @@ async fn leads_show_on_the_dashboard_the_api_and_the_profile_and_move_with_quick
     drain(&app).await;
 
     // The API has the lead, with the rules that fired.
-    let (st, v) = api_json(&app, Method::GET, "/leads", &a.api_key, None).await;
+    let (st, v) = app.api_json(Method::GET, "/leads", &a.api_key, None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let leads = v["leads"].as_array().unwrap();
     assert_eq!(leads.len(), 1, "{v}");
@@ -196,7 +170,9 @@ async fn leads_show_on_the_dashboard_the_api_and_the_profile_and_move_with_quick
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let (_, d) = api_json(&app, Method::GET, &format!("/leads/{id}"), &a.api_key, None).await;
+    let (_, d) = app
+        .api_json(Method::GET, &format!("/leads/{id}"), &a.api_key, None)
+        .await;
     assert_eq!(d["lead"]["state"], "lost", "{d:#}");
     assert_eq!(d["lead"]["tags"], json!(["vip"]));
     assert_eq!(d["lead"]["assignee"], a.email);
@@ -209,116 +185,122 @@ async fn leads_show_on_the_dashboard_the_api_and_the_profile_and_move_with_quick
     // The API's actions: reopen, then a move that does not apply, then bad input.
     app.clock.advance_ms(60_000);
     let path = format!("/leads/{id}/actions");
-    let (st, d) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"action": "reopen"})),
-    )
-    .await;
+    let (st, d) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"action": "reopen"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{d}");
     assert_eq!(d["lead"]["state"], "engaged");
     assert_eq!(
         d["history"].as_array().unwrap().last().unwrap()["actor"],
         "api key test"
     );
-    let (st, _) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"action": "reopen"})),
-    )
-    .await;
+    let (st, _) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"action": "reopen"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT);
-    let (st, d) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"action": "mark_converted"})),
-    )
-    .await;
+    let (st, d) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"action": "mark_converted"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(d["lead"]["state"], "converted");
     // Converted is final: the row offers no moves.
     let html = page(&app, "/intake", &a.browser).await;
     assert!(!html.contains("value=\"mark_lost\""));
-    let (st, p) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"action": "win"})),
-    )
-    .await;
+    let (st, p) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"action": "win"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         p["detail"].as_str().unwrap().contains("mark_converted"),
         "{p}"
     );
-    let (st, p) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"verb": "win"})),
-    )
-    .await;
+    let (st, p) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"verb": "win"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p["detail"].as_str().unwrap().contains("\"action\""), "{p}");
-    let (st, _) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"action": "tag", "tag": ""})),
-    )
-    .await;
+    let (st, _) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"action": "tag", "tag": ""})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (st, d) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &a.api_key,
-        Some(json!({"action": "assign", "assignee": null})),
-    )
-    .await;
+    let (st, d) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &a.api_key,
+            Some(json!({"action": "assign", "assignee": null})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(d["lead"]["assignee"], Value::Null);
-    let (st, _) = api_json(&app, Method::GET, "/leads?state=sleeping", &a.api_key, None).await;
+    let (st, _) = app
+        .api_json(Method::GET, "/leads?state=sleeping", &a.api_key, None)
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     let ingest = app.key(&a.org, "ingest").await;
-    let (st, _) = api_json(&app, Method::GET, "/leads", &ingest, None).await;
+    let (st, _) = app.api_json(Method::GET, "/leads", &ingest, None).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
     // The other organization never sees it.
-    let (st, _) = api_json(&app, Method::GET, &format!("/leads/{id}"), &b.api_key, None).await;
+    let (st, _) = app
+        .api_json(Method::GET, &format!("/leads/{id}"), &b.api_key, None)
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = api_json(
-        &app,
-        Method::POST,
-        &path,
-        &b.api_key,
-        Some(json!({"action": "mark_lost"})),
-    )
-    .await;
+    let (st, _) = app
+        .api_json(
+            Method::POST,
+            &path,
+            &b.api_key,
+            Some(json!({"action": "mark_lost"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (_, v) = api_json(&app, Method::GET, "/leads", &b.api_key, None).await;
+    let (_, v) = app.api_json(Method::GET, "/leads", &b.api_key, None).await;
     assert_eq!(v["leads"], json!([]));
     assert!(!page(&app, "/intake", &b.browser)
         .await
         .contains("Ann Leadbetter"));
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/intake/{id}/action"),
-            &b.browser.cookie,
-            &[("_csrf", &b.browser.csrf), ("action", "mark_lost")],
+            &b.browser,
+            &[("action", "mark_lost")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let (_, d) = api_json(&app, Method::GET, &format!("/leads/{id}"), &a.api_key, None).await;
+    let (_, d) = app
+        .api_json(Method::GET, &format!("/leads/{id}"), &a.api_key, None)
+        .await;
     assert_eq!(d["lead"]["state"], "converted");
 }
 
@@ -416,10 +398,10 @@ async fn the_stream_carries_the_organizations_own_leads_only() {
 
     // A quick action reaches the stream too.
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/intake/{id}/action"),
-            &a.browser.cookie,
-            &[("_csrf", &a.browser.csrf), ("action", "mark_lost")],
+            &a.browser,
+            &[("action", "mark_lost")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -427,9 +409,7 @@ async fn the_stream_carries_the_organizations_own_leads_only() {
     assert!(!seen_a.contains("Bea Quiet"));
 
     // Signed out: the stream ends before it carries anything more.
-    let res = app
-        .post_form("/logout", &a.browser.cookie, &[("_csrf", &a.browser.csrf)])
-        .await;
+    let res = app.post_signed("/logout", &a.browser, &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     track(
         &app,
@@ -577,12 +557,12 @@ async fn render_intake_for_review() {
         track(&app, &a, &format!("r-{i}"), (e, n), ev, p.clone()).await;
         drain(&app).await;
     }
-    let (_, v) = api_json(&app, Method::GET, "/leads", &a.api_key, None).await;
+    let (_, v) = app.api_json(Method::GET, "/leads", &a.api_key, None).await;
     let last = v["leads"][5]["profile_id"].as_str().unwrap().to_string();
-    app.post_form(
+    app.post_signed(
         &format!("/intake/{last}/action"),
-        &a.browser.cookie,
-        &[("_csrf", &a.browser.csrf), ("action", "mark_lost")],
+        &a.browser,
+        &[("action", "mark_lost")],
     )
     .await;
     app.clock.advance_ms(120_000);

@@ -96,17 +96,8 @@ async fn counts(app: &TestApp, org: Uuid) -> (i64, i64, i64) {
 }
 
 async fn messages_in(app: &TestApp, org: Uuid, profile: Uuid) -> usize {
-    app.store()
-        .timeline(
-            org,
-            profile,
-            &bos_store::identity::TimelineQuery {
-                limit: 500,
-                ..Default::default()
-            },
-        )
+    app.timeline(org, profile)
         .await
-        .unwrap()
         .iter()
         .filter(|e| e.kind == "message_in")
         .count()
@@ -242,12 +233,8 @@ async fn a_webhooks_rule_signs_with_its_shared_key_and_sha256() {
     let put = |body: Value| {
         let (app, key) = (&app, a.key.clone());
         async move {
-            app.api(Method::PUT, "/settings/channels/sms", &key)
+            app.send_json(Method::PUT, "/settings/channels/sms", &key, &body)
                 .await
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
         }
     };
     let res = put(json!({"provider": "twilio", "account_sid": SID, "auth_token": TOKEN_A, "from": "+15005550006"})).await;
@@ -921,18 +908,8 @@ async fn unsubscribe_page_and_one_click_without_cookies() {
     }
 }
 
-struct Admin {
-    org: bos_store::Org,
-    browser: Browser,
-    key: String,
-}
-
-async fn admin(app: &TestApp, name: &str, email: &str) -> Admin {
-    let org = app.org(name).await;
-    app.user(email, &org, Role::Admin).await;
-    let browser = app.login(email).await;
-    let key = app.key(&org, "admin").await;
-    Admin { org, browser, key }
+async fn admin(app: &TestApp, name: &str, email: &str) -> Tenant {
+    app.tenant_with(name, email, Role::Admin).await
 }
 
 fn smtp_form<'a>(csrf: &'a str, host: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -1119,12 +1096,7 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     assert!(html.contains(&format!("/hooks/twilio/{sms_hook}/status")));
 
     // The API: secrets as booleans only.
-    let res = app
-        .api(Method::GET, "/settings/channels", &a.key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/settings/channels", &a.key).await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
     for secret in [
@@ -1147,43 +1119,45 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
     );
     // PUT: validation sentences, then a save that keeps the token.
     let res = app
-        .api(Method::PUT, "/settings/channels/sms", &a.key)
-        .await
-        .json(&json!({"provider": "twilio", "account_sid": SID, "from": "MG0123"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            "/settings/channels/sms",
+            &a.key,
+            &json!({"provider": "twilio", "account_sid": SID, "from": "MG0123"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let res = app
-        .api(Method::PUT, "/settings/channels/sms", &a.key)
-        .await
-        .json(&json!({"provider": "twilio", "account_sid": SID,
-                      "from": "MG0123456789abcdef0123456789abcdef"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            "/settings/channels/sms",
+            &a.key,
+            &json!({"provider": "twilio", "account_sid": SID,
+                      "from": "MG0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["has_auth_token"], true);
     assert_eq!(v["from"], "MG0123456789abcdef0123456789abcdef");
     let res = app
-        .api(Method::PUT, "/settings/channels/smtp", &a.key)
-        .await
-        .json(&json!({"provider": "dev"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            "/settings/channels/smtp",
+            &a.key,
+            &json!({"provider": "dev"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = app
-        .api(Method::PUT, "/settings/channels/email", &a.key)
-        .await
-        .json(
+        .send_json(
+            Method::PUT,
+            "/settings/channels/email",
+            &a.key,
             &json!({"provider": "smtp", "host": "metadata.google.internal", "port": 587,
                       "from": "shop@alpha.example"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["field"], "host");
@@ -1196,11 +1170,8 @@ async fn channel_settings_refuse_internal_hosts_and_hide_secrets() {
         .await
         .unwrap();
     let v = app
-        .api(Method::GET, "/settings/channels", &b.key)
+        .call(Method::GET, "/settings/channels", &b.key)
         .await
-        .send()
-        .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -1237,10 +1208,10 @@ async fn private_smtp_host_allowed_when_the_server_allows_it() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     // And back to the development sink.
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/channels/email",
-            &a.browser.cookie,
-            &[("_csrf", &a.browser.csrf), ("provider", "dev")],
+            &a.browser,
+            &[("provider", "dev")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -1268,57 +1239,37 @@ async fn opt_outs_over_the_api() {
     let a = admin(&app, "Alpha Shop", "admin@alpha.example").await;
     let b = admin(&app, "Beta Shop", "admin@beta.example").await;
     let res = app
-        .api(Method::POST, "/opt-outs", &a.key)
-        .await
-        .json(&json!({"channel": "sms", "address": "+1 (415) 555-0123", "opted_out": true}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/opt-outs",
+            &a.key,
+            &json!({"channel": "sms", "address": "+1 (415) 555-0123", "opted_out": true}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["address"], PHONE);
-    let list: Value = app
-        .api(Method::GET, "/opt-outs", &a.key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.read(Method::GET, "/opt-outs", &a.key).await;
     assert_eq!(list[0]["address"], PHONE);
     assert_eq!(list[0]["channel"], "sms");
     assert_eq!(list[0]["source"], "api");
-    let other: Value = app
-        .api(Method::GET, "/opt-outs", &b.key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other: Value = app.read(Method::GET, "/opt-outs", &b.key).await;
     assert_eq!(other, json!([]));
     for bad in [
         json!({"channel": "fax", "address": PHONE, "opted_out": true}),
         json!({"channel": "email", "address": "not an address", "opted_out": true}),
     ] {
-        let res = app
-            .api(Method::POST, "/opt-outs", &a.key)
-            .await
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_json(Method::POST, "/opt-outs", &a.key, &bad).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
     let res = app
-        .api(Method::POST, "/opt-outs", &a.key)
-        .await
-        .json(&json!({"channel": "sms", "address": PHONE, "opted_out": false}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            "/opt-outs",
+            &a.key,
+            &json!({"channel": "sms", "address": PHONE, "opted_out": false}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(app.store().opt_outs(a.org.id, 10).await.unwrap().is_empty());
 }
@@ -1484,12 +1435,8 @@ async fn a_stored_smtp_password_never_goes_to_another_endpoint() {
         let app = &app;
         let key = a.key.clone();
         async move {
-            app.api(Method::PUT, "/settings/channels/email", &key)
+            app.send_json(Method::PUT, "/settings/channels/email", &key, &body)
                 .await
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
         }
     };
     let base = json!({"provider": "smtp", "host": "203.0.113.10", "port": 587, "tls": "starttls",
@@ -1584,12 +1531,8 @@ async fn a_stored_smtp_password_never_goes_to_another_endpoint() {
         let app = &app;
         let key = a.key.clone();
         async move {
-            app.api(Method::PUT, "/settings/channels/sms", &key)
+            app.send_json(Method::PUT, "/settings/channels/sms", &key, &body)
                 .await
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
         }
     };
     assert_eq!(
@@ -1642,12 +1585,8 @@ async fn keys_saved_with_the_development_sink_are_refused_not_dropped() {
         ),
     ] {
         let res = app
-            .api(Method::PUT, "/settings/channels/email", &a.key)
-            .await
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send_json(Method::PUT, "/settings/channels/email", &a.key, &body)
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["field"], field);
@@ -1657,12 +1596,13 @@ async fn keys_saved_with_the_development_sink_are_refused_not_dropped() {
         );
     }
     let res = app
-        .api(Method::PUT, "/settings/channels/sms", &a.key)
-        .await
-        .json(&json!({"provider": "dev", "auth_token": TOKEN_A}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            "/settings/channels/sms",
+            &a.key,
+            &json!({"provider": "dev", "auth_token": TOKEN_A}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let v: Value = res.json().await.unwrap();
     assert!(
@@ -1672,12 +1612,13 @@ async fn keys_saved_with_the_development_sink_are_refused_not_dropped() {
     // The development sink alone (empty secret fields, as the UI's button
     // sends) still saves.
     let res = app
-        .api(Method::PUT, "/settings/channels/email", &a.key)
-        .await
-        .json(&json!({"provider": "dev", "mailgun_signing_key": ""}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            "/settings/channels/email",
+            &a.key,
+            &json!({"provider": "dev", "mailgun_signing_key": ""}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 

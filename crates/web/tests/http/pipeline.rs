@@ -8,7 +8,6 @@
 use crate::intake::{basic, shopify_headers, shopify_source, source};
 use crate::support::*;
 use bos_engine::{Runner, RunnerConfig};
-use bos_store::identity::TimelineQuery;
 use bos_store::pipeline::LeadFilter;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -41,14 +40,7 @@ pub(crate) async fn segment(app: &TestApp, key: &str, path: &str, body: Value) {
 }
 
 async fn timeline_kinds(app: &TestApp, org: Uuid, profile: Uuid) -> Vec<String> {
-    let q = TimelineQuery {
-        kinds: vec![],
-        from: None,
-        to: None,
-        before: None,
-        limit: 200,
-    };
-    let page = app.store().timeline(org, profile, &q).await.unwrap();
+    let page = app.timeline(org, profile).await;
     let mut k: Vec<String> = page.iter().map(|e| e.kind.clone()).collect();
     k.sort();
     k
@@ -465,12 +457,13 @@ async fn form_submissions_reach_the_pipeline() {
     let org = app.org("Pipe Form").await;
     let key = app.key(&org, "admin").await;
     let res = app
-        .api(reqwest::Method::POST, "/sources", &key)
-        .await
-        .json(&json!({"kind": "form", "name": "Landing"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            reqwest::Method::POST,
+            "/sources",
+            &key,
+            &json!({"kind": "form", "name": "Landing"}),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let v: Value = res.json().await.unwrap();
     let endpoint = v["source"]["endpoint"].as_str().unwrap().to_string();
@@ -546,15 +539,7 @@ async fn the_lead_feed_pages_through_leads_that_share_a_time() {
             Some(c) => format!("/leads?limit=2&before={c}"),
             None => "/leads?limit=2".to_string(),
         };
-        let page: Value = app
-            .api(reqwest::Method::GET, &path, &key)
-            .await
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = app.read(reqwest::Method::GET, &path, &key).await;
         for l in page["leads"].as_array().unwrap() {
             assert!(
                 seen.insert(l["profile_id"].as_str().unwrap().to_string()),
@@ -599,12 +584,13 @@ async fn a_reopened_lead_ghosts_after_the_threshold_like_any_other() {
         .await;
     for action in ["mark_lost", "reopen"] {
         let res = app
-            .api(reqwest::Method::POST, &format!("/leads/{id}/actions"), &key)
-            .await
-            .json(&json!({ "action": action }))
-            .send()
-            .await
-            .unwrap();
+            .send_json(
+                reqwest::Method::POST,
+                &format!("/leads/{id}/actions"),
+                &key,
+                &json!({ "action": action }),
+            )
+            .await;
         assert_eq!(res.status(), 200, "{action}: {}", res.text().await.unwrap());
     }
     let state = || {

@@ -11,7 +11,6 @@ use crate::intake::{basic, shopify_headers, shopify_source, source, Src};
 use crate::pipeline::{at, segment};
 use crate::support::*;
 use bos_core::intake::standard_webhooks::{self, Secret};
-use bos_store::identity::TimelineQuery;
 use bos_store::pipeline::LeadFilter;
 use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
 use flate2::Compression;
@@ -110,14 +109,7 @@ async fn timeline(
     org: Uuid,
     profile: Uuid,
 ) -> Vec<bos_store::identity::TimelineEntry> {
-    let q = TimelineQuery {
-        kinds: vec![],
-        from: None,
-        to: None,
-        before: None,
-        limit: 200,
-    };
-    app.store().timeline(org, profile, &q).await.unwrap()
+    app.timeline(org, profile).await
 }
 
 fn count(entries: &[bos_store::identity::TimelineEntry], kind: &str) -> usize {
@@ -220,12 +212,8 @@ async fn gzip_and_deflate_bodies_are_read_on_every_intake_endpoint() {
     let org = app.org("Gzip Form").await;
     let key = app.key(&org, "admin").await;
     let v: Value = app
-        .api(Method::POST, "/sources", &key)
+        .post_source(&key, "form", "Landing")
         .await
-        .json(&json!({"kind": "form", "name": "Landing"}))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -449,22 +437,12 @@ async fn screen_and_group_calls_land_on_the_customer_alone_and_in_batches() {
     // And through the API, to this organization only.
     let org = app.store().org(s.org).await.unwrap();
     let key = app.key(&org, "agent").await;
-    let res = app
-        .api(Method::GET, "/groups/acct-1", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/groups/acct-1", &key).await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["traits"]["plan"], "enterprise");
     assert_eq!(v["last_profile_id"], lead.profile_id.to_string());
-    let res = app
-        .api(Method::GET, "/groups/acct-404", &key)
-        .await
-        .send()
-        .await
-        .unwrap();
+    let res = app.call(Method::GET, "/groups/acct-404", &key).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let other = app.org("Spec Other").await;
     assert_eq!(
@@ -627,13 +605,7 @@ async fn segment_error_bodies_carry_code_and_message() {
     // The API's own problems are unchanged: no SDK members there.
     let org = app.store().org(s.org).await.unwrap();
     let key = app.key(&org, "admin").await;
-    let res = app
-        .api(Method::POST, "/sources", &key)
-        .await
-        .json(&json!({"kind": "carrier-pigeon", "name": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_source(&key, "carrier-pigeon", "x").await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let v: Value = res.json().await.unwrap();
     assert!(v.get("code").is_none() && v.get("detail").is_some(), "{v}");
@@ -736,12 +708,8 @@ async fn nul_in_intake_payloads_is_stripped_and_the_pipeline_never_fails_on_it()
     let org = app.org("Nul Form").await;
     let key = app.key(&org, "admin").await;
     let v: Value = app
-        .api(Method::POST, "/sources", &key)
+        .post_source(&key, "form", "Landing")
         .await
-        .json(&json!({"kind": "form", "name": "Landing"}))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -29,9 +29,7 @@ async fn cookie_attributes_and_token_strength() {
 #[tokio::test]
 async fn session_rotates_at_login_and_dies_at_logout() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("ann@example.com", &org, Role::Owner).await;
-    let first = app.login("ann@example.com").await;
+    let (_, first) = app.owner_of("Acme", "ann@example.com").await;
     assert!(app.signed_in(&first.cookie).await);
 
     // Logging in again from the same browser issues a new id and ends the old one.
@@ -55,21 +53,14 @@ async fn session_rotates_at_login_and_dies_at_logout() {
 #[tokio::test]
 async fn password_change_ends_every_session() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("ann@example.com", &org, Role::Owner).await;
-    let laptop = app.login("ann@example.com").await;
+    let (_, laptop) = app.owner_of("Acme", "ann@example.com").await;
     let phone = app.login("ann@example.com").await;
     let new_pw = "a much better password";
     let res = app
-        .post_form(
+        .post_signed(
             "/account/password",
-            &laptop.cookie,
-            &[
-                ("_csrf", &laptop.csrf),
-                ("current", PASSWORD),
-                ("new", new_pw),
-                ("confirm", new_pw),
-            ],
+            &laptop,
+            &[("current", PASSWORD), ("new", new_pw), ("confirm", new_pw)],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -101,9 +92,7 @@ async fn password_change_ends_every_session() {
 #[tokio::test]
 async fn idle_and_absolute_timeouts() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("ann@example.com", &org, Role::Owner).await;
-    let b = app.login("ann@example.com").await;
+    let (_, b) = app.owner_of("Acme", "ann@example.com").await;
     app.clock.advance_ms(app.config.session_idle_ms - 120_000);
     assert!(
         app.signed_in(&b.cookie).await,
@@ -129,9 +118,7 @@ async fn idle_and_absolute_timeouts() {
 #[tokio::test]
 async fn forged_csrf_posts_are_403() {
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("ann@example.com", &org, Role::Owner).await;
-    let b = app.login("ann@example.com").await;
+    let (org, b) = app.owner_of("Acme", "ann@example.com").await;
     let before = app.store().api_keys(org.id).await.unwrap().len();
     // No token, a wrong token, another session's token.
     let other = app.login("ann@example.com").await;
@@ -220,7 +207,7 @@ async fn every_state_changing_ui_route_checks_csrf() {
             .path
             .replace("{user_id}", &u.id.to_string())
             .replace("{key_id}", &u.id.to_string())
-            .replace("{profile_id}", &u.id.to_string())
+            .replace("{customer_id}", &u.id.to_string())
             .replace("{merge_id}", &u.id.to_string())
             .replace("{source_id}", &u.id.to_string())
             .replace("{delivery_id}", &u.id.to_string())
@@ -305,9 +292,7 @@ async fn operator_set_password_must_be_replaced_first() {
     // `bos user create` may give a one-time password; the member must
     // replace it before anything else (invitations never make one).
     let app = spawn_app().await;
-    let org = app.org("Acme").await;
-    app.user("ann@example.com", &org, Role::Owner).await;
-    let b = app.login("ann@example.com").await;
+    let (org, b) = app.owner_of("Acme", "ann@example.com").await;
     let otp = "one-time-password-16";
     let hash = bos_web::hash_password(otp).unwrap();
     let u = app
@@ -357,14 +342,10 @@ async fn operator_set_password_must_be_replaced_first() {
     );
     // Inviting a member again is a clear conflict, not a 500.
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/members",
-            &b.cookie,
-            &[
-                ("_csrf", &b.csrf),
-                ("email", "new.person@example.com"),
-                ("role", "member"),
-            ],
+            &b,
+            &[("email", "new.person@example.com"), ("role", "member")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -383,27 +364,15 @@ async fn members_cannot_administer_and_switch_is_limited_to_own_orgs() {
         StatusCode::FORBIDDEN
     );
     let res = app
-        .post_form(
-            "/settings/keys",
-            &b.cookie,
-            &[("_csrf", &b.csrf), ("name", "x"), ("scope", "admin")],
-        )
+        .post_signed("/settings/keys", &b, &[("name", "x"), ("scope", "admin")])
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = app
-        .post_form(
-            "/orgs/switch",
-            &b.cookie,
-            &[("_csrf", &b.csrf), ("org_id", &other.id.to_string())],
-        )
+        .post_signed("/orgs/switch", &b, &[("org_id", &other.id.to_string())])
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = app
-        .post_form(
-            "/orgs/switch",
-            &b.cookie,
-            &[("_csrf", &b.csrf), ("org_id", "not-a-uuid")],
-        )
+        .post_signed("/orgs/switch", &b, &[("org_id", "not-a-uuid")])
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
@@ -422,11 +391,7 @@ async fn switching_organization() {
     let home = app.get("/", &b.cookie).await.text().await.unwrap();
     assert!(home.contains("<h2>Organization</h2>") && home.contains("<dd>Acme</dd>"));
     let res = app
-        .post_form(
-            "/orgs/switch",
-            &b.cookie,
-            &[("_csrf", &b.csrf), ("org_id", &z.id.to_string())],
-        )
+        .post_signed("/orgs/switch", &b, &[("org_id", &z.id.to_string())])
         .await;
     assert_eq!(location(&res), "/?done=switched");
     let home = app
@@ -453,11 +418,10 @@ async fn wrong_current_passwords_on_the_account_page_are_throttled() {
         let app = &app;
         let b = b.clone();
         async move {
-            app.post_form(
+            app.post_signed(
                 "/account/password",
-                &b.cookie,
+                &b,
                 &[
-                    ("_csrf", &b.csrf),
                     ("current", current),
                     ("new", "a brand new password"),
                     ("confirm", "a brand new password"),
@@ -494,11 +458,10 @@ async fn wrong_current_passwords_on_the_account_page_are_throttled() {
     app.clock.advance_ms(16 * 60 * 1000);
     let b = app.login("ann@example.com").await;
     let res = app
-        .post_form(
+        .post_signed(
             "/account/password",
-            &b.cookie,
+            &b,
             &[
-                ("_csrf", &b.csrf),
                 ("current", PASSWORD),
                 ("new", "a brand new password"),
                 ("confirm", "a brand new password"),

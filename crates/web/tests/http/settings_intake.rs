@@ -10,32 +10,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-struct Tenant {
-    org: bos_store::Org,
-    key: String,
-    admin: Browser,
-}
-
 async fn tenant(app: &TestApp, name: &str, email: &str) -> Tenant {
-    let org = app.org(name).await;
-    let key = app.key(&org, "admin").await;
-    app.user(email, &org, Role::Admin).await;
-    let admin = app.login(email).await;
-    Tenant { org, key, admin }
+    app.tenant_with(name, email, Role::Admin).await
 }
 
 /// A segment source created through the UI: (id, write key).
 async fn ui_segment_source(app: &TestApp, t: &Tenant, name: &str) -> (Uuid, String) {
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/sources",
-            &t.admin.cookie,
-            &[
-                ("_csrf", &t.admin.csrf),
-                ("kind", "segment"),
-                ("name", name),
-                ("secret", ""),
-            ],
+            &t.browser,
+            &[("kind", "segment"), ("name", name), ("secret", "")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -47,7 +32,7 @@ async fn ui_segment_source(app: &TestApp, t: &Tenant, name: &str) -> (Uuid, Stri
     let src = app.store().sources(t.org.id).await.unwrap();
     let id = src.iter().find(|s| s.name == name).unwrap().id;
     // The credential is not on the list page afterwards.
-    let list = app.get("/settings/sources", &t.admin.cookie).await;
+    let list = app.get("/settings/sources", &t.browser.cookie).await;
     let list = list.text().await.unwrap();
     assert!(list.contains(name) && !list.contains(&secret));
     (id, secret)
@@ -77,18 +62,7 @@ async fn track(app: &TestApp, write_key: &str, message_id: &str, event: &str, us
 }
 
 async fn timeline_len(app: &TestApp, org: Uuid, profile: Uuid) -> usize {
-    app.store()
-        .timeline(
-            org,
-            profile,
-            &bos_store::identity::TimelineQuery {
-                limit: 500,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .len()
+    app.timeline(org, profile).await.len()
 }
 
 #[tokio::test]
@@ -102,7 +76,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
 
     // The log lists both, processed, linked to the customer.
     let html = app
-        .get(&format!("/settings/sources/{src}"), &t.admin.cookie)
+        .get(&format!("/settings/sources/{src}"), &t.browser.cookie)
         .await
         .text()
         .await
@@ -122,7 +96,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     let parked_only = app
         .get(
             &format!("/settings/sources/{src}?status=parked"),
-            &t.admin.cookie,
+            &t.browser.cookie,
         )
         .await
         .text()
@@ -135,7 +109,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     let detail = app
         .get(
             &format!("/settings/sources/{src}/deliveries/{id}"),
-            &t.admin.cookie,
+            &t.browser.cookie,
         )
         .await;
     assert_eq!(detail.status(), StatusCode::OK);
@@ -144,10 +118,10 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     assert!(detail.contains("Replay"));
     let before = timeline_len(&app, t.org.id, profile).await;
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/settings/sources/{src}/deliveries/{id}/replay"),
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf)],
+            &t.browser,
+            &[],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -173,49 +147,31 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     assert_eq!(timeline_len(&app, t.org.id, profile).await, before);
     // The same over the API.
     let res = app
-        .api(Method::POST, &format!("/deliveries/{id}/replay"), &t.key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/deliveries/{id}/replay"), &t.key)
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     app.state.pipeline.drain().await.unwrap();
     assert_eq!(timeline_len(&app, t.org.id, profile).await, before);
     let v: Value = app
-        .api(Method::GET, &format!("/deliveries/{id}"), &t.key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, &format!("/deliveries/{id}"), &t.key)
+        .await;
     assert_eq!(v["status"], "processed");
     assert_eq!(v["payload"]["type"], "track");
     let v: Value = app
-        .api(
+        .read(
             Method::GET,
             &format!("/sources/{src}/deliveries?status=processed&limit=1"),
             &t.key,
         )
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(v.as_array().unwrap().len(), 1);
     let res = app
-        .api(
+        .call(
             Method::GET,
             &format!("/sources/{src}/deliveries?status=lost"),
             &t.key,
         )
-        .await
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.text().await.unwrap().contains("status"));
 
@@ -243,7 +199,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     assert_eq!(parked.len(), 1);
     let error = parked[0].error.clone().unwrap();
     let html = app
-        .get("/settings/intake/parked", &t.admin.cookie)
+        .get("/settings/intake/parked", &t.browser.cookie)
         .await
         .text()
         .await
@@ -253,10 +209,10 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     assert!(html.contains("could not be read"), "{error}");
     assert!(html.contains("Retry all"));
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/settings/intake/parked/{}/retry", parked[0].id),
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf)],
+            &t.browser,
+            &[],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -269,11 +225,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     // Still unreadable: parked again; Retry all requeues it.
     app.state.pipeline.drain().await.unwrap();
     let res = app
-        .post_form(
-            "/settings/intake/parked/retry-all",
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf)],
-        )
+        .post_signed("/settings/intake/parked/retry-all", &t.browser, &[])
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (d, _) = app
@@ -286,7 +238,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     let res = app
         .post_form(
             &format!("/settings/sources/{src}/deliveries/{id}/replay"),
-            &t.admin.cookie,
+            &t.browser.cookie,
             &[],
         )
         .await;
@@ -298,14 +250,14 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
         format!("/settings/sources/{src}"),
         format!("/settings/sources/{src}/deliveries/{id}"),
     ] {
-        let res = app.get(&path, &b.admin.cookie).await;
+        let res = app.get(&path, &b.browser.cookie).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
     }
     let res = app
-        .post_form(
+        .post_signed(
             &format!("/settings/intake/parked/{}/retry", parked[0].id),
-            &b.admin.cookie,
-            &[("_csrf", &b.admin.csrf)],
+            &b.browser,
+            &[],
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -313,7 +265,7 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
     let res = app
         .get(
             &format!("/settings/sources/{b_src}/deliveries/{id}"),
-            &b.admin.cookie,
+            &b.browser.cookie,
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -321,23 +273,15 @@ async fn deliveries_show_replay_is_idempotent_and_parked_events_retry() {
         format!("/sources/{src}/deliveries"),
         format!("/deliveries/{id}"),
     ] {
-        let res = app
-            .api(Method::GET, &path, &b.key)
-            .await
-            .send()
-            .await
-            .unwrap();
+        let res = app.call(Method::GET, &path, &b.key).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
     }
     let res = app
-        .api(Method::POST, &format!("/deliveries/{id}/replay"), &b.key)
-        .await
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, &format!("/deliveries/{id}/replay"), &b.key)
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     for path in ["/settings/intake/parked", "/settings/sources"] {
-        let html = app.get(path, &b.admin.cookie).await.text().await.unwrap();
+        let html = app.get(path, &b.browser.cookie).await.text().await.unwrap();
         assert!(!html.contains("msg-broken") && !html.contains(&src.to_string()));
     }
     // Members do not administer intake.
@@ -355,7 +299,7 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
 
     // The page shows the default rules in words.
     let html = app
-        .get("/settings/intake", &t.admin.cookie)
+        .get("/settings/intake", &t.browser.cookie)
         .await
         .text()
         .await
@@ -364,23 +308,13 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
 
     // API: 500 points is refused, naming the rule and the range.
     let mut rules: Value = app
-        .api(Method::GET, "/settings/intent-rules", &t.key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read(Method::GET, "/settings/intent-rules", &t.key)
+        .await;
     assert!(!rules["rules"].as_array().unwrap().is_empty());
     let bad = json!({"rules": [{"id": "probe", "name": "Probe", "when": {"type": "event_name", "is": "Probe Fired"}, "points": 500}]});
     let res = app
-        .api(Method::PUT, "/settings/intent-rules", &t.key)
-        .await
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, "/settings/intent-rules", &t.key, &bad)
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let p: Value = res.json().await.unwrap();
@@ -393,21 +327,17 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
     // UI: the same error above the form, the text kept.
     let typed = serde_json::to_string_pretty(&bad).unwrap();
     let res = app
-        .post_form(
-            "/settings/intake",
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf), ("rules_json", &typed)],
-        )
+        .post_signed("/settings/intake", &t.browser, &[("rules_json", &typed)])
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = res.text().await.unwrap();
     assert!(html.contains("id=\"rules-error\"") && html.contains("-100 to 100"));
     assert!(html.contains("&quot;probe&quot;") || html.contains("&#34;probe&#34;"));
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/intake",
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf), ("rules_json", "{not json")],
+            &t.browser,
+            &[("rules_json", "{not json")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -417,15 +347,15 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
     let good = json!({"rules": [{"id": "probe", "name": "Probe fired", "when": {"type": "event_name", "is": "Probe Fired"}, "points": 77}],
         "thresholds": {"high_value": 70, "engaged": 40, "window_shopper": 15}});
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/intake",
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf), ("rules_json", &good.to_string())],
+            &t.browser,
+            &[("rules_json", &good.to_string())],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let html = app
-        .get("/settings/intake?done=intent", &t.admin.cookie)
+        .get("/settings/intake?done=intent", &t.browser.cookie)
         .await
         .text()
         .await
@@ -448,12 +378,8 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
     // Changed over the API: the next event scores with the new points.
     rules = json!({"rules": [{"id": "probe", "name": "Probe fired", "when": {"type": "event_name", "is": "Probe Fired"}, "points": 33}]});
     let res = app
-        .api(Method::PUT, "/settings/intent-rules", &t.key)
-        .await
-        .json(&rules)
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, "/settings/intent-rules", &t.key, &rules)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     track(&app, &key, "msg-probe-2", "Probe Fired", "u-9").await;
     app.state.pipeline.drain().await.unwrap();
@@ -466,11 +392,7 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
     assert_eq!(lead.score, 33);
     // Reset to defaults.
     let res = app
-        .post_form(
-            "/settings/intake/reset",
-            &t.admin.cookie,
-            &[("_csrf", &t.admin.csrf)],
-        )
+        .post_signed("/settings/intake/reset", &t.browser, &[])
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let s = app.store().pipeline_settings(t.org.id).await.unwrap();
@@ -478,22 +400,9 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
 
     // Lead settings: API round trip and clear errors.
     let res = app
-        .api(Method::PUT, "/settings/leads", &t.key)
-        .await
-        .json(&json!({"ghost_after_ms": 7_200_000, "max_nudges": 2, "engage_min_score": 20, "abandon_after_ms": 1_800_000}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, "/settings/leads", &t.key, &json!({"ghost_after_ms": 7_200_000, "max_nudges": 2, "engage_min_score": 20, "abandon_after_ms": 1_800_000})).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let v: Value = app
-        .api(Method::GET, "/settings/leads", &t.key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.read(Method::GET, "/settings/leads", &t.key).await;
     assert_eq!(
         v,
         json!({"ghost_after_ms": 7_200_000, "max_nudges": 2, "engage_min_score": 20, "abandon_after_ms": 1_800_000})
@@ -513,22 +422,17 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
         ),
     ] {
         let res = app
-            .api(Method::PUT, "/settings/leads", &t.key)
-            .await
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send_json(Method::PUT, "/settings/leads", &t.key, &body)
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
         assert!(res.text().await.unwrap().contains(field));
     }
     // The form: hours and minutes.
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/intake/leads",
-            &t.admin.cookie,
+            &t.browser,
             &[
-                ("_csrf", &t.admin.csrf),
                 ("ghost_hours", "48"),
                 ("max_nudges", "4"),
                 ("engage_min_score", "25"),
@@ -542,11 +446,10 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
     assert_eq!((s.leads.max_nudges, s.leads.engage_min_score), (4, 25));
     assert_eq!(s.abandon_after_ms, 90 * 60_000);
     let res = app
-        .post_form(
+        .post_signed(
             "/settings/intake/leads",
-            &t.admin.cookie,
+            &t.browser,
             &[
-                ("_csrf", &t.admin.csrf),
                 ("ghost_hours", "48"),
                 ("max_nudges", "4"),
                 ("engage_min_score", "25"),
@@ -561,14 +464,6 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
 
     // Another tenant sees its own defaults, never these.
     let b = tenant(&app, "Other Rules", "admin@other-rules.example").await;
-    let v: Value = app
-        .api(Method::GET, "/settings/leads", &b.key)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.read(Method::GET, "/settings/leads", &b.key).await;
     assert_ne!(v["max_nudges"], 4);
 }

@@ -290,4 +290,127 @@ impl TestApp {
             .request(method, self.url(&format!("/api/v1{path}")))
             .bearer_auth(key)
     }
+
+    /// Sends an API request without a body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str) -> Response {
+        self.api(method, path, key).await.send().await.unwrap()
+    }
+
+    /// Sends an API request with a JSON body.
+    pub async fn send_json<B: serde::Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: &B,
+    ) -> Response {
+        self.api(method, path, key)
+            .await
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an intake source of `kind` through the API.
+    pub async fn post_source(&self, key: &str, kind: &str, name: &str) -> Response {
+        let body = serde_json::json!({"kind": kind, "name": name});
+        self.send_json(reqwest::Method::POST, "/sources", key, &body)
+            .await
+    }
+
+    /// Sends an API request without a body and reads its JSON answer,
+    /// whatever the status.
+    pub async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> T {
+        self.call(method, path, key).await.json().await.unwrap()
+    }
+
+    /// Sends an API request with an optional JSON body; the status and the
+    /// answer's JSON (its text as a string when it is not JSON).
+    pub async fn api_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = self.api(method, path, key).await;
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Posts a form as the signed-in browser `b`, with its CSRF token first.
+    pub async fn post_signed(&self, path: &str, b: &Browser, form: &[(&str, &str)]) -> Response {
+        let mut fields = vec![("_csrf", b.csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post_form(path, &b.cookie, &fields).await
+    }
+
+    /// A new organization with an owner `email` signed in.
+    pub async fn owner_of(&self, org_name: &str, email: &str) -> (Org, Browser) {
+        let org = self.org(org_name).await;
+        self.user(email, &org, Role::Owner).await;
+        (org, self.login(email).await)
+    }
+
+    /// A new organization with an admin API key and an owner
+    /// (`owner@<org id>.example`) signed in.
+    pub async fn tenant(&self, org_name: &str) -> Tenant {
+        let org = self.org(org_name).await;
+        let email = format!("owner@{}.example", org.id.simple());
+        self.tenant_of(org, &email, Role::Owner).await
+    }
+
+    /// A new organization with an admin API key and a member `email` in
+    /// `role`, signed in.
+    pub async fn tenant_with(&self, org_name: &str, email: &str, role: Role) -> Tenant {
+        let org = self.org(org_name).await;
+        self.tenant_of(org, email, role).await
+    }
+
+    async fn tenant_of(&self, org: Org, email: &str, role: Role) -> Tenant {
+        let key = self.key(&org, "admin").await;
+        self.user(email, &org, role).await;
+        let browser = self.login(email).await;
+        Tenant { org, key, browser }
+    }
+
+    /// A customer's timeline, newest first (up to 500 entries).
+    pub async fn timeline(
+        &self,
+        org: uuid::Uuid,
+        profile: uuid::Uuid,
+    ) -> Vec<bos_store::identity::TimelineEntry> {
+        self.store()
+            .timeline(
+                org,
+                profile,
+                &bos_store::identity::TimelineQuery {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
+
+/// An organization with an admin API key and its owner signed in.
+pub struct Tenant {
+    pub org: Org,
+    pub key: String,
+    pub browser: Browser,
 }

@@ -52,15 +52,15 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/customers"), OwnTenant),
         (("GET", "/intake"), OwnTenant),
         (("GET", "/intake/stream"), OwnTenant),
-        (("POST", "/intake/{profile_id}/action"), ById),
+        (("POST", "/intake/{customer_id}/action"), ById),
         (("GET", "/customers/import"), OwnTenant),
         (("POST", "/customers/import"), OwnTenant),
         (("GET", "/customers/imports/{import_id}"), ById),
         (("GET", "/customers/imports/{import_id}/events"), ById),
-        (("GET", "/customers/{profile_id}"), ById),
-        (("POST", "/customers/{profile_id}/merge"), ById),
-        (("GET", "/customers/{profile_id}/export"), ById),
-        (("POST", "/customers/{profile_id}/erase"), ById),
+        (("GET", "/customers/{customer_id}"), ById),
+        (("POST", "/customers/{customer_id}/merge"), ById),
+        (("GET", "/customers/{customer_id}/export"), ById),
+        (("POST", "/customers/{customer_id}/erase"), ById),
         (("POST", "/merges/{merge_id}/undo"), ById),
         (("GET", "/settings/identity"), OwnTenant),
         (("POST", "/settings/identity"), OwnTenant),
@@ -105,7 +105,7 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (
             (
                 "POST",
-                "/customers/{profile_id}/enrollments/{enrollment_id}/remove",
+                "/customers/{customer_id}/enrollments/{enrollment_id}/remove",
             ),
             ById,
         ),
@@ -125,14 +125,14 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/keys/{key_id}"), ById),
         (("DELETE", "/api/v1/keys/{key_id}"), ById),
         (("POST", "/api/v1/identify"), OwnTenant),
-        (("GET", "/api/v1/profiles"), OwnTenant),
-        (("GET", "/api/v1/profiles/{profile_id}"), ById),
-        (("DELETE", "/api/v1/profiles/{profile_id}"), ById),
-        (("GET", "/api/v1/profiles/{profile_id}/timeline"), ById),
+        (("GET", "/api/v1/customers"), OwnTenant),
+        (("GET", "/api/v1/customers/{customer_id}"), ById),
+        (("DELETE", "/api/v1/customers/{customer_id}"), ById),
+        (("GET", "/api/v1/customers/{customer_id}/timeline"), ById),
         (("GET", "/api/v1/groups/{group_id}"), ById),
-        (("POST", "/api/v1/profiles/{profile_id}/merge"), ById),
-        (("GET", "/api/v1/profiles/{profile_id}/duplicates"), ById),
-        (("GET", "/api/v1/profiles/{profile_id}/export"), ById),
+        (("POST", "/api/v1/customers/{customer_id}/merge"), ById),
+        (("GET", "/api/v1/customers/{customer_id}/duplicates"), ById),
+        (("GET", "/api/v1/customers/{customer_id}/export"), ById),
         (("POST", "/api/v1/merges/{merge_id}/undo"), ById),
         (("GET", "/api/v1/identity-rules"), OwnTenant),
         (("PUT", "/api/v1/identity-rules"), OwnTenant),
@@ -140,8 +140,8 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/api/v1/imports"), OwnTenant),
         (("GET", "/api/v1/imports/{import_id}"), ById),
         (("GET", "/api/v1/leads"), OwnTenant),
-        (("GET", "/api/v1/leads/{profile_id}"), ById),
-        (("POST", "/api/v1/leads/{profile_id}/actions"), ById),
+        (("GET", "/api/v1/leads/{customer_id}"), ById),
+        (("POST", "/api/v1/leads/{customer_id}/actions"), ById),
         (("GET", "/api/v1/sources"), OwnTenant),
         (("POST", "/api/v1/sources"), OwnTenant),
         (("GET", "/api/v1/sources/{source_id}/deliveries"), ById),
@@ -160,7 +160,7 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/outbox"), OwnTenant),
         (("GET", "/api/v1/settings/nudges"), OwnTenant),
         (("PUT", "/api/v1/settings/nudges"), OwnTenant),
-        (("GET", "/api/v1/profiles/{profile_id}/nudges"), ById),
+        (("GET", "/api/v1/customers/{customer_id}/nudges"), ById),
         (("DELETE", "/api/v1/enrollments/{enrollment_id}"), ById),
         (("PUT", "/api/v1/settings/leads"), OwnTenant),
         // Intake: no session or API key; the source's own credential
@@ -508,7 +508,7 @@ async fn tenant_b_never_reaches_tenant_a() {
             .replace("{key_id}", &a_key.id.to_string())
             .replace("{group_id}", "canary-a7x9-acct")
             .replace("{import_id}", &a_import.to_string())
-            .replace("{profile_id}", &a_profile.to_string())
+            .replace("{customer_id}", &a_profile.to_string())
             .replace("{merge_id}", &a_merge.to_string())
             .replace("{source_id}", &a_source.to_string())
             .replace("{delivery_id}", &a_delivery.to_string())
@@ -539,7 +539,7 @@ async fn tenant_b_never_reaches_tenant_a() {
                 ("POST", "/api/v1/members") => {
                     serde_json::json!({"email": "owner@canary-a.example", "role": "member"})
                 }
-                ("POST", "/api/v1/profiles/{profile_id}/merge") => {
+                ("POST", "/api/v1/customers/{customer_id}/merge") => {
                     serde_json::json!({"other_profile_id": a_profile})
                 }
                 _ => serde_json::json!({"role": "member"}),
@@ -633,14 +633,6 @@ async fn tenant_b_never_reaches_tenant_a() {
         Some(Role::Owner)
     );
     // And A's key still works for A only.
-    let v: serde_json::Value = app
-        .api(Method::GET, "/me", &a_key_secret)
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = app.read(Method::GET, "/me", &a_key_secret).await;
     assert_eq!(v["organization"]["id"], a.id.to_string());
 }

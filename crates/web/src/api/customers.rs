@@ -1,9 +1,15 @@
-//! God View over the API: identify, profiles (search, one, timeline),
+//! God View over the API: identify, customers (search, one, timeline),
 //! merge and unmerge, possible duplicates, export and erase, identity rules.
+//! Storage calls a customer a profile (the `profiles` table); the API says
+//! customer, and answers its first paths, `/profiles/...`, as deprecated
+//! aliases ([`deprecated_aliases`]).
 
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
 use crate::error::{ApiResult, AppError};
+use crate::params::{
+    customer_cursor, parse_customer_cursor, parse_sort, parse_time, timeline_cursor, timeline_query,
+};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -12,8 +18,7 @@ use bos_core::identity::{traits, IdentityRules};
 use bos_core::Scope;
 use bos_engine::identity;
 use bos_store::identity::{
-    IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, ProfileSort, TimelineEntry,
-    TimelineQuery, Traits,
+    IdentityLink, MergeRecord, NewEvent, Profile, ProfileQuery, TimelineEntry, Traits,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -270,7 +275,7 @@ pub async fn identify(
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ProfileDto {
+pub struct CustomerDto {
     pub id: Uuid,
     pub display_name: String,
     pub first_name: String,
@@ -290,9 +295,9 @@ pub struct ProfileDto {
     pub traits: serde_json::Map<String, serde_json::Value>,
 }
 
-impl From<&Profile> for ProfileDto {
+impl From<&Profile> for CustomerDto {
     fn from(p: &Profile) -> Self {
-        ProfileDto {
+        CustomerDto {
             id: p.id,
             display_name: p.display_name.clone(),
             first_name: p.first_name.clone(),
@@ -329,81 +334,23 @@ pub struct ListParams {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ProfilePage {
-    pub profiles: Vec<ProfileDto>,
+pub struct CustomerPage {
+    pub profiles: Vec<CustomerDto>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
-/// Encodes a keyset position as an opaque cursor.
-pub fn encode_cursor(parts: &[String]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.join("\u{1f}"))
-}
-
-pub fn decode_cursor(c: &str) -> Option<Vec<String>> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    // A cursor is ours only if it could have come from `encode_cursor`:
-    // no NUL (PostgreSQL cannot compare text holding one), so a forged
-    // one is a 422 like any other bad cursor.
-    if text.contains('\0') {
-        return None;
-    }
-    Some(text.split('\u{1f}').map(str::to_string).collect())
-}
-
-pub fn profile_cursor(p: &Profile, sort: ProfileSort) -> String {
-    let num = match sort {
-        ProfileSort::LastActive => p.last_active_at,
-        ProfileSort::Ltv => p.ltv_cents,
-        ProfileSort::Created => p.created_at,
-        ProfileSort::Name => 0,
-    };
-    encode_cursor(&[num.to_string(), p.name_lc(), p.id.to_string()])
-}
-
-pub fn parse_profile_cursor(c: &str) -> Result<(i64, String, Uuid), AppError> {
-    let bad = || {
-        AppError::invalid(
-            "cursor",
-            "this cursor is not valid: use next_cursor from the previous page",
-        )
-    };
-    let parts = decode_cursor(c).ok_or_else(bad)?;
-    match parts.as_slice() {
-        [n, name, id] => Ok((
-            n.parse().map_err(|_| bad())?,
-            name.clone(),
-            id.parse().map_err(|_| bad())?,
-        )),
-        _ => Err(bad()),
-    }
-}
-
-pub fn parse_sort(s: &str) -> Result<ProfileSort, AppError> {
-    ProfileSort::parse(s).ok_or_else(|| {
-        AppError::invalid(
-            "sort",
-            format!("unknown sort '{s}': use last_active, ltv, created or name"),
-        )
-    })
-}
-
 /// Customers, searched and sorted.
-#[utoipa::path(get, path = "/profiles", tag = "customers", params(ListParams),
-    responses((status = 200, body = ProfilePage), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/customers", tag = "customers", params(ListParams),
+    responses((status = 200, body = CustomerPage), (status = 422, body = crate::error::Problem)))]
 pub async fn list(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Query(q): Query<ListParams>,
-) -> ApiResult<Json<ProfilePage>> {
+) -> ApiResult<Json<CustomerPage>> {
     require_read(&p)?;
     let sort = parse_sort(&q.sort)?;
-    let after = q.cursor.as_deref().map(parse_profile_cursor).transpose()?;
+    let after = q.cursor.as_deref().map(parse_customer_cursor).transpose()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let rows = st
         .store
@@ -418,9 +365,9 @@ pub async fn list(
         )
         .await?;
     let next_cursor = (rows.len() as u32 == limit)
-        .then(|| rows.last().map(|r| profile_cursor(r, sort)))
+        .then(|| rows.last().map(|r| customer_cursor(r, sort)))
         .flatten();
-    Ok(Json(ProfilePage {
+    Ok(Json(CustomerPage {
         profiles: rows.iter().map(Into::into).collect(),
         next_cursor,
     }))
@@ -482,9 +429,9 @@ impl From<&MergeRecord> for MergeDto {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ProfileDetail {
+pub struct CustomerDetail {
     #[serde(flatten)]
-    pub profile: ProfileDto,
+    pub profile: CustomerDto,
     /// Set when the id asked for was merged into this profile.
     pub resolved_from: Option<Uuid>,
     pub identities: Vec<IdentityLinkDto>,
@@ -496,18 +443,18 @@ pub struct ProfileDetail {
 
 /// One customer with identities and merge history. An absorbed profile's id
 /// resolves to the profile it was merged into.
-#[utoipa::path(get, path = "/profiles/{profile_id}", tag = "customers",
-    params(("profile_id" = Uuid, Path, description = "Profile id (old ids of merged profiles resolve)")),
-    responses((status = 200, body = ProfileDetail), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/customers/{customer_id}", tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer's id (old ids of merged customers resolve)")),
+    responses((status = 200, body = CustomerDetail), (status = 404, body = crate::error::Problem)))]
 pub async fn get_one(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-) -> ApiResult<Json<ProfileDetail>> {
+) -> ApiResult<Json<CustomerDetail>> {
     let prof = st.store.profile(p.org.id, id).await?;
     require_read(&p)?;
     let org = p.org.id;
-    Ok(Json(ProfileDetail {
+    Ok(Json(CustomerDetail {
         resolved_from: (prof.id != id).then_some(id),
         identities: st
             .store
@@ -582,84 +529,9 @@ pub struct TimelinePage {
     pub next_cursor: Option<String>,
 }
 
-pub fn parse_time(field: &'static str, t: &str) -> Result<i64, AppError> {
-    if let Ok(d) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
-        return Ok((d.unix_timestamp_nanos() / 1_000_000) as i64);
-    }
-    // A plain date (from a date picker) means midnight UTC.
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(t, &fmt)
-        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
-        .map_err(|_| {
-            AppError::invalid(
-                field,
-                format!("'{t}' is not a date (2026-11-25) or an RFC 3339 time"),
-            )
-        })
-}
-
-pub fn timeline_query(
-    kind: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    cursor: Option<&str>,
-    limit: u32,
-) -> Result<TimelineQuery, AppError> {
-    let kinds: Vec<String> = kind
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
-        .collect();
-    if let Some(bad) = kinds.iter().find(|k| !identity::is_known_kind(k)) {
-        return Err(AppError::invalid(
-            "kind",
-            format!(
-                "unknown kind '{bad}': use {}",
-                identity::TIMELINE_KINDS.join(", ")
-            ),
-        ));
-    }
-    let before = match cursor {
-        None | Some("") => None,
-        Some(c) => {
-            let bad = || {
-                AppError::invalid(
-                    "cursor",
-                    "this cursor is not valid: use next_cursor from the previous page",
-                )
-            };
-            match decode_cursor(c).ok_or_else(bad)?.as_slice() {
-                [t, id] => Some((
-                    t.parse().map_err(|_| bad())?,
-                    id.parse().map_err(|_| bad())?,
-                )),
-                _ => return Err(bad()),
-            }
-        }
-    };
-    Ok(TimelineQuery {
-        kinds,
-        from: from
-            .filter(|s| !s.is_empty())
-            .map(|t| parse_time("from", t))
-            .transpose()?,
-        to: to
-            .filter(|s| !s.is_empty())
-            .map(|t| parse_time("to", t))
-            .transpose()?,
-        before,
-        limit,
-    })
-}
-
-pub fn timeline_cursor(e: &TimelineEntry) -> String {
-    encode_cursor(&[e.occurred_at.to_string(), e.id.to_string()])
-}
-
 /// The customer's journey, newest first.
-#[utoipa::path(get, path = "/profiles/{profile_id}/timeline", tag = "customers",
-    params(("profile_id" = Uuid, Path, description = "Profile id"), TimelineParams),
+#[utoipa::path(get, path = "/customers/{customer_id}/timeline", tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer's id"), TimelineParams),
     responses((status = 200, body = TimelinePage), (status = 404, body = crate::error::Problem)))]
 pub async fn timeline(
     State(st): State<AppState>,
@@ -695,8 +567,8 @@ pub struct MergeRequest {
 }
 
 /// Merges another profile into this one by hand (e.g. a possible duplicate).
-#[utoipa::path(post, path = "/profiles/{profile_id}/merge", tag = "customers", request_body = MergeRequest,
-    params(("profile_id" = Uuid, Path, description = "The profile that survives")),
+#[utoipa::path(post, path = "/customers/{customer_id}/merge", tag = "customers", request_body = MergeRequest,
+    params(("customer_id" = Uuid, Path, description = "The customer that survives")),
     responses((status = 200, body = MergeDto), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn merge(
     State(st): State<AppState>,
@@ -740,14 +612,14 @@ pub async fn unmerge(
 
 /// Profiles with the same name and company but no shared identifier:
 /// suggestions, never merged automatically.
-#[utoipa::path(get, path = "/profiles/{profile_id}/duplicates", tag = "customers",
-    params(("profile_id" = Uuid, Path, description = "Profile id")),
-    responses((status = 200, body = Vec<ProfileDto>), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/customers/{customer_id}/duplicates", tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer's id")),
+    responses((status = 200, body = Vec<CustomerDto>), (status = 404, body = crate::error::Problem)))]
 pub async fn duplicates(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
-) -> ApiResult<Json<Vec<ProfileDto>>> {
+) -> ApiResult<Json<Vec<CustomerDto>>> {
     let prof = st.store.profile(p.org.id, id).await?;
     require_read(&p)?;
     Ok(Json(
@@ -761,8 +633,8 @@ pub async fn duplicates(
 }
 
 /// Everything stored about one customer, as JSON (data portability).
-#[utoipa::path(get, path = "/profiles/{profile_id}/export", tag = "customers",
-    params(("profile_id" = Uuid, Path, description = "Profile id")),
+#[utoipa::path(get, path = "/customers/{customer_id}/export", tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer's id")),
     responses((status = 200, description = "The customer's data"), (status = 404, body = crate::error::Problem)))]
 pub async fn export(
     State(st): State<AppState>,
@@ -778,8 +650,8 @@ pub async fn export(
 }
 
 /// Erases one customer: the profile, everything merged into it, identities and timeline.
-#[utoipa::path(delete, path = "/profiles/{profile_id}", tag = "customers",
-    params(("profile_id" = Uuid, Path, description = "Profile id")),
+#[utoipa::path(delete, path = "/customers/{customer_id}", tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer's id")),
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn erase(
     State(st): State<AppState>,
@@ -905,4 +777,24 @@ pub async fn group(
         created_at: rfc3339(g.created_at),
         updated_at: rfc3339(g.updated_at),
     }))
+}
+
+/// The paths the API answered before it said "customer": `/profiles`,
+/// `/profiles/{id}` and the routes under it, answering exactly as their
+/// `/customers` counterparts so existing integrations keep working. They
+/// are left out of the OpenAPI document (one operation per concept, so
+/// generated clients and conformance runs see only the new paths).
+pub fn deprecated_aliases() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/profiles", get(list))
+        .route("/profiles/{customer_id}", get(get_one).delete(erase))
+        .route("/profiles/{customer_id}/timeline", get(timeline))
+        .route("/profiles/{customer_id}/merge", post(merge))
+        .route("/profiles/{customer_id}/duplicates", get(duplicates))
+        .route("/profiles/{customer_id}/export", get(export))
+        .route(
+            "/profiles/{customer_id}/nudges",
+            get(super::campaigns::customer_nudges),
+        )
 }
