@@ -19,6 +19,8 @@ pub mod import;
 pub mod imports;
 /// Intake sources and the raw inbound events, stored before the 2xx.
 pub mod intake;
+/// The Unified Inbox: conversations, messages, read marks, search.
+pub mod inbox;
 /// Invitations to join an organization, accepted by the invited person.
 pub mod invitations;
 /// The durable job table of the scheduler: schedule, claim, finish, reclaim.
