@@ -35,7 +35,7 @@ pub fn signature(app_secret: &str, body: &[u8]) -> String {
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)
@@ -471,13 +471,13 @@ pub fn classify_error(status: u16, body: &str) -> MetaError {
     if (400..500).contains(&status) && is_window_error(code, subcode, &message) {
         return MetaError::WindowClosed(detail);
     }
-    MetaError::Send(if status >= 500 || status == 429 || status == 408 {
-        SendError::Transient(detail)
-    } else if is_transient_code(code) {
-        SendError::Transient(detail)
-    } else {
-        SendError::Permanent(detail)
-    })
+    MetaError::Send(
+        if status >= 500 || status == 429 || status == 408 || is_transient_code(code) {
+            SendError::Transient(detail)
+        } else {
+            SendError::Permanent(detail)
+        },
+    )
 }
 
 /// reqwest errors → retry class: before the request left, safe to retry;

@@ -17,10 +17,10 @@ pub mod identity;
 pub mod import;
 /// Import runs from the UI and API: status, progress, summary.
 pub mod imports;
-/// Intake sources and the raw inbound events, stored before the 2xx.
-pub mod intake;
 /// The Unified Inbox: conversations, messages, read marks, search.
 pub mod inbox;
+/// Intake sources and the raw inbound events, stored before the 2xx.
+pub mod intake;
 /// Invitations to join an organization, accepted by the invited person.
 pub mod invitations;
 /// The durable job table of the scheduler: schedule, claim, finish, reclaim.

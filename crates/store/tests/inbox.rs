@@ -8,8 +8,8 @@ use bos_core::inbox::{AuthorKind, Channel, DeliveryStatus, Priority, Status};
 use bos_core::{Email, OrgName, Role, Slug};
 use bos_store::identity::{IdentifyInput, Traits};
 use bos_store::inbox::{
-    people_text, AuthorFilter, InboundMessage, ListQuery, OutboundMessage, Recorded, SearchIn,
-    Sort, StatusFilter,
+    people_text, AuthorFilter, InboundMessage, ListQuery, OutboundMessage, Page, Recorded,
+    SearchIn, Sort, StatusFilter,
 };
 use bos_store::testing::TestDb;
 use bos_store::{Store, StoreError};
@@ -57,6 +57,14 @@ async fn customer(s: &Store, org: Uuid, first: &str, email: &str) -> Uuid {
     .await
     .unwrap()
     .profile_id
+}
+
+/// A page of `a`'s conversations (50 unless the query says).
+async fn list(s: &Store, a: Uuid, q: ListQuery) -> Page {
+    let limit = if q.limit == 0 { 50 } else { q.limit };
+    s.list_conversations(a, &ListQuery { limit, ..q })
+        .await
+        .unwrap()
 }
 
 fn inbound(
@@ -390,33 +398,36 @@ async fn unread_assignment_filters_sorts_and_cursors() {
     s.mark_conversation_read(a, convs[0].1, me, 10)
         .await
         .unwrap(); // never moves back
-    let unread = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                member: Some(me),
-                status: Some(StatusFilter::Unread),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let unread = list(
+        s,
+        a,
+        ListQuery {
+            member: Some(me),
+            status: Some(StatusFilter::Unread),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(unread.items.len(), 6);
     assert!(unread.items.iter().all(|c| c.unread));
-    let theirs = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                member: Some(other),
-                status: Some(StatusFilter::Unread),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let theirs = list(
+        s,
+        a,
+        ListQuery {
+            member: Some(other),
+            status: Some(StatusFilter::Unread),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(theirs.items.len(), 7);
+
+    let read = s.conversation(a, convs[0].1, Some(me)).await.unwrap();
+    assert!(!read.conversation.unread);
+    let not_read = s.conversation(a, convs[1].1, Some(me)).await.unwrap();
+    assert!(not_read.conversation.unread);
+    let nobody = s.conversation(a, convs[1].1, None).await.unwrap();
+    assert!(!nobody.conversation.unread, "unread is per member");
 
     // Assignment.
     s.assign_conversation(a, convs[1].1, Some(me), 3000)
@@ -431,50 +442,44 @@ async fn unread_assignment_filters_sorts_and_cursors() {
             .await,
         Err(StoreError::Invalid(_))
     ));
-    let mine = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                member: Some(me),
-                status: Some(StatusFilter::AssignedToMe),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mine = list(
+        s,
+        a,
+        ListQuery {
+            member: Some(me),
+            status: Some(StatusFilter::AssignedToMe),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         mine.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![convs[1].1]
     );
     s.resolve_conversation(a, convs[4].1, 3001).await.unwrap();
-    let unassigned = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                status: Some(StatusFilter::Unassigned),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let unassigned = list(
+        s,
+        a,
+        ListQuery {
+            status: Some(StatusFilter::Unassigned),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         unassigned.items.len(),
         4,
         "7 minus two assigned minus one resolved"
     );
-    let resolved = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                status: Some(StatusFilter::Resolved),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let resolved = list(
+        s,
+        a,
+        ListQuery {
+            status: Some(StatusFilter::Resolved),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(resolved.items.len(), 1);
     assert!(matches!(
         s.list_conversations(
@@ -492,56 +497,48 @@ async fn unread_assignment_filters_sorts_and_cursors() {
         .unwrap();
 
     // Channel, author and priority filters.
-    let sms = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                channel: Some(Channel::Sms),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let sms = list(
+        s,
+        a,
+        ListQuery {
+            channel: Some(Channel::Sms),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(sms.items.len(), 4);
-    let ai = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                author: Some(AuthorFilter::Ai),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let ai = list(
+        s,
+        a,
+        ListQuery {
+            author: Some(AuthorFilter::Ai),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         ai.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![convs[5].1]
     );
-    let human = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                author: Some(AuthorFilter::Human),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let human = list(
+        s,
+        a,
+        ListQuery {
+            author: Some(AuthorFilter::Human),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(human.items.len(), 6);
-    let high = s
-        .list_conversations(
-            a,
-            &ListQuery {
-                priority: Some(Priority::High),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let high = list(
+        s,
+        a,
+        ListQuery {
+            priority: Some(Priority::High),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(high.items.len(), 2);
 
     // Every sort pages through everything once, in order, with a cursor.
@@ -785,4 +782,37 @@ async fn tenants_never_see_each_other() {
     );
     let d = s.conversation(a, conv, None).await.unwrap();
     assert_eq!(d.messages[0].status, DeliveryStatus::Received);
+}
+
+#[tokio::test]
+async fn the_same_delivery_at_once_three_times_is_one_message() {
+    let db = TestDb::new().await.unwrap();
+    let s = &db.store;
+    let a = org(s, "acme").await;
+    let ann = customer(s, a, "Ann", "ann@example.com").await;
+    let m = inbound(ann, Channel::Instagram, Some("mid-race"), "hello", 100);
+    let (x, y, z) = tokio::join!(
+        s.record_inbound(a, &m),
+        s.record_inbound(a, &m),
+        s.record_inbound(a, &m)
+    );
+    let all = [x.unwrap(), y.unwrap(), z.unwrap()];
+    let new = all
+        .iter()
+        .filter(|r| matches!(r, Recorded::New { .. }))
+        .count();
+    assert_eq!(new, 1, "{all:?}");
+    assert!(all.iter().all(|r| r.message_id() == all[0].message_id()));
+    let list = s
+        .list_conversations(
+            a,
+            &ListQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].message_count, 1);
 }

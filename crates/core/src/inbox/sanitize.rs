@@ -127,22 +127,58 @@ pub fn sanitize_email_html(html: &str) -> String {
     park_image_sources(&clean)
 }
 
-/// Moves every `<img src="…">` to [`REMOTE_SRC_ATTR`]. Runs on ammonia's
-/// output, which is serialized HTML: a literal `<` only ever starts a tag
-/// (text has `&lt;`), and every attribute is written `name="value"` with
-/// `"` escaped inside values, so a plain scan of tags is exact here.
+/// The length of the tag `rest` starts with (`rest` starts with `<`): up to
+/// the first `>` outside a quoted value. Ammonia's output is serialized
+/// HTML: a literal `<` only ever starts a tag (text has `&lt;`), and every
+/// attribute is written `name="value"` with `"` escaped inside values, but
+/// `>` and `<` may stand unescaped inside a value, so quotes are tracked.
+fn tag_len(rest: &str) -> usize {
+    let mut quoted = false;
+    for (i, c) in rest.char_indices().skip(1) {
+        match c {
+            '"' => quoted = !quoted,
+            '>' if !quoted => return i + 1,
+            _ => {}
+        }
+    }
+    rest.len()
+}
+
+/// The position of ` src="` outside quoted values in one tag.
+fn src_attr(tag: &str) -> Option<usize> {
+    let mut quoted = false;
+    for (i, c) in tag.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted && tag[i..].starts_with(" src=\"") => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Moves every `<img src="…">` to [`REMOTE_SRC_ATTR`].
 fn park_image_sources(html: &str) -> String {
     let mut out = String::with_capacity(html.len() + 16);
     let mut rest = html;
-    while let Some(start) = rest.find("<img") {
+    while let Some(start) = rest.find('<') {
         out.push_str(&rest[..start]);
-        let tag_and_after = &rest[start..];
-        let end = tag_and_after
-            .find('>')
-            .map_or(tag_and_after.len(), |e| e + 1);
-        let tag = &tag_and_after[..end];
-        out.push_str(&tag.replacen(" src=\"", &format!(" {REMOTE_SRC_ATTR}=\""), 1));
-        rest = &tag_and_after[end..];
+        let from_tag = &rest[start..];
+        let len = tag_len(from_tag);
+        let tag = &from_tag[..len];
+        let is_img = tag
+            .strip_prefix("<img")
+            .is_some_and(|after| after.is_empty() || after.starts_with([' ', '>', '/']));
+        match (is_img, src_attr(tag)) {
+            (true, Some(at)) => {
+                out.push_str(&tag[..at]);
+                out.push(' ');
+                out.push_str(REMOTE_SRC_ATTR);
+                out.push_str(&tag[at + " src".len()..]);
+            }
+            _ => out.push_str(tag),
+        }
+        rest = &from_tag[len..];
     }
     out.push_str(rest);
     out
@@ -159,10 +195,10 @@ mod tests {
         let mut out = Vec::new();
         let mut rest = html;
         while let Some(start) = rest.find('<') {
-            let after = &rest[start + 1..];
-            let end = after.find('>').unwrap_or(after.len());
-            let inner = &after[..end];
-            rest = &after[end.min(after.len())..];
+            let from_tag = &rest[start..];
+            let len = tag_len(from_tag);
+            let inner = from_tag[1..len].trim_end_matches('>');
+            rest = &from_tag[len..];
             let inner = inner.trim_start_matches('/').trim_end_matches('/');
             let (name, mut attrs_src) = inner.split_once(' ').unwrap_or((inner, ""));
             let mut attrs = Vec::new();
@@ -258,6 +294,15 @@ mod tests {
         assert_eq!(out, "<img alt=\"x\">");
         let out = sanitize_email_html("<img src=\"data:image/png;base64,AAAA\">");
         assert_eq!(out, "<img>");
+        // A `>` inside another attribute does not hide the src.
+        let out = sanitize_email_html("<img alt=\"a>b\" src=\"https://t.example/p.gif\">");
+        assert_eq!(
+            out,
+            "<img alt=\"a&gt;b\" data-remote-src=\"https://t.example/p.gif\">"
+        );
+        // Text that looks like the attribute inside a value is left alone.
+        let out = sanitize_email_html("<img alt=\"x src=&quot;y\">");
+        assert_eq!(out, "<img alt=\"x src=&quot;y\">");
         // The attribute itself cannot be smuggled in.
         let out = sanitize_email_html("<img data-remote-src=\"javascript:alert(1)\">");
         assert_eq!(out, "<img>");

@@ -180,7 +180,7 @@ const SUMMARY_FROM: &str = "from conversations c \
     left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
     left join conversation_reads r on r.org_id = c.org_id and r.conversation_id = c.id and r.member_id = $2";
 
-fn summary(row: &Row) -> Result<ConversationSummary, StoreError> {
+fn summary(row: &Row, member: Option<Uuid>) -> Result<ConversationSummary, StoreError> {
     let channels_bits = row.i64("channels")?;
     let last_inbound_at = row.opt_i64("last_inbound_at")?;
     Ok(ConversationSummary {
@@ -207,7 +207,8 @@ fn summary(row: &Row) -> Result<ConversationSummary, StoreError> {
             .collect(),
         ai_involved: row.i64("ai_involved")? != 0,
         message_count: row.i64("message_count")?,
-        unread: bos_core::inbox::is_unread(last_inbound_at, row.opt_i64("read_at")?),
+        unread: member.is_some()
+            && bos_core::inbox::is_unread(last_inbound_at, row.opt_i64("read_at")?),
         created_at: row.i64("created_at")?,
     })
 }
@@ -404,7 +405,10 @@ impl Store {
     ) -> Result<Page, StoreError> {
         let (stmt, limit) = list_query(org, query)?;
         let rows = read_rows(self, stmt).await?;
-        let mut items = rows.iter().map(summary).collect::<Result<Vec<_>, _>>()?;
+        let mut items = rows
+            .iter()
+            .map(|r| summary(r, query.member))
+            .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items
@@ -433,7 +437,7 @@ impl Store {
             .bind(id),
         )
         .await?;
-        let conversation = summary(rows.first().ok_or(StoreError::NotFound)?)?;
+        let conversation = summary(rows.first().ok_or(StoreError::NotFound)?, member)?;
         let rows = read_rows(
             self,
             q(format!(

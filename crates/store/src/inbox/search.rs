@@ -147,15 +147,17 @@ pub(crate) fn snippet(text: &str, terms: &[String]) -> Option<Vec<SnippetPart>> 
     // Whitespace runs (newlines from e-mail) shown as one space.
     for p in &mut parts {
         if !p.matched {
-            p.text = p
-                .text
-                .split(char::is_whitespace)
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            if p.text.is_empty() {
-                p.text = " ".into();
+            let mut collapsed = String::with_capacity(p.text.len());
+            for c in p.text.chars() {
+                if c.is_whitespace() {
+                    if !collapsed.ends_with(' ') {
+                        collapsed.push(' ');
+                    }
+                } else {
+                    collapsed.push(c);
+                }
             }
+            p.text = collapsed;
         }
     }
     Some(parts)

@@ -162,17 +162,23 @@ async fn by_provider_id<D: Db>(
         .transpose()
 }
 
+/// [`Recorded::AlreadyHad`] when the message's provider id is stored.
+async fn already_had<D: Db>(db: &mut D, m: &NewMessage) -> Result<Option<Recorded>, StoreError> {
+    let Some(pid) = &m.provider_message_id else {
+        return Ok(None);
+    };
+    Ok(by_provider_id(db, m.org, m.channel, pid)
+        .await?
+        .map(|(message_id, conversation_id)| Recorded::AlreadyHad {
+            conversation_id,
+            message_id,
+        }))
+}
+
 async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreError> {
     // Dedupe first, so a redelivery changes nothing at all.
-    if let Some(pid) = &m.provider_message_id {
-        if let Some((message_id, conversation_id)) =
-            by_provider_id(db, m.org, m.channel, pid).await?
-        {
-            return Ok(Recorded::AlreadyHad {
-                conversation_id,
-                message_id,
-            });
-        }
+    if let Some(had) = already_had(db, &m).await? {
+        return Ok(had);
     }
     // Find or start the customer's one conversation. The insert does
     // nothing when it exists (or a concurrent writer just made it); the
@@ -210,15 +216,8 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
         .ok_or_else(|| StoreError::Other("unknown conversation status".into()))?;
     // Checked again under the lock: a concurrent delivery of the same
     // message to the same conversation waited for the first to commit.
-    if let Some(pid) = &m.provider_message_id {
-        if let Some((message_id, conversation_id)) =
-            by_provider_id(db, m.org, m.channel, pid).await?
-        {
-            return Ok(Recorded::AlreadyHad {
-                conversation_id,
-                message_id,
-            });
-        }
+    if let Some(had) = already_had(db, &m).await? {
+        return Ok(had);
     }
 
     let message_id = new_id();
