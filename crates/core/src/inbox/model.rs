@@ -404,9 +404,8 @@ mod tests {
         fn inbound_always_ends_open(events in proptest::collection::vec(any_event(), 0..20)) {
             let mut s = Status::Open;
             for e in events {
-                match transition(s, e) {
-                    Ok(next) => s = next,
-                    Err(_) => {}
+                if let Ok(next) = transition(s, e) {
+                    s = next;
                 }
             }
             prop_assert_eq!(transition(s, ThreadEvent::Inbound), Ok(Status::Open));
