@@ -13,6 +13,7 @@ pub mod fake;
 pub mod guard;
 pub mod keywords;
 pub mod mailgun;
+pub mod meta;
 pub mod postmark;
 pub mod smtp;
 pub mod twilio;

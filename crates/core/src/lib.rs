@@ -23,6 +23,8 @@ pub use tenancy::{
 pub type Millis = i64;
 /// Identity resolution: identifier kinds, normalization, rules, merge planning.
 pub mod identity;
+/// The Unified Inbox: conversations, priority, e-mail threading and safe HTML.
+pub mod inbox;
 /// Webhook and tracking intake: signature checks and payload parsing.
 pub mod intake;
 /// Intent classification: per-tenant rules that score and categorize events.

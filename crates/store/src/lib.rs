@@ -27,6 +27,8 @@ pub mod identity;
 /// Importing contacts: the rows in bulk through the identity rules, and
 /// the record of each run (status, progress, summary).
 pub mod import;
+/// The Unified Inbox: conversations, messages, read marks, search.
+pub mod inbox;
 /// Intake sources and the raw inbound events, stored before the 2xx.
 pub mod intake;
 /// Invitations to join an organization, accepted by the invited person.

@@ -79,6 +79,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "groups",
         sql: include_str!("../migrations/sqlite/0014_groups.sql"),
     },
+    Migration {
+        version: 18,
+        name: "inbox",
+        sql: include_str!("../migrations/sqlite/0018_inbox.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -143,6 +148,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 14,
         name: "groups",
         sql: include_str!("../migrations/postgres/0014_groups.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "inbox",
+        sql: include_str!("../migrations/postgres/0018_inbox.sql"),
     },
 ];
 

@@ -1,0 +1,28 @@
+//! The Unified Inbox's pure rules: what a conversation and a message are
+//! (status, author, direction, channel, delivery status, and the one string
+//! each is stored and sent as), how a conversation moves between open and
+//! resolved and when it is unread for a member, how urgent a customer's
+//! message is, how an e-mail reply threads in the customer's mail client,
+//! when Instagram and Facebook still accept a reply, and how e-mail HTML is
+//! made safe to show. Storage, providers and the clock live outside this
+//! crate; they pass times and texts in and act on the answers.
+
+/// E-mail threading: Message-ID, In-Reply-To, References and the subject.
+pub mod email;
+/// Conversations and messages: their states and the rules that move them.
+pub mod model;
+/// How urgent a message is: sentiment, VIP and intent.
+pub mod priority;
+/// E-mail HTML made safe to display, remote images off until clicked.
+pub mod sanitize;
+/// The messaging window Instagram and Facebook impose on replies.
+pub mod window;
+
+pub use email::{message_id, reply_headers, reply_subject, ReplyHeaders, ThreadIds};
+pub use model::{
+    is_unread, transition, AuthorKind, Channel, DeliveryStatus, Direction, Status, ThreadEvent,
+    TransitionError,
+};
+pub use priority::{assess, sentiment, Assessment, Priority, PriorityInputs};
+pub use sanitize::{sanitize_email_html, REMOTE_SRC_ATTR};
+pub use window::{reply_window, ReplyWindow, MESSAGING_WINDOW_MS};

@@ -1,0 +1,86 @@
+-- The Unified Inbox: one conversation per customer across every channel,
+-- every message in and out, each member's read mark, and full-text search
+-- over message text and the customer's name, e-mail and phone.
+create table conversations (
+    org_id uuid not null references organizations(id) on delete cascade,
+    id uuid not null,
+    -- The customer (the profile's root when the conversation began).
+    profile_id uuid not null,
+    status text not null default 'open' check (status in ('open', 'resolved')),
+    -- The member it is assigned to (a user id), or none.
+    assignee_id uuid,
+    priority text not null default 'normal' check (priority in ('urgent', 'high', 'normal', 'low')),
+    -- 0 urgent … 3 low, so "most urgent first" is an ascending sort.
+    priority_rank bigint not null default 2,
+    priority_reason text not null default '',
+    last_message_at bigint not null,
+    last_inbound_at bigint,
+    -- The customer's oldest message nobody has answered yet, or null.
+    waiting_since bigint,
+    last_preview text not null default '',
+    last_channel text not null,
+    last_author text not null,
+    -- One bit per channel a message of this conversation travelled on.
+    channels bigint not null default 0,
+    ai_involved bigint not null default 0,
+    message_count bigint not null default 0,
+    -- The customer's name, e-mail and phone, for search.
+    people text not null default '',
+    -- Punctuation becomes space first, so e-mail addresses and phone
+    -- numbers split into words the way SQLite's tokenizer splits them.
+    people_search tsvector generated always as (to_tsvector('simple', regexp_replace(people, '[^[:alnum:]]+', ' ', 'g'))) stored,
+    created_at bigint not null,
+    updated_at bigint not null,
+    primary key (org_id, id)
+);
+create unique index conversations_profile on conversations(org_id, profile_id);
+create index conversations_recent on conversations(org_id, last_message_at, id);
+create index conversations_status_recent on conversations(org_id, status, last_message_at, id);
+create index conversations_assignee on conversations(org_id, assignee_id, last_message_at, id);
+create index conversations_priority on conversations(org_id, priority_rank, last_message_at, id);
+create index conversations_waiting on conversations(org_id, waiting_since, id) where waiting_since is not null;
+create index conversations_people_search on conversations using gin (people_search);
+
+create table messages (
+    org_id uuid not null references organizations(id) on delete cascade,
+    id uuid not null,
+    conversation_id uuid not null,
+    channel text not null,
+    direction text not null check (direction in ('inbound', 'outbound')),
+    author_kind text not null,
+    -- The member's user id or the agent's id, as text; null for the customer and automation.
+    author_id text,
+    author_name text not null default '',
+    body text not null default '',
+    -- E-mail HTML, sanitized before it is written.
+    html text,
+    subject text,
+    -- JSON array of attachment metadata.
+    attachments text not null default '[]',
+    provider_message_id text,
+    status text not null,
+    status_detail text,
+    -- E-mail threading, ids without angle brackets; references as a JSON array.
+    email_message_id text,
+    in_reply_to text,
+    email_references text not null default '[]',
+    body_search tsvector generated always as (to_tsvector('simple', regexp_replace(body || ' ' || coalesce(subject, ''), '[^[:alnum:]]+', ' ', 'g'))) stored,
+    created_at bigint not null,
+    updated_at bigint not null,
+    primary key (org_id, id),
+    foreign key (org_id, conversation_id) references conversations(org_id, id) on delete cascade
+);
+-- A provider delivers at least once: its id is the dedupe key, per channel.
+create unique index messages_provider_id on messages(org_id, channel, provider_message_id) where provider_message_id is not null;
+create index messages_by_conversation on messages(org_id, conversation_id, created_at, id);
+create index messages_email_id on messages(org_id, email_message_id) where email_message_id is not null;
+create index messages_body_search on messages using gin (body_search);
+
+create table conversation_reads (
+    org_id uuid not null references organizations(id) on delete cascade,
+    conversation_id uuid not null,
+    member_id uuid not null,
+    read_at bigint not null,
+    primary key (org_id, conversation_id, member_id),
+    foreign key (org_id, conversation_id) references conversations(org_id, id) on delete cascade
+);
