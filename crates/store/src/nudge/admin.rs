@@ -134,33 +134,14 @@ impl crate::Store {
         campaign: Uuid,
         limit: i64,
     ) -> Result<Vec<ExecutionRow>, StoreError> {
-        let rows = read_rows(
-            self,
-            q(format!(
-                "select {EXEC_COLS} {EXEC_FROM} where x.org_id = $1 and x.campaign_id = $2 \
-                 order by x.created_at desc, x.id desc limit $3"
-            ))
-            .bind(org)
-            .bind(campaign)
-            .bind(limit),
-        )
-        .await?;
-        rows.iter().map(execution).collect()
+        self.newest_executions(org, "x.campaign_id = $2", Some(campaign), limit)
+            .await
     }
 
     /// The development sink's messages, newest first.
     pub async fn outbox(&self, org: Uuid, limit: i64) -> Result<Vec<ExecutionRow>, StoreError> {
-        let rows = read_rows(
-            self,
-            q(format!(
-                "select {EXEC_COLS} {EXEC_FROM} where x.org_id = $1 and x.provider = 'dev' \
-                 order by x.created_at desc, x.id desc limit $2"
-            ))
-            .bind(org)
-            .bind(limit),
-        )
-        .await?;
-        rows.iter().map(execution).collect()
+        self.newest_executions(org, "x.provider = 'dev'", None, limit)
+            .await
     }
 
     /// Every execution sent to this customer (and to profiles merged into
@@ -171,17 +152,30 @@ impl crate::Store {
         profile: Uuid,
     ) -> Result<Vec<ExecutionRow>, StoreError> {
         let root = self.root_of(org, profile).await?;
-        let rows = read_rows(
-            self,
-            q(format!(
-                "select {EXEC_COLS} {EXEC_FROM} where x.org_id = $1 and x.profile_id in \
-                 (select id from profiles where org_id = $1 and root_id = $2) \
-                 order by x.created_at desc, x.id desc limit 200"
-            ))
-            .bind(org)
-            .bind(root),
-        )
-        .await?;
+        let filter = "x.profile_id in (select id from profiles where org_id = $1 and root_id = $2)";
+        self.newest_executions(org, filter, Some(root), 200).await
+    }
+
+    /// This tenant's executions that match `filter` (over `x`, with `$1`
+    /// the organization and `$2` the value `also` when there is one),
+    /// newest first.
+    async fn newest_executions(
+        &self,
+        org: Uuid,
+        filter: &str,
+        also: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ExecutionRow>, StoreError> {
+        let n = if also.is_some() { 3 } else { 2 };
+        let mut stmt = q(format!(
+            "select {EXEC_COLS} {EXEC_FROM} where x.org_id = $1 and {filter} \
+             order by x.created_at desc, x.id desc limit ${n}"
+        ))
+        .bind(org);
+        if let Some(v) = also {
+            stmt = stmt.bind(v);
+        }
+        let rows = read_rows(self, stmt.bind(limit)).await?;
         rows.iter().map(execution).collect()
     }
 

@@ -475,9 +475,9 @@ pub(crate) async fn load_person_of<D: Db>(
             .await?;
         for l in links {
             let (k, v) = (l.text("kind")?, l.text("value")?);
-            if k == "email" && p.email.is_none() {
+            if k == address_kind(Channel::Email) && p.email.is_none() {
                 p.email = Some(v);
-            } else if k == "phone" && p.phone.is_none() {
+            } else if k == address_kind(Channel::Sms) && p.phone.is_none() {
                 p.phone = Some(v);
             }
         }
@@ -574,9 +574,13 @@ pub(crate) async fn opted_out_channels<D: Db>(
 /// The channel a customer prefers: the `preferred_channel` trait when set,
 /// else the one they last wrote to us on, else email when they have one.
 pub(crate) fn preferred(p: &Person) -> Channel {
-    match p.traits.get("preferred_channel").and_then(Value::as_str) {
-        Some("sms") => Channel::Sms,
-        Some("email") => Channel::Email,
+    let named = p
+        .traits
+        .get("preferred_channel")
+        .and_then(Value::as_str)
+        .and_then(Channel::parse);
+    match named {
+        Some(c @ (Channel::Sms | Channel::Email)) => c,
         _ if p.email.is_none() && p.phone.is_some() => Channel::Sms,
         _ => Channel::Email,
     }

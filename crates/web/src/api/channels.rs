@@ -84,12 +84,9 @@ fn set(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|s| !s.is_empty())
 }
 
+/// A channel's settings are for email or SMS (`Preferred` counts as email).
 pub fn channel_name(c: Channel) -> &'static str {
-    if c == Channel::Sms {
-        "sms"
-    } else {
-        "email"
-    }
+    c.medium().as_str()
 }
 
 /// The webhook URLs of a channel with this hook key.
@@ -240,12 +237,9 @@ impl From<ChannelInput> for channels::ChannelInput {
     }
 }
 
+/// `email` or `sms`: a channel with settings of its own.
 pub fn parse_channel(s: &str) -> Option<Channel> {
-    match s {
-        "email" => Some(Channel::Email),
-        "sms" => Some(Channel::Sms),
-        _ => None,
-    }
+    Channel::parse(s).filter(|c| *c == c.medium())
 }
 
 /// Both channels' settings, secrets masked.
