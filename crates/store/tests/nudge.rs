@@ -175,6 +175,20 @@ async fn claim(s: &Store, org: Uuid, enrollment: Uuid) -> Claimed {
     }
 }
 
+/// An enrolled customer's email step claimed through SMTP, failed once and
+/// waiting for its retry: (org, campaign, customer, enrollment, claim).
+async fn retrying(s: &Store, slug: &str) -> (Uuid, Uuid, Uuid, Uuid, Claimed) {
+    let (org, cid, who, enrollment) = enrolled(s, slug, Channel::Email).await;
+    s.put_channel_config(org, Channel::Email, &smtp(), T0)
+        .await
+        .unwrap();
+    let c = claim(s, org, enrollment).await;
+    s.execution_failed(org, c.execution_id, "busy".into(), Some(T0 + 10), T0)
+        .await
+        .unwrap();
+    (org, cid, who, enrollment, c)
+}
+
 async fn status(s: &Store, org: Uuid, exec: Uuid) -> String {
     s.test_execution_state(org, exec)
         .await
@@ -386,16 +400,9 @@ async fn the_development_sink_delivers_in_the_steps_commit() {
 async fn failures_retry_give_up_or_become_unknown_and_the_sweep_ends_stuck_sends() {
     let db = TestDb::new().await.unwrap();
     let s = &db.store;
-    let (org, _, who, enrollment) = enrolled(s, "acme", Channel::Email).await;
-    s.put_channel_config(org, Channel::Email, &smtp(), T0)
-        .await
-        .unwrap();
-    let c = claim(s, org, enrollment).await;
     // A transient failure: retried later, claimed again with the same
     // message and links.
-    s.execution_failed(org, c.execution_id, "busy".into(), Some(T0 + 10), T0)
-        .await
-        .unwrap();
+    let (org, _, who, _, c) = retrying(s, "acme").await;
     assert_eq!(status(s, org, c.execution_id).await, "retrying");
     let r = s
         .claim_retry(org, c.execution_id, T0 + 10, links())
@@ -459,15 +466,8 @@ fn test_exec(profile: Uuid, status: &str, token: &str) -> TestExecution {
 async fn unsubscribing_opts_the_address_out_and_ends_the_sequence() {
     let db = TestDb::new().await.unwrap();
     let s = &db.store;
-    let (org, cid, _, enrollment) = enrolled(s, "acme", Channel::Email).await;
-    s.put_channel_config(org, Channel::Email, &smtp(), T0)
-        .await
-        .unwrap();
-    let c = claim(s, org, enrollment).await;
     // The retry that was waiting must not go out after the opt-out.
-    s.execution_failed(org, c.execution_id, "busy".into(), Some(T0 + 10), T0)
-        .await
-        .unwrap();
+    let (org, cid, _, _, c) = retrying(s, "acme").await;
     let tok = s.campaign_executions(org, cid, 1).await.unwrap()[0]
         .token
         .clone();

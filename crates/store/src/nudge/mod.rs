@@ -25,8 +25,8 @@
 //! uses; the parts, one concern each:
 
 /// The pages' reads: executions, enrollments, settings, previews.
-pub mod admin;
-/// Campaigns reported: the builder's and API's saves, status moves, live
+mod admin;
+/// Campaigns: the builder's and API's saves, status moves, live
 /// figures and funnels.
 mod campaigns;
 /// Channel settings (sealed) and the webhook keys that name them.
