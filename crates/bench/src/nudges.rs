@@ -156,10 +156,9 @@ fn runner_config(o: &Options) -> RunnerConfig {
 fn nudger(s: &Setup) -> Nudger {
     Nudger::new(
         s.scheduler.clone(),
-        NudgeConfig {
-            public_url: "http://127.0.0.1:8080".into(),
-            ..Default::default()
-        },
+        NudgeConfig::new(std::sync::Arc::new(bos_web::paths::PublicUrls::new(
+            "http://127.0.0.1:8080",
+        ))),
     )
 }
 

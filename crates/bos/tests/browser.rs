@@ -473,7 +473,7 @@ async fn seed_activity(s: &Seed) -> anyhow::Result<uuid::Uuid> {
                     e.id,
                     due,
                     (i as u32).wrapping_mul(2_654_435_761),
-                    s.base.clone(),
+                    std::sync::Arc::new(bos_web::paths::PublicUrls::new(&s.base)),
                 )
                 .await?;
             // No channel is configured: the development sink delivers it

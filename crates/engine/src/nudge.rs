@@ -30,14 +30,15 @@ use rand::Rng;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
+use crate::links::MessageLinks;
 use crate::scheduler::{JobContext, JobError, RunnerBuilder, Scheduler};
 
 /// How the sender reaches the world.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NudgeConfig {
-    /// The public URL links in messages point to (tracking, unsubscribe,
-    /// Twilio status callbacks).
-    pub public_url: String,
+    /// The public URLs messages carry (tracking, unsubscribe, delivery
+    /// reports), built by the web layer from its routes.
+    pub links: Arc<dyn MessageLinks>,
     /// Twilio's API base; tests point it at a local fake.
     pub twilio_base_url: String,
     /// Per send: longer than any provider's own answer time.
@@ -53,10 +54,23 @@ pub struct NudgeConfig {
     pub sending_lease_ms: Millis,
 }
 
-impl Default for NudgeConfig {
-    fn default() -> Self {
+impl std::fmt::Debug for NudgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NudgeConfig")
+            .field("twilio_base_url", &self.twilio_base_url)
+            .field("send_timeout", &self.send_timeout)
+            .field("allow_private_hosts", &self.allow_private_hosts)
+            .field("backoff", &self.backoff)
+            .field("sending_lease_ms", &self.sending_lease_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NudgeConfig {
+    /// The defaults, with messages' URLs from `links`.
+    pub fn new(links: Arc<dyn MessageLinks>) -> Self {
         NudgeConfig {
-            public_url: "http://127.0.0.1:8080".into(),
+            links,
             twilio_base_url: "https://api.twilio.com".into(),
             send_timeout: Duration::from_secs(30),
             allow_private_hosts: false,
@@ -202,7 +216,7 @@ impl Nudger {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(batch_steps(
                 self.shared.scheduler.clone(),
-                self.shared.config.public_url.clone(),
+                self.shared.config.links.clone(),
                 rx,
             ));
             tx
@@ -213,12 +227,7 @@ impl Nudger {
         let id = payload_uuid(&job, "execution_id")?;
         let claimed = self
             .store()
-            .claim_retry(
-                job.org_id,
-                id,
-                self.now(),
-                self.shared.config.public_url.clone(),
-            )
+            .claim_retry(job.org_id, id, self.now(), self.shared.config.links.clone())
             .await
             .map_err(retry)?;
         match claimed {
@@ -414,14 +423,7 @@ impl Nudger {
     }
 
     async fn sender(&self, c: &Claimed) -> Result<Arc<dyn Sender>, String> {
-        let key = (
-            c.org_id,
-            if c.channel == Channel::Sms {
-                "sms"
-            } else {
-                "email"
-            },
-        );
+        let key = (c.org_id, c.channel.medium().as_str());
         if let Some((cfg, s)) = self
             .shared
             .senders
@@ -482,7 +484,7 @@ impl Nudger {
 /// when the `Nudger` is dropped (the queue closes).
 async fn batch_steps(
     scheduler: Scheduler,
-    base_url: String,
+    links: Arc<dyn MessageLinks>,
     mut rx: mpsc::UnboundedReceiver<StepCall>,
 ) {
     let permits = Arc::new(Semaphore::new(STEP_BATCHES_IN_FLIGHT));
@@ -498,20 +500,20 @@ async fn batch_steps(
         }
         let calls = std::mem::take(&mut buf);
         let scheduler = scheduler.clone();
-        let base_url = base_url.clone();
+        let links = links.clone();
         tokio::spawn(async move {
-            run_step_batch(&scheduler, &base_url, calls).await;
+            run_step_batch(&scheduler, links, calls).await;
             drop(permit);
         });
     }
 }
 
-async fn run_step_batch(scheduler: &Scheduler, base_url: &str, calls: Vec<StepCall>) {
+async fn run_step_batch(scheduler: &Scheduler, links: Arc<dyn MessageLinks>, calls: Vec<StepCall>) {
     let store = scheduler.store();
     let reqs: Vec<StepRequest> = calls.iter().map(|c| c.req).collect();
     let now = scheduler.clock().now_ms();
     let n = calls.len();
-    match store.nudge_steps(reqs, now, base_url.to_string()).await {
+    match store.nudge_steps(reqs, now, links.clone()).await {
         Ok(outcomes) if outcomes.len() == n => {
             for (c, o) in calls.into_iter().zip(outcomes) {
                 let _ = c.reply.send(Ok(o));
@@ -540,7 +542,7 @@ async fn run_step_batch(scheduler: &Scheduler, base_url: &str, calls: Vec<StepCa
                         c.req.enrollment,
                         scheduler.clock().now_ms(),
                         c.req.random,
-                        base_url.to_string(),
+                        links.clone(),
                     )
                     .await;
                 let _ = c.reply.send(r);

@@ -59,6 +59,24 @@ async fn member(e: &Env, email: &str, role: Role) -> Uuid {
 
 struct TestLinks;
 
+/// Messages' links, for a sender that only sends service e-mail here.
+struct NoLinks;
+
+impl bos_engine::links::MessageLinks for NoLinks {
+    fn open_pixel(&self, t: &str) -> String {
+        format!("https://bos.test/open/{t}")
+    }
+    fn click(&self, t: &str) -> String {
+        format!("https://bos.test/click/{t}")
+    }
+    fn unsubscribe(&self, t: &str) -> String {
+        format!("https://bos.test/unsubscribe/{t}")
+    }
+    fn delivery_status(&self, h: &str) -> String {
+        format!("https://bos.test/status/{h}")
+    }
+}
+
 impl Links for TestLinks {
     fn invitation(&self, token: &str) -> String {
         format!("https://bos.test/accept/{token}")
@@ -81,7 +99,7 @@ async fn admin_rules_hold_without_http() {
         role: Role::Member,
         user_id: Some(plain),
     };
-    let mailer = Nudger::new(e.sched.clone(), NudgeConfig::default());
+    let mailer = Nudger::new(e.sched.clone(), NudgeConfig::new(Arc::new(NoLinks)));
     let engine = e.db.engine_name();
 
     // A member may not invite; an owner may, and gets the link the web

@@ -38,9 +38,12 @@ pub mod jobs;
 /// Live notifications between server processes (PostgreSQL `NOTIFY`/`LISTEN`).
 pub mod live;
 mod migrate;
+/// The nudge engine's storage: enrollments, sends, tracking, opt-outs,
+/// campaigns and their figures (one module per concern inside).
 pub mod nudge;
-/// Campaigns, stats, outbox, previews and nudge settings for the UI and API.
-pub mod nudge_admin;
+/// Campaigns, stats, outbox, previews and nudge settings for the UI and
+/// API: the older path of what [`nudge`] exports.
+pub use nudge as nudge_admin;
 /// Channel settings with their webhook keys, opt-out reads.
 pub mod nudge_hooks;
 /// The intake pipeline: the event queue, leads, lead history, checkouts.

@@ -1,5 +1,5 @@
-//! Reads for the channel settings pages and the provider webhooks: each channel's settings with its webhook key, and the opt-out
-//! list. The writes (settings, inbound messages, delivery reports,
+//! Reads for the channel settings pages and the provider webhooks: each
+//! channel's settings with its webhook key, and the opt-out list. The writes (settings, inbound messages, delivery reports,
 //! tracking, opt-outs) are in [`crate::nudge`], except the replay guard of
 //! signed provider tokens, which is here.
 
@@ -79,11 +79,11 @@ impl crate::Store {
                 updated_at: None,
             };
             for r in &rows {
-                if parse_channel(&r.text(0)?) == channel {
+                if parse_channel(&r.text("channel")?)? == channel {
                     setting.config =
-                        crate::nudge::open_channel_config(&keys, org, channel, &r.text(1)?)?;
-                    setting.hook_key = Some(r.text(2)?);
-                    setting.updated_at = Some(r.i64(3)?);
+                        crate::nudge::open_channel_config(&keys, org, channel, &r.text("config")?)?;
+                    setting.hook_key = Some(r.text("hook_key")?);
+                    setting.updated_at = Some(r.i64("updated_at")?);
                 }
             }
             out.push(setting);
@@ -106,11 +106,11 @@ impl crate::Store {
         rows.iter()
             .map(|r| {
                 Ok(OptOut {
-                    channel: parse_channel(&r.text(0)?),
-                    address: r.text(1)?,
-                    profile_id: r.opt_uuid(2)?,
-                    source: r.text(3)?,
-                    at: r.i64(4)?,
+                    channel: parse_channel(&r.text("channel")?)?,
+                    address: r.text("address")?,
+                    profile_id: r.opt_uuid("profile_id")?,
+                    source: r.text("source")?,
+                    at: r.i64("at")?,
                 })
             })
             .collect()
@@ -125,13 +125,13 @@ impl crate::Store {
     ) -> Result<bool, StoreError> {
         let rows = read_rows(
             self,
-            q("select count(*) from opt_outs where org_id = $1 and channel = $2 and address = $3")
+            q("select count(*) as n from opt_outs where org_id = $1 and channel = $2 and address = $3")
                 .bind(org)
                 .bind(channel_str(channel))
                 .bind(address),
         )
         .await?;
-        Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0)
+        Ok(rows.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0) > 0)
     }
 
     /// Rows a webhook may write, for tests that check a refused request
@@ -140,14 +140,16 @@ impl crate::Store {
     pub async fn hook_row_counts(&self, org: Uuid) -> Result<(i64, i64, i64), StoreError> {
         let rows = read_rows(
             self,
-            q("select (select count(*) from timeline where org_id = $1), \
-               (select count(*) from opt_outs where org_id = $1), \
-               (select count(*) from profiles where org_id = $1)")
+            q(
+                "select (select count(*) from timeline where org_id = $1) as timeline, \
+               (select count(*) from opt_outs where org_id = $1) as opt_outs, \
+               (select count(*) from profiles where org_id = $1) as profiles",
+            )
             .bind(org),
         )
         .await?;
         let r = rows.first().ok_or(StoreError::NotFound)?;
-        Ok((r.i64(0)?, r.i64(1)?, r.i64(2)?))
+        Ok((r.i64("timeline")?, r.i64("opt_outs")?, r.i64("profiles")?))
     }
 
     /// Inserts an execution as if a step had been sent, for tests of the
@@ -205,12 +207,12 @@ impl crate::Store {
         rows.first()
             .map(|r| {
                 Ok(TestExecutionState {
-                    status: r.text(0)?,
-                    error: r.opt_text(1)?,
-                    delivered_at: r.opt_i64(2)?,
-                    opened_at: r.opt_i64(3)?,
-                    clicked_at: r.opt_i64(4)?,
-                    replied_at: r.opt_i64(5)?,
+                    status: r.text("status")?,
+                    error: r.opt_text("error")?,
+                    delivered_at: r.opt_i64("delivered_at")?,
+                    opened_at: r.opt_i64("opened_at")?,
+                    clicked_at: r.opt_i64("clicked_at")?,
+                    replied_at: r.opt_i64("replied_at")?,
                 })
             })
             .transpose()
@@ -281,9 +283,9 @@ impl crate::Store {
     pub async fn hook_token_count(&self, org: Uuid) -> Result<i64, StoreError> {
         let rows = read_rows(
             self,
-            q("select count(*) from hook_replays where org_id = $1").bind(org),
+            q("select count(*) as n from hook_replays where org_id = $1").bind(org),
         )
         .await?;
-        Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0))
+        Ok(rows.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0))
     }
 }

@@ -138,12 +138,13 @@ impl AppState {
         let nudger = bos_engine::nudge::Nudger::new(
             scheduler.clone(),
             bos_engine::nudge::NudgeConfig {
-                public_url: config.public_url.clone(),
                 twilio_base_url: config.twilio_base_url.clone(),
                 allow_private_hosts: config.allow_private_outbound,
                 send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
                 sending_lease_ms: config.nudge_sending_lease_ms,
-                ..Default::default()
+                ..bos_engine::nudge::NudgeConfig::new(Arc::new(paths::PublicUrls::new(
+                    &config.public_url,
+                )))
             },
         );
         let bus = bos_engine::Bus::new(store.clone());

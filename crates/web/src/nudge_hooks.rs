@@ -23,6 +23,7 @@
 
 use crate::auth::constant_time_eq;
 use crate::error::AppError;
+use crate::paths;
 use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
@@ -35,30 +36,33 @@ use axum::Router;
 use base64::Engine as _;
 use bos_channels::{keywords, mailgun, postmark, twilio, DeliveryStatus, InboundEmail, Keyword};
 use bos_core::nudge::Channel;
-use bos_store::nudge::{ChannelConfig, InboundMessage};
+use bos_store::nudge::{ChannelConfig, ExecutionStatus, InboundMessage};
 use uuid::Uuid;
 
 /// Every public route of this module, for the router and the tenant matrix.
 pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/hooks/twilio/{hook_key}/sms"),
-    ("POST", "/hooks/twilio/{hook_key}/status"),
-    ("POST", "/hooks/mailgun/{hook_key}"),
-    ("POST", "/hooks/postmark/{hook_key}"),
-    ("GET", "/t/o/{token}"),
-    ("GET", "/t/c/{token}"),
-    ("GET", "/u/{token}"),
-    ("POST", "/u/{token}"),
+    ("POST", paths::TWILIO_SMS),
+    ("POST", paths::TWILIO_STATUS),
+    ("POST", paths::MAILGUN_INBOUND),
+    ("POST", paths::POSTMARK_INBOUND),
+    ("GET", paths::OPEN_PIXEL),
+    ("GET", paths::CLICK),
+    ("GET", paths::UNSUBSCRIBE),
+    ("POST", paths::UNSUBSCRIBE),
 ];
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/hooks/twilio/{hook_key}/sms", post(twilio_sms))
-        .route("/hooks/twilio/{hook_key}/status", post(twilio_status))
-        .route("/hooks/mailgun/{hook_key}", post(mailgun_inbound))
-        .route("/hooks/postmark/{hook_key}", post(postmark_inbound))
-        .route("/t/o/{token}", get(open_pixel))
-        .route("/t/c/{token}", get(click))
-        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe_post))
+        .route(paths::TWILIO_SMS, post(twilio_sms))
+        .route(paths::TWILIO_STATUS, post(twilio_status))
+        .route(paths::MAILGUN_INBOUND, post(mailgun_inbound))
+        .route(paths::POSTMARK_INBOUND, post(postmark_inbound))
+        .route(paths::OPEN_PIXEL, get(open_pixel))
+        .route(paths::CLICK, get(click))
+        .route(
+            paths::UNSUBSCRIBE,
+            get(unsubscribe_page).post(unsubscribe_post),
+        )
 }
 
 /// Mailgun signs a timestamp; older (or further in the future) than this
@@ -326,12 +330,12 @@ async fn twilio_sms(
 
 /// Our execution status for a Twilio delivery status, or `None` for the
 /// ones before `sent` (not stored: the row is `sent` once Twilio took it).
-fn our_status(s: DeliveryStatus) -> Option<&'static str> {
+fn our_status(s: DeliveryStatus) -> Option<ExecutionStatus> {
     match s {
-        DeliveryStatus::Sent => Some("sent"),
-        DeliveryStatus::Delivered | DeliveryStatus::Read => Some("delivered"),
-        DeliveryStatus::Undelivered => Some("undelivered"),
-        DeliveryStatus::Failed | DeliveryStatus::Canceled => Some("failed"),
+        DeliveryStatus::Sent => Some(ExecutionStatus::Sent),
+        DeliveryStatus::Delivered | DeliveryStatus::Read => Some(ExecutionStatus::Delivered),
+        DeliveryStatus::Undelivered => Some(ExecutionStatus::Undelivered),
+        DeliveryStatus::Failed | DeliveryStatus::Canceled => Some(ExecutionStatus::Failed),
         DeliveryStatus::Queued
         | DeliveryStatus::Sending
         | DeliveryStatus::Accepted
@@ -367,7 +371,7 @@ async fn twilio_status(
         };
         if let Err(e) = st
             .store
-            .delivery_status(org, update.message_sid, status.into(), error, st.now())
+            .delivery_status(org, update.message_sid, status, error, st.now())
             .await
         {
             return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY);
@@ -762,8 +766,14 @@ mod tests {
 
     #[test]
     fn statuses_map_forward() {
-        assert_eq!(our_status(DeliveryStatus::Read), Some("delivered"));
+        assert_eq!(
+            our_status(DeliveryStatus::Read),
+            Some(ExecutionStatus::Delivered)
+        );
         assert_eq!(our_status(DeliveryStatus::Queued), None);
-        assert_eq!(our_status(DeliveryStatus::Sent), Some("sent"));
+        assert_eq!(
+            our_status(DeliveryStatus::Sent),
+            Some(ExecutionStatus::Sent)
+        );
     }
 }

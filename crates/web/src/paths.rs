@@ -1,9 +1,35 @@
 //! The public URLs BOS hands out, built in one place from the configured
 //! public address: the routes are this crate's, so the services below it
-//! get the URLs they send (through [`bos_engine::links::Links`]) and never
-//! spell a route themselves.
+//! get the URLs they send (through [`bos_engine::links::Links`] and
+//! [`bos_engine::links::MessageLinks`]) and never spell a route
+//! themselves. The nudge routes' patterns are here too, so the router
+//! and the links are the same text.
 
+use bos_engine::links::MessageLinks;
 use bos_store::intake::{Source, SourceKind};
+
+/// The open pixel a nudge email carries.
+pub const OPEN_PIXEL: &str = "/t/o/{token}";
+/// A nudge's tracked click-through.
+pub const CLICK: &str = "/t/c/{token}";
+/// A nudge's unsubscribe page (and one-click POST).
+pub const UNSUBSCRIBE: &str = "/u/{token}";
+/// Twilio: a message comes in.
+pub const TWILIO_SMS: &str = "/hooks/twilio/{hook_key}/sms";
+/// Twilio: a message's delivery report.
+pub const TWILIO_STATUS: &str = "/hooks/twilio/{hook_key}/status";
+/// Mailgun: an inbound route's forward.
+pub const MAILGUN_INBOUND: &str = "/hooks/mailgun/{hook_key}";
+/// Postmark: the inbound webhook.
+pub const POSTMARK_INBOUND: &str = "/hooks/postmark/{hook_key}";
+
+/// A route pattern with its one `{…}` placeholder filled in.
+fn fill(pattern: &str, value: &str) -> String {
+    match (pattern.find('{'), pattern.find('}')) {
+        (Some(a), Some(b)) if a < b => format!("{}{value}{}", &pattern[..a], &pattern[b + 1..]),
+        _ => pattern.to_string(),
+    }
+}
 
 /// Absolute URLs under the server's public address.
 #[derive(Debug, Clone)]
@@ -32,31 +58,32 @@ impl PublicUrls {
 
     /// Twilio: the number's "A message comes in" webhook.
     pub fn twilio_sms(&self, hook: &str) -> String {
-        format!("{}/hooks/twilio/{hook}/sms", self.base)
+        self.at(TWILIO_SMS, hook)
     }
 
     /// Twilio: the status callback.
     pub fn twilio_status(&self, hook: &str) -> String {
-        format!("{}/hooks/twilio/{hook}/status", self.base)
+        self.at(TWILIO_STATUS, hook)
     }
 
     /// Mailgun: an inbound route's `forward()` URL.
     pub fn mailgun_inbound(&self, hook: &str) -> String {
-        format!("{}/hooks/mailgun/{hook}", self.base)
+        self.at(MAILGUN_INBOUND, hook)
     }
 
     /// Postmark: the inbound webhook URL, with the basic-auth user in it
     /// and PASSWORD standing for the password saved with the channel.
     pub fn postmark_inbound(&self, hook: &str) -> String {
+        let path = fill(POSTMARK_INBOUND, hook);
         match self.base.split_once("://") {
-            Some((scheme, rest)) => {
-                format!("{scheme}://postmark:PASSWORD@{rest}/hooks/postmark/{hook}")
-            }
-            None => format!(
-                "https://postmark:PASSWORD@{}/hooks/postmark/{hook}",
-                self.base
-            ),
+            Some((scheme, rest)) => format!("{scheme}://postmark:PASSWORD@{rest}{path}"),
+            None => format!("https://postmark:PASSWORD@{}{path}", self.base),
         }
+    }
+
+    /// The absolute URL of a route pattern with its placeholder filled.
+    fn at(&self, pattern: &str, value: &str) -> String {
+        format!("{}{}", self.base, fill(pattern, value))
     }
 
     /// The page where an invitation is accepted.
@@ -71,9 +98,40 @@ impl bos_engine::links::Links for PublicUrls {
     }
 }
 
+impl MessageLinks for PublicUrls {
+    fn open_pixel(&self, token: &str) -> String {
+        self.at(OPEN_PIXEL, token)
+    }
+    fn click(&self, token: &str) -> String {
+        self.at(CLICK, token)
+    }
+    fn unsubscribe(&self, token: &str) -> String {
+        self.at(UNSUBSCRIBE, token)
+    }
+    fn delivery_status(&self, hook_key: &str) -> String {
+        self.twilio_status(hook_key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_links_fill_the_routes_patterns() {
+        let u = PublicUrls::new("https://bos.example");
+        assert_eq!(u.open_pixel("t1"), "https://bos.example/t/o/t1");
+        assert_eq!(u.click("t1"), "https://bos.example/t/c/t1");
+        assert_eq!(u.unsubscribe("t1"), "https://bos.example/u/t1");
+        assert_eq!(
+            u.delivery_status("h"),
+            "https://bos.example/hooks/twilio/h/status"
+        );
+        assert_eq!(
+            u.postmark_inbound("h"),
+            "https://postmark:PASSWORD@bos.example/hooks/postmark/h"
+        );
+    }
 
     #[test]
     fn one_slash_between_base_and_path() {

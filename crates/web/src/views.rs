@@ -79,12 +79,9 @@ fn set(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|s| !s.is_empty())
 }
 
+/// A channel's settings are for email or SMS (`Preferred` counts as email).
 pub fn channel_name(c: Channel) -> &'static str {
-    if c == Channel::Sms {
-        "sms"
-    } else {
-        "email"
-    }
+    c.medium().as_str()
 }
 
 /// The webhook URLs of a channel with this hook key.

@@ -64,6 +64,29 @@ impl Channel {
         }
     }
 
+    /// The stored name back: `None` for anything [`Channel::as_str`] never
+    /// writes.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Some(match s {
+            "email" => Channel::Email,
+            "sms" => Channel::Sms,
+            "preferred" => Channel::Preferred,
+            _ => return None,
+        })
+    }
+
+    /// The medium a message on this channel goes out on: SMS, or email for
+    /// anything else. A sent message, an opt-out and a channel's settings
+    /// are always on one medium; `Preferred` is resolved per customer
+    /// before a send, and where it is not (an opt-out or settings named by
+    /// a caller) it counts as email, as it always has.
+    pub fn medium(self) -> Channel {
+        match self {
+            Channel::Sms => Channel::Sms,
+            _ => Channel::Email,
+        }
+    }
+
     /// Whether a message on this channel may go out as email and so needs a
     /// subject and HTML escaping.
     pub fn may_be_email(self) -> bool {

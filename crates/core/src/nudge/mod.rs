@@ -10,6 +10,8 @@
 pub mod attribution;
 /// Campaign definitions and their validation.
 pub mod campaign;
+/// One message for one customer: rendering, tracked links, the HTML part.
+pub mod compose;
 /// One customer's progress through one campaign.
 pub mod enrollment;
 /// Quiet hours in the customer's time zone.
@@ -21,6 +23,7 @@ pub use attribution::{attribute, Touch, Windows};
 pub use campaign::{
     Campaign, CampaignError, Channel, QuietHours, Step, StopConditions, Trigger, Variant,
 };
+pub use compose::{compose, email_html_from_text, Composed, Draft, MessageLinks};
 pub use enrollment::{
     can_reenter, pick_variant, Decision, Enrollment, Event, SentStep, StopReason,
 };

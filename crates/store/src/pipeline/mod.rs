@@ -234,5 +234,5 @@ pub(crate) async fn root_of<D: Db>(
     r.map(|r| r.uuid("root_id")).transpose()
 }
 
-// The timer upsert lives in `timers`; these names stay for the nudge code.
+// The pipeline's timers (ghosting, abandoned checkout) use the one timer upsert.
 pub(crate) use crate::timers::{cancel as cancel_timer, set as set_timer};

@@ -311,7 +311,7 @@ pub async fn preview(
             body.step.saturating_sub(1),
             body.variant.saturating_sub(1),
             body.profile_id,
-            &st.config.public_url,
+            &st.urls(),
         )
         .await?;
     match r {

@@ -99,12 +99,9 @@ impl From<ChannelInput> for channels::ChannelInput {
     }
 }
 
+/// `email` or `sms`: a channel with settings of its own.
 pub fn parse_channel(s: &str) -> Option<Channel> {
-    match s {
-        "email" => Some(Channel::Email),
-        "sms" => Some(Channel::Sms),
-        _ => None,
-    }
+    Channel::parse(s).filter(|c| *c == c.medium())
 }
 
 /// Both channels' settings, secrets masked.

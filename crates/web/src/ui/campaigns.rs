@@ -915,15 +915,7 @@ async fn render_preview(
     v.customer = Some((p.id.to_string(), name));
     match st
         .store
-        .preview(
-            org,
-            campaign_id,
-            c,
-            step,
-            variant,
-            p.id,
-            &st.config.public_url,
-        )
+        .preview(org, campaign_id, c, step, variant, p.id, &st.urls())
         .await?
     {
         Ok(r) => {

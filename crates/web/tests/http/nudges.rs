@@ -471,7 +471,13 @@ async fn racing_runners_send_each_step_once() {
     for e in x.iter().take(10) {
         let (out, _) = app
             .store()
-            .nudge_step(s.org, e.enrollment_id, STEP2, 7, "http://x".into())
+            .nudge_step(
+                s.org,
+                e.enrollment_id,
+                STEP2,
+                7,
+                std::sync::Arc::new(bos_web::paths::PublicUrls::new("http://x")),
+            )
             .await
             .unwrap();
         assert!(
