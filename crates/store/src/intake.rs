@@ -274,7 +274,7 @@ impl crate::Store {
     }
 
     /// A system lookup for a public endpoint: the source named by the id in
-    /// its URL (`/hooks/{source_id}`), whatever its organization. The caller
+    /// its URL, whatever its organization. The caller
     /// still has to prove it holds the source's secret.
     pub async fn source_by_id(&self, id: Uuid) -> Result<Option<Source>, StoreError> {
         if let Some(s) = self.source_cache.by_id(id) {
