@@ -17,7 +17,7 @@ pub enum IdentityError {
     #[error("{0}")]
     NoUsableIdentifier(String),
     /// A merge of a profile with itself (or with one already merged into it).
-    #[error("these are already one profile")]
+    #[error("these are already one customer")]
     SameProfile,
     /// The merge cannot be undone; the text says why.
     #[error("this merge cannot be undone: {0}")]
@@ -170,7 +170,7 @@ pub fn dropped_text(d: &Dropped) -> String {
             format!("{} was not linked: a profile holds at most {max} {kind}.", d.identifier)
         }
         DropReason::MergeLimit { kind, max } => format!(
-            "{} points to another profile, but merging them would exceed {max} {kind} per profile, so they stay apart.",
+            "{} points to another customer, but merging them would exceed {max} {kind} per customer, so they stay apart.",
             d.identifier
         ),
     }

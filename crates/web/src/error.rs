@@ -172,7 +172,7 @@ impl From<bos_engine::identity::IdentityError> for AppError {
         use bos_engine::identity::IdentityError as E;
         match e {
             E::NoUsableIdentifier(why) => AppError::invalid("identifiers", why),
-            E::SameProfile => AppError::Conflict("These are already one profile.".into()),
+            E::SameProfile => AppError::Conflict("These are already one customer.".into()),
             E::CannotUnmerge(m) => AppError::Conflict(format!("This merge cannot be undone: {m}.")),
             E::InvalidRules { field, detail } => AppError::invalid(field, detail),
             E::Store(e) => e.into(),

@@ -369,7 +369,7 @@ pub async fn show(
                 .profile_row(org, other)
                 .await
                 .map(|r| r.display_name)
-                .unwrap_or_else(|_| "an erased profile".into()),
+                .unwrap_or_else(|_| "an erased customer".into()),
         };
         let v = MergeView {
             id: m.id.to_string(),

@@ -498,7 +498,7 @@ pub fn notice(code: Option<&str>) -> Option<String> {
             "Merged. The explanation below says why they are one customer; Unmerge undoes it."
         }
         "unmerged" => "Unmerged. Both customers are back with their own identities and events.",
-        "erased" => "Customer erased: profile, identities and timeline are deleted.",
+        "erased" => "Customer erased: their details, identifiers and timeline are deleted.",
         "rules" => "Identity rules saved. They apply to new events.",
         "replayed" => {
             "Queued for replay. Its effects are idempotent: only what is missing changes."
