@@ -658,3 +658,52 @@ async fn one_tenant_never_sees_or_moves_anothers_nudges() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_webhook_token_is_accepted_once_per_tenant_until_it_expires_or_is_released() {
+    let db = TestDb::new().await.unwrap();
+    let s = &db.store;
+    let (a, b) = (org(s, "acme").await, org(s, "globex").await);
+    let exp = T0 + 60_000;
+    assert!(s
+        .claim_hook_token(a, "mailgun", "t1", T0, exp)
+        .await
+        .unwrap());
+    // The same token again is a replay, for this tenant only.
+    assert!(!s
+        .claim_hook_token(a, "mailgun", "t1", T0 + 1, exp)
+        .await
+        .unwrap());
+    assert!(s
+        .claim_hook_token(b, "mailgun", "t1", T0, exp)
+        .await
+        .unwrap());
+    // Another provider keeps its own tokens.
+    assert!(s
+        .claim_hook_token(a, "postmark", "t1", T0, exp)
+        .await
+        .unwrap());
+    // A delivery that was not stored gives its token back for the retry.
+    s.release_hook_token(a, "mailgun", "t1").await.unwrap();
+    assert!(s
+        .claim_hook_token(a, "mailgun", "t1", T0 + 2, exp)
+        .await
+        .unwrap());
+    // Expired tokens of the tenant go with its next claim; another
+    // tenant's rows are untouched.
+    assert!(s
+        .claim_hook_token(a, "mailgun", "t2", exp, exp + 60_000)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.hook_token_count(a).await.unwrap(),
+        2,
+        "postmark t1 and mailgun t2"
+    );
+    assert_eq!(s.hook_token_count(b).await.unwrap(), 1);
+    // After expiry the same token is new again.
+    assert!(s
+        .claim_hook_token(a, "postmark", "t1", exp, exp + 60_000)
+        .await
+        .unwrap());
+}
