@@ -1,7 +1,8 @@
 //! Conformance suite for the nudge store (both engines): enrolling, a due
 //! step composing its message with the caller's links, the claim and what
 //! became of it (sent, failed and retried, unknown, swept), tracking and
-//! unsubscribe tokens, opt-outs, replies, delivery reports, and that one
+//! unsubscribe tokens, opt-outs, replies, delivery reports, the webhooks'
+//! replay guard, and that one
 //! tenant never sees or moves another's enrollments, sends or tokens.
 
 use std::sync::Arc;
