@@ -4,8 +4,8 @@
 
 use super::leads::{load_lead, record_transition};
 use super::{
-    cancel_timer, set_timer, Applied, AppliedEvent, BatchResult, Item, Ready, Work, ABANDON_JOB,
-    GHOST_JOB, VISIT_GAP_MS,
+    cancel_ghost_timer, cancel_timer, set_ghost_timer, set_timer, Applied, AppliedEvent,
+    BatchResult, Item, Ready, Work, ABANDON_JOB, VISIT_GAP_MS,
 };
 use crate::engine::write_db;
 use crate::identity::{insert_entry, resolve_tx, IdentifyAction, IdentifyInput, NewEvent};
@@ -243,19 +243,10 @@ async fn apply_ready<D: Db>(
         .is_some_and(|t| t.to == LeadState::Engaged);
     if engaged_now {
         let due = leads::ghost_due_at(last_seen, &s.leads);
-        set_timer(
-            db,
-            org,
-            GHOST_JOB,
-            &format!("ghost:{root}"),
-            json!({"profile_id": root}).to_string(),
-            due,
-            now,
-        )
-        .await?;
+        set_ghost_timer(db, org, root, due, now).await?;
         timers.push(due);
     } else if !leads::is_open(lead.state) {
-        cancel_timer(db, org, GHOST_JOB, &format!("ghost:{root}")).await?;
+        cancel_ghost_timer(db, org, root).await?;
     }
     let fired = serde_json::to_string(&intent.fired).unwrap_or_else(|_| "[]".into());
     db.exec(

@@ -3,7 +3,7 @@
 //! person's action, an abandoned checkout), and the feed's reads.
 
 use super::{
-    cancel_timer, root_of, set_timer, Lead, LeadChanged, LeadFilter, LeadTransitionRow, GHOST_JOB,
+    cancel_ghost_timer, root_of, set_ghost_timer, Lead, LeadChanged, LeadFilter, LeadTransitionRow,
 };
 use crate::engine::write_db;
 use crate::sql::{q, Db, Row};
@@ -199,17 +199,7 @@ impl crate::Store {
                 }
                 None if lead.state == LeadState::Engaged => {
                     let due = leads::ghost_due_at(lead.last_seen_at, &settings.leads).max(now + 1);
-                    let payload = json!({"profile_id": root}).to_string();
-                    set_timer(
-                        db,
-                        org,
-                        GHOST_JOB,
-                        &format!("ghost:{root}"),
-                        payload,
-                        due,
-                        now,
-                    )
-                    .await?;
+                    set_ghost_timer(db, org, root, due, now).await?;
                     Ok((None, Some(due)))
                 }
                 None => Ok((None, None)),
@@ -267,17 +257,7 @@ impl crate::Store {
             // after the threshold without activity from now.
             let ghost_timer_at = if t.to == LeadState::Engaged {
                 let due = leads::ghost_due_at(now, &settings.leads);
-                let payload = json!({"profile_id": root}).to_string();
-                set_timer(
-                    db,
-                    org,
-                    GHOST_JOB,
-                    &format!("ghost:{root}"),
-                    payload,
-                    due,
-                    now,
-                )
-                .await?;
+                set_ghost_timer(db, org, root, due, now).await?;
                 Some(due)
             } else {
                 None
@@ -583,7 +563,7 @@ async fn set_state<D: Db>(
     )
     .await?;
     if !leads::is_open(t.to) || t.to == LeadState::Ghosting {
-        cancel_timer(db, org, GHOST_JOB, &format!("ghost:{root}")).await?;
+        cancel_ghost_timer(db, org, root).await?;
     }
     Ok(())
 }

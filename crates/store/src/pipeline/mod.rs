@@ -236,3 +236,36 @@ pub(crate) async fn root_of<D: Db>(
 
 // The pipeline's timers (ghosting, abandoned checkout) use the one timer upsert.
 pub(crate) use crate::timers::{cancel as cancel_timer, set as set_timer};
+
+/// Sets (or moves) the lead's ghosting timer: one per customer, keyed on
+/// its root, so setting it again moves the one timer.
+pub(crate) async fn set_ghost_timer<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    root: Uuid,
+    due: Millis,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let payload = serde_json::json!({ "profile_id": root }).to_string();
+    set_timer(
+        db,
+        org,
+        GHOST_JOB,
+        &format!("ghost:{root}"),
+        payload,
+        due,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Cancels the lead's ghosting timer (it closed).
+pub(crate) async fn cancel_ghost_timer<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    root: Uuid,
+) -> Result<(), StoreError> {
+    cancel_timer(db, org, GHOST_JOB, &format!("ghost:{root}")).await?;
+    Ok(())
+}
