@@ -19,6 +19,8 @@ pub mod channels;
 pub mod clock;
 /// Customer identity: normalize, resolve, explain; timeline kinds.
 pub mod identity;
+/// The Unified Inbox: messages in and out, assign, resolve, reply.
+pub mod inbox;
 /// Contacts import: the CSV driver and the upload spool.
 pub mod imports;
 /// Quick actions on leads: convert, lose, reopen, assign, tag.

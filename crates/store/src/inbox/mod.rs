@@ -12,6 +12,7 @@
 
 mod read;
 mod search;
+mod service;
 mod write;
 
 pub use read::{
@@ -19,6 +20,7 @@ pub use read::{
     StatusFilter,
 };
 pub use search::{SearchHit, SearchIn};
+pub use service::InboxTimelineEntry;
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 
 /// The most conversations one list page holds.
