@@ -88,6 +88,9 @@ pub enum Live {
     },
     /// An import moved on: a batch saved, or it ended.
     ImportProgress { import_id: Uuid },
+    /// A conversation changed: a message in or out, a delivery status, an
+    /// assignment, a resolve or reopen.
+    Conversation { conversation_id: Uuid },
 }
 
 /// An event on the bus: what changed, and in which organization.
@@ -113,6 +116,13 @@ impl BusEvent {
         BusEvent {
             org_id,
             live: Live::ImportProgress { import_id },
+        }
+    }
+
+    pub fn conversation(org_id: Uuid, conversation_id: Uuid) -> BusEvent {
+        BusEvent {
+            org_id,
+            live: Live::Conversation { conversation_id },
         }
     }
 }
@@ -368,7 +378,8 @@ const WIRE: &str = "1";
 
 /// Packs events into notification payloads of at most `max` bytes, in
 /// order: `1 <process> <org> <item> <item>…`, one organization per payload,
-/// an item being `l:<profile>:<e|s|a>:<0|1>` (a lead) or `i:<import>`.
+/// an item being `l:<profile>:<e|s|a>:<0|1>` (a lead), `i:<import>` or
+/// `c:<conversation>`.
 pub fn encode(replica: Uuid, events: &[BusEvent], max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -391,6 +402,9 @@ pub fn encode(replica: Uuid, events: &[BusEvent], max: usize) -> Vec<String> {
             }
             Live::ImportProgress { import_id } => {
                 let _ = write!(item, " i:{import_id}");
+            }
+            Live::Conversation { conversation_id } => {
+                let _ = write!(item, " c:{conversation_id}");
             }
         }
         if cur_org != Some(e.org_id) || cur.len() + item.len() > max {
@@ -442,6 +456,10 @@ pub fn decode(payload: &str) -> Option<(Uuid, Vec<BusEvent>)> {
                 Some(import_id) => Live::ImportProgress { import_id },
                 None => continue,
             },
+            Some("c") => match f.next().and_then(|s| Uuid::parse_str(s).ok()) {
+                Some(conversation_id) => Live::Conversation { conversation_id },
+                None => continue,
+            },
             _ => continue,
         };
         events.push(BusEvent { org_id, live });
@@ -466,6 +484,7 @@ mod tests {
             events.push(lead(a, change, i % 2 == 0));
         }
         events.push(BusEvent::import_progress(b, Uuid::new_v4()));
+        events.push(BusEvent::conversation(b, Uuid::new_v4()));
         events.push(lead(a, LeadChange::State, false));
         let payloads = encode(me, &events, MAX_PAYLOAD);
         // 500 leads of about 43 bytes do not fit one payload; org b and the

@@ -682,21 +682,7 @@ struct UnsubscribePage {
 
 /// `j•••@example.com`, `+•••••••0123`: enough for a person to recognise
 /// their address, not enough to learn someone else's from a forwarded link.
-pub fn mask_address(addr: &str) -> String {
-    if let Some((local, domain)) = addr.split_once('@') {
-        let first: String = local.chars().take(1).collect();
-        return format!("{first}•••@{domain}");
-    }
-    let chars: Vec<char> = addr.chars().collect();
-    let keep = chars.len().min(4);
-    let (head, tail) = chars.split_at(chars.len() - keep);
-    let mut out = String::new();
-    for (i, c) in head.iter().enumerate() {
-        out.push(if i == 0 && *c == '+' { '+' } else { '•' });
-    }
-    out.extend(tail);
-    out
-}
+pub use bos_core::inbox::mask_address;
 
 async fn unsubscribe_response(st: &AppState, token: String, post: bool) -> Response {
     if !is_token(&token) {

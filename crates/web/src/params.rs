@@ -1,7 +1,8 @@
 //! Query parameters both doors read, parsed once: the keyset cursors of
 //! the customer list and the timeline, the customer list's sort, dates and
-//! times, timeline filters, the delivery status filter. The API and the UI
-//! call these; neither borrows from the other.
+//! times, timeline filters, the delivery status filter, and the inbox's
+//! thread list filters. The API and the UI call these; neither borrows
+//! from the other.
 
 use crate::error::AppError;
 use bos_engine::identity;
@@ -154,4 +155,89 @@ pub fn status_filter(s: Option<&str>) -> Result<Option<&str>, AppError> {
             "Filter by one of pending, processed, skipped or parked, or leave status out.",
         )),
     }
+}
+
+/// The thread list's filters as a request names them; empty means none.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilters<'a> {
+    pub channel: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub author: Option<&'a str>,
+    pub priority: Option<&'a str>,
+    pub sort: Option<&'a str>,
+    pub cursor: Option<&'a str>,
+    pub limit: Option<u32>,
+}
+
+fn given(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Checks the thread list's filters; each refusal names its field and
+/// the values it takes. The member is the service's to set.
+pub fn inbox_query(f: &InboxFilters<'_>) -> Result<bos_store::inbox::ListQuery, AppError> {
+    use bos_core::inbox::{Channel, Priority};
+    use bos_store::inbox::{AuthorFilter, ListQuery, Sort, StatusFilter, MAX_PAGE};
+    let channel = match given(f.channel) {
+        None => None,
+        Some(c) => Some(Channel::parse(c).ok_or_else(|| {
+            AppError::invalid(
+                "channel",
+                format!("unknown channel '{c}': use sms, email, instagram, facebook or form"),
+            )
+        })?),
+    };
+    let status = match given(f.status) {
+        None => None,
+        Some(s) => Some(StatusFilter::parse(s).ok_or_else(|| {
+            AppError::invalid(
+                "status",
+                format!("unknown status '{s}': use unread, mine, unassigned, resolved or open"),
+            )
+        })?),
+    };
+    let author = match given(f.author) {
+        None => None,
+        Some(a) => Some(AuthorFilter::parse(a).ok_or_else(|| {
+            AppError::invalid("author", format!("unknown author '{a}': use ai or human"))
+        })?),
+    };
+    let priority = match given(f.priority) {
+        None => None,
+        Some(p) => Some(Priority::parse(p).ok_or_else(|| {
+            AppError::invalid(
+                "priority",
+                format!("unknown priority '{p}': use urgent, high, normal or low"),
+            )
+        })?),
+    };
+    let sort = match given(f.sort) {
+        None => Sort::default(),
+        Some(s) => Sort::parse(s).ok_or_else(|| {
+            AppError::invalid(
+                "sort",
+                format!("unknown sort '{s}': use recent, oldest_unread, priority or value"),
+            )
+        })?,
+    };
+    let limit = match f.limit {
+        None => 50,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(_) => {
+            return Err(AppError::invalid(
+                "limit",
+                format!("a page holds 1 to {MAX_PAGE} conversations"),
+            ))
+        }
+    };
+    Ok(ListQuery {
+        member: None,
+        channel,
+        status,
+        author,
+        priority,
+        sort,
+        cursor: given(f.cursor).map(str::to_string),
+        limit,
+    })
 }

@@ -7,6 +7,9 @@
 pub mod campaigns;
 /// Channel settings (SMTP, Twilio, the development sink) and opt-outs.
 pub mod channels;
+/// The Unified Inbox: conversations, their messages, replies, assign,
+/// resolve and reopen.
+pub mod conversations;
 /// Customers (God View): identify, list, one customer, timeline, merges,
 /// duplicates, export and erasure.
 pub mod customers;
@@ -55,7 +58,8 @@ use utoipa_axum::routes;
         (name = "sources", description = "Intake sources and their credentials (admin scope)"),
         (name = "leads", description = "Leads: intent, state, history and quick actions"),
         (name = "channels", description = "How nudges are sent (SMTP, Twilio) and who opted out (admin scope)"),
-        (name = "campaigns", description = "Nudge campaigns: builder, status, funnels, previews, outbox, settings")
+        (name = "campaigns", description = "Nudge campaigns: builder, status, funnels, previews, outbox, settings"),
+        (name = "inbox", description = "The Unified Inbox: one conversation per customer across SMS, e-mail, Instagram, Facebook and forms; replies, assignment, resolution")
     )
 )]
 struct ApiDoc;
@@ -119,6 +123,12 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::get_settings, campaigns::put_settings))
         .routes(routes!(campaigns::customer_nudges))
         .routes(routes!(campaigns::remove_enrollment))
+        .routes(routes!(conversations::list))
+        .routes(routes!(conversations::get_one))
+        .routes(routes!(conversations::reply))
+        .routes(routes!(conversations::assign))
+        .routes(routes!(conversations::resolve))
+        .routes(routes!(conversations::reopen))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let doc = with_error_responses(doc);

@@ -4,6 +4,7 @@
 
 mod api;
 mod campaigns;
+mod conversations;
 mod customers;
 mod edge;
 mod forms;

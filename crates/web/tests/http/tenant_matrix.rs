@@ -163,6 +163,25 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/api/v1/customers/{customer_id}/nudges"), ById),
         (("DELETE", "/api/v1/enrollments/{enrollment_id}"), ById),
         (("PUT", "/api/v1/settings/leads"), OwnTenant),
+        // The Unified Inbox (tests/http/conversations.rs).
+        (("GET", "/api/v1/conversations"), OwnTenant),
+        (("GET", "/api/v1/conversations/{conversation_id}"), ById),
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/messages"),
+            ById,
+        ),
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/assign"),
+            ById,
+        ),
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/resolve"),
+            ById,
+        ),
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/reopen"),
+            ById,
+        ),
         // Intake: no session or API key; the source's own credential
         // authenticates and names the tenant (tests/http/intake.rs).
         (("POST", "/v1/identify"), Public),
@@ -467,8 +486,25 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap()
         .id;
+    // A's conversation: a canary message from the merged customer.
+    let a_conversation = app
+        .state
+        .inbox
+        .record_inbound(
+            a.id,
+            bos_engine::inbox::Inbound::text(
+                a_profile,
+                bos_core::inbox::Channel::Sms,
+                "Canary A7x9 message text",
+            ),
+            T0,
+        )
+        .await
+        .unwrap()
+        .conversation_id();
     let canaries = [
         &a_hook,
+        &a_conversation.to_string(),
         "Canary A7x9",
         "canary-a7x9",
         "Canaryson",
@@ -515,6 +551,7 @@ async fn tenant_b_never_reaches_tenant_a() {
             .replace("{campaign_id}", &a_campaign.to_string())
             .replace("{enrollment_id}", &a_enrollment.to_string())
             .replace("{invitation_id}", &a_invitation.to_string())
+            .replace("{conversation_id}", &a_conversation.to_string())
     };
     let classes = classification();
     let mut checked = 0;
@@ -541,6 +578,12 @@ async fn tenant_b_never_reaches_tenant_a() {
                 }
                 ("POST", "/api/v1/customers/{customer_id}/merge") => {
                     serde_json::json!({"other_profile_id": a_profile})
+                }
+                ("POST", "/api/v1/conversations/{conversation_id}/messages") => {
+                    serde_json::json!({"channel": "sms", "text": "probe"})
+                }
+                ("POST", "/api/v1/conversations/{conversation_id}/assign") => {
+                    serde_json::json!({"member_id": a_member.id})
                 }
                 _ => serde_json::json!({"role": "member"}),
             };
@@ -632,6 +675,16 @@ async fn tenant_b_never_reaches_tenant_a() {
         app.store().membership(a.id, a_owner.id).await.unwrap(),
         Some(Role::Owner)
     );
+    // A's conversation: still open, nobody's, its one message alone.
+    let conv = app
+        .state
+        .inbox
+        .get(a.id, a_conversation, None)
+        .await
+        .unwrap();
+    assert_eq!(conv.conversation.status, bos_core::inbox::Status::Open);
+    assert_eq!(conv.conversation.assignee_id, None);
+    assert_eq!(conv.messages.len(), 1);
     // And A's key still works for A only.
     let v: serde_json::Value = app.read(Method::GET, "/me", &a_key_secret).await;
     assert_eq!(v["organization"]["id"], a.id.to_string());
