@@ -84,6 +84,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "inbox",
         sql: include_str!("../migrations/sqlite/0018_inbox.sql"),
     },
+    Migration {
+        version: 19,
+        name: "meta sources",
+        sql: include_str!("../migrations/sqlite/0019_meta_sources.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -153,6 +158,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 18,
         name: "inbox",
         sql: include_str!("../migrations/postgres/0018_inbox.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "meta sources",
+        sql: include_str!("../migrations/postgres/0019_meta_sources.sql"),
     },
 ];
 

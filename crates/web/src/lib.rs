@@ -27,6 +27,8 @@ pub mod intake_body;
 /// Live pages over server-sent events: one organization's bus events,
 /// for signed-in members only, with keep-alives.
 pub mod live;
+/// Meta's webhook: Instagram and Messenger messages into the inbox.
+pub mod meta_hooks;
 /// Nudge webhooks (Twilio, Mailgun, Postmark), open and click tracking,
 /// and the unsubscribe page.
 pub mod nudge_hooks;
@@ -127,6 +129,9 @@ pub struct AppState {
     pub bus: bos_engine::Bus,
     /// Sends nudges: `bos serve` registers its job handlers and sweeper.
     pub nudger: bos_engine::nudge::Nudger,
+    /// The Unified Inbox: every door a message comes in through records it
+    /// here.
+    pub inbox: bos_engine::inbox::Inbox,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
@@ -135,6 +140,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
         let scheduler = bos_engine::Scheduler::new(store.clone(), clock.clone());
+        let bus = bos_engine::Bus::new(store.clone());
+        let inbox = bos_engine::inbox::Inbox::new(store.clone(), bus.clone());
         let nudger = bos_engine::nudge::Nudger::new(
             scheduler.clone(),
             bos_engine::nudge::NudgeConfig {
@@ -142,12 +149,12 @@ impl AppState {
                 allow_private_hosts: config.allow_private_outbound,
                 send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
                 sending_lease_ms: config.nudge_sending_lease_ms,
+                inbox: Some(inbox.clone()),
                 ..bos_engine::nudge::NudgeConfig::new(Arc::new(paths::PublicUrls::new(
                     &config.public_url,
                 )))
             },
         );
-        let bus = bos_engine::Bus::new(store.clone());
         let imports = bos_engine::imports::ImportRuns::new(
             store.clone(),
             bus.clone(),
@@ -157,6 +164,7 @@ impl AppState {
         );
         AppState {
             nudger,
+            inbox,
             pipeline: bos_engine::Pipeline::with_bus(scheduler.clone(), bus.clone()),
             bus,
             scheduler,
@@ -209,6 +217,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .merge(intake::router())
         .merge(nudge_hooks::router())
+        .merge(meta_hooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

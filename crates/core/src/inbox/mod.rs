@@ -3,12 +3,15 @@
 //! each is stored and sent as), how a conversation moves between open and
 //! resolved and when it is unread for a member, how urgent a customer's
 //! message is, how an e-mail reply threads in the customer's mail client,
-//! when Instagram and Facebook still accept a reply, and how e-mail HTML is
+//! when Instagram and Facebook still accept a reply, when a human
+//! conversation in progress holds the customer's nudges, and how e-mail HTML is
 //! made safe to show. Storage, providers and the clock live outside this
 //! crate; they pass times and texts in and act on the answers.
 
 /// E-mail threading: Message-ID, In-Reply-To, References and the subject.
 pub mod email;
+/// A human conversation in progress holds the customer's nudges.
+pub mod handoff;
 /// Conversations and messages: their states and the rules that move them.
 pub mod model;
 /// How urgent a message is: sentiment, VIP and intent.
@@ -19,6 +22,7 @@ pub mod sanitize;
 pub mod window;
 
 pub use email::{message_id, reply_headers, reply_subject, ReplyHeaders, ThreadIds};
+pub use handoff::{nudges_held_until, HumanActivity};
 pub use model::{
     is_unread, transition, AuthorKind, Channel, DeliveryStatus, Direction, Status, ThreadEvent,
     TransitionError,

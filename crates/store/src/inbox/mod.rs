@@ -8,19 +8,23 @@
 //! before any provider is called, then settles forward only. Reads list
 //! conversations with filters, sorts and an opaque cursor, open one with
 //! its messages, and search text and customers with highlight offsets.
+//! Meta sources (a page or Instagram account) keep their sealed
+//! credentials here too.
 //! Everything is scoped by organization.
 
+mod meta;
 mod read;
 mod search;
 mod service;
 mod write;
 
+pub use meta::{MetaCredentials, MetaSource};
 pub use read::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, Page, Sort,
     StatusFilter,
 };
 pub use search::{SearchHit, SearchIn};
-pub use service::InboxTimelineEntry;
+pub use service::{InboxTimelineEntry, SentNudge};
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 
 /// The most conversations one list page holds.
