@@ -22,7 +22,7 @@ pub mod sanitize;
 pub mod window;
 
 pub use email::{message_id, reply_headers, reply_subject, ReplyHeaders, ThreadIds};
-pub use handoff::{nudges_held_until, HumanActivity};
+pub use handoff::{nudges_held_until, HumanActivity, ASSIGNED_RECHECK_MS, MEMBER_REPLY_HOLD_MS};
 pub use model::{
     is_unread, transition, AuthorKind, Channel, DeliveryStatus, Direction, Status, ThreadEvent,
     TransitionError,
