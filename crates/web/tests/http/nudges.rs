@@ -856,7 +856,11 @@ async fn r10_clock_jumps_and_dst_neither_double_nor_hasten_nor_break_quiet_hours
 }
 
 /// The customer's one conversation in the inbox, with its messages.
-async fn thread_of(app: &TestApp, org: Uuid, profile: Uuid) -> bos_store::inbox::ConversationDetail {
+async fn thread_of(
+    app: &TestApp,
+    org: Uuid,
+    profile: Uuid,
+) -> bos_store::inbox::ConversationDetail {
     let page = app
         .state
         .inbox
@@ -897,7 +901,11 @@ async fn sent_nudges_show_in_the_thread_and_a_human_conversation_holds_the_next(
     let m = &t.messages[0];
     assert_eq!(
         (m.direction, m.author_kind, m.status),
-        (Direction::Outbound, AuthorKind::Automation, DeliveryStatus::Delivered)
+        (
+            Direction::Outbound,
+            AuthorKind::Automation,
+            DeliveryStatus::Delivered
+        )
     );
     assert_eq!(m.subject.as_deref(), Some("Jo, you left something"));
     assert_eq!(m.text, e.body);
@@ -929,7 +937,11 @@ async fn sent_nudges_show_in_the_thread_and_a_human_conversation_holds_the_next(
         .unwrap();
     settle_at(&app, &r, STEP2).await;
     settle_at(&app, &r, STEP2 + ASSIGNED_RECHECK_MS - 1).await;
-    assert_eq!(executions(&app, &s).await.len(), 1, "held while a member has it");
+    assert_eq!(
+        executions(&app, &s).await.len(),
+        1,
+        "held while a member has it"
+    );
     // Resolved: the next look sends step 2, and it is in the thread too.
     app.state
         .inbox
