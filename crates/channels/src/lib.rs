@@ -142,4 +142,17 @@ pub struct InboundEmail {
     pub references: Vec<String>,
     /// The `x` of `reply+x@…`, for matching a reply to its conversation.
     pub mailbox_hash: Option<String>,
+    /// The HTML body as received (the inbox sanitizes it before keeping it).
+    pub html: Option<String>,
+    /// The attachments as metadata; their content is not kept.
+    pub attachments: Vec<EmailAttachment>,
+}
+
+/// An e-mail attachment as the inbox shows it: what it is, not what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EmailAttachment {
+    pub name: String,
+    pub content_type: String,
+    /// Bytes, when the provider says.
+    pub size: Option<u64>,
 }

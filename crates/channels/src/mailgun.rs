@@ -155,6 +155,12 @@ pub fn parse(
             text,
             in_reply_to: header("In-Reply-To").and_then(bare_id),
             references: header("References").map(id_list).unwrap_or_default(),
+            html: get("stripped-html")
+                .or(get("body-html"))
+                .map(str::to_string),
+            // Filled by the caller from a multipart post's file parts: a
+            // url-encoded post carries none.
+            attachments: Vec::new(),
         },
         auth,
     ))

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::address::{bare_id, id_list, plus_token, split_mailbox};
-use crate::{InboundEmail, ParseError};
+use crate::{EmailAttachment, InboundEmail, ParseError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -25,6 +25,18 @@ struct Payload {
     mailbox_hash: Option<String>,
     #[serde(default)]
     headers: Vec<Header>,
+    html_body: Option<String>,
+    #[serde(default)]
+    attachments: Vec<PostmarkAttachment>,
+}
+
+/// An attachment; its base64 `Content` is not read.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PostmarkAttachment {
+    name: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +118,19 @@ pub fn parse(body: &[u8]) -> Result<InboundEmail, ParseError> {
         in_reply_to: header("In-Reply-To").and_then(bare_id),
         references: header("References").map(id_list).unwrap_or_default(),
         mailbox_hash,
+        html: non_empty(p.html_body.as_deref()).map(str::to_string),
+        attachments: p
+            .attachments
+            .iter()
+            .map(|a| EmailAttachment {
+                name: a.name.clone().unwrap_or_default(),
+                content_type: a
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                size: a.content_length,
+            })
+            .collect(),
     })
 }
 
@@ -139,7 +164,7 @@ mod tests {
         {"Name": "In-Reply-To", "Value": "<m1@bos.local>"},
         {"Name": "References", "Value": "<m0@bos.local>\n <m1@bos.local>"}
       ],
-      "Attachments": []
+      "Attachments": [{"Name": "invoice.pdf", "Content": "JVBERi0=", "ContentType": "application/pdf", "ContentLength": 5}]
     }"#;
 
     #[test]
@@ -158,6 +183,15 @@ mod tests {
         assert_eq!(m.in_reply_to.as_deref(), Some("m1@bos.local"));
         assert_eq!(m.references, vec!["m0@bos.local", "m1@bos.local"]);
         assert_eq!(m.mailbox_hash.as_deref(), Some("conv42"));
+        assert_eq!(m.html.as_deref(), Some("<p>Yes please!</p>"));
+        assert_eq!(
+            m.attachments,
+            vec![EmailAttachment {
+                name: "invoice.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: Some(5),
+            }]
+        );
     }
 
     #[test]

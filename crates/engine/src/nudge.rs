@@ -52,6 +52,9 @@ pub struct NudgeConfig {
     /// A send still `sending` this long after its claim was cut off by a
     /// crash (longer than any send takes, so a live send is never swept).
     pub sending_lease_ms: Millis,
+    /// Where a sent nudge is shown in the customer's conversation; `None`
+    /// (benchmarks, tests of sending alone) shows it nowhere.
+    pub inbox: Option<crate::inbox::Inbox>,
 }
 
 impl std::fmt::Debug for NudgeConfig {
@@ -82,6 +85,7 @@ impl NudgeConfig {
                 max_ms: 3_600_000,
             },
             sending_lease_ms: bos_store::nudge::SENDING_LEASE_MS,
+            inbox: None,
         }
     }
 }
@@ -197,8 +201,9 @@ impl Nudger {
         }
         match outcome {
             StepOutcome::Send(claimed) => self.deliver(*claimed).await,
-            StepOutcome::Delivered(_) => {
+            StepOutcome::Delivered(execution) => {
                 self.count(|s| s.sent += 1);
+                self.show_in_inbox(job.org_id, execution).await;
                 Ok(())
             }
             StepOutcome::Failed(why) => {
@@ -285,7 +290,7 @@ impl Nudger {
         let r = match answer {
             Ok(receipt) => {
                 self.count(|s| s.sent += 1);
-                store
+                let r = store
                     .execution_sent(
                         c.org_id,
                         c.execution_id,
@@ -293,7 +298,11 @@ impl Nudger {
                         receipt.status == "delivered",
                         now,
                     )
-                    .await
+                    .await;
+                if r.is_ok() {
+                    self.show_in_inbox(c.org_id, c.execution_id).await;
+                }
+                r
             }
             Err(SendError::Transient(why)) if c.attempt < c.max_attempts => {
                 self.count(|s| s.retried += 1);
@@ -333,6 +342,17 @@ impl Nudger {
             // Not a retry of the send: the claim stays and the sweep decides.
             JobError::permanent(format!("recording the provider's answer failed: {e}"))
         })
+    }
+
+    /// Shows a sent nudge in the customer's conversation. A failure here
+    /// is logged, never a reason to send again: the send is recorded.
+    async fn show_in_inbox(&self, org: Uuid, execution: Uuid) {
+        let Some(inbox) = &self.shared.config.inbox else {
+            return;
+        };
+        if let Err(e) = inbox.record_nudge(org, execution, self.now()).await {
+            tracing::warn!(%org, %execution, error = %e, "sent nudge not shown in the inbox");
+        }
     }
 
     /// A sender for a channel's settings.

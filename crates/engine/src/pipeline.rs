@@ -11,6 +11,10 @@
 //! out of attempts, parked for a person. Endpoints call [`Pipeline::notify`]
 //! after storing; a poll once a second covers other replicas and retries.
 //!
+//! A submitted form with a message (a `message` field) is also the
+//! customer's message on the inbox's form channel, once per event; the
+//! pipeline's own timeline line stands for it.
+//!
 //! It also owns the handlers of the timers it sets: the ghosting timer
 //! (`lead.ghosting`) and the checkout abandonment window (`checkout.abandon`).
 
@@ -45,6 +49,10 @@ fn batch() -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(BATCH)
 }
+
+/// The form field whose text is the customer's message to the business
+/// (the field the form snippet offers as "Message").
+pub const FORM_MESSAGE_FIELD: &str = "message";
 
 /// How long a tenant's settings are reused before being read again.
 const SETTINGS_TTL_MS: i64 = 5_000;
@@ -227,6 +235,8 @@ impl Pipeline {
                     self.shared.scheduler.wake(at);
                 }
                 self.publish_applied(&items, r.events.iter().map(|e| &e.applied));
+                self.forms_to_inbox(&items, r.events.iter().map(|e| &e.applied), now)
+                    .await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, events = items.len(), "intake batch failed; applying its events one by one");
@@ -243,6 +253,12 @@ impl Pipeline {
                                 std::slice::from_ref(item),
                                 r.events.iter().map(|e| &e.applied),
                             );
+                            self.forms_to_inbox(
+                                std::slice::from_ref(item),
+                                r.events.iter().map(|e| &e.applied),
+                                now,
+                            )
+                            .await;
                         }
                         Err(e) => {
                             pass.failed += 1;
@@ -258,6 +274,50 @@ impl Pipeline {
             }
         }
         Ok(pass)
+    }
+
+    /// Submitted forms with a message become the customer's message in
+    /// the inbox (form channel), once per event: the event's id is the
+    /// message's provider id, so a replay stores nothing new. The event is
+    /// committed already; a failure here is logged, not retried.
+    async fn forms_to_inbox<'a>(
+        &self,
+        items: &[Item],
+        applied: impl Iterator<Item = &'a Applied>,
+        now: Millis,
+    ) {
+        let inbox = crate::inbox::Inbox::new(self.store().clone(), self.shared.bus.clone());
+        for (item, a) in items.iter().zip(applied) {
+            let profile = match a {
+                Applied::Processed { profile_id, .. } | Applied::Replayed { profile_id } => {
+                    *profile_id
+                }
+                _ => continue,
+            };
+            let Work::Apply(ready) = &item.work else {
+                continue;
+            };
+            let sig = &ready.interp.signal;
+            if sig.event_type != "form_submitted" {
+                continue;
+            }
+            let Some(text) = sig
+                .form_fields
+                .get(FORM_MESSAGE_FIELD)
+                .filter(|t| !t.trim().is_empty())
+            else {
+                continue;
+            };
+            let ev = &item.event;
+            let m = crate::inbox::Inbound {
+                provider_message_id: Some(format!("form:{}", ev.id)),
+                on_timeline_already: true,
+                ..crate::inbox::Inbound::text(profile, bos_core::inbox::Channel::Form, text.clone())
+            };
+            if let Err(e) = inbox.record_inbound(ev.org_id, m, now).await {
+                tracing::warn!(org = %ev.org_id, event = %ev.id, error = %e, "form message not written to the inbox");
+            }
+        }
     }
 
     fn publish_applied<'a>(&self, items: &[Item], applied: impl Iterator<Item = &'a Applied>) {

@@ -2,12 +2,15 @@
 //! creating one of a known kind with its credential made here and shown
 //! once — a Segment write key and a form key stored only as digests, a
 //! Standard Webhooks signing secret, or the Shopify app's secret as the
-//! merchant gave it; and replaying one of a source's deliveries.
+//! merchant gave it; connecting a Meta page or Instagram account with the
+//! credentials Meta gave the business (kept sealed, never shown again);
+//! and replaying one of a source's deliveries.
 
 use crate::pipeline::Pipeline;
 use crate::tokens::{random_token, sha256};
 use bos_core::intake::form;
 use bos_core::intake::standard_webhooks::Secret;
+use bos_store::inbox::{MetaCredentials, MetaSource};
 use bos_store::intake::{form_config, NewSource, Source, SourceKind};
 use bos_store::pipeline::Delivery;
 use bos_store::{Store, StoreError};
@@ -133,7 +136,7 @@ pub async fn create(
             return Err(invalid(
                 "kind",
                 format!(
-                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking), \"webhook\" (Standard Webhooks), \"shopify\" (Shopify webhooks) or \"form\" (public web forms).",
+                    "Unknown source kind {:?}: use \"segment\" (Segment-compatible tracking), \"webhook\" (Standard Webhooks), \"shopify\" (Shopify webhooks), \"form\" (public web forms) or \"meta\" (Instagram and Messenger).",
                     other.chars().take(40).collect::<String>()
                 ),
             ))
@@ -153,4 +156,70 @@ pub async fn create(
         )
         .await?;
     Ok((src, secret))
+}
+
+/// The longest credential Meta hands out that we accept: its tokens are a
+/// few hundred characters; far longer is a paste gone wrong.
+pub const MAX_META_CREDENTIAL_CHARS: usize = 1_000;
+
+/// Connects a Meta page or Instagram account: the app secret (Meta signs
+/// deliveries with it), the verify token (Meta echoes it in the
+/// subscription handshake) and the page access token (replies are sent
+/// with it). All three are required; they are stored sealed and never
+/// shown again.
+pub async fn create_meta(
+    store: &Store,
+    org: Uuid,
+    name: &str,
+    app_secret: Option<String>,
+    verify_token: Option<String>,
+    page_access_token: Option<String>,
+    now: i64,
+) -> Result<MetaSource, SourceError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(invalid(
+            "name",
+            format!("Give the source a name of 1 to {MAX_NAME_CHARS} characters."),
+        ));
+    }
+    // Kept as given (not trimmed inside): the HMAC key is the exact bytes.
+    let need = |field: &'static str, v: Option<String>, what: &str| {
+        let v = v.unwrap_or_default();
+        if v.trim().is_empty() || v.chars().count() > MAX_META_CREDENTIAL_CHARS {
+            return Err(invalid(
+                field,
+                format!(
+                    "A meta source needs \"{field}\": {what} (1 to {MAX_META_CREDENTIAL_CHARS} characters)."
+                ),
+            ));
+        }
+        Ok(v)
+    };
+    let credentials = MetaCredentials {
+        app_secret: need(
+            "app_secret",
+            app_secret,
+            "the Meta app's secret, which signs every webhook delivery",
+        )?,
+        verify_token: need(
+            "verify_token",
+            verify_token,
+            "a token of your choice that Meta echoes when you subscribe the webhook",
+        )?,
+        page_access_token: need(
+            "page_access_token",
+            page_access_token,
+            "the page access token replies are sent with",
+        )?,
+    };
+    Ok(store
+        .create_meta_source(org, name, &credentials, now)
+        .await?)
+}
+
+/// The page access token replies to Instagram and Messenger go out with:
+/// the organization's most recently connected Meta source's, or `None`.
+pub async fn meta_page_token(store: &Store, org: Uuid) -> Result<Option<String>, StoreError> {
+    store.meta_page_token(org).await
 }

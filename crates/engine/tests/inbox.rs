@@ -1,7 +1,8 @@
 //! The inbox service without HTTP (both engines): an inbound message gets
 //! its priority, lands once however often it is delivered, writes one
 //! timeline line and tells live views; assign and resolve write their
-//! lines; refused moves say why.
+//! lines; refused moves say why; Messenger events find their customer by
+//! the page-scoped id and receipts only move a status forward.
 
 use bos_core::identity::{Identifier, IdentifierKind, IdentityRules};
 use bos_core::inbox::{Channel, Priority, Status};
@@ -192,4 +193,98 @@ async fn assign_resolve_reopen_write_lines_and_refuse_no_ops() {
     );
     let hits = inbox.search(org, "hello", 10).await.unwrap();
     assert!(!hits.is_empty());
+}
+
+fn messenger(items: serde_json::Value) -> Vec<bos_channels::meta::Event> {
+    let body = serde_json::json!({
+        "object": "page",
+        "entry": [{"id": "page-1", "time": T0, "messaging": items}]
+    });
+    bos_channels::meta::parse_delivery(body.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn messenger_events_find_the_customer_and_receipts_only_move_forward() {
+    use bos_core::inbox::{AuthorKind, DeliveryStatus, Direction};
+    let (db, inbox, _bus, org, _ann) = setup().await;
+    let message = messenger(serde_json::json!([{
+        "sender": {"id": "7700000000000001"}, "recipient": {"id": "page-1"}, "timestamp": T0,
+        "message": {"mid": "m.in.1", "text": "Do you open on Sundays?",
+                    "attachments": [{"type": "image", "payload": {"url": "https://cdn.example/p.jpg"}}]}
+    }]));
+    let first = inbox.receive_meta(org, &message, T0).await.unwrap();
+    assert_eq!((first.messages, first.duplicates), (1, 0));
+    let again = inbox.receive_meta(org, &message, T0 + 1).await.unwrap();
+    assert_eq!((again.messages, again.duplicates), (0, 1));
+    let echo = messenger(serde_json::json!([{
+        "sender": {"id": "page-1"}, "recipient": {"id": "7700000000000001"}, "timestamp": T0 + 10,
+        "message": {"mid": "m.out.1", "text": "Yes, 10 to 4", "is_echo": true}
+    }]));
+    assert_eq!(
+        inbox
+            .receive_meta(org, &echo, T0 + 10)
+            .await
+            .unwrap()
+            .echoes,
+        1
+    );
+    let page = inbox
+        .list(
+            org,
+            None,
+            ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "one conversation for the PSID");
+    let conv = page.items[0].id;
+    let status = |d: &bos_store::inbox::ConversationDetail| d.messages[1].status;
+    let detail = inbox.get(org, conv, None).await.unwrap();
+    assert_eq!(detail.messages[0].channel, Channel::Facebook);
+    assert_eq!(detail.messages[0].attachments[0]["kind"], "image");
+    assert_eq!(
+        (detail.messages[1].direction, detail.messages[1].author_kind),
+        (Direction::Outbound, AuthorKind::Member)
+    );
+    assert_eq!(status(&detail), DeliveryStatus::Sent);
+    // A watermark before the echo was sent settles nothing.
+    let early = messenger(serde_json::json!([{
+        "sender": {"id": "7700000000000001"}, "recipient": {"id": "page-1"}, "timestamp": T0 + 15,
+        "delivery": {"watermark": T0 + 5}
+    }]));
+    inbox.receive_meta(org, &early, T0 + 15).await.unwrap();
+    assert_eq!(
+        status(&inbox.get(org, conv, None).await.unwrap()),
+        DeliveryStatus::Sent
+    );
+    let read = messenger(serde_json::json!([{
+        "sender": {"id": "7700000000000001"}, "recipient": {"id": "page-1"}, "timestamp": T0 + 30,
+        "read": {"watermark": T0 + 20}
+    }]));
+    inbox.receive_meta(org, &read, T0 + 30).await.unwrap();
+    assert_eq!(
+        status(&inbox.get(org, conv, None).await.unwrap()),
+        DeliveryStatus::Read
+    );
+    // A late delivery receipt does not undo the read.
+    let late = messenger(serde_json::json!([{
+        "sender": {"id": "7700000000000001"}, "recipient": {"id": "page-1"}, "timestamp": T0 + 40,
+        "delivery": {"mids": ["m.out.1"], "watermark": T0 + 20}
+    }]));
+    inbox.receive_meta(org, &late, T0 + 40).await.unwrap();
+    assert_eq!(
+        status(&inbox.get(org, conv, None).await.unwrap()),
+        DeliveryStatus::Read
+    );
+    // The customer is known by the page-scoped id.
+    let who = detail.conversation.profile_id;
+    let ids = db.store.profile_identities(org, who).await.unwrap();
+    assert!(
+        ids.iter()
+            .any(|l| l.kind == "facebook_psid" && l.value == "7700000000000001"),
+        "{ids:?}"
+    );
 }

@@ -85,6 +85,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0018_inbox.sql"),
     },
     Migration {
+        version: 19,
+        name: "meta sources",
+        sql: include_str!("../migrations/sqlite/0019_meta_sources.sql"),
+    },
+    Migration {
         version: 20,
         name: "inbox replies",
         sql: include_str!("../migrations/sqlite/0020_inbox_replies.sql"),
@@ -158,6 +163,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 18,
         name: "inbox",
         sql: include_str!("../migrations/postgres/0018_inbox.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "meta sources",
+        sql: include_str!("../migrations/postgres/0019_meta_sources.sql"),
     },
     Migration {
         version: 20,

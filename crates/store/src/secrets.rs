@@ -221,6 +221,11 @@ pub(crate) fn source_context(org: uuid::Uuid, id: uuid::Uuid) -> String {
     format!("sources:{org}:{id}")
 }
 
+/// Where a Meta source's credentials are stored.
+pub(crate) fn meta_source_context(org: uuid::Uuid, id: uuid::Uuid) -> String {
+    format!("meta_sources:{org}:{id}")
+}
+
 impl crate::Store {
     /// Seals every stored provider secret under the current key: values
     /// stored in plaintext (before encryption existed) and values sealed
@@ -277,6 +282,25 @@ impl crate::Store {
                 .await
             })?;
         }
+        let rows = read_rows(self, q("select org_id, id, secret from meta_sources")).await?;
+        for r in rows {
+            let (org, id, stored) = (r.uuid("org_id")?, r.uuid("id")?, r.text("secret")?);
+            if keys.is_current(&stored) {
+                continue;
+            }
+            let ctx = meta_source_context(org, id);
+            let sealed = keys.seal(&ctx, &keys.open(&ctx, &stored)?);
+            n += write_db!(self, |db| async move {
+                db.exec(
+                    q("update meta_sources set secret = $3 where org_id = $1 and id = $2 and secret = $4")
+                        .bind(org)
+                        .bind(id)
+                        .bind(sealed)
+                        .bind(stored),
+                )
+                .await
+            })?;
+        }
         Ok(n)
     }
 
@@ -288,6 +312,7 @@ impl crate::Store {
         for sql in [
             "select config as stored from channel_settings",
             "select secret as stored from sources where secret is not null",
+            "select secret as stored from meta_sources",
         ] {
             for r in read_rows(self, q(sql)).await? {
                 out.push(r.text("stored")?);

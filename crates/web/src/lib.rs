@@ -27,6 +27,8 @@ pub mod intake_body;
 /// Live pages over server-sent events: one organization's bus events,
 /// for signed-in members only, with keep-alives.
 pub mod live;
+/// Meta's webhook: Instagram and Messenger messages into the inbox.
+pub mod meta_hooks;
 /// Nudge webhooks (Twilio, Mailgun, Postmark), open and click tracking,
 /// and the unsubscribe page.
 pub mod nudge_hooks;
@@ -131,8 +133,9 @@ pub struct AppState {
     pub bus: bos_engine::Bus,
     /// Sends nudges: `bos serve` registers its job handlers and sweeper.
     pub nudger: bos_engine::nudge::Nudger,
-    /// The Unified Inbox: conversations, and replies from its composer
-    /// (`bos serve` starts the sweep of replies a crash cut off).
+    /// The Unified Inbox: every door a message comes in through records it
+    /// here, and the composer's replies go out through it (`bos serve`
+    /// starts the sweep of replies a crash cut off).
     pub inbox: bos_engine::inbox::Inbox,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
@@ -142,18 +145,6 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
         let scheduler = bos_engine::Scheduler::new(store.clone(), clock.clone());
-        let nudger = bos_engine::nudge::Nudger::new(
-            scheduler.clone(),
-            bos_engine::nudge::NudgeConfig {
-                twilio_base_url: config.twilio_base_url.clone(),
-                allow_private_hosts: config.allow_private_outbound,
-                send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
-                sending_lease_ms: config.nudge_sending_lease_ms,
-                ..bos_engine::nudge::NudgeConfig::new(Arc::new(paths::PublicUrls::new(
-                    &config.public_url,
-                )))
-            },
-        );
         let bus = bos_engine::Bus::new(store.clone());
         let inbox = bos_engine::inbox::Inbox::new(store.clone(), bus.clone()).with_outbound(
             bos_engine::inbox::Outbound {
@@ -164,6 +155,19 @@ impl AppState {
                 pending_lease_ms: config.nudge_sending_lease_ms,
                 links: Some(Arc::new(paths::PublicUrls::new(&config.public_url))),
                 ..Default::default()
+            },
+        );
+        let nudger = bos_engine::nudge::Nudger::new(
+            scheduler.clone(),
+            bos_engine::nudge::NudgeConfig {
+                twilio_base_url: config.twilio_base_url.clone(),
+                allow_private_hosts: config.allow_private_outbound,
+                send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
+                sending_lease_ms: config.nudge_sending_lease_ms,
+                inbox: Some(inbox.clone()),
+                ..bos_engine::nudge::NudgeConfig::new(Arc::new(paths::PublicUrls::new(
+                    &config.public_url,
+                )))
             },
         );
         let imports = bos_engine::imports::ImportRuns::new(
@@ -228,6 +232,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .merge(intake::router())
         .merge(nudge_hooks::router())
+        .merge(meta_hooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

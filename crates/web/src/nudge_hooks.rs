@@ -17,6 +17,11 @@
 //! CSRF sweep (tests/http/sessions.rs) covers the UI route table only, where
 //! these routes are not.
 //!
+//! Every inbound message is also written to the customer's conversation in
+//! the Unified Inbox (after the nudge engine has recorded it as a reply,
+//! which also wrote its timeline line), and Twilio's status callbacks move
+//! the inbox copy of a sent nudge forward too.
+//!
 //! Errors are problem+json without tenant data; a bad body is never a 500.
 //! Status codes follow each provider's retry rules: Mailgun does not retry a
 //! 406, Postmark does not retry a 403.
@@ -34,8 +39,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
-use bos_channels::{keywords, mailgun, postmark, twilio, DeliveryStatus, InboundEmail, Keyword};
+use bos_channels::{
+    keywords, mailgun, postmark, twilio, DeliveryStatus, EmailAttachment, InboundEmail, Keyword,
+};
+use bos_core::inbox::{Channel as InboxChannel, DeliveryStatus as InboxDelivery};
 use bos_core::nudge::Channel;
+use bos_engine::inbox::{Inbound, InboxError};
 use bos_store::nudge::{ChannelConfig, ExecutionStatus, InboundMessage};
 use uuid::Uuid;
 
@@ -141,6 +150,43 @@ fn store_failure(e: bos_store::StoreError, invalid_status: StatusCode) -> Respon
     match AppError::from(e) {
         AppError::Invalid { detail, .. } => problem(invalid_status, "Invalid message", &detail),
         other => other.into_response(),
+    }
+}
+
+/// Writes an inbound message to the customer's conversation. The nudge
+/// engine has recorded it already (and written its timeline line), so a
+/// provider's retry after a failure here stores it in the inbox then.
+#[allow(clippy::result_large_err)]
+async fn to_inbox(
+    st: &AppState,
+    org: Uuid,
+    m: Inbound,
+    invalid_status: StatusCode,
+) -> Result<(), Response> {
+    match st.inbox.record_inbound(org, m, st.now()).await {
+        Ok(_) => Ok(()),
+        Err(InboxError::Invalid { detail, .. }) => {
+            Err(problem(invalid_status, "Invalid message", &detail))
+        }
+        Err(e) => Err(AppError::from(e).into_response()),
+    }
+}
+
+/// An inbound e-mail as the inbox keeps it: threading headers, subject,
+/// the HTML (sanitized by the inbox) and the attachments as metadata.
+fn email_inbound(profile_id: Uuid, mail: &InboundEmail) -> Inbound {
+    Inbound {
+        provider_message_id: Some(mail.provider_message_id.clone()),
+        author_name: mail.from_name.clone(),
+        html: mail.html.clone(),
+        subject: Some(mail.subject.clone()).filter(|s| !s.trim().is_empty()),
+        attachments: serde_json::to_value(&mail.attachments)
+            .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
+        email_message_id: mail.message_id.clone(),
+        in_reply_to: mail.in_reply_to.clone(),
+        references: mail.references.clone(),
+        on_timeline_already: true,
+        ..Inbound::text(profile_id, InboxChannel::Email, mail.text.clone())
     }
 }
 
@@ -300,6 +346,7 @@ async fn twilio_sms(
         Some(Keyword::Start) => Some(false),
         _ => None,
     };
+    let (text, sid) = (sms.body.clone(), sms.message_sid.clone());
     let msg = InboundMessage {
         channel: Channel::Sms,
         from: sms.from,
@@ -311,8 +358,17 @@ async fn twilio_sms(
         in_reply_to: Vec::new(),
         opt,
     };
-    if let Err(e) = st.store.inbound_message(org, msg, st.now()).await {
-        return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY);
+    let outcome = match st.store.inbound_message(org, msg, st.now()).await {
+        Ok(o) => o,
+        Err(e) => return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    let m = Inbound {
+        provider_message_id: Some(sid),
+        on_timeline_already: true,
+        ..Inbound::text(outcome.profile_id, InboxChannel::Sms, text)
+    };
+    if let Err(r) = to_inbox(&st, org, m, StatusCode::UNPROCESSABLE_ENTITY).await {
+        return r;
     }
     if kw == Some(Keyword::Help) {
         let name = st.store.org(org).await.map(|o| o.name).unwrap_or_default();
@@ -336,6 +392,23 @@ fn our_status(s: DeliveryStatus) -> Option<ExecutionStatus> {
         DeliveryStatus::Delivered | DeliveryStatus::Read => Some(ExecutionStatus::Delivered),
         DeliveryStatus::Undelivered => Some(ExecutionStatus::Undelivered),
         DeliveryStatus::Failed | DeliveryStatus::Canceled => Some(ExecutionStatus::Failed),
+        DeliveryStatus::Queued
+        | DeliveryStatus::Sending
+        | DeliveryStatus::Accepted
+        | DeliveryStatus::Scheduled => None,
+    }
+}
+
+/// The inbox's delivery status for a Twilio status (the same steps as
+/// [`our_status`]: nothing before `sent`).
+fn inbox_status(s: DeliveryStatus) -> Option<InboxDelivery> {
+    match s {
+        DeliveryStatus::Sent => Some(InboxDelivery::Sent),
+        DeliveryStatus::Delivered => Some(InboxDelivery::Delivered),
+        DeliveryStatus::Read => Some(InboxDelivery::Read),
+        DeliveryStatus::Undelivered | DeliveryStatus::Failed | DeliveryStatus::Canceled => {
+            Some(InboxDelivery::Failed)
+        }
         DeliveryStatus::Queued
         | DeliveryStatus::Sending
         | DeliveryStatus::Accepted
@@ -369,12 +442,22 @@ async fn twilio_status(
             (DeliveryStatus::Canceled, None) => Some("canceled".to_string()),
             _ => None,
         };
+        let sid = update.message_sid.clone();
         if let Err(e) = st
             .store
             .delivery_status(org, update.message_sid, status, error, st.now())
             .await
         {
             return store_failure(e, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        if let Some(s) = inbox_status(update.status) {
+            if let Err(e) = st
+                .inbox
+                .delivery_receipt(org, InboxChannel::Sms, &sid, s, st.now())
+                .await
+            {
+                return AppError::from(e).into_response();
+            }
         }
     }
     StatusCode::OK.into_response()
@@ -383,18 +466,18 @@ async fn twilio_status(
 // ------------------------------------------------------------------- email
 
 /// An inbound email as the store takes it.
-fn email_message(mail: InboundEmail, provider: &str) -> InboundMessage {
+fn email_message(mail: &InboundEmail, provider: &str) -> InboundMessage {
     let opt = keywords::is_email_unsubscribe(&mail.subject, &mail.text).then_some(true);
-    let mut in_reply_to: Vec<String> = mail.in_reply_to.into_iter().collect();
+    let mut in_reply_to: Vec<String> = mail.in_reply_to.iter().cloned().collect();
     // The nearest ancestors first: References lists the oldest first.
-    in_reply_to.extend(mail.references.into_iter().rev());
+    in_reply_to.extend(mail.references.iter().rev().cloned());
     InboundMessage {
         channel: Channel::Email,
-        from: mail.from,
-        to: mail.to,
-        subject: Some(mail.subject),
-        text: mail.text,
-        provider_id: mail.provider_message_id,
+        from: mail.from.clone(),
+        to: mail.to.clone(),
+        subject: Some(mail.subject.clone()),
+        text: mail.text.clone(),
+        provider_id: mail.provider_message_id.clone(),
         provider: provider.into(),
         in_reply_to,
         opt,
@@ -436,9 +519,13 @@ async fn mailgun_inbound(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let mut b = b;
+    let mut attachments = Vec::new();
     if let Some(c) = ct.filter(|c| c.trim().to_ascii_lowercase().starts_with("multipart/")) {
         b = match multipart_as_form(c, b).await {
-            Ok(form) => form,
+            Ok((form, files)) => {
+                attachments = files;
+                form
+            }
             Err(why) => {
                 return not_acceptable(&format!("The inbound email could not be read: {why}."))
             }
@@ -473,7 +560,10 @@ async fn mailgun_inbound(
     // read is refused without leaving anything behind, so it cannot use up
     // the token of the genuine delivery or fill the table.
     let mail = match mailgun::parse(ct, &b) {
-        Ok((mail, _)) => mail,
+        Ok((mut mail, _)) => {
+            mail.attachments = attachments;
+            mail
+        }
         Err(e) => return not_acceptable(&format!("The inbound email could not be read: {e}.")),
     };
     // Per tenant and in the database: one tenant's deliveries only ever
@@ -491,10 +581,23 @@ async fn mailgun_inbound(
     }
     match st
         .store
-        .inbound_message(org, email_message(mail, "mailgun"), now)
+        .inbound_message(org, email_message(&mail, "mailgun"), now)
         .await
     {
-        Ok(_) => StatusCode::OK.into_response(),
+        Ok(outcome) => {
+            let m = email_inbound(outcome.profile_id, &mail);
+            match to_inbox(&st, org, m, StatusCode::NOT_ACCEPTABLE).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(r) => {
+                    // Mailgun's retry (same token) must be accepted, to
+                    // put the message in the inbox then.
+                    if r.status() != StatusCode::NOT_ACCEPTABLE {
+                        let _ = st.store.release_hook_token(org, "mailgun", token).await;
+                    }
+                    r
+                }
+            }
+        }
         Err(bos_store::StoreError::Invalid(detail)) => not_acceptable(&detail),
         Err(e) => {
             // Not stored: Mailgun's retry (same token) must be accepted.
@@ -507,8 +610,11 @@ async fn mailgun_inbound(
 
 /// Mailgun posts `multipart/form-data` when the mail has attachments: its
 /// text fields, url-encoded, so one reading (and one signature check)
-/// serves both. Attachments are not kept; the reply's text is.
-async fn multipart_as_form(content_type: &str, body: Bytes) -> Result<Bytes, String> {
+/// serves both. Attachments are kept as metadata only (name, type, size).
+async fn multipart_as_form(
+    content_type: &str,
+    body: Bytes,
+) -> Result<(Bytes, Vec<EmailAttachment>), String> {
     use axum::extract::FromRequest;
     let req = axum::http::Request::builder()
         .header(header::CONTENT_TYPE, content_type)
@@ -518,8 +624,19 @@ async fn multipart_as_form(content_type: &str, body: Bytes) -> Result<Bytes, Str
         .await
         .map_err(|e| e.body_text())?;
     let mut fields: Vec<(String, String)> = Vec::new();
+    let mut files = Vec::new();
     while let Some(field) = parts.next_field().await.map_err(|e| e.body_text())? {
-        if field.file_name().is_some() {
+        if let Some(name) = field.file_name().map(str::to_string) {
+            let content_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let size = field.bytes().await.map_err(|e| e.body_text())?.len() as u64;
+            files.push(EmailAttachment {
+                name,
+                content_type,
+                size: Some(size),
+            });
             continue;
         }
         let Some(name) = field.name().map(str::to_string) else {
@@ -528,9 +645,10 @@ async fn multipart_as_form(content_type: &str, body: Bytes) -> Result<Bytes, Str
         let value = field.text().await.map_err(|e| e.body_text())?;
         fields.push((name, value));
     }
-    serde_urlencoded::to_string(&fields)
+    let form = serde_urlencoded::to_string(&fields)
         .map(Bytes::from)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((form, files))
 }
 
 /// `user:password` from an `Authorization: Basic` header.
@@ -599,10 +717,16 @@ async fn postmark_inbound(
     };
     match st
         .store
-        .inbound_message(org, email_message(mail, "postmark"), st.now())
+        .inbound_message(org, email_message(&mail, "postmark"), st.now())
         .await
     {
-        Ok(_) => StatusCode::OK.into_response(),
+        Ok(outcome) => {
+            let m = email_inbound(outcome.profile_id, &mail);
+            match to_inbox(&st, org, m, StatusCode::UNPROCESSABLE_ENTITY).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(r) => r,
+            }
+        }
         Err(e) => store_failure(e, StatusCode::UNPROCESSABLE_ENTITY),
     }
 }

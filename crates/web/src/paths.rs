@@ -22,6 +22,9 @@ pub const TWILIO_STATUS: &str = "/hooks/twilio/{hook_key}/status";
 pub const MAILGUN_INBOUND: &str = "/hooks/mailgun/{hook_key}";
 /// Postmark: the inbound webhook.
 pub const POSTMARK_INBOUND: &str = "/hooks/postmark/{hook_key}";
+/// Meta: a connected page's or Instagram account's webhook (handshake
+/// and deliveries).
+pub const META_HOOK: &str = "/hooks/meta/{source_id}";
 
 /// A route pattern with its one `{…}` placeholder filled in.
 fn fill(pattern: &str, value: &str) -> String {
@@ -54,6 +57,11 @@ impl PublicUrls {
             SourceKind::Form => format!("{base}/f/{}", s.secret.as_deref().unwrap_or("")),
             SourceKind::Webhook => format!("{base}/hooks/{}", s.id),
         }
+    }
+
+    /// Meta: the webhook URL of a connected page or Instagram account.
+    pub fn meta_hook(&self, source: uuid::Uuid) -> String {
+        self.at(META_HOOK, &source.to_string())
     }
 
     /// Twilio: the number's "A message comes in" webhook.

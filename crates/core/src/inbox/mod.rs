@@ -4,12 +4,15 @@
 //! resolved and when it is unread for a member, how urgent a customer's
 //! message is, how an e-mail reply threads in the customer's mail client,
 //! when Instagram and Facebook still accept a reply, whether a reply can go
-//! out on a channel at all, and how e-mail HTML is
+//! out on a channel at all, when a human conversation in progress holds the
+//! customer's nudges, and how e-mail HTML is
 //! made safe to show. Storage, providers and the clock live outside this
 //! crate; they pass times and texts in and act on the answers.
 
 /// E-mail threading: Message-ID, In-Reply-To, References and the subject.
 pub mod email;
+/// A human conversation in progress holds the customer's nudges.
+pub mod handoff;
 /// Conversations and messages: their states and the rules that move them.
 pub mod model;
 /// How urgent a message is: sentiment, VIP and intent.
@@ -22,6 +25,7 @@ pub mod sanitize;
 pub mod window;
 
 pub use email::{message_id, reply_headers, reply_subject, ReplyHeaders, ThreadIds};
+pub use handoff::{nudges_held_until, HumanActivity, ASSIGNED_RECHECK_MS, MEMBER_REPLY_HOLD_MS};
 pub use model::{
     is_unread, transition, AuthorKind, Channel, DeliveryStatus, Direction, Status, ThreadEvent,
     TransitionError,

@@ -27,6 +27,8 @@ pub mod find;
 pub mod reply;
 pub use find::Found;
 pub use reply::{NoMetaPages, Outbound, PageTokens, Reply, ReplyBy, ReplyChannel};
+/// Instagram and Messenger deliveries applied to the inbox.
+pub mod meta;
 
 /// The longest message text accepted from a person or a provider, in
 /// characters: far above any real message, low enough that one request
@@ -306,6 +308,61 @@ impl Inbox {
             self.tell(org, conversation_id);
         }
         Ok(recorded)
+    }
+
+    /// Shows a nudge the nudge engine has sent in the customer's
+    /// conversation, as automation, once: a second call for the same
+    /// execution changes nothing. Nothing happens before it has gone out.
+    /// The nudge engine wrote its own timeline line already.
+    pub async fn record_nudge(
+        &self,
+        org: Uuid,
+        execution: Uuid,
+        now: Millis,
+    ) -> Result<Option<Recorded>, InboxError> {
+        let Some(n) = self.store.sent_nudge(org, execution).await? else {
+            return Ok(None);
+        };
+        let recorded = self
+            .record_sent(
+                org,
+                Sent {
+                    profile_id: n.profile_id,
+                    channel: n.channel,
+                    author: AuthorKind::Automation,
+                    author_name: if n.campaign_name.is_empty() {
+                        "Nudge".to_string()
+                    } else {
+                        format!("Nudge: {}", n.campaign_name)
+                    },
+                    text: n.text,
+                    html: None,
+                    subject: n.subject,
+                    // The provider's id lets its receipts find the message;
+                    // without one (the development sink) the execution's
+                    // id keeps it to one message.
+                    provider_message_id: Some(
+                        n.provider_id
+                            .unwrap_or_else(|| format!("nudge:{execution}")),
+                    ),
+                    email_message_id: n.email_message_id,
+                },
+                now,
+            )
+            .await?;
+        if n.delivered {
+            self.store
+                .set_message_delivery(
+                    org,
+                    recorded.message_id(),
+                    DeliveryStatus::Delivered,
+                    None,
+                    None,
+                    now,
+                )
+                .await?;
+        }
+        Ok(Some(recorded))
     }
 
     /// A provider's receipt (delivered, read, failed) for a message it

@@ -10,21 +10,25 @@
 //! its messages, and search text and customers with highlight offsets. A
 //! reply learns where the customer can be reached and is written before
 //! its provider is called; a sweep settles replies a crash cut off.
+//! Meta sources (a page or Instagram account) keep their sealed
+//! credentials here too.
 //! Everything is scoped by organization.
 
+mod meta;
 mod read;
 mod reply;
 mod search;
 mod service;
 mod write;
 
+pub use meta::{MetaCredentials, MetaSource};
 pub use read::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, Page, Sort,
     StatusFilter,
 };
 pub use reply::{EmailThread, ReplyTargets, ReplyWritten};
 pub use search::{SearchHit, SearchIn, SnippetPart, MAX_HITS};
-pub use service::InboxTimelineEntry;
+pub use service::{InboxTimelineEntry, SentNudge};
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 
 /// The most conversations one list page holds.

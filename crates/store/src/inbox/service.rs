@@ -79,3 +79,68 @@ impl Store {
         rows.first().map(|r| r.uuid("conversation_id")).transpose()
     }
 }
+
+/// A nudge the nudge engine sent, as the inbox shows it in the customer's
+/// conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentNudge {
+    pub profile_id: Uuid,
+    pub channel: bos_core::inbox::Channel,
+    pub campaign_name: String,
+    pub subject: Option<String>,
+    pub text: String,
+    /// The provider's id (a Twilio MessageSid), so its receipts find the
+    /// message; `None` for the development sink.
+    pub provider_id: Option<String>,
+    /// Our `Message-ID` of an e-mail nudge, without angle brackets, so a
+    /// reply quoting it threads.
+    pub email_message_id: Option<String>,
+    /// The provider already reported it delivered.
+    pub delivered: bool,
+}
+
+impl Store {
+    /// The nudge an execution sent, once it has gone out (`sent` or
+    /// `delivered`); `None` before that or for another organization's id.
+    pub async fn sent_nudge(
+        &self,
+        org: Uuid,
+        execution: Uuid,
+    ) -> Result<Option<SentNudge>, StoreError> {
+        let rows = read_rows(
+            self,
+            q(
+                "select e.profile_id, e.channel, e.subject, e.body, e.provider_id, e.message_id, \
+               e.status, c.name as campaign_name from nudge_executions e \
+               left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
+               where e.org_id = $1 and e.id = $2 and e.status in ('sent', 'delivered')",
+            )
+            .bind(org)
+            .bind(execution),
+        )
+        .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let channel = crate::nudge::parse_channel(&r.text("channel")?)?;
+        let channel = match channel {
+            bos_core::nudge::Channel::Sms => bos_core::inbox::Channel::Sms,
+            _ => bos_core::inbox::Channel::Email,
+        };
+        let is_email = channel == bos_core::inbox::Channel::Email;
+        Ok(Some(SentNudge {
+            profile_id: r.uuid("profile_id")?,
+            channel,
+            campaign_name: r.opt_text("campaign_name")?.unwrap_or_default(),
+            subject: r.opt_text("subject")?,
+            text: r.text("body")?,
+            provider_id: r.opt_text("provider_id")?.filter(|p| !p.is_empty()),
+            email_message_id: if is_email {
+                Some(r.text("message_id")?.trim_matches(['<', '>']).to_string())
+            } else {
+                None
+            },
+            delivered: r.text("status")? == "delivered",
+        }))
+    }
+}

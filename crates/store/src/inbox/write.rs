@@ -389,7 +389,7 @@ async fn assign_tx<D: Db>(
     Ok(())
 }
 
-async fn delivery_tx<D: Db>(
+pub(super) async fn delivery_tx<D: Db>(
     db: &mut D,
     org: Uuid,
     message: Uuid,

@@ -15,6 +15,7 @@ use crate::engine::write_db;
 use crate::secrets::Keyring;
 use crate::sql::{q, Db};
 use crate::{new_id, StoreError};
+use bos_core::inbox::{nudges_held_until, AuthorKind, HumanActivity, Status as InboxStatus};
 use bos_core::nudge::{
     self, Campaign, Channel, Composed, Decision, Enrollment, Event, MessageLinks,
 };
@@ -39,6 +40,36 @@ fn quiet_until(
         .chain([settings.timezone.as_str(), "UTC"])
         .find_map(|tz| nudge::next_allowed(now, tz, quiet).ok())
         .unwrap_or(now)
+}
+
+/// Until when a human conversation in progress holds the customer's
+/// nudges (see [`bos_core::inbox::nudges_held_until`]), from their
+/// conversation's status, assignee and latest member reply.
+async fn human_conversation_hold<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    root: Uuid,
+    now: Millis,
+) -> Result<Option<Millis>, StoreError> {
+    let r = db
+        .opt(
+            q("select c.status, c.assignee_id, (select max(m.created_at) from messages m \
+               where m.org_id = c.org_id and m.conversation_id = c.id and m.author_kind = $3) \
+               as last_member_reply_at from conversations c where c.org_id = $1 and c.profile_id = $2")
+            .bind(org)
+            .bind(root)
+            .bind(AuthorKind::Member.as_str()),
+        )
+        .await?;
+    let Some(r) = r else {
+        return Ok(None);
+    };
+    let activity = HumanActivity {
+        status: r.parsed("status", InboxStatus::parse)?,
+        assigned_to_member: r.opt_uuid("assignee_id")?.is_some(),
+        last_member_reply_at: r.opt_i64("last_member_reply_at")?,
+    };
+    Ok(nudges_held_until(Some(&activity), now))
 }
 
 /// What the steps of one batch share: campaign definitions (parsed once,
@@ -147,6 +178,12 @@ async fn step_one<D: Db>(
             set_step_timer(db, org, enrollment, allowed, now, timers).await?;
             return Ok(StepOutcome::Wait(allowed));
         }
+    }
+    // A person at the business is talking with this customer: the step
+    // waits (and looks again) rather than cut into the conversation.
+    if let Some(until) = human_conversation_hold(db, org, root, now).await? {
+        set_step_timer(db, org, enrollment, until, now, timers).await?;
+        return Ok(StepOutcome::Wait(until));
     }
     // Opt-outs and missing addresses block channels for this
     // decision; only real opt-outs are kept in the state.

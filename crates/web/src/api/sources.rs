@@ -6,7 +6,10 @@
 //! secret, so the merchant provides it, it is stored, and it is not echoed.
 //! A form source's key (`fk_…`) is public — it sits in the landing page's
 //! HTML — so it is stored in clear and shown every time, with the endpoint
-//! and a ready-to-paste HTML form.
+//! and a ready-to-paste HTML form. A Meta source (Instagram, Messenger)
+//! takes the app secret, verify token and page access token Meta gave the
+//! business; they are stored sealed and never shown again, and the source
+//! shows its webhook URL (`/hooks/meta/{id}`) to paste into Meta's app.
 
 use super::{admin_actor, rfc3339, ApiJson};
 use crate::auth::keys::ApiPrincipal;
@@ -16,6 +19,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bos_engine::sources;
+use bos_store::inbox::MetaSource;
 use bos_store::intake::{Source, SourceKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,7 +27,7 @@ use utoipa::ToSchema;
 #[derive(Serialize, ToSchema)]
 pub struct SourceDto {
     pub id: uuid::Uuid,
-    /// `segment`, `webhook`, `shopify` or `form`.
+    /// `segment`, `webhook`, `shopify`, `form` or `meta`.
     pub kind: String,
     pub name: String,
     /// Where the source sends its events. For `segment`, the SDKs' API
@@ -60,6 +64,20 @@ fn dto(st: &AppState, s: &Source) -> SourceDto {
         created_at: rfc3339(s.created_at),
         form_key: if is_form { s.secret.clone() } else { None },
         thank_you_url: s.thank_you_url(),
+    }
+}
+
+/// A Meta source as listed: its webhook URL, never its credentials.
+fn meta_dto(st: &AppState, s: &MetaSource) -> SourceDto {
+    SourceDto {
+        id: s.id,
+        kind: "meta".into(),
+        name: s.name.clone(),
+        endpoint: st.urls().meta_hook(s.id),
+        created_at: rfc3339(s.created_at),
+        form_key: None,
+        thank_you_url: None,
+        html_snippet: None,
     }
 }
 
@@ -115,7 +133,8 @@ fn form_snippet(endpoint: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
     /// `segment` (Segment-compatible tracking), `webhook` (Standard
-    /// Webhooks), `shopify` (Shopify webhooks) or `form` (public web forms).
+    /// Webhooks), `shopify` (Shopify webhooks), `form` (public web forms)
+    /// or `meta` (Instagram and Messenger messages into the inbox).
     pub kind: String,
     pub name: String,
     /// For `shopify` only, and required there: the Shopify app's client
@@ -126,6 +145,18 @@ pub struct CreateSource {
     /// after it was stored (an absolute `http`/`https` URL).
     #[serde(default)]
     pub thank_you_url: Option<String>,
+    /// For `meta` only, and required there: the Meta app's secret, which
+    /// signs every webhook delivery. Stored sealed, never shown again.
+    #[serde(default)]
+    pub app_secret: Option<String>,
+    /// For `meta` only, and required there: a token of your choice that
+    /// Meta echoes when the webhook is subscribed. Never shown again.
+    #[serde(default)]
+    pub verify_token: Option<String>,
+    /// For `meta` only, and required there: the page access token replies
+    /// are sent with. Stored sealed, never shown again.
+    #[serde(default)]
+    pub page_access_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -145,7 +176,14 @@ pub struct CreatedSource {
 pub async fn list(State(st): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<Vec<SourceDto>>> {
     let a = admin_actor(&p)?;
     let sources = st.store.sources(a.org_id).await?;
-    Ok(Json(sources.iter().map(|s| dto(&st, s)).collect()))
+    let meta = st.store.meta_sources(a.org_id).await?;
+    Ok(Json(
+        sources
+            .iter()
+            .map(|s| dto(&st, s))
+            .chain(meta.iter().map(|s| meta_dto(&st, s)))
+            .collect(),
+    ))
 }
 
 /// Creates a source; the response holds its credential, once.
@@ -159,6 +197,42 @@ pub async fn create(
     let a = admin_actor(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
+    let meta_fields = [
+        ("app_secret", body.app_secret.is_some()),
+        ("verify_token", body.verify_token.is_some()),
+        ("page_access_token", body.page_access_token.is_some()),
+    ];
+    if body.kind == "meta" {
+        if body.secret.is_some() || body.thank_you_url.is_some() {
+            return Err(AppError::invalid(
+                "kind",
+                "A meta source takes app_secret, verify_token and page_access_token, not secret or thank_you_url.",
+            ));
+        }
+        let src = sources::create_meta(
+            &st.store,
+            a.org_id,
+            &body.name,
+            body.app_secret,
+            body.verify_token,
+            body.page_access_token,
+            st.now(),
+        )
+        .await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(CreatedSource {
+                source: meta_dto(&st, &src),
+                secret: None,
+            }),
+        ));
+    }
+    if let Some((field, _)) = meta_fields.iter().find(|(_, given)| *given) {
+        return Err(AppError::invalid(
+            field,
+            format!("Only a meta source takes {field}."),
+        ));
+    }
     let (src, secret) = sources::create(
         &st.store,
         a.org_id,

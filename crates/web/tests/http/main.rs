@@ -9,6 +9,7 @@ mod customers;
 mod edge;
 mod forms;
 mod imports;
+mod inbox_doors;
 mod intake;
 mod invitations;
 mod leads;

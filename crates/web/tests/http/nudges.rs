@@ -854,3 +854,114 @@ async fn r10_clock_jumps_and_dst_neither_double_nor_hasten_nor_break_quiet_hours
         assert!(s2 >= s1 + DAY_MS, "step 2 early: {s2} < {s1} + 1 day");
     }
 }
+
+/// The customer's one conversation in the inbox, with its messages.
+async fn thread_of(
+    app: &TestApp,
+    org: Uuid,
+    profile: Uuid,
+) -> bos_store::inbox::ConversationDetail {
+    let page = app
+        .state
+        .inbox
+        .list(
+            org,
+            None,
+            bos_store::inbox::ListQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let c = page
+        .items
+        .iter()
+        .find(|c| c.profile_id == profile)
+        .expect("a conversation for the customer");
+    app.state.inbox.get(org, c.id, None).await.unwrap()
+}
+
+#[tokio::test]
+async fn sent_nudges_show_in_the_thread_and_a_human_conversation_holds_the_next() {
+    use bos_core::inbox::{AuthorKind, DeliveryStatus, Direction, ASSIGNED_RECHECK_MS};
+    let app = spawn_app().await;
+    let s = shop(&app, "Nudge Thread", cart_campaign()).await;
+    let r = runner(&app).await;
+    abandon(&app, &s, 7, "kim@shop.test", "+14155550107").await;
+    settle_at(&app, &r, T0 + HOUR_MS).await;
+    settle_at(&app, &r, STEP1).await;
+    let x = executions(&app, &s).await;
+    assert_eq!(x.len(), 1);
+    let e = x[0].clone();
+    // The e-mail nudge is in the customer's thread, as automation, with
+    // our Message-ID so a reply threads to it.
+    let t = thread_of(&app, s.org, e.profile_id).await;
+    assert_eq!(t.messages.len(), 1);
+    let m = &t.messages[0];
+    assert_eq!(
+        (m.direction, m.author_kind, m.status),
+        (
+            Direction::Outbound,
+            AuthorKind::Automation,
+            DeliveryStatus::Delivered
+        )
+    );
+    assert_eq!(m.subject.as_deref(), Some("Jo, you left something"));
+    assert_eq!(m.text, e.body);
+    assert_eq!(
+        m.email_message_id.as_deref(),
+        Some(e.message_id.trim_matches(['<', '>']))
+    );
+    assert_eq!(m.author_name, "Nudge: Cart reminder");
+    // A member takes the conversation: step 2 waits while it is theirs.
+    let member = app
+        .store()
+        .create_user(
+            &bos_core::Email::parse("mia@nudge-thread.example").unwrap(),
+            "Mia",
+            "x",
+            false,
+            T0,
+        )
+        .await
+        .unwrap();
+    app.store()
+        .upsert_membership(s.org, member.id, bos_core::Role::Member, T0)
+        .await
+        .unwrap();
+    app.state
+        .inbox
+        .assign(s.org, t.conversation.id, Some(member.id), STEP1 + 1)
+        .await
+        .unwrap();
+    settle_at(&app, &r, STEP2).await;
+    settle_at(&app, &r, STEP2 + ASSIGNED_RECHECK_MS - 1).await;
+    assert_eq!(
+        executions(&app, &s).await.len(),
+        1,
+        "held while a member has it"
+    );
+    // Resolved: the next look sends step 2, and it is in the thread too.
+    app.state
+        .inbox
+        .resolve(s.org, t.conversation.id, STEP2 + 2)
+        .await
+        .unwrap();
+    settle_at(&app, &r, STEP2 + ASSIGNED_RECHECK_MS).await;
+    let x = executions(&app, &s).await;
+    assert_eq!(x.len(), 2, "{x:?}");
+    let t = thread_of(&app, s.org, e.profile_id).await;
+    assert_eq!(t.messages.len(), 2);
+    assert_eq!(t.messages[1].channel, bos_core::inbox::Channel::Sms);
+    assert_eq!(t.messages[1].author_kind, AuthorKind::Automation);
+    // No second timeline line for a nudge: entered + two sends.
+    let nudge_lines = app
+        .timeline(s.org, e.profile_id)
+        .await
+        .into_iter()
+        .filter(|l| l.kind == "nudge")
+        .count();
+    assert_eq!(nudge_lines, 3);
+    r.shutdown().await;
+}

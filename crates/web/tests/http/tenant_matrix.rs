@@ -214,6 +214,11 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/hooks/twilio/{hook_key}/status"), Public),
         (("POST", "/hooks/mailgun/{hook_key}"), Public),
         (("POST", "/hooks/postmark/{hook_key}"), Public),
+        // Meta: the source id names the tenant; the verify token (GET) and
+        // the app secret's signature (POST) authenticate
+        // (tests/http/inbox_doors.rs).
+        (("GET", "/hooks/meta/{source_id}"), Public),
+        (("POST", "/hooks/meta/{source_id}"), Public),
         (("GET", "/t/o/{token}"), Public),
         (("GET", "/t/c/{token}"), Public),
         (("GET", "/u/{token}"), Public),
@@ -249,6 +254,11 @@ fn all_routes() -> Vec<(String, String)> {
     out.push(("GET".into(), "/assets/{file}".into()));
     out.extend(
         bos_web::nudge_hooks::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string())),
+    );
+    out.extend(
+        bos_web::meta_hooks::ROUTES
             .iter()
             .map(|(m, p)| (m.to_string(), p.to_string())),
     );
