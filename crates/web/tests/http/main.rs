@@ -8,6 +8,7 @@ mod customers;
 mod edge;
 mod forms;
 mod imports;
+mod inbox_ui;
 mod intake;
 mod invitations;
 mod leads;
