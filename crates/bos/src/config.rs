@@ -28,6 +28,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "import_limit_mb", env: "BOS_IMPORT_LIMIT_MB", default: "200", secret: false, help: "Largest contacts file accepted by an import upload (UI and API), in MiB (413 above). Uploads wait in <data_dir>/imports while they are imported." },
     OptionSpec { key: "db_max_connections", env: "BOS_DB_MAX_CONNECTIONS", default: "8", secret: false, help: "Read pool size on SQLite; pool size on PostgreSQL." },
     OptionSpec { key: "twilio_base_url", env: "BOS_TWILIO_BASE_URL", default: "https://api.twilio.com", secret: false, help: "Twilio's API base URL for sending SMS (point it at a test double in staging)." },
+    OptionSpec { key: "meta_base_url", env: "BOS_META_BASE_URL", default: "https://graph.facebook.com", secret: false, help: "Meta's Graph API base URL for Instagram and Facebook replies (point it at a test double in staging)." },
     OptionSpec { key: "allow_private_outbound", env: "BOS_ALLOW_PRIVATE_OUTBOUND", default: "false", secret: false, help: "true lets tenants' SMTP hosts be on private networks or this machine (a local relay); false refuses them." },
     OptionSpec { key: "nudge_send_timeout_seconds", env: "BOS_NUDGE_SEND_TIMEOUT_SECONDS", default: "30", secret: false, help: "How long a provider may take to answer one nudge send; after that its outcome is unknown and it is not sent again." },
     OptionSpec { key: "nudge_sending_lease_ms", env: "BOS_NUDGE_SENDING_LEASE_MS", default: "120000", secret: false, help: "A nudge left sending this long by a crashed process becomes unknown (shown, never re-sent). Keep it above the send timeout." },
@@ -240,6 +241,7 @@ impl Config {
                 .get("twilio_base_url")
                 .trim_end_matches('/')
                 .to_string(),
+            meta_base_url: self.get("meta_base_url").trim_end_matches('/').to_string(),
             trusted_proxies: self.trusted_proxies()?,
             serve_limits: self.serve_limits()?,
             allow_private_outbound: match self.get("allow_private_outbound").trim() {

@@ -99,6 +99,8 @@ pub async fn serve_with(
     // Nudges a crash left `sending` become `unknown` (never re-sent); the
     // sweep runs now and every minute.
     let nudge_sweeper = state.nudger.start_sweeper();
+    // Inbox replies a crash left pending become `unknown` the same way.
+    let reply_sweeper = state.inbox.start_sweeper(state.clock.clone());
     // The durable scheduler: every replica runs one runner; they share the
     // job table (on PostgreSQL they claim with SKIP LOCKED and wake each
     // other with LISTEN/NOTIFY). Jobs scheduled through the app state's
@@ -173,6 +175,7 @@ pub async fn serve_with(
     purge.abort();
     sweeper.abort();
     nudge_sweeper.abort();
+    reply_sweeper.abort();
     tracing::info!("stopping the intake pipeline: finishing the batch in progress");
     pipeline.shutdown().await;
     tracing::info!("stopping the job runner: finishing running jobs");

@@ -38,6 +38,8 @@ mod tests {
             text: "hi".into(),
             html: None,
             message_id: "m@bos.local".into(),
+            in_reply_to: None,
+            references: Vec::new(),
             idempotency_key: "k1".into(),
             unsubscribe_url: None,
             status_callback: None,

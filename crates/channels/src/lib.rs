@@ -53,6 +53,11 @@ pub struct Outgoing {
     pub html: Option<String>,
     /// Our Message-ID without angle brackets, e.g. `"uuid@bos.local"`.
     pub message_id: String,
+    /// Email: the Message-ID this answers (no angle brackets), so the
+    /// customer's mail client threads the reply under it.
+    pub in_reply_to: Option<String>,
+    /// Email: the thread's Message-IDs, oldest first (no angle brackets).
+    pub references: Vec<String>,
     pub idempotency_key: String,
     /// Email: `List-Unsubscribe: <url>` plus RFC 8058 one-click.
     pub unsubscribe_url: Option<String>,

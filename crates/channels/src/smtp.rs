@@ -311,6 +311,23 @@ fn mailbox(field: &str, raw: &str) -> Result<Mailbox, SendError> {
         .map_err(|e| SendError::Permanent(format!("invalid {field} address `{raw}`: {e}")))
 }
 
+/// `<id>` for a threading header; an id that could break the header line
+/// (whitespace, brackets, control characters, no `@`) is refused.
+fn bracketed(id: &str) -> Result<String, SendError> {
+    let bare = id.trim().trim_start_matches('<').trim_end_matches('>');
+    let ok = bare.contains('@')
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | ',' | ';' | '\\'));
+    if !ok {
+        return Err(SendError::Permanent(format!(
+            "invalid message id `{}` for a threading header",
+            id.escape_debug()
+        )));
+    }
+    Ok(format!("<{bare}>"))
+}
+
 /// The MIME message for `m`. Invalid addresses are permanent: no retry will
 /// make them valid.
 pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
@@ -331,6 +348,19 @@ pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
         .message_id(Some(format!("<{}>", m.message_id.trim_matches(['<', '>']))));
     if let Some(r) = &m.reply_to {
         b = b.reply_to(mailbox("Reply-To", r)?);
+    }
+    // Threading headers: ids are checked here, where a stored id with a line
+    // break or a bracket would otherwise become a header of its own.
+    if let Some(parent) = &m.in_reply_to {
+        b = b.in_reply_to(bracketed(parent)?);
+    }
+    if !m.references.is_empty() {
+        let refs = m
+            .references
+            .iter()
+            .map(|r| bracketed(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        b = b.references(refs.join(" "));
     }
     if let Some(url) = &m.unsubscribe_url {
         b = b
@@ -371,6 +401,8 @@ mod tests {
             text: "Hello".into(),
             html: None,
             message_id: "abc@bos.local".into(),
+            in_reply_to: None,
+            references: Vec::new(),
             idempotency_key: "k".into(),
             unsubscribe_url: Some("https://example.org/u/1".into()),
             status_callback: None,
@@ -393,6 +425,36 @@ mod tests {
             raw.contains("Reply-To: reply+c1@in.example.org\r\n"),
             "{raw}"
         );
+    }
+
+    #[test]
+    fn threading_headers_name_the_parent_and_the_chain() {
+        let mut m = sample();
+        m.in_reply_to = Some("p2@mail.example.com".into());
+        m.references = vec!["<p1@mail.example.com>".into(), "p2@mail.example.com".into()];
+        let raw = String::from_utf8(build_message(&m).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains("In-Reply-To: <p2@mail.example.com>\r\n"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("References: <p1@mail.example.com> <p2@mail.example.com>\r\n"),
+            "{raw}"
+        );
+        for bad in ["a@x\r\nBcc: evil@x", "no-at-sign", "a b@x", "a@x>b"] {
+            let mut m = sample();
+            m.in_reply_to = Some(bad.into());
+            assert!(
+                matches!(build_message(&m), Err(SendError::Permanent(_))),
+                "{bad:?}"
+            );
+            let mut m = sample();
+            m.references = vec![bad.into()];
+            assert!(
+                matches!(build_message(&m), Err(SendError::Permanent(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@ fn mail(html: bool) -> Outgoing {
         text: "Hi Jane,\n.\nA line that is just a dot, to test dot-stuffing.".into(),
         html: html.then(|| "<p>Hi Jane</p>".into()),
         message_id: "0191c6a4-1111-7000-8000-000000000001@bos.local".into(),
+        in_reply_to: None,
+        references: Vec::new(),
         idempotency_key: "send-1".into(),
         unsubscribe_url: Some("https://shop.example.org/u/abc".into()),
         status_callback: None,

@@ -16,6 +16,8 @@ fn sms(to: &str, from: &str) -> Outgoing {
         text: "Your cart is waiting & so are we: 20% off".into(),
         html: None,
         message_id: "m1@bos.local".into(),
+        in_reply_to: None,
+        references: Vec::new(),
         idempotency_key: "send-42".into(),
         unsubscribe_url: None,
         status_callback: Some("https://bos.example/hooks/twilio/status?t=1".into()),

@@ -19,10 +19,10 @@ pub mod channels;
 pub mod clock;
 /// Customer identity: normalize, resolve, explain; timeline kinds.
 pub mod identity;
-/// The Unified Inbox: messages in and out, assign, resolve, reply.
-pub mod inbox;
 /// Contacts import: the CSV driver and the upload spool.
 pub mod imports;
+/// The Unified Inbox: messages in and out, assign, resolve, reply.
+pub mod inbox;
 /// Quick actions on leads: convert, lose, reopen, assign, tag.
 pub mod leads;
 /// The public URLs services hand out, built by the web layer.

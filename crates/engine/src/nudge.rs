@@ -264,6 +264,8 @@ impl Nudger {
             text: c.text.clone(),
             html: c.html.clone(),
             message_id: c.message_id.clone(),
+            in_reply_to: None,
+            references: Vec::new(),
             idempotency_key: c.idem_key.clone(),
             unsubscribe_url: c.unsubscribe_url.clone(),
             status_callback: c.status_callback.clone(),
@@ -333,52 +335,16 @@ impl Nudger {
         })
     }
 
-    /// A sender for a channel's settings; SMTP hosts are checked against
-    /// the outbound guard at every build.
+    /// A sender for a channel's settings.
     async fn build_sender(&self, config: &ChannelConfig) -> Result<Arc<dyn Sender>, String> {
-        let timeout = self.shared.config.send_timeout;
-        let sender: Arc<dyn Sender> = match config {
-            ChannelConfig::Dev => Arc::new(DevSink),
-            ChannelConfig::Smtp {
-                host,
-                port,
-                tls,
-                username,
-                password,
-                ..
-            } => {
-                bos_channels::guard::check_host(
-                    host,
-                    *port,
-                    self.shared.config.allow_private_hosts,
-                )
-                .await?;
-                let tls = match tls.as_str() {
-                    "none" => SmtpTls::None,
-                    "implicit" => SmtpTls::Implicit,
-                    _ => SmtpTls::StartTls,
-                };
-                Arc::new(SmtpSender::new(SmtpConfig {
-                    host: host.clone(),
-                    port: *port,
-                    tls,
-                    username: username.clone(),
-                    password: password.clone(),
-                    timeout,
-                })?)
-            }
-            ChannelConfig::Twilio {
-                account_sid,
-                auth_token,
-                ..
-            } => Arc::new(TwilioSender::new(TwilioConfig {
-                base_url: self.shared.config.twilio_base_url.clone(),
-                account_sid: account_sid.clone(),
-                auth_token: auth_token.clone(),
-                timeout,
-            })?),
-        };
-        Ok(sender)
+        let c = &self.shared.config;
+        sender_for(
+            config,
+            &c.twilio_base_url,
+            c.send_timeout,
+            c.allow_private_hosts,
+        )
+        .await
     }
 
     /// Sends one e-mail that is not a nudge (an invitation's link) through
@@ -411,6 +377,8 @@ impl Nudger {
             text: text.to_string(),
             html: None,
             message_id: format!("{id}@bos.service"),
+            in_reply_to: None,
+            references: Vec::new(),
             idempotency_key: format!("service:{id}"),
             unsubscribe_url: None,
             status_callback: None,
@@ -475,6 +443,54 @@ impl Nudger {
             }
         })
     }
+}
+
+/// A sender for a channel's settings (the nudge sender's and the inbox
+/// replies'); SMTP hosts are checked against the outbound guard at every
+/// build.
+pub(crate) async fn sender_for(
+    config: &ChannelConfig,
+    twilio_base_url: &str,
+    timeout: Duration,
+    allow_private_hosts: bool,
+) -> Result<Arc<dyn Sender>, String> {
+    let sender: Arc<dyn Sender> = match config {
+        ChannelConfig::Dev => Arc::new(DevSink),
+        ChannelConfig::Smtp {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            ..
+        } => {
+            bos_channels::guard::check_host(host, *port, allow_private_hosts).await?;
+            let tls = match tls.as_str() {
+                "none" => SmtpTls::None,
+                "implicit" => SmtpTls::Implicit,
+                _ => SmtpTls::StartTls,
+            };
+            Arc::new(SmtpSender::new(SmtpConfig {
+                host: host.clone(),
+                port: *port,
+                tls,
+                username: username.clone(),
+                password: password.clone(),
+                timeout,
+            })?)
+        }
+        ChannelConfig::Twilio {
+            account_sid,
+            auth_token,
+            ..
+        } => Arc::new(TwilioSender::new(TwilioConfig {
+            base_url: twilio_base_url.to_string(),
+            account_sid: account_sid.clone(),
+            auth_token: auth_token.clone(),
+            timeout,
+        })?),
+    };
+    Ok(sender)
 }
 
 /// Decides due steps in batches: each batch is one transaction (one

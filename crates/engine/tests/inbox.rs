@@ -93,7 +93,14 @@ async fn an_inbound_message_is_stored_once_with_priority_timeline_and_event() {
     assert_eq!(detail.conversation.priority, Priority::Urgent);
     let timeline = db
         .store
-        .timeline(org, profile, &TimelineQuery { limit: 50, ..TimelineQuery::default() })
+        .timeline(
+            org,
+            profile,
+            &TimelineQuery {
+                limit: 50,
+                ..TimelineQuery::default()
+            },
+        )
         .await
         .unwrap();
     let lines: Vec<_> = timeline.iter().filter(|e| e.kind == "message_in").collect();
@@ -106,7 +113,13 @@ async fn assign_resolve_reopen_write_lines_and_refuse_no_ops() {
     let member = {
         let u = db
             .store
-            .create_user(&Email::parse("m@example.com").unwrap(), "Mia", "x", false, T0)
+            .create_user(
+                &Email::parse("m@example.com").unwrap(),
+                "Mia",
+                "x",
+                false,
+                T0,
+            )
             .await
             .unwrap();
         db.store
@@ -124,7 +137,10 @@ async fn assign_resolve_reopen_write_lines_and_refuse_no_ops() {
     let stranger = Uuid::now_v7();
     assert!(matches!(
         inbox.assign(org, conv, Some(stranger), T0 + 2).await,
-        Err(InboxError::Invalid { field: "member_id", .. })
+        Err(InboxError::Invalid {
+            field: "member_id",
+            ..
+        })
     ));
     inbox.resolve(org, conv, T0 + 3).await.unwrap();
     assert!(matches!(
@@ -134,7 +150,14 @@ async fn assign_resolve_reopen_write_lines_and_refuse_no_ops() {
     inbox.reopen(org, conv, T0 + 5).await.unwrap();
     inbox.mark_read(org, conv, member, T0 + 6).await.unwrap();
     let page = inbox
-        .list(org, Some(member), ListQuery { limit: 10, ..ListQuery::default() })
+        .list(
+            org,
+            Some(member),
+            ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
@@ -146,14 +169,27 @@ async fn assign_resolve_reopen_write_lines_and_refuse_no_ops() {
     ));
     let kinds: Vec<String> = db
         .store
-        .timeline(org, profile, &TimelineQuery { limit: 50, ..TimelineQuery::default() })
+        .timeline(
+            org,
+            profile,
+            &TimelineQuery {
+                limit: 50,
+                ..TimelineQuery::default()
+            },
+        )
         .await
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert!(kinds.contains(&"conversation_assigned".to_string()), "{kinds:?}");
-    assert!(kinds.contains(&"conversation_resolved".to_string()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"conversation_assigned".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"conversation_resolved".to_string()),
+        "{kinds:?}"
+    );
     let hits = inbox.search(org, "hello", 10).await.unwrap();
     assert!(!hits.is_empty());
 }

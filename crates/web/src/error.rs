@@ -234,6 +234,28 @@ impl From<bos_engine::campaigns::CampaignError> for AppError {
     }
 }
 
+/// The inbox's refusals, in the one place they become HTTP: a refused
+/// input is 422 naming the field, a closed channel or a move that does not
+/// apply is 409 with the sentence the composer shows.
+impl From<bos_engine::inbox::InboxError> for AppError {
+    fn from(e: bos_engine::inbox::InboxError) -> Self {
+        use bos_engine::inbox::InboxError as E;
+        match e {
+            E::Invalid { field, detail } => AppError::invalid(field, detail),
+            E::NotFound => AppError::NotFound,
+            E::Conflict(why) => {
+                let mut s = why;
+                if let Some(first) = s.get(..1) {
+                    s = first.to_uppercase() + &s[1..];
+                }
+                AppError::Conflict(format!("{s}; nothing was changed."))
+            }
+            E::CannotSend(why) => AppError::Conflict(why),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<bos_engine::channels::ChannelError> for AppError {
     fn from(e: bos_engine::channels::ChannelError) -> Self {
         use bos_engine::channels::ChannelError as E;

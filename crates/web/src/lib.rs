@@ -71,6 +71,9 @@ pub struct WebConfig {
     pub import_dir: std::path::PathBuf,
     /// Twilio's API base URL (tests point it at a local fake).
     pub twilio_base_url: String,
+    /// Meta's Graph API base URL for Instagram and Facebook replies (tests
+    /// point it at a local fake).
+    pub meta_base_url: String,
     /// Let tenants' SMTP hosts be on private networks (a relay on the same
     /// machine); off by default, so no tenant can reach inside.
     pub allow_private_outbound: bool,
@@ -98,6 +101,7 @@ impl Default for WebConfig {
             import_limit_bytes: 200 * 1024 * 1024,
             import_dir: std::env::temp_dir(),
             twilio_base_url: "https://api.twilio.com".into(),
+            meta_base_url: bos_channels::meta::MetaConfig::DEFAULT_BASE_URL.into(),
             allow_private_outbound: false,
             nudge_send_timeout_ms: 30_000,
             nudge_sending_lease_ms: bos_store::nudge::SENDING_LEASE_MS,
@@ -127,6 +131,9 @@ pub struct AppState {
     pub bus: bos_engine::Bus,
     /// Sends nudges: `bos serve` registers its job handlers and sweeper.
     pub nudger: bos_engine::nudge::Nudger,
+    /// The Unified Inbox: conversations, and replies from its composer
+    /// (`bos serve` starts the sweep of replies a crash cut off).
+    pub inbox: bos_engine::inbox::Inbox,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
@@ -148,6 +155,17 @@ impl AppState {
             },
         );
         let bus = bos_engine::Bus::new(store.clone());
+        let inbox = bos_engine::inbox::Inbox::new(store.clone(), bus.clone()).with_outbound(
+            bos_engine::inbox::Outbound {
+                twilio_base_url: config.twilio_base_url.clone(),
+                meta_base_url: config.meta_base_url.clone(),
+                send_timeout: std::time::Duration::from_millis(config.nudge_send_timeout_ms),
+                allow_private_hosts: config.allow_private_outbound,
+                pending_lease_ms: config.nudge_sending_lease_ms,
+                links: Some(Arc::new(paths::PublicUrls::new(&config.public_url))),
+                ..Default::default()
+            },
+        );
         let imports = bos_engine::imports::ImportRuns::new(
             store.clone(),
             bus.clone(),
@@ -157,6 +175,7 @@ impl AppState {
         );
         AppState {
             nudger,
+            inbox,
             pipeline: bos_engine::Pipeline::with_bus(scheduler.clone(), bus.clone()),
             bus,
             scheduler,

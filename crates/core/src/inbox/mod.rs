@@ -3,7 +3,8 @@
 //! each is stored and sent as), how a conversation moves between open and
 //! resolved and when it is unread for a member, how urgent a customer's
 //! message is, how an e-mail reply threads in the customer's mail client,
-//! when Instagram and Facebook still accept a reply, and how e-mail HTML is
+//! when Instagram and Facebook still accept a reply, whether a reply can go
+//! out on a channel at all, and how e-mail HTML is
 //! made safe to show. Storage, providers and the clock live outside this
 //! crate; they pass times and texts in and act on the answers.
 
@@ -13,6 +14,8 @@ pub mod email;
 pub mod model;
 /// How urgent a message is: sentiment, VIP and intent.
 pub mod priority;
+/// Whether a reply can go out on a channel, and why not.
+pub mod reply;
 /// E-mail HTML made safe to display, remote images off until clicked.
 pub mod sanitize;
 /// The messaging window Instagram and Facebook impose on replies.
@@ -24,5 +27,6 @@ pub use model::{
     TransitionError,
 };
 pub use priority::{assess, sentiment, Assessment, Priority, PriorityInputs};
+pub use reply::{can_reply, mask_address, ChannelFacts, REPLY_CHANNELS};
 pub use sanitize::{sanitize_email_html, REMOTE_SRC_ATTR};
 pub use window::{reply_window, ReplyWindow, MESSAGING_WINDOW_MS};

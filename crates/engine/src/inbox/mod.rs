@@ -6,7 +6,8 @@
 //! assigns, resolves, reopens and reads a conversation here, each with a
 //! timeline line where the customer's history should show it. Lists,
 //! conversations and search pass through to the store with the member
-//! asking, so unread is theirs.
+//! asking, so unread is theirs. Replies from the composer are in
+//! [`reply`].
 
 use bos_core::inbox::{assess, AuthorKind, Channel, DeliveryStatus, PriorityInputs};
 use bos_core::Millis;
@@ -19,6 +20,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::bus::{Bus, BusEvent};
+
+/// Search with the thread list's filters.
+pub mod find;
+/// Replies from the composer: which channels are open, and sending once.
+pub mod reply;
+pub use find::Found;
+pub use reply::{NoMetaPages, Outbound, PageTokens, Reply, ReplyBy, ReplyChannel};
 
 /// The longest message text accepted from a person or a provider, in
 /// characters: far above any real message, low enough that one request
@@ -115,11 +123,13 @@ pub struct Sent {
     pub email_message_id: Option<String>,
 }
 
-/// The inbox of one process: the store it writes and the bus it tells.
+/// The inbox of one process: the store it writes, the bus it tells, and
+/// how its replies reach the providers.
 #[derive(Clone)]
 pub struct Inbox {
     store: Store,
     bus: Bus,
+    outbound: std::sync::Arc<Outbound>,
 }
 
 fn tags_of(raw: &str) -> Vec<String> {
@@ -130,15 +140,29 @@ fn check_text(text: &str) -> Result<(), InboxError> {
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(InboxError::Invalid {
             field: "text",
-            detail: format!("A message is at most {MAX_TEXT_CHARS} characters; send a shorter one."),
+            detail: format!(
+                "A message is at most {MAX_TEXT_CHARS} characters; send a shorter one."
+            ),
         });
     }
     Ok(())
 }
 
 impl Inbox {
+    /// An inbox whose replies use the providers' public addresses and no
+    /// Meta page (see [`Inbox::with_outbound`]).
     pub fn new(store: Store, bus: Bus) -> Inbox {
-        Inbox { store, bus }
+        Inbox {
+            store,
+            bus,
+            outbound: std::sync::Arc::new(Outbound::default()),
+        }
+    }
+
+    /// The same inbox, its replies sent as `outbound` says.
+    pub fn with_outbound(mut self, outbound: Outbound) -> Inbox {
+        self.outbound = std::sync::Arc::new(outbound);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -385,8 +409,15 @@ impl Inbox {
             }
             None => "Conversation unassigned".to_string(),
         };
-        self.timeline_line(org, profile, "conversation_assigned", summary, conversation, now)
-            .await?;
+        self.timeline_line(
+            org,
+            profile,
+            "conversation_assigned",
+            summary,
+            conversation,
+            now,
+        )
+        .await?;
         self.tell(org, conversation);
         Ok(())
     }
@@ -453,13 +484,17 @@ impl Inbox {
         mut query: ListQuery,
     ) -> Result<Page, InboxError> {
         query.member = member;
+        find::member_filter_needs(&query)?;
         self.store
             .list_conversations(org, &query)
             .await
             .map_err(|e| match e {
+                // What is left to refuse is the cursor.
                 StoreError::Invalid(detail) => InboxError::Invalid {
-                    field: "query",
-                    detail,
+                    field: "cursor",
+                    detail: format!(
+                        "{detail}: send the next_cursor of the previous page as it is, with the same sort."
+                    ),
                 },
                 other => other.into(),
             })

@@ -7,10 +7,13 @@
 //! per organization and channel); an outbound message is written `pending`
 //! before any provider is called, then settles forward only. Reads list
 //! conversations with filters, sorts and an opaque cursor, open one with
-//! its messages, and search text and customers with highlight offsets.
+//! its messages, and search text and customers with highlight offsets. A
+//! reply learns where the customer can be reached and is written before
+//! its provider is called; a sweep settles replies a crash cut off.
 //! Everything is scoped by organization.
 
 mod read;
+mod reply;
 mod search;
 mod service;
 mod write;
@@ -19,7 +22,8 @@ pub use read::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, Page, Sort,
     StatusFilter,
 };
-pub use search::{SearchHit, SearchIn};
+pub use reply::{EmailThread, ReplyTargets, ReplyWritten};
+pub use search::{SearchHit, SearchIn, SnippetPart, MAX_HITS};
 pub use service::InboxTimelineEntry;
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 

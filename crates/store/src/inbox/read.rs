@@ -213,7 +213,7 @@ fn summary(row: &Row, member: Option<Uuid>) -> Result<ConversationSummary, Store
     })
 }
 
-fn message(row: &Row) -> Result<Message, StoreError> {
+pub(super) fn message(row: &Row) -> Result<Message, StoreError> {
     let attachments =
         serde_json::from_str(&row.text("attachments")?).unwrap_or(serde_json::Value::Array(vec![]));
     let references = serde_json::from_str(&row.text("email_references")?).unwrap_or_default();
@@ -458,6 +458,32 @@ impl Store {
             messages,
             truncated,
         })
+    }
+
+    /// The organization's conversations among `ids`, as `member` sees
+    /// them, in no particular order (ids of other organizations are
+    /// simply not found).
+    pub async fn conversations_by_id(
+        &self,
+        org: Uuid,
+        ids: &[Uuid],
+        member: Option<Uuid>,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let mut stmt = q(format!(
+            "select {SUMMARY_COLS} {SUMMARY_FROM} where c.org_id = $1 and c.id in ({})",
+            marks.join(", ")
+        ))
+        .bind(org)
+        .bind(member);
+        for id in ids {
+            stmt = stmt.bind(*id);
+        }
+        let rows = read_rows(self, stmt).await?;
+        rows.iter().map(|r| summary(r, member)).collect()
     }
 
     /// The customer's conversation, if they have one.

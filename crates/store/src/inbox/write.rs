@@ -432,6 +432,52 @@ async fn delivery_tx<D: Db>(
     Ok(moves)
 }
 
+/// An outbound message as a row to write; refuses what cannot be outbound.
+fn outbound(org: Uuid, m: &OutboundMessage) -> Result<NewMessage, StoreError> {
+    if m.author == AuthorKind::Customer {
+        return Err(StoreError::Invalid(
+            "an outbound message cannot be authored by the customer".into(),
+        ));
+    }
+    if m.status == DeliveryStatus::Received {
+        return Err(StoreError::Invalid(
+            "an outbound message cannot be `received`".into(),
+        ));
+    }
+    Ok(NewMessage {
+        org,
+        profile_id: m.profile_id,
+        channel: m.channel,
+        author: m.author,
+        author_id: nonempty(m.author_id.clone()),
+        author_name: m.author_name.clone(),
+        text: m.text.clone(),
+        html: m.html.as_deref().map(sanitize_email_html),
+        subject: nonempty(m.subject.clone()),
+        attachments: attachments_json(&m.attachments)?,
+        provider_message_id: nonempty(m.provider_message_id.clone()),
+        status: m.status,
+        email_message_id: nonempty(m.email_message_id.clone()),
+        in_reply_to: nonempty(m.in_reply_to.clone()),
+        references: serde_json::to_string(&m.references)
+            .map_err(|e| StoreError::Other(e.to_string()))?,
+        priority: None,
+        people: m.people.clone(),
+        at: m.at,
+    })
+}
+
+/// Writes an outbound message inside the caller's transaction (a reply
+/// checks the customer's opt-outs in the same one).
+pub(super) async fn record_outbound_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    m: &OutboundMessage,
+) -> Result<Recorded, StoreError> {
+    let new = outbound(org, m)?;
+    record_tx(db, new).await
+}
+
 impl Store {
     /// Records a customer's message: finds or starts their conversation,
     /// reopens it when resolved, and stores the message once (a redelivery
@@ -473,37 +519,7 @@ impl Store {
         org: Uuid,
         m: &OutboundMessage,
     ) -> Result<Recorded, StoreError> {
-        if m.author == AuthorKind::Customer {
-            return Err(StoreError::Invalid(
-                "an outbound message cannot be authored by the customer".into(),
-            ));
-        }
-        if m.status == DeliveryStatus::Received {
-            return Err(StoreError::Invalid(
-                "an outbound message cannot be `received`".into(),
-            ));
-        }
-        let new = NewMessage {
-            org,
-            profile_id: m.profile_id,
-            channel: m.channel,
-            author: m.author,
-            author_id: nonempty(m.author_id.clone()),
-            author_name: m.author_name.clone(),
-            text: m.text.clone(),
-            html: m.html.as_deref().map(sanitize_email_html),
-            subject: nonempty(m.subject.clone()),
-            attachments: attachments_json(&m.attachments)?,
-            provider_message_id: nonempty(m.provider_message_id.clone()),
-            status: m.status,
-            email_message_id: nonempty(m.email_message_id.clone()),
-            in_reply_to: nonempty(m.in_reply_to.clone()),
-            references: serde_json::to_string(&m.references)
-                .map_err(|e| StoreError::Other(e.to_string()))?,
-            priority: None,
-            people: m.people.clone(),
-            at: m.at,
-        };
+        let new = outbound(org, m)?;
         write_db!(self, |db| record_tx(db, new))
     }
 

@@ -170,7 +170,8 @@ impl ChannelConfig {
             ChannelConfig::Twilio { .. } => "twilio",
         }
     }
-    pub(crate) fn sender_addr(&self, channel: Channel) -> String {
+    /// The From address (or SMS sender) of messages sent with these settings.
+    pub fn sender_addr(&self, channel: Channel) -> String {
         match self {
             ChannelConfig::Smtp { from, .. } | ChannelConfig::Twilio { from, .. } => from.clone(),
             ChannelConfig::Dev if channel == Channel::Sms => DEV_FROM_SMS.into(),
