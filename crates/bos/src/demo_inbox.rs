@@ -126,6 +126,7 @@ fn inbound(p: &Profile, channel: Channel, text: &str, id: String) -> Inbound {
     let mut m = Inbound::text(p.id, channel, text);
     m.provider_message_id = (channel != Channel::Form).then_some(id);
     if channel == Channel::Email {
+        m.email_message_id = m.provider_message_id.as_ref().map(|id| format!("<{id}@mail.example>"));
         let subject = text.split(['.', '?', '!', ',']).next().unwrap_or(text);
         m.subject = Some(subject.chars().take(60).collect());
         m.html = Some(format!(

@@ -167,19 +167,6 @@ impl From<bos_engine::admin::AdminError> for AppError {
     }
 }
 
-impl From<bos_engine::inbox::InboxError> for AppError {
-    fn from(e: bos_engine::inbox::InboxError) -> Self {
-        use bos_engine::inbox::InboxError as E;
-        match e {
-            E::Invalid { field, detail } => AppError::invalid(field, detail),
-            E::NotFound => AppError::NotFound,
-            E::Conflict(d) => AppError::Conflict(d),
-            E::CannotSend(d) => AppError::invalid("channel", d),
-            E::Store(e) => e.into(),
-        }
-    }
-}
-
 impl From<bos_engine::identity::IdentityError> for AppError {
     fn from(e: bos_engine::identity::IdentityError) -> Self {
         use bos_engine::identity::IdentityError as E;

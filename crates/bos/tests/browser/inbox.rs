@@ -26,21 +26,27 @@ fn conversation_of(r: Recorded) -> Uuid {
     }
 }
 
-/// A customer with a name and an e-mail address; returns their id.
+/// A customer with a name, an e-mail address and maybe a phone; returns
+/// their id.
 async fn customer(
     store: &bos_store::Store,
     org: Uuid,
     first: &str,
     last: &str,
     email: &str,
+    phone: Option<&str>,
 ) -> anyhow::Result<Uuid> {
     use bos_core::identity::{Identifier, IdentifierKind, IdentityRules};
+    let mut identifiers = vec![Identifier::new(IdentifierKind::Email, email)];
+    if let Some(p) = phone {
+        identifiers.push(Identifier::new(IdentifierKind::Phone, p));
+    }
     Ok(store
         .identify(
             org,
             &IdentityRules::default(),
             &bos_store::identity::IdentifyInput {
-                identifiers: vec![Identifier::new(IdentifierKind::Email, email)],
+                identifiers,
                 traits: bos_store::identity::Traits {
                     first_name: first.into(),
                     last_name: last.into(),
@@ -65,11 +71,19 @@ struct Seeded {
 async fn seed_inbox(inbox: &Inbox, org: Uuid) -> anyhow::Result<Seeded> {
     let store = inbox.store();
     let now = || bos_web::SystemClock.now_ms();
-    let ann = customer(store, org, "Ann", "Lindqvist", "ann.lindqvist@example.com").await?;
-    let bob = customer(store, org, "Bob", "Okafor", "bob.okafor@example.com").await?;
-    let cara = customer(store, org, "Cara", "Tanaka", "cara.tanaka@example.com").await?;
-    let dev = customer(store, org, "Dev", "Khan", "dev.khan@example.com").await?;
-    let eli = customer(store, org, "Eli", "Rossi", "eli.rossi@example.com").await?;
+    let ann = customer(
+        store,
+        org,
+        "Ann",
+        "Lindqvist",
+        "ann.lindqvist@example.com",
+        Some("+14155550142"),
+    )
+    .await?;
+    let bob = customer(store, org, "Bob", "Okafor", "bob.okafor@example.com", None).await?;
+    let cara = customer(store, org, "Cara", "Tanaka", "cara.tanaka@example.com", None).await?;
+    let dev = customer(store, org, "Dev", "Khan", "dev.khan@example.com", None).await?;
+    let eli = customer(store, org, "Eli", "Rossi", "eli.rossi@example.com", None).await?;
     inbox
         .record_sent(
             org,
@@ -108,6 +122,7 @@ async fn seed_inbox(inbox: &Inbox, org: Uuid) -> anyhow::Result<Seeded> {
             .into(),
     );
     mail.provider_message_id = Some("browser-mail-1".into());
+    mail.email_message_id = Some("<delivery-1@mail.example>".into());
     inbox.record_inbound(org, mail, now()).await?;
     inbox
         .record_inbound(
@@ -475,12 +490,14 @@ async fn xss_payloads_never_run_in_the_inbox() -> anyhow::Result<()> {
             p,
             "",
             &format!("xss{i}@example.com"),
+            None,
         )
         .await?;
         let mut m = Inbound::text(profile, Channel::Email, format!("tok{i} {p}"));
         m.subject = Some(p.clone());
         m.html = Some(format!("<p>tok{i}</p>{p}"));
         m.provider_message_id = Some(format!("xss-{i}"));
+        m.email_message_id = Some(format!("<xss-{i}@mail.example>"));
         let conv = conversation_of(
             inbox
                 .record_inbound(acme.id, m, bos_web::SystemClock.now_ms())

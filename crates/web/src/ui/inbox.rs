@@ -20,12 +20,45 @@ use axum::http::{header, HeaderValue};
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::inbox::{AuthorKind, Channel, Direction, Priority, Status, REMOTE_SRC_ATTR};
-use bos_engine::inbox::Inbox;
+use bos_engine::inbox::{Inbox, Reply, ReplyChannel};
 use bos_engine::Live;
 use bos_store::inbox::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, SearchHit, SearchIn,
     Sort, StatusFilter,
 };
+
+/// One channel in the composer's selector: where the reply would go, or
+/// why it cannot go there now.
+pub struct ComposerChannel {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// The customer's address there, masked.
+    pub to: String,
+    pub available: bool,
+    pub why_not: String,
+    pub selected: bool,
+}
+
+/// The composer's channels: the service's answer, the one the customer
+/// last wrote on chosen when it is open, else the first open one.
+fn composer_channels(channels: &[ReplyChannel], preferred: &str) -> Vec<ComposerChannel> {
+    let chosen = channels
+        .iter()
+        .find(|c| c.available && c.channel.as_str() == preferred)
+        .or_else(|| channels.iter().find(|c| c.available))
+        .map(|c| c.channel);
+    channels
+        .iter()
+        .map(|c| ComposerChannel {
+            key: c.channel.as_str(),
+            label: c.channel.label(),
+            to: c.to.clone(),
+            available: c.available,
+            why_not: c.why_not.clone().unwrap_or_default(),
+            selected: Some(c.channel) == chosen,
+        })
+        .collect()
+}
 use serde::Deserialize;
 use std::time::Duration;
 use uuid::Uuid;
@@ -44,8 +77,8 @@ const CSP_WITH_IMAGES: &str = "default-src 'none'; script-src 'self'; style-src 
     img-src 'self' data: https:; connect-src 'self'; font-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'";
 
-fn inbox(st: &AppState) -> Inbox {
-    Inbox::new(st.store.clone(), st.bus.clone())
+fn inbox(st: &AppState) -> &Inbox {
+    &st.inbox
 }
 
 /// The list's filters as the URL carries them. Unknown values are dropped
@@ -459,6 +492,7 @@ pub struct OpenView {
     pub truncated: bool,
     pub images_href: String,
     pub reply_channel: &'static str,
+    pub composer: Vec<ComposerChannel>,
 }
 
 impl OpenView {
@@ -499,7 +533,16 @@ impl OpenView {
             truncated: d.truncated,
             images_href: with_query(&path_of(Some(c.id)), &images_q),
             reply_channel,
+            composer: Vec::new(),
         }
+    }
+
+    fn has_closed(&self) -> bool {
+        self.composer.iter().any(|c| !c.available)
+    }
+
+    fn can_send(&self) -> bool {
+        self.composer.iter().any(|c| c.available)
     }
 
     fn messages_html(&self) -> String {
@@ -607,6 +650,12 @@ fn notice(code: Option<&str>) -> Option<String> {
         "resolved" => "Resolved. The next message from the customer reopens it.",
         "reopened" => "Reopened.",
         "sent" => "Reply sent.",
+        "send_failed" => {
+            "The provider refused the reply: its reason is on the message. Nothing was sent."
+        }
+        "send_unknown" => {
+            "The provider did not answer: the reply may have gone out. It is marked unknown and is never re-sent by itself."
+        }
         _ => return super::notice(code),
     };
     Some(text.to_string())
@@ -663,13 +712,16 @@ async fn show(
         }
         Err(e) => return Err(AppError::from(e).into()),
     };
+    // Search keeps the list's filters (channel, status, author, priority).
     let hits = if f.q.is_empty() {
         None
     } else {
         Some(
-            svc.search(org, &f.q, HITS)
+            svc.find(org, Some(me), f.list_query(me), &f.q)
                 .await?
+                .hits
                 .iter()
+                .take(HITS as usize)
                 .map(|h| HitView::new(h, &f, now))
                 .collect(),
         )
@@ -730,9 +782,15 @@ async fn show(
     let older = page.next_cursor.as_deref().map(|c| {
         with_query(&path_of(open), &f.pairs(Some(c)))
     });
-    let open_view = open_detail
+    let mut open_view = open_detail
         .as_ref()
         .map(|d| OpenView::new(d, &f, images, now));
+    if let Some(o) = open_view.as_mut() {
+        if let Some(id) = open {
+            let channels = svc.reply_channels(org, id, now).await?;
+            o.composer = composer_channels(&channels, o.reply_channel);
+        }
+    }
     let mut stream_q = f.query();
     if let Some(id) = open {
         stream_q.push_str(if stream_q.is_empty() { "open=" } else { "&open=" });
@@ -818,6 +876,58 @@ pub async fn assign(
     ))
 }
 
+#[derive(Deserialize)]
+pub struct ReplyForm {
+    #[serde(default)]
+    back: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    subject: String,
+}
+
+/// `POST /inbox/{conversation_id}/reply`: the composer. The reply is sent
+/// once (the service writes it before the provider is called); the page
+/// says how it went.
+pub async fn reply(
+    State(st): State<AppState>,
+    s: Session,
+    PathId(id): PathId,
+    CsrfForm(f): CsrfForm<ReplyForm>,
+) -> PageResult<Response> {
+    // Look up first: another organization's conversation is "not found"
+    // whatever the form says.
+    inbox(&st).summary(s.org.id, id, Some(s.user.id)).await?;
+    let channel = Channel::parse(f.channel.trim()).ok_or_else(|| {
+        AppError::invalid(
+            "channel",
+            "Choose the channel to reply on: sms, email, instagram or facebook.",
+        )
+    })?;
+    let subject = Some(f.subject.trim().to_string()).filter(|s| !s.is_empty());
+    let sent = inbox(&st)
+        .reply(
+            s.org.id,
+            s.user.id,
+            id,
+            Reply {
+                channel,
+                text: f.text,
+                subject,
+            },
+            st.now(),
+        )
+        .await?;
+    let done = match sent.status {
+        bos_core::inbox::DeliveryStatus::Failed => "send_failed",
+        bos_core::inbox::DeliveryStatus::Unknown => "send_unknown",
+        _ => "sent",
+    };
+    Ok(back_to(id, &f.back, done))
+}
+
 /// `POST /inbox/{conversation_id}/resolve`.
 pub async fn resolve(
     State(st): State<AppState>,
@@ -884,26 +994,27 @@ impl InboxFeed {
         if is_open {
             svc.mark_read(self.org, id, self.me, now).await?;
         }
-        let d = svc.get(self.org, id, Some(self.me)).await?;
-        let row = if self.filters.admits(&d.conversation, self.me) {
-            let r = ThreadRow::new(&d.conversation, &self.filters, &self.members, self.open, now);
+        // The open conversation with its messages; any other, its row only.
+        let (summary, thread) = if is_open {
+            let d = svc.get(self.org, id, Some(self.me)).await?;
+            let v = OpenView::new(&d, &self.filters, false, now);
+            (d.conversation, Some(v.messages_html()))
+        } else {
+            (svc.summary(self.org, id, Some(self.me)).await?, None)
+        };
+        let row = if self.filters.admits(&summary, self.me) {
+            let r = ThreadRow::new(&summary, &self.filters, &self.members, self.open, now);
             RowTemplate { r: &r }
                 .render()
                 .map_err(|e| AppError::Internal(format!("template: {e}")))?
         } else {
             String::new()
         };
-        let thread = if is_open {
-            let v = OpenView::new(&d, &self.filters, false, now);
-            Some(v.messages_html())
-        } else {
-            None
-        };
         Ok(serde_json::json!({
             "id": id,
             "row": row,
             "thread": thread,
-            "resolved": d.conversation.status == Status::Resolved,
+            "resolved": summary.status == Status::Resolved,
         })
         .to_string())
     }

@@ -128,6 +128,12 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
+            "/inbox/{conversation_id}/reply",
+            false,
+            post(inbox::reply),
+        ),
+        r(
+            Method::POST,
             "/inbox/{conversation_id}/resolve",
             false,
             post(inbox::resolve),

@@ -362,3 +362,88 @@ async fn the_stream_carries_new_messages_to_the_list_and_the_open_thread() {
     read_until(&mut email_only, &mut seen_email, "\"row\":\"\"").await;
     assert!(seen_email.contains("\"thread\":null"));
 }
+
+#[tokio::test]
+async fn the_composer_says_why_a_channel_is_closed_and_sends_once() {
+    let app = spawn_app().await;
+    let t = app.tenant("Reply Shop").await;
+    let org = t.org.id;
+    let ann = customer(&app, org, "Ann", "Reply", "ann@reply.example").await;
+    let mut m = Inbound::text(ann, Channel::Email, "Do you have it in blue?");
+    m.subject = Some("Blue".into());
+    m.provider_message_id = Some("reply-mail-1".into());
+    m.email_message_id = Some("<blue-1@mail.reply.example>".into());
+    let c = receive(&app, org, m).await;
+    let b = &t.browser;
+
+    let html = page(&app, b, &format!("/inbox/{c}")).await;
+    assert!(html.contains("action=\"/inbox/"), "{html}");
+    assert!(html.contains("<option value=\"email\" selected>E-mail · a•••@reply.example</option>"), "e-mail is chosen: the customer wrote there");
+    // No phone: SMS is closed and the composer says why.
+    let why = &html[html.find("id=\"composer-why\"").expect("reasons listed")..];
+    let sms_why = &why[why.find("data-channel=\"sms\"").unwrap()..];
+    assert!(sms_why[..sms_why.find("</li>").unwrap()].len() > 60, "a sentence, not a flag");
+    assert!(html.contains("<option value=\"sms\" disabled>"));
+
+    // Bad input is a clear 4xx, and nothing is sent.
+    let res = app
+        .post_form(
+            &format!("/inbox/{c}/reply"),
+            &b.cookie,
+            &[("_csrf", &b.csrf), ("channel", "pigeon"), ("text", "hi")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .post_form(
+            &format!("/inbox/{c}/reply"),
+            &b.cookie,
+            &[("_csrf", &b.csrf), ("channel", "email"), ("text", "  ")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .post_form(
+            &format!("/inbox/{c}/reply"),
+            &b.cookie,
+            &[("_csrf", &b.csrf), ("channel", "sms"), ("text", "hi")],
+        )
+        .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    assert_eq!(inbox(&app).get(org, c, None).await.unwrap().messages.len(), 1);
+
+    // A reply through the development sink.
+    let res = app
+        .post_form(
+            &format!("/inbox/{c}/reply"),
+            &b.cookie,
+            &[
+                ("_csrf", &b.csrf),
+                ("channel", "email"),
+                ("text", "Yes, <b>blue</b> is in stock."),
+                ("subject", ""),
+                ("back", "status=all"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("/inbox/{c}?status=all&done=sent"));
+    let html = page(&app, b, &format!("/inbox/{c}?status=all&done=sent")).await;
+    assert!(html.contains("Reply sent."));
+    let out = &html[html.rfind("msg msg-out").expect("the reply is in the thread")..];
+    assert!(out.contains("author-human\">Human<"));
+    assert!(out.contains("Yes, &#60;b&#62;blue&#60;/b&#62; is in stock."));
+    let d = inbox(&app).get(org, c, None).await.unwrap();
+    assert_eq!(d.messages.len(), 2);
+    assert_eq!(d.messages[1].subject.as_deref(), Some("Re: Blue"));
+    // Another organization cannot reply in it.
+    let u = app.tenant("Other Reply Shop").await;
+    let res = app
+        .post_form(
+            &format!("/inbox/{c}/reply"),
+            &u.browser.cookie,
+            &[("_csrf", &u.browser.csrf), ("channel", "email"), ("text", "hi")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -57,6 +57,7 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/inbox/stream"), OwnTenant),
         (("GET", "/inbox/{conversation_id}"), ById),
         (("POST", "/inbox/{conversation_id}/assign"), ById),
+        (("POST", "/inbox/{conversation_id}/reply"), ById),
         (("POST", "/inbox/{conversation_id}/resolve"), ById),
         (("POST", "/inbox/{conversation_id}/reopen"), ById),
         (("GET", "/customers/import"), OwnTenant),
