@@ -78,12 +78,19 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     // Sources for the traffic simulator, which posts signed provider
     // traffic to this server's own endpoints once it listens.
     let traffic = crate::demo_traffic::prepare(store, shop.id, c.listen(), now).await?;
+    // The inbox opens full; nobody follows it yet, so a bus of its own.
+    let inbox = bos_engine::inbox::Inbox::new(store.clone(), bos_engine::Bus::new(store.clone()));
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(19);
+    let messages = crate::demo_inbox::seed(&inbox, shop.id, now, &mut rng).await?;
+    if messages > 0 {
+        tracing::info!(messages, "seeded the demo inbox");
+    }
     let password = bos_web::auth::random_token(12);
     let hash = bos_web::hash_password(&password).map_err(|e| anyhow!(e))?;
     store.set_password(owner.id, &hash, false, now).await?;
     Ok((format!(
         "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
          (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n  \
-         A traffic simulator posts signed Shopify, Segment and form events to this server: watch Intake.\n"
+         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in: watch Intake and the Inbox.\n"
     ), traffic))
 }

@@ -9,8 +9,9 @@
 //! nudges (issue 5): some open them and click through (the real tracking
 //! endpoints), some buy (signed Shopify orders), and some answer. The
 //! development sink has no inbound provider to post a reply through, so a
-//! reply is handed to the store exactly as the inbound-email endpoints do;
-//! that is the only direct write.
+//! reply is handed to the store exactly as the inbound-email endpoints do.
+//! Customers also write to the Unified Inbox on every channel now and
+//! then, recorded through the inbox service (`demo_inbox`).
 
 use anyhow::{anyhow, Context, Result};
 use bos_store::intake::{NewSource, Source, SourceKind};
@@ -357,7 +358,7 @@ impl Traffic {
 
     /// Runs until the process ends: a visitor's step every second or two,
     /// a handful of visitors in flight at once.
-    pub async fn run(self) {
+    pub async fn run(self, bus: tokio::sync::oneshot::Receiver<bos_engine::Bus>) {
         let mut rng = StdRng::from_entropy();
         // Wait for the server to listen.
         for _ in 0..100 {
@@ -366,6 +367,19 @@ impl Traffic {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Customers writing in: through the inbox service on the serving
+        // process's bus, so open inbox pages hear of it.
+        let inbox = bus
+            .await
+            .ok()
+            .map(|bus| bos_engine::inbox::Inbox::new(self.store.clone(), bus));
+        let chatter = match crate::demo_inbox::Chatter::new(&self.store, self.org).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "demo traffic: no inbox writers");
+                None
+            }
+        };
         let base = rng.gen_range(0..1_000_000u64);
         let mut next = 0u64;
         let mut live: Vec<Visitor> = Vec::new();
@@ -373,6 +387,13 @@ impl Traffic {
         let mut turn = 0u64;
         loop {
             turn += 1;
+            if turn.is_multiple_of(6) {
+                if let (Some(inbox), Some(chatter)) = (&inbox, &chatter) {
+                    if let Err(e) = chatter.write(inbox, self.org, &mut rng, crate::now()).await {
+                        tracing::debug!(error = %e, "demo traffic: a customer message failed");
+                    }
+                }
+            }
             if turn.is_multiple_of(8) {
                 if let Err(e) = self.react(&mut rng, &mut seen).await {
                     tracing::debug!(error = %e, "demo traffic: reacting to nudges failed");

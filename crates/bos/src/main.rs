@@ -190,8 +190,9 @@ async fn run(cli: Cli) -> Result<()> {
             serve::init_logging(&c)?;
             let store = open(&c).await?;
             let (banner, traffic) = demo::prepare(&store, &c).await?;
-            let sim = tokio::spawn(traffic.run());
-            let r = serve::serve(&c, store, Some(banner)).await;
+            let (bus_tx, bus_rx) = tokio::sync::oneshot::channel();
+            let sim = tokio::spawn(traffic.run(bus_rx));
+            let r = serve::serve_with(&c, store, Some(banner), Some(bus_tx)).await;
             sim.abort();
             r
         }

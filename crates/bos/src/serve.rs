@@ -73,10 +73,26 @@ pub fn runner_config(concurrency: usize) -> RunnerConfig {
 }
 
 pub async fn serve(c: &Config, store: Store, banner: Option<String>) -> Result<()> {
+    serve_with(c, store, banner, None).await
+}
+
+/// [`serve`], handing the serving process's live bus to `bus_to` once it
+/// exists: the demo's simulator records inbox messages through the
+/// engine, and open pages only hear of them on this process's bus.
+pub async fn serve_with(
+    c: &Config,
+    store: Store,
+    banner: Option<String>,
+    bus_to: Option<tokio::sync::oneshot::Sender<bos_engine::Bus>>,
+) -> Result<()> {
     let web = c.web()?;
     let idle_ms = web.session_idle_ms;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store.clone(), clock, web);
+    if let Some(tx) = bus_to {
+        // The simulator may have stopped already; nothing to hand then.
+        let _ = tx.send(state.bus.clone());
+    }
     // Imports a crashed server left running become `interrupted` (their
     // page says how to resume); the sweep runs now and every half minute.
     let sweeper = state.imports.start_sweeper();

@@ -23,6 +23,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The Unified Inbox flows and its XSS suite.
+#[path = "browser/inbox.rs"]
+mod inbox;
+
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
 /// Upper bound for anything the browser or server has to do after an action.
@@ -1310,6 +1314,18 @@ where
 /// Returns the database (keep it alive: dropping it deletes it), the base
 /// URL and the port.
 async fn start_server() -> anyhow::Result<(bos_store::testing::TestDb, String, u16)> {
+    let (db, base, port, _state) = start_server_with_state().await?;
+    Ok((db, base, port))
+}
+
+/// [`start_server`], also returning the server's state: a test that records
+/// through the engine's services uses its bus, so live pages hear of it.
+async fn start_server_with_state() -> anyhow::Result<(
+    bos_store::testing::TestDb,
+    String,
+    u16,
+    bos_web::AppState,
+)> {
     let db = bos_store::testing::TestDb::new().await?;
     let store = db.store.clone();
     let now = bos_web::SystemClock.now_ms();
@@ -1375,8 +1391,9 @@ async fn start_server() -> anyhow::Result<(bos_store::testing::TestDb, String, u
         let _runner = runner;
         std::future::pending::<()>().await
     });
-    tokio::spawn(async move { axum::serve(listener, bos_web::app(state)).await });
-    Ok((db, base, port))
+    let serving = state.clone();
+    tokio::spawn(async move { axum::serve(listener, bos_web::app(serving)).await });
+    Ok((db, base, port, state))
 }
 
 /// A chromedriver child process and Chromium's throwaway profile; both are

@@ -32,6 +32,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../assets/import.js"),
     },
     Asset {
+        name: "inbox.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../assets/inbox.css"),
+    },
+    Asset {
+        name: "inbox.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/inbox.js"),
+    },
+    Asset {
         name: "intake.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/intake.js"),

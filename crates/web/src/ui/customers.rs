@@ -248,6 +248,8 @@ pub struct DupView {
 struct CustomerPage {
     c: Chrome,
     p: Profile,
+    /// Their conversation in the inbox, when they have written or been answered.
+    conversation: Option<String>,
     name: String,
     initials: String,
     ltv: String,
@@ -457,6 +459,11 @@ pub async fn show(
         Vec::new()
     };
     let (nudge_enrollments, nudge_execs) = super::campaigns::customer_panel(&st, org, p.id).await?;
+    let conversation = st
+        .store
+        .conversation_of_profile(org, p.id)
+        .await?
+        .map(|c| c.to_string());
     let mut c = Chrome::new(&s, "Customer", "customers");
     c.notice = super::intake::notice(q.done.as_deref());
     let name = if p.display_name.is_empty() {
@@ -466,6 +473,7 @@ pub async fn show(
     };
     let page = CustomerPage {
         c,
+        conversation,
         initials: initials(&name),
         ltv: money(p.ltv_cents, &p.currency),
         last_active: relative(p.last_active_at, now),

@@ -3,7 +3,8 @@
 //! links and forms first; the small script in `assets/app.js` only adds
 //! conveniences (auto-submit of the organization switcher, copy buttons,
 //! confirmation of destructive actions); `assets/import.js` follows an
-//! import's progress live.
+//! import's progress live, `assets/intake.js` the intake feed and
+//! `assets/inbox.js` the inbox.
 
 mod account;
 /// Campaigns: list, builder, funnels, previews, outbox, nudge settings.
@@ -13,6 +14,8 @@ mod customers;
 mod home;
 mod identity_rules;
 mod imports;
+/// The Unified Inbox: thread list, conversation, composer, live stream.
+pub mod inbox;
 /// The intake dashboard: live lead feed, counts, quick actions.
 pub mod intake;
 mod intake_rules;
@@ -109,6 +112,38 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             post(keys::revoke),
         ),
         r(Method::GET, "/customers", false, get(customers::list)),
+        r(Method::GET, "/inbox", false, get(inbox::page)),
+        r(Method::GET, "/inbox/stream", false, get(inbox::stream)),
+        r(
+            Method::GET,
+            "/inbox/{conversation_id}",
+            false,
+            get(inbox::conversation),
+        ),
+        r(
+            Method::POST,
+            "/inbox/{conversation_id}/assign",
+            false,
+            post(inbox::assign),
+        ),
+        r(
+            Method::POST,
+            "/inbox/{conversation_id}/reply",
+            false,
+            post(inbox::reply),
+        ),
+        r(
+            Method::POST,
+            "/inbox/{conversation_id}/resolve",
+            false,
+            post(inbox::resolve),
+        ),
+        r(
+            Method::POST,
+            "/inbox/{conversation_id}/reopen",
+            false,
+            post(inbox::reopen),
+        ),
         r(Method::GET, "/intake", false, get(intake::page)),
         r(Method::GET, "/intake/stream", false, get(intake::stream)),
         r(

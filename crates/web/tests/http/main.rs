@@ -10,6 +10,7 @@ mod edge;
 mod forms;
 mod imports;
 mod inbox_doors;
+mod inbox_ui;
 mod intake;
 mod invitations;
 mod leads;

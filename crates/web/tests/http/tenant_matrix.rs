@@ -53,6 +53,13 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/intake"), OwnTenant),
         (("GET", "/intake/stream"), OwnTenant),
         (("POST", "/intake/{customer_id}/action"), ById),
+        (("GET", "/inbox"), OwnTenant),
+        (("GET", "/inbox/stream"), OwnTenant),
+        (("GET", "/inbox/{conversation_id}"), ById),
+        (("POST", "/inbox/{conversation_id}/assign"), ById),
+        (("POST", "/inbox/{conversation_id}/reply"), ById),
+        (("POST", "/inbox/{conversation_id}/resolve"), ById),
+        (("POST", "/inbox/{conversation_id}/reopen"), ById),
         (("GET", "/customers/import"), OwnTenant),
         (("POST", "/customers/import"), OwnTenant),
         (("GET", "/customers/imports/{import_id}"), ById),
@@ -337,6 +344,30 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap();
     let a_profile = c1.profile_id;
+    // A's conversation: a canary SMS in the inbox.
+    let a_conversation = match bos_engine::inbox::Inbox::new(
+        app.store().clone(),
+        app.state.bus.clone(),
+    )
+    .record_inbound(
+        a.id,
+        bos_engine::inbox::Inbound::text(
+            a_profile,
+            bos_core::inbox::Channel::Sms,
+            "Canary A7x9 message body",
+        ),
+        T0,
+    )
+    .await
+    .unwrap()
+    {
+        bos_store::inbox::Recorded::New {
+            conversation_id, ..
+        }
+        | bos_store::inbox::Recorded::AlreadyHad {
+            conversation_id, ..
+        } => conversation_id,
+    };
     let a_merge = app.store().profile_merges(a.id, a_profile).await.unwrap()[0].id;
     // A's import of a canary file, finished, with a canary rejection.
     let a_import = app
@@ -530,6 +561,7 @@ async fn tenant_b_never_reaches_tenant_a() {
         &a_campaign.to_string(),
         &a_invitation.to_string(),
         &a_owner.id.to_string(),
+        &a_conversation.to_string(),
     ];
     let a_keys_before = app.store().api_keys(a.id).await.unwrap();
     let a_members_before = app.store().members(a.id).await.unwrap();
@@ -630,7 +662,7 @@ async fn tenant_b_never_reaches_tenant_a() {
         for mut res in responses {
             let status = res.status();
             // The live stream never ends: its first event is what it says at once.
-            let body = if path == "/intake/stream" {
+            let body = if path == "/intake/stream" || path == "/inbox/stream" {
                 let first = tokio::time::timeout(std::time::Duration::from_secs(10), res.chunk())
                     .await
                     .expect("the stream answers at once");
