@@ -84,6 +84,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "inbox",
         sql: include_str!("../migrations/sqlite/0018_inbox.sql"),
     },
+    Migration {
+        version: 22,
+        name: "nudge_trust",
+        sql: include_str!("../migrations/sqlite/0022_nudge_trust.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -153,6 +158,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 18,
         name: "inbox",
         sql: include_str!("../migrations/postgres/0018_inbox.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "nudge_trust",
+        sql: include_str!("../migrations/postgres/0022_nudge_trust.sql"),
     },
 ];
 
