@@ -103,6 +103,7 @@ async fn setup(o: &Options) -> Result<Setup> {
         quiet_hours: None,
         max_attempts: 5,
         reentry_cooldown_ms: 0,
+        priority: 0,
     };
     campaign.validate(&[]).map_err(|e| anyhow!(e))?;
     let id = Uuid::now_v7();

@@ -75,6 +75,9 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     if seeded > 0 {
         tracing::info!(people = seeded, "seeded demo customers");
     }
+    // Seeded customers with orders are converted leads, the others new
+    // ones (a demo database from before this was done is repaired too).
+    store.sync_lead_states(shop.id, "demo", now).await?;
     // Sources for the traffic simulator, which posts signed provider
     // traffic to this server's own endpoints once it listens.
     let traffic = crate::demo_traffic::prepare(store, shop.id, c.listen(), now).await?;

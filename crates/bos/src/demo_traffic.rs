@@ -473,6 +473,7 @@ async fn seed_campaigns(store: &Store, org: Uuid, now: i64) -> Result<()> {
         quiet_hours: None,
         max_attempts: 5,
         reentry_cooldown_ms: 24 * 3_600_000,
+        priority: 0,
     };
     let quiet = Campaign {
         name: "Win back quiet leads".into(),
@@ -503,6 +504,7 @@ async fn seed_campaigns(store: &Store, org: Uuid, now: i64) -> Result<()> {
         quiet_hours: None,
         max_attempts: 5,
         reentry_cooldown_ms: 24 * 3_600_000,
+        priority: 0,
     };
     for (id, c) in [(CART_CAMPAIGN, cart), (QUIET_CAMPAIGN, quiet)] {
         c.validate(&[]).map_err(|e| anyhow!(e))?;

@@ -214,6 +214,12 @@ pub async fn import_file(
             path.display()
         );
     }
+    // Imported customers with orders are converted leads, the others new
+    // ones, so Intake and the customers list count the same people.
+    store
+        .sync_lead_states(org.id, "import", now)
+        .await
+        .context("the contacts were imported, but their lead states could not be set; run `bos leads backfill`")?;
     rejected.sort_by_key(|r: &Rejection| r.line);
     let elapsed = started.elapsed().as_secs_f64();
     Ok(Summary {

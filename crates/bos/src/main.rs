@@ -65,6 +65,24 @@ enum Command {
     Openapi,
     /// Import contacts from a CSV file through the identity rules.
     Import(import::ImportArgs),
+    /// Leads: bring lead states in line with the data.
+    #[command(subcommand)]
+    Leads(LeadsCmd),
+}
+
+#[derive(Subcommand)]
+enum LeadsCmd {
+    /// Give every customer a lead whose state matches their orders:
+    /// `converted` (with the reason) when they have orders, else `new`.
+    /// For databases from before imports and the demo did this themselves;
+    /// safe to run again (it changes nothing the second time).
+    Backfill {
+        /// Only this organization (slug); every organization when omitted.
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -449,6 +467,30 @@ async fn run(cli: Cli) -> Result<()> {
                         );
                     }
                 }
+            }
+            Ok(())
+        }
+        Command::Leads(LeadsCmd::Backfill { org, json }) => {
+            let c = load(cfg_path, None)?;
+            let store = open(&c).await?;
+            let orgs = match org {
+                Some(slug) => vec![org_by_slug(&store, &slug).await?],
+                None => store.list_orgs().await?,
+            };
+            let mut out = Vec::new();
+            for o in orgs {
+                let done = store.sync_lead_states(o.id, "backfill", now()).await?;
+                if !json {
+                    println!(
+                        "{:<24} {} customer(s) marked converted from their orders, {} given a new lead",
+                        o.slug, done.converted, done.created_new
+                    );
+                }
+                out.push(json!({"org": o.slug, "converted": done.converted, "created_new": done.created_new}));
+            }
+            store.close().await;
+            if json {
+                println!("{}", serde_json::Value::Array(out));
             }
             Ok(())
         }

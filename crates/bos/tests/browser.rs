@@ -417,6 +417,7 @@ async fn seed_activity(s: &Seed) -> anyhow::Result<uuid::Uuid> {
         quiet_hours: None,
         max_attempts: 5,
         reentry_cooldown_ms: 30 * 86_400_000,
+        priority: 0,
     };
     let now = bos_web::SystemClock.now_ms();
     let id = s

@@ -288,6 +288,7 @@ async fn nudges_are_never_sent_twice_across_ten_kills_in_the_send_window() {
         quiet_hours: None,
         max_attempts: 5,
         reentry_cooldown_ms: 0,
+        priority: 0,
     };
     campaign.validate(&[]).unwrap();
     let campaign_id = uuid::Uuid::now_v7();

@@ -267,9 +267,48 @@ pub fn next(state: LeadState, input: &Input, s: &LeadSettings) -> Option<Transit
     })
 }
 
+/// The lead state a customer's order history alone calls for, when BOS
+/// learns of them other than through its event flow (an import, the
+/// demo's seed, customers from before leads existed): someone with orders
+/// has converted, with the reason; anyone else is new. Returns the move to
+/// record, or `None` when the state already agrees: no lead yet and no
+/// orders (the caller creates it as new), an open lead without orders, or
+/// a converted or lost one (never moved by this).
+pub fn state_from_orders(current: Option<LeadState>, orders: i64) -> Option<Transition> {
+    let from = current.unwrap_or(LeadState::New);
+    if orders <= 0 || !is_open(from) {
+        return None;
+    }
+    let reason = if orders == 1 {
+        "1 order on record when lead tracking began".to_string()
+    } else {
+        format!("{orders} orders on record when lead tracking began")
+    };
+    Some(Transition {
+        from,
+        to: LeadState::Converted,
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_history_alone_decides_between_new_and_converted() {
+        assert_eq!(state_from_orders(None, 0), None);
+        let t = state_from_orders(None, 3).expect("converted");
+        assert_eq!((t.from, t.to), (LeadState::New, LeadState::Converted));
+        assert_eq!(t.reason, "3 orders on record when lead tracking began");
+        assert_eq!(
+            state_from_orders(Some(LeadState::Ghosting), 1).map(|t| t.reason),
+            Some("1 order on record when lead tracking began".into())
+        );
+        assert_eq!(state_from_orders(Some(LeadState::Engaged), 0), None);
+        assert_eq!(state_from_orders(Some(LeadState::Lost), 4), None);
+        assert_eq!(state_from_orders(Some(LeadState::Converted), 4), None);
+    }
     use proptest::prelude::*;
     use LeadState::*;
 

@@ -147,6 +147,13 @@ pub fn check_settings(s: &NudgeSettings) -> Result<(), CampaignError> {
             "The SMS attribution window runs from 1 to 168 hours (7 days).",
         ));
     }
+    if let Err(e) = s.cap.validate() {
+        let field = match e {
+            bos_core::nudge::cap::CapError::OutOfRange { channel: "SMS", .. } => "sms_cap_per_day",
+            _ => "email_cap_per_day",
+        };
+        return Err(invalid(field, format!("{e}.")));
+    }
     Ok(())
 }
 

@@ -94,6 +94,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "inbox replies",
         sql: include_str!("../migrations/sqlite/0020_inbox_replies.sql"),
     },
+    Migration {
+        version: 22,
+        name: "nudge_trust",
+        sql: include_str!("../migrations/sqlite/0022_nudge_trust.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -173,6 +178,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 20,
         name: "inbox replies",
         sql: include_str!("../migrations/postgres/0020_inbox_replies.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "nudge_trust",
+        sql: include_str!("../migrations/postgres/0022_nudge_trust.sql"),
     },
 ];
 

@@ -111,6 +111,7 @@ fn campaign(channel: Channel, body: &str) -> Campaign {
         quiet_hours: None,
         max_attempts: 3,
         reentry_cooldown_ms: 0,
+        priority: 0,
     }
 }
 

@@ -25,6 +25,8 @@ pub const MAX_VARIANTS: usize = 4;
 pub const MAX_STEPS: usize = 20;
 /// Delivery attempts per step beyond this only hammer a failing provider.
 pub const MAX_ATTEMPTS: u32 = 10;
+/// Priorities run from 0 (the default) to this.
+pub const MAX_PRIORITY: u32 = 100;
 /// A cooldown longer than a year is the same as "never again"; say so with
 /// the largest value rather than an arbitrary huge number.
 pub const MAX_REENTRY_COOLDOWN_MS: i64 = 365 * DAY_MS;
@@ -170,6 +172,11 @@ pub struct Campaign {
     /// How long after leaving the campaign a customer must wait before the
     /// trigger may enroll them again.
     pub reentry_cooldown_ms: i64,
+    /// Who goes first when the daily cap has room for fewer messages than
+    /// campaigns want to send a customer: higher first. Campaigns saved
+    /// before priorities existed are 0.
+    #[serde(default)]
+    pub priority: u32,
 }
 
 /// Why a campaign cannot be saved. Steps and variants are numbered from 1,
@@ -219,6 +226,8 @@ pub enum CampaignError {
     AttemptsOutOfRange(u32),
     #[error("re-entry cooldown is {0} ms; use from 0 to 365 days")]
     CooldownOutOfRange(i64),
+    #[error("priority is {0}; use from 0 to {MAX_PRIORITY} (higher goes first)")]
+    PriorityOutOfRange(u32),
 }
 
 impl Campaign {
@@ -266,6 +275,9 @@ impl Campaign {
         }
         if !(0..=MAX_REENTRY_COOLDOWN_MS).contains(&self.reentry_cooldown_ms) {
             return Err(CampaignError::CooldownOutOfRange(self.reentry_cooldown_ms));
+        }
+        if self.priority > MAX_PRIORITY {
+            return Err(CampaignError::PriorityOutOfRange(self.priority));
         }
         Ok(())
     }
@@ -361,6 +373,7 @@ pub(crate) mod tests {
             }),
             max_attempts: 3,
             reentry_cooldown_ms: 7 * DAY_MS,
+            priority: 0,
         }
     }
 

@@ -34,6 +34,28 @@ pub enum StopReason {
     OptedOut(Channel),
     /// A person took the customer out of the campaign.
     Removed,
+    /// The lead was marked lost.
+    Lost,
+    /// The customer finished the form whose abandonment enrolled them:
+    /// what the campaign asked for happened, which is not a purchase.
+    FormFinished,
+}
+
+impl StopReason {
+    /// Why the enrollment ended, in the words a person uses.
+    pub fn label(self) -> &'static str {
+        match self {
+            StopReason::Completed => "finished: every step went out or was skipped",
+            StopReason::Converted => "stopped: bought or marked won",
+            StopReason::Replied => "stopped: replied",
+            StopReason::OptedOut(Channel::Email) => "stopped: unsubscribed from email",
+            StopReason::OptedOut(Channel::Sms) => "stopped: texted STOP",
+            StopReason::OptedOut(Channel::Preferred) => "stopped: opted out of all messages",
+            StopReason::Removed => "stopped: taken out by a person",
+            StopReason::Lost => "stopped: lead marked lost",
+            StopReason::FormFinished => "stopped: finished the form",
+        }
+    }
 }
 
 /// Something that happened to the customer while enrolled.
@@ -45,6 +67,11 @@ pub enum Event {
     /// Unsubscribe link or SMS STOP. `Preferred` means every channel.
     OptedOut(Channel),
     Removed,
+    /// The lead was marked lost: always stops.
+    Lost,
+    /// The form the customer left was finished after all: always stops
+    /// (the caller sends it only to the form trigger's enrollments).
+    FormFinished,
 }
 
 /// What to do when a step's time may have come.
@@ -179,6 +206,24 @@ impl Enrollment {
         }
     }
 
+    /// The caller could not send the step it was just told to (the daily
+    /// cap is full): the send is taken back, and that step falls due again
+    /// at `until`, under the same key. Returns false when there was no
+    /// send to take back.
+    pub fn hold_last_send(&mut self, until: Millis) -> bool {
+        let Some(last) = self.sent.pop() else {
+            return false;
+        };
+        self.step_index = last.step;
+        // Advancing past the last step completed the enrollment; holding
+        // it back reopens it (nothing else can have stopped it since).
+        if self.stopped == Some(StopReason::Completed) {
+            self.stopped = None;
+        }
+        self.next_due = Some(until);
+        true
+    }
+
     /// Applies an event. Returns true when it ended the enrollment.
     pub fn on_event(&mut self, campaign: &Campaign, event: Event) -> bool {
         if let Event::OptedOut(channel) = event {
@@ -193,6 +238,8 @@ impl Enrollment {
         }
         let reason = match event {
             Event::Removed => StopReason::Removed,
+            Event::Lost => StopReason::Lost,
+            Event::FormFinished => StopReason::FormFinished,
             Event::Converted if campaign.stop.converted => StopReason::Converted,
             Event::Replied if campaign.stop.replied => StopReason::Replied,
             Event::OptedOut(channel) if campaign.stop.opted_out => StopReason::OptedOut(channel),
@@ -387,6 +434,33 @@ mod tests {
     }
 
     #[test]
+    fn a_held_send_falls_due_again_under_the_same_key() {
+        let c = two_steps();
+        let mut e = fresh();
+        e.on_trigger(&c, 0);
+        let Decision::Send { key, .. } = e.on_step_due(&c, HOUR_MS, 0, Channel::Email) else {
+            panic!("step 1 is due");
+        };
+        assert!(e.hold_last_send(HOUR_MS + DAY_MS));
+        assert!(e.sent.is_empty());
+        assert_eq!(
+            e.on_step_due(&c, HOUR_MS + 5, 0, Channel::Email),
+            Decision::Wait(HOUR_MS + DAY_MS)
+        );
+        let again = e.on_step_due(&c, HOUR_MS + DAY_MS, 0, Channel::Email);
+        assert!(matches!(again, Decision::Send { step: 0, key: k, .. } if k == key));
+        // Held on the last step, the enrollment is open again.
+        let one = campaign(vec![step(HOUR_MS, Channel::Email)]);
+        let mut e = fresh();
+        e.on_trigger(&one, 0);
+        e.on_step_due(&one, HOUR_MS, 0, Channel::Email);
+        assert_eq!(e.stopped, Some(StopReason::Completed));
+        assert!(e.hold_last_send(2 * HOUR_MS));
+        assert_eq!(e.stopped, None);
+        assert!(!fresh().hold_last_send(5), "nothing to take back");
+    }
+
+    #[test]
     fn reentry_waits_for_the_cooldown() {
         let c = two_steps(); // 7 days
         assert!(!can_reenter(&c, 6 * DAY_MS, 0));
@@ -431,6 +505,8 @@ mod tests {
                 Just(Event::Converted),
                 Just(Event::Replied),
                 Just(Event::Removed),
+                Just(Event::Lost),
+                Just(Event::FormFinished),
                 channel().prop_map(Event::OptedOut),
             ]
             .prop_map(Input::Event),
@@ -489,7 +565,7 @@ mod tests {
                     Input::Trigger(at) => { e.on_trigger(&c, at); }
                     Input::Event(ev) => {
                         let stops = match ev {
-                            Event::Removed => true,
+                            Event::Removed | Event::Lost | Event::FormFinished => true,
                             Event::Converted => c.stop.converted,
                             Event::Replied => c.stop.replied,
                             Event::OptedOut(ch) => {

@@ -429,6 +429,11 @@ impl ImportRuns {
         if !ok && failure.is_none() {
             tracing::warn!(import = %id, "import finished after it was declared interrupted");
         }
+        // Imported customers with orders are converted leads, the others
+        // new ones (also after a partial import: what was imported counts).
+        if let Err(e) = self.store.sync_lead_states(org, "import", self.now()).await {
+            tracing::error!(import = %id, error = %e, "setting imported customers' lead states failed; `bos leads backfill` repairs it");
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use super::{
 use crate::engine::write_db;
 use crate::sql::{q, read_rows, Db, Row};
 use crate::StoreError;
-use bos_core::nudge::{Campaign, Channel};
+use bos_core::nudge::{Campaign, Channel, StopReason};
 use bos_core::Millis;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -58,8 +58,12 @@ pub struct EnrollmentRow {
     pub profile_id: Uuid,
     /// `active` or `stopped`.
     pub status: String,
-    /// `completed`, `converted`, `replied`, `opted_out` or `removed`.
+    /// `completed`, `converted`, `replied`, `opted_out`, `removed`, `lost`
+    /// or `form_finished`.
     pub stop_reason: Option<String>,
+    /// Why it ended, in the words a person uses ("stopped: finished the
+    /// form"); `None` while it runs.
+    pub ended_why: Option<String>,
     /// The next step to send, from 0.
     pub step_index: i64,
     pub next_due: Option<Millis>,
@@ -207,6 +211,11 @@ impl crate::Store {
                     profile_id: r.uuid("profile_id")?,
                     status: r.text("status")?,
                     stop_reason: r.opt_text("stop_reason")?,
+                    ended_why: state
+                        .get("stopped")
+                        .cloned()
+                        .and_then(|v| serde_json::from_value::<StopReason>(v).ok())
+                        .map(|r| r.label().to_string()),
                     step_index: state.get("step_index").and_then(Value::as_i64).unwrap_or(0),
                     next_due: r.opt_i64("next_due")?,
                     started_at: r.i64("started_at")?,
@@ -263,15 +272,19 @@ impl crate::Store {
         let s = s.clone();
         write_db!(self, |db| async move {
             db.exec(
-                q("insert into nudge_settings (org_id, timezone, email_window_ms, sms_window_ms, updated_at) \
-                   values ($1, $2, $3, $4, $5) on conflict (org_id) do update set timezone = excluded.timezone, \
+                q("insert into nudge_settings (org_id, timezone, email_window_ms, sms_window_ms, updated_at, \
+                   email_cap_per_day, sms_cap_per_day) \
+                   values ($1, $2, $3, $4, $5, $6, $7) on conflict (org_id) do update set timezone = excluded.timezone, \
                    email_window_ms = excluded.email_window_ms, sms_window_ms = excluded.sms_window_ms, \
-                   updated_at = excluded.updated_at")
+                   updated_at = excluded.updated_at, email_cap_per_day = excluded.email_cap_per_day, \
+                   sms_cap_per_day = excluded.sms_cap_per_day")
                 .bind(org)
                 .bind(s.timezone.as_str())
                 .bind(s.windows.email_ms)
                 .bind(s.windows.sms_ms)
-                .bind(now),
+                .bind(now)
+                .bind(i64::from(s.cap.email_per_day))
+                .bind(i64::from(s.cap.sms_per_day)),
             )
             .await?;
             Ok(())

@@ -3,11 +3,11 @@
 //! and their live figures: enrollments, the per-step funnel, and the A/B
 //! comparison of variants.
 
-use super::{save_enrollment, trigger_kind, CampaignStatus, StepFunnel};
+use super::{save_enrollment, trigger_kind, CampaignStatus, SkipCount, StepFunnel};
 use crate::engine::write_db;
 use crate::sql::{q, read_rows, Db, Row};
 use crate::{new_id, StoreError};
-use bos_core::nudge::{Campaign, Enrollment, Event, Trigger};
+use bos_core::nudge::{Campaign, Enrollment, Event, SkipReason, Trigger};
 use bos_core::Millis;
 use serde::Serialize;
 use uuid::Uuid;
@@ -38,6 +38,10 @@ pub struct CampaignStats {
     pub converted: i64,
     pub failed: i64,
     pub converted_cents: i64,
+    /// Customers the trigger caught but the campaign did not enroll, by
+    /// reason: `no_address` and `opted_out` (not reachable), `stopped` (a
+    /// conversion, loss, reply or opt-out within the campaign's window).
+    pub not_enrolled: Vec<SkipCount>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +84,23 @@ const STAT_SUMS: &str =
      count(case when status in ('sending', 'retrying') then 1 end) as pending, \
      cast(coalesce(sum(converted_cents), 0) as bigint) as converted_cents";
 
+/// Adds rows of `reason` and `n` to counts (all reasons, zeros first).
+fn add_skips<'a>(
+    counts: &mut Vec<SkipCount>,
+    rows: impl IntoIterator<Item = &'a Row>,
+) -> Result<(), StoreError> {
+    if counts.is_empty() {
+        *counts = SkipCount::zeros();
+    }
+    for r in rows {
+        let reason = r.parsed("reason", SkipReason::parse)?;
+        if let Some(c) = counts.iter_mut().find(|c| c.reason == reason.as_str()) {
+            c.count += r.i64("n")?;
+        }
+    }
+    Ok(())
+}
+
 fn funnel_of(step: i64, r: &Row) -> Result<StepFunnel, StoreError> {
     Ok(StepFunnel {
         step,
@@ -93,6 +114,7 @@ fn funnel_of(step: i64, r: &Row) -> Result<StepFunnel, StoreError> {
         unknown: r.i64("unknown")?,
         pending: r.i64("pending")?,
         converted_cents: r.i64("converted_cents")?,
+        skipped: Vec::new(),
     })
 }
 
@@ -104,7 +126,10 @@ impl CampaignStats {
     /// A campaign's figures from its row of [`ENROLLED_COUNTS`] and its row
     /// of [`STAT_SUMS`] (zeros for what is missing).
     fn read(enrolled: Option<&Row>, sums: Option<&Row>) -> Result<CampaignStats, StoreError> {
-        let mut stats = CampaignStats::default();
+        let mut stats = CampaignStats {
+            not_enrolled: SkipCount::zeros(),
+            ..CampaignStats::default()
+        };
         if let Some(r) = enrolled {
             stats.active = r.i64("active")?;
             stats.enrolled = r.i64("enrolled")?;
@@ -149,7 +174,7 @@ impl crate::Store {
         write_db!(self, |db| async move {
             db.exec(
                 q("insert into campaigns (org_id, id, name, trigger_kind, trigger_event, definition, status, \
-                   created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
+                   created_at, updated_at, priority) values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)")
                 .bind(org)
                 .bind(id)
                 .bind(c.name.trim())
@@ -157,7 +182,8 @@ impl crate::Store {
                 .bind(trigger_event(&c))
                 .bind(definition(&c))
                 .bind(status.as_str())
-                .bind(now),
+                .bind(now)
+                .bind(i64::from(c.priority)),
             )
             .await?;
             Ok(id)
@@ -178,14 +204,15 @@ impl crate::Store {
             let n = db
                 .exec(
                     q("update campaigns set name = $3, trigger_kind = $4, trigger_event = $5, definition = $6, \
-                       updated_at = $7 where org_id = $1 and id = $2")
+                       updated_at = $7, priority = $8 where org_id = $1 and id = $2")
                     .bind(org)
                     .bind(id)
                     .bind(c.name.trim())
                     .bind(trigger_kind(&c.trigger))
                     .bind(trigger_event(&c))
                     .bind(definition(&c))
-                    .bind(now),
+                    .bind(now)
+                    .bind(i64::from(c.priority)),
                 )
                 .await?;
             if n == 0 {
@@ -284,6 +311,13 @@ impl crate::Store {
             .bind(org),
         )
         .await?;
+        let skips = read_rows(
+            self,
+            q("select campaign_id, reason, count(*) as n from nudge_skips where org_id = $1 and step is null \
+               group by campaign_id, reason")
+            .bind(org),
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let row = campaign_row(r)?;
@@ -297,7 +331,11 @@ impl crate::Store {
             };
             let e = mine(&enrolled)?.map(|i| &enrolled[i]);
             let x = mine(&sums)?.map(|i| &sums[i]);
-            let stats = CampaignStats::read(e, x)?;
+            let mut stats = CampaignStats::read(e, x)?;
+            let own = skips
+                .iter()
+                .filter(|s| s.uuid("campaign_id").is_ok_and(|c| c == row.id));
+            add_skips(&mut stats.not_enrolled, own)?;
             out.push(CampaignSummary { row, stats });
         }
         Ok(out)
@@ -323,7 +361,17 @@ impl crate::Store {
             .bind(id),
         )
         .await?;
-        CampaignStats::read(e.first(), x.first())
+        let mut stats = CampaignStats::read(e.first(), x.first())?;
+        let skips = read_rows(
+            self,
+            q("select reason, count(*) as n from nudge_skips where org_id = $1 and campaign_id = $2 \
+               and step is null group by reason")
+            .bind(org)
+            .bind(id),
+        )
+        .await?;
+        add_skips(&mut stats.not_enrolled, &skips)?;
+        Ok(stats)
     }
 
     /// One campaign of this tenant.
@@ -359,6 +407,14 @@ impl crate::Store {
             .bind(id),
         )
         .await?;
+        let skips = read_rows(
+            self,
+            q("select step, reason, count(*) as n from nudge_skips where org_id = $1 and campaign_id = $2 \
+               and step is not null group by step, reason")
+            .bind(org)
+            .bind(id),
+        )
+        .await?;
         let mut out: Vec<StepFunnel> = (0..c.campaign.steps.len() as i64)
             .map(|step| StepFunnel {
                 step,
@@ -374,6 +430,26 @@ impl crate::Store {
                 None => out.push(f),
             }
         }
+        for r in &skips {
+            let step = r.i64("step")?;
+            let slot = match out.iter().position(|s| s.step == step) {
+                Some(i) => i,
+                None => {
+                    out.push(StepFunnel {
+                        step,
+                        ..StepFunnel::default()
+                    });
+                    out.len() - 1
+                }
+            };
+            add_skips(&mut out[slot].skipped, [r])?;
+        }
+        for f in &mut out {
+            if f.skipped.is_empty() {
+                f.skipped = SkipCount::zeros();
+            }
+        }
+        out.sort_by_key(|f| f.step);
         Ok(out)
     }
 
@@ -415,16 +491,18 @@ impl crate::Store {
         let def = serde_json::to_string(campaign).map_err(|e| StoreError::Other(e.to_string()))?;
         let name = campaign.name.trim().to_string();
         let kind = trigger_kind(&campaign.trigger);
+        let priority = i64::from(campaign.priority);
         let event = match &campaign.trigger {
             Trigger::Event { name } => Some(name.clone()),
             _ => None,
         };
         write_db!(self, |db| async move {
             db.exec(
-                q("insert into campaigns (org_id, id, name, trigger_kind, trigger_event, definition, status, created_at, updated_at) \
-                   values ($1, $2, $3, $4, $5, $6, $7, $8, $8) on conflict (org_id, id) do update set name = excluded.name, \
+                q("insert into campaigns (org_id, id, name, trigger_kind, trigger_event, definition, status, created_at, updated_at, priority) \
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) on conflict (org_id, id) do update set name = excluded.name, \
                    trigger_kind = excluded.trigger_kind, trigger_event = excluded.trigger_event, \
-                   definition = excluded.definition, status = excluded.status, updated_at = excluded.updated_at")
+                   definition = excluded.definition, status = excluded.status, updated_at = excluded.updated_at, \
+                   priority = excluded.priority")
                 .bind(org)
                 .bind(id)
                 .bind(name)
@@ -432,7 +510,8 @@ impl crate::Store {
                 .bind(event)
                 .bind(def)
                 .bind(status.as_str())
-                .bind(now),
+                .bind(now)
+                .bind(priority),
             )
             .await?;
             Ok(())

@@ -6,13 +6,15 @@
 //! observe the trigger or the stop.
 
 use super::{
-    load_person, load_settings, opted_out_channels, parse_channel, stop_reason_str, timeline,
-    ENROLLMENT_ACTIVE, ENROLLMENT_STOPPED, STEP_JOB,
+    load_person, load_settings, load_stop_facts, opt_outs_of, parse_channel, record_skip,
+    stop_reason_str, timeline, ENROLLMENT_ACTIVE, ENROLLMENT_STOPPED, STEP_JOB,
 };
 use crate::engine::write_db;
 use crate::sql::{q, Db};
 use crate::{new_id, StoreError};
-use bos_core::nudge::{self, attribute, Campaign, Enrollment, Event, Touch, Trigger};
+use bos_core::nudge::{
+    self, attribute, Campaign, Enrollment, Event, Reach, SkipReason, Touch, Trigger,
+};
 use bos_core::Millis;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -40,8 +42,13 @@ pub(crate) async fn set_step_timer<D: Db>(
 }
 
 /// Enrolls `root` in every active campaign with this trigger (and event
-/// name), unless already in it or inside its re-entry cooldown. `ctx` holds
-/// what the trigger knows (`cart_url`, `cart_total`), for templates.
+/// name), unless already in it or inside its re-entry cooldown. Two more
+/// gates hold, each counted in the campaign's funnel and shown on the
+/// customer's timeline when it keeps them out: a stop within the
+/// campaign's window (a conversion, a loss, a reply, an opt-out; see
+/// [`nudge::stop_before_enrolling`]), and reachability (some step must
+/// have a channel they have an address on and did not opt out of). `ctx`
+/// holds what the trigger knows (`cart_url`, `cart_total`), for templates.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn trigger_tx<D: Db>(
     db: &mut D,
@@ -65,7 +72,14 @@ pub(crate) async fn trigger_tx<D: Db>(
         return Ok(0);
     }
     let person = load_person(db, org, root).await?;
-    let opted = opted_out_channels(db, org, &person).await?;
+    let opt_outs = opt_outs_of(db, org, &person).await?;
+    let opted: Vec<_> = opt_outs.iter().map(|(c, _)| *c).collect();
+    let reach = Reach {
+        has_email: person.email.is_some(),
+        has_phone: person.phone.is_some(),
+        opted_out: opted.clone(),
+    };
+    let facts = load_stop_facts(db, org, root, opt_outs).await?;
     let mut enrolled = 0;
     for c in campaigns {
         let cid = c.uuid("id")?;
@@ -95,6 +109,20 @@ pub(crate) async fn trigger_tx<D: Db>(
                     continue;
                 }
             }
+        }
+        let name = c.text("name")?;
+        let gate = match (
+            nudge::stop_before_enrolling(&campaign, &facts, at),
+            nudge::unreachable(&campaign, &reach),
+        ) {
+            (Some(stop), _) => Some((SkipReason::Stopped, stop.label().to_string())),
+            (None, Some(why)) => Some((why, format!("not reachable: {}", why.label()))),
+            (None, None) => None,
+        };
+        if let Some((reason, why)) = gate {
+            let summary = format!("Not entered campaign \u{201c}{name}\u{201d}: {why}");
+            record_skip(db, org, cid, root, None, None, reason, &summary, now).await?;
+            continue;
         }
         let id = new_id();
         let mut e = Enrollment::new(
@@ -130,7 +158,7 @@ pub(crate) async fn trigger_tx<D: Db>(
             root,
             now,
             "nudge",
-            &format!("Entered campaign \u{201c}{}\u{201d}", c.text("name")?),
+            &format!("Entered campaign \u{201c}{name}\u{201d}"),
             json!({ "campaign_id": cid, "enrollment_id": id }),
             &format!("enroll:{id}"),
         )
@@ -247,6 +275,18 @@ pub(crate) async fn converted_tx<D: Db>(
     now: Millis,
 ) -> Result<Option<Uuid>, StoreError> {
     stop_tx(db, org, root, Event::Converted, None, now).await?;
+    // The latest conversion, which keeps later triggers from enrolling
+    // (the state keeps only the first).
+    db.exec(
+        q(
+            "update leads set last_converted_at = $3 where org_id = $1 and profile_id = $2 \
+           and (last_converted_at is null or last_converted_at < $3)",
+        )
+        .bind(org)
+        .bind(root)
+        .bind(at),
+    )
+    .await?;
     let settings = load_settings(db, org).await?;
     let horizon = at - settings.windows.email_ms.max(settings.windows.sms_ms);
     let rows = db
@@ -334,6 +374,31 @@ impl crate::Store {
         })
     }
 
+    /// Moves only a lead's row (no history, no stop of its enrollments),
+    /// as an older version could have left it: for tests of the send-time
+    /// stop rule.
+    #[doc(hidden)]
+    pub async fn test_set_lead_state(
+        &self,
+        org: Uuid,
+        root: Uuid,
+        state: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let state = state.to_string();
+        write_db!(self, |db| async move {
+            db.exec(
+                q("update leads set state = $3, state_at = $4 where org_id = $1 and profile_id = $2")
+                    .bind(org)
+                    .bind(root)
+                    .bind(state.as_str())
+                    .bind(at),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     /// A person takes a customer out of a campaign.
     pub async fn remove_enrollment(
         &self,
@@ -401,5 +466,6 @@ pub(crate) fn empty_campaign() -> Campaign {
         quiet_hours: None,
         max_attempts: 1,
         reentry_cooldown_ms: 0,
+        priority: 0,
     }
 }

@@ -53,7 +53,8 @@ use crate::identity::NewEvent;
 use crate::sql::{q, Db, Row};
 use crate::{new_id, StoreError};
 use bos_core::nudge::{
-    Channel, Composed, Draft, StopReason, TemplateError, Trigger, Variant, Vars, Windows,
+    Channel, Composed, Draft, FrequencyCap, SkipReason, StopFacts, StopReason, TemplateError,
+    Trigger, Variant, Vars, Windows,
 };
 use bos_core::Millis;
 use serde::{Deserialize, Serialize};
@@ -180,12 +181,13 @@ impl ChannelConfig {
     }
 }
 
-/// A tenant's nudge settings: the time zone for customers without one, and
-/// the attribution windows.
+/// A tenant's nudge settings: the time zone for customers without one, the
+/// attribution windows, and the daily message cap per customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NudgeSettings {
     pub timezone: String,
     pub windows: Windows,
+    pub cap: FrequencyCap,
 }
 
 impl Default for NudgeSettings {
@@ -193,6 +195,7 @@ impl Default for NudgeSettings {
         NudgeSettings {
             timezone: "UTC".into(),
             windows: Windows::default(),
+            cap: FrequencyCap::default(),
         }
     }
 }
@@ -385,13 +388,16 @@ pub(crate) fn stop_reason_str(r: StopReason) -> &'static str {
         StopReason::Replied => "replied",
         StopReason::OptedOut(_) => "opted_out",
         StopReason::Removed => "removed",
+        StopReason::Lost => "lost",
+        StopReason::FormFinished => "form_finished",
     }
 }
 
 /// The query and row reading of a tenant's nudge settings, shared by the
 /// write path ([`load_settings`]) and the read path (`Store::nudge_settings`).
 pub(crate) const SETTINGS_SQL: &str =
-    "select timezone, email_window_ms, sms_window_ms from nudge_settings where org_id = $1";
+    "select timezone, email_window_ms, sms_window_ms, email_cap_per_day, sms_cap_per_day \
+     from nudge_settings where org_id = $1";
 
 pub(crate) fn settings_row(r: Option<&Row>) -> Result<NudgeSettings, StoreError> {
     Ok(match r {
@@ -401,9 +407,19 @@ pub(crate) fn settings_row(r: Option<&Row>) -> Result<NudgeSettings, StoreError>
                 email_ms: r.i64("email_window_ms")?,
                 sms_ms: r.i64("sms_window_ms")?,
             },
+            cap: FrequencyCap {
+                email_per_day: cap_of(r.i64("email_cap_per_day")?),
+                sms_per_day: cap_of(r.i64("sms_cap_per_day")?),
+            },
         },
         None => NudgeSettings::default(),
     })
+}
+
+/// A stored cap back, held to the range saving allows (a damaged value
+/// caps rather than floods).
+fn cap_of(n: i64) -> u32 {
+    u32::try_from(n.clamp(1, i64::from(bos_core::nudge::cap::MAX_CAP_PER_DAY))).unwrap_or(1)
 }
 
 pub(crate) async fn load_settings<D: Db>(
@@ -545,31 +561,131 @@ pub(crate) fn cart_link(ctx: &Value) -> Option<&str> {
     ctx.get("cart_url").and_then(Value::as_str)
 }
 
-/// The channels this person opted out of: by address, so an opt-out holds
-/// across merges and profiles. (A channel without an address is blocked
-/// too, by the caller.)
-pub(crate) async fn opted_out_channels<D: Db>(
+/// This person's opt-outs with their time, one query for both addresses:
+/// by address, so an opt-out holds across merges and profiles. (A channel
+/// without an address is blocked too, by the caller.)
+pub(crate) async fn opt_outs_of<D: Db>(
     db: &mut D,
     org: Uuid,
     p: &Person,
-) -> Result<Vec<Channel>, StoreError> {
-    let mut out = Vec::new();
-    for (ch, addr) in [(Channel::Email, &p.email), (Channel::Sms, &p.phone)] {
-        if let Some(a) = addr {
-            let r = db
-                .opt(
-                    q("select 1 from opt_outs where org_id = $1 and channel = $2 and address = $3")
-                        .bind(org)
-                        .bind(channel_str(ch))
-                        .bind(a.as_str()),
-                )
-                .await?;
-            if r.is_some() {
-                out.push(ch);
-            }
-        }
+) -> Result<Vec<(Channel, Millis)>, StoreError> {
+    if p.email.is_none() && p.phone.is_none() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let rows = db
+        .rows(
+            q("select channel, at from opt_outs where org_id = $1 and \
+               ((channel = 'email' and address = $2) or (channel = 'sms' and address = $3))")
+            .bind(org)
+            .bind(p.email.clone().unwrap_or_default())
+            .bind(p.phone.clone().unwrap_or_default()),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((parse_channel(&r.text("channel")?)?, r.i64("at")?)))
+        .collect()
+}
+
+/// What ended this customer's interest in being nudged, and when (see
+/// [`bos_core::nudge::stops`]): the lead's conversion or loss, their
+/// latest reply to a nudge, and their opt-outs (`opt_outs`, loaded by the
+/// caller with [`opt_outs_of`]).
+pub(crate) async fn load_stop_facts<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    root: Uuid,
+    opt_outs: Vec<(Channel, Millis)>,
+) -> Result<StopFacts, StoreError> {
+    let r = db
+        .opt(
+            q("select l.state as lead_state, l.state_at as lead_state_at, l.last_converted_at, \
+               (select max(x.replied_at) from nudge_executions x where x.org_id = l.org_id and x.profile_id in \
+               (select id from profiles where org_id = l.org_id and root_id = l.profile_id)) as replied_at \
+               from leads l where l.org_id = $1 and l.profile_id = $2")
+            .bind(org)
+            .bind(root),
+        )
+        .await?;
+    let mut facts = match r {
+        Some(r) => stop_facts_of(&r)?,
+        None => StopFacts::default(),
+    };
+    facts.opted_out = opt_outs;
+    Ok(facts)
+}
+
+/// The lead's part of [`StopFacts`] from a row with `lead_state`,
+/// `lead_state_at`, `last_converted_at` and `replied_at` (each may be null:
+/// no lead row).
+pub(crate) fn stop_facts_of(r: &Row) -> Result<StopFacts, StoreError> {
+    let state = r.opt_text("lead_state")?;
+    let state_at = r.opt_i64("lead_state_at")?;
+    let at_if = |s: &str| state_at.filter(|_| state.as_deref() == Some(s));
+    let converted_at = [r.opt_i64("last_converted_at")?, at_if("converted")]
+        .into_iter()
+        .flatten()
+        .max();
+    Ok(StopFacts {
+        converted_at,
+        lost_at: at_if("lost"),
+        replied_at: r.opt_i64("replied_at")?,
+        opted_out: Vec::new(),
+    })
+}
+
+/// Counts a step that went out late or not at all (or, with no step, a
+/// customer the campaign could not enroll) under its reason, once per
+/// enrollment, step and reason, and says so on the customer's timeline.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_skip<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    campaign: Uuid,
+    root: Uuid,
+    enrollment: Option<Uuid>,
+    step: Option<usize>,
+    reason: SkipReason,
+    summary: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let n = db
+        .exec(
+            q("insert into nudge_skips (org_id, id, campaign_id, profile_id, enrollment_id, step, reason, detail, at) \
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing")
+            .bind(org)
+            .bind(new_id())
+            .bind(campaign)
+            .bind(root)
+            .bind(enrollment)
+            .bind(step.map(|s| s as i64))
+            .bind(reason.as_str())
+            .bind(summary)
+            .bind(now),
+        )
+        .await?;
+    if n == 0 {
+        return Ok(());
+    }
+    let key = match (enrollment, step) {
+        (Some(e), Some(s)) => format!("skip:{e}:{s}:{}", reason.as_str()),
+        _ => format!("skip:{campaign}:{root}:{now}"),
+    };
+    timeline(
+        db,
+        org,
+        root,
+        now,
+        "nudge_skipped",
+        summary,
+        serde_json::json!({
+            "campaign_id": campaign,
+            "enrollment_id": enrollment,
+            "step": step,
+            "reason": reason.as_str(),
+        }),
+        &key,
+    )
+    .await
 }
 
 /// The channel a customer prefers: the `preferred_channel` trait when set,
@@ -649,4 +765,33 @@ pub struct StepFunnel {
     pub unknown: i64,
     pub pending: i64,
     pub converted_cents: i64,
+    /// Customers this step went out late for, or not at all, by reason
+    /// (every reason, zeros included, in [`SkipReason::ALL`] order).
+    pub skipped: Vec<SkipCount>,
+}
+
+/// How many customers a step (or the enrollment itself) skipped or moved
+/// for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkipCount {
+    /// The stored name: `no_address`, `opted_out`, `quiet_hours`, `cap` or
+    /// `stopped`.
+    pub reason: String,
+    /// What a person reads.
+    pub label: String,
+    pub count: i64,
+}
+
+impl SkipCount {
+    /// Every reason at zero, for a step nothing was skipped on yet.
+    pub fn zeros() -> Vec<SkipCount> {
+        SkipReason::ALL
+            .into_iter()
+            .map(|r| SkipCount {
+                reason: r.as_str().into(),
+                label: r.label().into(),
+                count: 0,
+            })
+            .collect()
+    }
 }

@@ -6,18 +6,20 @@
 
 use super::enroll::{empty_campaign, write_enrollment};
 use super::{
-    build, channel_str, load_channel, load_person_of, load_settings, opted_out_channels, preferred,
-    save_enrollment, send_token, set_step_timer, timeline, CampaignStatus, ChannelConfig, Claimed,
-    ExecutionStatus, NudgeSettings, Person, StepOutcome, StepRequest, ENROLLMENT_ACTIVE,
-    MESSAGE_ID_DOMAIN,
+    build, channel_str, load_channel, load_person_of, load_settings, opt_outs_of, preferred,
+    record_skip, save_enrollment, send_token, set_step_timer, stop_facts_of, timeline,
+    CampaignStatus, ChannelConfig, Claimed, ExecutionStatus, NudgeSettings, Person, StepOutcome,
+    StepRequest, ENROLLMENT_ACTIVE, MESSAGE_ID_DOMAIN,
 };
 use crate::engine::write_db;
 use crate::secrets::Keyring;
 use crate::sql::{q, Db};
 use crate::{new_id, StoreError};
 use bos_core::inbox::{nudges_held_until, AuthorKind, HumanActivity, Status as InboxStatus};
+use bos_core::nudge::cap::CAP_WINDOW_MS;
 use bos_core::nudge::{
-    self, Campaign, Channel, Composed, Decision, Enrollment, Event, MessageLinks,
+    self, Campaign, Channel, Composed, Decision, Enrollment, Event, MessageLinks, Reach, Recent,
+    SkipReason,
 };
 use bos_core::Millis;
 use serde_json::{json, Value};
@@ -73,15 +75,29 @@ async fn human_conversation_hold<D: Db>(
 }
 
 /// What the steps of one batch share: campaign definitions (parsed once,
-/// and again only if the stored text differs) and channel settings (no
-/// write in the batch changes them).
+/// and again only if the stored text differs), channel and nudge settings
+/// (no write in the batch changes them).
 struct StepCache {
     campaigns: HashMap<Uuid, (String, Arc<Campaign>)>,
     channels: HashMap<(Uuid, Channel), (ChannelConfig, Option<String>)>,
+    settings: HashMap<Uuid, Arc<NudgeSettings>>,
     keys: Arc<Keyring>,
 }
 
 impl StepCache {
+    async fn settings<D: Db>(
+        &mut self,
+        db: &mut D,
+        org: Uuid,
+    ) -> Result<Arc<NudgeSettings>, StoreError> {
+        if let Some(s) = self.settings.get(&org) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(load_settings(db, org).await?);
+        self.settings.insert(org, s.clone());
+        Ok(s)
+    }
+
     fn campaign(&mut self, id: Uuid, def: String) -> Result<Arc<Campaign>, StoreError> {
         if let Some((text, c)) = self.campaigns.get(&id) {
             if *text == def {
@@ -111,14 +127,36 @@ async fn step_one<D: Db>(
         enrollment,
         random,
     } = step;
+    // One read gives the step everything it decides on: the enrollment,
+    // its campaign, what stopped the customer (their lead and latest
+    // reply) and, for the daily cap, their messages in the last day and
+    // the higher-priority steps due for them now.
     let r = db
         .opt(
-            q("select e.state, e.status as enrollment_status, e.profile_id, e.context, c.definition, \
-               c.status as campaign_status, c.id as campaign_id from enrollments e \
+            q("select e.state, e.status as enrollment_status, e.profile_id, e.context, e.started_at, \
+               c.definition, c.name as campaign_name, c.status as campaign_status, c.id as campaign_id, \
+               l.state as lead_state, l.state_at as lead_state_at, l.last_converted_at, \
+               (select max(x.replied_at) from nudge_executions x where x.org_id = e.org_id \
+                and x.profile_id = e.profile_id) as replied_at, \
+               (select count(*) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
+                and x.created_at > $3 and x.channel = 'email' and x.status <> 'failed') as email_sent, \
+               (select min(x.created_at) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
+                and x.created_at > $3 and x.channel = 'email' and x.status <> 'failed') as email_oldest, \
+               (select count(*) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
+                and x.created_at > $3 and x.channel = 'sms' and x.status <> 'failed') as sms_sent, \
+               (select min(x.created_at) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
+                and x.created_at > $3 and x.channel = 'sms' and x.status <> 'failed') as sms_oldest, \
+               (select count(*) from enrollments o join campaigns oc on oc.org_id = o.org_id and oc.id = o.campaign_id \
+                where o.org_id = e.org_id and o.profile_id = e.profile_id and o.status = 'active' and o.id <> e.id \
+                and o.next_due <= $4 and oc.status = 'active' and oc.priority > c.priority) as ahead \
+               from enrollments e \
                left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
+               left join leads l on l.org_id = e.org_id and l.profile_id = e.profile_id \
                where e.org_id = $1 and e.id = $2")
             .bind(org)
-            .bind(enrollment),
+            .bind(enrollment)
+            .bind(now - CAP_WINDOW_MS)
+            .bind(now),
         )
         .await?;
     let Some(r) = r else {
@@ -142,6 +180,7 @@ async fn step_one<D: Db>(
     };
     let campaign = cache.campaign(cid, def)?;
     let campaign = &*campaign;
+    let name = r.opt_text("campaign_name")?.unwrap_or_default();
     match CampaignStatus::stored(&cstatus)? {
         CampaignStatus::Active => {}
         CampaignStatus::Archived => {
@@ -171,11 +210,43 @@ async fn step_one<D: Db>(
     };
     let need = (uses(Channel::Email), uses(Channel::Sms));
     let (root, person) = load_person_of(db, org, profile, need).await?;
+    let opt_outs = opt_outs_of(db, org, &person).await?;
+    let step_no = e.step_index + 1;
+    // The stop rules hold at send time too: whatever stopped the customer
+    // since the enrollment began ends it here, if the stop did not.
+    let mut facts = stop_facts_of(&r)?;
+    facts.opted_out = opt_outs.clone();
+    if let Some(stop) = nudge::stop_before_sending(campaign, &facts, r.i64("started_at")?) {
+        let at = e.step_index;
+        e.on_event(campaign, nudge::stop_event(stop));
+        save_enrollment(db, org, enrollment, &e, now).await?;
+        let summary = format!(
+            "Step {step_no} of \u{201c}{name}\u{201d} not sent: {}",
+            stop.label()
+        );
+        let why = SkipReason::Stopped;
+        record_skip(
+            db,
+            org,
+            cid,
+            root,
+            Some(enrollment),
+            Some(at),
+            why,
+            &summary,
+            now,
+        )
+        .await?;
+        return Ok(StepOutcome::Nothing(summary));
+    }
+    let settings = cache.settings(db, org).await?;
     if let Some(quiet) = &campaign.quiet_hours {
-        let settings = load_settings(db, org).await?;
         let allowed = quiet_until(&person, &settings, now, quiet);
         if allowed > now {
             set_step_timer(db, org, enrollment, allowed, now, timers).await?;
+            let summary = format!("Step {step_no} of \u{201c}{name}\u{201d} moved by quiet hours");
+            let (at, why) = (Some(e.step_index), SkipReason::QuietHours);
+            record_skip(db, org, cid, root, Some(enrollment), at, why, &summary, now).await?;
             return Ok(StepOutcome::Wait(allowed));
         }
     }
@@ -187,27 +258,51 @@ async fn step_one<D: Db>(
     }
     // Opt-outs and missing addresses block channels for this
     // decision; only real opt-outs are kept in the state.
-    let real = opted_out_channels(db, org, &person).await?;
-    let mut blocked = real.clone();
-    if person.email.is_none() {
-        blocked.push(Channel::Email);
-    }
-    if person.phone.is_none() {
-        blocked.push(Channel::Sms);
-    }
-    for c in &real {
+    for (c, _) in &opt_outs {
         if !e.opted_out.contains(c) {
             e.opted_out.push(*c);
         }
     }
+    let reach = Reach {
+        has_email: person.email.is_some(),
+        has_phone: person.phone.is_some(),
+        opted_out: e.opted_out.clone(),
+    };
     let kept = e.opted_out.clone();
-    for c in blocked {
+    for c in reach.blocked() {
         if !e.opted_out.contains(&c) {
             e.opted_out.push(c);
         }
     }
+    let first = e.step_index;
     let decision = e.on_step_due(campaign, now, random, preferred(&person));
     e.opted_out = kept;
+    // Every step passed over without a send is counted with its reason.
+    let passed = match &decision {
+        Decision::Send { step, .. } => *step,
+        _ => e.step_index.min(campaign.steps.len()),
+    };
+    for i in first..passed {
+        if let Some(why) = reach.step_block(campaign.steps[i].channel) {
+            let summary = format!(
+                "Step {} of \u{201c}{name}\u{201d} skipped: {}",
+                i + 1,
+                why.label()
+            );
+            record_skip(
+                db,
+                org,
+                cid,
+                root,
+                Some(enrollment),
+                Some(i),
+                why,
+                &summary,
+                now,
+            )
+            .await?;
+        }
+    }
     let Decision::Send {
         step,
         variant,
@@ -221,6 +316,29 @@ async fn step_one<D: Db>(
         }
         return Ok(StepOutcome::Nothing("no step to send".into()));
     };
+    // The daily cap across campaigns: a step over it is held (same key,
+    // later time), never dropped.
+    let recent = match channel.medium() {
+        Channel::Sms => ("sms_sent", "sms_oldest"),
+        _ => ("email_sent", "email_oldest"),
+    };
+    let recent = Recent {
+        sent: u32::try_from(r.i64(recent.0)?).unwrap_or(u32::MAX),
+        oldest_at: r.opt_i64(recent.1)?,
+        ahead: u32::try_from(r.i64("ahead")?).unwrap_or(u32::MAX),
+    };
+    if let Some(until) = nudge::cap_wait(settings.cap.limit(channel), recent, now) {
+        e.hold_last_send(until);
+        write_enrollment(db, org, enrollment, &e, now, false).await?;
+        set_step_timer(db, org, enrollment, until, now, timers).await?;
+        let summary = format!(
+            "Step {} of \u{201c}{name}\u{201d} held back by the daily cap",
+            step + 1
+        );
+        let (at, why) = (Some(step), SkipReason::Cap);
+        record_skip(db, org, cid, root, Some(enrollment), at, why, &summary, now).await?;
+        return Ok(StepOutcome::Wait(until));
+    }
     write_enrollment(db, org, enrollment, &e, now, false).await?;
     if let Some(next) = e.next_due {
         set_step_timer(db, org, enrollment, next, now, timers).await?;
@@ -399,6 +517,7 @@ impl crate::Store {
             let mut cache = StepCache {
                 campaigns: HashMap::new(),
                 channels: HashMap::new(),
+                settings: HashMap::new(),
                 keys,
             };
             for r in &steps {

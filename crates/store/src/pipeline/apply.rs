@@ -300,7 +300,7 @@ async fn apply_ready<D: Db>(
                 db,
                 org,
                 root,
-                bos_core::nudge::Event::Converted,
+                bos_core::nudge::Event::FormFinished,
                 Some("form_started_not_finished"),
                 now,
             )

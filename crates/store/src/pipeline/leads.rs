@@ -241,15 +241,8 @@ impl crate::Store {
                     crate::nudge::converted_tx(db, org, root, now, None, now).await?;
                 }
                 LeadState::Lost => {
-                    crate::nudge::stop_tx(
-                        db,
-                        org,
-                        root,
-                        bos_core::nudge::Event::Removed,
-                        None,
-                        now,
-                    )
-                    .await?;
+                    crate::nudge::stop_tx(db, org, root, bos_core::nudge::Event::Lost, None, now)
+                        .await?;
                 }
                 _ => {}
             }

@@ -16,14 +16,17 @@
 //!
 //! The rooms: `queue` (what is due, failures, retries, the sources page's
 //! reads), `apply` (the batch transaction), `leads` (the lead row, its
-//! moves and the feed), `settings` (a tenant's intake settings and the
+//! moves and the feed), `backfill` (lead states that match the order
+//! history, for customers who did not come through the event flow), `settings` (a tenant's intake settings and the
 //! `group` accounts). The timer upsert itself is `crate::timers`.
 
 mod apply;
+mod backfill;
 mod leads;
 mod queue;
 mod settings;
 
+pub use backfill::LeadSync;
 pub use settings::CustomerGroup;
 
 use crate::identity::Traits;

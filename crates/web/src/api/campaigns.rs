@@ -13,7 +13,7 @@ use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bos_core::nudge::{Campaign, Windows};
+use bos_core::nudge::{Campaign, FrequencyCap, Windows};
 use bos_core::Scope;
 use bos_engine::campaigns;
 use bos_engine::rules::sentence;
@@ -49,7 +49,8 @@ pub struct CampaignDto {
     pub status: String,
     pub created_at: String,
     pub updated_at: String,
-    /// Live figures (in lists).
+    /// Live figures (in lists and for one campaign), with the customers
+    /// its trigger caught but it did not enroll, by reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub stats: Option<CampaignStats>,
@@ -147,7 +148,8 @@ pub async fn get_one(
 ) -> ApiResult<Json<CampaignDto>> {
     let row = campaigns::find(&st.store, p.org.id, id).await?;
     require_read(&p)?;
-    Ok(Json(CampaignDto::new(row, None)))
+    let stats = st.store.campaign_stats(p.org.id, id).await?;
+    Ok(Json(CampaignDto::new(row, Some(stats))))
 }
 
 /// Replaces a campaign's definition; a `status` in the body changes it too.
@@ -411,6 +413,15 @@ pub struct NudgeSettingsDto {
     pub email_window_ms: i64,
     /// A conversion this long after an SMS (1–168 hours) is credited to it.
     pub sms_window_ms: i64,
+    /// At most this many e-mails per customer in any 24 hours, across all
+    /// campaigns (1–50; default 2). A step over it waits, and is counted
+    /// as "cap". Left out of a PUT, it stays as it is.
+    #[serde(default)]
+    pub email_cap_per_day: Option<u32>,
+    /// At most this many texts per customer in any 24 hours (1–50;
+    /// default 1). Left out of a PUT, it stays as it is.
+    #[serde(default)]
+    pub sms_cap_per_day: Option<u32>,
 }
 
 impl From<NudgeSettings> for NudgeSettingsDto {
@@ -419,11 +430,13 @@ impl From<NudgeSettings> for NudgeSettingsDto {
             timezone: s.timezone,
             email_window_ms: s.windows.email_ms,
             sms_window_ms: s.windows.sms_ms,
+            email_cap_per_day: Some(s.cap.email_per_day),
+            sms_cap_per_day: Some(s.cap.sms_per_day),
         }
     }
 }
 
-/// Time zone and attribution windows.
+/// Time zone, attribution windows and the daily message cap.
 #[utoipa::path(get, path = "/settings/nudges", tag = "campaigns",
     responses((status = 200, body = NudgeSettingsDto)))]
 pub async fn get_settings(
@@ -434,7 +447,7 @@ pub async fn get_settings(
     Ok(Json(st.store.nudge_settings(p.org.id).await?.into()))
 }
 
-/// Replaces the time zone and attribution windows.
+/// Replaces the time zone, attribution windows and daily message cap.
 #[utoipa::path(put, path = "/settings/nudges", tag = "campaigns",
     request_body = NudgeSettingsDto,
     responses((status = 200, body = NudgeSettingsDto), (status = 422, body = crate::error::Problem)))]
@@ -446,11 +459,16 @@ pub async fn put_settings(
     require_admin(&p)?;
     // The scope before the body: a key without it is 403 whatever it sent.
     let ApiJson(body) = body?;
+    let current = st.store.nudge_settings(p.org.id).await?.cap;
     let s = NudgeSettings {
         timezone: body.timezone.trim().to_string(),
         windows: Windows {
             email_ms: body.email_window_ms,
             sms_ms: body.sms_window_ms,
+        },
+        cap: FrequencyCap {
+            email_per_day: body.email_cap_per_day.unwrap_or(current.email_per_day),
+            sms_per_day: body.sms_cap_per_day.unwrap_or(current.sms_per_day),
         },
     };
     campaigns::save_settings(&st.store, p.org.id, &s, st.now()).await?;
@@ -465,8 +483,12 @@ pub struct EnrollmentDto {
     pub profile_id: Uuid,
     /// `active` or `stopped`.
     pub status: String,
-    /// `completed`, `converted`, `replied`, `opted_out` or `removed`.
+    /// `completed`, `converted`, `replied`, `opted_out`, `removed`, `lost`
+    /// or `form_finished`.
     pub stop_reason: Option<String>,
+    /// Why it ended, in words a person reads ("stopped: finished the
+    /// form"); null while it runs.
+    pub ended_why: Option<String>,
     /// The next step to send, from 1.
     pub next_step: i64,
     pub next_due: Option<String>,
@@ -483,6 +505,7 @@ impl From<EnrollmentRow> for EnrollmentDto {
             profile_id: e.profile_id,
             status: e.status,
             stop_reason: e.stop_reason,
+            ended_why: e.ended_why,
             next_step: e.step_index + 1,
             next_due: e.next_due.map(rfc3339),
             started_at: rfc3339(e.started_at),

@@ -16,8 +16,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::nudge::campaign::{DAY_MS, HOUR_MS, MINUTE_MS, WEEK_MS};
+use bos_core::nudge::cap::MAX_CAP_PER_DAY;
 use bos_core::nudge::{
-    Campaign, Channel, QuietHours, Step, StopConditions, Trigger, Variant, Windows,
+    Campaign, Channel, FrequencyCap, QuietHours, Step, StopConditions, Trigger, Variant, Windows,
 };
 use bos_engine::campaigns;
 use bos_engine::rules::sentence;
@@ -122,6 +123,8 @@ pub struct BuilderForm {
     pub stop_opted_out: bool,
     pub max_attempts: String,
     pub cooldown_days: String,
+    /// Who goes first under the daily cap: 0–100, higher first.
+    pub priority: String,
     pub status: String,
     pub preview_step: String,
     pub preview_variant: String,
@@ -143,6 +146,7 @@ impl Default for BuilderForm {
             stop_opted_out: true,
             max_attempts: "5".into(),
             cooldown_days: "30".into(),
+            priority: "0".into(),
             status: "draft".into(),
             preview_step: "1".into(),
             preview_variant: "A".into(),
@@ -236,6 +240,7 @@ impl BuilderForm {
             stop_opted_out: c.stop.opted_out,
             max_attempts: c.max_attempts.to_string(),
             cooldown_days: num(c.reentry_cooldown_ms as f64 / DAY_MS as f64),
+            priority: c.priority.to_string(),
             status: status.as_str().into(),
             ..d
         }
@@ -295,6 +300,7 @@ impl BuilderForm {
             stop_opted_out: on("stop_opted_out"),
             max_attempts: get("max_attempts"),
             cooldown_days: get("cooldown_days"),
+            priority: or("priority", d.priority),
             status: or("status", d.status),
             preview_step: or("preview_step", d.preview_step),
             preview_variant: or("preview_variant", d.preview_variant),
@@ -405,6 +411,12 @@ impl BuilderForm {
                     self.cooldown_days.trim()
                 )
             })?;
+        let priority = self.priority.trim().parse::<u32>().map_err(|_| {
+            format!(
+                "Priority \u{201c}{}\u{201d} is not a whole number; use from 0 to 100 (higher goes first).",
+                self.priority.trim()
+            )
+        })?;
         Ok(Campaign {
             name: self.name.trim().to_string(),
             trigger,
@@ -419,6 +431,7 @@ impl BuilderForm {
             reentry_cooldown_ms: (cooldown * DAY_MS as f64)
                 .round()
                 .clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+            priority,
         })
     }
 
@@ -519,6 +532,9 @@ pub struct FunnelRow {
     failed: i64,
     unknown: i64,
     rate: String,
+    /// Customers this step skipped or moved, by reason ("no address 12 ·
+    /// daily cap moved it 3"), or "—".
+    skipped: String,
     /// Bar widths out of 200: sent, delivered, opened, clicked, converted.
     bars: [i64; 5],
 }
@@ -590,6 +606,10 @@ struct CampaignPage {
     steps: usize,
     enrolled: i64,
     active: i64,
+    /// Customers the trigger caught but the campaign could not enroll.
+    not_enrolled: i64,
+    /// Why, by reason, or "—".
+    not_enrolled_why: String,
     funnel: Vec<FunnelRow>,
     variants: Vec<VariantRow>,
     recent: Vec<ExecView>,
@@ -740,6 +760,21 @@ pub async fn create(
     Ok(Redirect::to(&format!("/campaigns/{id}?done=campaign_created")).into_response())
 }
 
+/// Skip counts as a person reads them: the reasons that happened, with
+/// their counts ("no address 12 · opted out 1"), or "—" when none did.
+fn skip_words(counts: &[bos_store::nudge::SkipCount]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|c| c.count > 0)
+        .map(|c| format!("{} {}", c.label, c.count))
+        .collect();
+    if parts.is_empty() {
+        "\u{2014}".into()
+    } else {
+        parts.join(" \u{b7} ")
+    }
+}
+
 async fn campaign_page(
     st: &AppState,
     s: &Session,
@@ -766,6 +801,7 @@ async fn campaign_page(
             failed: f.failed,
             unknown: f.unknown,
             rate: rate(f.converted, f.sent),
+            skipped: skip_words(&f.skipped),
             bars: [
                 w(f.sent),
                 w(f.delivered),
@@ -812,6 +848,8 @@ async fn campaign_page(
         steps: row.campaign.steps.len(),
         enrolled: summary.enrolled,
         active: summary.active,
+        not_enrolled: summary.not_enrolled.iter().map(|c| c.count).sum(),
+        not_enrolled_why: skip_words(&summary.not_enrolled),
         funnel,
         variants,
         recent,
@@ -1013,6 +1051,8 @@ pub struct SettingsForm {
     timezone: String,
     email_days: String,
     sms_hours: String,
+    email_cap: String,
+    sms_cap: String,
 }
 
 #[derive(Template)]
@@ -1028,6 +1068,8 @@ fn settings_form(s: &NudgeSettings) -> SettingsForm {
         timezone: s.timezone.clone(),
         email_days: num(s.windows.email_ms as f64 / DAY_MS as f64),
         sms_hours: num(s.windows.sms_ms as f64 / HOUR_MS as f64),
+        email_cap: s.cap.email_per_day.to_string(),
+        sms_cap: s.cap.sms_per_day.to_string(),
     }
 }
 
@@ -1055,6 +1097,10 @@ pub struct SettingsPost {
     email_days: String,
     #[serde(default)]
     sms_hours: String,
+    #[serde(default)]
+    email_cap: String,
+    #[serde(default)]
+    sms_cap: String,
 }
 
 pub async fn settings_save(
@@ -1073,11 +1119,38 @@ pub async fn settings_save(
     let result = async {
         let days = parse(&p.email_days, "The email window (days)")?;
         let hours = parse(&p.sms_hours, "The SMS window (hours)")?;
+        // A form without the cap fields (an older page) keeps the caps.
+        let current = st.store.nudge_settings(s.org.id).await?.cap;
+        let cap = |v: &str, field: &'static str, what: &str, keep: u32| {
+            if v.trim().is_empty() {
+                return Ok(keep);
+            }
+            v.trim().parse::<u32>().map_err(|_| {
+                AppError::invalid(
+                    field,
+                    format!("{what} must be a whole number from 1 to {MAX_CAP_PER_DAY}."),
+                )
+            })
+        };
         let settings = NudgeSettings {
             timezone: p.timezone.trim().to_string(),
             windows: Windows {
                 email_ms: (days * DAY_MS as f64).round() as i64,
                 sms_ms: (hours * HOUR_MS as f64).round() as i64,
+            },
+            cap: FrequencyCap {
+                email_per_day: cap(
+                    &p.email_cap,
+                    "email_cap_per_day",
+                    "The e-mail cap",
+                    current.email_per_day,
+                )?,
+                sms_per_day: cap(
+                    &p.sms_cap,
+                    "sms_cap_per_day",
+                    "The SMS cap",
+                    current.sms_per_day,
+                )?,
             },
         };
         campaigns::save_settings(&st.store, s.org.id, &settings, st.now())
@@ -1094,6 +1167,8 @@ pub async fn settings_save(
                     timezone: p.timezone,
                     email_days: p.email_days,
                     sms_hours: p.sms_hours,
+                    email_cap: p.email_cap,
+                    sms_cap: p.sms_cap,
                 },
                 error: Some(e.detail()),
             };
@@ -1136,9 +1211,7 @@ pub async fn customer_panel(
                 status: if active {
                     "active".into()
                 } else {
-                    e.stop_reason
-                        .map(|r| format!("ended: {}", r.replace('_', " ")))
-                        .unwrap_or_else(|| "ended".into())
+                    e.ended_why.unwrap_or_else(|| "ended".into())
                 },
                 next: match (active, e.next_due) {
                     (true, Some(t)) => format!("step {} at {}", e.step_index + 1, fmt_time(t)),

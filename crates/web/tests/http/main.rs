@@ -15,6 +15,7 @@ mod intake;
 mod invitations;
 mod leads;
 mod nudge_hooks;
+mod nudge_trust;
 mod nudges;
 mod pipeline;
 mod sdk;

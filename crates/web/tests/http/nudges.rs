@@ -17,7 +17,7 @@ use bos_store::nudge::{CampaignStatus, ChannelConfig, Execution, InboundMessage}
 use serde_json::json;
 use uuid::Uuid;
 
-fn variant(subject: Option<&str>, body: &str) -> Variant {
+pub(crate) fn variant(subject: Option<&str>, body: &str) -> Variant {
     Variant {
         name: "A".into(),
         weight: 1,
@@ -27,7 +27,7 @@ fn variant(subject: Option<&str>, body: &str) -> Variant {
 }
 
 /// Abandoned checkout: an email an hour later, an SMS a day after that.
-fn cart_campaign() -> Campaign {
+pub(crate) fn cart_campaign() -> Campaign {
     Campaign {
         name: "Cart reminder".into(),
         trigger: Trigger::CheckoutAbandoned,
@@ -53,10 +53,11 @@ fn cart_campaign() -> Campaign {
         quiet_hours: None,
         max_attempts: 5,
         reentry_cooldown_ms: 30 * DAY_MS,
+        priority: 0,
     }
 }
 
-fn checkout(id: u64, email: &str, phone: &str, at_ms: i64) -> Vec<u8> {
+pub(crate) fn checkout(id: u64, email: &str, phone: &str, at_ms: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "id": id, "token": format!("tok-{id}"), "cart_token": format!("cart-{id}"), "email": email,
         "phone": phone,
@@ -69,14 +70,14 @@ fn checkout(id: u64, email: &str, phone: &str, at_ms: i64) -> Vec<u8> {
     .unwrap()
 }
 
-struct Shop {
-    org: Uuid,
-    path: String,
-    secret: String,
-    campaign: Uuid,
+pub(crate) struct Shop {
+    pub org: Uuid,
+    pub path: String,
+    pub secret: String,
+    pub campaign: Uuid,
 }
 
-async fn shop(app: &TestApp, name: &str, campaign: Campaign) -> Shop {
+pub(crate) async fn shop(app: &TestApp, name: &str, campaign: Campaign) -> Shop {
     let s = shopify_source(app, name, &format!("shpss_{}", name.replace(' ', "_"))).await;
     campaign.validate(&[]).unwrap();
     let id = Uuid::now_v7();
@@ -92,7 +93,7 @@ async fn shop(app: &TestApp, name: &str, campaign: Campaign) -> Shop {
     }
 }
 
-async fn post(app: &TestApp, s: &Shop, topic: &str, event_id: &str, body: Vec<u8>) {
+pub(crate) async fn post(app: &TestApp, s: &Shop, topic: &str, event_id: &str, body: Vec<u8>) {
     let res = app
         .post_raw(
             &s.path,
@@ -104,7 +105,7 @@ async fn post(app: &TestApp, s: &Shop, topic: &str, event_id: &str, body: Vec<u8
     app.state.pipeline.drain().await.unwrap();
 }
 
-async fn abandon(app: &TestApp, s: &Shop, id: u64, email: &str, phone: &str) {
+pub(crate) async fn abandon(app: &TestApp, s: &Shop, id: u64, email: &str, phone: &str) {
     post(
         app,
         s,
@@ -115,21 +116,21 @@ async fn abandon(app: &TestApp, s: &Shop, id: u64, email: &str, phone: &str) {
     .await;
 }
 
-async fn executions(app: &TestApp, s: &Shop) -> Vec<Execution> {
+pub(crate) async fn executions(app: &TestApp, s: &Shop) -> Vec<Execution> {
     app.store()
         .campaign_executions(s.org, s.campaign, 10_000)
         .await
         .unwrap()
 }
 
-async fn settle_at(app: &TestApp, r: &bos_engine::Runner, t: i64) {
+pub(crate) async fn settle_at(app: &TestApp, r: &bos_engine::Runner, t: i64) {
     app.clock.set_ms(t);
     r.settled(t).await;
 }
 
 /// Abandonment is at T0 + 1 h (the default window), so step 1 is due at
 /// T0 + 2 h and step 2 a day after step 1 went out.
-const STEP1: i64 = T0 + 2 * HOUR_MS;
+pub(crate) const STEP1: i64 = T0 + 2 * HOUR_MS;
 const STEP2: i64 = STEP1 + DAY_MS;
 
 #[tokio::test]
@@ -387,6 +388,7 @@ async fn segment_traits_fill_templates_and_quiet_hours_follow_the_customers_zone
         quiet_hours: Some(quiet),
         max_attempts: 3,
         reentry_cooldown_ms: 0,
+        priority: 0,
     };
     c.validate(&["plan", "seats"]).unwrap();
     let campaign = Uuid::now_v7();
@@ -749,6 +751,7 @@ async fn r10_clock_jumps_and_dst_neither_double_nor_hasten_nor_break_quiet_hours
             &bos_store::nudge::NudgeSettings {
                 timezone: "America/New_York".into(),
                 windows: Default::default(),
+                cap: Default::default(),
             },
             START,
         )
@@ -779,6 +782,7 @@ async fn r10_clock_jumps_and_dst_neither_double_nor_hasten_nor_break_quiet_hours
         quiet_hours: Some(quiet),
         max_attempts: 3,
         reentry_cooldown_ms: 0,
+        priority: 0,
     };
     c.validate(&[]).unwrap();
     let campaign = Uuid::now_v7();
