@@ -34,7 +34,9 @@ create unique index conversations_profile on conversations(org_id, profile_id);
 create index conversations_recent on conversations(org_id, last_message_at, id);
 create index conversations_status_recent on conversations(org_id, status, last_message_at, id);
 create index conversations_assignee on conversations(org_id, assignee_id, last_message_at, id);
-create index conversations_priority on conversations(org_id, priority_rank, last_message_at, id);
+-- Most urgent first, then most recent: the index runs in the order the list
+-- reads it (mixed directions), so a page is a walk and not a sort.
+create index conversations_priority on conversations(org_id, priority_rank, last_message_at desc, id desc);
 create index conversations_waiting on conversations(org_id, waiting_since, id) where waiting_since is not null;
 
 create table messages (

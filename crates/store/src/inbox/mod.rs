@@ -10,10 +10,13 @@
 //! its messages, and search text and customers with highlight offsets.
 //! Everything is scoped by organization.
 
+mod bulk;
 mod read;
 mod search;
 mod write;
 
+#[doc(hidden)]
+pub use bulk::{BulkConversation, BulkMessage};
 pub use read::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, Page, Sort,
     StatusFilter,
