@@ -120,8 +120,8 @@ impl Store {
                     "insert into conversations (org_id, id, profile_id, status, assignee_id, priority, \
                      priority_rank, priority_reason, last_message_at, last_inbound_at, waiting_since, \
                      last_preview, last_channel, last_author, channels, ai_involved, message_count, \
-                     people, created_at, updated_at) values {}",
-                    values(chunk.len(), 19)
+                     customer_ltv_cents, people, created_at, updated_at) values {}",
+                    values(chunk.len(), 20)
                 );
                 let mut q = sqlx::query(&sql).bind(org);
                 for cv in chunk {
@@ -144,6 +144,7 @@ impl Store {
                         .bind(bits)
                         .bind(cv.ai_involved as i64)
                         .bind(cv.message_count)
+                        .bind(cv.ltv_cents)
                         .bind(super::people_text(&name, &cv.email, &cv.phone))
                         .bind(cv.created_at)
                         .bind(cv.last_message_at);

@@ -13,6 +13,7 @@
 mod bulk;
 mod read;
 mod search;
+mod value;
 mod write;
 
 #[doc(hidden)]
@@ -22,6 +23,7 @@ pub use read::{
     StatusFilter,
 };
 pub use search::{SearchHit, SearchIn};
+pub(crate) use value::refresh_value;
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 
 /// The most conversations one list page holds.

@@ -222,11 +222,11 @@ impl Store {
                  order by c.last_message_at desc limit $3",
                 "select m.id, m.conversation_id, m.channel, m.body, m.subject, m.created_at, \
                  c.profile_id, coalesce(p.display_name, '') as customer_name \
-                 from messages_fts f join messages m on m.rowid = f.rowid \
+                 from messages_fts f cross join messages m on m.rowid = f.rowid \
                  join conversations c on c.org_id = m.org_id and c.id = m.conversation_id \
                  left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
                  where messages_fts match $2 and m.org_id = $1 \
-                 order by m.created_at desc limit $3",
+                 order by f.rowid desc limit $3",
                 fts5_query(&terms),
             )
         } else {
