@@ -415,7 +415,7 @@ pub fn message_count(seed: u64, conversations: u64, messages: u64, i: u64) -> u6
     let room = a.min(b).saturating_sub(1);
     let mut rng = SplitMix64::new(seed ^ pair.wrapping_mul(0x9FB2_1C65_1E98_DF25) ^ 0x55);
     let d = if room == 0 { 0 } else { rng.below(room + 1) };
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         a + d
     } else {
         b - d

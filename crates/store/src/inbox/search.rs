@@ -200,6 +200,14 @@ fn customer_hit(row: &Row, terms: &[String]) -> Result<Option<SearchHit>, StoreE
 impl Store {
     /// Searches the organization's conversations: customers whose name,
     /// e-mail or phone match come first, then messages, newest first.
+    ///
+    /// A common word matches a large share of every message, so neither
+    /// engine may collect the matches and sort them. SQLite walks the FTS5
+    /// index from the highest rowid down (rowids grow as messages are
+    /// written, so this is newest first) and stops after a page; PostgreSQL
+    /// chooses between walking the organization's messages newest first
+    /// (`messages_recent`), checking each against the query, and the GIN
+    /// index for a rare word, whose few matches are cheap to sort.
     pub async fn search_inbox(
         &self,
         org: Uuid,
