@@ -16,6 +16,7 @@
 mod gen;
 mod identify;
 mod import;
+mod inbox;
 mod intake;
 mod nudges;
 mod pages;
@@ -117,6 +118,24 @@ enum Which {
         /// Requests per page (after 3 warm-up requests).
         #[arg(long, default_value_t = 50)]
         requests: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// The Unified Inbox at scale: list (each filter and sort, first page
+    /// and deep) and search latency over seeded conversations and messages.
+    Inbox {
+        #[arg(long, default_value_t = 1_000_000)]
+        conversations: u64,
+        /// Messages in all (at least one per conversation).
+        #[arg(long, default_value_t = 10_000_000)]
+        messages: u64,
+        /// Measured calls per case (fewer when a case passes 3 s).
+        #[arg(long, default_value_t = 50)]
+        requests: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A PostgreSQL server (`postgres://…`; a fresh database is
+        /// created on it). Default: SQLite in a temporary file.
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -363,6 +382,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             requests,
             database_url,
         } => crate::pages::run(profiles, requests, database_url).await,
+        Which::Inbox {
+            conversations,
+            messages,
+            requests,
+            seed,
+            database_url,
+        } => crate::inbox::run(conversations, messages, requests, seed, database_url).await,
         Which::Scheduler {
             jobs,
             concurrency,

@@ -817,3 +817,94 @@ async fn the_same_delivery_at_once_three_times_is_one_message() {
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].message_count, 1);
 }
+
+/// An order for `profile` worth `cents`, through identity resolution (the
+/// path every purchase takes).
+async fn order(s: &Store, org: Uuid, email: &str, cents: i64, key: &str) {
+    s.identify(
+        org,
+        &IdentityRules::default(),
+        &IdentifyInput {
+            identifiers: vec![Identifier::new(IdentifierKind::Email, email)],
+            traits: Traits::default(),
+            source: "test".into(),
+            event: Some(bos_store::identity::NewEvent {
+                kind: "order".into(),
+                summary: "Order".into(),
+                occurred_at: 5,
+                data: "{}".into(),
+                key: Some(key.into()),
+                revenue_cents: cents,
+                is_order: true,
+            }),
+            now: 5,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// The "highest value first" list reads the value kept on the conversation:
+/// it starts at the profile's value and follows every order, merge and
+/// unmerge in the same write, and the list pages by it in order.
+#[tokio::test]
+async fn the_value_sort_follows_orders_merges_and_unmerges() {
+    let db = TestDb::new().await.unwrap();
+    let s = &db.store;
+    let a = org(s, "acme").await;
+    let ann = customer(s, a, "Ann", "ann@example.com").await;
+    let bob = customer(s, a, "Bob", "bob@example.com").await;
+    let cy = customer(s, a, "Cy", "cy@example.com").await;
+    // Ann bought before she wrote: her conversation starts with the value.
+    order(s, a, "ann@example.com", 5_000, "o1").await;
+    for (k, p) in [ann, bob, cy].into_iter().enumerate() {
+        s.record_inbound(a, &inbound(p, Channel::Sms, None, "hello", 100 + k as i64))
+            .await
+            .unwrap();
+    }
+    let values = |page: &Page| -> Vec<(Uuid, i64)> {
+        page.items
+            .iter()
+            .map(|c| (c.profile_id, c.customer_ltv_cents))
+            .collect()
+    };
+    let by_value = ListQuery {
+        sort: Sort::Value,
+        ..Default::default()
+    };
+    let page = list(s, a, by_value.clone()).await;
+    assert_eq!(values(&page)[0], (ann, 5_000));
+    // Bob's order after he wrote moves his conversation to the top.
+    order(s, a, "bob@example.com", 9_000, "o2").await;
+    let page = list(s, a, by_value.clone()).await;
+    assert_eq!(values(&page), vec![(bob, 9_000), (ann, 5_000), (cy, 0)]);
+    // A merge adds the absorbed value to the survivor's; an unmerge takes it back.
+    let merge = s.merge_profiles(a, cy, ann, "test", 10).await.unwrap();
+    let page = list(s, a, by_value.clone()).await;
+    assert_eq!(values(&page)[0], (bob, 9_000));
+    assert!(values(&page).contains(&(cy, 5_000)), "{:?}", values(&page));
+    s.unmerge(a, merge, "test", 11).await.unwrap();
+    let page = list(s, a, by_value.clone()).await;
+    assert_eq!(values(&page), vec![(bob, 9_000), (ann, 5_000), (cy, 0)]);
+    // One row a page: the cursor walks the same order.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = list(
+            s,
+            a,
+            ListQuery {
+                cursor: cursor.clone(),
+                limit: 1,
+                ..by_value.clone()
+            },
+        )
+        .await;
+        seen.extend(values(&page));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![(bob, 9_000), (ann, 5_000), (cy, 0)]);
+}

@@ -24,6 +24,10 @@ create table conversations (
     channels bigint not null default 0,
     ai_involved bigint not null default 0,
     message_count bigint not null default 0,
+    -- The customer's lifetime value, copied from their profile and kept
+    -- current in the same write that changes it, so "highest value first"
+    -- is an index walk rather than a join and a sort of every row.
+    customer_ltv_cents bigint not null default 0,
     -- The customer's name, e-mail and phone, for search.
     people text not null default '',
     -- Punctuation becomes space first, so e-mail addresses and phone
@@ -37,8 +41,17 @@ create unique index conversations_profile on conversations(org_id, profile_id);
 create index conversations_recent on conversations(org_id, last_message_at, id);
 create index conversations_status_recent on conversations(org_id, status, last_message_at, id);
 create index conversations_assignee on conversations(org_id, assignee_id, last_message_at, id);
-create index conversations_priority on conversations(org_id, priority_rank, last_message_at, id);
+-- Most urgent first, then most recent: the index runs in the order the list
+-- reads it (mixed directions), so a page is a walk and not a sort.
+-- Each sort has an index in its order, and a priority filter (an equality
+-- on the rank) has one per sort too, so a page of any filter and sort is a
+-- walk that stops after the page; the other filters (channel bits, unread,
+-- AI) are checked on the rows walked, and each keeps at least a few percent.
+create index conversations_priority on conversations(org_id, priority_rank, last_message_at desc, id desc);
 create index conversations_waiting on conversations(org_id, waiting_since, id) where waiting_since is not null;
+create index conversations_priority_waiting on conversations(org_id, priority_rank, waiting_since, id) where waiting_since is not null;
+create index conversations_value on conversations(org_id, customer_ltv_cents desc, id desc);
+create index conversations_priority_value on conversations(org_id, priority_rank, customer_ltv_cents desc, id desc);
 create index conversations_people_search on conversations using gin (people_search);
 
 create table messages (
@@ -74,6 +87,9 @@ create table messages (
 create unique index messages_provider_id on messages(org_id, channel, provider_message_id) where provider_message_id is not null;
 create index messages_by_conversation on messages(org_id, conversation_id, created_at, id);
 create index messages_email_id on messages(org_id, email_message_id) where email_message_id is not null;
+-- Search walks an organization's messages newest first and stops at a page
+-- of matches when a word is common (the GIN index serves the rare ones).
+create index messages_recent on messages(org_id, created_at desc, id desc);
 create index messages_body_search on messages using gin (body_search);
 
 create table conversation_reads (

@@ -24,6 +24,10 @@ create table conversations (
     channels integer not null default 0,
     ai_involved integer not null default 0,
     message_count integer not null default 0,
+    -- The customer's lifetime value, copied from their profile and kept
+    -- current in the same write that changes it, so "highest value first"
+    -- is an index walk rather than a join and a sort of every row.
+    customer_ltv_cents integer not null default 0,
     -- The customer's name, e-mail and phone, for search.
     people text not null default '',
     created_at integer not null,
@@ -34,8 +38,17 @@ create unique index conversations_profile on conversations(org_id, profile_id);
 create index conversations_recent on conversations(org_id, last_message_at, id);
 create index conversations_status_recent on conversations(org_id, status, last_message_at, id);
 create index conversations_assignee on conversations(org_id, assignee_id, last_message_at, id);
-create index conversations_priority on conversations(org_id, priority_rank, last_message_at, id);
+-- Most urgent first, then most recent: the index runs in the order the list
+-- reads it (mixed directions), so a page is a walk and not a sort.
+-- Each sort has an index in its order, and a priority filter (an equality
+-- on the rank) has one per sort too, so a page of any filter and sort is a
+-- walk that stops after the page; the other filters (channel bits, unread,
+-- AI) are checked on the rows walked, and each keeps at least a few percent.
+create index conversations_priority on conversations(org_id, priority_rank, last_message_at desc, id desc);
 create index conversations_waiting on conversations(org_id, waiting_since, id) where waiting_since is not null;
+create index conversations_priority_waiting on conversations(org_id, priority_rank, waiting_since, id) where waiting_since is not null;
+create index conversations_value on conversations(org_id, customer_ltv_cents desc, id desc);
+create index conversations_priority_value on conversations(org_id, priority_rank, customer_ltv_cents desc, id desc);
 
 create table messages (
     org_id blob not null references organizations(id) on delete cascade,

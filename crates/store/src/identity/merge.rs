@@ -91,6 +91,8 @@ pub(crate) async fn merge_tx<D: Db>(
         .bind(s.last_active_at.max(a.last_active_at)),
     )
     .await?;
+    // The inbox's copy of the survivor's value moves in the same write.
+    crate::inbox::refresh_value(db, org, &[survivor]).await?;
     let merge_id = new_id();
     let filled_json = serde_json::to_string(&filled).unwrap_or_else(|_| "[]".into());
     db.exec(
@@ -214,6 +216,7 @@ pub(crate) async fn unmerge_tx<D: Db>(
         )
         .await?;
     }
+    crate::inbox::refresh_value(db, org, &ancestors).await?;
     // Give back the fields the merge filled in, where they still hold the absorbed values.
     let s = fields_of(db, org, survivor_id).await?;
     let back = |name: &str, sv: &str, av: &str| {

@@ -389,6 +389,10 @@ pub(crate) async fn resolve_tx<D: Db>(
         set.join(", ")
     );
     db.exec(query).await?;
+    if revenue != 0 {
+        // The inbox's copy of the value moves in the same write.
+        crate::inbox::refresh_value(db, org, &[root]).await?;
+    }
     Ok(IdentifyOutcome {
         profile_id: root,
         action,

@@ -14,13 +14,17 @@
 //! credentials here too.
 //! Everything is scoped by organization.
 
+mod bulk;
 mod meta;
 mod read;
 mod reply;
 mod search;
 mod service;
+mod value;
 mod write;
 
+#[doc(hidden)]
+pub use bulk::{BulkConversation, BulkMessage};
 pub use meta::{MetaCredentials, MetaSource};
 pub use read::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, Page, Sort,
@@ -29,6 +33,7 @@ pub use read::{
 pub use reply::{EmailThread, ReplyTargets, ReplyWritten};
 pub use search::{SearchHit, SearchIn, SnippetPart, MAX_HITS};
 pub use service::{InboxTimelineEntry, SentNudge};
+pub(crate) use value::refresh_value;
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 
 /// The most conversations one list page holds.

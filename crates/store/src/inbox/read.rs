@@ -172,7 +172,7 @@ const SUMMARY_COLS: &str = "c.id, c.profile_id, c.status, c.assignee_id, c.prior
     c.priority_reason, c.last_message_at, c.last_inbound_at, c.waiting_since, c.last_preview, \
     c.last_channel, c.last_author, c.channels, c.ai_involved, c.message_count, c.created_at, \
     coalesce(p.display_name, '') as customer_name, coalesce(p.primary_email, '') as customer_email, \
-    coalesce(p.primary_phone, '') as customer_phone, coalesce(p.ltv_cents, 0) as customer_ltv_cents, \
+    coalesce(p.primary_phone, '') as customer_phone, c.customer_ltv_cents, \
     r.read_at";
 
 /// `from` and joins of a summary query; `$1` is the org, `$2` the member.
@@ -344,8 +344,9 @@ fn list_query(org: Uuid, query: &ListQuery) -> Result<(Q, u32), StoreError> {
         Some(AuthorFilter::Human) => conds.push("c.ai_involved = 0".into()),
     }
     if let Some(p) = query.priority {
-        let p = next(p.as_str().into(), &mut args);
-        conds.push(format!("c.priority = {p}"));
+        // The rank, not the name: the indexes lead with it.
+        let p = next(p.rank().into(), &mut args);
+        conds.push(format!("c.priority_rank = {p}"));
     }
     if query.sort == Sort::OldestUnread {
         conds.push("c.waiting_since is not null".into());
@@ -359,22 +360,27 @@ fn list_query(org: Uuid, query: &ListQuery) -> Result<(Q, u32), StoreError> {
     if let Some(cur) = cursor {
         let k1 = next(cur.k1.into(), &mut args);
         let id = next(cur.id.into(), &mut args);
+        // Each condition opens with a plain bound on the first key (`<=`,
+        // `>=`) that the index seeks to; the `or` after it only settles ties.
         conds.push(match query.sort {
-            Sort::Recent => {
-                format!("(c.last_message_at < {k1} or (c.last_message_at = {k1} and c.id < {id}))")
-            }
-            Sort::OldestUnread => {
-                format!("(c.waiting_since > {k1} or (c.waiting_since = {k1} and c.id > {id}))")
-            }
+            Sort::Recent => format!(
+                "c.last_message_at <= {k1} and \
+                 (c.last_message_at < {k1} or (c.last_message_at = {k1} and c.id < {id}))"
+            ),
+            Sort::OldestUnread => format!(
+                "c.waiting_since >= {k1} and \
+                 (c.waiting_since > {k1} or (c.waiting_since = {k1} and c.id > {id}))"
+            ),
             Sort::Priority => {
                 let k2 = next(cur.k2.into(), &mut args);
                 format!(
-                "(c.priority_rank > {k1} or (c.priority_rank = {k1} and \
-                 (c.last_message_at < {k2} or (c.last_message_at = {k2} and c.id < {id}))))"
-            )
+                    "c.priority_rank >= {k1} and (c.priority_rank > {k1} or (c.priority_rank = {k1} and \
+                     (c.last_message_at < {k2} or (c.last_message_at = {k2} and c.id < {id}))))"
+                )
             }
             Sort::Value => format!(
-                "(coalesce(p.ltv_cents, 0) < {k1} or (coalesce(p.ltv_cents, 0) = {k1} and c.id < {id}))"
+                "c.customer_ltv_cents <= {k1} and \
+                 (c.customer_ltv_cents < {k1} or (c.customer_ltv_cents = {k1} and c.id < {id}))"
             ),
         });
     }
@@ -382,7 +388,7 @@ fn list_query(org: Uuid, query: &ListQuery) -> Result<(Q, u32), StoreError> {
         Sort::Recent => "c.last_message_at desc, c.id desc",
         Sort::OldestUnread => "c.waiting_since asc, c.id asc",
         Sort::Priority => "c.priority_rank asc, c.last_message_at desc, c.id desc",
-        Sort::Value => "coalesce(p.ltv_cents, 0) desc, c.id desc",
+        Sort::Value => "c.customer_ltv_cents desc, c.id desc",
     };
     let sql = format!(
         "select {SUMMARY_COLS} {SUMMARY_FROM} where {} order by {order} limit {}",

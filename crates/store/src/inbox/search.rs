@@ -200,6 +200,14 @@ fn customer_hit(row: &Row, terms: &[String]) -> Result<Option<SearchHit>, StoreE
 impl Store {
     /// Searches the organization's conversations: customers whose name,
     /// e-mail or phone match come first, then messages, newest first.
+    ///
+    /// A common word matches a large share of every message, so neither
+    /// engine may collect the matches and sort them. SQLite walks the FTS5
+    /// index from the highest rowid down (rowids grow as messages are
+    /// written, so this is newest first) and stops after a page; PostgreSQL
+    /// chooses between walking the organization's messages newest first
+    /// (`messages_recent`), checking each against the query, and the GIN
+    /// index for a rare word, whose few matches are cheap to sort.
     pub async fn search_inbox(
         &self,
         org: Uuid,
@@ -222,11 +230,11 @@ impl Store {
                  order by c.last_message_at desc limit $3",
                 "select m.id, m.conversation_id, m.channel, m.body, m.subject, m.created_at, \
                  c.profile_id, coalesce(p.display_name, '') as customer_name \
-                 from messages_fts f join messages m on m.rowid = f.rowid \
+                 from messages_fts f cross join messages m on m.rowid = f.rowid \
                  join conversations c on c.org_id = m.org_id and c.id = m.conversation_id \
                  left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
                  where messages_fts match $2 and m.org_id = $1 \
-                 order by m.created_at desc limit $3",
+                 order by f.rowid desc limit $3",
                 fts5_query(&terms),
             )
         } else {

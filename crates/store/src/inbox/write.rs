@@ -188,8 +188,10 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
         .exec(
             q(
                 "insert into conversations (org_id, id, profile_id, status, last_message_at, \
-               last_channel, last_author, people, created_at, updated_at) \
-               values ($1, $2, $3, 'open', $4, $5, $6, $7, $4, $4) on conflict do nothing",
+               last_channel, last_author, people, customer_ltv_cents, created_at, updated_at) \
+               values ($1, $2, $3, 'open', $4, $5, $6, $7, \
+               coalesce((select ltv_cents from profiles where org_id = $1 and id = $3), 0), $4, $4) \
+               on conflict do nothing",
             )
             .bind(m.org)
             .bind(new_conv)

@@ -1,0 +1,203 @@
+//! Benchmark support: conversations, their customers and their messages
+//! inserted in large multi-row batches, bypassing the one-message-per-
+//! transaction write path (no dedupe, no state machine: the caller hands
+//! over the finished state). Search stays maintained: SQLite's FTS5
+//! triggers and PostgreSQL's generated `tsvector` columns run as for any
+//! insert. Not for production data.
+
+use bos_core::inbox::{AuthorKind, Channel, Priority, Status};
+use bos_core::Millis;
+use sqlx::Connection;
+use uuid::Uuid;
+
+use super::{channel_bit, preview};
+use crate::engine::write;
+use crate::{Store, StoreError};
+
+/// One conversation with its customer, as it stands after its messages.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct BulkConversation {
+    pub id: Uuid,
+    /// A new profile, inserted with the conversation.
+    pub profile_id: Uuid,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: String,
+    pub ltv_cents: i64,
+    pub status: Status,
+    pub assignee_id: Option<Uuid>,
+    pub priority: Priority,
+    pub last_message_at: Millis,
+    pub last_inbound_at: Option<Millis>,
+    pub waiting_since: Option<Millis>,
+    pub last_text: String,
+    pub last_channel: Channel,
+    pub last_author: AuthorKind,
+    pub channels: Vec<Channel>,
+    pub ai_involved: bool,
+    pub message_count: i64,
+    pub created_at: Millis,
+    /// A member's read mark on it.
+    pub read_by: Option<(Uuid, Millis)>,
+}
+
+/// One message of a [`BulkConversation`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct BulkMessage {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub channel: Channel,
+    pub author: AuthorKind,
+    pub author_name: String,
+    pub text: String,
+    pub subject: Option<String>,
+    pub at: Millis,
+}
+
+/// Rows per statement: under both engines' limit on bound parameters.
+const CONV_CHUNK: usize = 500;
+const MSG_CHUNK: usize = 1000;
+
+/// `($1, $k, …)` groups of `width` numbered parameters after the org's `$1`.
+fn values(rows: usize, width: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push_str("($1");
+        for k in 0..width {
+            out.push_str(&format!(", ${}", 2 + r * width + k));
+        }
+        out.push(')');
+    }
+    out
+}
+
+impl Store {
+    /// Inserts conversations (each with a new profile for its customer)
+    /// and then messages, in one transaction per call. The messages must
+    /// belong to conversations of this call or of an earlier one.
+    #[doc(hidden)]
+    pub async fn bulk_load_inbox(
+        &self,
+        org: Uuid,
+        conversations: Vec<BulkConversation>,
+        messages: Vec<BulkMessage>,
+    ) -> Result<(), StoreError> {
+        write!(self, |c| {
+            let mut tx = c.begin().await?;
+            for chunk in conversations.chunks(CONV_CHUNK) {
+                let sql = format!(
+                    "insert into profiles (org_id, id, root_id, first_name, last_name, display_name, \
+                     name_lc, primary_email, primary_phone, own_ltv_cents, ltv_cents, last_active_at, \
+                     created_at, updated_at) values {}",
+                    values(chunk.len(), 13)
+                );
+                let mut q = sqlx::query(&sql).bind(org);
+                for cv in chunk {
+                    let name = format!("{} {}", cv.first_name, cv.last_name);
+                    q = q
+                        .bind(cv.profile_id)
+                        .bind(cv.profile_id)
+                        .bind(cv.first_name.as_str())
+                        .bind(cv.last_name.as_str())
+                        .bind(name.clone())
+                        .bind(name.to_lowercase())
+                        .bind(cv.email.as_str())
+                        .bind(cv.phone.as_str())
+                        .bind(cv.ltv_cents)
+                        .bind(cv.ltv_cents)
+                        .bind(cv.last_message_at)
+                        .bind(cv.created_at)
+                        .bind(cv.last_message_at);
+                }
+                q.execute(&mut *tx).await?;
+                let sql = format!(
+                    "insert into conversations (org_id, id, profile_id, status, assignee_id, priority, \
+                     priority_rank, priority_reason, last_message_at, last_inbound_at, waiting_since, \
+                     last_preview, last_channel, last_author, channels, ai_involved, message_count, \
+                     customer_ltv_cents, people, created_at, updated_at) values {}",
+                    values(chunk.len(), 20)
+                );
+                let mut q = sqlx::query(&sql).bind(org);
+                for cv in chunk {
+                    let name = format!("{} {}", cv.first_name, cv.last_name);
+                    let bits = cv.channels.iter().fold(0, |a, ch| a | channel_bit(*ch));
+                    q = q
+                        .bind(cv.id)
+                        .bind(cv.profile_id)
+                        .bind(cv.status.as_str())
+                        .bind(cv.assignee_id)
+                        .bind(cv.priority.as_str())
+                        .bind(cv.priority.rank())
+                        .bind("")
+                        .bind(cv.last_message_at)
+                        .bind(cv.last_inbound_at)
+                        .bind(cv.waiting_since)
+                        .bind(preview(&cv.last_text))
+                        .bind(cv.last_channel.as_str())
+                        .bind(cv.last_author.as_str())
+                        .bind(bits)
+                        .bind(cv.ai_involved as i64)
+                        .bind(cv.message_count)
+                        .bind(cv.ltv_cents)
+                        .bind(super::people_text(&name, &cv.email, &cv.phone))
+                        .bind(cv.created_at)
+                        .bind(cv.last_message_at);
+                }
+                q.execute(&mut *tx).await?;
+                let reads: Vec<_> = chunk
+                    .iter()
+                    .filter_map(|cv| cv.read_by.map(|r| (cv.id, r)))
+                    .collect();
+                if !reads.is_empty() {
+                    let sql = format!(
+                        "insert into conversation_reads (org_id, conversation_id, member_id, read_at) \
+                         values {}",
+                        values(reads.len(), 3)
+                    );
+                    let mut q = sqlx::query(&sql).bind(org);
+                    for (conv, (member, at)) in reads {
+                        q = q.bind(conv).bind(member).bind(at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+            for chunk in messages.chunks(MSG_CHUNK) {
+                let sql = format!(
+                    "insert into messages (org_id, id, conversation_id, channel, direction, \
+                     author_kind, author_name, body, subject, status, created_at, updated_at) \
+                     values {}",
+                    values(chunk.len(), 11)
+                );
+                let mut q = sqlx::query(&sql).bind(org);
+                for m in chunk {
+                    let direction = m.author.direction();
+                    let status = match direction {
+                        bos_core::inbox::Direction::Inbound => "received",
+                        bos_core::inbox::Direction::Outbound => "delivered",
+                    };
+                    q = q
+                        .bind(m.id)
+                        .bind(m.conversation_id)
+                        .bind(m.channel.as_str())
+                        .bind(direction.as_str())
+                        .bind(m.author.as_str())
+                        .bind(m.author_name.as_str())
+                        .bind(m.text.as_str())
+                        .bind(m.subject.as_deref())
+                        .bind(status)
+                        .bind(m.at)
+                        .bind(m.at);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
