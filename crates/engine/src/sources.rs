@@ -217,9 +217,3 @@ pub async fn create_meta(
         .create_meta_source(org, name, &credentials, now)
         .await?)
 }
-
-/// The page access token replies to Instagram and Messenger go out with:
-/// the organization's most recently connected Meta source's, or `None`.
-pub async fn meta_page_token(store: &Store, org: Uuid) -> Result<Option<String>, StoreError> {
-    store.meta_page_token(org).await
-}

@@ -201,19 +201,6 @@ impl From<bos_engine::sources::SourceError> for AppError {
     }
 }
 
-impl From<bos_engine::inbox::InboxError> for AppError {
-    fn from(e: bos_engine::inbox::InboxError) -> Self {
-        use bos_engine::inbox::InboxError as E;
-        match e {
-            E::Invalid { field, detail } => AppError::invalid(field, detail),
-            E::NotFound => AppError::NotFound,
-            E::Conflict(c) => AppError::Conflict(c),
-            E::CannotSend(why) => AppError::Conflict(why),
-            E::Store(e) => e.into(),
-        }
-    }
-}
-
 impl From<bos_engine::rules::RulesError> for AppError {
     fn from(e: bos_engine::rules::RulesError) -> Self {
         use bos_engine::rules::RulesError as E;

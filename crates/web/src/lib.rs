@@ -154,6 +154,7 @@ impl AppState {
                 allow_private_hosts: config.allow_private_outbound,
                 pending_lease_ms: config.nudge_sending_lease_ms,
                 links: Some(Arc::new(paths::PublicUrls::new(&config.public_url))),
+                pages: Arc::new(bos_engine::inbox::StoredMetaPages(store.clone())),
                 ..Default::default()
             },
         );

@@ -26,7 +26,7 @@ pub mod find;
 /// Replies from the composer: which channels are open, and sending once.
 pub mod reply;
 pub use find::Found;
-pub use reply::{NoMetaPages, Outbound, PageTokens, Reply, ReplyBy, ReplyChannel};
+pub use reply::{NoMetaPages, Outbound, PageTokens, Reply, ReplyBy, ReplyChannel, StoredMetaPages};
 /// Instagram and Messenger deliveries applied to the inbox.
 pub mod meta;
 

@@ -99,6 +99,22 @@ impl PageTokens for NoMetaPages {
     }
 }
 
+/// The organization's connected Meta source, as stored: the page token of
+/// its most recently connected page or Instagram account sends both
+/// Instagram and Messenger replies.
+#[derive(Clone)]
+pub struct StoredMetaPages(pub bos_store::Store);
+
+impl PageTokens for StoredMetaPages {
+    fn page_token<'a>(
+        &'a self,
+        org: Uuid,
+        _channel: Channel,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(self.0.meta_page_token(org))
+    }
+}
+
 /// How replies reach the providers.
 #[derive(Clone)]
 pub struct Outbound {

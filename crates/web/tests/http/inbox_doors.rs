@@ -547,8 +547,11 @@ async fn meta_source_credentials_are_required_and_never_stored_in_clear() {
         .iter()
         .all(|v| !v.contains(APP_SECRET) && !v.contains(PAGE_TOKEN) && !v.contains(VERIFY_TOKEN)));
     // The reply code gets the page token through the store.
+    use bos_engine::inbox::PageTokens;
+    let pages = bos_engine::inbox::StoredMetaPages(app.store().clone());
     assert_eq!(
-        bos_engine::sources::meta_page_token(app.store(), t.org.id)
+        pages
+            .page_token(t.org.id, bos_core::inbox::Channel::Instagram)
             .await
             .unwrap()
             .as_deref(),
@@ -556,7 +559,8 @@ async fn meta_source_credentials_are_required_and_never_stored_in_clear() {
     );
     let other = app.tenant("Other Shop").await;
     assert_eq!(
-        bos_engine::sources::meta_page_token(app.store(), other.org.id)
+        pages
+            .page_token(other.org.id, bos_core::inbox::Channel::Messenger)
             .await
             .unwrap(),
         None
