@@ -140,12 +140,8 @@ async fn step_one<D: Db>(
                 and x.profile_id = e.profile_id) as replied_at, \
                (select count(*) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
                 and x.created_at > $3 and x.channel = 'email' and x.status <> 'failed') as email_sent, \
-               (select min(x.created_at) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
-                and x.created_at > $3 and x.channel = 'email' and x.status <> 'failed') as email_oldest, \
                (select count(*) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
                 and x.created_at > $3 and x.channel = 'sms' and x.status <> 'failed') as sms_sent, \
-               (select min(x.created_at) from nudge_executions x where x.org_id = e.org_id and x.profile_id = e.profile_id \
-                and x.created_at > $3 and x.channel = 'sms' and x.status <> 'failed') as sms_oldest, \
                (select count(*) from enrollments o join campaigns oc on oc.org_id = o.org_id and oc.id = o.campaign_id \
                 where o.org_id = e.org_id and o.profile_id = e.profile_id and o.status = 'active' and o.id <> e.id \
                 and o.next_due <= $4 and oc.status = 'active' and oc.priority > c.priority) as ahead \
@@ -318,16 +314,32 @@ async fn step_one<D: Db>(
     };
     // The daily cap across campaigns: a step over it is held (same key,
     // later time), never dropped.
-    let recent = match channel.medium() {
-        Channel::Sms => ("sms_sent", "sms_oldest"),
-        _ => ("email_sent", "email_oldest"),
+    let sent = match channel.medium() {
+        Channel::Sms => r.i64("sms_sent")?,
+        _ => r.i64("email_sent")?,
     };
-    let recent = Recent {
-        sent: u32::try_from(r.i64(recent.0)?).unwrap_or(u32::MAX),
-        oldest_at: r.opt_i64(recent.1)?,
+    let limit = settings.cap.limit(channel);
+    let mut recent = Recent {
+        sent: u32::try_from(sent).unwrap_or(u32::MAX),
+        oldest_at: None,
         ahead: u32::try_from(r.i64("ahead")?).unwrap_or(u32::MAX),
     };
-    if let Some(until) = nudge::cap_wait(settings.cap.limit(channel), recent, now) {
+    // When the cap is full, the oldest counted message says when it frees
+    // up: read then only, so the common step pays nothing for it.
+    if recent.sent >= limit {
+        let o = db
+            .one(
+                q("select min(created_at) as oldest from nudge_executions where org_id = $1 and profile_id = $2 \
+                   and created_at > $3 and channel = $4 and status <> 'failed'")
+                .bind(org)
+                .bind(profile)
+                .bind(now - CAP_WINDOW_MS)
+                .bind(channel_str(channel)),
+            )
+            .await?;
+        recent.oldest_at = o.opt_i64("oldest")?;
+    }
+    if let Some(until) = nudge::cap_wait(limit, recent, now) {
         e.hold_last_send(until);
         write_enrollment(db, org, enrollment, &e, now, false).await?;
         set_step_timer(db, org, enrollment, until, now, timers).await?;
