@@ -560,7 +560,7 @@ async fn meta_source_credentials_are_required_and_never_stored_in_clear() {
     let other = app.tenant("Other Shop").await;
     assert_eq!(
         pages
-            .page_token(other.org.id, bos_core::inbox::Channel::Messenger)
+            .page_token(other.org.id, bos_core::inbox::Channel::Facebook)
             .await
             .unwrap(),
         None
