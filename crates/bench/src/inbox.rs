@@ -706,6 +706,7 @@ pub async fn run(
     let seeded = t.elapsed();
     let t = Instant::now();
     store.optimize().await?;
+    store.bulk_analyze_inbox().await?;
     println!(
         "inbox bench: {conversations} conversations, {msgs_done} messages seeded in {:.1} s \
          ({:.0} messages/s), statistics in {:.1} s, engine {:?}",

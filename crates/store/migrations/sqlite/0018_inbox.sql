@@ -47,6 +47,7 @@ create index conversations_assignee on conversations(org_id, assignee_id, last_m
 create index conversations_priority on conversations(org_id, priority_rank, last_message_at desc, id desc);
 create index conversations_waiting on conversations(org_id, waiting_since, id) where waiting_since is not null;
 create index conversations_priority_waiting on conversations(org_id, priority_rank, waiting_since, id) where waiting_since is not null;
+create index conversations_status_waiting on conversations(org_id, status, waiting_since, id) where waiting_since is not null;
 create index conversations_value on conversations(org_id, customer_ltv_cents desc, id desc);
 create index conversations_priority_value on conversations(org_id, priority_rank, customer_ltv_cents desc, id desc);
 

@@ -78,6 +78,23 @@ fn values(rows: usize, width: usize) -> String {
 }
 
 impl Store {
+    /// After a bulk load: the planner's statistics for the inbox tables, as
+    /// PostgreSQL's autovacuum would gather them some minutes later (SQLite's
+    /// are refreshed by `Store::optimize`). Without them PostgreSQL plans a
+    /// list as if the tables were empty.
+    #[doc(hidden)]
+    pub async fn bulk_analyze_inbox(&self) -> Result<(), StoreError> {
+        if let crate::engine::Engine::Postgres(_) = &*self.engine {
+            write!(self, |c| {
+                sqlx::query("analyze profiles, conversations, conversation_reads, messages")
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     /// Inserts conversations (each with a new profile for its customer)
     /// and then messages, in one transaction per call. The messages must
     /// belong to conversations of this call or of an earlier one.
