@@ -126,7 +126,10 @@ fn inbound(p: &Profile, channel: Channel, text: &str, id: String) -> Inbound {
     let mut m = Inbound::text(p.id, channel, text);
     m.provider_message_id = (channel != Channel::Form).then_some(id);
     if channel == Channel::Email {
-        m.email_message_id = m.provider_message_id.as_ref().map(|id| format!("<{id}@mail.example>"));
+        m.email_message_id = m
+            .provider_message_id
+            .as_ref()
+            .map(|id| format!("<{id}@mail.example>"));
         let subject = text.split(['.', '?', '!', ',']).next().unwrap_or(text);
         m.subject = Some(subject.chars().take(60).collect());
         m.html = Some(format!(
@@ -157,12 +160,7 @@ pub async fn seed(inbox: &Inbox, org: Uuid, now: i64, rng: &mut StdRng) -> Resul
         return Ok(0);
     }
     let members = store.members(org).await?;
-    let member_id = |email: &str| {
-        members
-            .iter()
-            .find(|m| m.email == email)
-            .map(|m| m.user_id)
-    };
+    let member_id = |email: &str| members.iter().find(|m| m.email == email).map(|m| m.user_id);
     let people = writers(store, org).await?;
     let mut n = 0;
     for (i, p) in people.iter().take(SEEDED).enumerate() {
@@ -171,7 +169,11 @@ pub async fn seed(inbox: &Inbox, org: Uuid, now: i64, rng: &mut StdRng) -> Resul
         let mut at = now - (SEEDED - i) as i64 * 70 * 60_000 + rng.gen_range(0..600_000);
         let first = pick(rng, lines(channel));
         let r = inbox
-            .record_inbound(org, inbound(p, channel, first, format!("demo-seed-{}-1", p.id)), at)
+            .record_inbound(
+                org,
+                inbound(p, channel, first, format!("demo-seed-{}-1", p.id)),
+                at,
+            )
             .await?;
         let conversation = conversation_of(&r);
         n += 1;
@@ -209,7 +211,7 @@ pub async fn seed(inbox: &Inbox, org: Uuid, now: i64, rng: &mut StdRng) -> Resul
                         inbound(
                             p,
                             channel,
-                            *pick(rng, lines(channel)),
+                            pick::<&str>(rng, lines(channel)),
                             format!("demo-seed-{}-2", p.id),
                         ),
                         at.min(now),

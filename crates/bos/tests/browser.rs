@@ -1320,12 +1320,8 @@ async fn start_server() -> anyhow::Result<(bos_store::testing::TestDb, String, u
 
 /// [`start_server`], also returning the server's state: a test that records
 /// through the engine's services uses its bus, so live pages hear of it.
-async fn start_server_with_state() -> anyhow::Result<(
-    bos_store::testing::TestDb,
-    String,
-    u16,
-    bos_web::AppState,
-)> {
+async fn start_server_with_state(
+) -> anyhow::Result<(bos_store::testing::TestDb, String, u16, bos_web::AppState)> {
     let db = bos_store::testing::TestDb::new().await?;
     let store = db.store.clone();
     let now = bos_web::SystemClock.now_ms();

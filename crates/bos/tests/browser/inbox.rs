@@ -81,7 +81,15 @@ async fn seed_inbox(inbox: &Inbox, org: Uuid) -> anyhow::Result<Seeded> {
     )
     .await?;
     let bob = customer(store, org, "Bob", "Okafor", "bob.okafor@example.com", None).await?;
-    let cara = customer(store, org, "Cara", "Tanaka", "cara.tanaka@example.com", None).await?;
+    let cara = customer(
+        store,
+        org,
+        "Cara",
+        "Tanaka",
+        "cara.tanaka@example.com",
+        None,
+    )
+    .await?;
     let dev = customer(store, org, "Dev", "Khan", "dev.khan@example.com", None).await?;
     let eli = customer(store, org, "Eli", "Rossi", "eli.rossi@example.com", None).await?;
     inbox
@@ -105,11 +113,7 @@ async fn seed_inbox(inbox: &Inbox, org: Uuid) -> anyhow::Result<Seeded> {
         inbox
             .record_inbound(
                 org,
-                Inbound::text(
-                    ann,
-                    Channel::Sms,
-                    "Is the linen shirt in stock in medium?",
-                ),
+                Inbound::text(ann, Channel::Sms, "Is the linen shirt in stock in medium?"),
                 now(),
             )
             .await?,
@@ -216,14 +220,24 @@ async fn inbox_flow(
     shots.save(&c, "01-inbox").await?;
 
     // Filter: the SMS channel in the sidebar.
-    click_and_wait(&c, ".inbox-channel[data-channel='sms']", ".inbox-channel.active[data-channel='sms']").await?;
+    click_and_wait(
+        &c,
+        ".inbox-channel[data-channel='sms']",
+        ".inbox-channel.active[data-channel='sms']",
+    )
+    .await?;
     let names = c.find(Locator::Css("#threads")).await?.text().await?;
     ensure!(
         names.contains("Ann Lindqvist") && !names.contains("Bob Okafor"),
         "only SMS conversations: {names}"
     );
     shots.save(&c, "02-filter-sms").await?;
-    click_and_wait(&c, ".inbox-channel[data-channel='']", ".inbox-channel.active[data-channel='']").await?;
+    click_and_wait(
+        &c,
+        ".inbox-channel[data-channel='']",
+        ".inbox-channel.active[data-channel='']",
+    )
+    .await?;
     wait_css(&c, "#live-status.on").await?;
 
     // Search with `/`: matches are highlighted.
@@ -261,7 +275,11 @@ async fn inbox_flow(
     let ann_row = format!("#thread-{} .thread-link", seeded.ann_conversation);
     click_and_wait(&c, &ann_row, "#thread-messages").await?;
     wait_css(&c, "#live-status.on").await?;
-    let thread = c.find(Locator::Css("#thread-messages")).await?.text().await?;
+    let thread = c
+        .find(Locator::Css("#thread-messages"))
+        .await?
+        .text()
+        .await?;
     ensure!(
         thread.contains("Is the linen shirt in stock in medium?") && thread.contains("Automated"),
         "the thread shows the customer's message and the automated nudge: {thread}"
@@ -543,7 +561,10 @@ async fn xss_flow(
         wait_css(&c, "#threads").await?;
         c.execute(hook, vec![]).await?;
         probe(&c, &format!("thread list page {pages}")).await?;
-        listed += c.find_all(Locator::Css("#threads .thread-row")).await?.len();
+        listed += c
+            .find_all(Locator::Css("#threads .thread-row"))
+            .await?
+            .len();
         if pages == 0 {
             shots.save(&c, "01-thread-list").await?;
         }
@@ -553,7 +574,11 @@ async fn xss_flow(
             None => break,
         }
     }
-    ensure!(listed == seeded.len(), "the list showed {listed} of {}", seeded.len());
+    ensure!(
+        listed == seeded.len(),
+        "the list showed {listed} of {}",
+        seeded.len()
+    );
 
     // Each conversation opened from its search (highlights, the open
     // conversation with the subject, text and HTML), then the customer.

@@ -151,8 +151,8 @@ impl Filters {
 
     /// From a `back` form field: the filters of the page the form was on.
     fn from_back(raw: &str) -> Filters {
-        let q: InboxQuery = serde_urlencoded::from_str(raw.trim_start_matches('?'))
-            .unwrap_or_default();
+        let q: InboxQuery =
+            serde_urlencoded::from_str(raw.trim_start_matches('?')).unwrap_or_default();
         Filters::from_query(&q)
     }
 
@@ -238,7 +238,8 @@ impl Filters {
             Some(AuthorFilter::Human) => !c.ai_involved,
         };
         let priority = Priority::parse(&self.priority).is_none_or(|p| c.priority == p);
-        let waiting = Sort::parse(&self.sort) != Some(Sort::OldestUnread) || c.waiting_since.is_some();
+        let waiting =
+            Sort::parse(&self.sort) != Some(Sort::OldestUnread) || c.waiting_since.is_some();
         channel && status && author && priority && waiting
     }
 }
@@ -500,7 +501,11 @@ impl OpenView {
         let c = &d.conversation;
         let name = display_name(c);
         let mut images_q = f.query();
-        images_q.push_str(if images_q.is_empty() { "images=1" } else { "&images=1" });
+        images_q.push_str(if images_q.is_empty() {
+            "images=1"
+        } else {
+            "&images=1"
+        });
         // Reply where the customer last wrote, on a channel that can answer.
         let reply_channel = d
             .messages
@@ -524,7 +529,11 @@ impl OpenView {
             priority_label: priority_label(c.priority),
             priority_reason: c.priority_reason.clone(),
             assignee: c.assignee_id,
-            channels: c.channels.iter().map(|ch| (ch.as_str(), ch.label())).collect(),
+            channels: c
+                .channels
+                .iter()
+                .map(|ch| (ch.as_str(), ch.label()))
+                .collect(),
             messages: d
                 .messages
                 .iter()
@@ -638,7 +647,9 @@ impl InboxPage {
     }
 
     fn assigned_to_me(&self) -> bool {
-        self.open.as_ref().is_some_and(|o| o.assignee == Some(self.me))
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.assignee == Some(self.me))
     }
 }
 
@@ -681,12 +692,7 @@ pub async fn conversation(
     show(st, s, q, Some(id)).await
 }
 
-async fn show(
-    st: AppState,
-    s: Session,
-    q: InboxQuery,
-    open: Option<Uuid>,
-) -> PageResult<Response> {
+async fn show(st: AppState, s: Session, q: InboxQuery, open: Option<Uuid>) -> PageResult<Response> {
     let org = s.org.id;
     let me = s.user.id;
     let svc = inbox(&st);
@@ -738,7 +744,11 @@ async fn show(
             },
         )
         .await?;
-    let more = if unread.next_cursor.is_some() { "+" } else { "" };
+    let more = if unread.next_cursor.is_some() {
+        "+"
+    } else {
+        ""
+    };
     let count = |n: usize| {
         if n == 0 {
             String::new()
@@ -779,9 +789,10 @@ async fn show(
     .into_iter()
     .map(|(k, l)| (k, l, f.with("status", k), f.status == k))
     .collect();
-    let older = page.next_cursor.as_deref().map(|c| {
-        with_query(&path_of(open), &f.pairs(Some(c)))
-    });
+    let older = page
+        .next_cursor
+        .as_deref()
+        .map(|c| with_query(&path_of(open), &f.pairs(Some(c))));
     let mut open_view = open_detail
         .as_ref()
         .map(|d| OpenView::new(d, &f, images, now));
@@ -793,7 +804,11 @@ async fn show(
     }
     let mut stream_q = f.query();
     if let Some(id) = open {
-        stream_q.push_str(if stream_q.is_empty() { "open=" } else { "&open=" });
+        stream_q.push_str(if stream_q.is_empty() {
+            "open="
+        } else {
+            "&open="
+        });
         stream_q.push_str(&id.to_string());
     }
     let mut c = Chrome::new(&s, "Inbox", "inbox");
@@ -872,7 +887,11 @@ pub async fn assign(
     Ok(back_to(
         id,
         &f.back,
-        if who.is_some() { "assigned" } else { "unassigned" },
+        if who.is_some() {
+            "assigned"
+        } else {
+            "unassigned"
+        },
     ))
 }
 
@@ -1104,7 +1123,9 @@ mod tests {
         let me = Uuid::now_v7();
         let admits = |s: &str| Filters::from_query(&q(s)).admits(&c, me);
         assert!(admits(""));
-        assert!(admits("channel=sms&status=unread&priority=high&author=human"));
+        assert!(admits(
+            "channel=sms&status=unread&priority=high&author=human"
+        ));
         assert!(!admits("channel=email"));
         assert!(!admits("status=resolved"));
         assert!(!admits("status=mine"));

@@ -56,7 +56,12 @@ fn conversation_of(r: Recorded) -> Uuid {
 }
 
 async fn receive(app: &TestApp, org: Uuid, m: Inbound) -> Uuid {
-    conversation_of(inbox(app).record_inbound(org, m, app.clock.now_ms()).await.unwrap())
+    conversation_of(
+        inbox(app)
+            .record_inbound(org, m, app.clock.now_ms())
+            .await
+            .unwrap(),
+    )
 }
 
 async fn page(app: &TestApp, b: &Browser, path: &str) -> String {
@@ -80,17 +85,29 @@ async fn the_list_filters_counts_unread_and_opens_a_conversation_read() {
     let org = t.org.id;
     let ann = customer(&app, org, "Ann", "Lee", "ann@example.com").await;
     let bob = customer(&app, org, "Bob", "Stone", "bob@example.com").await;
-    let ca = receive(&app, org, Inbound::text(ann, Channel::Sms, "Is the blue one in stock?")).await;
+    let ca = receive(
+        &app,
+        org,
+        Inbound::text(ann, Channel::Sms, "Is the blue one in stock?"),
+    )
+    .await;
     app.clock.advance_ms(60_000);
     let cb = receive(
         &app,
         org,
-        Inbound::text(bob, Channel::Instagram, "This is terrible, I want a refund now!"),
+        Inbound::text(
+            bob,
+            Channel::Instagram,
+            "This is terrible, I want a refund now!",
+        ),
     )
     .await;
 
     let html = page(&app, &t.browser, "/inbox").await;
-    assert!(html.contains("href=\"/inbox\" class=\"active\""), "the nav entry is active");
+    assert!(
+        html.contains("href=\"/inbox\" class=\"active\""),
+        "the nav entry is active"
+    );
     let (ra, rb) = (row_of(&html, ca).unwrap(), row_of(&html, cb).unwrap());
     assert!(ra.contains("Ann Lee") && ra.contains("Is the blue one in stock?"));
     assert!(ra.contains("unread-dot") && ra.contains("chan-sms"));
@@ -115,7 +132,10 @@ async fn the_list_filters_counts_unread_and_opens_a_conversation_read() {
 
     // Opening a conversation marks it read for this member only.
     let open = page(&app, &t.browser, &format!("/inbox/{ca}")).await;
-    assert!(open.contains(&format!("href=\"/customers/{ann}\"")), "header links to the customer");
+    assert!(
+        open.contains(&format!("href=\"/customers/{ann}\"")),
+        "header links to the customer"
+    );
     assert!(open.contains("Is the blue one in stock?"));
     assert!(!row_of(&open, ca).unwrap().contains("unread-dot"));
     assert!(row_of(&open, ca).unwrap().contains("selected"));
@@ -127,7 +147,10 @@ async fn the_list_filters_counts_unread_and_opens_a_conversation_read() {
     let _ = other;
     let b2 = app.login("second@inbox-shop.example").await;
     let theirs = page(&app, &b2, "/inbox?status=unread").await;
-    assert!(row_of(&theirs, ca).is_some(), "still unread for another member");
+    assert!(
+        row_of(&theirs, ca).is_some(),
+        "still unread for another member"
+    );
 
     // Another organization's conversation is not found.
     let u = app.tenant("Other Shop").await;
@@ -143,18 +166,30 @@ async fn assign_resolve_reopen_through_the_forms() {
     let t = app.tenant("Work Shop").await;
     let org = t.org.id;
     let ann = customer(&app, org, "Ann", "Work", "ann@work.example").await;
-    let c = receive(&app, org, Inbound::text(ann, Channel::Email, "Where is my order?")).await;
+    let c = receive(
+        &app,
+        org,
+        Inbound::text(ann, Channel::Email, "Where is my order?"),
+    )
+    .await;
     let b = &t.browser;
 
     let res = app
         .post_form(
             &format!("/inbox/{c}/assign"),
             &b.cookie,
-            &[("_csrf", &b.csrf), ("member", "me"), ("back", "status=all&x=1")],
+            &[
+                ("_csrf", &b.csrf),
+                ("member", "me"),
+                ("back", "status=all&x=1"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), format!("/inbox/{c}?status=all&done=assigned"));
+    assert_eq!(
+        location(&res),
+        format!("/inbox/{c}?status=all&done=assigned")
+    );
     let mine = page(&app, b, "/inbox?status=mine").await;
     assert!(row_of(&mine, c).is_some());
     let html = page(&app, b, &format!("/inbox/{c}?done=assigned")).await;
@@ -177,21 +212,36 @@ async fn assign_resolve_reopen_through_the_forms() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     let res = app
-        .post_form(&format!("/inbox/{c}/resolve"), &b.cookie, &[("_csrf", &b.csrf)])
+        .post_form(
+            &format!("/inbox/{c}/resolve"),
+            &b.cookie,
+            &[("_csrf", &b.csrf)],
+        )
         .await;
     assert_eq!(location(&res), format!("/inbox/{c}?done=resolved"));
     let html = page(&app, b, &format!("/inbox/{c}")).await;
     assert!(html.contains("id=\"reopen\"") && !html.contains("id=\"resolve\""));
-    assert!(row_of(&page(&app, b, "/inbox").await, c).is_none(), "resolved leaves the open list");
+    assert!(
+        row_of(&page(&app, b, "/inbox").await, c).is_none(),
+        "resolved leaves the open list"
+    );
     assert!(row_of(&page(&app, b, "/inbox?status=resolved").await, c).is_some());
     // Resolving twice is a conflict with words, not a 500.
     let res = app
-        .post_form(&format!("/inbox/{c}/resolve"), &b.cookie, &[("_csrf", &b.csrf)])
+        .post_form(
+            &format!("/inbox/{c}/resolve"),
+            &b.cookie,
+            &[("_csrf", &b.csrf)],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
     let res = app
-        .post_form(&format!("/inbox/{c}/reopen"), &b.cookie, &[("_csrf", &b.csrf)])
+        .post_form(
+            &format!("/inbox/{c}/reopen"),
+            &b.cookie,
+            &[("_csrf", &b.csrf)],
+        )
         .await;
     assert_eq!(location(&res), format!("/inbox/{c}?done=reopened"));
     assert!(row_of(&page(&app, b, "/inbox").await, c).is_some());
@@ -215,7 +265,14 @@ async fn search_highlights_are_escaped_and_badges_name_the_author() {
     let app = spawn_app().await;
     let t = app.tenant("Search Shop").await;
     let org = t.org.id;
-    let eve = customer(&app, org, "Eve<img src=x onerror=alert(1)>", "Hack", "eve@example.com").await;
+    let eve = customer(
+        &app,
+        org,
+        "Eve<img src=x onerror=alert(1)>",
+        "Hack",
+        "eve@example.com",
+    )
+    .await;
     let c = receive(
         &app,
         org,
@@ -243,7 +300,10 @@ async fn search_highlights_are_escaped_and_badges_name_the_author() {
 
     let html = page(&app, &t.browser, "/inbox?q=refund").await;
     assert!(html.contains("<mark>refund</mark>"), "the match is marked");
-    assert!(html.contains("&#60;script&#62;"), "the text around it is escaped");
+    assert!(
+        html.contains("&#60;script&#62;"),
+        "the text around it is escaped"
+    );
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<img src=x"));
     assert!(html.contains(&format!("href=\"/inbox/{c}?q=refund\"")));
@@ -252,7 +312,10 @@ async fn search_highlights_are_escaped_and_badges_name_the_author() {
     assert!(by_email.contains(&format!("/inbox/{c}?q=eve%40example")));
 
     let open = page(&app, &t.browser, &format!("/inbox/{c}")).await;
-    assert!(open.contains("author-auto\">Automated<"), "a nudge is Automated");
+    assert!(
+        open.contains("author-auto\">Automated<"),
+        "a nudge is Automated"
+    );
     assert!(open.contains("Still thinking?"));
     assert!(!open.contains("<script>alert") && !open.contains("<img src=x"));
 }
@@ -272,24 +335,37 @@ async fn remote_images_stay_off_until_asked() {
     let c = receive(&app, org, m).await;
 
     let res = app.get(&format!("/inbox/{c}"), &t.browser.cookie).await;
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("img-src 'self' data:;"), "{csp}");
     let html = res.text().await.unwrap();
     assert!(html.contains("<b>this</b>"), "formatting is kept");
     assert!(!html.contains("onclick") && !html.contains("alert(2)"));
     assert!(html.contains("data-remote-src=\"https://tracker.example/pixel.png\""));
     assert!(!html.contains(" src=\"https://tracker.example"));
-    assert!(html.contains(&format!("href=\"/inbox/{c}?images=1\" class=\"btn btn-ghost btn-xs show-images\"")));
+    assert!(html.contains(&format!(
+        "href=\"/inbox/{c}?images=1\" class=\"btn btn-ghost btn-xs show-images\""
+    )));
 
-    let res = app.get(&format!("/inbox/{c}?images=1"), &t.browser.cookie).await;
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let res = app
+        .get(&format!("/inbox/{c}?images=1"), &t.browser.cookie)
+        .await;
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("img-src 'self' data: https:;") && csp.contains("script-src 'self';"));
     let html = res.text().await.unwrap();
     assert!(html.contains(" src=\"https://tracker.example/pixel.png\""));
     assert!(!html.contains("show-images"));
     // Every other page keeps the strict policy.
     let res = app.get("/inbox?images=1", &t.browser.cookie).await;
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(!csp.contains("https:"));
 }
 
@@ -338,8 +414,18 @@ async fn the_stream_carries_new_messages_to_the_list_and_the_open_thread() {
     let (mut email_only, mut seen_email) = open(&t.browser, "channel=email".into()).await;
 
     // Another organization's message is never on this stream.
-    receive(&app, other.org.id, Inbound::text(stranger, Channel::Sms, "secret of the other shop")).await;
-    receive(&app, org, Inbound::text(ann, Channel::Sms, "second <b>message</b>")).await;
+    receive(
+        &app,
+        other.org.id,
+        Inbound::text(stranger, Channel::Sms, "secret of the other shop"),
+    )
+    .await;
+    receive(
+        &app,
+        org,
+        Inbound::text(ann, Channel::Sms, "second <b>message</b>"),
+    )
+    .await;
     read_until(&mut s, &mut seen, "event: conversation").await;
     read_until(&mut s, &mut seen, "second &#60;b&#62;message").await;
     assert!(!seen.contains("secret of the other shop"));
@@ -353,7 +439,10 @@ async fn the_stream_carries_new_messages_to_the_list_and_the_open_thread() {
     assert_eq!(data["id"], c.to_string());
     let row = data["row"].as_str().unwrap();
     assert!(row.contains(&format!("thread-{c}")) && row.contains("second"));
-    assert!(!row.contains("unread-dot"), "the member is looking at it: read");
+    assert!(
+        !row.contains("unread-dot"),
+        "the member is looking at it: read"
+    );
     let thread = data["thread"].as_str().unwrap();
     assert!(thread.contains("first") && thread.contains("second"));
 
@@ -378,11 +467,17 @@ async fn the_composer_says_why_a_channel_is_closed_and_sends_once() {
 
     let html = page(&app, b, &format!("/inbox/{c}")).await;
     assert!(html.contains("action=\"/inbox/"), "{html}");
-    assert!(html.contains("<option value=\"email\" selected>E-mail · a•••@reply.example</option>"), "e-mail is chosen: the customer wrote there");
+    assert!(
+        html.contains("<option value=\"email\" selected>E-mail · a•••@reply.example</option>"),
+        "e-mail is chosen: the customer wrote there"
+    );
     // No phone: SMS is closed and the composer says why.
     let why = &html[html.find("id=\"composer-why\"").expect("reasons listed")..];
     let sms_why = &why[why.find("data-channel=\"sms\"").unwrap()..];
-    assert!(sms_why[..sms_why.find("</li>").unwrap()].len() > 60, "a sentence, not a flag");
+    assert!(
+        sms_why[..sms_why.find("</li>").unwrap()].len() > 60,
+        "a sentence, not a flag"
+    );
     assert!(html.contains("<option value=\"sms\" disabled>"));
 
     // Bad input is a clear 4xx, and nothing is sent.
@@ -410,7 +505,10 @@ async fn the_composer_says_why_a_channel_is_closed_and_sends_once() {
         )
         .await;
     assert!(res.status().is_client_error(), "{}", res.status());
-    assert_eq!(inbox(&app).get(org, c, None).await.unwrap().messages.len(), 1);
+    assert_eq!(
+        inbox(&app).get(org, c, None).await.unwrap().messages.len(),
+        1
+    );
 
     // A reply through the development sink.
     let res = app
@@ -430,7 +528,9 @@ async fn the_composer_says_why_a_channel_is_closed_and_sends_once() {
     assert_eq!(location(&res), format!("/inbox/{c}?status=all&done=sent"));
     let html = page(&app, b, &format!("/inbox/{c}?status=all&done=sent")).await;
     assert!(html.contains("Reply sent."));
-    let out = &html[html.rfind("msg msg-out").expect("the reply is in the thread")..];
+    let out = &html[html
+        .rfind("msg msg-out")
+        .expect("the reply is in the thread")..];
     assert!(out.contains("author-human\">Human<"));
     assert!(out.contains("Yes, &#60;b&#62;blue&#60;/b&#62; is in stock."));
     let d = inbox(&app).get(org, c, None).await.unwrap();
@@ -442,7 +542,11 @@ async fn the_composer_says_why_a_channel_is_closed_and_sends_once() {
         .post_form(
             &format!("/inbox/{c}/reply"),
             &u.browser.cookie,
-            &[("_csrf", &u.browser.csrf), ("channel", "email"), ("text", "hi")],
+            &[
+                ("_csrf", &u.browser.csrf),
+                ("channel", "email"),
+                ("text", "hi"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);

@@ -316,29 +316,27 @@ async fn tenant_b_never_reaches_tenant_a() {
         .unwrap();
     let a_profile = c1.profile_id;
     // A's conversation: a canary SMS in the inbox.
-    let a_conversation = match bos_engine::inbox::Inbox::new(
-        app.store().clone(),
-        app.state.bus.clone(),
-    )
-    .record_inbound(
-        a.id,
-        bos_engine::inbox::Inbound::text(
-            a_profile,
-            bos_core::inbox::Channel::Sms,
-            "Canary A7x9 message body",
-        ),
-        T0,
-    )
-    .await
-    .unwrap()
-    {
-        bos_store::inbox::Recorded::New {
-            conversation_id, ..
-        }
-        | bos_store::inbox::Recorded::AlreadyHad {
-            conversation_id, ..
-        } => conversation_id,
-    };
+    let a_conversation =
+        match bos_engine::inbox::Inbox::new(app.store().clone(), app.state.bus.clone())
+            .record_inbound(
+                a.id,
+                bos_engine::inbox::Inbound::text(
+                    a_profile,
+                    bos_core::inbox::Channel::Sms,
+                    "Canary A7x9 message body",
+                ),
+                T0,
+            )
+            .await
+            .unwrap()
+        {
+            bos_store::inbox::Recorded::New {
+                conversation_id, ..
+            }
+            | bos_store::inbox::Recorded::AlreadyHad {
+                conversation_id, ..
+            } => conversation_id,
+        };
     let a_merge = app.store().profile_merges(a.id, a_profile).await.unwrap()[0].id;
     // A's import of a canary file, finished, with a canary rejection.
     let a_import = app
