@@ -205,11 +205,15 @@ pub async fn seed(inbox: &Inbox, org: Uuid, now: i64, rng: &mut StdRng) -> Resul
             } else if i % 4 == 2 {
                 // The customer wrote back: unread again.
                 at += rng.gen_range(5..90) * 60_000;
-                let again = *pick(rng, lines(channel));
                 inbox
                     .record_inbound(
                         org,
-                        inbound(p, channel, again, format!("demo-seed-{}-2", p.id)),
+                        inbound(
+                            p,
+                            channel,
+                            pick::<&str>(rng, lines(channel)),
+                            format!("demo-seed-{}-2", p.id),
+                        ),
                         at.min(now),
                     )
                     .await?;

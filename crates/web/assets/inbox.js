@@ -9,6 +9,11 @@
 // through the list, Enter or o opens, r replies, e resolves, / searches.
 const inbox = document.getElementById("inbox");
 const MAX_ROWS = 200;
+// Set once this page submits a form or unloads: live re-reads must not
+// race the navigation it started.
+let leaving = false;
+document.addEventListener("submit", () => { leaving = true; }, true);
+window.addEventListener("beforeunload", () => { leaving = true; });
 
 function setLive(on, text) {
   const el = document.getElementById("live-status");
@@ -65,8 +70,13 @@ function showThread(m) {
   if (nearBottom) scrollThread();
   const status = document.getElementById("conv-status");
   if (status && m.resolved !== (status.textContent.trim() === "Resolved")) {
-    // Resolved or reopened elsewhere: the buttons must follow, so re-read.
-    if (!document.querySelector("#composer textarea")?.value) window.location.reload();
+    // Resolved or reopened elsewhere: the buttons must follow, so re-read
+    // (without the last action's notice), unless this page is already
+    // on its way somewhere (its own form did it) or a reply is being typed.
+    if (leaving || document.querySelector("#composer textarea")?.value) return;
+    const url = new URL(window.location.href);
+    url.searchParams.delete("done");
+    window.location.replace(url);
   }
 }
 

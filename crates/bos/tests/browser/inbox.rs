@@ -213,7 +213,8 @@ async fn inbox_flow(
         .text()
         .await?;
     ensure!(
-        urgent == "Urgent" || urgent == "High",
+        // Shown in capitals by the stylesheet.
+        urgent.eq_ignore_ascii_case("urgent") || urgent.eq_ignore_ascii_case("high"),
         "an angry message is urgent: {urgent}"
     );
     shots.save(&c, "01-inbox").await?;
