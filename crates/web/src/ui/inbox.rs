@@ -328,7 +328,7 @@ impl ThreadRow {
             preview: c.last_preview.clone(),
             preview_author: match c.last_author {
                 AuthorKind::Customer => "",
-                AuthorKind::Member => "You: ",
+                AuthorKind::Member => "Team: ",
                 AuthorKind::Agent => "AI: ",
                 AuthorKind::Automation => "Auto: ",
             },
