@@ -27,6 +27,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[path = "browser/inbox.rs"]
 mod inbox;
 
+/// Settings → Intake's rules form and a form source's snippet.
+#[path = "browser/rules_editor.rs"]
+mod rules_editor;
+
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
 /// Upper bound for anything the browser or server has to do after an action.

@@ -29,6 +29,8 @@ pub mod inbox;
 pub mod intake;
 /// Intent classification: per-tenant rules that score and categorize events.
 pub mod intent;
+/// Intent rules as a settings form edits them: rows of plain conditions.
+pub mod intent_form;
 /// The scheduler's rules: backoff with jitter, retry or park.
 pub mod jobs;
 /// The lead state machine: new, engaged, ghosting, converted, lost.

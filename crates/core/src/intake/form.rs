@@ -409,9 +409,78 @@ pub fn dedupe_key(s: &Submission, body_sha256_hex: &str) -> String {
     }
 }
 
+/// The contact fields a form source's snippet offers: the names the
+/// intake pipeline reads as a person's name, company and identifiers (see
+/// `intake::interpret`), as (name, label, input type, autocomplete).
+pub const SNIPPET_FIELDS: [(&str, &str, &str, &str); 6] = [
+    ("first_name", "First name", "text", "given-name"),
+    ("last_name", "Last name", "text", "family-name"),
+    ("email", "Email", "email", "email"),
+    ("phone", "Phone", "tel", "tel"),
+    ("company", "Company", "text", "organization"),
+    ("message", "Message", "textarea", "off"),
+];
+
+fn attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A ready-to-paste HTML form that posts to `action` (a form source's
+/// public URL): the contact fields above and the honeypot, hidden from
+/// people. `thank_you` says whether the source already sends visitors to
+/// a thank-you page; when it does not, the snippet shows how to name one.
+pub fn snippet(action: &str, thank_you: bool) -> String {
+    let mut out = format!("<form action=\"{}\" method=\"post\">\n", attr(action));
+    for (name, label, kind, auto) in SNIPPET_FIELDS {
+        let input = if kind == "textarea" {
+            format!("<textarea name=\"{name}\" rows=\"4\"></textarea>")
+        } else {
+            let required = if name == "email" { " required" } else { "" };
+            format!("<input type=\"{kind}\" name=\"{name}\" autocomplete=\"{auto}\"{required}>")
+        };
+        out.push_str(&format!("  <label>{label} {input}</label>\n"));
+    }
+    out.push_str(
+        "  <!-- Leave this field empty and hidden: bots fill it in and are ignored. -->\n  \
+         <input type=\"text\" name=\"_hp\" value=\"\" tabindex=\"-1\" autocomplete=\"off\" \
+         aria-hidden=\"true\" style=\"position:absolute;left:-9999px\">\n",
+    );
+    if !thank_you {
+        out.push_str(
+            "  <!-- Optional: where visitors land after sending.\n  \
+             <input type=\"hidden\" name=\"_redirect\" value=\"https://example.com/thanks\"> -->\n",
+        );
+    }
+    out.push_str("  <button type=\"submit\">Send</button>\n</form>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_snippet_posts_what_the_pipeline_reads() {
+        let html = snippet("https://bos.example/f/fk_abc\"x", false);
+        assert!(html
+            .starts_with("<form action=\"https://bos.example/f/fk_abc&quot;x\" method=\"post\">"));
+        for (name, ..) in SNIPPET_FIELDS {
+            assert!(html.contains(&format!("name=\"{name}\"")), "{name}");
+        }
+        assert!(html.contains("name=\"_hp\" value=\"\""));
+        assert!(html.contains("_redirect"), "how to name a thank-you page");
+        assert!(!snippet("https://bos.example/f/fk_abc", true).contains("_redirect"));
+        // Filled in by a visitor as a browser would post it: the fields
+        // arrive, the (empty) honeypot does not trip.
+        let body = b"first_name=Ada&last_name=Lovelace&email=ada%40example.com&phone=&company=&message=Hi&_hp=";
+        let s = parse(Some("application/x-www-form-urlencoded"), body).unwrap();
+        assert!(!s.honeypot_tripped);
+        assert_eq!(s.fields["email"], "ada@example.com");
+        assert_eq!(s.fields["first_name"], "Ada");
+    }
 
     const URLENC: Option<&str> = Some("application/x-www-form-urlencoded");
     const JSON: Option<&str> = Some("application/json; charset=utf-8");

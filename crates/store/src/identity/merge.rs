@@ -129,11 +129,26 @@ pub(crate) async fn merge_tx<D: Db>(
         .bind(survivor)
         .bind(now)
         .bind(actor)
-        .bind(format!("Merged with {a_name} — same {} {}", via.kind, via.value))
+        .bind(merge_summary(&a_name, reason, via))
         .bind(data.to_string()),
     )
     .await?;
     Ok(merge_id)
+}
+
+/// The timeline's words for a merge: what the two customers shared, or,
+/// for a merge a person chose, just that ("same manual chosen by a person"
+/// is what the identifier would read as).
+pub fn merge_summary(other: &str, reason: &str, via: &Identifier) -> String {
+    if reason == "manual" {
+        format!("Merged with {other} by hand")
+    } else {
+        format!(
+            "Merged with {other} — same {} {}",
+            via.kind.as_str().replace('_', " "),
+            via.value
+        )
+    }
 }
 
 /// Undoes a merge inside the caller's transaction: both sides come back

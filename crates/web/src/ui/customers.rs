@@ -37,6 +37,16 @@ pub fn group_digits(n: i64) -> String {
 }
 
 /// Money in minor units as "$1,234.50" (USD) or "1,234.50 EUR".
+/// Timeline entries written before merges by hand had their own words read
+/// "same manual chosen by a person"; show them as new ones read.
+fn legacy_summary(kind: &str, summary: &str) -> String {
+    const OLD: &str = " — same manual chosen by a person";
+    match summary.strip_suffix(OLD) {
+        Some(head) if kind == "merge" => format!("{head} by hand"),
+        _ => summary.to_string(),
+    }
+}
+
 pub fn money(cents: i64, currency: &str) -> String {
     let neg = cents < 0;
     let c = cents.unsigned_abs();
@@ -199,7 +209,13 @@ pub async fn list(
         rows,
         total: {
             let (n, more) = st.store.count_profiles_capped(s.org.id, 100_000).await?;
-            format!("{}{}", group_digits(n), if more { "+" } else { "" })
+            let many = if more { 2 } else { n };
+            format!(
+                "{}{} {}",
+                group_digits(n),
+                if more { "+" } else { "" },
+                super::noun(many, "customer", "customers")
+            )
         },
         q: q.q,
         sort: sort.as_str(),
@@ -415,7 +431,7 @@ pub async fn show(
         .map(|e| Entry {
             kind: e.kind.clone(),
             label: kind_label(&e.kind),
-            summary: e.summary.clone(),
+            summary: legacy_summary(&e.kind, &e.summary),
             when: relative(e.occurred_at, now),
             at: fmt_time(e.occurred_at),
             source: e.source.clone(),

@@ -505,6 +505,50 @@ pub fn fmt_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A number a noun is counted with. Templates hand fields over by
+/// reference, so references count too.
+pub trait Countable {
+    fn is_one(&self) -> bool;
+}
+
+macro_rules! countable {
+    ($($t:ty),*) => {$(
+        impl Countable for $t {
+            fn is_one(&self) -> bool {
+                *self == 1
+            }
+        }
+    )*};
+}
+countable!(i32, i64, u32, u64, usize);
+
+impl<T: Countable + ?Sized> Countable for &T {
+    fn is_one(&self) -> bool {
+        (**self).is_one()
+    }
+}
+
+/// The noun for a count: `noun(1, "order", "orders")` is "order", any
+/// other number takes the plural. For pages where the number is shown on
+/// its own (formatted, or in a live-updated element).
+pub fn noun(n: impl Countable, one: &'static str, many: &'static str) -> &'static str {
+    if n.is_one() {
+        one
+    } else {
+        many
+    }
+}
+
+/// A count with its noun, "1 order" or "3 orders": every "{n} things" on
+/// a page goes through this, so none reads "1 orders".
+pub fn count<N: Countable + std::fmt::Display>(
+    n: N,
+    one: &'static str,
+    many: &'static str,
+) -> String {
+    format!("{n} {}", noun(&n, one, many))
+}
+
 /// "3m ago", "5h ago", "2d ago", or the date for older times.
 pub fn relative(ms: i64, now: i64) -> String {
     let s = (now - ms).max(0) / 1000;

@@ -1,5 +1,6 @@
 //! Settings → Sources: the intake sources with their event counts, creating
-//! one (the credential is shown once), a source's delivery log, one
+//! one (the credential is shown once), a source's delivery log (a form
+//! source also shows its HTML snippet to paste into a page), one
 //! delivery's raw payload with Replay, and the parked events across sources
 //! with Retry. Ids of another tenant are 404 before any permission check.
 
@@ -15,7 +16,9 @@ use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use bos_core::intake::form;
 use bos_engine::sources::{self, SourceError};
+use bos_store::intake::{Source, SourceKind};
 use bos_store::pipeline::Delivery;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -82,6 +85,8 @@ struct SourcesPage {
     totals: Counts,
     /// (source name, kind, endpoint, credential) of a source just created.
     created: Option<(String, String, String, Option<String>)>,
+    /// A form source just created: its ready-to-paste HTML form.
+    snippet: Option<String>,
     error: Option<String>,
     form_kind: String,
     form_name: String,
@@ -92,6 +97,7 @@ async fn sources_page(
     s: &Session,
     c: Chrome,
     created: Option<(String, String, String, Option<String>)>,
+    snippet: Option<String>,
     error: Option<(String, String, String)>,
 ) -> PageResult<Response> {
     s.require_admin()?;
@@ -129,6 +135,7 @@ async fn sources_page(
         rows,
         totals,
         created,
+        snippet,
         error,
         form_kind,
         form_name,
@@ -143,7 +150,7 @@ pub async fn list(
 ) -> PageResult<Response> {
     let mut c = Chrome::new(&s, "Sources", "sources");
     c.notice = notice(q.done.as_deref());
-    sources_page(&st, &s, c, None, None).await
+    sources_page(&st, &s, c, None, None, None).await
 }
 
 pub async fn create(
@@ -171,13 +178,24 @@ pub async fn create(
                 st.urls().source_endpoint(&src),
                 credential,
             ));
-            sources_page(&st, &s, c, created, None).await
+            sources_page(&st, &s, c, created, snippet_of(&st, &src), None).await
         }
         Err(SourceError::Invalid { detail, .. }) => {
-            sources_page(&st, &s, c, None, Some((detail, kind, name))).await
+            sources_page(&st, &s, c, None, None, Some((detail, kind, name))).await
         }
         Err(e) => Err(AppError::from(e).into()),
     }
+}
+
+/// A form source's ready-to-paste HTML form, posting to its public URL;
+/// nothing for other kinds (they are posted to by programs, not pages).
+fn snippet_of(st: &AppState, src: &Source) -> Option<String> {
+    (src.kind == SourceKind::Form).then(|| {
+        form::snippet(
+            &st.urls().source_endpoint(src),
+            src.thank_you_url().is_some(),
+        )
+    })
 }
 
 pub struct DeliveryRow {
@@ -240,6 +258,7 @@ struct SourcePage {
     statuses: [&'static str; 4],
     rows: Vec<DeliveryRow>,
     limit: u32,
+    snippet: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -283,6 +302,7 @@ pub async fn show(
         statuses: STATUSES,
         rows,
         limit: LOG_LIMIT,
+        snippet: snippet_of(&st, &src),
     };
     Ok(super::render(&page))
 }

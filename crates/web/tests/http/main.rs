@@ -18,6 +18,7 @@ mod nudge_hooks;
 mod nudge_trust;
 mod nudges;
 mod pipeline;
+mod rules_editor;
 mod sdk;
 mod sessions;
 mod settings_intake;

@@ -360,7 +360,7 @@ async fn intent_rules_and_lead_settings_validate_and_apply_to_the_next_event() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("Probe fired") && html.contains("+77"));
+    assert!(html.contains("value=\"Probe fired\"") && html.contains("value=\"77\""));
     track(&app, &key, "msg-probe-1", "Probe Fired", "u-9").await;
     app.state.pipeline.drain().await.unwrap();
     let d = app
