@@ -339,6 +339,10 @@ async fn won_flow(c: Client, d: Demo, shots: Screenshots) -> anyhow::Result<()> 
         "the timeline says why: {timeline}"
     );
     ensure!(
+        timeline.contains("Not nudged"),
+        "the entry is labelled for a person: {timeline}"
+    );
+    ensure!(
         timeline.to_lowercase().contains("abandoned"),
         "the abandoned checkout is on the timeline: {timeline}"
     );
@@ -490,6 +494,27 @@ async fn cap_flow(c: Client, d: Demo, shots: Screenshots) -> anyhow::Result<()> 
         held.status == "active" && held.next_due.is_some_and(|n| n > due),
         "held, not dropped: {held:?}"
     );
+    // The lower priority waited a minute behind the higher; a minute on,
+    // the cap is full, so it waits until the sent message is a day old.
+    d.settle_at(due + MINUTE).await?;
+    let sent = d.store.executions_for_profile(d.org, id).await?;
+    ensure!(sent.len() == 1, "still one message a day: {sent:?}");
+    let held = d
+        .store
+        .enrollments_for_profile(d.org, id)
+        .await?
+        .into_iter()
+        .find(|e| e.campaign_id == CART_CAMPAIGN)
+        .context("Omar is in the cart rescue")?;
+    ensure!(
+        held.status == "active" && held.next_due.is_some_and(|n| n >= due + 24 * 60 * MINUTE),
+        "held by the cap until the first message is a day old: {held:?}"
+    );
+    let funnel = d.store.campaign_funnel(d.org, CART_CAMPAIGN).await?;
+    ensure!(
+        count(&funnel[0].skipped, "cap") == 1,
+        "counted once per step: {funnel:?}"
+    );
 
     // The cart rescue's page: nothing sent, step 1 moved by the cap.
     c.goto(&format!("{}/campaigns/{CART_CAMPAIGN}", d.base))
@@ -517,6 +542,13 @@ async fn cap_flow(c: Client, d: Demo, shots: Screenshots) -> anyhow::Result<()> 
         timeline
             .contains("Step 1 of \u{201c}Abandoned cart rescue\u{201d} held back by the daily cap"),
         "the timeline says which step waits and why: {timeline}"
+    );
+    let next = text_of(&c, "#enrollments").await?;
+    let tomorrow = bos_web::api::rfc3339(due + 24 * 60 * MINUTE);
+    ensure!(
+        next.contains(&tomorrow[..10]),
+        "the profile shows the held step due tomorrow ({}): {next}",
+        &tomorrow[..10]
     );
     let messages = text_of(&c, "#nudge-messages").await?;
     ensure!(
