@@ -416,6 +416,29 @@ async fn unreachable_flow(c: Client, d: Demo, shots: Screenshots) -> anyhow::Res
     let n = text_of(&c, "#not-enrolled .tile-n").await?;
     ensure!(n == "1", "one not enrolled: {n:?}");
     shots.save(&c, "02-campaign-not-reachable").await?;
+
+    // The owner looks the visitor up by the name they typed: their
+    // timeline says why the campaign left them out.
+    click_and_wait(&c, "nav.sidenav a[href='/customers']", "#customer-search").await?;
+    let search = c.find(Locator::Css("#customer-search")).await?;
+    search.send_keys("Kai Tanaka").await?;
+    search.send_keys("\u{E007}").await?; // Enter
+    let hit = wait_xpath(
+        &c,
+        "//table[@id='customers']//a[.//span[contains(@class,'person-name') and normalize-space()='Kai Tanaka']]",
+    )
+    .await
+    .context("the anonymous visitor is found by name")?;
+    hit.click().await?;
+    let timeline = text_of(&c, "#timeline").await?;
+    ensure!(
+        timeline.contains(
+            "Not nudged Not entered campaign \u{201c}Finish your enquiry\u{201d}: not reachable: no address"
+        ),
+        "the visitor's timeline says why: {timeline}"
+    );
+    show(&c, "#timeline").await?;
+    shots.save(&c, "03-visitor-timeline").await?;
     d.runner.shutdown().await;
     Ok(())
 }
