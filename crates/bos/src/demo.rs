@@ -36,6 +36,36 @@ async fn ensure_user(
 /// server listens (`{url}` is replaced by the public URL).
 pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_traffic::Traffic)> {
     let now = crate::now();
+    let traffic = seed(store, c.listen(), DEMO_PEOPLE, now).await?;
+    let owner = store
+        .user_by_email(&Email::parse(OWNER_EMAIL).map_err(|e| anyhow!(e))?)
+        .await?
+        .ok_or_else(|| anyhow!("the demo owner was not created"))?;
+    let password = bos_web::auth::random_token(12);
+    let hash = bos_web::hash_password(&password).map_err(|e| anyhow!(e))?;
+    store.set_password(owner.id, &hash, false, now).await?;
+    Ok((format!(
+        "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
+         (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n  \
+         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in: watch Intake and the Inbox.\n"
+    ), traffic))
+}
+
+/// How many customers `bos demo` seeds into the demo shop.
+pub const DEMO_PEOPLE: u64 = 2500;
+
+/// The demo's data as of `now`, without the owner's password: the
+/// organizations and members, an API key, `people` seeded customers (with
+/// lead states from their orders), the simulator's sources and campaigns
+/// and a full inbox. Returns the simulator for a server that will listen on
+/// `listen`. The browser suite seeds its server with this, on its test
+/// clock, so the stories it replays run on the demo as a person sees it.
+pub async fn seed(
+    store: &Store,
+    listen: &str,
+    people: u64,
+    now: i64,
+) -> Result<crate::demo_traffic::Traffic> {
     let shop = ensure_org(store, "Demo Shop", "demo-shop", now).await?;
     let agency = ensure_org(store, "Northwind Agency", "northwind", now).await?;
     let (owner, _) = ensure_user(store, OWNER_EMAIL, "Dana Owner", now).await?;
@@ -71,7 +101,7 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
         )
         .await?;
     }
-    let seeded = crate::demo_customers::seed(store, shop.id, 2500, now).await?;
+    let seeded = crate::demo_customers::seed(store, shop.id, people, now).await?;
     if seeded > 0 {
         tracing::info!(people = seeded, "seeded demo customers");
     }
@@ -80,7 +110,7 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     store.sync_lead_states(shop.id, "demo", now).await?;
     // Sources for the traffic simulator, which posts signed provider
     // traffic to this server's own endpoints once it listens.
-    let traffic = crate::demo_traffic::prepare(store, shop.id, c.listen(), now).await?;
+    let traffic = crate::demo_traffic::prepare(store, shop.id, listen, now).await?;
     // The inbox opens full; nobody follows it yet, so a bus of its own.
     let inbox = bos_engine::inbox::Inbox::new(store.clone(), bos_engine::Bus::new(store.clone()));
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(19);
@@ -88,12 +118,5 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     if messages > 0 {
         tracing::info!(messages, "seeded the demo inbox");
     }
-    let password = bos_web::auth::random_token(12);
-    let hash = bos_web::hash_password(&password).map_err(|e| anyhow!(e))?;
-    store.set_password(owner.id, &hash, false, now).await?;
-    Ok((format!(
-        "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
-         (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n  \
-         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in: watch Intake and the Inbox.\n"
-    ), traffic))
+    Ok(traffic)
 }

@@ -176,7 +176,9 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("instagram", "social", "bio-link"),
 ];
 
-struct Visitor {
+/// One simulated visitor: an anonymous id first, a name and an e-mail they
+/// give later, and the checkout they started, if any.
+pub struct Visitor {
     n: u64,
     anon: String,
     first: &'static str,
@@ -184,6 +186,35 @@ struct Visitor {
     email: String,
     step: u32,
     checkout: Option<u64>,
+}
+
+impl Visitor {
+    /// Visitor number `n` with a fresh anonymous id; the e-mail is made
+    /// from the name and the number, as the simulator makes it.
+    pub fn new(n: u64, first: &'static str, last: &'static str) -> Visitor {
+        Visitor {
+            n,
+            anon: Uuid::new_v4().to_string(),
+            first,
+            last,
+            email: format!(
+                "{}.{}{}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase(),
+                n % 1000
+            ),
+            step: 0,
+            checkout: None,
+        }
+    }
+
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+
+    pub fn name(&self) -> String {
+        format!("{} {}", self.first, self.last)
+    }
 }
 
 impl Traffic {
@@ -262,98 +293,157 @@ impl Traffic {
     /// One visitor's next step; returns false when their story is over.
     async fn step(&self, v: &mut Visitor, rng: &mut StdRng) -> Result<bool> {
         let now = crate::now();
-        let iso = bos_web::api::rfc3339(now);
         v.step += 1;
         match v.step {
             1 => {
                 let (src, medium, campaign) = SOURCES[rng.gen_range(0..SOURCES.len())];
                 let page = PAGES[rng.gen_range(0..PAGES.len())];
-                let click = if medium == "cpc" {
-                    format!("&gclid=demo{}", v.n)
-                } else {
-                    String::new()
-                };
-                self.segment("page", serde_json::json!({
-                    "anonymousId": v.anon, "messageId": Uuid::new_v4().to_string(), "timestamp": iso, "name": page,
-                    "context": {"page": {"path": page, "url": format!("https://demo-shop.example{page}?utm_source={src}&utm_medium={medium}&utm_campaign={campaign}{click}")},
-                                "campaign": {"source": src, "medium": medium, "name": campaign}}
-                })).await?;
+                self.land(v, page, (src, medium, campaign), now).await?;
             }
             2 => {
                 let page = PAGES[rng.gen_range(0..PAGES.len())];
-                self.segment("page", serde_json::json!({
-                    "anonymousId": v.anon, "messageId": Uuid::new_v4().to_string(), "timestamp": iso, "name": page,
-                    "context": {"page": {"path": page}}
-                })).await?;
+                self.view(v, page, now).await?;
             }
             3 => {
                 // Some fill in the landing-page form (a partial first).
                 if rng.gen_bool(0.35) {
-                    let sid = format!("demo-{}", v.n);
-                    self.form(&[
-                        ("name", format!("{} {}", v.first, v.last)),
-                        ("_sid", sid.clone()),
-                        ("_partial", "1".into()),
-                    ])
-                    .await?;
+                    self.start_form(v).await?;
                     if rng.gen_bool(0.7) {
-                        self.form(&[
-                            ("name", format!("{} {}", v.first, v.last)),
-                            ("email", v.email.clone()),
-                            ("message", "Do you ship to Canada?".into()),
-                            ("_sid", sid),
-                        ])
-                        .await?;
+                        self.finish_form(v).await?;
                     }
                     return Ok(rng.gen_bool(0.5));
                 }
-                self.segment("identify", serde_json::json!({
-                    "anonymousId": v.anon, "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": iso,
-                    "traits": {"email": v.email, "firstName": v.first, "lastName": v.last,
-                               "shirt_size": (["S", "M", "L", "XL"][(v.n % 4) as usize]),
-                               "newsletter": v.n.is_multiple_of(3)},
-                    "context": {"timezone": (["America/New_York", "Europe/London", "America/Los_Angeles", "Europe/Berlin"][(v.n % 4) as usize])}
-                })).await?;
+                self.identify(v, now).await?;
             }
             4 => {
-                self.segment("track", serde_json::json!({
-                    "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": iso,
-                    "event": "Product Added", "properties": {"name": "Linen shirt", "price": 59.0}
-                })).await?;
+                self.add_to_cart(v, now).await?;
                 if rng.gen_bool(0.3) {
                     return Ok(false); // a window shopper: goes quiet
                 }
             }
             5 => {
-                let id = 5_000_000 + v.n;
-                v.checkout = Some(id);
                 let qty = rng.gen_range(1..4u32);
-                let total = format!("{}.00", 59 * qty + 8);
-                self.shopify("checkouts/create", serde_json::json!({
-                    "id": id, "token": format!("demo-tok-{id}"), "cart_token": format!("demo-cart-{id}"),
-                    "email": v.email, "created_at": iso, "updated_at": iso, "currency": "USD", "completed_at": null,
-                    "subtotal_price": format!("{}.00", 59 * qty), "total_price": total,
-                    "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": qty, "price": "59.00"}],
-                    "customer": {"id": 900_000 + v.n, "email": v.email, "first_name": v.first, "last_name": v.last},
-                    "abandoned_checkout_url": format!("https://demo-shop.example/checkouts/{id}/recover")
-                })).await?;
+                self.start_checkout(v, qty, now).await?;
             }
             _ => {
                 // Most finish the purchase; the rest leave the checkout to
                 // be abandoned when the window closes.
-                if let (Some(id), true) = (v.checkout, rng.gen_bool(0.55)) {
-                    self.shopify("orders/create", serde_json::json!({
-                        "id": 7_000_000 + v.n, "name": format!("#{}", 1000 + v.n), "email": v.email,
-                        "currency": "USD", "total_price": "126.00", "financial_status": "paid",
-                        "checkout_token": format!("demo-tok-{id}"), "created_at": iso, "processed_at": iso,
-                        "customer": {"id": 900_000 + v.n, "email": v.email},
-                        "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": 2, "price": "59.00"}]
-                    })).await?;
+                if rng.gen_bool(0.55) {
+                    self.order(v, now).await?;
                 }
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// A visitor lands from an ad or a link (a Segment `page` with UTM
+    /// tags; a paid click carries its click id).
+    pub async fn land(
+        &self,
+        v: &Visitor,
+        page: &str,
+        (src, medium, campaign): (&str, &str, &str),
+        now: i64,
+    ) -> Result<u16> {
+        let click = if medium == "cpc" {
+            format!("&gclid=demo{}", v.n)
+        } else {
+            String::new()
+        };
+        self.segment("page", serde_json::json!({
+            "anonymousId": v.anon, "messageId": Uuid::new_v4().to_string(), "timestamp": bos_web::api::rfc3339(now), "name": page,
+            "context": {"page": {"path": page, "url": format!("https://demo-shop.example{page}?utm_source={src}&utm_medium={medium}&utm_campaign={campaign}{click}")},
+                        "campaign": {"source": src, "medium": medium, "name": campaign}}
+        })).await
+    }
+
+    /// Another page view (a Segment `page`).
+    pub async fn view(&self, v: &Visitor, page: &str, now: i64) -> Result<u16> {
+        self.segment(
+            "page",
+            serde_json::json!({
+                "anonymousId": v.anon, "messageId": Uuid::new_v4().to_string(), "timestamp": bos_web::api::rfc3339(now), "name": page,
+                "context": {"page": {"path": page}}
+            }),
+        )
+        .await
+    }
+
+    /// The visitor signs in or subscribes: a Segment `identify` with their
+    /// e-mail, name and a few custom traits.
+    pub async fn identify(&self, v: &Visitor, now: i64) -> Result<u16> {
+        self.segment("identify", serde_json::json!({
+            "anonymousId": v.anon, "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": bos_web::api::rfc3339(now),
+            "traits": {"email": v.email, "firstName": v.first, "lastName": v.last,
+                       "shirt_size": (["S", "M", "L", "XL"][(v.n % 4) as usize]),
+                       "newsletter": v.n.is_multiple_of(3)},
+            "context": {"timezone": (["America/New_York", "Europe/London", "America/Los_Angeles", "Europe/Berlin"][(v.n % 4) as usize])}
+        })).await
+    }
+
+    /// Starts the landing-page form: a partial save with a name only, so
+    /// the visitor is still anonymous (no address to write to).
+    pub async fn start_form(&self, v: &Visitor) -> Result<u16> {
+        self.form(&[
+            ("name", format!("{} {}", v.first, v.last)),
+            ("_sid", format!("demo-{}", v.n)),
+            ("_partial", "1".into()),
+        ])
+        .await
+    }
+
+    /// Submits the landing-page form with an e-mail and a question.
+    pub async fn finish_form(&self, v: &Visitor) -> Result<u16> {
+        self.form(&[
+            ("name", format!("{} {}", v.first, v.last)),
+            ("email", v.email.clone()),
+            ("message", "Do you ship to Canada?".into()),
+            ("_sid", format!("demo-{}", v.n)),
+        ])
+        .await
+    }
+
+    /// A Segment `track` "Product Added" for the identified visitor.
+    pub async fn add_to_cart(&self, v: &Visitor, now: i64) -> Result<u16> {
+        self.segment("track", serde_json::json!({
+            "userId": format!("cust-{}", v.n), "messageId": Uuid::new_v4().to_string(), "timestamp": bos_web::api::rfc3339(now),
+            "event": "Product Added", "properties": {"name": "Linen shirt", "price": 59.0}
+        })).await
+    }
+
+    /// A signed Shopify `checkouts/create` for `qty` linen shirts; the
+    /// checkout is abandoned when the window closes unless [`Self::order`]
+    /// completes it.
+    pub async fn start_checkout(&self, v: &mut Visitor, qty: u32, now: i64) -> Result<u16> {
+        let iso = bos_web::api::rfc3339(now);
+        let id = 5_000_000 + v.n;
+        v.checkout = Some(id);
+        let total = format!("{}.00", 59 * qty + 8);
+        self.shopify("checkouts/create", serde_json::json!({
+            "id": id, "token": format!("demo-tok-{id}"), "cart_token": format!("demo-cart-{id}"),
+            "email": v.email, "created_at": iso, "updated_at": iso, "currency": "USD", "completed_at": null,
+            "subtotal_price": format!("{}.00", 59 * qty), "total_price": total,
+            "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": qty, "price": "59.00"}],
+            "customer": {"id": 900_000 + v.n, "email": v.email, "first_name": v.first, "last_name": v.last},
+            "abandoned_checkout_url": format!("https://demo-shop.example/checkouts/{id}/recover")
+        })).await
+    }
+
+    /// A signed Shopify `orders/create` completing the visitor's checkout
+    /// (nothing when they never started one).
+    pub async fn order(&self, v: &Visitor, now: i64) -> Result<Option<u16>> {
+        let Some(id) = v.checkout else {
+            return Ok(None);
+        };
+        let iso = bos_web::api::rfc3339(now);
+        self.shopify("orders/create", serde_json::json!({
+            "id": 7_000_000 + v.n, "name": format!("#{}", 1000 + v.n), "email": v.email,
+            "currency": "USD", "total_price": "126.00", "financial_status": "paid",
+            "checkout_token": format!("demo-tok-{id}"), "created_at": iso, "processed_at": iso,
+            "customer": {"id": 900_000 + v.n, "email": v.email},
+            "line_items": [{"product_id": 101, "variant_id": 1011, "title": "Linen shirt", "quantity": 2, "price": "59.00"}]
+        })).await.map(Some)
     }
 
     /// Runs until the process ends: a visitor's step every second or two,
@@ -404,20 +494,7 @@ impl Traffic {
                 let n = base + next;
                 let first = FIRST[rng.gen_range(0..FIRST.len())];
                 let last = LAST[rng.gen_range(0..LAST.len())];
-                live.push(Visitor {
-                    n,
-                    anon: Uuid::new_v4().to_string(),
-                    first,
-                    last,
-                    email: format!(
-                        "{}.{}{}@example.com",
-                        first.to_lowercase(),
-                        last.to_lowercase(),
-                        n % 1000
-                    ),
-                    step: 0,
-                    checkout: None,
-                });
+                live.push(Visitor::new(n, first, last));
             }
             let i = rng.gen_range(0..live.len());
             let mut v = live.swap_remove(i);

@@ -8,7 +8,7 @@ pub mod config;
 pub mod demo;
 mod demo_customers;
 mod demo_inbox;
-mod demo_traffic;
+pub mod demo_traffic;
 pub mod http1;
 pub mod import;
 pub mod secret_keys;

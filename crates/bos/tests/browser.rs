@@ -31,6 +31,10 @@ mod inbox;
 #[path = "browser/rules_editor.rs"]
 mod rules_editor;
 
+/// Issue 20's three nudge stories, replayed on the demo's simulator.
+#[path = "browser/nudge_stories.rs"]
+mod nudge_stories;
+
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
 /// Upper bound for anything the browser or server has to do after an action.

@@ -193,6 +193,10 @@ pub fn kind_label(kind: &str) -> &'static str {
         "message_in" => "Message received",
         "message_out" => "Message sent",
         "nudge_sent" => "Nudge sent",
+        // Entered a campaign, or a step sent: the store's kind for both.
+        "nudge" => "Nudge",
+        // Not entered, or a step held back or skipped, with the reason.
+        "nudge_skipped" => "Not nudged",
         "nudge_opened" => "Nudge opened",
         "nudge_clicked" => "Nudge clicked",
         "agent_interaction" => "AI agent",
@@ -223,6 +227,8 @@ pub const TIMELINE_KINDS: &[&str] = &[
     "message_in",
     "message_out",
     "nudge_sent",
+    "nudge",
+    "nudge_skipped",
     "agent_interaction",
     "lead_state",
     "merge",

@@ -775,6 +775,37 @@ fn skip_words(counts: &[bos_store::nudge::SkipCount]) -> String {
     }
 }
 
+/// Why the trigger's customers were not enrolled, as a person reads it:
+/// those no step can reach are named as such ("not reachable: no address
+/// 3"), apart from those a stop kept out ("stopped 1").
+fn not_enrolled_words(counts: &[bos_store::nudge::SkipCount]) -> String {
+    use bos_core::nudge::SkipReason;
+    let unreachable = |c: &&bos_store::nudge::SkipCount| {
+        matches!(
+            SkipReason::parse(&c.reason),
+            Some(SkipReason::NoAddress | SkipReason::OptedOut)
+        )
+    };
+    let (reach, other): (Vec<_>, Vec<_>) = counts
+        .iter()
+        .filter(|c| c.count > 0)
+        .partition(|c| unreachable(c));
+    let mut parts = Vec::new();
+    if !reach.is_empty() {
+        let why: Vec<String> = reach
+            .iter()
+            .map(|c| format!("{} {}", c.label, c.count))
+            .collect();
+        parts.push(format!("not reachable: {}", why.join(", ")));
+    }
+    parts.extend(other.iter().map(|c| format!("{} {}", c.label, c.count)));
+    if parts.is_empty() {
+        "\u{2014}".into()
+    } else {
+        parts.join(" \u{b7} ")
+    }
+}
+
 async fn campaign_page(
     st: &AppState,
     s: &Session,
@@ -849,7 +880,7 @@ async fn campaign_page(
         enrolled: summary.enrolled,
         active: summary.active,
         not_enrolled: summary.not_enrolled.iter().map(|c| c.count).sum(),
-        not_enrolled_why: skip_words(&summary.not_enrolled),
+        not_enrolled_why: not_enrolled_words(&summary.not_enrolled),
         funnel,
         variants,
         recent,
@@ -1262,4 +1293,37 @@ pub async fn remove_enrollment(
         p.id
     ))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bos_store::nudge::SkipCount;
+
+    fn n(reason: &str, label: &str, count: i64) -> SkipCount {
+        SkipCount {
+            reason: reason.into(),
+            label: label.into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn not_enrolled_names_the_unreachable_apart_from_the_stopped() {
+        let counts = [
+            n("no_address", "no address", 3),
+            n("opted_out", "opted out", 1),
+            n("stopped", "stopped", 2),
+            n("cap", "daily cap moved it", 0),
+        ];
+        assert_eq!(
+            not_enrolled_words(&counts),
+            "not reachable: no address 3, opted out 1 \u{b7} stopped 2"
+        );
+        assert_eq!(
+            not_enrolled_words(&[n("stopped", "stopped", 1)]),
+            "stopped 1"
+        );
+        assert_eq!(not_enrolled_words(&[]), "\u{2014}");
+    }
 }

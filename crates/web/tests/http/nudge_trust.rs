@@ -289,7 +289,7 @@ async fn the_form_trigger_enrolls_only_who_it_can_reach_and_sends_to_who_did_not
         .await
         .unwrap();
     assert!(html.contains("id=\"not-enrolled\""), "{html}");
-    assert!(html.contains("no address 1"), "{html}");
+    assert!(html.contains("not reachable: no address 1"), "{html}");
     r.shutdown().await;
 }
 
