@@ -100,6 +100,13 @@ impl Config {
         self.values.insert(key, (value, "flag"));
     }
 
+    /// Whether `key` still has its default value (nothing set it).
+    pub fn is_default(&self, key: &str) -> bool {
+        self.values
+            .get(key)
+            .is_none_or(|(_, from)| *from == "default")
+    }
+
     pub fn get(&self, key: &str) -> &str {
         self.values.get(key).map(|(v, _)| v.as_str()).unwrap_or("")
     }

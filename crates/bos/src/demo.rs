@@ -9,6 +9,8 @@ use bos_store::Store;
 
 pub const OWNER_EMAIL: &str = "owner@demo.bos.local";
 
+pub use crate::demo_inbox::start_send_api_stand_in;
+
 async fn ensure_org(store: &Store, name: &str, slug: &str, now: i64) -> Result<bos_store::Org> {
     if let Some(o) = store.org_by_slug(slug).await? {
         return Ok(o);
@@ -47,7 +49,7 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     Ok((format!(
         "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
          (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n  \
-         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in: watch Intake and the Inbox.\n"
+         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in (Instagram and Facebook as signed Meta deliveries): watch Intake and the Inbox.\n"
     ), traffic))
 }
 

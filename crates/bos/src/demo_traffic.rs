@@ -11,7 +11,9 @@
 //! development sink has no inbound provider to post a reply through, so a
 //! reply is handed to the store exactly as the inbound-email endpoints do.
 //! Customers also write to the Unified Inbox on every channel now and
-//! then, recorded through the inbox service (`demo_inbox`).
+//! then (`demo_inbox`): Instagram and Facebook messages as signed Meta
+//! webhook deliveries and form messages as form posts to this server, SMS
+//! and e-mail through the inbox service.
 
 use anyhow::{anyhow, Context, Result};
 use bos_store::intake::{NewSource, Source, SourceKind};
@@ -32,6 +34,8 @@ pub struct Traffic {
     shopify_path: String,
     shopify_secret: String,
     form_path: String,
+    /// The demo's Meta source, for signed Instagram and Facebook messages.
+    meta: Option<crate::demo_inbox::MetaDoor>,
 }
 
 async fn source_named(
@@ -126,7 +130,16 @@ pub async fn prepare(store: &Store, org: Uuid, listen: &str, now: i64) -> Result
         .replace("0.0.0.0", "127.0.0.1")
         .replace("[::]", "[::1]");
     seed_campaigns(store, org, now).await?;
+    let meta = match crate::demo_inbox::meta_door(store, org, now).await {
+        Ok(door) => Some(door),
+        Err(e) => {
+            // The rest of the demo works without it.
+            tracing::warn!(error = %e, "demo: no Meta source; Instagram and Facebook messages are recorded directly");
+            None
+        }
+    };
     Ok(Traffic {
+        meta,
         store: store.clone(),
         org,
         addr,
@@ -463,7 +476,14 @@ impl Traffic {
             .await
             .ok()
             .map(|bus| bos_engine::inbox::Inbox::new(self.store.clone(), bus));
-        let chatter = match crate::demo_inbox::Chatter::new(&self.store, self.org).await {
+        let chatter = match crate::demo_inbox::Chatter::new(
+            &self.store,
+            self.org,
+            self.meta.clone(),
+            self.form_path.clone(),
+        )
+        .await
+        {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::debug!(error = %e, "demo traffic: no inbox writers");
@@ -479,8 +499,25 @@ impl Traffic {
             turn += 1;
             if turn.is_multiple_of(6) {
                 if let (Some(inbox), Some(chatter)) = (&inbox, &chatter) {
-                    if let Err(e) = chatter.write(inbox, self.org, &mut rng, crate::now()).await {
-                        tracing::debug!(error = %e, "demo traffic: a customer message failed");
+                    match chatter.write(inbox, self.org, &mut rng, crate::now()).await {
+                        Ok(Some(p)) => {
+                            match self
+                                .post(&p.path, &p.headers, p.content_type, &p.body)
+                                .await
+                            {
+                                Ok(status) if status >= 300 => {
+                                    tracing::debug!(status, path = %p.path, "demo traffic: a customer message was refused")
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "demo traffic: a customer message failed")
+                                }
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "demo traffic: a customer message failed");
+                        }
                     }
                 }
             }

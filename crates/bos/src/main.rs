@@ -204,8 +204,13 @@ async fn run(cli: Cli) -> Result<()> {
             serve::serve(&c, store, None).await
         }
         Command::Demo(a) => {
-            let c = load(cfg_path, Some(&a))?;
+            let mut c = load(cfg_path, Some(&a))?;
             serve::init_logging(&c)?;
+            // Instagram and Facebook replies go to a local stand-in of
+            // Meta's Send API unless another one is configured.
+            if c.is_default("meta_base_url") {
+                c.set("meta_base_url", demo::start_send_api_stand_in().await?);
+            }
             let store = open(&c).await?;
             let (banner, traffic) = demo::prepare(&store, &c).await?;
             let (bus_tx, bus_rx) = tokio::sync::oneshot::channel();

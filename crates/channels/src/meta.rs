@@ -399,6 +399,10 @@ pub struct MetaOutgoing {
     /// The customer's page- or Instagram-scoped id.
     pub recipient_id: String,
     pub text: String,
+    /// A person's reply past the 24-hour window: sent as
+    /// `messaging_type: MESSAGE_TAG` with `tag: HUMAN_AGENT` (allowed for 7
+    /// days after the customer's last message, with Meta's permission).
+    pub human_agent: bool,
 }
 
 /// Why a Meta send failed.
@@ -541,11 +545,20 @@ impl MetaSender {
             ))
             .into());
         }
-        let body = serde_json::json!({
-            "recipient": {"id": m.recipient_id},
-            "messaging_type": "RESPONSE",
-            "message": {"text": m.text},
-        });
+        let body = if m.human_agent {
+            serde_json::json!({
+                "recipient": {"id": m.recipient_id},
+                "messaging_type": "MESSAGE_TAG",
+                "tag": "HUMAN_AGENT",
+                "message": {"text": m.text},
+            })
+        } else {
+            serde_json::json!({
+                "recipient": {"id": m.recipient_id},
+                "messaging_type": "RESPONSE",
+                "message": {"text": m.text},
+            })
+        };
         let res = self
             .http
             .post(self.url())
@@ -619,6 +632,8 @@ pub mod fake {
         pub recipient_id: String,
         pub text: String,
         pub messaging_type: String,
+        /// The message tag (`HUMAN_AGENT`), empty when none was sent.
+        pub tag: String,
         pub mid: String,
     }
 
@@ -788,6 +803,11 @@ pub mod fake {
             text,
             messaging_type: json
                 .get("messaging_type")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            tag: json
+                .get("tag")
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
                 .to_string(),
@@ -1071,6 +1091,7 @@ mod tests {
         MetaOutgoing {
             recipient_id: "7012345678901234".into(),
             text: text.into(),
+            human_agent: false,
         }
     }
 
@@ -1088,8 +1109,21 @@ mod tests {
         assert_eq!(sent[0].recipient_id, "7012345678901234");
         assert_eq!(sent[0].text, "Thanks, it ships today");
         assert_eq!(sent[0].messaging_type, "RESPONSE");
+        assert_eq!(sent[0].tag, "");
         assert_eq!(sent[0].version, MetaConfig::DEFAULT_VERSION);
         assert_eq!(sent[0].mid, mid);
+
+        // A person's reply past the 24 hours carries the human agent tag.
+        sender
+            .send(&MetaOutgoing {
+                human_agent: true,
+                ..outgoing("Sorry for the wait")
+            })
+            .await
+            .unwrap();
+        let sent = fake.messages();
+        assert_eq!(sent[1].messaging_type, "MESSAGE_TAG");
+        assert_eq!(sent[1].tag, "HUMAN_AGENT");
     }
 
     #[tokio::test]

@@ -163,10 +163,11 @@ impl Nudger {
         f(&mut self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Registers the step and retry handlers on a runner.
+    /// Registers the step, retry and inbox copy handlers on a runner.
     pub fn handlers(&self, runner: RunnerBuilder) -> RunnerBuilder {
         let step = self.clone();
         let retry = self.clone();
+        let copy = self.clone();
         runner
             .handle(STEP_JOB, move |job| {
                 let n = step.clone();
@@ -175,6 +176,10 @@ impl Nudger {
             .handle(SEND_JOB, move |job| {
                 let n = retry.clone();
                 async move { n.on_retry(job).await }
+            })
+            .handle(bos_store::inbox::INBOX_NUDGE_JOB, move |job| {
+                let n = copy.clone();
+                async move { n.on_inbox_copy(job).await }
             })
     }
 
@@ -290,19 +295,23 @@ impl Nudger {
         let r = match answer {
             Ok(receipt) => {
                 self.count(|s| s.sent += 1);
+                // With an inbox, the same commit sets the timer that
+                // shows the nudge there even if the write below fails.
                 let r = store
-                    .execution_sent(
+                    .execution_sent_then(
                         c.org_id,
                         c.execution_id,
                         receipt.provider_id,
                         receipt.status == "delivered",
+                        self.shared.config.inbox.is_some(),
                         now,
                     )
                     .await;
-                if r.is_ok() {
+                if let Ok(Some(due)) = r {
+                    self.shared.scheduler.wake(due);
                     self.show_in_inbox(c.org_id, c.execution_id).await;
                 }
-                r
+                r.map(|_| ())
             }
             Err(SendError::Transient(why)) if c.attempt < c.max_attempts => {
                 self.count(|s| s.retried += 1);
@@ -344,15 +353,46 @@ impl Nudger {
         })
     }
 
-    /// Shows a sent nudge in the customer's conversation. A failure here
-    /// is logged, never a reason to send again: the send is recorded.
+    /// Shows a sent nudge in the customer's conversation at once, and
+    /// cancels the timer that would otherwise do it. A failure here is
+    /// never a reason to send again (the send is recorded): the timer,
+    /// committed with the send, writes the copy later and retries until
+    /// it is written.
     async fn show_in_inbox(&self, org: Uuid, execution: Uuid) {
         let Some(inbox) = &self.shared.config.inbox else {
             return;
         };
-        if let Err(e) = inbox.record_nudge(org, execution, self.now()).await {
-            tracing::warn!(%org, %execution, error = %e, "sent nudge not shown in the inbox");
+        match inbox.record_nudge(org, execution, self.now()).await {
+            Ok(_) => {
+                let key = bos_store::inbox::nudge_copy_key(execution);
+                if let Err(e) = self
+                    .shared
+                    .scheduler
+                    .cancel(org, bos_store::inbox::INBOX_NUDGE_JOB, &key)
+                    .await
+                {
+                    // Harmless: the timer finds the copy written.
+                    tracing::debug!(%org, %execution, error = %e, "inbox copy timer not cancelled");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%org, %execution, error = %e, "sent nudge not shown in the inbox yet; its timer will retry");
+            }
         }
+    }
+
+    /// The timer's side of [`Nudger::show_in_inbox`]: retried with backoff
+    /// until the copy is written.
+    async fn on_inbox_copy(&self, job: JobContext) -> Result<(), JobError> {
+        let execution = payload_uuid(&job, "execution_id")?;
+        let Some(inbox) = &self.shared.config.inbox else {
+            return Ok(());
+        };
+        inbox
+            .record_nudge(job.org_id, execution, self.now())
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::retry(format!("showing the nudge in the inbox: {e}")))
     }
 
     /// A sender for a channel's settings.

@@ -52,7 +52,7 @@ fn batch() -> u32 {
 
 /// The form field whose text is the customer's message to the business
 /// (the field the form snippet offers as "Message").
-pub const FORM_MESSAGE_FIELD: &str = "message";
+pub const FORM_MESSAGE_FIELD: &str = bos_core::inbox::FORM_MESSAGE_FIELD;
 
 /// How long a tenant's settings are reused before being read again.
 const SETTINGS_TTL_MS: i64 = 5_000;
@@ -279,7 +279,9 @@ impl Pipeline {
     /// Submitted forms with a message become the customer's message in
     /// the inbox (form channel), once per event: the event's id is the
     /// message's provider id, so a replay stores nothing new. The event is
-    /// committed already; a failure here is logged, not retried.
+    /// committed already, with a timer that writes this copy if the write
+    /// here fails (retried with backoff until it is written); written
+    /// here, the timer is cancelled.
     async fn forms_to_inbox<'a>(
         &self,
         items: &[Item],
@@ -314,8 +316,22 @@ impl Pipeline {
                 on_timeline_already: true,
                 ..crate::inbox::Inbound::text(profile, bos_core::inbox::Channel::Form, text.clone())
             };
-            if let Err(e) = inbox.record_inbound(ev.org_id, m, now).await {
-                tracing::warn!(org = %ev.org_id, event = %ev.id, error = %e, "form message not written to the inbox");
+            match inbox.record_inbound(ev.org_id, m, now).await {
+                Ok(_) => {
+                    let key = bos_store::inbox::form_copy_key(ev.id);
+                    if let Err(e) = self
+                        .shared
+                        .scheduler
+                        .cancel(ev.org_id, bos_store::inbox::INBOX_FORM_JOB, &key)
+                        .await
+                    {
+                        // Harmless: the timer finds the message written.
+                        tracing::debug!(org = %ev.org_id, event = %ev.id, error = %e, "inbox copy timer not cancelled");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(org = %ev.org_id, event = %ev.id, error = %e, "form message not written to the inbox yet; its timer will retry");
+                }
             }
         }
     }
@@ -373,6 +389,7 @@ impl Pipeline {
     pub fn handlers(&self, runner: RunnerBuilder) -> RunnerBuilder {
         let ghost = self.clone();
         let abandon = self.clone();
+        let form = self.clone();
         runner
             .handle(GHOST_JOB, move |job| {
                 let p = ghost.clone();
@@ -382,6 +399,34 @@ impl Pipeline {
                 let p = abandon.clone();
                 async move { p.on_abandon_timer(job).await }
             })
+            .handle(bos_store::inbox::INBOX_FORM_JOB, move |job| {
+                let p = form.clone();
+                async move { p.on_form_copy(job).await }
+            })
+    }
+
+    /// The timer's side of `forms_to_inbox`: writes the form's message
+    /// into the inbox, retried with backoff until it is written.
+    async fn on_form_copy(&self, job: JobContext) -> Result<(), JobError> {
+        let event = payload_field(&job, "event_id")?;
+        let profile = Uuid::parse_str(&payload_field(&job, "profile_id")?)
+            .map_err(|e| JobError::permanent(format!("bad profile id in payload: {e}")))?;
+        let text = payload_field(&job, "text")?;
+        let inbox = crate::inbox::Inbox::new(self.store().clone(), self.shared.bus.clone());
+        let m = crate::inbox::Inbound {
+            provider_message_id: Some(format!("form:{event}")),
+            on_timeline_already: true,
+            ..crate::inbox::Inbound::text(profile, bos_core::inbox::Channel::Form, text)
+        };
+        let at = serde_json::from_str::<serde_json::Value>(&job.payload)
+            .ok()
+            .and_then(|v| v.get("at").and_then(serde_json::Value::as_i64))
+            .unwrap_or_else(|| self.now());
+        inbox
+            .record_inbound(job.org_id, m, at)
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::retry(format!("writing the form's message to the inbox: {e}")))
     }
 
     async fn on_ghost_timer(&self, job: JobContext) -> Result<(), JobError> {

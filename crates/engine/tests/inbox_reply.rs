@@ -333,11 +333,12 @@ async fn an_email_reply_threads_under_the_customers_email() {
 }
 
 #[tokio::test]
-async fn an_email_to_someone_who_never_wrote_needs_a_subject() {
+async fn an_email_to_someone_who_never_wrote_gets_a_default_subject() {
     let e = setup().await;
     let inbox = e.inbox(outbound());
     let conv = inbound(&e, &inbox, sms_in(&e, "SMin2"), T0).await;
-    let err = inbox
+    // No subject typed and no e-mail to answer: one naming the sender.
+    let sent = inbox
         .reply(
             e.org,
             e.member,
@@ -346,18 +347,12 @@ async fn an_email_to_someone_who_never_wrote_needs_a_subject() {
             T0 + 1,
         )
         .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            InboxError::Invalid {
-                field: "subject",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    // With one, it goes through the development sink (no provider set).
+        .unwrap();
+    assert_eq!(sent.status, DeliveryStatus::Delivered);
+    assert_eq!(sent.subject.as_deref(), Some("A message from Replies"));
+    assert_eq!(sent.in_reply_to, None);
+    let first = sent;
+    // A typed subject on the next one answers the thread we started.
     let sent = inbox
         .reply(
             e.org,
@@ -372,8 +367,8 @@ async fn an_email_to_someone_who_never_wrote_needs_a_subject() {
         .await
         .unwrap();
     assert_eq!(sent.status, DeliveryStatus::Delivered);
-    assert_eq!(sent.subject.as_deref(), Some("Your order"));
-    assert_eq!(sent.in_reply_to, None);
+    assert_eq!(sent.subject.as_deref(), Some("Re: Your order"));
+    assert_eq!(sent.in_reply_to, first.email_message_id);
 }
 
 #[tokio::test]
@@ -422,9 +417,36 @@ async fn instagram_replies_go_through_the_send_api_inside_the_window_only() {
         Some(got[0].mid.as_str())
     );
 
-    // 27 hours after the customer's message: refused before any call.
+    // 27 hours after the customer's message: a member's reply goes out
+    // with Meta's human agent tag.
     let late = T0 + 27 * HOUR;
-    let channels = inbox.reply_channels(e.org, conv, late).await.unwrap();
+    let tagged = inbox
+        .reply(
+            e.org,
+            e.member,
+            conv,
+            reply(Channel::Instagram, "Sorry for the wait"),
+            late,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tagged.status,
+        DeliveryStatus::Sent,
+        "{:?}",
+        tagged.status_detail
+    );
+    let got = meta.messages();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].messaging_type, "MESSAGE_TAG");
+    assert_eq!(got[1].tag, "HUMAN_AGENT");
+    assert_eq!(got[1].text, "Sorry for the wait");
+
+    // An integration may not use the tag: refused before any call.
+    let channels = inbox
+        .reply_channels(e.org, conv, late, false)
+        .await
+        .unwrap();
     let ig = channels
         .iter()
         .find(|c| c.channel == Channel::Instagram)
@@ -436,9 +458,12 @@ async fn instagram_replies_go_through_the_send_api_inside_the_window_only() {
         "{why}"
     );
     let err = inbox
-        .reply(
+        .reply_as(
             e.org,
-            e.member,
+            ReplyBy::ApiKey {
+                id: Uuid::now_v7(),
+                name: "Zap".into(),
+            },
             conv,
             reply(Channel::Instagram, "Still there?"),
             late,
@@ -449,10 +474,41 @@ async fn instagram_replies_go_through_the_send_api_inside_the_window_only() {
         InboxError::CannotSend(s) => assert_eq!(s, why),
         other => panic!("{other:?}"),
     }
-    assert_eq!(meta.attempts(), 1, "nothing was sent");
+
+    // After 7 days nobody may: the composer says so and refuses.
+    let later = T0 + 8 * 24 * HOUR;
+    let channels = inbox
+        .reply_channels(e.org, conv, later, true)
+        .await
+        .unwrap();
+    let ig = channels
+        .iter()
+        .find(|c| c.channel == Channel::Instagram)
+        .unwrap();
+    assert!(!ig.available);
+    let why = ig.why_not.clone().unwrap();
+    assert!(
+        why.contains("7 days") && why.contains("8 days ago"),
+        "{why}"
+    );
+    let err = inbox
+        .reply(
+            e.org,
+            e.member,
+            conv,
+            reply(Channel::Instagram, "Hello?"),
+            later,
+        )
+        .await
+        .unwrap_err();
+    match err {
+        InboxError::CannotSend(s) => assert_eq!(s, why),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(meta.attempts(), 2, "nothing more was sent");
     assert_eq!(
         inbox.get(e.org, conv, None).await.unwrap().messages.len(),
-        2
+        3
     );
     // SMS and e-mail have no window.
     assert!(channels
@@ -483,7 +539,10 @@ async fn closed_channels_say_why_and_an_opted_out_one_is_refused() {
         .await
         .unwrap();
 
-    let channels = inbox.reply_channels(e.org, conv, T0 + 2).await.unwrap();
+    let channels = inbox
+        .reply_channels(e.org, conv, T0 + 2, true)
+        .await
+        .unwrap();
     let by = |c: Channel| channels.iter().find(|r| r.channel == c).unwrap().clone();
     let sms = by(Channel::Sms);
     assert!(!sms.available);
@@ -596,7 +655,7 @@ async fn bad_replies_are_refused_with_what_to_do() {
         Err(InboxError::NotFound)
     ));
     assert!(matches!(
-        inbox.reply_channels(other, conv, T0).await,
+        inbox.reply_channels(other, conv, T0, true).await,
         Err(InboxError::NotFound)
     ));
     assert_eq!(

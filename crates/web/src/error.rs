@@ -347,6 +347,19 @@ pub struct SdkProblem {
     pub message: String,
 }
 
+impl AppError {
+    /// The status and problem+json body this error answers with (logged
+    /// as an answer would be), for answers that are stored and given again
+    /// (a reply's idempotency key).
+    pub(crate) fn status_and_body(&self) -> (StatusCode, String) {
+        self.log();
+        (
+            self.status(),
+            serde_json::to_string(&self.problem()).unwrap_or_default(),
+        )
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let text = serde_json::to_string(&self.problem()).unwrap_or_default();

@@ -24,6 +24,10 @@ pub mod sanitize;
 /// The messaging window Instagram and Facebook impose on replies.
 pub mod window;
 
+/// The field of a submitted form whose text becomes the customer's
+/// message in the inbox (form channel).
+pub const FORM_MESSAGE_FIELD: &str = "message";
+
 pub use email::{message_id, reply_headers, reply_subject, ReplyHeaders, ThreadIds};
 pub use handoff::{nudges_held_until, HumanActivity, ASSIGNED_RECHECK_MS, MEMBER_REPLY_HOLD_MS};
 pub use model::{
@@ -31,6 +35,6 @@ pub use model::{
     TransitionError,
 };
 pub use priority::{assess, sentiment, Assessment, Priority, PriorityInputs};
-pub use reply::{can_reply, mask_address, ChannelFacts, REPLY_CHANNELS};
+pub use reply::{can_reply, mask_address, needs_human_agent_tag, ChannelFacts, REPLY_CHANNELS};
 pub use sanitize::{sanitize_email_html, REMOTE_SRC_ATTR};
-pub use window::{reply_window, ReplyWindow, MESSAGING_WINDOW_MS};
+pub use window::{reply_window, ReplyWindow, HUMAN_AGENT_WINDOW_MS, MESSAGING_WINDOW_MS};

@@ -1,7 +1,8 @@
 //! Whether a reply can go out on a channel, and the sentence the composer
 //! shows when it cannot: the customer must have an address there, must not
 //! have opted out of it, the channel must be connected, and Instagram and
-//! Facebook must still be inside their messaging window. Checked in this
+//! Facebook must still be inside their messaging window (24 hours, or 7
+//! days with Meta's `HUMAN_AGENT` tag for a person). Checked in this
 //! order, so the sentence names the first thing to fix. Also how an
 //! address is shown in the composer: masked, enough to recognise, not
 //! enough to copy.
@@ -31,6 +32,9 @@ pub struct ChannelFacts {
     pub connected: bool,
     /// When the customer last wrote on this channel.
     pub last_inbound_at: Option<Millis>,
+    /// A person (a member, in the composer) writes the reply, so Meta's
+    /// `HUMAN_AGENT` tag may carry it past the 24-hour window.
+    pub human: bool,
 }
 
 /// Whether a reply may go out on `channel` now: `Ok(())`, or the sentence
@@ -75,10 +79,19 @@ pub fn can_reply(channel: Channel, facts: &ChannelFacts, now: Millis) -> Result<
             "{name} is not connected: add a Meta source in Settings → Sources to answer there."
         ));
     }
-    match reply_window(channel, facts.last_inbound_at, now) {
+    match reply_window(channel, facts.last_inbound_at, now, facts.human) {
         ReplyWindow::Closed { reason } => Err(reason),
-        ReplyWindow::Always | ReplyWindow::Open { .. } => Ok(()),
+        ReplyWindow::Always | ReplyWindow::Open { .. } | ReplyWindow::HumanAgent { .. } => Ok(()),
     }
+}
+
+/// Whether an allowed reply must carry Meta's `HUMAN_AGENT` tag: a person
+/// answering an Instagram or Facebook customer past the 24 hours.
+pub fn needs_human_agent_tag(channel: Channel, facts: &ChannelFacts, now: Millis) -> bool {
+    matches!(
+        reply_window(channel, facts.last_inbound_at, now, facts.human),
+        ReplyWindow::HumanAgent { .. }
+    )
 }
 
 /// `j•••@example.com`, `+•••••••0123`; a Meta id keeps its last four
@@ -103,7 +116,7 @@ pub fn mask_address(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbox::window::MESSAGING_WINDOW_MS;
+    use crate::inbox::window::{HUMAN_AGENT_WINDOW_MS, MESSAGING_WINDOW_MS};
     use proptest::prelude::*;
 
     const H: Millis = 60 * 60 * 1000;
@@ -114,6 +127,7 @@ mod tests {
             opted_out: false,
             connected: true,
             last_inbound_at: Some(0),
+            human: false,
         }
     }
 
@@ -131,6 +145,7 @@ mod tests {
             opted_out: true,
             connected: false,
             last_inbound_at: None,
+            human: true,
         };
         assert!(can_reply(Channel::Sms, &no_address, 0)
             .unwrap_err()
@@ -173,6 +188,23 @@ mod tests {
         assert!(why.contains("27 hours ago"), "{why}");
         // SMS and e-mail have no window.
         assert_eq!(can_reply(Channel::Sms, &facts, 1_000 * H), Ok(()));
+        assert!(!needs_human_agent_tag(Channel::Sms, &facts, 1_000 * H));
+    }
+
+    #[test]
+    fn a_member_answers_for_7_days_with_the_human_agent_tag() {
+        let facts = ChannelFacts {
+            human: true,
+            ..ok("1784")
+        };
+        assert!(!needs_human_agent_tag(Channel::Instagram, &facts, 23 * H));
+        assert_eq!(can_reply(Channel::Instagram, &facts, 27 * H), Ok(()));
+        assert!(needs_human_agent_tag(Channel::Instagram, &facts, 27 * H));
+        let why = can_reply(Channel::Facebook, &facts, 8 * 24 * H).unwrap_err();
+        assert!(
+            why.contains("7 days") && why.contains("8 days ago"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -197,17 +229,20 @@ mod tests {
             opted_out in any::<bool>(),
             connected in any::<bool>(),
             last in prop::option::of(0i64..1_000_000_000),
-            after in 0i64..(3 * MESSAGING_WINDOW_MS),
+            after in 0i64..(3 * HUMAN_AGENT_WINDOW_MS),
+            human in any::<bool>(),
         ) {
             let facts = ChannelFacts {
                 address: has_address.then(|| "a@b".to_string()),
                 opted_out,
                 connected,
                 last_inbound_at: last,
+                human,
             };
             let now = last.unwrap_or(0) + after;
+            let window = if human { HUMAN_AGENT_WINDOW_MS } else { MESSAGING_WINDOW_MS };
             let in_window = !channel.has_messaging_window()
-                || (last.is_some() && after < MESSAGING_WINDOW_MS);
+                || (last.is_some() && after < window);
             let expected = has_address && !opted_out && connected && in_window;
             prop_assert_eq!(can_reply(channel, &facts, now).is_ok(), expected);
         }

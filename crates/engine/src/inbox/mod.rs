@@ -27,6 +27,9 @@ pub mod find;
 pub mod reply;
 pub use find::Found;
 pub use reply::{NoMetaPages, Outbound, PageTokens, Reply, ReplyBy, ReplyChannel, StoredMetaPages};
+/// Replies under an idempotency key: a repeat gets the first answer.
+pub mod once;
+pub use once::KeyedReply;
 /// Instagram and Messenger deliveries applied to the inbox.
 pub mod meta;
 

@@ -23,8 +23,8 @@ use std::time::Duration;
 use bos_channels::meta::{MetaConfig, MetaError, MetaOutgoing, MetaSender};
 use bos_channels::{Medium, Outgoing, Receipt, SendError};
 use bos_core::inbox::{
-    can_reply, mask_address, message_id, reply_headers, reply_subject, AuthorKind, Channel,
-    ChannelFacts, DeliveryStatus, REPLY_CHANNELS,
+    can_reply, mask_address, message_id, needs_human_agent_tag, reply_headers, reply_subject,
+    AuthorKind, Channel, ChannelFacts, DeliveryStatus, REPLY_CHANNELS,
 };
 use bos_core::Millis;
 use bos_store::inbox::{Message, OutboundMessage, ReplyTargets, ReplyWritten};
@@ -45,7 +45,7 @@ pub struct Reply {
     pub channel: Channel,
     pub text: String,
     /// E-mail only. Left out, a reply keeps "Re: " and the thread's
-    /// subject; it is needed when the customer never e-mailed.
+    /// subject; when the customer never e-mailed, [`default_subject`].
     pub subject: Option<String>,
 }
 
@@ -251,16 +251,20 @@ enum Route {
 impl Inbox {
     /// The composer's channels for this conversation: where a reply can go
     /// now, and for every other channel the sentence that says why not.
+    /// `human`: a member writes (the composer), who may answer Instagram and
+    /// Facebook for 7 days with Meta's human agent tag; an integration may
+    /// not.
     pub async fn reply_channels(
         &self,
         org: Uuid,
         conversation_id: Uuid,
         now: Millis,
+        human: bool,
     ) -> Result<Vec<ReplyChannel>, InboxError> {
         let targets = self.store.reply_targets(org, conversation_id).await?;
         let mut out = Vec::with_capacity(REPLY_CHANNELS.len());
         for channel in REPLY_CHANNELS {
-            let facts = self.facts(org, &targets, channel).await?;
+            let facts = self.facts(org, &targets, channel, human).await?;
             let verdict = can_reply(channel, &facts, now);
             out.push(ReplyChannel {
                 channel,
@@ -282,6 +286,7 @@ impl Inbox {
         org: Uuid,
         targets: &ReplyTargets,
         channel: Channel,
+        human: bool,
     ) -> Result<ChannelFacts, InboxError> {
         let connected = if channel.has_messaging_window() {
             self.outbound
@@ -297,6 +302,7 @@ impl Inbox {
             opted_out: targets.opted_out(channel),
             connected,
             last_inbound_at: targets.last_inbound_at(channel),
+            human,
         })
     }
 
@@ -357,8 +363,11 @@ impl Inbox {
         }
         let (author_id, author_name) = self.author(org, &by).await?;
         let targets = self.store.reply_targets(org, conversation_id).await?;
-        let facts = self.facts(org, &targets, channel).await?;
+        // Meta's human agent tag is for people: a member, not an API key.
+        let human = matches!(by, ReplyBy::Member(_));
+        let facts = self.facts(org, &targets, channel, human).await?;
         can_reply(channel, &facts, now).map_err(InboxError::CannotSend)?;
+        let human_agent = needs_human_agent_tag(channel, &facts, now);
         let address = facts.address.clone().unwrap_or_default();
 
         let message_uuid = Uuid::now_v7();
@@ -424,12 +433,11 @@ impl Inbox {
                         (Some(s), _) => reply_subject_or_new(s, headers.in_reply_to.is_some()),
                         (None, Some(original)) => reply_subject(original),
                         (None, None) if headers.in_reply_to.is_some() => reply_subject(""),
+                        // A new thread with no subject typed: a plain one
+                        // naming the sender, rather than refusing the reply.
                         (None, None) => {
-                            return Err(invalid(
-                                "subject",
-                                "This customer has not e-mailed you, so this e-mail starts a \
-                                 new thread: give it a subject.",
-                            ))
+                            let org_name = self.store.org(org).await?.name;
+                            default_subject(&org_name)
                         }
                     };
                     let id = message_id(&message_uuid.to_string(), from_domain(&from));
@@ -461,6 +469,7 @@ impl Inbox {
                     out: MetaOutgoing {
                         recipient_id: address.clone(),
                         text: text.clone(),
+                        human_agent,
                     },
                 }
             }
@@ -597,8 +606,9 @@ impl Inbox {
                         status: DeliveryStatus::Failed,
                         provider_id: None,
                         detail: Some(format!(
-                            "Not sent: Meta only accepts replies within 24 hours of the \
-                             customer's last message ({why}). Reply on another channel."
+                            "Not sent: Meta refused it as outside the messaging window \
+                             ({why}). Past 24 hours a reply needs the Human Agent permission \
+                             on your Meta app; reply on another channel."
                         )),
                     },
                     Ok(Err(MetaError::Send(e))) => Outcome::refused(e),
@@ -615,6 +625,8 @@ impl Inbox {
             .store
             .sweep_pending_messages(now, self.outbound.pending_lease_ms)
             .await?;
+        // Idempotency keys answer for 24 hours; older ones are forgotten.
+        self.store.sweep_idempotency_keys(now).await?;
         if n > 0 {
             tracing::warn!(
                 count = n,
@@ -638,6 +650,17 @@ impl Inbox {
                 tokio::time::sleep(every).await;
             }
         })
+    }
+}
+
+/// The subject of an e-mail that starts a thread when the member typed
+/// none: "A message from {organization}", on one line.
+pub fn default_subject(org_name: &str) -> String {
+    let name = reply_subject_or_new(org_name, false);
+    if name.is_empty() {
+        "A message for you".to_string()
+    } else {
+        format!("A message from {name}")
     }
 }
 
@@ -682,6 +705,16 @@ mod tests {
             reply_subject_or_new(" Hello\r\nBcc: x ", false),
             "Hello  Bcc: x"
         );
+    }
+
+    #[test]
+    fn a_new_thread_without_a_subject_names_the_sender() {
+        assert_eq!(default_subject("Acme Store"), "A message from Acme Store");
+        assert_eq!(
+            default_subject(" Acme\r\nBcc: x "),
+            "A message from Acme  Bcc: x"
+        );
+        assert_eq!(default_subject("  "), "A message for you");
     }
 
     #[test]

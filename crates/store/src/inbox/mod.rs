@@ -11,10 +11,13 @@
 //! reply learns where the customer can be reached and is written before
 //! its provider is called; a sweep settles replies a crash cut off.
 //! Meta sources (a page or Instagram account) keep their sealed
-//! credentials here too.
+//! credentials here too, and replies' idempotency keys their first answer.
 //! Everything is scoped by organization.
 
 mod bulk;
+mod copies;
+pub(crate) use copies::{form_copy_tx, nudge_copy_tx};
+mod idempotency;
 mod meta;
 mod read;
 mod reply;
@@ -25,6 +28,10 @@ mod write;
 
 #[doc(hidden)]
 pub use bulk::{BulkConversation, BulkMessage};
+pub use copies::{
+    form_copy_key, nudge_copy_key, INBOX_COPY_GRACE_MS, INBOX_FORM_JOB, INBOX_NUDGE_JOB,
+};
+pub use idempotency::{KeyClaim, IDEMPOTENCY_TTL_MS, MAX_IDEMPOTENCY_KEY_LEN};
 pub use meta::{MetaCredentials, MetaSource};
 pub use read::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, Page, Sort,

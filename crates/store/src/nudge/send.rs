@@ -136,13 +136,30 @@ impl crate::Store {
         delivered: bool,
         now: Millis,
     ) -> Result<(), StoreError> {
+        self.execution_sent_then(org, execution, provider_id, delivered, false, now)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::execution_sent`], and with `to_inbox` the timer that shows
+    /// the nudge in the customer's conversation, in the same transaction
+    /// (see `inbox::copies`): when that timer is due, if set.
+    pub async fn execution_sent_then(
+        &self,
+        org: Uuid,
+        execution: Uuid,
+        provider_id: Option<String>,
+        delivered: bool,
+        to_inbox: bool,
+        now: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
         let status = if delivered {
             ExecutionStatus::Delivered
         } else {
             ExecutionStatus::Sent
         };
         write_db!(self, |db| async move {
-            db.exec(
+            let n = db.exec(
                 q("update nudge_executions set status = $3, provider_id = $4, sent_at = $5, \
                    delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, error = null, updated_at = $5 \
                    where org_id = $1 and id = $2 and status = 'sending'")
@@ -153,7 +170,12 @@ impl crate::Store {
                 .bind(now),
             )
             .await?;
-            Ok(())
+            if to_inbox && n == 1 {
+                return Ok(Some(
+                    crate::inbox::nudge_copy_tx(db, org, execution, now).await?,
+                ));
+            }
+            Ok(None)
         })
     }
 

@@ -457,6 +457,10 @@ async fn step_one<D: Db>(
     )
     .await?;
     if dev {
+        // Delivered in this commit: so is the timer that shows it in the
+        // customer's conversation if the engine's direct write fails
+        // (`inbox::copies`).
+        timers.push(crate::inbox::nudge_copy_tx(db, org, exec_id, now).await?);
         return Ok(StepOutcome::Delivered(exec_id));
     }
     let unsubscribe_url = (channel != Channel::Sms).then(|| links.unsubscribe(&tok));

@@ -296,6 +296,16 @@ async fn apply_ready<D: Db>(
             .await?;
         }
         "form_submitted" => {
+            // A message on the form becomes the customer's message in the
+            // inbox: the timer here makes sure it does (see `inbox::copies`).
+            if let Some(text) = sig
+                .form_fields
+                .get(bos_core::inbox::FORM_MESSAGE_FIELD)
+                .filter(|t| !t.trim().is_empty())
+            {
+                let due = crate::inbox::form_copy_tx(db, org, ev.id, root, text, now).await?;
+                timers.push(due);
+            }
             crate::nudge::stop_tx(
                 db,
                 org,

@@ -12,11 +12,12 @@ use crate::error::{ApiResult, AppError};
 use crate::params::{inbox_query, InboxFilters};
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bos_core::inbox::Channel;
 use bos_core::Scope;
-use bos_engine::inbox::{Reply, ReplyBy, ReplyChannel};
+use bos_engine::inbox::{KeyedReply, Reply, ReplyBy, ReplyChannel};
 use bos_store::inbox::{ConversationSummary, Message, SearchHit, SearchIn};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -312,7 +313,7 @@ async fn detail(
     member: Option<Uuid>,
 ) -> Result<ConversationDetailDto, AppError> {
     let d = st.inbox.get(org, id, member).await?;
-    let channels = st.inbox.reply_channels(org, id, st.now()).await?;
+    let channels = st.inbox.reply_channels(org, id, st.now(), false).await?;
     Ok(ConversationDetailDto {
         conversation: (&d.conversation).into(),
         messages: d.messages.iter().map(Into::into).collect(),
@@ -344,30 +345,49 @@ pub struct ReplyRequest {
     pub channel: String,
     pub text: String,
     /// E-mail only: left out, the reply keeps "Re: " and the thread's
-    /// subject; needed when the customer never e-mailed.
+    /// subject, or, when the customer never e-mailed, is "A message from"
+    /// and the organization's name.
     pub subject: Option<String>,
 }
 
 const REPLY_SHAPE: &str =
     "Send {\"channel\": \"sms\" | \"email\" | \"instagram\" | \"facebook\", \"text\": \"…\", \"subject\"?: \"…\"}.";
 
+/// The header a client sets so that retrying a reply sends it once.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// Replies in the conversation on one channel. The message is stored
 /// before the provider is called and sent at most once: the answer is the
 /// message as it stands afterwards, so check its `status` (`failed` with
 /// `status_detail` when the provider refused; `unknown` when it did not
 /// answer, and it is then never sent again). A channel that cannot take a
-/// reply now (no address, opted out, not connected, Meta's 24-hour window
-/// over) is 409 with the reason, and nothing is sent.
+/// reply now (no address, opted out, not connected, Meta's window over) is
+/// 409 with the reason, and nothing is sent.
+///
+/// Send an `Idempotency-Key` (1–255 visible ASCII characters; a UUID) to
+/// retry safely: a repeat of the same request with the same key by the same
+/// API key within 24 hours gets the first answer again (same status and
+/// body, with `Idempotent-Replayed: true`) and sends nothing; the same key
+/// with a different request is 422; a repeat while the first is still
+/// being sent is 409 (retry it shortly).
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "inbox", request_body = ReplyRequest,
-    params(("conversation_id" = Uuid, Path, description = "The conversation's id")),
-    responses((status = 201, body = MessageDto), (status = 404, body = crate::error::Problem),
-        (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    params(("conversation_id" = Uuid, Path, description = "The conversation's id"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes retries safe: the same key and request within 24 hours get the first answer and send nothing again.")),
+    responses((status = 201, body = MessageDto,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer of an earlier request with the same key"))),
+        (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem,
+            description = "The channel cannot take a reply now, or the first request with this Idempotency-Key is still being sent"),
+        (status = 422, body = crate::error::Problem,
+            description = "The request is not acceptable, or its Idempotency-Key was used for a different request")))]
 pub async fn reply(
     State(st): State<AppState>,
     p: ApiPrincipal,
     Id(id): Id,
+    headers: HeaderMap,
     raw: Result<ApiJson<serde_json::Value>, AppError>,
-) -> ApiResult<(StatusCode, Json<MessageDto>)> {
+) -> ApiResult<Response> {
     let org = p.org.id;
     // Another organization's conversation is 404 whatever the key or body.
     st.inbox.summary(org, id, None).await?;
@@ -386,25 +406,90 @@ pub async fn reply(
             ),
         )
     })?;
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    AppError::invalid(
+                        "Idempotency-Key",
+                        "An idempotency key is visible ASCII characters (a UUID is a good one).",
+                    )
+                })?
+                .trim()
+                .to_string(),
+        ),
+    };
     let by = ReplyBy::ApiKey {
         id: p.key.id,
         name: p.key.name.clone(),
     };
-    let sent = st
+    let reply = Reply {
+        channel,
+        text: body.text,
+        subject: body.subject,
+    };
+    let Some(key) = key else {
+        let sent = st.inbox.reply_as(org, by, id, reply, st.now()).await?;
+        return Ok((StatusCode::CREATED, Json(MessageDto::from(&sent))).into_response());
+    };
+    match st
         .inbox
-        .reply_as(
-            org,
-            by,
-            id,
-            Reply {
-                channel,
-                text: body.text,
-                subject: body.subject,
-            },
-            st.now(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json((&sent).into())))
+        .claim_reply_key(org, &by, &key, id, &reply, st.now())
+        .await?
+    {
+        KeyedReply::Replay { status, body } => Ok(stored_answer(status, body, true)),
+        KeyedReply::InFlight { .. } => Err(AppError::Conflict(
+            "The first request with this Idempotency-Key is still being sent: retry shortly \
+             to get its answer. Nothing was sent again."
+                .into(),
+        )),
+        KeyedReply::Send => {
+            let (status, body) = match st
+                .inbox
+                .reply_as(org, by.clone(), id, reply, st.now())
+                .await
+            {
+                Ok(sent) => (
+                    StatusCode::CREATED,
+                    serde_json::to_string(&MessageDto::from(&sent)).unwrap_or_default(),
+                ),
+                Err(e) => AppError::from(e).status_and_body(),
+            };
+            // The answer is kept for repeats; if keeping it fails the
+            // key stays claimed, so a repeat is told to wait rather than
+            // sending again.
+            if let Err(e) = st
+                .inbox
+                .answer_reply_key(org, &by, &key, status.as_u16(), &body)
+                .await
+            {
+                tracing::warn!(%org, error = %e, "reply answered but its idempotency answer was not kept");
+            }
+            Ok(stored_answer(status.as_u16(), body, false))
+        }
+    }
+}
+
+/// An answer as stored for an idempotency key: JSON for a message,
+/// problem+json for a refusal.
+fn stored_answer(status: u16, body: String, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let kind = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    let mut res = (status, body).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if replayed {
+        res.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    res
 }
 
 async fn summary(

@@ -20,7 +20,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Redirect, Response};
 use bos_core::inbox::{AuthorKind, Channel, Direction, Priority, Status, REMOTE_SRC_ATTR};
-use bos_engine::inbox::{Inbox, Reply, ReplyChannel};
+use bos_engine::inbox::{Inbox, KeyedReply, Reply, ReplyBy, ReplyChannel};
 use bos_engine::Live;
 use bos_store::inbox::{
     AuthorFilter, ConversationDetail, ConversationSummary, ListQuery, Message, SearchHit, SearchIn,
@@ -494,6 +494,9 @@ pub struct OpenView {
     pub images_href: String,
     pub reply_channel: &'static str,
     pub composer: Vec<ComposerChannel>,
+    /// A fresh random idempotency key per rendered composer: a double
+    /// submit of the same form sends once.
+    pub reply_key: String,
 }
 
 impl OpenView {
@@ -543,6 +546,7 @@ impl OpenView {
             images_href: with_query(&path_of(Some(c.id)), &images_q),
             reply_channel,
             composer: Vec::new(),
+            reply_key: Uuid::new_v4().to_string(),
         }
     }
 
@@ -661,6 +665,7 @@ fn notice(code: Option<&str>) -> Option<String> {
         "resolved" => "Resolved. The next message from the customer reopens it.",
         "reopened" => "Reopened.",
         "sent" => "Reply sent.",
+        "sending" => "That reply is already on its way: it is sent once, whatever the number of clicks.",
         "send_failed" => {
             "The provider refused the reply: its reason is on the message. Nothing was sent."
         }
@@ -798,7 +803,7 @@ async fn show(st: AppState, s: Session, q: InboxQuery, open: Option<Uuid>) -> Pa
         .map(|d| OpenView::new(d, &f, images, now));
     if let Some(o) = open_view.as_mut() {
         if let Some(id) = open {
-            let channels = svc.reply_channels(org, id, now).await?;
+            let channels = svc.reply_channels(org, id, now, true).await?;
             o.composer = composer_channels(&channels, o.reply_channel);
         }
     }
@@ -905,11 +910,16 @@ pub struct ReplyForm {
     text: String,
     #[serde(default)]
     subject: String,
+    /// The composer's per-form key: a second submit of the same form
+    /// (a double click, a resent POST) sends nothing again.
+    #[serde(default)]
+    idempotency_key: String,
 }
 
 /// `POST /inbox/{conversation_id}/reply`: the composer. The reply is sent
-/// once (the service writes it before the provider is called); the page
-/// says how it went.
+/// once (the service writes it before the provider is called), and once
+/// per form: a repeat of the same form's key is sent back to the first
+/// answer. The page says how it went.
 pub async fn reply(
     State(st): State<AppState>,
     s: Session,
@@ -926,24 +936,56 @@ pub async fn reply(
         )
     })?;
     let subject = Some(f.subject.trim().to_string()).filter(|s| !s.is_empty());
-    let sent = inbox(&st)
-        .reply(
-            s.org.id,
-            s.user.id,
-            id,
-            Reply {
-                channel,
-                text: f.text,
-                subject,
-            },
-            st.now(),
-        )
-        .await?;
+    let svc = inbox(&st);
+    let reply = Reply {
+        channel,
+        text: f.text,
+        subject,
+    };
+    let by = ReplyBy::Member(s.user.id);
+    let key = f.idempotency_key.trim();
+    if !key.is_empty() {
+        match svc
+            .claim_reply_key(s.org.id, &by, key, id, &reply, st.now())
+            .await?
+        {
+            KeyedReply::Send => {}
+            // The first submit's outcome, already shown or on its way.
+            KeyedReply::Replay { body, .. } => {
+                let done = match body.as_str() {
+                    "send_failed" => "send_failed",
+                    "send_unknown" => "send_unknown",
+                    _ => "sent",
+                };
+                return Ok(back_to(id, &f.back, done));
+            }
+            KeyedReply::InFlight { .. } => return Ok(back_to(id, &f.back, "sending")),
+        }
+    }
+    let sent = match svc
+        .reply_as(s.org.id, by.clone(), id, reply, st.now())
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            // Refused before anything was written: the member fixes the
+            // form and sends it again under the same key. (A storage
+            // failure may come after the write: that key stays taken.)
+            let refused = !matches!(e, bos_engine::inbox::InboxError::Store(_));
+            if refused && !key.is_empty() {
+                svc.release_reply_key(s.org.id, &by, key).await?;
+            }
+            return Err(e.into());
+        }
+    };
     let done = match sent.status {
         bos_core::inbox::DeliveryStatus::Failed => "send_failed",
         bos_core::inbox::DeliveryStatus::Unknown => "send_unknown",
         _ => "sent",
     };
+    if !key.is_empty() {
+        svc.answer_reply_key(s.org.id, &by, key, 303, done).await?;
+    }
     Ok(back_to(id, &f.back, done))
 }
 

@@ -241,7 +241,6 @@ async fn closed_channels_and_bad_replies_say_what_to_do() {
         (json!({"channel": "fax", "text": "Hi"}), "channel"),
         (json!({"channel": "form", "text": "Hi"}), "channel"),
         (json!({"channel": "email", "text": "  "}), "text"),
-        (json!({"channel": "email", "text": "Hi"}), "subject"),
     ] {
         let (status, p) = post(body.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {p}");
@@ -490,4 +489,166 @@ async fn the_list_filters_sorts_pages_and_searches() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {p}");
         assert_eq!(problem_field(&p), field, "{q}: {p}");
     }
+}
+
+/// A reply under an `Idempotency-Key`: the same key and request from the
+/// same API key within 24 hours get the first answer back and send nothing
+/// again, concurrent duplicates send once, the same key with another
+/// request is 422, another key's requests are its own, and after 24 hours
+/// the key is new again.
+#[tokio::test]
+async fn an_idempotency_key_sends_a_reply_once() {
+    let twilio = FakeTwilio::start().await;
+    let base = twilio.base_url();
+    let app = spawn_with(|c| c.twilio_base_url = base.clone()).await;
+    let t = app.tenant("Keyed Shop").await;
+    let org = t.org.id;
+    app.store()
+        .put_channel_config(
+            org,
+            bos_core::nudge::Channel::Sms,
+            &ChannelConfig::Twilio {
+                account_sid: twilio.account_sid.clone(),
+                auth_token: twilio.auth_token.clone(),
+                from: "+14155550100".into(),
+                webhook_shared_key: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let ann = customer(&app, org, "Ann", "ann@example.com", "+14155550123").await;
+    let conv = inbound(
+        &app,
+        org,
+        sms(ann, "SM1", "Is my order shipped?"),
+        T0 - 60_000,
+    )
+    .await;
+    let path = format!("/conversations/{conv}/messages");
+    let post = |key: &str, idem: &str, body: Value| {
+        let (app, path, key, idem) = (&app, &path, key.to_string(), idem.to_string());
+        async move {
+            let res = app
+                .api(Method::POST, path, &key)
+                .await
+                .header("Idempotency-Key", idem)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let replayed = res
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().unwrap().to_string());
+            let kind = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (status, res.text().await.unwrap(), replayed, kind)
+        }
+    };
+    let hi = json!({"channel": "sms", "text": "It ships today."});
+
+    let (s1, b1, r1, k1) = post(&t.key, "order-42", hi.clone()).await;
+    assert_eq!(s1, StatusCode::CREATED, "{b1}");
+    assert_eq!(r1, None);
+    assert!(k1.starts_with("application/json"), "{k1}");
+    let (s2, b2, r2, _) = post(&t.key, "order-42", hi.clone()).await;
+    assert_eq!(
+        (s2, &b2),
+        (StatusCode::CREATED, &b1),
+        "the first answer again"
+    );
+    assert_eq!(r2.as_deref(), Some("true"));
+    assert_eq!(twilio.messages().len(), 1, "sent once");
+
+    // The same key with another request: refused, and it says why.
+    let (s, b, _, kind) = post(
+        &t.key,
+        "order-42",
+        json!({"channel": "sms", "text": "Something else"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(kind, "application/problem+json");
+    let p: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(problem_field(&p), "Idempotency-Key");
+    assert!(
+        p["detail"].as_str().unwrap().contains("different request"),
+        "{p}"
+    );
+    // Not a key: 422 naming the header, nothing sent.
+    let (s, b, _, _) = post(&t.key, "not a key", hi.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    // A refusal is an answer too: kept and given again.
+    let closed = json!({"channel": "instagram", "text": "Hi"});
+    let (s, b, _, _) = post(&t.key, "ig-1", closed.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    let (s_again, b_again, r_again, kind) = post(&t.key, "ig-1", closed).await;
+    assert_eq!((s_again, &b_again), (StatusCode::CONFLICT, &b));
+    assert_eq!(r_again.as_deref(), Some("true"));
+    assert_eq!(kind, "application/problem+json");
+
+    // Another API key's keys are its own.
+    let other = app.key(&t.org, "agent").await;
+    let (s, b, r, _) = post(&other, "order-42", hi.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(r, None);
+    assert_eq!(twilio.messages().len(), 2);
+
+    // Concurrent duplicates: one sends; the others get its answer or are
+    // told it is still being sent.
+    let body = json!({"channel": "sms", "text": "Your refund is on its way."});
+    let all =
+        futures_util::future::join_all((0..8).map(|_| post(&t.key, "refund-7", body.clone())))
+            .await;
+    let created = all.iter().filter(|r| r.0 == StatusCode::CREATED).count();
+    assert!(created >= 1, "{all:?}");
+    assert!(
+        all.iter()
+            .all(|r| r.0 == StatusCode::CREATED || r.0 == StatusCode::CONFLICT),
+        "{all:?}"
+    );
+    assert_eq!(twilio.messages().len(), 3, "eight requests, one message");
+    let (s, _, r, _) = post(&t.key, "refund-7", body.clone()).await;
+    assert_eq!((s, r.as_deref()), (StatusCode::CREATED, Some("true")));
+    assert_eq!(twilio.messages().len(), 3);
+
+    // 24 hours later the key starts over (and the sweep forgets old ones).
+    app.clock.advance_ms(24 * 60 * 60 * 1000);
+    let (s, b, r, _) = post(&t.key, "order-42", hi).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(r, None);
+    assert_eq!(twilio.messages().len(), 4);
+    let swept = app
+        .store()
+        .sweep_idempotency_keys(T0 + 49 * 60 * 60 * 1000)
+        .await
+        .unwrap();
+    assert!(swept >= 1);
+}
+
+/// An e-mail to someone who never e-mailed, with no subject typed, gets
+/// one naming the organization instead of a refusal.
+#[tokio::test]
+async fn a_first_email_without_a_subject_names_the_organization() {
+    let app = spawn_app().await;
+    let t = app.tenant("Corner Shop").await;
+    let org = t.org.id;
+    let ann = customer(&app, org, "Ann", "ann@example.com", "+14155550123").await;
+    let conv = inbound(&app, org, sms(ann, "SM1", "Hi there"), T0 - 60_000).await;
+    let (status, m) = app
+        .api_json(
+            Method::POST,
+            &format!("/conversations/{conv}/messages"),
+            &t.key,
+            Some(json!({"channel": "email", "text": "Here is the brochure."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{m}");
+    assert_eq!(m["subject"], "A message from Corner Shop");
+    assert_eq!(m["in_reply_to"], Value::Null);
 }

@@ -618,3 +618,65 @@ async fn a_form_with_a_message_is_a_message_on_the_form_channel() {
         "the form line stands for it: {lines:?}"
     );
 }
+
+/// No inbox write lost: a form submitted while the inbox cannot be written
+/// is committed with a timer, and the timer writes the message (once)
+/// when the inbox is back, retried with backoff until then.
+#[tokio::test]
+async fn a_form_message_the_inbox_refused_is_written_once_it_can() {
+    use bos_store::inbox::INBOX_COPY_GRACE_MS;
+    let app = spawn_app().await;
+    let t = app.tenant("Form Outage").await;
+    let runner = crate::pipeline::runner(&app).await;
+    let res = app
+        .send_json(
+            Method::POST,
+            "/sources",
+            &t.key,
+            &json!({"kind": "form", "name": "Landing"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    let endpoint = v["source"]["endpoint"].as_str().unwrap().to_string();
+
+    app.store().break_inbox_writes_for_test(true).await.unwrap();
+    let res = app
+        .http
+        .post(&endpoint)
+        .header("origin", "https://landing.example")
+        .form(&[
+            ("email", "olga.outage@example.com"),
+            ("name", "Olga Outage"),
+            ("message", "Can I book a fitting?"),
+            ("_sid", "visit-9"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
+    app.state.pipeline.drain().await.unwrap();
+    assert!(
+        conversations(&app, t.org.id).await.is_empty(),
+        "the inbox is down"
+    );
+    // The timer's first try, still down: it waits its backoff.
+    crate::nudges::settle_at(&app, &runner, T0 + INBOX_COPY_GRACE_MS).await;
+    assert!(conversations(&app, t.org.id).await.is_empty());
+
+    app.store()
+        .break_inbox_writes_for_test(false)
+        .await
+        .unwrap();
+    crate::nudges::settle_at(&app, &runner, T0 + INBOX_COPY_GRACE_MS + 10 * 60_000).await;
+    let all = conversations(&app, t.org.id).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].messages.len(), 1);
+    assert_eq!(all[0].messages[0].channel, InboxChannel::Form);
+    assert_eq!(all[0].messages[0].text, "Can I book a fitting?");
+    // Written at the form's time, not the retry's.
+    assert_eq!(all[0].messages[0].created_at, T0);
+    // Its timer is done: nothing left failing.
+    let failing = app.store().failing_jobs(t.org.id, 10).await.unwrap();
+    assert!(failing.is_empty(), "{failing:?}");
+}

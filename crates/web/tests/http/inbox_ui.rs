@@ -551,3 +551,59 @@ async fn the_composer_says_why_a_channel_is_closed_and_sends_once() {
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// The composer carries a fresh random key per form: submitting the same
+/// form twice (a double click) sends once; a refused submit frees its key
+/// so the corrected form goes out; the next page has a new key.
+#[tokio::test]
+async fn a_double_submit_of_the_composer_sends_once() {
+    let app = spawn_app().await;
+    let t = app.tenant("Double Shop").await;
+    let org = t.org.id;
+    let ann = customer(&app, org, "Ann", "Double", "ann@double.example").await;
+    let mut m = Inbound::text(ann, Channel::Email, "Is the tote back?");
+    m.subject = Some("Tote".into());
+    m.provider_message_id = Some("double-mail-1".into());
+    let c = receive(&app, org, m).await;
+    let b = &t.browser;
+    let key_of = |html: &str| {
+        let at = html
+            .find("name=\"idempotency_key\" value=\"")
+            .expect("the composer has a key")
+            + "name=\"idempotency_key\" value=\"".len();
+        html[at..at + 36].to_string()
+    };
+    let html = page(&app, b, &format!("/inbox/{c}")).await;
+    let key = key_of(&html);
+    assert_ne!(key, key_of(&page(&app, b, &format!("/inbox/{c}")).await));
+
+    // Refused (SMS: no phone): the key is free again for the fixed form.
+    let path = format!("/inbox/{c}/reply");
+    let send = |channel: &'static str, key: String| {
+        let (app, path) = (&app, &path);
+        async move {
+            app.post_form(
+                path,
+                &b.cookie,
+                &[
+                    ("_csrf", &b.csrf),
+                    ("channel", channel),
+                    ("text", "Yes, it is back."),
+                    ("idempotency_key", &key),
+                ],
+            )
+            .await
+        }
+    };
+    let res = send("sms", key.clone()).await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let res = send("email", key.clone()).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("/inbox/{c}?done=sent"));
+    // The same form again: the first answer, nothing sent.
+    let res = send("email", key.clone()).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("/inbox/{c}?done=sent"));
+    let d = inbox(&app).get(org, c, None).await.unwrap();
+    assert_eq!(d.messages.len(), 2, "one reply");
+}

@@ -969,3 +969,82 @@ async fn sent_nudges_show_in_the_thread_and_a_human_conversation_holds_the_next(
     assert_eq!(nudge_lines, 3);
     r.shutdown().await;
 }
+
+/// The customer's conversations in the inbox (none when the inbox has not
+/// heard of them).
+async fn threads_of(app: &TestApp, org: Uuid, profile: Uuid) -> usize {
+    let page = app
+        .state
+        .inbox
+        .list(
+            org,
+            None,
+            bos_store::inbox::ListQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    page.items
+        .iter()
+        .filter(|c| c.profile_id == profile)
+        .count()
+}
+
+/// No inbox write lost: a nudge sent while the inbox cannot be written is
+/// still shown in the customer's thread, once, by the timer committed with
+/// the send, retried with backoff until the inbox takes it.
+#[tokio::test]
+async fn a_sent_nudge_the_inbox_refused_is_shown_once_it_can() {
+    use bos_store::inbox::{INBOX_COPY_GRACE_MS, INBOX_NUDGE_JOB};
+    let app = spawn_app().await;
+    let s = shop(&app, "Nudge Outage", cart_campaign()).await;
+    let r = runner(&app).await;
+    abandon(&app, &s, 8, "lee@shop.test", "+14155550108").await;
+    settle_at(&app, &r, T0 + HOUR_MS).await;
+
+    app.store().break_inbox_writes_for_test(true).await.unwrap();
+    settle_at(&app, &r, STEP1).await;
+    let x = executions(&app, &s).await;
+    assert_eq!(x.len(), 1);
+    assert!(x[0].sent_at.is_some(), "sent: {:?}", x[0]);
+    let profile = x[0].profile_id;
+    assert_eq!(
+        threads_of(&app, s.org, profile).await,
+        0,
+        "the inbox is down"
+    );
+    // The timer's first try, still down: it fails and waits its backoff.
+    settle_at(&app, &r, STEP1 + INBOX_COPY_GRACE_MS).await;
+    assert_eq!(threads_of(&app, s.org, profile).await, 0);
+    let key = bos_store::inbox::nudge_copy_key(x[0].id);
+    let copy = app
+        .store()
+        .job_by_key(s.org, INBOX_NUDGE_JOB, &key)
+        .await
+        .unwrap()
+        .expect("the copy's timer is kept for another try");
+    assert!(
+        copy.last_error.as_deref().unwrap_or("").contains("inbox"),
+        "{copy:?}"
+    );
+
+    // The inbox is back: the next try shows it, once.
+    app.store()
+        .break_inbox_writes_for_test(false)
+        .await
+        .unwrap();
+    settle_at(&app, &r, STEP1 + INBOX_COPY_GRACE_MS + 10 * MINUTE_MS).await;
+    let t = thread_of(&app, s.org, profile).await;
+    assert_eq!(t.messages.len(), 1);
+    assert_eq!(t.messages[0].text, x[0].body);
+    assert_eq!(
+        app.store()
+            .job_by_key(s.org, INBOX_NUDGE_JOB, &key)
+            .await
+            .unwrap(),
+        None,
+        "done"
+    );
+}
