@@ -99,6 +99,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "nudge_trust",
         sql: include_str!("../migrations/sqlite/0022_nudge_trust.sql"),
     },
+    Migration {
+        version: 25,
+        name: "agents",
+        sql: include_str!("../migrations/sqlite/0025_agents.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -183,6 +188,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 22,
         name: "nudge_trust",
         sql: include_str!("../migrations/postgres/0022_nudge_trust.sql"),
+    },
+    Migration {
+        version: 25,
+        name: "agents",
+        sql: include_str!("../migrations/postgres/0025_agents.sql"),
     },
 ];
 
