@@ -175,13 +175,19 @@ impl Store {
                 )
                 .await?;
             }
+            let mut i = i;
             if let Some(c) = i.conversation_id {
-                db.one(
-                    q("select id from conversations where org_id = $1 and id = $2")
-                        .bind(org)
-                        .bind(c),
-                )
-                .await?;
+                let conv = db
+                    .one(
+                        q("select profile_id from conversations where org_id = $1 and id = $2")
+                            .bind(org)
+                            .bind(c),
+                    )
+                    .await?;
+                // An interaction in a conversation is with its customer.
+                if i.profile_id.is_none() {
+                    i.profile_id = Some(conv.uuid("profile_id")?);
+                }
             }
             if let Some(ext) = &i.external_id {
                 let seen = db

@@ -386,9 +386,20 @@ pub async fn reply(
             ),
         )
     })?;
-    let by = ReplyBy::ApiKey {
-        id: p.key.id,
-        name: p.key.name.clone(),
+    // A key made for an agent writes as that agent, and not while it is
+    // paused (409 saying who paused it).
+    let by = match p.key.agent_id {
+        Some(agent) => {
+            let a = st.agents.ensure_active(org, agent).await?;
+            ReplyBy::Agent {
+                id: a.id,
+                name: a.name,
+            }
+        }
+        None => ReplyBy::ApiKey {
+            id: p.key.id,
+            name: p.key.name.clone(),
+        },
     };
     let sent = st
         .inbox
@@ -404,6 +415,10 @@ pub async fn reply(
             st.now(),
         )
         .await?;
+    if let Some(agent) = p.key.agent_id {
+        // The agent is now handling the thread: its card counts it.
+        st.agents.handles(org, agent, id).await?;
+    }
     Ok((StatusCode::CREATED, Json((&sent).into())))
 }
 
