@@ -21,6 +21,8 @@ pub use tenancy::{
 /// by both storage engines (a plain integer sorts and compares the same in
 /// SQLite and PostgreSQL, and a test clock can move it freely).
 pub type Millis = i64;
+/// AI agents as workers: status with context, metrics, voice-platform reports.
+pub mod agents;
 /// Identity resolution: identifier kinds, normalization, rules, merge planning.
 pub mod identity;
 /// The Unified Inbox: conversations, priority, e-mail threading and safe HTML.

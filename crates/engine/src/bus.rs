@@ -91,6 +91,8 @@ pub enum Live {
     /// A conversation changed: a message in or out, a delivery status, an
     /// assignment, a resolve or reopen.
     Conversation { conversation_id: Uuid },
+    /// An agent changed: a heartbeat, a pause or resume, an interaction.
+    Agent { agent_id: Uuid },
 }
 
 /// An event on the bus: what changed, and in which organization.
@@ -123,6 +125,13 @@ impl BusEvent {
         BusEvent {
             org_id,
             live: Live::Conversation { conversation_id },
+        }
+    }
+
+    pub fn agent(org_id: Uuid, agent_id: Uuid) -> BusEvent {
+        BusEvent {
+            org_id,
+            live: Live::Agent { agent_id },
         }
     }
 }
@@ -378,8 +387,8 @@ const WIRE: &str = "1";
 
 /// Packs events into notification payloads of at most `max` bytes, in
 /// order: `1 <process> <org> <item> <item>…`, one organization per payload,
-/// an item being `l:<profile>:<e|s|a>:<0|1>` (a lead), `i:<import>` or
-/// `c:<conversation>`.
+/// an item being `l:<profile>:<e|s|a>:<0|1>` (a lead), `i:<import>`,
+/// `c:<conversation>` or `a:<agent>`.
 pub fn encode(replica: Uuid, events: &[BusEvent], max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -405,6 +414,9 @@ pub fn encode(replica: Uuid, events: &[BusEvent], max: usize) -> Vec<String> {
             }
             Live::Conversation { conversation_id } => {
                 let _ = write!(item, " c:{conversation_id}");
+            }
+            Live::Agent { agent_id } => {
+                let _ = write!(item, " a:{agent_id}");
             }
         }
         if cur_org != Some(e.org_id) || cur.len() + item.len() > max {
@@ -460,6 +472,10 @@ pub fn decode(payload: &str) -> Option<(Uuid, Vec<BusEvent>)> {
                 Some(conversation_id) => Live::Conversation { conversation_id },
                 None => continue,
             },
+            Some("a") => match f.next().and_then(|s| Uuid::parse_str(s).ok()) {
+                Some(agent_id) => Live::Agent { agent_id },
+                None => continue,
+            },
             _ => continue,
         };
         events.push(BusEvent { org_id, live });
@@ -485,6 +501,7 @@ mod tests {
         }
         events.push(BusEvent::import_progress(b, Uuid::new_v4()));
         events.push(BusEvent::conversation(b, Uuid::new_v4()));
+        events.push(BusEvent::agent(b, Uuid::new_v4()));
         events.push(lead(a, LeadChange::State, false));
         let payloads = encode(me, &events, MAX_PAYLOAD);
         // 500 leads of about 43 bytes do not fit one payload; org b and the

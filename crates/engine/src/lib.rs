@@ -9,6 +9,8 @@
 
 /// Members, invitations and API keys: who may do what.
 pub mod admin;
+/// AI agents as workers: registry, heartbeats, pauses, interactions, metrics.
+pub mod agents;
 /// The live bus: per-organization events, across processes on PostgreSQL.
 pub mod bus;
 /// Nudge campaigns and nudge settings: checked, stored, status moves.

@@ -29,6 +29,9 @@ pub struct ApiKey {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The agent a key of scope `agent` was made for: it speaks only for
+    /// that agent (decision 0039).
+    pub agent_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +45,7 @@ struct ApiKeyRow {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+    agent_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -70,12 +74,13 @@ impl From<ApiKeyRow> for ApiKey {
             created_at: r.created_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            agent_id: r.agent_id,
         }
     }
 }
 
 const KEY_COLS: &str =
-    "id, org_id, name, display_prefix, scopes, created_by, created_at, last_used_at, revoked_at";
+    "id, org_id, name, display_prefix, scopes, created_by, created_at, last_used_at, revoked_at, agent_id";
 const SESSION_COLS: &str =
     "token_hash, user_id, org_id, csrf_token, created_at, last_seen_at, expires_at";
 
@@ -236,6 +241,7 @@ impl crate::Store {
             created_at: now,
             last_used_at: None,
             revoked_at: None,
+            agent_id: None,
         };
         write!(self, |c| {
             sqlx::query(
@@ -279,7 +285,7 @@ impl crate::Store {
         let r: Option<KeyOrgRow> = read!(self, |c| {
             Ok(sqlx::query_as(
                 "select k.id, k.org_id, k.name, k.display_prefix, k.scopes, k.created_by, k.created_at,
-                        k.last_used_at, k.revoked_at, o.slug as org_slug, o.name as org_name, o.created_at as org_created_at
+                        k.last_used_at, k.revoked_at, k.agent_id, o.slug as org_slug, o.name as org_name, o.created_at as org_created_at
                  from api_keys k join organizations o on o.id = k.org_id
                  where k.key_hash = $1 and k.revoked_at is null",
             )

@@ -20,6 +20,8 @@
 
 /// Sessions, login failures, API keys.
 pub mod access;
+/// AI agents: the registry, heartbeats, pauses, interactions and their totals.
+pub mod agents;
 mod engine;
 mod error;
 /// Profiles, identity links, merges and the timeline (God View).

@@ -104,6 +104,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "reply idempotency",
         sql: include_str!("../migrations/sqlite/0023_reply_idempotency.sql"),
     },
+    Migration {
+        version: 25,
+        name: "agents",
+        sql: include_str!("../migrations/sqlite/0025_agents.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -193,6 +198,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 23,
         name: "reply idempotency",
         sql: include_str!("../migrations/postgres/0023_reply_idempotency.sql"),
+    },
+    Migration {
+        version: 25,
+        name: "agents",
+        sql: include_str!("../migrations/postgres/0025_agents.sql"),
     },
 ];
 

@@ -23,6 +23,7 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     OptUuid(Option<Uuid>),
     OptI64(Option<i64>),
+    Bytes(Vec<u8>),
 }
 
 impl From<i64> for Arg {
@@ -374,6 +375,7 @@ macro_rules! bind_args {
                 Arg::OptText(v) => $query.bind(v.as_deref()),
                 Arg::OptUuid(v) => $query.bind(*v),
                 Arg::OptI64(v) => $query.bind(*v),
+                Arg::Bytes(v) => $query.bind(v.as_slice()),
             };
         }
     };
@@ -417,6 +419,7 @@ impl Lite<'_> {
                 Arg::Uuid(v) => st.raw_bind_parameter(idx, &v.as_bytes()[..])?,
                 Arg::OptText(v) => st.raw_bind_parameter(idx, v.as_deref())?,
                 Arg::OptI64(v) => st.raw_bind_parameter(idx, *v)?,
+                Arg::Bytes(v) => st.raw_bind_parameter(idx, v.as_slice())?,
                 Arg::OptUuid(v) => {
                     st.raw_bind_parameter(idx, v.as_ref().map(|u| &u.as_bytes()[..]))?
                 }

@@ -137,6 +137,8 @@ pub struct AppState {
     /// here, and the composer's replies go out through it (`bos serve`
     /// starts the sweep of replies a crash cut off).
     pub inbox: bos_engine::inbox::Inbox,
+    /// AI agents: registry, heartbeats, pauses, interactions, metrics.
+    pub agents: bos_engine::agents::Agents,
     /// Rate limits of public form posts, per form and client address.
     pub(crate) form_limiter: Arc<intake::FormLimiter>,
     pub(crate) passwords: Arc<auth::password::Hasher>,
@@ -180,6 +182,7 @@ impl AppState {
         );
         AppState {
             nudger,
+            agents: bos_engine::agents::Agents::new(store.clone(), bus.clone()),
             inbox,
             pipeline: bos_engine::Pipeline::with_bus(scheduler.clone(), bus.clone()),
             bus,

@@ -67,6 +67,9 @@ pub enum ReplyBy {
     Member(Uuid),
     /// An integration, through an API key.
     ApiKey { id: Uuid, name: String },
+    /// An AI agent, through the key made for it: the message is authored
+    /// as the agent (its id and name), so the thread shows AI took part.
+    Agent { id: Uuid, name: String },
 }
 
 /// A boxed future, so [`PageTokens`] stays object-safe.
@@ -374,7 +377,10 @@ impl Inbox {
         let mut row = OutboundMessage {
             profile_id: targets.profile_id,
             channel,
-            author: AuthorKind::Member,
+            author: match by {
+                ReplyBy::Agent { .. } => AuthorKind::Agent,
+                ReplyBy::Member(_) | ReplyBy::ApiKey { .. } => AuthorKind::Member,
+            },
             author_id: Some(author_id),
             author_name: author_name.clone(),
             text: text.clone(),
@@ -554,6 +560,7 @@ impl Inbox {
                 Ok((user.to_string(), name))
             }
             ReplyBy::ApiKey { id, name } => Ok((format!("api_key:{id}"), format!("{name} (API)"))),
+            ReplyBy::Agent { id, name } => Ok((id.to_string(), name.clone())),
         }
     }
 

@@ -420,9 +420,20 @@ pub async fn reply(
                 .to_string(),
         ),
     };
-    let by = ReplyBy::ApiKey {
-        id: p.key.id,
-        name: p.key.name.clone(),
+    // A key made for an agent writes as that agent, and not while it is
+    // paused (409 saying who paused it).
+    let by = match p.key.agent_id {
+        Some(agent) => {
+            let a = st.agents.ensure_active(org, agent).await?;
+            ReplyBy::Agent {
+                id: a.id,
+                name: a.name,
+            }
+        }
+        None => ReplyBy::ApiKey {
+            id: p.key.id,
+            name: p.key.name.clone(),
+        },
     };
     let reply = Reply {
         channel,
@@ -431,6 +442,7 @@ pub async fn reply(
     };
     let Some(key) = key else {
         let sent = st.inbox.reply_as(org, by, id, reply, st.now()).await?;
+        agent_handles(&st, org, &p, id).await?;
         return Ok((StatusCode::CREATED, Json(MessageDto::from(&sent))).into_response());
     };
     match st
@@ -450,10 +462,13 @@ pub async fn reply(
                 .reply_as(org, by.clone(), id, reply, st.now())
                 .await
             {
-                Ok(sent) => (
-                    StatusCode::CREATED,
-                    serde_json::to_string(&MessageDto::from(&sent)).unwrap_or_default(),
-                ),
+                Ok(sent) => {
+                    agent_handles(&st, org, &p, id).await?;
+                    (
+                        StatusCode::CREATED,
+                        serde_json::to_string(&MessageDto::from(&sent)).unwrap_or_default(),
+                    )
+                }
                 Err(e) => AppError::from(e).status_and_body(),
             };
             // The answer is kept for repeats; if keeping it fails the
@@ -469,6 +484,15 @@ pub async fn reply(
             Ok(stored_answer(status.as_u16(), body, false))
         }
     }
+}
+
+/// A reply written with an agent's key: the agent is now handling the
+/// thread, and its card counts it.
+async fn agent_handles(st: &AppState, org: Uuid, p: &ApiPrincipal, id: Uuid) -> ApiResult<()> {
+    if let Some(agent) = p.key.agent_id {
+        st.agents.handles(org, agent, id).await?;
+    }
+    Ok(())
 }
 
 /// An answer as stored for an idempotency key: JSON for a message,

@@ -3,6 +3,8 @@
 //! `OpenApiRouter` builds the router and the OpenAPI 3.1 document together,
 //! so the document cannot drift from the routes.
 
+/// AI agents: registry, heartbeats, pause and resume, interactions, metrics.
+pub mod agents;
 /// Nudge campaigns, funnels, previews, the outbox and nudge settings.
 pub mod campaigns;
 /// Channel settings (SMTP, Twilio, the development sink) and opt-outs.
@@ -59,7 +61,8 @@ use utoipa_axum::routes;
         (name = "leads", description = "Leads: intent, state, history and quick actions"),
         (name = "channels", description = "How nudges are sent (SMTP, Twilio) and who opted out (admin scope)"),
         (name = "campaigns", description = "Nudge campaigns: builder, status, funnels, previews, outbox, settings"),
-        (name = "inbox", description = "The Unified Inbox: one conversation per customer across SMS, e-mail, Instagram, Facebook and forms; replies, assignment, resolution")
+        (name = "inbox", description = "The Unified Inbox: one conversation per customer across SMS, e-mail, Instagram, Facebook and forms; replies, assignment, resolution"),
+        (name = "agents", description = "AI agents as workers: registry, heartbeats, live status, pause and resume, interactions and metrics")
     )
 )]
 struct ApiDoc;
@@ -129,6 +132,13 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::assign))
         .routes(routes!(conversations::resolve))
         .routes(routes!(conversations::reopen))
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::metrics))
+        .routes(routes!(agents::get_one))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(agents::pause))
+        .routes(routes!(agents::resume))
+        .routes(routes!(agents::interactions))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let doc = with_error_responses(doc);

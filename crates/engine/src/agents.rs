@@ -1,0 +1,539 @@
+//! AI agents as workers: the service the API (and later the Command Center
+//! and the voice hooks) calls to register an agent with its bound key,
+//! list agents with the status derived at read time, take heartbeats,
+//! pause and resume (who and when), record interactions, and answer the
+//! metrics of a period against the period before, per agent and overall.
+//! Every change is published on the live bus as [`Live::Agent`] so a
+//! Command Center follows it. The rules (heartbeat validation, the status,
+//! the metrics and trends) are `bos_core::agents`; the SQL is the store's.
+//!
+//! [`Live::Agent`]: crate::bus::Live::Agent
+
+use bos_core::agents::{
+    AgentKind, AgentProvider, Compared, Heartbeat, LiveStatus, Outcome, Period, PeriodError, Totals,
+};
+use bos_core::{ApiKeyParts, Millis};
+use bos_store::agents::{Agent, AgentKey, NewAgent, NewInteraction, TranscriptLine};
+use bos_store::{Store, StoreError};
+use uuid::Uuid;
+
+use crate::admin::IssuedKey;
+use crate::bus::{Bus, BusEvent};
+use crate::tokens::{random_token, sha256};
+
+/// Longest agent name, in characters.
+pub const NAME_MAX_CHARS: usize = 100;
+/// Longest summary of an interaction, in characters.
+pub const SUMMARY_MAX_CHARS: usize = 2_000;
+/// Most transcript lines one interaction keeps.
+pub const TRANSCRIPT_MAX_LINES: usize = 500;
+/// Longest transcript line, in characters.
+pub const LINE_MAX_CHARS: usize = 10_000;
+/// The most one interaction may cost, in US dollars: far above any real
+/// call or chat, low enough that a unit mistake (cents sent as dollars)
+/// is refused rather than skewing the day's total.
+pub const COST_MAX_USD: f64 = 10_000.0;
+
+/// Why an agent operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// An input is not acceptable; the text says what to send.
+    #[error("{field}: {detail}")]
+    Invalid { field: &'static str, detail: String },
+    /// No such agent (or customer, or conversation) in this organization.
+    #[error("no such agent")]
+    NotFound,
+    /// The agent is paused: it may report heartbeats, not write.
+    #[error("{name} is paused (by {by}); a member must resume it before it writes again")]
+    Paused {
+        name: String,
+        by: String,
+        since: Millis,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AgentError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AgentError::NotFound,
+            StoreError::Conflict(c) => AgentError::Conflict(c),
+            other => AgentError::Store(other),
+        }
+    }
+}
+
+fn invalid(field: &'static str, detail: impl Into<String>) -> AgentError {
+    AgentError::Invalid {
+        field,
+        detail: detail.into(),
+    }
+}
+
+/// An agent with the status a member reads now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentView {
+    pub agent: Agent,
+    pub status: LiveStatus,
+}
+
+/// What an admin sends to register an agent.
+#[derive(Debug, Clone, Default)]
+pub struct CreateAgent {
+    pub name: String,
+    pub kind: String,
+    pub provider: String,
+    /// The voice platform's assistant or agent id (Vapi, Retell).
+    pub platform_agent_id: Option<String>,
+}
+
+/// A heartbeat as sent.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatInput {
+    pub status: String,
+    pub activity: Option<String>,
+    pub error: Option<String>,
+    pub call_started_at: Option<Millis>,
+    pub interval_seconds: Option<i64>,
+}
+
+/// An interaction as sent.
+#[derive(Debug, Clone, Default)]
+pub struct InteractionInput {
+    pub customer_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub outcome: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub first_response_ms: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub tokens: Option<i64>,
+    pub csat: Option<i64>,
+    pub sentiment: Option<f64>,
+    pub human_intervened: Option<bool>,
+    pub summary: Option<String>,
+    pub transcript: Vec<TranscriptLine>,
+    pub external_id: Option<String>,
+}
+
+/// Who paused an agent: a member (with their user id) or an admin key.
+#[derive(Debug, Clone)]
+pub struct PausedBy {
+    pub user_id: Option<Uuid>,
+    pub name: String,
+}
+
+/// The metrics of a period against the one before it, overall and per agent.
+#[derive(Debug, Clone)]
+pub struct AgentMetrics {
+    pub period: Period,
+    pub overall: Compared,
+    /// Every agent asked about (all of them, or the one named), by name.
+    pub per_agent: Vec<(Agent, Compared)>,
+}
+
+/// The agents of one process: the store they live in and the bus they tell.
+#[derive(Clone)]
+pub struct Agents {
+    store: Store,
+    bus: Bus,
+}
+
+fn view(agent: Agent, now: Millis) -> AgentView {
+    let status = LiveStatus::derive(&agent.facts(), now);
+    AgentView { agent, status }
+}
+
+fn usd_to_micros(usd: f64) -> Result<i64, AgentError> {
+    if !usd.is_finite() || !(0.0..=COST_MAX_USD).contains(&usd) {
+        return Err(invalid(
+            "cost_usd",
+            format!("send the cost in US dollars, between 0 and {COST_MAX_USD}"),
+        ));
+    }
+    Ok((usd * 1_000_000.0).round() as i64)
+}
+
+fn clean_text(
+    field: &'static str,
+    t: Option<String>,
+    max: usize,
+) -> Result<Option<String>, AgentError> {
+    let Some(t) = t else { return Ok(None) };
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t.chars().count() > max {
+        return Err(invalid(field, format!("at most {max} characters")));
+    }
+    Ok(Some(t))
+}
+
+impl Agents {
+    pub fn new(store: Store, bus: Bus) -> Agents {
+        Agents { store, bus }
+    }
+
+    fn tell(&self, org: Uuid, agent: Uuid) {
+        self.bus.publish(BusEvent::agent(org, agent));
+    }
+
+    /// Registers an agent and makes its key of scope `agent`, bound to it;
+    /// the key's secret is in the answer only.
+    pub async fn create(
+        &self,
+        org: Uuid,
+        created_by: Option<Uuid>,
+        c: CreateAgent,
+        now: Millis,
+    ) -> Result<(AgentView, IssuedKey), AgentError> {
+        let name = c.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > NAME_MAX_CHARS {
+            return Err(invalid(
+                "name",
+                format!("give the agent a name of 1 to {NAME_MAX_CHARS} characters"),
+            ));
+        }
+        let kind = AgentKind::parse(c.kind.trim()).map_err(|e| invalid("kind", e))?;
+        let provider =
+            AgentProvider::parse(c.provider.trim()).map_err(|e| invalid("provider", e))?;
+        let platform = clean_text("platform_agent_id", c.platform_agent_id, 200)?;
+        let platform = match provider {
+            AgentProvider::Vapi | AgentProvider::Retell => Some(platform.ok_or_else(|| {
+                invalid(
+                    "platform_agent_id",
+                    format!(
+                        "a {provider} agent needs the platform's assistant or agent id, so its call reports find it"
+                    ),
+                )
+            })?),
+            // Only voice platforms report under an id of their own.
+            AgentProvider::Api | AgentProvider::Builtin => None,
+        };
+        let parts = ApiKeyParts::from_encoded_secret(&random_token(30));
+        let (agent, key) = self
+            .store
+            .create_agent(
+                org,
+                &NewAgent {
+                    name,
+                    kind,
+                    provider,
+                    platform_agent_id: platform,
+                },
+                &AgentKey {
+                    display_prefix: parts.display_prefix.clone(),
+                    key_hash: sha256(&parts.full),
+                    created_by,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => AgentError::Conflict(
+                    "another agent already reports under this platform_agent_id".into(),
+                ),
+                other => other.into(),
+            })?;
+        self.tell(org, agent.id);
+        Ok((
+            view(agent, now),
+            IssuedKey {
+                key,
+                secret: parts.full,
+            },
+        ))
+    }
+
+    /// The organization's agents by name, each with its status now.
+    pub async fn list(&self, org: Uuid, now: Millis) -> Result<Vec<AgentView>, AgentError> {
+        Ok(self
+            .store
+            .agents(org)
+            .await?
+            .into_iter()
+            .map(|a| view(a, now))
+            .collect())
+    }
+
+    /// One agent with its status now.
+    pub async fn get(&self, org: Uuid, id: Uuid, now: Millis) -> Result<AgentView, AgentError> {
+        Ok(view(self.store.agent(org, id).await?, now))
+    }
+
+    /// Keeps a heartbeat; a paused agent may still report (that is how a
+    /// member sees it is alive and waiting).
+    pub async fn heartbeat(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        h: HeartbeatInput,
+        now: Millis,
+    ) -> Result<AgentView, AgentError> {
+        let interval_ms = match h.interval_seconds {
+            Some(s) => Some(s.checked_mul(1000).ok_or_else(|| {
+                invalid(
+                    "interval_seconds",
+                    "interval_seconds must be between 1 and 3600",
+                )
+            })?),
+            None => None,
+        };
+        let beat = Heartbeat::new(
+            &h.status,
+            h.activity.as_deref(),
+            h.error.as_deref(),
+            h.call_started_at,
+            interval_ms,
+            now,
+        )
+        .map_err(|e| {
+            let field = match e {
+                bos_core::agents::HeartbeatError::Status(_) => "status",
+                bos_core::agents::HeartbeatError::TooLong { field } => field,
+                bos_core::agents::HeartbeatError::ErrorWithoutText => "error",
+                bos_core::agents::HeartbeatError::Interval => "interval_seconds",
+                bos_core::agents::HeartbeatError::CallInFuture => "call_started_at",
+            };
+            invalid(field, e.to_string())
+        })?;
+        self.store.agent_heartbeat(org, id, &beat, now).await?;
+        self.tell(org, id);
+        self.get(org, id, now).await
+    }
+
+    /// Pauses an agent: its writes are refused until a member resumes it.
+    /// Pausing a paused agent keeps who paused it first.
+    pub async fn pause(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        by: &PausedBy,
+        now: Millis,
+    ) -> Result<AgentView, AgentError> {
+        if self
+            .store
+            .set_agent_paused(org, id, true, by.user_id, &by.name, now)
+            .await?
+        {
+            self.tell(org, id);
+        }
+        self.get(org, id, now).await
+    }
+
+    /// Resumes a paused agent.
+    pub async fn resume(&self, org: Uuid, id: Uuid, now: Millis) -> Result<AgentView, AgentError> {
+        if self
+            .store
+            .set_agent_paused(org, id, false, None, "", now)
+            .await?
+        {
+            self.tell(org, id);
+        }
+        self.get(org, id, now).await
+    }
+
+    /// `Paused` when the agent may not write now (interactions, messages).
+    pub async fn ensure_active(&self, org: Uuid, id: Uuid) -> Result<Agent, AgentError> {
+        let a = self.store.agent(org, id).await?;
+        if a.paused {
+            return Err(AgentError::Paused {
+                name: a.name.clone(),
+                by: a
+                    .paused_by_name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "a member".into()),
+                since: a.paused_at.unwrap_or_default(),
+            });
+        }
+        Ok(a)
+    }
+
+    /// Records an interaction of an active agent, once per `external_id`:
+    /// the id stored, and whether this call stored it.
+    pub async fn record(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        i: InteractionInput,
+        now: Millis,
+    ) -> Result<(Uuid, bool), AgentError> {
+        self.ensure_active(org, agent).await?;
+        let outcome = Outcome::parse(i.outcome.trim()).map_err(|e| invalid("outcome", e))?;
+        if i.started_at > now + 86_400_000 {
+            return Err(invalid(
+                "started_at",
+                "started_at is in the future; send when it began",
+            ));
+        }
+        if let Some(end) = i.ended_at {
+            if end < i.started_at {
+                return Err(invalid("ended_at", "ended_at is before started_at"));
+            }
+        }
+        if i.first_response_ms
+            .is_some_and(|r| !(0..=86_400_000).contains(&r))
+        {
+            return Err(invalid(
+                "first_response_ms",
+                "first_response_ms is milliseconds from 0 to one day",
+            ));
+        }
+        let cost_micros = match i.cost_usd {
+            Some(usd) => usd_to_micros(usd)?,
+            None => 0,
+        };
+        let tokens = i.tokens.unwrap_or(0);
+        if tokens < 0 {
+            return Err(invalid("tokens", "tokens cannot be negative"));
+        }
+        let csat = match i.csat {
+            Some(c) if (0..=10).contains(&c) => Some(c as u8),
+            Some(_) => return Err(invalid("csat", "csat is a whole number from 0 to 10")),
+            None => None,
+        };
+        if i.sentiment
+            .is_some_and(|s| !s.is_finite() || !(0.0..=10.0).contains(&s))
+        {
+            return Err(invalid("sentiment", "sentiment is a number from 0 to 10"));
+        }
+        let summary = clean_text("summary", i.summary, SUMMARY_MAX_CHARS)?;
+        let external_id = clean_text("external_id", i.external_id, 200)?;
+        if i.transcript.len() > TRANSCRIPT_MAX_LINES {
+            return Err(invalid(
+                "transcript",
+                format!("at most {TRANSCRIPT_MAX_LINES} lines"),
+            ));
+        }
+        for l in &i.transcript {
+            if !matches!(l.role.as_str(), "agent" | "customer" | "human") {
+                return Err(invalid(
+                    "transcript",
+                    format!("role {:?} is not one of agent, customer, human", l.role),
+                ));
+            }
+            if l.text.chars().count() > LINE_MAX_CHARS {
+                return Err(invalid(
+                    "transcript",
+                    format!("a line is at most {LINE_MAX_CHARS} characters"),
+                ));
+            }
+        }
+        let r = self
+            .store
+            .record_agent_interaction(
+                org,
+                &NewInteraction {
+                    agent_id: agent,
+                    profile_id: i.customer_id,
+                    conversation_id: i.conversation_id,
+                    outcome,
+                    started_at: i.started_at,
+                    ended_at: i.ended_at,
+                    first_response_ms: i.first_response_ms,
+                    cost_micros,
+                    tokens,
+                    csat,
+                    sentiment: i.sentiment,
+                    human_intervened: i.human_intervened.unwrap_or(false)
+                        || outcome == Outcome::HandedOff,
+                    summary,
+                    transcript: i.transcript,
+                    external_id,
+                },
+                now,
+            )
+            .await?;
+        if r.created {
+            self.tell(org, agent);
+        }
+        Ok((r.id, r.created))
+    }
+
+    /// Makes the agent the one handling a conversation it wrote in, so its
+    /// card counts the conversation while it is open.
+    pub async fn handles(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        conversation: Uuid,
+    ) -> Result<(), AgentError> {
+        self.store
+            .set_conversation_agent(org, conversation, Some(agent))
+            .await?;
+        self.bus.publish_all([
+            BusEvent::conversation(org, conversation),
+            BusEvent::agent(org, agent),
+        ]);
+        Ok(())
+    }
+
+    /// The period a metrics request names: whole local days `from..=to` in
+    /// the organization's zone, or today when neither is given.
+    pub async fn period(
+        &self,
+        org: Uuid,
+        from: Option<&str>,
+        to: Option<&str>,
+        now: Millis,
+    ) -> Result<Period, AgentError> {
+        let zone = self.store.nudge_settings(org).await?.timezone;
+        let field = |e: &PeriodError| match e {
+            PeriodError::Reversed | PeriodError::TooLong => "to",
+            _ => "from",
+        };
+        let p = match (from, to) {
+            (None, None) => Period::today(now, &zone),
+            (Some(f), None) => Period::dates(f, f, &zone),
+            (None, Some(_)) => {
+                return Err(invalid("from", "send from (and to) as YYYY-MM-DD"));
+            }
+            (Some(f), Some(t)) => Period::dates(f, t, &zone),
+        };
+        p.map_err(|e| invalid(field(&e), e.to_string()))
+    }
+
+    /// The metrics of `period` against the period just before it, overall
+    /// and per agent (one agent when `agent` names one).
+    pub async fn metrics(
+        &self,
+        org: Uuid,
+        agent: Option<Uuid>,
+        period: Period,
+    ) -> Result<AgentMetrics, AgentError> {
+        let prev = period.previous();
+        let agents = match agent {
+            Some(id) => vec![self.store.agent(org, id).await?],
+            None => self.store.agents(org).await?,
+        };
+        let overall = Compared::of(
+            self.store.agent_totals(org, agent, period).await?,
+            self.store.agent_totals(org, agent, prev).await?,
+        );
+        let cur = self.store.agent_totals_by_agent(org, period).await?;
+        let before = self.store.agent_totals_by_agent(org, prev).await?;
+        let of = |v: &[(Uuid, Totals)], id: Uuid| {
+            v.iter()
+                .find(|(a, _)| *a == id)
+                .map(|(_, t)| *t)
+                .unwrap_or_default()
+        };
+        let per_agent = agents
+            .into_iter()
+            .map(|a| {
+                let c = Compared::of(of(&cur, a.id), of(&before, a.id));
+                (a, c)
+            })
+            .collect();
+        Ok(AgentMetrics {
+            period,
+            overall,
+            per_agent,
+        })
+    }
+}
