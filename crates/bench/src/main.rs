@@ -17,6 +17,7 @@ mod gen;
 mod identify;
 mod import;
 mod inbox;
+mod inbox_live;
 mod intake;
 mod nudges;
 mod pages;
@@ -138,6 +139,31 @@ enum Which {
         /// created on it). Default: SQLite in a temporary file.
         #[arg(long)]
         database_url: Option<String>,
+        /// A database to seed and keep (`sqlite:///path/bos.db` or a
+        /// `postgres://…/db` URL), reused as it is by a later run with the
+        /// same seed and sizes: seed 10M messages once, measure many times.
+        #[arg(long, conflicts_with = "database_url")]
+        keep: Option<String>,
+    },
+    /// An inbound message's way to an open inbox: signed Twilio SMS hooks
+    /// posted one at a time to a server on port 0 while a client follows
+    /// the inbox's live stream; from each hook's 200 to the stream's event
+    /// and to the message readable over the API.
+    InboxLive {
+        /// Hooks posted (the first 20, one per customer, are not measured).
+        #[arg(long, default_value_t = 520)]
+        hooks: u64,
+        /// A PostgreSQL server (a fresh database is created on it).
+        /// Default: SQLite in a temporary file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// A kept database (as `inbox --keep` made it) to run in.
+        #[arg(long, conflicts_with = "database_url", requires = "org")]
+        keep: Option<String>,
+        /// The organization of the kept database, by slug (e.g. the big
+        /// one of an `inbox` seed: `inbox-0-s1-c100000-m1000000`).
+        #[arg(long, requires = "keep")]
+        org: Option<String>,
     },
     /// The durable scheduler: drain N due no-op jobs (jobs/s), then
     /// lateness of jobs due spread over a window (start − run_at).
@@ -388,7 +414,22 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             requests,
             seed,
             database_url,
-        } => crate::inbox::run(conversations, messages, requests, seed, database_url).await,
+            keep,
+        } => crate::inbox::run(conversations, messages, requests, seed, database_url, keep).await,
+        Which::InboxLive {
+            hooks,
+            database_url,
+            keep,
+            org,
+        } => {
+            crate::inbox_live::run(crate::inbox_live::Options {
+                hooks,
+                database_url,
+                keep,
+                org,
+            })
+            .await
+        }
         Which::Scheduler {
             jobs,
             concurrency,

@@ -908,3 +908,97 @@ async fn the_value_sort_follows_orders_merges_and_unmerges() {
     }
     assert_eq!(seen, vec![(bob, 9_000), (ann, 5_000), (cy, 0)]);
 }
+
+/// Search pages newest first whichever plan it takes: with the planner's
+/// statistics gathered (PostgreSQL then walks the newest messages for a
+/// word most messages hold, and takes the GIN index for a rare one), a
+/// common word, its prefix and a rare word give exactly the newest
+/// matches of this organization, in order.
+#[tokio::test]
+async fn search_pages_newest_first_for_common_and_rare_words() {
+    let db = TestDb::new().await.unwrap();
+    let s = &db.store;
+    let a = org(s, "acme").await;
+    let b = org(s, "other").await;
+    let mut people = Vec::new();
+    for (o, tag) in [(a, "a"), (b, "b")] {
+        for k in 0..4 {
+            let p = customer(s, o, "Cust", &format!("c{k}@{tag}.example.com")).await;
+            people.push((o, p));
+        }
+    }
+    let rare = [7, 61, 118];
+    let mut n = 0;
+    for k in 0..120i64 {
+        for (i, (o, p)) in people.iter().enumerate() {
+            // Org b's messages hold the same words, a little later: a page
+            // of org a must never hold one.
+            let text = if rare.contains(&k) {
+                format!("parcel number {k} zanzibarite")
+            } else {
+                format!("parcel number {k}")
+            };
+            if (k as usize + i) % 4 != 0 {
+                continue;
+            }
+            n += 1;
+            s.record_inbound(
+                *o,
+                &inbound(
+                    *p,
+                    Channel::Sms,
+                    Some(&format!("m{n}")),
+                    &text,
+                    1_000 + k * 10 + i as i64,
+                ),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    s.bulk_analyze_inbox().await.unwrap();
+    let texts = |hits: Vec<bos_store::inbox::SearchHit>| -> Vec<(i64, String)> {
+        hits.into_iter()
+            .filter(|h| h.found_in == SearchIn::Message)
+            .map(|h| {
+                let t: String = h.snippet.iter().map(|p| p.text.as_str()).collect();
+                (h.at, t)
+            })
+            .collect()
+    };
+    // What org a holds, newest first.
+    let mut expect: Vec<(i64, String)> = Vec::new();
+    for k in 0..120i64 {
+        for i in 0..4usize {
+            if (k as usize + i) % 4 == 0 {
+                let text = if rare.contains(&k) {
+                    format!("parcel number {k} zanzibarite")
+                } else {
+                    format!("parcel number {k}")
+                };
+                expect.push((1_000 + k * 10 + i as i64, text));
+            }
+        }
+    }
+    expect.sort_by(|x, y| y.0.cmp(&x.0));
+    for q in ["parcel", "parc", "number parcel"] {
+        let got = texts(s.search_inbox(a, q, 20).await.unwrap());
+        assert_eq!(got, expect[..20].to_vec(), "{q}");
+    }
+    let got = texts(s.search_inbox(a, "zanzibar", 20).await.unwrap());
+    let want: Vec<_> = expect
+        .iter()
+        .filter(|(_, t)| t.contains("zanzibarite"))
+        .cloned()
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got, want);
+    assert!(s
+        .search_inbox(a, "xyzzyplugh", 20)
+        .await
+        .unwrap()
+        .is_empty());
+    // A word every message holds, with a rare one: the rare one's matches.
+    let got = texts(s.search_inbox(a, "parcel zanzibarite", 20).await.unwrap());
+    assert_eq!(got, want);
+}
