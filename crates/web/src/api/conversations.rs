@@ -463,7 +463,10 @@ pub async fn reply(
                 .await
             {
                 Ok(sent) => {
-                    agent_handles(&st, org, &p, id).await?;
+                    // The message is sent: its answer must be kept whatever happens here.
+                    if let Err(e) = agent_handles(&st, org, &p, id).await {
+                        tracing::warn!(%org, error = ?e, "agent's reply sent but not counted on its card");
+                    }
                     (
                         StatusCode::CREATED,
                         serde_json::to_string(&MessageDto::from(&sent)).unwrap_or_default(),
