@@ -27,6 +27,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[path = "browser/inbox.rs"]
 mod inbox;
 
+/// Intake at 1280 px, arrivals held while a menu is open, Won / Lost undo.
+#[path = "browser/intake_live.rs"]
+mod intake_live;
+
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
 /// Upper bound for anything the browser or server has to do after an action.
