@@ -35,6 +35,10 @@ mod rules_editor;
 #[path = "browser/nudge_stories.rs"]
 mod nudge_stories;
 
+/// Intake at 1280 px, arrivals held while a menu is open, Won / Lost undo.
+#[path = "browser/intake_live.rs"]
+mod intake_live;
+
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
 /// Upper bound for anything the browser or server has to do after an action.
