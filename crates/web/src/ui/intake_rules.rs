@@ -185,7 +185,7 @@ impl RulesEditor {
     /// The rule set the form describes, or the form with each problem put
     /// next to its field. Text is read here; the checks are the rule set's
     /// own validation, the same the JSON view and the API get.
-    fn to_rules(&mut self) -> Option<IntentRules> {
+    fn read_rules(&mut self) -> Option<IntentRules> {
         let mut rules = Vec::with_capacity(self.rows.len());
         let mut failed = false;
         let mut taken: Vec<String> = self
@@ -424,7 +424,7 @@ pub async fn save(
         editor.unsaved = true;
         return Ok(again(editor, StatusCode::OK, settings().await?));
     }
-    let Some(rules) = editor.to_rules() else {
+    let Some(rules) = editor.read_rules() else {
         return Ok(again(
             editor,
             StatusCode::UNPROCESSABLE_ENTITY,
