@@ -25,6 +25,8 @@ use crate::tokens::{random_token, sha256};
 pub const NAME_MAX_CHARS: usize = 100;
 /// Longest summary of an interaction, in characters.
 pub const SUMMARY_MAX_CHARS: usize = 2_000;
+/// Most tokens one interaction may report.
+pub const TOKENS_MAX: i64 = 1_000_000_000;
 /// Most transcript lines one interaction keeps.
 pub const TRANSCRIPT_MAX_LINES: usize = 500;
 /// Longest transcript line, in characters.
@@ -389,8 +391,12 @@ impl Agents {
             None => 0,
         };
         let tokens = i.tokens.unwrap_or(0);
-        if tokens < 0 {
-            return Err(invalid("tokens", "tokens cannot be negative"));
+        // Bounded so no sum of a period's tokens can overflow the column.
+        if !(0..=TOKENS_MAX).contains(&tokens) {
+            return Err(invalid(
+                "tokens",
+                format!("tokens is a whole number from 0 to {TOKENS_MAX}"),
+            ));
         }
         let csat = match i.csat {
             Some(c) if (0..=10).contains(&c) => Some(c as u8),

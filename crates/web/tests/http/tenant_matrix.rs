@@ -189,6 +189,15 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
             ("POST", "/api/v1/conversations/{conversation_id}/reopen"),
             ById,
         ),
+        // AI agents (tests/http/agents.rs).
+        (("GET", "/api/v1/agents"), OwnTenant),
+        (("POST", "/api/v1/agents"), OwnTenant),
+        (("GET", "/api/v1/agents/metrics"), OwnTenant),
+        (("GET", "/api/v1/agents/{agent_id}"), ById),
+        (("POST", "/api/v1/agents/{agent_id}/heartbeat"), ById),
+        (("POST", "/api/v1/agents/{agent_id}/pause"), ById),
+        (("POST", "/api/v1/agents/{agent_id}/resume"), ById),
+        (("POST", "/api/v1/agents/{agent_id}/interactions"), ById),
         // Intake: no session or API key; the source's own credential
         // authenticates and names the tenant (tests/http/intake.rs).
         (("POST", "/v1/identify"), Public),
@@ -519,7 +528,44 @@ async fn tenant_b_never_reaches_tenant_a() {
         .await
         .unwrap()
         .conversation_id();
+    // A's agent with a canary name, its key, and an interaction with a
+    // canary summary.
+    let (a_agent, a_agent_key) = app
+        .state
+        .agents
+        .create(
+            a.id,
+            Some(a_owner.id),
+            bos_engine::agents::CreateAgent {
+                name: "Canary A7x9 Agent".into(),
+                kind: "chat".into(),
+                provider: "api".into(),
+                platform_agent_id: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let a_agent = a_agent.agent.id;
+    app.state
+        .agents
+        .record(
+            a.id,
+            a_agent,
+            bos_engine::agents::InteractionInput {
+                conversation_id: Some(a_conversation),
+                outcome: "success".into(),
+                started_at: T0,
+                summary: Some("Canary A7x9 interaction".into()),
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
     let canaries = [
+        &a_agent.to_string(),
+        &a_agent_key.key.display_prefix,
         &a_hook,
         &a_conversation.to_string(),
         "Canary A7x9",
@@ -570,6 +616,7 @@ async fn tenant_b_never_reaches_tenant_a() {
             .replace("{enrollment_id}", &a_enrollment.to_string())
             .replace("{invitation_id}", &a_invitation.to_string())
             .replace("{conversation_id}", &a_conversation.to_string())
+            .replace("{agent_id}", &a_agent.to_string())
     };
     let classes = classification();
     let mut checked = 0;
@@ -599,6 +646,15 @@ async fn tenant_b_never_reaches_tenant_a() {
                 }
                 ("POST", "/api/v1/conversations/{conversation_id}/messages") => {
                     serde_json::json!({"channel": "sms", "text": "probe"})
+                }
+                ("POST", "/api/v1/agents") => {
+                    serde_json::json!({"name": "probe", "kind": "chat", "provider": "api"})
+                }
+                ("POST", "/api/v1/agents/{agent_id}/heartbeat") => {
+                    serde_json::json!({"status": "idle"})
+                }
+                ("POST", "/api/v1/agents/{agent_id}/interactions") => {
+                    serde_json::json!({"outcome": "success", "started_at": "2026-05-28T00:00:00Z"})
                 }
                 ("POST", "/api/v1/conversations/{conversation_id}/assign") => {
                     serde_json::json!({"member_id": a_member.id})
