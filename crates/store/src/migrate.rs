@@ -99,6 +99,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "nudge_trust",
         sql: include_str!("../migrations/sqlite/0022_nudge_trust.sql"),
     },
+    Migration {
+        version: 23,
+        name: "search_vocab",
+        sql: include_str!("../migrations/sqlite/0023_search_vocab.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
