@@ -394,12 +394,17 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<SearchHit>, StoreError> {
         let (people_sql, message_sql) = (
+            // The matches sorted and cut to a page first; only the page's
+            // customers are looked up.
             "select c.id, c.profile_id, c.people, c.last_message_at, \
              coalesce(p.display_name, '') as customer_name \
-             from conversations_fts f join conversations c on c.rowid = f.rowid \
+             from (select c.rowid as r, c.last_message_at as at \
+                   from conversations_fts f join conversations c on c.rowid = f.rowid \
+                   where conversations_fts match $2 and c.org_id = $1 \
+                   order by c.last_message_at desc limit $3) h \
+             join conversations c on c.rowid = h.r \
              left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
-             where conversations_fts match $2 and c.org_id = $1 \
-             order by c.last_message_at desc limit $3",
+             order by h.at desc",
             "select m.id, m.conversation_id, m.channel, m.body, m.subject, m.created_at, \
              c.profile_id, coalesce(p.display_name, '') as customer_name \
              from messages_fts f cross join messages m on m.rowid = f.rowid \
