@@ -245,7 +245,7 @@ pub async fn run(o: Options) -> Result<()> {
     // measured; the rest is.
     for n in 0..o.hooks {
         let who = n % CUSTOMERS;
-        let phone = format!("+1555{:07}", 1_000_000 + who);
+        let phone = format!("+1415555{:04}", 100 + who);
         let word = format!("live{run_tag}n{n}");
         let sid = format!("SMbench{run_tag}{n}");
         let body = form(&[
@@ -271,7 +271,8 @@ pub async fn run(o: Options) -> Result<()> {
         let status = read_response(&mut hooks, &mut buf).await?;
         let acked = Instant::now();
         if status != 200 {
-            return Err(anyhow!("the SMS hook answered {status}"));
+            let body = String::from_utf8_lossy(&buf[..buf.len().min(2_000)]);
+            return Err(anyhow!("the SMS hook answered {status}: {body}"));
         }
         // The first hook from a customer opens their thread: found by its
         // unique word, so the thread's events are known for what they are.

@@ -105,6 +105,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0023_reply_idempotency.sql"),
     },
     Migration {
+        version: 24,
+        name: "search_vocab",
+        sql: include_str!("../migrations/sqlite/0024_search_vocab.sql"),
+    },
+    Migration {
         version: 25,
         name: "agents",
         sql: include_str!("../migrations/sqlite/0025_agents.sql"),

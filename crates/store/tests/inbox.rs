@@ -938,7 +938,7 @@ async fn search_pages_newest_first_for_common_and_rare_words() {
             } else {
                 format!("parcel number {k}")
             };
-            if (k as usize + i) % 4 != 0 {
+            if !(k as usize + i).is_multiple_of(4) {
                 continue;
             }
             n += 1;
@@ -970,7 +970,7 @@ async fn search_pages_newest_first_for_common_and_rare_words() {
     let mut expect: Vec<(i64, String)> = Vec::new();
     for k in 0..120i64 {
         for i in 0..4usize {
-            if (k as usize + i) % 4 == 0 {
+            if (k as usize + i).is_multiple_of(4) {
                 let text = if rare.contains(&k) {
                     format!("parcel number {k} zanzibarite")
                 } else {
@@ -980,7 +980,7 @@ async fn search_pages_newest_first_for_common_and_rare_words() {
             }
         }
     }
-    expect.sort_by(|x, y| y.0.cmp(&x.0));
+    expect.sort_by_key(|x| std::cmp::Reverse(x.0));
     for q in ["parcel", "parc", "number parcel"] {
         let got = texts(s.search_inbox(a, q, 20).await.unwrap());
         assert_eq!(got, expect[..20].to_vec(), "{q}");

@@ -75,13 +75,74 @@ pub(crate) fn terms(query: &str) -> Vec<String> {
     out
 }
 
-/// FTS5: every word as a quoted prefix, all required.
-fn fts5_query(terms: &[String]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The most index words one query word may stand for on SQLite before the
+/// prefix query is left to FTS5 (a prefix of one or two letters).
+const MAX_EXPANSION: usize = 16;
+
+/// How one query word is asked of FTS5.
+enum Expanded {
+    /// The index holds no word it is a prefix of: nothing can match.
+    Nothing,
+    /// These index words, each asked for exactly.
+    Words(Vec<String>),
+    /// Left to FTS5 as a prefix query.
+    Prefix,
+}
+
+/// The words of the index behind `vocab` (an `fts5vocab` table of the
+/// `instance` kind) that start with `word`, stepping from each to the next
+/// with one seek: `term >= w || char(1)` is the first word after `w`.
+/// A word with other than ASCII letters and digits is left to FTS5, whose
+/// tokenizer folds it (our lowercasing may differ from its folding).
+async fn expand(store: &Store, vocab: &str, word: &str) -> Result<Expanded, StoreError> {
+    if !word.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(Expanded::Prefix);
+    }
+    let sql = format!("select term from {vocab} where term >= $1 limit 1");
+    let mut out: Vec<String> = Vec::new();
+    let mut from = word.to_string();
+    loop {
+        let rows = read_rows(store, q(sql.as_str()).bind(from.as_str())).await?;
+        let Some(row) = rows.first() else { break };
+        let term = row.text(0)?;
+        if !term.starts_with(word) {
+            break;
+        }
+        if out.len() == MAX_EXPANSION {
+            return Ok(Expanded::Prefix);
+        }
+        from = format!("{term}\u{1}");
+        out.push(term);
+    }
+    Ok(if out.is_empty() {
+        Expanded::Nothing
+    } else {
+        Expanded::Words(out)
+    })
+}
+
+/// An FTS5 query for all of `terms`, each word as the index words it is a
+/// prefix of (`("order" OR "orders")`), or as a prefix query; `None` when
+/// a word matches nothing, so neither does the query.
+async fn fts5_expanded(
+    store: &Store,
+    vocab: &str,
+    terms: &[String],
+) -> Result<Option<String>, StoreError> {
+    let quote = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    let mut parts = Vec::with_capacity(terms.len());
+    for t in terms {
+        match expand(store, vocab, t).await? {
+            Expanded::Nothing => return Ok(None),
+            Expanded::Prefix => parts.push(format!("{}*", quote(t))),
+            Expanded::Words(ws) => parts.push(format!(
+                "({})",
+                ws.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" OR ")
+            )),
+        }
+    }
+    // FTS5 joins groups in parentheses only with an explicit AND.
+    Ok(Some(parts.join(" AND ")))
 }
 
 /// PostgreSQL `to_tsquery`: every word as a prefix, all required. Words
@@ -324,20 +385,26 @@ impl Store {
         Ok(hits)
     }
 
-    /// SQLite: FTS5 walked from the highest rowid down.
+    /// SQLite: FTS5 walked from the highest rowid down, each query word
+    /// asked as the index words it stands for (see [`expand`]).
     async fn search_sqlite(
         &self,
         org: Uuid,
         terms: &[String],
         limit: i64,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        let (people_sql, message_sql, pattern) = (
+        let (people_sql, message_sql) = (
+            // The matches sorted and cut to a page first; only the page's
+            // customers are looked up.
             "select c.id, c.profile_id, c.people, c.last_message_at, \
              coalesce(p.display_name, '') as customer_name \
-             from conversations_fts f join conversations c on c.rowid = f.rowid \
+             from (select c.rowid as r, c.last_message_at as at \
+                   from conversations_fts f join conversations c on c.rowid = f.rowid \
+                   where conversations_fts match $2 and c.org_id = $1 \
+                   order by c.last_message_at desc limit $3) h \
+             join conversations c on c.rowid = h.r \
              left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
-             where conversations_fts match $2 and c.org_id = $1 \
-             order by c.last_message_at desc limit $3",
+             order by h.at desc",
             "select m.id, m.conversation_id, m.channel, m.body, m.subject, m.created_at, \
              c.profile_id, coalesce(p.display_name, '') as customer_name \
              from messages_fts f cross join messages m on m.rowid = f.rowid \
@@ -345,24 +412,17 @@ impl Store {
              left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
              where messages_fts match $2 and m.org_id = $1 \
              order by f.rowid desc limit $3",
-            fts5_query(terms),
         );
         let mut hits = Vec::new();
-        for row in read_rows(
-            self,
-            q(people_sql).bind(org).bind(pattern.as_str()).bind(limit),
-        )
-        .await?
-        {
-            hits.extend(customer_hit(&row, &terms)?);
+        if let Some(pattern) = fts5_expanded(self, "conversations_fts_vocab", terms).await? {
+            for row in read_rows(self, q(people_sql).bind(org).bind(pattern).bind(limit)).await? {
+                hits.extend(customer_hit(&row, terms)?);
+            }
         }
-        for row in read_rows(
-            self,
-            q(message_sql).bind(org).bind(pattern.as_str()).bind(limit),
-        )
-        .await?
-        {
-            hits.extend(message_hit(&row, &terms)?);
+        if let Some(pattern) = fts5_expanded(self, "messages_fts_vocab", terms).await? {
+            for row in read_rows(self, q(message_sql).bind(org).bind(pattern).bind(limit)).await? {
+                hits.extend(message_hit(&row, terms)?);
+            }
         }
         hits.truncate(limit as usize);
         Ok(hits)
@@ -384,7 +444,6 @@ mod tests {
             terms(&"w ".repeat(3).replace("w", "x y z q r s t u v")).len(),
             MAX_TERMS
         );
-        assert_eq!(fts5_query(&terms("ann smith")), "\"ann\"* \"smith\"*");
         assert_eq!(tsquery(&terms("ann smith")), "ann:* & smith:*");
     }
 
