@@ -174,7 +174,7 @@ mod tests {
             // The tag is used exactly past the 24 hours.
             prop_assert_eq!(
                 matches!(w, ReplyWindow::HumanAgent { .. }),
-                human && after >= MESSAGING_WINDOW_MS && after < HUMAN_AGENT_WINDOW_MS
+                human && (MESSAGING_WINDOW_MS..HUMAN_AGENT_WINDOW_MS).contains(&after)
             );
         }
 
