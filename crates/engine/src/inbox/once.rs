@@ -31,6 +31,7 @@ fn principal(by: &ReplyBy) -> String {
     match by {
         ReplyBy::Member(user) => format!("member:{user}"),
         ReplyBy::ApiKey { id, .. } => format!("key:{id}"),
+        ReplyBy::Agent { id, .. } => format!("agent:{id}"),
     }
 }
 
