@@ -476,11 +476,12 @@ impl Plan {
             let uses_ai = pct(&mut rng, 15);
             let last_at = self.now - rng.below(90 * DAY as u64) as i64;
             let mut at = last_at - count as i64 * (60_000 + rng.below(3_600_000) as i64);
-            let created_at = at;
+            // The write path dates a conversation by its first message.
+            let mut created_at = None;
             let mut channels = vec![main];
             let (mut last_inbound, mut waiting, mut ai) = (None, None, false);
             let mut last = (main, AuthorKind::Customer, String::new());
-            let mut latest = created_at;
+            let mut latest = at;
             for k in 0..count {
                 let author = if k == 0 {
                     AuthorKind::Customer
@@ -503,6 +504,7 @@ impl Plan {
                 at += 60_000 + rng.below(3_600_000) as i64;
                 let at = at.min(last_at);
                 latest = latest.max(at);
+                created_at.get_or_insert(at);
                 let body = text(&mut rng);
                 match author {
                     AuthorKind::Customer => {
@@ -576,7 +578,7 @@ impl Plan {
                     channels,
                     ai_involved: ai,
                     message_count: count as i64,
-                    created_at,
+                    created_at: created_at.unwrap_or(latest),
                     read_by,
                 },
             ));
