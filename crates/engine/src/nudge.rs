@@ -353,8 +353,8 @@ impl Nudger {
         })
     }
 
-    /// Shows a sent nudge in the customer's conversation at once, and
-    /// cancels the timer that would otherwise do it. A failure here is
+    /// Shows a sent nudge in the customer's conversation at once, and, in
+    /// the same write, cancels the timer that would otherwise do it. A failure here is
     /// never a reason to send again (the send is recorded): the timer,
     /// committed with the send, writes the copy later and retries until
     /// it is written.
@@ -362,19 +362,9 @@ impl Nudger {
         let Some(inbox) = &self.shared.config.inbox else {
             return;
         };
-        match inbox.record_nudge(org, execution, self.now()).await {
-            Ok(_) => {
-                let key = bos_store::inbox::nudge_copy_key(execution);
-                if let Err(e) = self
-                    .shared
-                    .scheduler
-                    .cancel(org, bos_store::inbox::INBOX_NUDGE_JOB, &key)
-                    .await
-                {
-                    // Harmless: the timer finds the copy written.
-                    tracing::debug!(%org, %execution, error = %e, "inbox copy timer not cancelled");
-                }
-            }
+        // The copy's write also cancels the timer committed with the send.
+        match inbox.record_nudge_at_once(org, execution, self.now()).await {
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(%org, %execution, error = %e, "sent nudge not shown in the inbox yet; its timer will retry");
             }

@@ -278,32 +278,46 @@ impl Inbox {
         m: Sent,
         now: Millis,
     ) -> Result<Recorded, InboxError> {
+        self.record_sent_settling(org, m, now, None).await
+    }
+
+    /// [`Inbox::record_sent`], cancelling the timer that would otherwise
+    /// write this copy later in the same write.
+    async fn record_sent_settling(
+        &self,
+        org: Uuid,
+        m: Sent,
+        now: Millis,
+        settles: Option<(&'static str, String)>,
+    ) -> Result<Recorded, InboxError> {
         let (_, people) = self.who(org, m.profile_id).await?;
         let root = self.store.profile(org, m.profile_id).await?.root_id;
-        let recorded = self
-            .store
-            .record_outbound(
-                org,
-                &OutboundMessage {
-                    profile_id: root,
-                    channel: m.channel,
-                    author: m.author,
-                    author_id: None,
-                    author_name: m.author_name,
-                    text: m.text,
-                    html: m.html,
-                    subject: m.subject,
-                    attachments: serde_json::Value::Array(Vec::new()),
-                    provider_message_id: m.provider_message_id,
-                    status: DeliveryStatus::Sent,
-                    email_message_id: m.email_message_id,
-                    in_reply_to: None,
-                    references: Vec::new(),
-                    people,
-                    at: now,
-                },
-            )
-            .await?;
+        let message = OutboundMessage {
+            profile_id: root,
+            channel: m.channel,
+            author: m.author,
+            author_id: None,
+            author_name: m.author_name,
+            text: m.text,
+            html: m.html,
+            subject: m.subject,
+            attachments: serde_json::Value::Array(Vec::new()),
+            provider_message_id: m.provider_message_id,
+            status: DeliveryStatus::Sent,
+            email_message_id: m.email_message_id,
+            in_reply_to: None,
+            references: Vec::new(),
+            people,
+            at: now,
+        };
+        let recorded = match settles {
+            None => self.store.record_outbound(org, &message).await?,
+            Some((kind, key)) => {
+                self.store
+                    .record_outbound_settling(org, &message, kind, key)
+                    .await?
+            }
+        };
         if let Recorded::New {
             conversation_id, ..
         } = recorded
@@ -323,11 +337,38 @@ impl Inbox {
         execution: Uuid,
         now: Millis,
     ) -> Result<Option<Recorded>, InboxError> {
+        self.record_nudge_settling(org, execution, now, false).await
+    }
+
+    /// [`Inbox::record_nudge`] right after the send, cancelling in the same
+    /// write the timer committed with the send to write this copy later.
+    pub async fn record_nudge_at_once(
+        &self,
+        org: Uuid,
+        execution: Uuid,
+        now: Millis,
+    ) -> Result<Option<Recorded>, InboxError> {
+        self.record_nudge_settling(org, execution, now, true).await
+    }
+
+    async fn record_nudge_settling(
+        &self,
+        org: Uuid,
+        execution: Uuid,
+        now: Millis,
+        settle: bool,
+    ) -> Result<Option<Recorded>, InboxError> {
         let Some(n) = self.store.sent_nudge(org, execution).await? else {
             return Ok(None);
         };
+        let settles = settle.then(|| {
+            (
+                bos_store::inbox::INBOX_NUDGE_JOB,
+                bos_store::inbox::nudge_copy_key(execution),
+            )
+        });
         let recorded = self
-            .record_sent(
+            .record_sent_settling(
                 org,
                 Sent {
                     profile_id: n.profile_id,
@@ -351,6 +392,7 @@ impl Inbox {
                     email_message_id: n.email_message_id,
                 },
                 now,
+                settles,
             )
             .await?;
         if n.delivered {

@@ -525,6 +525,25 @@ impl Store {
         write_db!(self, |db| record_tx(db, new))
     }
 
+    /// [`Store::record_outbound`], and in the same transaction cancels the
+    /// timer (`kind`, `key`) that would otherwise write this copy later: a
+    /// sent nudge's copy costs one write, not two, on the nudge drain's
+    /// hot path.
+    pub async fn record_outbound_settling(
+        &self,
+        org: Uuid,
+        m: &OutboundMessage,
+        kind: &'static str,
+        key: String,
+    ) -> Result<Recorded, StoreError> {
+        let new = outbound(org, m)?;
+        write_db!(self, |db| async move {
+            let recorded = record_tx(db, new).await?;
+            crate::timers::cancel(db, org, kind, &key).await?;
+            Ok(recorded)
+        })
+    }
+
     /// Settles an outbound message's delivery: only forward moves apply
     /// (a late `sent` never overwrites `delivered`). Returns whether the
     /// status moved. The provider's id is kept when first learned.
