@@ -153,32 +153,7 @@ pub async fn run(o: Options) -> Result<()> {
         )
         .await?;
     // A member with a live session, as the browser holds it, and an API key.
-    let hash = bos_web::hash_password("bench password 123").map_err(|e| anyhow!(e))?;
-    let user = store
-        .create_user(
-            &bos_core::Email::parse(&format!("live-{}@example.com", Uuid::new_v4().simple()))
-                .map_err(|e| anyhow!(e))?,
-            "Bench",
-            &hash,
-            false,
-            now,
-        )
-        .await?;
-    store
-        .upsert_membership(org.id, user.id, bos_core::Role::Owner, now)
-        .await?;
-    let token = bos_web::auth::random_token(32);
-    store
-        .create_session(&bos_store::SessionRecord {
-            token_hash: bos_web::auth::sha256(&token),
-            user_id: user.id,
-            org_id: Some(org.id),
-            csrf_token: bos_web::auth::random_token(32),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + 86_400_000,
-        })
-        .await?;
+    let token = crate::pages::signed_in_member(&store, org.id, "live", now).await?;
     let key = bos_engine::admin::issue_api_key(
         &store,
         org.id,

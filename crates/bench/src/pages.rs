@@ -93,32 +93,7 @@ pub async fn run(profiles: u64, requests: u64, database_url: Option<String>) -> 
         .context("the seeded customer is searchable")?;
 
     // A member and a live session, as the browser would hold it.
-    let hash = bos_web::hash_password("bench password 123").map_err(|e| anyhow!(e))?;
-    let user = store
-        .create_user(
-            &bos_core::Email::parse(&format!("bench-{}@example.com", Uuid::new_v4().simple()))
-                .map_err(|e| anyhow!(e))?,
-            "Bench",
-            &hash,
-            false,
-            now,
-        )
-        .await?;
-    store
-        .upsert_membership(org.id, user.id, bos_core::Role::Owner, now)
-        .await?;
-    let token = bos_web::auth::random_token(32);
-    store
-        .create_session(&bos_store::SessionRecord {
-            token_hash: bos_web::auth::sha256(&token),
-            user_id: user.id,
-            org_id: Some(org.id),
-            csrf_token: bos_web::auth::random_token(32),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + 86_400_000,
-        })
-        .await?;
+    let token = crate::pages::signed_in_member(&store, org.id, "bench", now).await?;
     let state = bos_web::AppState::new(
         store.clone(),
         Arc::new(bos_web::SystemClock),
@@ -184,4 +159,45 @@ pub async fn run(profiles: u64, requests: u64, database_url: Option<String>) -> 
         serde_json::json!({"bench": "pages", "profiles": profiles, "requests_per_page": requests, "pages": out})
     );
     Ok(())
+}
+
+/// A member (owner of `org`) with a live session, as a signed-in browser
+/// holds it; returns the session token for the cookie. The benches that
+/// read pages or follow live streams sign in this way.
+pub async fn signed_in_member(
+    store: &bos_store::Store,
+    org: Uuid,
+    email_prefix: &str,
+    now: i64,
+) -> Result<String> {
+    let hash = bos_web::hash_password("bench password 123").map_err(|e| anyhow!(e))?;
+    let user = store
+        .create_user(
+            &bos_core::Email::parse(&format!(
+                "{email_prefix}-{}@example.com",
+                Uuid::new_v4().simple()
+            ))
+            .map_err(|e| anyhow!(e))?,
+            "Bench",
+            &hash,
+            false,
+            now,
+        )
+        .await?;
+    store
+        .upsert_membership(org, user.id, bos_core::Role::Owner, now)
+        .await?;
+    let token = bos_web::auth::random_token(32);
+    store
+        .create_session(&bos_store::SessionRecord {
+            token_hash: bos_web::auth::sha256(&token),
+            user_id: user.id,
+            org_id: Some(org),
+            csrf_token: bos_web::auth::random_token(32),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + 86_400_000,
+        })
+        .await?;
+    Ok(token)
 }
