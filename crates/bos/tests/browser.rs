@@ -495,7 +495,10 @@ async fn seed_activity(s: &Seed) -> anyhow::Result<uuid::Uuid> {
                 .await?;
             // No channel is configured: the development sink delivers it
             // in the step's own commit.
-            let bos_store::nudge::StepOutcome::Delivered(exec) = out else {
+            let bos_store::nudge::StepOutcome::Delivered {
+                execution: exec, ..
+            } = out
+            else {
                 bail!("step {step} for {n}: {out:?}");
             };
             let token = s

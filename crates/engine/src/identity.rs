@@ -192,7 +192,6 @@ pub fn kind_label(kind: &str) -> &'static str {
         "purchase" => "Purchase",
         "message_in" => "Message received",
         "message_out" => "Message sent",
-        "nudge_sent" => "Nudge sent",
         // Entered a campaign, or a step sent: the store's kind for both.
         "nudge" => "Nudge",
         // Not entered, or a step held back or skipped, with the reason.
@@ -226,7 +225,6 @@ pub const TIMELINE_KINDS: &[&str] = &[
     "purchase",
     "message_in",
     "message_out",
-    "nudge_sent",
     "nudge",
     "nudge_skipped",
     "agent_interaction",

@@ -24,6 +24,7 @@ use bos_channels::{
 use bos_core::jobs::Backoff;
 use bos_core::nudge::Channel;
 use bos_core::Millis;
+use bos_store::inbox::NudgeCopy;
 use bos_store::nudge::{ChannelConfig, Claimed, StepOutcome, StepRequest, SEND_JOB, STEP_JOB};
 use bos_store::{Store, StoreError};
 use rand::Rng;
@@ -206,9 +207,11 @@ impl Nudger {
         }
         match outcome {
             StepOutcome::Send(claimed) => self.deliver(*claimed).await,
-            StepOutcome::Delivered(execution) => {
+            StepOutcome::Delivered { shown_in, .. } => {
                 self.count(|s| s.sent += 1);
-                self.show_in_inbox(job.org_id, execution).await;
+                if let Some(conversation) = shown_in {
+                    self.shown_in_inbox(job.org_id, conversation);
+                }
                 Ok(())
             }
             StepOutcome::Failed(why) => {
@@ -307,9 +310,12 @@ impl Nudger {
                         now,
                     )
                     .await;
-                if let Ok(Some(due)) = r {
-                    self.shared.scheduler.wake(due);
-                    self.show_in_inbox(c.org_id, c.execution_id).await;
+                match r {
+                    Ok(Some(NudgeCopy::Shown(Some(conversation)))) => {
+                        self.shown_in_inbox(c.org_id, conversation)
+                    }
+                    Ok(Some(NudgeCopy::Later(due))) => self.shared.scheduler.wake(due),
+                    _ => {}
                 }
                 r.map(|_| ())
             }
@@ -353,26 +359,16 @@ impl Nudger {
         })
     }
 
-    /// Shows a sent nudge in the customer's conversation at once, and, in
-    /// the same write, cancels the timer that would otherwise do it. A failure here is
-    /// never a reason to send again (the send is recorded): the timer,
-    /// committed with the send, writes the copy later and retries until
-    /// it is written.
-    async fn show_in_inbox(&self, org: Uuid, execution: Uuid) {
-        let Some(inbox) = &self.shared.config.inbox else {
-            return;
-        };
-        // The copy's write also cancels the timer committed with the send.
-        match inbox.record_nudge_at_once(org, execution, self.now()).await {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(%org, %execution, error = %e, "sent nudge not shown in the inbox yet; its timer will retry");
-            }
+    /// Tells live views that a sent nudge now shows in `conversation`
+    /// (written in the send's own commit).
+    fn shown_in_inbox(&self, org: Uuid, conversation: Uuid) {
+        if let Some(inbox) = &self.shared.config.inbox {
+            inbox.tell(org, conversation);
         }
     }
 
-    /// The timer's side of [`Nudger::show_in_inbox`]: retried with backoff
-    /// until the copy is written.
+    /// Shows a sent nudge the inbox refused in the send's commit: the
+    /// timer set in its place, retried with backoff until it is written.
     async fn on_inbox_copy(&self, job: JobContext) -> Result<(), JobError> {
         let execution = payload_uuid(&job, "execution_id")?;
         let Some(inbox) = &self.shared.config.inbox else {

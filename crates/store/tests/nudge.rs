@@ -385,13 +385,39 @@ async fn the_development_sink_delivers_in_the_steps_commit() {
         .nudge_step(org, enrollment, T0 + MINUTE_MS, 1, links())
         .await
         .unwrap();
-    let StepOutcome::Delivered(exec) = out else {
+    let StepOutcome::Delivered {
+        execution: exec,
+        shown_in,
+    } = out
+    else {
         panic!("{out:?}")
     };
     assert_eq!(status(s, org, exec).await, "delivered");
     let outbox = s.outbox(org, 10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert!(outbox[0].body.contains("https://links.test/click/"));
+    // Shown in the customer's conversation by the same commit, as
+    // automation, already delivered, with nothing left for a timer.
+    let thread = s
+        .conversation(org, shown_in.expect("shown in the inbox"), None)
+        .await
+        .unwrap();
+    assert_eq!(thread.messages.len(), 1);
+    let m = &thread.messages[0];
+    assert_eq!(m.author_kind, bos_core::inbox::AuthorKind::Automation);
+    assert_eq!(m.status, bos_core::inbox::DeliveryStatus::Delivered);
+    assert_eq!(m.text, outbox[0].body);
+    assert_eq!(thread.conversation.message_count, 1);
+    assert_eq!(
+        s.job_by_key(
+            org,
+            bos_store::inbox::INBOX_NUDGE_JOB,
+            &bos_store::inbox::nudge_copy_key(exec)
+        )
+        .await
+        .unwrap(),
+        None
+    );
     // The sequence had one step: it is over.
     let (st, _) = s.enrollment_status(org, enrollment).await.unwrap().unwrap();
     assert_eq!(st, "stopped");
@@ -535,7 +561,10 @@ async fn a_reply_stops_the_sequence_and_a_keyword_opts_out() {
         .nudge_step(org, enrollment, T0 + MINUTE_MS, 1, links())
         .await
         .unwrap();
-    let StepOutcome::Delivered(exec) = out else {
+    let StepOutcome::Delivered {
+        execution: exec, ..
+    } = out
+    else {
         panic!("{out:?}")
     };
     let x = s.campaign_executions(org, cid, 1).await.unwrap();

@@ -25,6 +25,13 @@ function show(p) {
       el.textContent = String(v);
     }
   }
+  // Nouns follow their count: "absorbed 1 customer", "absorbed 2 customers".
+  for (const el of panel.querySelectorAll("[data-noun-of]")) {
+    const v = p[el.dataset.nounOf];
+    if (typeof v === "number") {
+      el.textContent = v === 1 ? el.dataset.one : el.dataset.many;
+    }
+  }
   const dot = panel.querySelector("#import-status .dot");
   if (dot && p.dot) dot.className = `dot ${p.dot}`;
   panel.dataset.status = p.status;

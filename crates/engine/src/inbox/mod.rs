@@ -181,7 +181,8 @@ impl Inbox {
         Ok((p.display_name, people))
     }
 
-    fn tell(&self, org: Uuid, conversation: Uuid) {
+    /// Tells live views that `conversation` changed.
+    pub fn tell(&self, org: Uuid, conversation: Uuid) {
         self.bus.publish(BusEvent::conversation(org, conversation));
     }
 
@@ -270,25 +271,14 @@ impl Inbox {
         Ok(recorded)
     }
 
-    /// Shows a message the business already sent (a nudge, an echo) in the
-    /// customer's conversation, `sent`. Stored once per provider id.
+    /// Shows a message the business already sent (an echo from another
+    /// app) in the customer's conversation, `sent`. Stored once per
+    /// provider id.
     pub async fn record_sent(
         &self,
         org: Uuid,
         m: Sent,
         now: Millis,
-    ) -> Result<Recorded, InboxError> {
-        self.record_sent_settling(org, m, now, None).await
-    }
-
-    /// [`Inbox::record_sent`], cancelling the timer that would otherwise
-    /// write this copy later in the same write.
-    async fn record_sent_settling(
-        &self,
-        org: Uuid,
-        m: Sent,
-        now: Millis,
-        settles: Option<(&'static str, String)>,
     ) -> Result<Recorded, InboxError> {
         let (_, people) = self.who(org, m.profile_id).await?;
         let root = self.store.profile(org, m.profile_id).await?.root_id;
@@ -310,14 +300,7 @@ impl Inbox {
             people,
             at: now,
         };
-        let recorded = match settles {
-            None => self.store.record_outbound(org, &message).await?,
-            Some((kind, key)) => {
-                self.store
-                    .record_outbound_settling(org, &message, kind, key)
-                    .await?
-            }
-        };
+        let recorded = self.store.record_outbound(org, &message).await?;
         if let Recorded::New {
             conversation_id, ..
         } = recorded
@@ -337,77 +320,14 @@ impl Inbox {
         execution: Uuid,
         now: Millis,
     ) -> Result<Option<Recorded>, InboxError> {
-        self.record_nudge_settling(org, execution, now, false).await
-    }
-
-    /// [`Inbox::record_nudge`] right after the send, cancelling in the same
-    /// write the timer committed with the send to write this copy later.
-    pub async fn record_nudge_at_once(
-        &self,
-        org: Uuid,
-        execution: Uuid,
-        now: Millis,
-    ) -> Result<Option<Recorded>, InboxError> {
-        self.record_nudge_settling(org, execution, now, true).await
-    }
-
-    async fn record_nudge_settling(
-        &self,
-        org: Uuid,
-        execution: Uuid,
-        now: Millis,
-        settle: bool,
-    ) -> Result<Option<Recorded>, InboxError> {
-        let Some(n) = self.store.sent_nudge(org, execution).await? else {
-            return Ok(None);
-        };
-        let settles = settle.then(|| {
-            (
-                bos_store::inbox::INBOX_NUDGE_JOB,
-                bos_store::inbox::nudge_copy_key(execution),
-            )
-        });
-        let recorded = self
-            .record_sent_settling(
-                org,
-                Sent {
-                    profile_id: n.profile_id,
-                    channel: n.channel,
-                    author: AuthorKind::Automation,
-                    author_name: if n.campaign_name.is_empty() {
-                        "Nudge".to_string()
-                    } else {
-                        format!("Nudge: {}", n.campaign_name)
-                    },
-                    text: n.text,
-                    html: None,
-                    subject: n.subject,
-                    // The provider's id lets its receipts find the message;
-                    // without one (the development sink) the execution's
-                    // id keeps it to one message.
-                    provider_message_id: Some(
-                        n.provider_id
-                            .unwrap_or_else(|| format!("nudge:{execution}")),
-                    ),
-                    email_message_id: n.email_message_id,
-                },
-                now,
-                settles,
-            )
-            .await?;
-        if n.delivered {
-            self.store
-                .set_message_delivery(
-                    org,
-                    recorded.message_id(),
-                    DeliveryStatus::Delivered,
-                    None,
-                    None,
-                    now,
-                )
-                .await?;
+        let recorded = self.store.show_nudge(org, execution, now).await?;
+        if let Some(Recorded::New {
+            conversation_id, ..
+        }) = recorded
+        {
+            self.tell(org, conversation_id);
         }
-        Ok(Some(recorded))
+        Ok(recorded)
     }
 
     /// A provider's receipt (delivered, read, failed) for a message it

@@ -1,19 +1,27 @@
 //! The inbox copies other parts write: a submitted form's message and a
-//! sent nudge become messages in the customer's conversation after the
-//! form's event or the nudge's send is committed. So that the copy is
-//! never lost, the commit that makes it due also sets a timer job (in the
-//! same transaction): the engine writes the copy at once and cancels the
+//! sent nudge become messages in the customer's conversation. A form's
+//! copy is written after its event is committed; so that it is never
+//! lost, the commit that makes it due also sets a timer job (in the same
+//! transaction): the engine writes the copy at once and cancels the
 //! timer; when that write fails (or the process stops before it), the
 //! timer runs after [`INBOX_COPY_GRACE_MS`] and is retried with the
-//! scheduler's backoff until the copy is written. Both copies are keyed
-//! (the form's event id, the nudge's execution), so writing one twice
-//! stores one message.
+//! scheduler's backoff until the copy is written. A sent nudge's copy is
+//! written in the very transaction that records the send, inside a
+//! savepoint ([`show_nudge_tx`]): a second write per nudge would halve
+//! how many nudges a second the one writer records. Only when the inbox
+//! refuses it is the savepoint undone and the same kind of timer set in
+//! its place, so the send still commits. Both copies are keyed (the
+//! form's event id, the nudge's execution), so writing one twice stores
+//! one message.
 
+use bos_core::inbox::{AuthorKind, Channel, DeliveryStatus};
 use bos_core::Millis;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::sql::Db;
+use super::write::{record_outbound_tx, OutboundMessage, Recorded};
+use crate::engine::write_db;
+use crate::sql::{q, Db};
 use crate::StoreError;
 
 /// The job that copies a submitted form's message into the inbox.
@@ -85,7 +93,131 @@ pub(crate) async fn nudge_copy_tx<D: Db>(
     Ok(due)
 }
 
+/// Where a sent nudge's copy went, from [`show_nudge_tx`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NudgeCopy {
+    /// Written in the send's transaction, in this conversation (`None`
+    /// when the execution has not gone out, so there is nothing to show).
+    Shown(Option<Uuid>),
+    /// The inbox refused it: the timer set in its place is due then.
+    Later(Millis),
+}
+
+/// Writes a sent nudge's message in the customer's conversation, as
+/// automation, inside the caller's transaction; `None` before the
+/// execution has gone out (`sent` or `delivered`) or for another
+/// organization's id. Writing it twice stores one message: the
+/// provider's id (or, for the development sink, the execution's) keys it.
+pub(crate) async fn nudge_message_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    execution: Uuid,
+    now: Millis,
+) -> Result<Option<Recorded>, StoreError> {
+    let Some(r) = db
+        .opt(
+            q(
+                "select r.id as root_id, r.display_name, r.primary_email, r.primary_phone, \
+               e.channel, e.subject, e.body, e.provider_id, e.message_id, e.status, \
+               c.name as campaign_name from nudge_executions e \
+               join profiles p on p.org_id = e.org_id and p.id = e.profile_id \
+               join profiles r on r.org_id = p.org_id and r.id = p.root_id \
+               left join campaigns c on c.org_id = e.org_id and c.id = e.campaign_id \
+               where e.org_id = $1 and e.id = $2 and e.status in ('sent', 'delivered')",
+            )
+            .bind(org)
+            .bind(execution),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let channel = match crate::nudge::parse_channel(&r.text("channel")?)? {
+        bos_core::nudge::Channel::Sms => Channel::Sms,
+        _ => Channel::Email,
+    };
+    let campaign = r.opt_text("campaign_name")?.unwrap_or_default();
+    let message = OutboundMessage {
+        profile_id: r.uuid("root_id")?,
+        channel,
+        author: AuthorKind::Automation,
+        author_id: None,
+        author_name: if campaign.is_empty() {
+            "Nudge".to_string()
+        } else {
+            format!("Nudge: {campaign}")
+        },
+        text: r.text("body")?,
+        html: None,
+        subject: r.opt_text("subject")?,
+        attachments: serde_json::Value::Array(Vec::new()),
+        // The provider's id lets its receipts find the message; without
+        // one (the development sink) the execution's id keeps it to one.
+        provider_message_id: Some(
+            r.opt_text("provider_id")?
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| format!("nudge:{execution}")),
+        ),
+        status: if r.text("status")? == "delivered" {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Sent
+        },
+        // Without angle brackets, so a reply quoting it threads.
+        email_message_id: (channel == Channel::Email)
+            .then(|| r.text("message_id"))
+            .transpose()?
+            .map(|m| m.trim_matches(['<', '>']).to_string()),
+        in_reply_to: None,
+        references: Vec::new(),
+        people: super::people_text(
+            &r.text("display_name")?,
+            &r.text("primary_email")?,
+            &r.text("primary_phone")?,
+        ),
+        at: now,
+    };
+    record_outbound_tx(db, org, &message).await.map(Some)
+}
+
+/// Shows a nudge whose send this transaction records: its message in
+/// a savepoint, or, when the inbox refuses it, the timer that writes it
+/// later (the savepoint undone, the send kept).
+pub(crate) async fn show_nudge_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    execution: Uuid,
+    now: Millis,
+) -> Result<NudgeCopy, StoreError> {
+    db.exec(q("savepoint nudge_copy")).await?;
+    match nudge_message_tx(db, org, execution, now).await {
+        Ok(shown) => {
+            db.exec(q("release savepoint nudge_copy")).await?;
+            Ok(NudgeCopy::Shown(shown.map(|r| r.conversation_id())))
+        }
+        Err(e) => {
+            tracing::warn!(%org, %execution, error = %e, "sent nudge not shown in the inbox yet; its timer will retry");
+            db.exec(q("rollback to savepoint nudge_copy")).await?;
+            db.exec(q("release savepoint nudge_copy")).await?;
+            Ok(NudgeCopy::Later(
+                nudge_copy_tx(db, org, execution, now).await?,
+            ))
+        }
+    }
+}
+
 impl crate::Store {
+    /// Shows a sent nudge in the customer's conversation (the timer's
+    /// retry, see [`NudgeCopy::Later`]); `None` before it has gone out.
+    pub async fn show_nudge(
+        &self,
+        org: Uuid,
+        execution: Uuid,
+        now: Millis,
+    ) -> Result<Option<Recorded>, StoreError> {
+        write_db!(self, |db| nudge_message_tx(db, org, execution, now))
+    }
+
     /// Makes every message insert fail (`broken`) or work again, to test
     /// that a failed inbox copy is retried to success. Tests only.
     #[doc(hidden)]

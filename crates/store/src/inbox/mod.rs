@@ -16,7 +16,7 @@
 
 mod bulk;
 mod copies;
-pub(crate) use copies::{form_copy_tx, nudge_copy_tx};
+pub(crate) use copies::{form_copy_tx, show_nudge_tx};
 mod idempotency;
 mod meta;
 mod read;
@@ -29,7 +29,7 @@ mod write;
 #[doc(hidden)]
 pub use bulk::{BulkConversation, BulkMessage};
 pub use copies::{
-    form_copy_key, nudge_copy_key, INBOX_COPY_GRACE_MS, INBOX_FORM_JOB, INBOX_NUDGE_JOB,
+    form_copy_key, nudge_copy_key, NudgeCopy, INBOX_COPY_GRACE_MS, INBOX_FORM_JOB, INBOX_NUDGE_JOB,
 };
 pub use idempotency::{KeyClaim, IDEMPOTENCY_TTL_MS, MAX_IDEMPOTENCY_KEY_LEN};
 pub use meta::{MetaCredentials, MetaSource};
@@ -39,7 +39,7 @@ pub use read::{
 };
 pub use reply::{EmailThread, ReplyTargets, ReplyWritten};
 pub use search::{SearchHit, SearchIn, SnippetPart, MAX_HITS};
-pub use service::{InboxTimelineEntry, SentNudge};
+pub use service::InboxTimelineEntry;
 pub(crate) use value::refresh_value;
 pub use write::{InboundMessage, OutboundMessage, Recorded};
 

@@ -180,16 +180,32 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
     if let Some(had) = already_had(db, &m).await? {
         return Ok(had);
     }
-    // Find or start the customer's one conversation. The insert does
-    // nothing when it exists (or a concurrent writer just made it); the
-    // locking read then serializes writers of the same conversation.
+    let direction = m.author.direction();
+    let inbound = direction == Direction::Inbound;
+    // A customer's message starts (or continues) the wait for an answer; a
+    // person's or agent's reply ends it; automation does not count as one.
+    let answers = matches!(m.author, AuthorKind::Member | AuthorKind::Agent);
+    let (prio, prio_rank, prio_reason) = match &m.priority {
+        Some((p, r)) => (Some(p.as_str()), Some(p.rank()), Some(r.clone())),
+        None => (None, None, None),
+    };
+    let at_if_inbound = inbound.then_some(m.at);
+    // Find or start the customer's one conversation. A conversation this
+    // message starts is written whole, as the message leaves it: one
+    // insert instead of an insert and an update that moves it in every
+    // index (a sent nudge to a new customer is on the nudge drain's hot
+    // path). The insert does nothing when it exists (or a concurrent
+    // writer just made it); the locking read then serializes writers of
+    // the same conversation.
     let new_conv = new_id();
     let started = db
         .exec(
             q(
                 "insert into conversations (org_id, id, profile_id, status, last_message_at, \
-               last_channel, last_author, people, customer_ltv_cents, created_at, updated_at) \
-               values ($1, $2, $3, 'open', $4, $5, $6, $7, \
+               last_preview, last_channel, last_author, last_inbound_at, waiting_since, channels, \
+               ai_involved, message_count, priority, priority_rank, priority_reason, people, \
+               customer_ltv_cents, created_at, updated_at) \
+               values ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $8, $9, $10, 1, $11, $12, $13, $14, \
                coalesce((select ltv_cents from profiles where org_id = $1 and id = $3), 0), $4, $4) \
                on conflict do nothing",
             )
@@ -197,33 +213,51 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
             .bind(new_conv)
             .bind(m.profile_id)
             .bind(m.at)
+            .bind(preview(&m.text))
             .bind(m.channel.as_str())
             .bind(m.author.as_str())
+            .bind(at_if_inbound)
+            .bind(channel_bit(m.channel))
+            .bind(m.author.is_ai() as i64)
+            .bind(prio.unwrap_or(Priority::Normal.as_str()))
+            .bind(prio_rank.unwrap_or(Priority::Normal.rank()))
+            .bind(prio_reason.clone().unwrap_or_default())
             .bind(m.people.as_str()),
         )
         .await?
         == 1;
-    let conv = db
-        .one(
-            q(format!(
-                "select id, status from conversations where org_id = $1 and profile_id = $2{}",
-                D::LOCK
-            ))
-            .bind(m.org)
-            .bind(m.profile_id),
-        )
-        .await?;
-    let conversation_id = conv.uuid("id")?;
-    let status = Status::parse(&conv.text("status")?)
-        .ok_or_else(|| StoreError::Other("unknown conversation status".into()))?;
-    // Checked again under the lock: a concurrent delivery of the same
-    // message to the same conversation waited for the first to commit.
-    if let Some(had) = already_had(db, &m).await? {
-        return Ok(had);
-    }
+    let (conversation_id, status, people_change) = if started {
+        (new_conv, Status::Open, false)
+    } else {
+        let conv = db
+            .one(
+                q(format!(
+                    "select id, status, people from conversations \
+                     where org_id = $1 and profile_id = $2{}",
+                    D::LOCK
+                ))
+                .bind(m.org)
+                .bind(m.profile_id),
+            )
+            .await?;
+        let status = Status::parse(&conv.text("status")?)
+            .ok_or_else(|| StoreError::Other("unknown conversation status".into()))?;
+        // Checked again under the lock: a concurrent delivery of the same
+        // message to the same conversation waited for the first to commit.
+        // SQLite's one writer has no concurrent delivery.
+        if !D::SQLITE {
+            if let Some(had) = already_had(db, &m).await? {
+                return Ok(had);
+            }
+        }
+        // Naming `people` in the update rewrites the conversation's search
+        // entry (SQLite's trigger fires on the column, changed or not):
+        // only when the names and handles did change.
+        let people_change = !m.people.is_empty() && m.people != conv.text("people")?;
+        (conv.uuid("id")?, status, people_change)
+    };
 
     let message_id = new_id();
-    let direction = m.author.direction();
     let inserted = db
         .exec(
             q("insert into messages (org_id, id, conversation_id, channel, direction, author_kind, \
@@ -253,7 +287,16 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
         .await?;
     if inserted == 0 {
         // The same provider id under another customer's conversation,
-        // committed between our check and our insert.
+        // committed between our check and our insert: the conversation
+        // this message would have started is not kept.
+        if started {
+            db.exec(
+                q("delete from conversations where org_id = $1 and id = $2")
+                    .bind(m.org)
+                    .bind(new_conv),
+            )
+            .await?;
+        }
         let pid = m.provider_message_id.as_deref().unwrap_or_default();
         let (message_id, conversation_id) = by_provider_id(db, m.org, m.channel, pid)
             .await?
@@ -263,22 +306,23 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
             message_id,
         });
     }
+    if started {
+        return Ok(Recorded::New {
+            conversation_id,
+            message_id,
+            reopened: false,
+            started,
+        });
+    }
 
     let event = match direction {
         Direction::Inbound => ThreadEvent::Inbound,
         Direction::Outbound => ThreadEvent::Outbound,
     };
     let next = transition(status, event).map_err(|e| StoreError::Other(e.to_string()))?;
-    let inbound = direction == Direction::Inbound;
-    // A customer's message starts (or continues) the wait for an answer; a
-    // person's or agent's reply ends it; automation does not count as one.
-    let answers = matches!(m.author, AuthorKind::Member | AuthorKind::Agent);
-    let (prio, prio_rank, prio_reason) = match &m.priority {
-        Some((p, r)) => (Some(p.as_str()), Some(p.rank()), Some(r.clone())),
-        None => (None, None, None),
-    };
-    db.exec(
-        q("update conversations set \
+    let set_people = if people_change { "people = $15, " } else { "" };
+    let update = q(format!(
+        "update conversations set {set_people}\
            status = $3, \
            last_message_at = case when $4 >= last_message_at then $4 else last_message_at end, \
            last_preview = case when $4 >= last_message_at then $5 else last_preview end, \
@@ -292,10 +336,10 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
            priority = coalesce($12, priority), \
            priority_rank = coalesce($13, priority_rank), \
            priority_reason = coalesce($14, priority_reason), \
-           people = case when $15 = '' then people else $15 end, \
            updated_at = $4 \
-           where org_id = $1 and id = $2")
-        .bind(m.org)
+           where org_id = $1 and id = $2"
+    ))
+    .bind(m.org)
         .bind(conversation_id)
         .bind(next.as_str())
         .bind(m.at)
@@ -308,10 +352,13 @@ async fn record_tx<D: Db>(db: &mut D, m: NewMessage) -> Result<Recorded, StoreEr
         .bind(m.author.is_ai() as i64)
         .bind(prio)
         .bind(prio_rank)
-        .bind(prio_reason)
-        .bind(m.people.as_str()),
-    )
-    .await?;
+    .bind(prio_reason);
+    let update = if people_change {
+        update.bind(m.people.as_str())
+    } else {
+        update
+    };
+    db.exec(update).await?;
     Ok(Recorded::New {
         conversation_id,
         message_id,
@@ -523,25 +570,6 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let new = outbound(org, m)?;
         write_db!(self, |db| record_tx(db, new))
-    }
-
-    /// [`Store::record_outbound`], and in the same transaction cancels the
-    /// timer (`kind`, `key`) that would otherwise write this copy later: a
-    /// sent nudge's copy costs one write, not two, on the nudge drain's
-    /// hot path.
-    pub async fn record_outbound_settling(
-        &self,
-        org: Uuid,
-        m: &OutboundMessage,
-        kind: &'static str,
-        key: String,
-    ) -> Result<Recorded, StoreError> {
-        let new = outbound(org, m)?;
-        write_db!(self, |db| async move {
-            let recorded = record_tx(db, new).await?;
-            crate::timers::cancel(db, org, kind, &key).await?;
-            Ok(recorded)
-        })
     }
 
     /// Settles an outbound message's delivery: only forward moves apply

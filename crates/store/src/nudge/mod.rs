@@ -233,9 +233,14 @@ pub enum StepOutcome {
     /// again for this time.
     Wait(Millis),
     Send(Box<Claimed>),
-    /// Delivered to the development sink in the same commit (this
-    /// execution): there is no provider to call.
-    Delivered(Uuid),
+    /// Delivered to the development sink in the same commit: there is no
+    /// provider to call.
+    Delivered {
+        execution: Uuid,
+        /// The conversation that shows it, written in the same commit;
+        /// `None` when the inbox refused it and a timer will show it.
+        shown_in: Option<Uuid>,
+    },
     /// The step could not be rendered for this customer (a missing value):
     /// recorded as a failed execution, and the sequence moved on.
     Failed(String),

@@ -141,9 +141,10 @@ impl crate::Store {
             .map(|_| ())
     }
 
-    /// [`Store::execution_sent`], and with `to_inbox` the timer that shows
-    /// the nudge in the customer's conversation, in the same transaction
-    /// (see `inbox::copies`): when that timer is due, if set.
+    /// [`Store::execution_sent`], and with `to_inbox` the nudge shown in
+    /// the customer's conversation in the same transaction (or the timer
+    /// that shows it later, see `inbox::copies`); `None` when the
+    /// execution was not `sending` (or without `to_inbox`).
     pub async fn execution_sent_then(
         &self,
         org: Uuid,
@@ -152,7 +153,7 @@ impl crate::Store {
         delivered: bool,
         to_inbox: bool,
         now: Millis,
-    ) -> Result<Option<Millis>, StoreError> {
+    ) -> Result<Option<crate::inbox::NudgeCopy>, StoreError> {
         let status = if delivered {
             ExecutionStatus::Delivered
         } else {
@@ -172,7 +173,7 @@ impl crate::Store {
             .await?;
             if to_inbox && n == 1 {
                 return Ok(Some(
-                    crate::inbox::nudge_copy_tx(db, org, execution, now).await?,
+                    crate::inbox::show_nudge_tx(db, org, execution, now).await?,
                 ));
             }
             Ok(None)

@@ -457,11 +457,20 @@ async fn step_one<D: Db>(
     )
     .await?;
     if dev {
-        // Delivered in this commit: so is the timer that shows it in the
-        // customer's conversation if the engine's direct write fails
-        // (`inbox::copies`).
-        timers.push(crate::inbox::nudge_copy_tx(db, org, exec_id, now).await?);
-        return Ok(StepOutcome::Delivered(exec_id));
+        // Delivered in this commit, and shown in the customer's
+        // conversation in it too (or, when the inbox refuses it, the timer
+        // that shows it later: `inbox::copies`).
+        let shown_in = match crate::inbox::show_nudge_tx(db, org, exec_id, now).await? {
+            crate::inbox::NudgeCopy::Shown(conversation) => conversation,
+            crate::inbox::NudgeCopy::Later(due) => {
+                timers.push(due);
+                None
+            }
+        };
+        return Ok(StepOutcome::Delivered {
+            execution: exec_id,
+            shown_in,
+        });
     }
     let unsubscribe_url = (channel != Channel::Sms).then(|| links.unsubscribe(&tok));
     Ok(StepOutcome::Send(Box::new(Claimed {
