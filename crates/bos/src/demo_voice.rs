@@ -320,6 +320,45 @@ pub async fn post_calls(
     Ok(ok)
 }
 
+/// For `bos demo`: makes the demo shop's voice agents if needed and, once
+/// the server listens on `listen`, posts the day's calls from the shop's
+/// best customers' numbers (so the threads land on people God View knows).
+pub async fn start(store: &Store, listen: &str) -> Result<()> {
+    let org = crate::org_by_slug(store, "demo-shop").await?.id;
+    let (vapi, retell) = ensure_agents(store, org, crate::now()).await?;
+    let callers: Vec<String> = store
+        .list_profiles(
+            org,
+            &bos_store::identity::ProfileQuery {
+                sort: Some(bos_store::identity::ProfileSort::Ltv),
+                limit: 40,
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(|p| p.primary_phone)
+        .filter(|p| p.starts_with('+'))
+        .take(5)
+        .collect();
+    let addr = listen.to_string();
+    tokio::spawn(async move {
+        // Up to ten seconds for the server to listen.
+        for _ in 0..100 {
+            if TcpStream::connect(&addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let base = format!("http://{addr}");
+        match post_calls(&base, &vapi, &retell, &callers, crate::now()).await {
+            Ok(n) => tracing::info!(deliveries = n, "demo voice calls posted"),
+            Err(e) => tracing::warn!(error = %e, "demo voice calls not posted"),
+        }
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
