@@ -180,7 +180,9 @@ const FALLBACK_CALLERS: &[&str] = &[
 fn vapi_report(call_id: &str, caller: &str, started: i64, s: &Script) -> Value {
     let iso = bos_web::api::rfc3339;
     let mut transcript = String::new();
-    let mut messages = vec![json!({"role": "system", "message": "You are Riley, Demo Shop's phone assistant.", "time": started, "secondsFromStart": 0})];
+    let mut messages = vec![
+        json!({"role": "system", "message": "You are Riley, Demo Shop's phone assistant.", "time": started, "secondsFromStart": 0}),
+    ];
     for (at, ai, text) in s.turns {
         let (role, who) = if *ai { ("bot", "AI") } else { ("user", "User") };
         transcript.push_str(&format!("{who}: {text}\n"));
@@ -233,6 +235,9 @@ fn retell_event(event: &str, call_id: &str, caller: &str, started: i64, s: &Scri
     json!({"event": event, "call": call})
 }
 
+/// A signed delivery: the path, its signature headers, the body.
+type Delivery = (String, Vec<(&'static str, String)>, Vec<u8>);
+
 /// `host:port` of an `http://` base URL.
 fn addr_of(base_url: &str) -> Result<String> {
     let rest = base_url
@@ -280,7 +285,7 @@ pub async fn post_calls(
             .unwrap_or_else(|| FALLBACK_CALLERS[i % FALLBACK_CALLERS.len()].to_string())
     };
     let mut ok = 0;
-    let mut deliveries: Vec<(String, Vec<(&str, String)>, Vec<u8>)> = Vec::new();
+    let mut deliveries: Vec<Delivery> = Vec::new();
     for (i, s) in VAPI_CALLS.iter().enumerate() {
         let started = now - (i as i64 + 1) * 47 * 60_000;
         let body = vapi_report(&format!("demo-{day}-vapi-{i}"), &caller(i), started, s)
@@ -370,7 +375,13 @@ mod tests {
         assert_eq!(r.transcript.len(), VAPI_CALLS[0].turns.len());
         assert_eq!((r.success, r.cost_micros), (Some(true), Some(91_200)));
         assert_eq!(r.sentiment, Some(8.0));
-        let e = retell_event("call_analyzed", "c2", "+14155550182", 1_000_000, &RETELL_CALLS[1]);
+        let e = retell_event(
+            "call_analyzed",
+            "c2",
+            "+14155550182",
+            1_000_000,
+            &RETELL_CALLS[1],
+        );
         let r = bos_core::agents::parse_retell(e.to_string().as_bytes()).unwrap();
         assert_eq!(r.customer_phone.as_deref(), Some("+14155550182"));
         assert_eq!((r.success, r.cost_micros), (Some(false), Some(52_000)));

@@ -116,8 +116,13 @@ fn evaluated(r: &VoiceReport) -> Option<Outcome> {
     if r.ended_reason.as_deref().is_some_and(transferred) {
         return Some(Outcome::HandedOff);
     }
-    r.success
-        .map(|ok| if ok { Outcome::Success } else { Outcome::Failure })
+    r.success.map(|ok| {
+        if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        }
+    })
 }
 
 fn outcome_of(r: &VoiceReport) -> Outcome {

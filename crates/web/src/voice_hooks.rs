@@ -25,8 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bos_core::agents::{
-    parse_retell, parse_vapi, retell_verify, vapi_verify, AgentProvider, VapiAuth,
-    VoiceVerifyError,
+    parse_retell, parse_vapi, retell_verify, vapi_verify, AgentProvider, VapiAuth, VoiceVerifyError,
 };
 use bos_engine::voice::{Voice, VoiceError};
 use bos_store::agents::AgentHook;
@@ -94,7 +93,12 @@ fn refused(provider: AgentProvider, why: &str) -> Response {
 /// else the finished answer (401 for none, 503 when the database is away
 /// so the platform retries).
 async fn agent(st: &AppState, provider: AgentProvider, id: &str) -> Result<AgentHook, Response> {
-    let unknown = || refused(provider, "no voice agent of this platform has this hook URL");
+    let unknown = || {
+        refused(
+            provider,
+            "no voice agent of this platform has this hook URL",
+        )
+    };
     let Ok(id) = Uuid::parse_str(id) else {
         return Err(unknown());
     };

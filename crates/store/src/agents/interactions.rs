@@ -206,9 +206,11 @@ async fn update_tx<D: Db>(
     let transcript =
         serde_json::to_string(&n.transcript).map_err(|e| StoreError::Other(e.to_string()))?;
     db.exec(
-        q("update agent_interactions set outcome = $3, ended_at = $4, cost_micros = $5, \
+        q(
+            "update agent_interactions set outcome = $3, ended_at = $4, cost_micros = $5, \
            sentiment_tenths = $6, summary = $7, transcript = $8, human_intervened = $9 \
-           where org_id = $1 and id = $2")
+           where org_id = $1 and id = $2",
+        )
         .bind(org)
         .bind(stored.id)
         .bind(n.outcome.as_str())

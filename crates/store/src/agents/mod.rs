@@ -82,7 +82,11 @@ pub struct AgentHook {
 impl std::fmt::Debug for AgentHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret, in logs or panics.
-        write!(f, "AgentHook({} {} of {})", self.provider, self.id, self.org_id)
+        write!(
+            f,
+            "AgentHook({} {} of {})",
+            self.provider, self.id, self.org_id
+        )
     }
 }
 

@@ -36,8 +36,10 @@ async fn voice_agent(
             Method::POST,
             "/agents",
             key,
-            Some(json!({"name": format!("{provider} Riley"), "kind": "voice", "provider": provider,
-                "platform_agent_id": platform_id, "webhook_secret": secret})),
+            Some(
+                json!({"name": format!("{provider} Riley"), "kind": "voice", "provider": provider,
+                "platform_agent_id": platform_id, "webhook_secret": secret}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -176,7 +178,11 @@ async fn voice_threads(app: &TestApp, key: &str) -> Vec<Value> {
     out
 }
 
-async fn interactions(app: &TestApp, org: Uuid, agent: Uuid) -> Vec<bos_store::agents::StoredInteraction> {
+async fn interactions(
+    app: &TestApp,
+    org: Uuid,
+    agent: Uuid,
+) -> Vec<bos_store::agents::StoredInteraction> {
     let day = bos_core::agents::Period::today(T0, "UTC").unwrap();
     app.store()
         .agent_interactions(org, Some(agent), day, 100)
@@ -192,7 +198,13 @@ async fn a_vapi_call_is_live_then_a_voice_thread_an_interaction_and_metrics() {
     let mut live = app.state.bus.subscribe(t.org.id);
 
     // The call goes live: the card counts its length.
-    let res = post_vapi(&app, &hook, &vapi_status("call_v1", "in-progress"), VAPI_SECRET).await;
+    let res = post_vapi(
+        &app,
+        &hook,
+        &vapi_status("call_v1", "in-progress"),
+        VAPI_SECRET,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         live.try_recv(),
@@ -238,7 +250,11 @@ async fn a_vapi_call_is_live_then_a_voice_thread_an_interaction_and_metrics() {
                 "outbound",
                 "Thanks for calling Door Shop, this is Riley. How can I help?"
             ),
-            ("customer", "inbound", "Hi, can I move my delivery to Friday?"),
+            (
+                "customer",
+                "inbound",
+                "Hi, can I move my delivery to Friday?"
+            ),
             (
                 "agent",
                 "outbound",
@@ -279,9 +295,16 @@ async fn a_vapi_call_is_live_then_a_voice_thread_an_interaction_and_metrics() {
     assert_eq!(v["today"]["current"]["success_rate"], 1.0);
     assert_eq!(v["today"]["current"]["cost_total_usd"], 0.2361);
     // One line on the caller's timeline.
-    let profile: Uuid = d["conversation"]["customer_id"].as_str().unwrap().parse().unwrap();
+    let profile: Uuid = d["conversation"]["customer_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let lines = app.timeline(t.org.id, profile).await;
-    let calls: Vec<_> = lines.iter().filter(|l| l.kind == "agent_interaction").collect();
+    let calls: Vec<_> = lines
+        .iter()
+        .filter(|l| l.kind == "agent_interaction")
+        .collect();
     assert_eq!(calls.len(), 1, "{lines:?}");
     assert_eq!(calls[0].summary, "Voice call with vapi Riley (2:34)");
 
@@ -293,7 +316,13 @@ async fn a_vapi_call_is_live_then_a_voice_thread_an_interaction_and_metrics() {
     }
     let res = post_vapi(&app, &hook, &vapi_status("call_v1", "ended"), VAPI_SECRET).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = post_vapi(&app, &hook, &vapi_status("call_v1", "in-progress"), VAPI_SECRET).await;
+    let res = post_vapi(
+        &app,
+        &hook,
+        &vapi_status("call_v1", "in-progress"),
+        VAPI_SECRET,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let threads = voice_threads(&app, &t.key).await;
     assert_eq!(threads.len(), 1);
@@ -301,7 +330,12 @@ async fn a_vapi_call_is_live_then_a_voice_thread_an_interaction_and_metrics() {
     assert_eq!(interactions(&app, t.org.id, agent).await.len(), 1);
     assert_eq!(agent_json(&app, &t.key, agent).await["status"], "idle");
     let (s, m) = app
-        .api_json(Method::GET, &format!("/agents/metrics?agent={agent}"), &t.key, None)
+        .api_json(
+            Method::GET,
+            &format!("/agents/metrics?agent={agent}"),
+            &t.key,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{m}");
     assert_eq!(m["overall"]["current"]["interactions"], 1);
@@ -321,13 +355,22 @@ async fn retell_call_ended_then_analyzed_is_one_interaction_completed() {
     let (agent, hook) = voice_agent(&app, &t.key, "retell", "agent_retell_1", RETELL_KEY).await;
     let started = T0 - 61_000;
 
-    let res = post_retell(&app, &hook, &retell_event("call_started", "c_77", started, None), RETELL_KEY).await;
+    let res = post_retell(
+        &app,
+        &hook,
+        &retell_event("call_started", "c_77", started, None),
+        RETELL_KEY,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let v = agent_json(&app, &t.key, agent).await;
     assert_eq!(v["status_label"], "talking · 1:01", "{v}");
 
     let ended = retell_event("call_ended", "c_77", started, None);
-    assert_eq!(post_retell(&app, &hook, &ended, RETELL_KEY).await.status(), StatusCode::OK);
+    assert_eq!(
+        post_retell(&app, &hook, &ended, RETELL_KEY).await.status(),
+        StatusCode::OK
+    );
     let all = interactions(&app, t.org.id, agent).await;
     assert_eq!(all.len(), 1);
     let i = &all[0].new;
@@ -343,12 +386,19 @@ async fn retell_call_ended_then_analyzed_is_one_interaction_completed() {
         "call_analyzed",
         "c_77",
         started,
-        Some(json!({"call_summary": "The lamp arrived broken; a replacement was started.",
+        Some(
+            json!({"call_summary": "The lamp arrived broken; a replacement was started.",
             "in_voicemail": false, "user_sentiment": "Negative", "call_successful": false,
-            "custom_analysis_data": {}})),
+            "custom_analysis_data": {}}),
+        ),
     );
     let mut live = app.state.bus.subscribe(t.org.id);
-    assert_eq!(post_retell(&app, &hook, &analyzed, RETELL_KEY).await.status(), StatusCode::OK);
+    assert_eq!(
+        post_retell(&app, &hook, &analyzed, RETELL_KEY)
+            .await
+            .status(),
+        StatusCode::OK
+    );
     assert_eq!(
         live.try_recv(),
         Some(Received::Event(Live::Agent { agent_id: agent }))
@@ -369,12 +419,18 @@ async fn retell_call_ended_then_analyzed_is_one_interaction_completed() {
 
     // Both again, in the other order: nothing changes.
     for body in [&analyzed, &ended] {
-        assert_eq!(post_retell(&app, &hook, body, RETELL_KEY).await.status(), StatusCode::OK);
+        assert_eq!(
+            post_retell(&app, &hook, body, RETELL_KEY).await.status(),
+            StatusCode::OK
+        );
     }
     let again = interactions(&app, t.org.id, agent).await;
     assert_eq!(again, all);
     assert_eq!(
-        voice_threads(&app, &t.key).await[0]["messages"].as_array().unwrap().len(),
+        voice_threads(&app, &t.key).await[0]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
         3
     );
     // The metrics: one call, failed, 12.5 cents.
@@ -384,6 +440,9 @@ async fn retell_call_ended_then_analyzed_is_one_interaction_completed() {
     assert_eq!(v["today"]["current"]["cost_total_usd"], 0.125);
 }
 
+/// Why it must fail, the URL, the headers, the body.
+type Attempt = (&'static str, String, Vec<(&'static str, String)>, Vec<u8>);
+
 #[tokio::test]
 async fn wrong_signatures_are_401_and_store_nothing() {
     let app = spawn_app().await;
@@ -392,14 +451,20 @@ async fn wrong_signatures_are_401_and_store_nothing() {
     let (vapi, vapi_hook) = voice_agent(&app, &t.key, "vapi", "asst_riley", VAPI_SECRET).await;
     let (_, retell_hook) = voice_agent(&app, &t.key, "retell", "agent_retell_1", RETELL_KEY).await;
     // Another tenant's agent, with its own secret.
-    let (_, other_hook) =
-        voice_agent(&app, &other.key, "vapi", "asst_other", "other-tenant-secret").await;
+    let (_, other_hook) = voice_agent(
+        &app,
+        &other.key,
+        "vapi",
+        "asst_other",
+        "other-tenant-secret",
+    )
+    .await;
     let report = vapi_report("call_bad", T0 - 154_000);
     let ts = T0.to_string();
     let good = vapi_sign(VAPI_SECRET.as_bytes(), &ts, &report);
     let stale = (T0 - 6 * 60_000).to_string();
 
-    let attempts: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>)> = vec![
+    let attempts: Vec<Attempt> = vec![
         ("no signature", vapi_hook.clone(), vec![], report.clone()),
         (
             "another secret",
@@ -421,7 +486,10 @@ async fn wrong_signatures_are_401_and_store_nothing() {
             vapi_hook.clone(),
             vec![
                 ("x-timestamp", stale.clone()),
-                ("x-signature", vapi_sign(VAPI_SECRET.as_bytes(), &stale, &report)),
+                (
+                    "x-signature",
+                    vapi_sign(VAPI_SECRET.as_bytes(), &stale, &report),
+                ),
             ],
             report.clone(),
         ),
@@ -466,7 +534,11 @@ async fn wrong_signatures_are_401_and_store_nothing() {
             retell_hook.clone(),
             vec![(
                 "x-retell-signature",
-                retell_sign(b"key_wrong", &retell_event("call_ended", "c_bad", T0, None), T0),
+                retell_sign(
+                    b"key_wrong",
+                    &retell_event("call_ended", "c_bad", T0, None),
+                    T0,
+                ),
             )],
             retell_event("call_ended", "c_bad", T0, None),
         ),
@@ -513,7 +585,10 @@ async fn wrong_signatures_are_401_and_store_nothing() {
     let res = post_vapi(&app, &vapi_hook, b"{\"message\": {}}", VAPI_SECRET).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let p: Value = res.json().await.unwrap();
-    assert!(p["detail"].as_str().unwrap().contains("message.type"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("message.type"),
+        "{p}"
+    );
     // Over the body limit: 413, as every hook.
     let huge = vec![b' '; app.config.body_limit_bytes + 1];
     let res = post_vapi(&app, &vapi_hook, &huge, VAPI_SECRET).await;
@@ -562,7 +637,10 @@ async fn a_voice_agents_secret_is_required_sealed_and_never_shown() {
     let (s, list) = app.api_json(Method::GET, "/agents", &t.key, None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(!list.to_string().contains(VAPI_SECRET));
-    assert!(!agent_json(&app, &t.key, id).await.to_string().contains(VAPI_SECRET));
+    assert!(!agent_json(&app, &t.key, id)
+        .await
+        .to_string()
+        .contains(VAPI_SECRET));
     let at_rest = app.store().dump_provider_secret_columns().await.unwrap();
     assert!(at_rest.iter().any(|v| v.starts_with("bos1:")));
     assert!(at_rest.iter().all(|v| !v.contains(VAPI_SECRET)));
