@@ -39,6 +39,8 @@ async fn ensure_user(
 pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_traffic::Traffic)> {
     let now = crate::now();
     let traffic = seed(store, c.listen(), DEMO_PEOPLE, now).await?;
+    // Vapi and Retell calls through the real voice hooks, once it listens.
+    crate::demo_voice::start(store, c.listen()).await?;
     let owner = store
         .user_by_email(&Email::parse(OWNER_EMAIL).map_err(|e| anyhow!(e))?)
         .await?

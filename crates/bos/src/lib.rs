@@ -9,6 +9,7 @@ pub mod demo;
 mod demo_customers;
 mod demo_inbox;
 pub mod demo_traffic;
+pub mod demo_voice;
 pub mod http1;
 pub mod import;
 pub mod secret_keys;

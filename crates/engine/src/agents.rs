@@ -13,7 +13,9 @@ use bos_core::agents::{
     AgentKind, AgentProvider, Compared, Heartbeat, LiveStatus, Outcome, Period, PeriodError, Totals,
 };
 use bos_core::{ApiKeyParts, Millis};
-use bos_store::agents::{Agent, AgentKey, NewAgent, NewInteraction, TranscriptLine};
+use bos_store::agents::{
+    Agent, AgentKey, InteractionUpdate, NewAgent, NewInteraction, TranscriptLine,
+};
 use bos_store::{Store, StoreError};
 use uuid::Uuid;
 
@@ -23,6 +25,8 @@ use crate::tokens::{random_token, sha256};
 
 /// Longest agent name, in characters.
 pub const NAME_MAX_CHARS: usize = 100;
+/// Longest webhook secret, in characters.
+pub const SECRET_MAX_CHARS: usize = 500;
 /// Longest summary of an interaction, in characters.
 pub const SUMMARY_MAX_CHARS: usize = 2_000;
 /// Most tokens one interaction may report.
@@ -90,6 +94,9 @@ pub struct CreateAgent {
     pub provider: String,
     /// The voice platform's assistant or agent id (Vapi, Retell).
     pub platform_agent_id: Option<String>,
+    /// What the voice platform signs its call reports with: Vapi's server
+    /// secret, Retell's API key. Required for them, refused for others.
+    pub webhook_secret: Option<String>,
 }
 
 /// A heartbeat as sent.
@@ -216,6 +223,25 @@ impl Agents {
             // Only voice platforms report under an id of their own.
             AgentProvider::Api | AgentProvider::Builtin => None,
         };
+        let secret = clean_text("webhook_secret", c.webhook_secret, SECRET_MAX_CHARS)?;
+        let webhook_secret = match provider {
+            AgentProvider::Vapi | AgentProvider::Retell => Some(secret.ok_or_else(|| {
+                invalid(
+                    "webhook_secret",
+                    match provider {
+                        AgentProvider::Vapi => "a vapi agent needs the secret Vapi signs its server messages with (the assistant's server secret)",
+                        _ => "a retell agent needs the Retell API key its webhooks are signed with",
+                    },
+                )
+            })?),
+            AgentProvider::Api | AgentProvider::Builtin if secret.is_some() => {
+                return Err(invalid(
+                    "webhook_secret",
+                    "only vapi and retell agents report to a signed hook; an api agent reports with its key",
+                ))
+            }
+            AgentProvider::Api | AgentProvider::Builtin => None,
+        };
         let parts = ApiKeyParts::from_encoded_secret(&random_token(30));
         let (agent, key) = self
             .store
@@ -226,6 +252,7 @@ impl Agents {
                     kind,
                     provider,
                     platform_agent_id: platform,
+                    webhook_secret,
                 },
                 &AgentKey {
                     display_prefix: parts.display_prefix.clone(),
@@ -366,6 +393,60 @@ impl Agents {
         now: Millis,
     ) -> Result<(Uuid, bool), AgentError> {
         self.ensure_active(org, agent).await?;
+        self.keep(org, agent, i, now).await
+    }
+
+    /// Records a call a voice platform reported, once per `external_id`
+    /// (the call's id): as [`Agents::record`], except that a paused agent's
+    /// call is kept too. The call happened on the platform whatever BOS
+    /// says, and refusing its report would only lose what was said to a
+    /// customer (decision 0040).
+    pub async fn record_reported(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        i: InteractionInput,
+        now: Millis,
+    ) -> Result<(Uuid, bool), AgentError> {
+        self.keep(org, agent, i, now).await
+    }
+
+    /// Completes the interaction stored under `external_id` with what a
+    /// later report knows (Retell's analysis after the call's end). `None`
+    /// when there is none yet; otherwise its id and whether it changed.
+    pub async fn complete(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        external_id: &str,
+        u: &InteractionUpdate,
+    ) -> Result<Option<(Uuid, bool)>, AgentError> {
+        if u.sentiment
+            .is_some_and(|s| !s.is_finite() || !(0.0..=10.0).contains(&s))
+        {
+            return Err(invalid("sentiment", "sentiment is a number from 0 to 10"));
+        }
+        let mut u = u.clone();
+        u.summary = clean_text("summary", u.summary, SUMMARY_MAX_CHARS)?;
+        let r = self
+            .store
+            .update_agent_interaction(org, agent, external_id, &u)
+            .await?;
+        if let Some((_, true)) = r {
+            self.tell(org, agent);
+        }
+        Ok(r)
+    }
+
+    /// Checks and stores an interaction (whether the agent may write is
+    /// the caller's question).
+    async fn keep(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        i: InteractionInput,
+        now: Millis,
+    ) -> Result<(Uuid, bool), AgentError> {
         let outcome = Outcome::parse(i.outcome.trim()).map_err(|e| invalid("outcome", e))?;
         if i.started_at > now + 86_400_000 {
             return Err(invalid(

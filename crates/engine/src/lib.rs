@@ -41,6 +41,8 @@ pub mod scheduler;
 pub mod sources;
 /// Random tokens and their digests.
 pub mod tokens;
+/// Voice agents' calls (Vapi, Retell): live status, transcripts, interactions.
+pub mod voice;
 
 pub use bus::{Bus, BusEvent, LeadChange, Live, Received, Subscription};
 pub use clock::{Clock, SystemClock, TestClock};

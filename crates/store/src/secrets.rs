@@ -1,6 +1,7 @@
 //! Provider secrets at rest: what the store writes instead of a Standard
 //! Webhooks key, a Shopify secret, an SMTP password, a Mailgun or Postmark
-//! key or a Twilio token, and how it reads them back.
+//! key, a Twilio token or a voice agent's webhook secret, and how it
+//! reads them back.
 //!
 //! Each value is sealed with ChaCha20-Poly1305 (decision 0018) under the
 //! keyring's current key, with a fresh random 96-bit nonce, and bound to
@@ -221,6 +222,11 @@ pub(crate) fn source_context(org: uuid::Uuid, id: uuid::Uuid) -> String {
     format!("sources:{org}:{id}")
 }
 
+/// Where an agent's webhook secret is stored.
+pub(crate) fn agent_context(org: uuid::Uuid, id: uuid::Uuid) -> String {
+    format!("agents:{org}:{id}")
+}
+
 /// Where a Meta source's credentials are stored.
 pub(crate) fn meta_source_context(org: uuid::Uuid, id: uuid::Uuid) -> String {
     format!("meta_sources:{org}:{id}")
@@ -301,6 +307,29 @@ impl crate::Store {
                 .await
             })?;
         }
+        let rows = read_rows(
+            self,
+            q("select org_id, id, webhook_secret from agents where webhook_secret is not null"),
+        )
+        .await?;
+        for r in rows {
+            let (org, id, stored) = (r.uuid("org_id")?, r.uuid("id")?, r.text("webhook_secret")?);
+            if keys.is_current(&stored) {
+                continue;
+            }
+            let ctx = agent_context(org, id);
+            let sealed = keys.seal(&ctx, &keys.open(&ctx, &stored)?);
+            n += write_db!(self, |db| async move {
+                db.exec(
+                    q("update agents set webhook_secret = $3 where org_id = $1 and id = $2 and webhook_secret = $4")
+                        .bind(org)
+                        .bind(id)
+                        .bind(sealed)
+                        .bind(stored),
+                )
+                .await
+            })?;
+        }
         Ok(n)
     }
 
@@ -313,6 +342,7 @@ impl crate::Store {
             "select config as stored from channel_settings",
             "select secret as stored from sources where secret is not null",
             "select secret as stored from meta_sources",
+            "select webhook_secret as stored from agents where webhook_secret is not null",
         ] {
             for r in read_rows(self, q(sql)).await? {
                 out.push(r.text("stored")?);

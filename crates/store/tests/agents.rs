@@ -33,6 +33,7 @@ async fn agent(s: &Store, org: Uuid, name: &str, hash: &[u8]) -> Uuid {
             kind: AgentKind::Chat,
             provider: AgentProvider::Api,
             platform_agent_id: None,
+            webhook_secret: None,
         },
         &AgentKey {
             display_prefix: format!("bos_{name}"),

@@ -46,6 +46,8 @@ pub mod ui;
 /// What the API and the UI both show of a record (times, a channel's
 /// masked settings and webhook URLs, a stored payload), rendered once.
 pub mod views;
+/// Vapi's and Retell's signed call reports for a voice agent.
+pub mod voice_hooks;
 
 use axum::Router;
 use bos_store::Store;
@@ -237,6 +239,7 @@ pub fn app(state: AppState) -> Router {
         .merge(intake::router())
         .merge(nudge_hooks::router())
         .merge(meta_hooks::router())
+        .merge(voice_hooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

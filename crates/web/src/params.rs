@@ -183,7 +183,9 @@ pub fn inbox_query(f: &InboxFilters<'_>) -> Result<bos_store::inbox::ListQuery, 
         Some(c) => Some(Channel::parse(c).ok_or_else(|| {
             AppError::invalid(
                 "channel",
-                format!("unknown channel '{c}': use sms, email, instagram, facebook or form"),
+                format!(
+                    "unknown channel '{c}': use sms, email, instagram, facebook, form or voice"
+                ),
             )
         })?),
     };

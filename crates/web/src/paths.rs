@@ -25,6 +25,10 @@ pub const POSTMARK_INBOUND: &str = "/hooks/postmark/{hook_key}";
 /// Meta: a connected page's or Instagram account's webhook (handshake
 /// and deliveries).
 pub const META_HOOK: &str = "/hooks/meta/{source_id}";
+/// Vapi: a voice agent's server URL (its signed server messages).
+pub const VAPI_HOOK: &str = "/hooks/vapi/{agent_id}";
+/// Retell: a voice agent's webhook URL.
+pub const RETELL_HOOK: &str = "/hooks/retell/{agent_id}";
 
 /// A route pattern with its one `{…}` placeholder filled in.
 fn fill(pattern: &str, value: &str) -> String {
@@ -62,6 +66,21 @@ impl PublicUrls {
     /// Meta: the webhook URL of a connected page or Instagram account.
     pub fn meta_hook(&self, source: uuid::Uuid) -> String {
         self.at(META_HOOK, &source.to_string())
+    }
+
+    /// Vapi or Retell: where a voice agent's platform posts its calls;
+    /// `None` for agents that report over the API.
+    pub fn voice_hook(
+        &self,
+        provider: bos_core::agents::AgentProvider,
+        agent: uuid::Uuid,
+    ) -> Option<String> {
+        use bos_core::agents::AgentProvider::*;
+        match provider {
+            Vapi => Some(self.at(VAPI_HOOK, &agent.to_string())),
+            Retell => Some(self.at(RETELL_HOOK, &agent.to_string())),
+            Api | Builtin => None,
+        }
     }
 
     /// Twilio: the number's "A message comes in" webhook.

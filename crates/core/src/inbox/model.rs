@@ -104,6 +104,9 @@ pub enum Channel {
     /// A form submitted on the organization's site: it arrives, but cannot
     /// be answered on the same channel.
     Form,
+    /// A phone call an AI voice agent (Vapi, Retell) took: its transcript,
+    /// turn by turn. What was said cannot be answered on the same channel.
+    Voice,
 }
 string_enum!(Channel {
     Sms => "sms",
@@ -111,12 +114,13 @@ string_enum!(Channel {
     Instagram => "instagram",
     Facebook => "facebook",
     Form => "form",
+    Voice => "voice",
 });
 
 impl Channel {
     /// Whether a reply can go out on this channel.
     pub fn can_reply(self) -> bool {
-        !matches!(self, Channel::Form)
+        !matches!(self, Channel::Form | Channel::Voice)
     }
 
     /// Whether the provider only accepts replies within a window after the
@@ -133,6 +137,7 @@ impl Channel {
             Channel::Instagram => "Instagram",
             Channel::Facebook => "Facebook",
             Channel::Form => "Form",
+            Channel::Voice => "Voice",
         }
     }
 }
@@ -350,6 +355,7 @@ mod tests {
         assert!(AuthorKind::Agent.is_ai());
         assert!(!AuthorKind::Member.is_ai());
         assert!(!Channel::Form.can_reply());
+        assert!(!Channel::Voice.can_reply());
         assert!(Channel::Instagram.has_messaging_window());
         assert!(!Channel::Email.has_messaging_window());
     }

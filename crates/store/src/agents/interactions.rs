@@ -1,5 +1,6 @@
-//! The interactions agents report, stored once per external id, and the
-//! sums and counts a period of them adds up to, in one indexed query.
+//! The interactions agents report, stored once per external id (and
+//! completed in place when a later report of the same one knows more), and
+//! the sums and counts a period of them adds up to, in one indexed query.
 
 use bos_core::agents::{Interaction, Outcome, Period, Totals};
 use bos_core::Millis;
@@ -60,6 +61,21 @@ impl StoredInteraction {
             human_intervened: n.human_intervened,
         }
     }
+}
+
+/// What a later report of a stored interaction knows (a voice platform's
+/// analysis after the call's end): each field given replaces the stored
+/// one, the others stay as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InteractionUpdate {
+    pub outcome: Option<Outcome>,
+    pub ended_at: Option<Millis>,
+    pub cost_micros: Option<i64>,
+    /// 0–10.
+    pub sentiment: Option<f64>,
+    pub summary: Option<String>,
+    /// Kept only when none was stored: a transcript is not rewritten.
+    pub transcript: Option<Vec<TranscriptLine>>,
 }
 
 /// What storing an interaction did.
@@ -145,6 +161,68 @@ fn in_period(agent: Option<Uuid>, org: Uuid, p: Period, select: &str, tail: &str
         .bind(p.from)
         .bind(p.to),
     }
+}
+
+async fn update_tx<D: Db>(
+    db: &mut D,
+    org: Uuid,
+    agent: Uuid,
+    ext: String,
+    u: InteractionUpdate,
+) -> Result<Option<(Uuid, bool)>, StoreError> {
+    let row = db
+        .opt(
+            q(format!(
+                "select {COLS} from agent_interactions where org_id = $1 \
+                 and agent_id = $2 and external_id = $3{}",
+                D::LOCK
+            ))
+            .bind(org)
+            .bind(agent)
+            .bind(ext.as_str()),
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored = interaction_row(&row)?;
+    let mut n = stored.new.clone();
+    if let Some(o) = u.outcome {
+        n.outcome = o;
+        n.human_intervened |= o == Outcome::HandedOff;
+    }
+    n.ended_at = u.ended_at.or(n.ended_at).map(|e| e.max(n.started_at));
+    n.cost_micros = u.cost_micros.map_or(n.cost_micros, |c| c.max(0));
+    // Compared as stored: in tenths.
+    n.sentiment = u
+        .sentiment
+        .map(|s| (s.clamp(0.0, 10.0) * 10.0).round() / 10.0)
+        .or(n.sentiment);
+    n.summary = u.summary.or(n.summary);
+    if n.transcript.is_empty() {
+        n.transcript = u.transcript.unwrap_or_default();
+    }
+    if n == stored.new {
+        return Ok(Some((stored.id, false)));
+    }
+    let transcript =
+        serde_json::to_string(&n.transcript).map_err(|e| StoreError::Other(e.to_string()))?;
+    db.exec(
+        q(
+            "update agent_interactions set outcome = $3, ended_at = $4, cost_micros = $5, \
+           sentiment_tenths = $6, summary = $7, transcript = $8, human_intervened = $9 \
+           where org_id = $1 and id = $2",
+        )
+        .bind(org)
+        .bind(stored.id)
+        .bind(n.outcome.as_str())
+        .bind(n.ended_at)
+        .bind(n.cost_micros)
+        .bind(n.sentiment.map(|s| (s * 10.0).round() as i64))
+        .bind(n.summary.clone())
+        .bind(transcript)
+        .bind(i64::from(n.human_intervened)),
+    )
+    .await?;
+    Ok(Some((stored.id, true)))
 }
 
 impl Store {
@@ -238,6 +316,42 @@ impl Store {
             .await?;
             Ok(InteractionRecorded { id, created: true })
         })
+    }
+
+    /// Completes the interaction an agent stored under `external_id` with
+    /// what a later report knows. `None` when there is none; otherwise its
+    /// id and whether anything changed (a repeat of the same report changes
+    /// nothing).
+    pub async fn update_agent_interaction(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        external_id: &str,
+        u: &InteractionUpdate,
+    ) -> Result<Option<(Uuid, bool)>, StoreError> {
+        let (u, ext) = (u.clone(), external_id.to_string());
+        write_db!(self, |db| update_tx(db, org, agent, ext, u))
+    }
+
+    /// The interaction an agent stored under its own id for it, if any.
+    pub async fn agent_interaction_by_external_id(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        external_id: &str,
+    ) -> Result<Option<StoredInteraction>, StoreError> {
+        let rows = read_rows(
+            self,
+            q(format!(
+                "select {COLS} from agent_interactions where org_id = $1 and agent_id = $2 \
+                 and external_id = $3"
+            ))
+            .bind(org)
+            .bind(agent)
+            .bind(external_id),
+        )
+        .await?;
+        rows.first().map(interaction_row).transpose()
     }
 
     /// The interactions that started in `period`, of one agent or all,

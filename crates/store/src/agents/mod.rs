@@ -4,18 +4,23 @@
 //! conversation, and the interactions agents report with the one indexed
 //! query that adds them up into [`bos_core::agents::Totals`]. The status a
 //! member reads is never stored: callers derive it from [`Agent::facts`]
-//! with `LiveStatus::derive` at read time (decision 0039). Everything is
-//! scoped by organization.
+//! with `LiveStatus::derive` at read time (decision 0039). A voice agent's
+//! webhook secret is sealed at rest and opened only by [`Store::agent_hook`],
+//! the system lookup its signed call-report hook finds it by. Everything
+//! else is scoped by organization.
 
 mod interactions;
 
-pub use interactions::{InteractionRecorded, NewInteraction, StoredInteraction, TranscriptLine};
+pub use interactions::{
+    InteractionRecorded, InteractionUpdate, NewInteraction, StoredInteraction, TranscriptLine,
+};
 
 use bos_core::agents::{AgentFacts, AgentKind, AgentProvider, Heartbeat, Reported};
 use bos_core::{Millis, ScopeSet};
 use uuid::Uuid;
 
 use crate::engine::write_db;
+use crate::secrets::agent_context;
 use crate::sql::{q, read_rows, Db, Row};
 use crate::{new_id, ApiKey, Store, StoreError};
 
@@ -60,6 +65,29 @@ pub struct NewAgent {
     pub kind: AgentKind,
     pub provider: AgentProvider,
     pub platform_agent_id: Option<String>,
+    /// A voice platform's signing secret (sealed before it is written).
+    pub webhook_secret: Option<String>,
+}
+
+/// What a voice platform's signed hook needs to know about the agent its
+/// URL names: whose it is, which platform signs for it, and the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentHook {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub provider: AgentProvider,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AgentHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret, in logs or panics.
+        write!(
+            f,
+            "AgentHook({} {} of {})",
+            self.provider, self.id, self.org_id
+        )
+    }
 }
 
 /// The key made with a new agent: its secret is hashed by the caller.
@@ -131,11 +159,15 @@ impl Store {
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let key_name = format!("Agent: {}", a.name);
         let (a2, key2, key_name2, sc) = (a.clone(), key.clone(), key_name.clone(), scopes.to_db());
+        let sealed = a
+            .webhook_secret
+            .as_deref()
+            .map(|plain| self.keyring().seal(&agent_context(org, id), plain));
         write_db!(self, |db| async move {
             db.exec(
                 q(
                     "insert into agents (org_id, id, name, kind, provider, platform_agent_id, \
-                   created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)",
+                   webhook_secret, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
                 )
                 .bind(org)
                 .bind(id)
@@ -143,6 +175,7 @@ impl Store {
                 .bind(a2.kind.as_str())
                 .bind(a2.provider.as_str())
                 .bind(a2.platform_agent_id.clone())
+                .bind(sealed)
                 .bind(now),
             )
             .await?;
@@ -219,6 +252,33 @@ impl Store {
         )
         .await?;
         rows.first().map(agent_row).ok_or(StoreError::NotFound)?
+    }
+
+    /// A system lookup for the public voice hooks: the agent named by the
+    /// id in the URL, whatever its organization, with its webhook secret
+    /// opened; `None` when there is no such agent or it has no secret. The
+    /// caller still has to prove the delivery was signed with it.
+    pub async fn agent_hook(&self, id: Uuid) -> Result<Option<AgentHook>, StoreError> {
+        let rows = read_rows(
+            self,
+            q("select org_id, id, provider, webhook_secret from agents \
+               where id = $1 and webhook_secret is not null")
+            .bind(id),
+        )
+        .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let (org_id, id) = (r.uuid("org_id")?, r.uuid("id")?);
+        let secret = self
+            .keyring()
+            .open(&agent_context(org_id, id), &r.text("webhook_secret")?)?;
+        Ok(Some(AgentHook {
+            org_id,
+            id,
+            provider: r.parsed("provider", |s| AgentProvider::parse(s).ok())?,
+            secret,
+        }))
     }
 
     /// Keeps an agent's latest heartbeat (the caller validated it).

@@ -59,6 +59,7 @@ pub(crate) fn channel_bit(c: bos_core::inbox::Channel) -> i64 {
         Instagram => 4,
         Facebook => 8,
         Form => 16,
+        Voice => 32,
     }
 }
 

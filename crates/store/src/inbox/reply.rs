@@ -53,7 +53,7 @@ impl ReplyTargets {
             Channel::Email => self.email.as_deref(),
             Channel::Instagram => self.instagram_id.as_deref(),
             Channel::Facebook => self.facebook_psid.as_deref(),
-            Channel::Form => None,
+            Channel::Form | Channel::Voice => None,
         }
     }
 

@@ -235,6 +235,10 @@ pub struct CreateAgentRequest {
     pub provider: String,
     /// Vapi's assistant id or Retell's agent id (voice platforms only).
     pub platform_agent_id: Option<String>,
+    /// Voice platforms only, and required for them: what the platform
+    /// signs its call reports with (Vapi: the server secret; Retell: the
+    /// API key). Kept sealed and never shown again.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -243,6 +247,9 @@ pub struct CreatedAgent {
     /// The agent's API key (scope `agent`, bound to this agent). Store it
     /// now: it is never shown again.
     pub key: String,
+    /// Vapi and Retell agents: the URL to give the platform (Vapi: the
+    /// assistant's server URL; Retell: the agent's webhook URL).
+    pub hook_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -277,15 +284,18 @@ pub async fn create(
                 kind: b.kind,
                 provider: b.provider,
                 platform_agent_id: b.platform_agent_id,
+                webhook_secret: b.webhook_secret,
             },
             st.now(),
         )
         .await?;
+    let hook_url = st.urls().voice_hook(view.agent.provider, view.agent.id);
     Ok((
         StatusCode::CREATED,
         Json(CreatedAgent {
             agent: agent_dto(&view, None),
             key: key.secret,
+            hook_url,
         }),
     ))
 }

@@ -104,7 +104,7 @@ impl From<&ConversationSummary> for ConversationDto {
 pub struct MessageDto {
     pub id: Uuid,
     pub conversation_id: Uuid,
-    /// `sms`, `email`, `instagram`, `facebook` or `form`.
+    /// `sms`, `email`, `instagram`, `facebook`, `form` or `voice`.
     pub channel: String,
     /// `inbound` or `outbound`.
     pub direction: String,

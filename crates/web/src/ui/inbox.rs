@@ -517,6 +517,8 @@ impl OpenView {
             .find(|m| m.direction == Direction::Inbound && m.channel.can_reply())
             .map(|m| m.channel)
             .or_else(|| c.channels.iter().copied().find(|ch| ch.can_reply()))
+            // A caller was found by their number: answer a call by text.
+            .or_else(|| c.channels.contains(&Channel::Voice).then_some(Channel::Sms))
             .unwrap_or(Channel::Email)
             .as_str();
         OpenView {

@@ -25,3 +25,4 @@ mod sessions;
 mod settings_intake;
 mod support;
 mod tenant_matrix;
+mod voice_hooks;

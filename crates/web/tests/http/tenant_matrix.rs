@@ -235,6 +235,11 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         // (tests/http/inbox_doors.rs).
         (("GET", "/hooks/meta/{source_id}"), Public),
         (("POST", "/hooks/meta/{source_id}"), Public),
+        // Voice agents: the agent id names the tenant; the platform's
+        // signature with the agent's secret authenticates
+        // (tests/http/voice_hooks.rs).
+        (("POST", "/hooks/vapi/{agent_id}"), Public),
+        (("POST", "/hooks/retell/{agent_id}"), Public),
         (("GET", "/t/o/{token}"), Public),
         (("GET", "/t/c/{token}"), Public),
         (("GET", "/u/{token}"), Public),
@@ -275,6 +280,11 @@ fn all_routes() -> Vec<(String, String)> {
     );
     out.extend(
         bos_web::meta_hooks::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string())),
+    );
+    out.extend(
+        bos_web::voice_hooks::ROUTES
             .iter()
             .map(|(m, p)| (m.to_string(), p.to_string())),
     );
@@ -541,6 +551,7 @@ async fn tenant_b_never_reaches_tenant_a() {
                 kind: "chat".into(),
                 provider: "api".into(),
                 platform_agent_id: None,
+                webhook_secret: None,
             },
             T0,
         )
