@@ -7,8 +7,10 @@
 //! with `LiveStatus::derive` at read time (decision 0039). Everything is
 //! scoped by organization.
 
+mod cockpit;
 mod interactions;
 
+pub use cockpit::{AgentSnippet, ProfileInteraction, SnippetLine};
 pub use interactions::{InteractionRecorded, NewInteraction, StoredInteraction, TranscriptLine};
 
 use bos_core::agents::{AgentFacts, AgentKind, AgentProvider, Heartbeat, Reported};
