@@ -148,11 +148,11 @@ fn tile(
         _ => "bad",
     };
     let change = match (trend.direction, trend.change) {
-        (TrendDirection::New, _) | (_, None) => String::new(),
+        (TrendDirection::New | TrendDirection::Flat, _) | (_, None) => String::new(),
         (_, Some(c)) => format!("{:+.0}%", c * 100.0),
     };
     let title = match previous {
-        Some(p) => format!("{p} {}", span.before()),
+        Some(p) => format!("vs {p} {}", span.before()),
         None => format!("nothing to compare with {}", span.before()),
     };
     Tile {
@@ -193,7 +193,7 @@ impl Strip {
                     "response",
                     "Avg first response",
                     c.avg_first_response_ms.map(duration),
-                    "customer's message to the agent's answer".into(),
+                    "until the agent's first reply".into(),
                     m.response,
                     p.avg_first_response_ms.map(duration),
                     span,
@@ -248,7 +248,8 @@ pub struct Card {
     /// The bar's width now, 0–100.
     pub bar: i64,
     pub paused: bool,
-    pub numbers: String,
+    /// The period's numbers: interactions, success, cost.
+    pub numbers: Vec<String>,
 }
 
 impl Card {
@@ -306,9 +307,9 @@ impl Card {
                     parts.push(format!("{} success", pct(s)));
                 }
                 parts.push(usd(c.cost_total_micros as f64));
-                parts.join(" · ")
+                parts
             }
-            _ => "no interactions".into(),
+            _ => vec!["no interactions".into()],
         };
         Card {
             id: a.id.to_string(),
