@@ -104,7 +104,7 @@ pub async fn run(
                         tokens: 1_000,
                         csat: Some((k % 11) as u8),
                         sentiment: Some((k % 101) as f64 / 10.0),
-                        human_intervened: k % 9 == 0,
+                        human_intervened: k.is_multiple_of(9),
                         summary: Some("Bench interaction".into()),
                         transcript: Vec::new(),
                         external_id: None,

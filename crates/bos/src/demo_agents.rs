@@ -401,7 +401,7 @@ impl Sim {
                             let act = CHAT_ACTIVITIES[rng.gen_range(0..CHAT_ACTIVITIES.len())];
                             self.beat(a, serde_json::json!({"status": "working", "activity": act, "interval_seconds": 15})).await;
                         }
-                        if turn % 8 == 0 {
+                        if turn.is_multiple_of(8) {
                             if let Err(e) = self.answer(a, &mut rng, now).await {
                                 tracing::debug!(error = %e, "demo agent: no answer");
                             }
@@ -447,10 +447,10 @@ impl Sim {
                             )
                             .await;
                         }
-                        Call::Talking { since, .. } if turn % 5 == 0 => {
+                        Call::Talking { since, .. } if turn.is_multiple_of(5) => {
                             self.beat(a, serde_json::json!({"status": "talking", "call_started_at": rfc3339(since), "interval_seconds": 15})).await;
                         }
-                        Call::Idle { .. } if turn % 5 == 0 => {
+                        Call::Idle { .. } if turn.is_multiple_of(5) => {
                             self.beat(
                                 a,
                                 serde_json::json!({"status": "idle", "interval_seconds": 15}),

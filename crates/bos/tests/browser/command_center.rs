@@ -151,7 +151,9 @@ async fn cockpit_flow(
             let c = c.clone();
             async move {
                 let read = async {
-                    let el = c.find(Locator::Css(&format!("#agent-{id} .ac-clock"))).await?;
+                    let el = c
+                        .find(Locator::Css(&format!("#agent-{id} .ac-clock")))
+                        .await?;
                     anyhow::Ok(el.text().await?)
                 };
                 Ok(read.await.ok())
