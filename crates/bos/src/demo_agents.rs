@@ -372,7 +372,13 @@ impl Sim {
         }
         let mut i = interaction("chat", &[c.profile_id], rng, now, 0.0);
         i.conversation_id = Some(c.id);
-        i.first_response_ms = c.waiting_since.map(|w| (now - w).clamp(500, 86_400_000));
+        // A customer who wrote before the agent came on duty (the seeded
+        // inbox) says nothing about how fast it answers.
+        i.first_response_ms = c
+            .waiting_since
+            .map(|w| now - w)
+            .filter(|w| (0..15 * 60_000).contains(w))
+            .map(|w| w.max(500));
         i.ended_at = Some(now);
         self.report(a, &i).await;
         Ok(())
