@@ -13,6 +13,7 @@
 //! baselines (Splink 5 and plain SQL on DuckDB) run beside it from
 //! `bench/resolve.sh`, which compares the partitions.
 
+mod command_center;
 mod gen;
 mod identify;
 mod import;
@@ -116,6 +117,20 @@ enum Which {
     Pages {
         #[arg(long, default_value_t = 1_000_000)]
         profiles: u64,
+        /// Requests per page (after 3 warm-up requests).
+        #[arg(long, default_value_t = 50)]
+        requests: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// The Command Center with many agents: the page's server time
+    /// (today, 7 and 30 days) and one agent's details.
+    CommandCenter {
+        #[arg(long, default_value_t = 200)]
+        agents: u64,
+        /// Interactions in all, spread over the last 60 days.
+        #[arg(long, default_value_t = 20_000)]
+        interactions: u64,
         /// Requests per page (after 3 warm-up requests).
         #[arg(long, default_value_t = 50)]
         requests: u64,
@@ -408,6 +423,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             requests,
             database_url,
         } => crate::pages::run(profiles, requests, database_url).await,
+        Which::CommandCenter {
+            agents,
+            interactions,
+            requests,
+            database_url,
+        } => crate::command_center::run(agents, interactions, requests, database_url).await,
         Which::Inbox {
             conversations,
             messages,

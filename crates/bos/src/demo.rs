@@ -41,6 +41,16 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     let traffic = seed(store, c.listen(), DEMO_PEOPLE, now).await?;
     // Vapi and Retell calls through the real voice hooks, once it listens.
     crate::demo_voice::start(store, c.listen()).await?;
+    // The Command Center's agents, played through the API once it listens.
+    let shop = store
+        .org_by_slug("demo-shop")
+        .await?
+        .ok_or_else(|| anyhow!("no demo shop"))?;
+    tokio::spawn(
+        crate::demo_agents::prepare(store, shop.id, c.listen(), now)
+            .await?
+            .run(),
+    );
     let owner = store
         .user_by_email(&Email::parse(OWNER_EMAIL).map_err(|e| anyhow!(e))?)
         .await?
@@ -51,7 +61,8 @@ pub async fn prepare(store: &Store, c: &Config) -> Result<(String, crate::demo_t
     Ok((format!(
         "\n  BOS demo is running.\n\n    Open      {{url}}/login\n    Email     {OWNER_EMAIL}\n    Password  {password}\n\n  \
          (A new password is issued each time `bos demo` starts. Ctrl-C stops the server; the data stays in the data directory.)\n  \
-         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in (Instagram and Facebook as signed Meta deliveries): watch Intake and the Inbox.\n"
+         A traffic simulator posts signed Shopify, Segment and form events to this server and customers write in (Instagram and Facebook as signed Meta deliveries): watch Intake and the Inbox.\n  \
+         Three AI agents report through the API (a chat agent, a voice receptionist, an SMS SDR that times out now and then): watch the Command Center.\n"
     ), traffic))
 }
 

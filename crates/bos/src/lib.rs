@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod demo_agents;
 mod demo_customers;
 mod demo_inbox;
 pub mod demo_traffic;

@@ -35,6 +35,10 @@ mod rules_editor;
 #[path = "browser/nudge_stories.rs"]
 mod nudge_stories;
 
+/// The Command Center: live cards, the strip, pause → 409 → resume.
+#[path = "browser/command_center.rs"]
+mod command_center;
+
 /// Intake at 1280 px, arrivals held while a menu is open, Won / Lost undo.
 #[path = "browser/intake_live.rs"]
 mod intake_live;

@@ -14,7 +14,8 @@ use bos_core::agents::{
 };
 use bos_core::{ApiKeyParts, Millis};
 use bos_store::agents::{
-    Agent, AgentKey, InteractionUpdate, NewAgent, NewInteraction, TranscriptLine,
+    Agent, AgentKey, AgentSnippet, InteractionUpdate, NewAgent, NewInteraction,
+    ProfileInteraction, StoredInteraction, TranscriptLine,
 };
 use bos_store::{Store, StoreError};
 use uuid::Uuid;
@@ -142,6 +143,41 @@ pub struct AgentMetrics {
     pub overall: Compared,
     /// Every agent asked about (all of them, or the one named), by name.
     pub per_agent: Vec<(Agent, Compared)>,
+}
+
+/// What an interaction's timeline line says.
+struct TimelineFacts {
+    outcome: Outcome,
+    sentiment: Option<f64>,
+    human_intervened: bool,
+    summary: Option<String>,
+}
+
+/// "Ava: resolved · sentiment 8.5/10 · a human stepped in — Refund sent".
+fn timeline_summary(agent: &str, f: &TimelineFacts) -> String {
+    let mut s = format!(
+        "{agent}: {}",
+        match f.outcome {
+            Outcome::Success => "resolved",
+            Outcome::Failure => "not resolved",
+            Outcome::HandedOff => "handed off to a person",
+        }
+    );
+    if let Some(v) = f.sentiment {
+        s.push_str(&format!(" · sentiment {v:.1}/10"));
+    }
+    if f.human_intervened && f.outcome != Outcome::HandedOff {
+        s.push_str(" · a human stepped in");
+    }
+    if let Some(t) = &f.summary {
+        let short: String = t.chars().take(160).collect();
+        s.push_str(" — ");
+        s.push_str(&short);
+        if t.chars().count() > 160 {
+            s.push('…');
+        }
+    }
+    s
 }
 
 /// The agents of one process: the store they live in and the bus they tell.
@@ -511,6 +547,12 @@ impl Agents {
                 ));
             }
         }
+        let facts = TimelineFacts {
+            outcome,
+            sentiment: i.sentiment,
+            human_intervened: i.human_intervened.unwrap_or(false) || outcome == Outcome::HandedOff,
+            summary: summary.clone(),
+        };
         let r = self
             .store
             .record_agent_interaction(
@@ -536,6 +578,8 @@ impl Agents {
                 now,
             )
             .await?;
+        // Written again on a retry too: the line is kept once per interaction.
+        self.write_timeline(org, agent, r.id, &facts).await?;
         if r.created {
             self.tell(org, agent);
         }
@@ -622,5 +666,101 @@ impl Agents {
             overall,
             per_agent,
         })
+    }
+
+    /// The organization's days ending today, `days` of them, in its zone
+    /// (1 is today): the Command Center's period picker.
+    pub async fn last_days(&self, org: Uuid, days: i64, now: Millis) -> Result<Period, AgentError> {
+        let zone = self.store.nudge_settings(org).await?.timezone;
+        let bad = |e: PeriodError| invalid("period", e.to_string());
+        let today = Period::today(now, &zone).map_err(bad)?;
+        // Noon of the first day, so a day of 23 or 25 hours is still found.
+        let first = today.from - (days.clamp(1, 366) - 1) * 86_400_000 + 43_200_000;
+        let from = Period::today(first.min(now), &zone).map_err(bad)?.from;
+        Ok(Period { from, to: today.to })
+    }
+
+    /// An agent's latest interactions, newest first.
+    pub async fn recent_interactions(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        limit: u32,
+    ) -> Result<Vec<StoredInteraction>, AgentError> {
+        Ok(self
+            .store
+            .agent_recent_interactions(org, agent, limit)
+            .await?)
+    }
+
+    /// A customer's interactions with agents, newest first.
+    pub async fn customer_history(
+        &self,
+        org: Uuid,
+        profile: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ProfileInteraction>, AgentError> {
+        Ok(self
+            .store
+            .profile_agent_interactions(org, profile, limit)
+            .await?)
+    }
+
+    /// The conversations agents handle, latest first, with their last lines.
+    pub async fn snippets(&self, org: Uuid, limit: u32) -> Result<Vec<AgentSnippet>, AgentError> {
+        Ok(self.store.agent_snippets(org, limit, 2).await?)
+    }
+
+    /// A new key for an agent whose key was lost; its other keys stop
+    /// working at once. The secret is in the answer only.
+    pub async fn rekey(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        created_by: Option<Uuid>,
+        now: Millis,
+    ) -> Result<IssuedKey, AgentError> {
+        let parts = ApiKeyParts::from_encoded_secret(&random_token(30));
+        let key = self
+            .store
+            .rekey_agent(
+                org,
+                agent,
+                &AgentKey {
+                    display_prefix: parts.display_prefix.clone(),
+                    key_hash: sha256(&parts.full),
+                    created_by,
+                },
+                now,
+            )
+            .await?;
+        self.tell(org, agent);
+        Ok(IssuedKey {
+            key,
+            secret: parts.full,
+        })
+    }
+
+    /// The line an interaction leaves on its customer's timeline: the
+    /// agent, the outcome, the sentiment and whether a human stepped in.
+    async fn write_timeline(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        id: Uuid,
+        i: &TimelineFacts,
+    ) -> Result<(), AgentError> {
+        let name = self.store.agent(org, agent).await?.name;
+        let data = serde_json::json!({
+            "interaction_id": id,
+            "agent_id": agent,
+            "outcome": i.outcome.as_str(),
+            "sentiment": i.sentiment,
+            "human_intervened": i.human_intervened,
+        });
+        self.store
+            .agent_interaction_timeline(org, id, &timeline_summary(&name, i), &data)
+            .await?;
+        Ok(())
     }
 }

@@ -22,6 +22,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../assets/app.css"),
     },
     Asset {
+        name: "agents.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../assets/agents.css"),
+    },
+    Asset {
+        name: "agents.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/agents.js"),
+    },
+    Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/app.js"),

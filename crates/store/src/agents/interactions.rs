@@ -86,11 +86,12 @@ pub struct InteractionRecorded {
     pub created: bool,
 }
 
-const COLS: &str = "id, agent_id, profile_id, conversation_id, outcome, started_at, ended_at, \
+pub(super) const COLS: &str =
+    "id, agent_id, profile_id, conversation_id, outcome, started_at, ended_at, \
     first_response_ms, cost_micros, tokens, csat, sentiment_tenths, human_intervened, summary, \
     transcript, external_id, created_at";
 
-fn interaction_row(r: &Row) -> Result<StoredInteraction, StoreError> {
+pub(super) fn interaction_row(r: &Row) -> Result<StoredInteraction, StoreError> {
     let transcript = r.text("transcript")?;
     Ok(StoredInteraction {
         id: r.uuid("id")?,

@@ -9,8 +9,10 @@
 //! the system lookup its signed call-report hook finds it by. Everything
 //! else is scoped by organization.
 
+mod cockpit;
 mod interactions;
 
+pub use cockpit::{AgentSnippet, ProfileInteraction, SnippetLine};
 pub use interactions::{
     InteractionRecorded, InteractionUpdate, NewInteraction, StoredInteraction, TranscriptLine,
 };

@@ -291,7 +291,28 @@ struct CustomerPage {
     nudge_execs: Vec<super::campaigns::ExecView>,
     /// Custom traits, name → shown value, in name order.
     traits: Vec<(String, String)>,
+    /// Their latest interactions with AI agents, and the average sentiment.
+    agent_history: Vec<AgentLine>,
+    agent_senti: Option<super::command_center::Senti>,
+    agents_css: &'static str,
 }
+
+/// One interaction with an agent on the profile's agent history panel.
+pub struct AgentLine {
+    agent: String,
+    agent_id: String,
+    outcome: &'static str,
+    outcome_key: &'static str,
+    senti: Option<super::command_center::Senti>,
+    intervened: bool,
+    summary: String,
+    conversation: Option<String>,
+    when: String,
+    at: String,
+}
+
+/// Interactions on the profile's agent history panel.
+const AGENT_HISTORY: u32 = 10;
 
 /// One lead state move on the profile's Lead panel.
 pub struct HistoryView {
@@ -480,6 +501,33 @@ pub async fn show(
         .conversation_of_profile(org, p.id)
         .await?
         .map(|c| c.to_string());
+    let agent_rows = st.agents.customer_history(org, p.id, AGENT_HISTORY).await?;
+    let sentiments: Vec<f64> = agent_rows
+        .iter()
+        .filter_map(|r| r.interaction.new.sentiment)
+        .collect();
+    let agent_senti = (!sentiments.is_empty()).then(|| {
+        super::command_center::Senti::of(sentiments.iter().sum::<f64>() / sentiments.len() as f64)
+    });
+    let agent_history = agent_rows
+        .iter()
+        .map(|r| {
+            let n = &r.interaction.new;
+            let (outcome, outcome_key) = super::command_center::outcome_label(n.outcome);
+            AgentLine {
+                agent: r.agent_name.clone(),
+                agent_id: n.agent_id.to_string(),
+                outcome,
+                outcome_key,
+                senti: n.sentiment.map(super::command_center::Senti::of),
+                intervened: n.human_intervened,
+                summary: n.summary.clone().unwrap_or_default(),
+                conversation: n.conversation_id.map(|c| c.to_string()),
+                when: relative(n.started_at, now),
+                at: fmt_time(n.started_at),
+            }
+        })
+        .collect();
     let mut c = Chrome::new(&s, "Customer", "customers");
     c.notice = super::intake::notice(q.done.as_deref());
     let name = if p.display_name.is_empty() {
@@ -529,6 +577,9 @@ pub async fn show(
         nudge_enrollments,
         nudge_execs,
         traits: trait_rows(&p.traits),
+        agent_history,
+        agent_senti,
+        agents_css: crate::assets::url("agents.css"),
         name,
         p,
     };

@@ -7,9 +7,12 @@
 //! `assets/inbox.js` the inbox.
 
 mod account;
+mod agents;
 /// Campaigns: list, builder, funnels, previews, outbox, nudge settings.
 pub mod campaigns;
 mod channels;
+/// The Command Center: agent cards, the metrics strip, live transcripts.
+pub mod command_center;
 mod customers;
 mod home;
 mod identity_rules;
@@ -356,6 +359,49 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             "/customers/{customer_id}/enrollments/{enrollment_id}/remove",
             false,
             post(campaigns::remove_enrollment),
+        ),
+        r(
+            Method::GET,
+            "/command-center",
+            false,
+            get(command_center::page),
+        ),
+        r(
+            Method::GET,
+            "/command-center/stream",
+            false,
+            get(command_center::stream),
+        ),
+        r(
+            Method::GET,
+            "/command-center/agents/{agent_id}",
+            false,
+            get(command_center::details),
+        ),
+        r(
+            Method::POST,
+            "/command-center/agents/{agent_id}/pause",
+            false,
+            post(command_center::pause),
+        ),
+        r(
+            Method::POST,
+            "/command-center/agents/{agent_id}/resume",
+            false,
+            post(command_center::resume),
+        ),
+        r(Method::GET, "/settings/agents", false, get(agents::page)),
+        r(
+            Method::POST,
+            "/settings/agents",
+            false,
+            post(agents::create),
+        ),
+        r(
+            Method::POST,
+            "/settings/agents/{agent_id}/key",
+            false,
+            post(agents::rekey),
         ),
         r(Method::GET, "/account", false, get(account::page)),
         r(

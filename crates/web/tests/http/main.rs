@@ -5,6 +5,7 @@
 mod agents;
 mod api;
 mod campaigns;
+mod command_center;
 mod conversations;
 mod customers;
 mod edge;

@@ -214,7 +214,8 @@ async fn every_state_changing_ui_route_checks_csrf() {
             .replace("{campaign_id}", &u.id.to_string())
             .replace("{enrollment_id}", &u.id.to_string())
             .replace("{invitation_id}", &u.id.to_string())
-            .replace("{conversation_id}", &u.id.to_string());
+            .replace("{conversation_id}", &u.id.to_string())
+            .replace("{agent_id}", &u.id.to_string());
         let res = app.post_form(&path, &b.cookie, &[("role", "member")]).await;
         assert_eq!(
             res.status(),

@@ -189,6 +189,15 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
             ("POST", "/api/v1/conversations/{conversation_id}/reopen"),
             ById,
         ),
+        // The Command Center and Settings → Agents (tests/http/command_center.rs).
+        (("GET", "/command-center"), OwnTenant),
+        (("GET", "/command-center/stream"), OwnTenant),
+        (("GET", "/command-center/agents/{agent_id}"), ById),
+        (("POST", "/command-center/agents/{agent_id}/pause"), ById),
+        (("POST", "/command-center/agents/{agent_id}/resume"), ById),
+        (("GET", "/settings/agents"), OwnTenant),
+        (("POST", "/settings/agents"), OwnTenant),
+        (("POST", "/settings/agents/{agent_id}/key"), ById),
         // AI agents (tests/http/agents.rs).
         (("GET", "/api/v1/agents"), OwnTenant),
         (("POST", "/api/v1/agents"), OwnTenant),
@@ -705,7 +714,10 @@ async fn tenant_b_never_reaches_tenant_a() {
         for mut res in responses {
             let status = res.status();
             // The live stream never ends: its first event is what it says at once.
-            let body = if path == "/intake/stream" || path == "/inbox/stream" {
+            let body = if path == "/intake/stream"
+                || path == "/inbox/stream"
+                || path == "/command-center/stream"
+            {
                 let first = tokio::time::timeout(std::time::Duration::from_secs(10), res.chunk())
                     .await
                     .expect("the stream answers at once");
