@@ -114,6 +114,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "agents",
         sql: include_str!("../migrations/sqlite/0025_agents.sql"),
     },
+    Migration {
+        version: 27,
+        name: "agent stream",
+        sql: include_str!("../migrations/sqlite/0027_agent_stream.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -208,6 +213,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 25,
         name: "agents",
         sql: include_str!("../migrations/postgres/0025_agents.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "agent stream",
+        sql: include_str!("../migrations/postgres/0027_agent_stream.sql"),
     },
 ];
 
