@@ -128,7 +128,8 @@ pub async fn run(o: Options) -> Result<()> {
         let _ = axum::serve(l, app).await;
     });
 
-    let body = r#"{"status":"working","activity":"Handling a refund request","interval_seconds":30}"#;
+    let body =
+        r#"{"status":"working","activity":"Handling a refund request","interval_seconds":30}"#;
     let beats: Vec<Arc<Vec<u8>>> = agents
         .iter()
         .map(|(id, key)| {
@@ -147,8 +148,10 @@ pub async fn run(o: Options) -> Result<()> {
         .iter()
         .map(|(_, key)| {
             Arc::new(
-                format!("GET /api/v1/me HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n\r\n")
-                    .into_bytes(),
+                format!(
+                    "GET /api/v1/me HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n\r\n"
+                )
+                .into_bytes(),
             )
         })
         .collect();
@@ -186,7 +189,10 @@ pub async fn run(o: Options) -> Result<()> {
         .filter(|a| a.last_heartbeat_at.is_some())
         .count();
     if stored != o.agents {
-        return Err(anyhow!("{stored} of {} agents have a heartbeat stored", o.agents));
+        return Err(anyhow!(
+            "{stored} of {} agents have a heartbeat stored",
+            o.agents
+        ));
     }
     println!(
         "{}",

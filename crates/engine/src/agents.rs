@@ -24,8 +24,8 @@ pub use bos_store::agents::stream::{
 };
 use bos_store::agents::{Agent, AgentKey, NewAgent, NewInteraction, TranscriptLine};
 use bos_store::inbox::InboxTimelineEntry;
-use serde_json::json;
 use bos_store::{Store, StoreError};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::admin::IssuedKey;
@@ -587,7 +587,11 @@ impl Agents {
     }
 
     /// Which agent and which member have a conversation now.
-    pub async fn hands(&self, org: Uuid, conversation: Uuid) -> Result<ConversationHands, AgentError> {
+    pub async fn hands(
+        &self,
+        org: Uuid,
+        conversation: Uuid,
+    ) -> Result<ConversationHands, AgentError> {
         Ok(self.store.conversation_hands(org, conversation).await?)
     }
 
@@ -642,9 +646,7 @@ impl Agents {
         if reason.is_empty() || reason.chars().count() > HANDOFF_REASON_MAX_CHARS {
             return Err(invalid(
                 "reason",
-                format!(
-                    "say why a human is needed, in 1 to {HANDOFF_REASON_MAX_CHARS} characters"
-                ),
+                format!("say why a human is needed, in 1 to {HANDOFF_REASON_MAX_CHARS} characters"),
             ));
         }
         if let Some(a) = agent {

@@ -170,8 +170,10 @@ pub(crate) async fn append<D: Db>(
     .await?;
     let next = db
         .one(
-            q("select coalesce(max(seq), 0) + 1 as next_seq from agent_events \
-               where org_id = $1 and agent_id = $2")
+            q(
+                "select coalesce(max(seq), 0) + 1 as next_seq from agent_events \
+               where org_id = $1 and agent_id = $2",
+            )
             .bind(org)
             .bind(agent),
         )
@@ -213,10 +215,7 @@ pub(crate) async fn cue_inbound<D: Db>(
     let agents = match hands.agent_id {
         Some(a) => vec![a],
         None => db
-            .rows(
-                q("select id from agents where org_id = $1 order by id")
-                    .bind(org),
-            )
+            .rows(q("select id from agents where org_id = $1 order by id").bind(org))
             .await?
             .iter()
             .map(|r| r.uuid("id"))
@@ -265,7 +264,8 @@ impl Store {
     ) -> Result<Vec<StreamEvent>, StoreError> {
         let rows = read_rows(
             self,
-            q("select e.seq, e.kind, e.conversation_id, e.message_id, e.detail, e.created_at, \
+            q(
+                "select e.seq, e.kind, e.conversation_id, e.message_id, e.detail, e.created_at, \
                m.channel, m.body, m.subject, m.author_name, m.created_at as message_at, \
                c.profile_id, c.agent_id as conversation_agent_id, \
                coalesce(p.display_name, '') as customer_name, \
@@ -276,7 +276,8 @@ impl Store {
                left join conversations c on c.org_id = e.org_id and c.id = e.conversation_id \
                left join profiles p on p.org_id = c.org_id and p.id = c.profile_id \
                where e.org_id = $1 and e.agent_id = $2 and e.seq > $3 \
-               order by e.seq limit $4")
+               order by e.seq limit $4",
+            )
             .bind(org)
             .bind(agent)
             .bind(after)
@@ -476,8 +477,10 @@ impl Store {
                 _ => {}
             }
             db.exec(
-                q("update conversations set assignee_id = $3, handoff_at = null, \
-                   handoff_reason = null, updated_at = $4 where org_id = $1 and id = $2")
+                q(
+                    "update conversations set assignee_id = $3, handoff_at = null, \
+                   handoff_reason = null, updated_at = $4 where org_id = $1 and id = $2",
+                )
                 .bind(org)
                 .bind(conv)
                 .bind(member)
@@ -525,8 +528,10 @@ impl Store {
                 return hands_after(db, org, conv, false).await;
             }
             db.exec(
-                q("update conversations set assignee_id = null, handoff_at = null, \
-                   handoff_reason = null, updated_at = $3 where org_id = $1 and id = $2")
+                q(
+                    "update conversations set assignee_id = null, handoff_at = null, \
+                   handoff_reason = null, updated_at = $3 where org_id = $1 and id = $2",
+                )
                 .bind(org)
                 .bind(conv)
                 .bind(at),

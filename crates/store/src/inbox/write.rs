@@ -514,7 +514,12 @@ impl Store {
         write_db!(self, |db| async move {
             let r = record_tx(db, new).await?;
             // The agents who may answer hear of it in the same write.
-            if let Recorded::New { conversation_id, message_id, .. } = r {
+            if let Recorded::New {
+                conversation_id,
+                message_id,
+                ..
+            } = r
+            {
                 crate::agents::cue_inbound(db, org, conversation_id, message_id, at).await?;
             }
             Ok(r)

@@ -32,10 +32,10 @@ use bos_engine::agents::{
     StreamEvent,
 };
 use bos_engine::{Live, Received, Subscription};
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use bos_store::agents::TranscriptLine;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -830,7 +830,10 @@ pub async fn events(
     let key_hash = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| crate::auth::sha256(t.trim()))
         .unwrap_or_default();
     let a = &view.agent;

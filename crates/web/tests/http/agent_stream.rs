@@ -249,10 +249,7 @@ async fn an_external_agent_runs_from_its_key_and_its_stream_alone() {
     assert_eq!(m.data["claimed"], false);
     let conv: Uuid = m.data["conversation_id"].as_str().unwrap().parse().unwrap();
     let customer_id = m.data["customer"]["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        reply_path(&m),
-        format!("/conversations/{conv}/messages")
-    );
+    assert_eq!(reply_path(&m), format!("/conversations/{conv}/messages"));
 
     // It answers as itself, through the provider.
     let (st, sent) = answer(&app, &m, &key, "It ships today.").await;
@@ -318,7 +315,14 @@ async fn an_external_agent_runs_from_its_key_and_its_stream_alone() {
     assert_eq!(thread["conversation"]["ai_involved"], true, "{thread}");
 
     // The customer writes again: now the conversation is the agent's.
-    customer_texts(&app, &twilio, &hook, "SM101", "Thanks! And the tracking number?").await;
+    customer_texts(
+        &app,
+        &twilio,
+        &hook,
+        "SM101",
+        "Thanks! And the tracking number?",
+    )
+    .await;
     let m2 = s.expect("message").await;
     assert_eq!(m2.data["claimed"], true);
     assert_eq!(m2.data["customer"]["id"], customer_id.as_str());
@@ -346,7 +350,10 @@ async fn an_external_agent_runs_from_its_key_and_its_stream_alone() {
     assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
     let problem: Value = res.json().await.unwrap();
     assert!(
-        problem["detail"].as_str().unwrap().contains("\"Ava\" is paused"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"Ava\" is paused"),
         "{problem}"
     );
     assert_eq!(twilio.messages().len(), 1, "nothing sent while paused");
@@ -388,11 +395,7 @@ async fn an_external_agent_runs_from_its_key_and_its_stream_alone() {
     assert_eq!(again.expect("resumed").await.id, r.id);
     // `?after=` does the same without the header.
     let res = app
-        .call(
-            Method::GET,
-            &format!("/agents/{ava}/events?after=-1"),
-            &key,
-        )
+        .call(Method::GET, &format!("/agents/{ava}/events?after=-1"), &key)
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let res = app
@@ -445,7 +448,10 @@ async fn an_external_agent_runs_from_its_key_and_its_stream_alone() {
     let bo_first = bo_stream.expect("message").await;
     assert_eq!(bo_first.data["message"]["text"], "Hello from Cy");
     assert_eq!(bo_first.data["claimed"], false);
-    assert_eq!(s.expect("message").await.data["message"]["text"], "Hello from Cy");
+    assert_eq!(
+        s.expect("message").await.data["message"]["text"],
+        "Hello from Cy"
+    );
     // Ava's conversation: Bo may not answer it.
     let (st, v) = app
         .api_json(
@@ -555,7 +561,12 @@ async fn an_agent_hands_off_and_a_member_takes_over_and_hands_back() {
     );
     // Another agent may not hand it off; the agent may not answer it now.
     let (st, v) = app
-        .api_json(Method::POST, &handoff, &bo_key, Some(json!({"reason": "mine"})))
+        .api_json(
+            Method::POST,
+            &handoff,
+            &bo_key,
+            Some(json!({"reason": "mine"})),
+        )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
     let (st, v) = answer(&app, &m, &key, "Let me check").await;
@@ -602,7 +613,10 @@ async fn an_agent_hands_off_and_a_member_takes_over_and_hands_back() {
     assert_eq!(e.data["detail"], "mia@handoff.example");
     let (st, v) = answer(&app, &m, &key, "Still here").await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
-    assert!(v["detail"].as_str().unwrap().contains("taken this conversation over"));
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .contains("taken this conversation over"));
     let (st, h) = app.api_json(Method::POST, &takeover, &mia, None).await;
     assert_eq!((st, h["changed"].as_bool()), (StatusCode::OK, Some(false)));
 
@@ -666,8 +680,6 @@ async fn an_agent_hands_off_and_a_member_takes_over_and_hands_back() {
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
     }
-    let (st, _) = app
-        .api_json(Method::POST, &takeover, &oh_mia, None)
-        .await;
+    let (st, _) = app.api_json(Method::POST, &takeover, &oh_mia, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
