@@ -682,4 +682,37 @@ async fn an_agent_hands_off_and_a_member_takes_over_and_hands_back() {
     }
     let (st, _) = app.api_json(Method::POST, &takeover, &oh_mia, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    // A revoked key ends its stream before anything more is sent.
+    let (_, keys) = app.api_json(Method::GET, "/keys", &t.key, None).await;
+    let ava_key_id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "Agent: Ava")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .call(Method::DELETE, &format!("/keys/{ava_key_id}"), &t.key)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    write("Anyone?").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, s.res.chunk())
+            .await
+            .expect("the stream ends")
+            .unwrap();
+        match chunk {
+            None => break,
+            Some(c) => {
+                let c = String::from_utf8_lossy(&c);
+                assert!(
+                    !c.contains("Anyone?"),
+                    "sent after the key was revoked: {c}"
+                );
+            }
+        }
+    }
 }
