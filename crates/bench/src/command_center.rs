@@ -56,6 +56,7 @@ pub async fn run(
                     kind: kinds[n as usize % kinds.len()],
                     provider: AgentProvider::Api,
                     platform_agent_id: None,
+                    webhook_secret: None,
                 },
                 &AgentKey {
                     display_prefix: format!("bos_b{n:05}"),

@@ -13,6 +13,7 @@
 //! baselines (Splink 5 and plain SQL on DuckDB) run beside it from
 //! `bench/resolve.sh`, which compares the partitions.
 
+mod agents;
 mod command_center;
 mod gen;
 mod identify;
@@ -179,6 +180,19 @@ enum Which {
         /// one of an `inbox` seed: `inbox-0-s1-c100000-m1000000`).
         #[arg(long, requires = "keep")]
         org: Option<String>,
+    },
+    /// AI agents posting heartbeats over HTTP to a real server, one
+    /// keep-alive connection per agent: accepted heartbeats/s (budget on
+    /// SQLite: 5,000/s) beside the authenticated floor.
+    AgentHeartbeats {
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Measured seconds per target (after a 1 s warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Database URL (default: a temporary SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// The durable scheduler: drain N due no-op jobs (jobs/s), then
     /// lateness of jobs due spread over a window (start − run_at).
@@ -448,6 +462,18 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 database_url,
                 keep,
                 org,
+            })
+            .await
+        }
+        Which::AgentHeartbeats {
+            agents,
+            seconds,
+            database_url,
+        } => {
+            crate::agents::run(crate::agents::Options {
+                agents,
+                seconds,
+                database_url,
             })
             .await
         }

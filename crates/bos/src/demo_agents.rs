@@ -67,6 +67,7 @@ pub async fn seed(store: &Store, org: Uuid, past_days: i64, now: i64) -> Result<
                             kind: kind.into(),
                             provider: "api".into(),
                             platform_agent_id: None,
+                            webhook_secret: None,
                         },
                         now,
                     )

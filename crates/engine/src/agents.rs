@@ -7,17 +7,28 @@
 //! Command Center follows it. The rules (heartbeat validation, the status,
 //! the metrics and trends) are `bos_core::agents`; the SQL is the store's.
 //!
+//! It also owns the hand-offs between an agent and the people of the
+//! organization (an agent asks for a human; a member takes a conversation
+//! over or hands it back) and reads each agent's numbered event stream,
+//! which the store writes in the same transaction as the change it reports.
+//!
 //! [`Live::Agent`]: crate::bus::Live::Agent
 
 use bos_core::agents::{
     AgentKind, AgentProvider, Compared, Heartbeat, LiveStatus, Outcome, Period, PeriodError, Totals,
 };
 use bos_core::{ApiKeyParts, Millis};
-use bos_store::agents::{
-    Agent, AgentKey, AgentSnippet, InteractionUpdate, NewAgent, NewInteraction,
-    ProfileInteraction, StoredInteraction, TranscriptLine,
+pub use bos_store::agents::stream::{
+    ConversationHands, HandsMoved, StreamCustomer, StreamEvent, StreamKind, StreamMessage,
+    EVENTS_PAGE,
 };
+use bos_store::agents::{
+    Agent, AgentKey, AgentSnippet, InteractionUpdate, NewAgent, NewInteraction, ProfileInteraction,
+    StoredInteraction, TranscriptLine,
+};
+use bos_store::inbox::InboxTimelineEntry;
 use bos_store::{Store, StoreError};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::admin::IssuedKey;
@@ -40,6 +51,12 @@ pub const LINE_MAX_CHARS: usize = 10_000;
 /// call or chat, low enough that a unit mistake (cents sent as dollars)
 /// is refused rather than skewing the day's total.
 pub const COST_MAX_USD: f64 = 10_000.0;
+/// Longest reason an agent gives for asking for a human, in characters.
+pub const HANDOFF_REASON_MAX_CHARS: usize = 1_000;
+/// How long an agent's events are kept for a stream to resume from: a
+/// week, far longer than any reconnect, short enough that the table stays
+/// small.
+pub const STREAM_RETENTION_MS: Millis = 7 * 86_400_000;
 
 /// Why an agent operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -762,5 +779,208 @@ impl Agents {
             .agent_interaction_timeline(org, id, &timeline_summary(&name, i), &data)
             .await?;
         Ok(())
+    }
+
+    /// The agent's events after `after` (its stream's last number), oldest
+    /// first, each with the message text and customer it names.
+    pub async fn events(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        after: i64,
+    ) -> Result<Vec<StreamEvent>, AgentError> {
+        Ok(self
+            .store
+            .agent_events(org, agent, after, EVENTS_PAGE)
+            .await?)
+    }
+
+    /// The number of the agent's latest event: a new stream starts after it.
+    pub async fn events_head(&self, org: Uuid, agent: Uuid) -> Result<i64, AgentError> {
+        Ok(self.store.agent_events_head(org, agent).await?)
+    }
+
+    /// Drops the organization's events older than the resume window.
+    pub async fn prune_events(&self, org: Uuid, now: Millis) -> Result<(), AgentError> {
+        self.store
+            .prune_agent_events(org, now - STREAM_RETENTION_MS)
+            .await?;
+        Ok(())
+    }
+
+    /// Which agent and which member have a conversation now.
+    pub async fn hands(
+        &self,
+        org: Uuid,
+        conversation: Uuid,
+    ) -> Result<ConversationHands, AgentError> {
+        Ok(self.store.conversation_hands(org, conversation).await?)
+    }
+
+    async fn hands_line(
+        &self,
+        org: Uuid,
+        conversation: Uuid,
+        moved: &HandsMoved,
+        kind: &str,
+        summary: String,
+        now: Millis,
+    ) -> Result<(), AgentError> {
+        self.store
+            .inbox_timeline(
+                org,
+                &InboxTimelineEntry {
+                    profile_id: moved.hands.profile_id,
+                    kind: kind.into(),
+                    summary,
+                    data: json!({
+                        "conversation_id": conversation,
+                        "agent_id": moved.hands.agent_id,
+                        "reason": moved.hands.handoff_reason,
+                    }),
+                    key: format!("inbox:{kind}:{conversation}:{now}"),
+                    at: now,
+                },
+            )
+            .await?;
+        let mut events = vec![BusEvent::conversation(org, conversation)];
+        if let Some(a) = moved.hands.agent_id {
+            events.push(BusEvent::agent(org, a));
+        }
+        self.bus.publish_all(events);
+        Ok(())
+    }
+
+    /// An agent asks for a human (`agent`: the agent asking with its own
+    /// key; `None`: a member acting for the conversation's agent). The
+    /// conversation waits for a human at `high` priority with the reason;
+    /// the customer's timeline says so; live views and the agent's stream
+    /// are told. Asking again changes nothing. A paused agent may not.
+    pub async fn hand_off(
+        &self,
+        org: Uuid,
+        conversation: Uuid,
+        agent: Option<Uuid>,
+        reason: &str,
+        now: Millis,
+    ) -> Result<HandsMoved, AgentError> {
+        let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+        if reason.is_empty() || reason.chars().count() > HANDOFF_REASON_MAX_CHARS {
+            return Err(invalid(
+                "reason",
+                format!("say why a human is needed, in 1 to {HANDOFF_REASON_MAX_CHARS} characters"),
+            ));
+        }
+        if let Some(a) = agent {
+            self.ensure_active(org, a).await?;
+        }
+        let moved = self
+            .store
+            .hand_off_conversation(org, conversation, agent, &reason, now)
+            .await?;
+        if moved.changed {
+            let name = match moved.hands.agent_id {
+                Some(a) => self.store.agent(org, a).await?.name,
+                None => "The agent".into(),
+            };
+            self.hands_line(
+                org,
+                conversation,
+                &moved,
+                "agent_handoff",
+                format!("{name} asked for a human: {reason}"),
+                now,
+            )
+            .await?;
+        }
+        Ok(moved)
+    }
+
+    /// A member takes the conversation over from its agent: assigned to
+    /// them, no longer waiting; the agent's stream says `takeover`.
+    pub async fn take_over(
+        &self,
+        org: Uuid,
+        conversation: Uuid,
+        member: Uuid,
+        now: Millis,
+    ) -> Result<HandsMoved, AgentError> {
+        let name = self.member_name(org, member).await?;
+        let moved = self
+            .store
+            .take_over_conversation(org, conversation, member, &name, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(d) => invalid(
+                    "member",
+                    format!("{d}: a takeover is made by a member of this organization"),
+                ),
+                other => other.into(),
+            })?;
+        if moved.changed {
+            self.hands_line(
+                org,
+                conversation,
+                &moved,
+                "conversation_taken_over",
+                format!("{name} took the conversation over"),
+                now,
+            )
+            .await?;
+        }
+        Ok(moved)
+    }
+
+    /// A member gives the conversation back to its agent; the agent's
+    /// stream says `handed_back`.
+    pub async fn hand_back(
+        &self,
+        org: Uuid,
+        conversation: Uuid,
+        by_name: &str,
+        now: Millis,
+    ) -> Result<HandsMoved, AgentError> {
+        let moved = self
+            .store
+            .hand_back_conversation(org, conversation, by_name, now)
+            .await?;
+        if moved.changed {
+            let agent = match moved.hands.agent_id {
+                Some(a) => self.store.agent(org, a).await?.name,
+                None => "its agent".into(),
+            };
+            self.hands_line(
+                org,
+                conversation,
+                &moved,
+                "conversation_handed_back",
+                format!("{by_name} handed the conversation back to {agent}"),
+                now,
+            )
+            .await?;
+        }
+        Ok(moved)
+    }
+
+    /// A member's name as the organization shows it (their e-mail without one).
+    pub async fn member_name(&self, org: Uuid, member: Uuid) -> Result<String, AgentError> {
+        self.store
+            .members(org)
+            .await?
+            .into_iter()
+            .find(|m| m.user_id == member)
+            .map(|m| {
+                if m.display_name.trim().is_empty() {
+                    m.email
+                } else {
+                    m.display_name
+                }
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "member",
+                    "a takeover is made by a member of this organization: use a key a member created",
+                )
+            })
     }
 }

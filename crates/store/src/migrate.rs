@@ -119,6 +119,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "agent_hooks",
         sql: include_str!("../migrations/sqlite/0026_agent_hooks.sql"),
     },
+    Migration {
+        version: 27,
+        name: "agent stream",
+        sql: include_str!("../migrations/sqlite/0027_agent_stream.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -218,6 +223,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 26,
         name: "agent_hooks",
         sql: include_str!("../migrations/postgres/0026_agent_hooks.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "agent stream",
+        sql: include_str!("../migrations/postgres/0027_agent_stream.sql"),
     },
 ];
 

@@ -11,11 +11,14 @@
 
 mod cockpit;
 mod interactions;
+/// Each agent's numbered events, and hand-offs between agents and members.
+pub mod stream;
 
 pub use cockpit::{AgentSnippet, ProfileInteraction, SnippetLine};
 pub use interactions::{
     InteractionRecorded, InteractionUpdate, NewInteraction, StoredInteraction, TranscriptLine,
 };
+pub(crate) use stream::cue_inbound;
 
 use bos_core::agents::{AgentFacts, AgentKind, AgentProvider, Heartbeat, Reported};
 use bos_core::{Millis, ScopeSet};
@@ -105,7 +108,8 @@ const AGENT_SELECT: &str =
     a.paused, a.paused_at, a.paused_by, a.paused_by_name, a.heartbeat_at, a.heartbeat_status, \
     a.heartbeat_activity, a.heartbeat_error, a.call_started_at, a.interval_ms, a.created_at, \
     (select count(*) from conversations c where c.org_id = a.org_id and c.agent_id = a.id \
-     and c.status = 'open') as open_conversations, \
+     and c.status = 'open' and c.assignee_id is null and c.handoff_at is null) \
+     as open_conversations, \
     (select k.display_prefix from api_keys k where k.org_id = a.org_id and k.agent_id = a.id \
      and k.revoked_at is null order by k.created_at desc limit 1) as key_prefix \
     from agents a";
@@ -357,6 +361,16 @@ impl Store {
                 )
                 .await?
             };
+            if n > 0 {
+                // The agent's stream says so, in the same write.
+                let kind = if paused {
+                    stream::StreamKind::Paused
+                } else {
+                    stream::StreamKind::Resumed
+                };
+                let detail = paused.then(|| by_name.clone());
+                stream::append(db, org, id, kind, None, None, detail, at).await?;
+            }
             if n == 0 {
                 // Unchanged: either already so, or not this organization's.
                 db.one(

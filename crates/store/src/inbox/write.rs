@@ -557,7 +557,20 @@ impl Store {
             people: m.people.clone(),
             at: m.at,
         };
-        write_db!(self, |db| record_tx(db, new))
+        let at = m.at;
+        write_db!(self, |db| async move {
+            let r = record_tx(db, new).await?;
+            // The agents who may answer hear of it in the same write.
+            if let Recorded::New {
+                conversation_id,
+                message_id,
+                ..
+            } = r
+            {
+                crate::agents::cue_inbound(db, org, conversation_id, message_id, at).await?;
+            }
+            Ok(r)
+        })
     }
 
     /// Records a message to the customer, `pending` before any provider is

@@ -8,6 +8,12 @@
 //! Who may act: an admin key on every agent; an agent's own key on that
 //! agent only (another agent's is 403, decision 0039). Pausing and
 //! resuming are for admins (and members, from the Command Center).
+//!
+//! An agent follows its own event stream (`GET /agents/{id}/events`,
+//! server-sent events): a customer's new message on a conversation it may
+//! answer, with the text and the customer, and word of a pause, a resume,
+//! a hand-off, a takeover and a hand-back, each numbered so a reconnect
+//! with `Last-Event-ID` resumes where it left off (decision 0041).
 
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
@@ -15,15 +21,21 @@ use crate::error::{ApiResult, AppError};
 use crate::params::parse_time;
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bos_core::agents::{Compared, Metrics, Trend, TrendDirection};
 use bos_core::Scope;
 use bos_engine::agents::{
     AgentError, AgentMetrics, AgentView, CreateAgent, HeartbeatInput, InteractionInput, PausedBy,
+    StreamEvent,
 };
+use bos_engine::{Live, Received, Subscription};
 use bos_store::agents::TranscriptLine;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -606,4 +618,297 @@ pub async fn metrics(
             })
             .collect(),
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Resume after this event number (what `Last-Event-ID` says; the
+    /// header wins when both are sent). Left out: only events from now on.
+    pub after: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamReady {
+    pub agent_id: Uuid,
+    pub name: String,
+    /// Paused: its writes get 409 until a member resumes it (`resumed`).
+    pub paused: bool,
+    pub paused_by: Option<String>,
+    pub paused_at: Option<String>,
+    /// The stream goes on after this event number.
+    pub last_event_id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamMessageDto {
+    pub id: Uuid,
+    /// The channel it came on, and the one to answer on: `sms`, `email`,
+    /// `instagram`, `facebook` or `form` (a form cannot be answered).
+    pub channel: String,
+    pub text: String,
+    pub subject: Option<String>,
+    pub author_name: String,
+    pub at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamCustomerDto {
+    /// The customer's id (for `customer_id` in interactions).
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+}
+
+/// One event of an agent's stream: the SSE `data`, its `event` being
+/// `kind` and its `id` being `id`.
+#[derive(Serialize, ToSchema)]
+pub struct StreamEventDto {
+    /// The event's number: send it as `Last-Event-ID` to resume after it.
+    pub id: i64,
+    /// `message` (a customer wrote on a conversation this agent may
+    /// answer), `paused`, `resumed`, `handed_off`, `takeover` (a member
+    /// took the conversation over: stop answering it) or `handed_back`
+    /// (a member gave it back: answer it again).
+    pub kind: String,
+    pub at: String,
+    pub conversation_id: Option<Uuid>,
+    /// The hand-off's reason, or who paused, took over or handed back.
+    pub detail: Option<String>,
+    /// With `message`: the customer's message.
+    pub message: Option<StreamMessageDto>,
+    pub customer: Option<StreamCustomerDto>,
+    /// With a conversation: whether it is this agent's already (false:
+    /// nobody has claimed it; the first agent to answer does).
+    pub claimed: bool,
+    /// With `message`: where to answer (`POST`, with the message's channel).
+    pub reply_path: Option<String>,
+}
+
+fn stream_dto(agent: Uuid, e: &StreamEvent) -> StreamEventDto {
+    StreamEventDto {
+        id: e.seq,
+        kind: e.kind.as_str().into(),
+        at: rfc3339(e.at),
+        conversation_id: e.conversation_id,
+        detail: e.detail.clone(),
+        message: match (&e.message, e.message_id) {
+            (Some(m), Some(id)) => Some(StreamMessageDto {
+                id,
+                channel: m.channel.as_str().into(),
+                text: m.text.clone(),
+                subject: m.subject.clone(),
+                author_name: m.author_name.clone(),
+                at: rfc3339(m.at),
+            }),
+            _ => None,
+        },
+        customer: e.customer.as_ref().map(|c| StreamCustomerDto {
+            id: c.id,
+            name: c.name.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+        }),
+        claimed: e.conversation_agent_id == Some(agent),
+        reply_path: match (e.kind, e.conversation_id) {
+            (bos_engine::agents::StreamKind::Message, Some(c)) => {
+                Some(format!("/api/v1/conversations/{c}/messages"))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// The event number a reconnect resumes after: `Last-Event-ID`, else `after`.
+fn resume_after(headers: &HeaderMap, q: &EventsQuery) -> Result<Option<i64>, AppError> {
+    let bad = || {
+        AppError::invalid(
+            "Last-Event-ID",
+            "Send the id of the last event received (a whole number), or leave it out to start from now.",
+        )
+    };
+    match headers.get("last-event-id") {
+        Some(v) => {
+            let n: i64 = v
+                .to_str()
+                .map_err(|_| bad())?
+                .trim()
+                .parse()
+                .map_err(|_| bad())?;
+            if n < 0 {
+                return Err(bad());
+            }
+            Ok(Some(n))
+        }
+        None => match q.after {
+            Some(n) if n < 0 => Err(AppError::invalid(
+                "after",
+                "after is the id of the last event received: a whole number from 0",
+            )),
+            other => Ok(other),
+        },
+    }
+}
+
+/// An agent's stream while it is open.
+struct Follow {
+    st: AppState,
+    org: Uuid,
+    agent: Uuid,
+    key_id: Uuid,
+    key_hash: Vec<u8>,
+    sub: Subscription,
+    cursor: i64,
+    queue: VecDeque<Event>,
+}
+
+impl Follow {
+    /// Whether the key that opened the stream is still good: a revoked key
+    /// ends it before anything more is sent.
+    async fn key_still_good(&self) -> bool {
+        matches!(
+            self.st.store.api_key_with_org_by_hash(&self.key_hash).await,
+            Ok(Some((k, o))) if k.id == self.key_id && o.id == self.org
+        )
+    }
+
+    /// Waits for something that may have added to the agent's events: its
+    /// own change, any conversation's, or word that events were missed.
+    /// Whatever else is already waiting is taken too, so a burst costs one
+    /// read. `false` once the bus is gone.
+    async fn wait(&mut self) -> bool {
+        loop {
+            match self.sub.recv().await {
+                None => return false,
+                Some(r) if self.relevant(r) => break,
+                Some(_) => {}
+            }
+        }
+        while self.sub.try_recv().is_some() {}
+        true
+    }
+
+    fn relevant(&self, r: Received) -> bool {
+        match r {
+            Received::Missed => true,
+            Received::Event(Live::Agent { agent_id }) => agent_id == self.agent,
+            Received::Event(Live::Conversation { .. }) => true,
+            Received::Event(_) => false,
+        }
+    }
+}
+
+/// An agent's own events as server-sent events, so an external agent can
+/// run from this stream alone. First `ready` (the agent's state and the
+/// number the stream goes on after), then every event in order: `message`
+/// (a customer wrote on a conversation this agent handles, or one nobody
+/// has claimed yet: the text, the channel, the customer and where to
+/// answer), `paused`, `resumed`, `handed_off`, `takeover` and
+/// `handed_back`. Each event's `id` is its number: reconnect with
+/// `Last-Event-ID` (or `?after=`) to get what came since, kept for seven
+/// days. Comments keep a quiet stream open. The agent's own key or an
+/// admin key.
+#[utoipa::path(get, path = "/agents/{agent_id}/events", tag = "agents", params(
+        ("agent_id" = Uuid, Path, description = "The agent's id"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "The id of the last event received: the stream resumes after it"),
+        EventsQuery),
+    responses((status = 200, content_type = "text/event-stream", body = StreamEventDto,
+        description = "A stream of server-sent events: `ready` (data: StreamReady), then events whose data is a StreamEventDto")))]
+pub async fn events(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Response> {
+    let org = p.org.id;
+    let now = st.now();
+    st.agents.get(org, id, now).await?;
+    may_act_for(&p, id)?;
+    let after = resume_after(&headers, &q)?;
+    // Subscribed before the agent is read, so nothing between is missed.
+    let sub = st.bus.subscribe(org);
+    let view = st.agents.get(org, id, now).await?;
+    let cursor = match after {
+        Some(n) => n,
+        None => st.agents.events_head(org, id).await?,
+    };
+    if let Err(e) = st.agents.prune_events(org, now).await {
+        tracing::debug!(error = ?e, "old agent events not pruned");
+    }
+    let key_hash = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| crate::auth::sha256(t.trim()))
+        .unwrap_or_default();
+    let a = &view.agent;
+    let ready = StreamReady {
+        agent_id: a.id,
+        name: a.name.clone(),
+        paused: a.paused,
+        paused_by: a.paused_by_name.clone(),
+        paused_at: a.paused_at.map(rfc3339),
+        last_event_id: cursor,
+    };
+    let first = Event::default()
+        .event("ready")
+        .json_data(&ready)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let follow = Follow {
+        st,
+        org,
+        agent: id,
+        key_id: p.key.id,
+        key_hash,
+        sub,
+        cursor,
+        queue: VecDeque::from([first]),
+    };
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some(ev) = f.queue.pop_front() {
+                return Some((Ok::<Event, Infallible>(ev), f));
+            }
+            let events = match f.st.agents.events(f.org, f.agent, f.cursor).await {
+                Ok(evs) => evs,
+                Err(e) => {
+                    // The agent reconnects with Last-Event-ID and misses nothing.
+                    tracing::warn!(error = ?e, agent = %f.agent, "agent stream ended: events unreadable");
+                    return None;
+                }
+            };
+            if events.is_empty() {
+                if !f.wait().await {
+                    return None;
+                }
+                continue;
+            }
+            if !f.key_still_good().await {
+                return None;
+            }
+            for e in &events {
+                f.cursor = e.seq;
+                match Event::default()
+                    .event(e.kind.as_str())
+                    .id(e.seq.to_string())
+                    .json_data(stream_dto(f.agent, e))
+                {
+                    Ok(ev) => f.queue.push_back(ev),
+                    Err(err) => tracing::warn!(error = %err, "agent event not encoded"),
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(crate::live::KEEP_ALIVE)
+                .text("keep-alive"),
+        )
+        .into_response())
 }

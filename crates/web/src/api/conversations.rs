@@ -5,6 +5,12 @@
 //! place (`From<InboxError> for AppError`). An API key acts for the member
 //! who created it where the list needs a member (`unread`, `mine`), and
 //! signs its replies with its own name.
+//!
+//! Between agents and people: an agent asks for a human (`handoff`), a
+//! member takes a conversation over from its agent (`takeover`) and gives
+//! it back (`handback`); the agent hears each on its event stream. An
+//! agent's key may not write in a conversation a member holds, one that
+//! waits for a human, or another agent's (409 saying why).
 
 use super::{rfc3339, ApiJson, Id};
 use crate::auth::keys::ApiPrincipal;
@@ -435,6 +441,9 @@ pub async fn reply(
             name: p.key.name.clone(),
         },
     };
+    if let ReplyBy::Agent { id: agent, .. } = &by {
+        agent_may_write(&st, org, id, *agent).await?;
+    }
     let reply = Reply {
         channel,
         text: body.text,
@@ -602,4 +611,154 @@ pub async fn reopen(
     require(&p, "Reopening conversations")?;
     st.inbox.reopen(org, id, st.now()).await?;
     summary(&st, org, id, member_of(&p)).await
+}
+
+/// 409 when the conversation is not an agent's to answer now: a member
+/// holds it, it waits for a human, or another agent handles it.
+async fn agent_may_write(st: &AppState, org: Uuid, id: Uuid, agent: Uuid) -> ApiResult<()> {
+    let h = st.agents.hands(org, id).await?;
+    if h.assignee_id.is_some() {
+        return Err(AppError::Conflict(
+            "A member has taken this conversation over: the agent may answer it again once a \
+             member hands it back."
+                .into(),
+        ));
+    }
+    if h.handoff_at.is_some() {
+        return Err(AppError::Conflict(
+            "This conversation was handed to a human and waits for one: the agent may answer \
+             it again once a member hands it back."
+                .into(),
+        ));
+    }
+    if h.agent_id.is_some_and(|a| a != agent) {
+        return Err(AppError::Conflict(
+            "Another agent is handling this conversation.".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HandsDto {
+    pub conversation: ConversationDto,
+    /// The AI agent of the conversation. It stays after a hand-off and a
+    /// takeover: it is the one a member hands the conversation back to.
+    pub agent_id: Option<Uuid>,
+    /// An agent asked for a human and none has taken it over yet.
+    pub needs_human: bool,
+    pub handoff_at: Option<String>,
+    /// The agent's reason, in its words.
+    pub handoff_reason: Option<String>,
+    /// False when it already was so: nothing changed and nobody was told.
+    pub changed: bool,
+}
+
+async fn hands_dto(
+    st: &AppState,
+    org: Uuid,
+    id: Uuid,
+    p: &ApiPrincipal,
+    moved: bos_engine::agents::HandsMoved,
+) -> ApiResult<Json<HandsDto>> {
+    let c = st.inbox.summary(org, id, member_of(p)).await?;
+    let h = moved.hands;
+    Ok(Json(HandsDto {
+        conversation: (&c).into(),
+        agent_id: h.agent_id,
+        needs_human: h.handoff_at.is_some(),
+        handoff_at: h.handoff_at.map(rfc3339),
+        handoff_reason: h.handoff_reason,
+        changed: moved.changed,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffRequest {
+    /// Why a human is needed, in a sentence a member reads (1–1000 characters).
+    pub reason: String,
+}
+
+/// An agent asks for a human. With the agent's own key, for a
+/// conversation it handles or nobody has claimed; with an admin key, for
+/// the conversation's agent. The conversation waits for a human (at least
+/// `high` priority, the reason as the priority's reason, waiting since
+/// now), the customer's timeline says the agent asked and why, and the
+/// agent's stream says `handed_off`; the agent stays on it to be handed it
+/// back. Asking again changes nothing (`changed: false`). 409 when a
+/// member or another agent has the conversation, when no agent does, or
+/// when the agent is paused. Record the interaction as `handed_off` with
+/// `POST /agents/{agent_id}/interactions`.
+#[utoipa::path(post, path = "/conversations/{conversation_id}/handoff", tag = "inbox", request_body = HandoffRequest,
+    params(("conversation_id" = Uuid, Path, description = "The conversation's id")),
+    responses((status = 200, body = HandsDto), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn handoff(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+    body: Result<ApiJson<HandoffRequest>, AppError>,
+) -> ApiResult<Json<HandsDto>> {
+    let org = p.org.id;
+    st.inbox.summary(org, id, None).await?;
+    require(&p, "Handing a conversation to a human")?;
+    let ApiJson(b) = body?;
+    let moved = st
+        .agents
+        .hand_off(org, id, p.key.agent_id, &b.reason, st.now())
+        .await?;
+    hands_dto(&st, org, id, &p, moved).await
+}
+
+/// The member an admin key acts for, for a takeover or a hand-back.
+fn acting_member(p: &ApiPrincipal, what: &str) -> Result<Uuid, AppError> {
+    p.require(Scope::Admin)?;
+    member_of(p).ok_or_else(|| {
+        AppError::Forbidden(format!(
+            "{what} is done by a member: use an API key a member created in Settings → API keys \
+             (this key belongs to no member)."
+        ))
+    })
+}
+
+/// A member takes the conversation over from its agent: it is assigned to
+/// the member the admin key acts for (its creator), no longer waits for a
+/// human, and the agent's stream says `takeover` (its replies there are
+/// 409 until a member hands it back). Already theirs: `changed: false`.
+/// 409 when another member has it.
+#[utoipa::path(post, path = "/conversations/{conversation_id}/takeover", tag = "inbox",
+    params(("conversation_id" = Uuid, Path, description = "The conversation's id")),
+    responses((status = 200, body = HandsDto), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem)))]
+pub async fn takeover(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<HandsDto>> {
+    let org = p.org.id;
+    st.inbox.summary(org, id, None).await?;
+    let member = acting_member(&p, "Taking a conversation over")?;
+    let moved = st.agents.take_over(org, id, member, st.now()).await?;
+    hands_dto(&st, org, id, &p, moved).await
+}
+
+/// Gives the conversation back to its agent: no member holds it, it no
+/// longer waits for a human, and the agent's stream says `handed_back`.
+/// Already the agent's: `changed: false`. 409 when no agent ever had it.
+#[utoipa::path(post, path = "/conversations/{conversation_id}/handback", tag = "inbox",
+    params(("conversation_id" = Uuid, Path, description = "The conversation's id")),
+    responses((status = 200, body = HandsDto), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem)))]
+pub async fn handback(
+    State(st): State<AppState>,
+    p: ApiPrincipal,
+    Id(id): Id,
+) -> ApiResult<Json<HandsDto>> {
+    let org = p.org.id;
+    st.inbox.summary(org, id, None).await?;
+    let member = acting_member(&p, "Handing a conversation back")?;
+    let name = st.agents.member_name(org, member).await?;
+    let moved = st.agents.hand_back(org, id, &name, st.now()).await?;
+    hands_dto(&st, org, id, &p, moved).await
 }

@@ -51,7 +51,7 @@ use utoipa_axum::routes;
     ),
     modifiers(&BearerAuth),
     security(("api_key" = [])),
-    components(schemas(crate::error::Problem)),
+    components(schemas(crate::error::Problem, agents::StreamReady)),
     tags(
         (name = "organization", description = "The caller and its organization"),
         (name = "members", description = "People in the organization (admin scope)"),
@@ -132,6 +132,9 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::assign))
         .routes(routes!(conversations::resolve))
         .routes(routes!(conversations::reopen))
+        .routes(routes!(conversations::handoff))
+        .routes(routes!(conversations::takeover))
+        .routes(routes!(conversations::handback))
         .routes(routes!(agents::list, agents::create))
         .routes(routes!(agents::metrics))
         .routes(routes!(agents::get_one))
@@ -139,6 +142,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::pause))
         .routes(routes!(agents::resume))
         .routes(routes!(agents::interactions))
+        .routes(routes!(agents::events))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let doc = with_error_responses(doc);

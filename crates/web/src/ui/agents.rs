@@ -22,6 +22,8 @@ pub struct Row {
     kind: &'static str,
     provider: &'static str,
     platform: String,
+    /// Where Vapi or Retell posts this agent's call reports.
+    hook: String,
     key: &'static str,
     label: String,
     prefix: String,
@@ -53,6 +55,9 @@ pub struct AgentForm {
     provider: String,
     #[serde(default)]
     platform_agent_id: String,
+    /// Never rendered back into the form.
+    #[serde(default)]
+    webhook_secret: String,
 }
 
 async fn render_page(
@@ -65,6 +70,7 @@ async fn render_page(
 ) -> PageResult<Response> {
     s.require_admin()?;
     let now = st.now();
+    let urls = st.urls();
     let rows = st
         .agents
         .list(s.org.id, now)
@@ -75,6 +81,9 @@ async fn render_page(
             kind: v.agent.kind.label(),
             provider: v.agent.provider.as_str(),
             platform: v.agent.platform_agent_id.clone().unwrap_or_default(),
+            hook: urls
+                .voice_hook(v.agent.provider, v.agent.id)
+                .unwrap_or_default(),
             key: v.status.key(),
             label: match v.status {
                 bos_core::agents::LiveStatus::Talking { .. } => "talking".into(),
@@ -144,6 +153,7 @@ pub async fn create(
                 kind: f.kind.clone(),
                 provider: f.provider.clone(),
                 platform_agent_id: Some(f.platform_agent_id.clone()),
+                webhook_secret: Some(f.webhook_secret.clone()).filter(|w| !w.trim().is_empty()),
             },
             st.now(),
         )

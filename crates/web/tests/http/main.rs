@@ -2,6 +2,7 @@
 //! database (SQLite, or PostgreSQL with `BOS_TEST_DATABASE_URL`) and a test
 //! clock, and drives it with a real HTTP client.
 
+mod agent_stream;
 mod agents;
 mod api;
 mod campaigns;

@@ -207,6 +207,20 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("POST", "/api/v1/agents/{agent_id}/pause"), ById),
         (("POST", "/api/v1/agents/{agent_id}/resume"), ById),
         (("POST", "/api/v1/agents/{agent_id}/interactions"), ById),
+        (("GET", "/api/v1/agents/{agent_id}/events"), ById),
+        // Hand-offs between agents and members (tests/http/agent_stream.rs).
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/handoff"),
+            ById,
+        ),
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/takeover"),
+            ById,
+        ),
+        (
+            ("POST", "/api/v1/conversations/{conversation_id}/handback"),
+            ById,
+        ),
         // Intake: no session or API key; the source's own credential
         // authenticates and names the tenant (tests/http/intake.rs).
         (("POST", "/v1/identify"), Public),
@@ -675,6 +689,9 @@ async fn tenant_b_never_reaches_tenant_a() {
                 }
                 ("POST", "/api/v1/agents/{agent_id}/interactions") => {
                     serde_json::json!({"outcome": "success", "started_at": "2026-05-28T00:00:00Z"})
+                }
+                ("POST", "/api/v1/conversations/{conversation_id}/handoff") => {
+                    serde_json::json!({"reason": "probe"})
                 }
                 ("POST", "/api/v1/conversations/{conversation_id}/assign") => {
                     serde_json::json!({"member_id": a_member.id})
