@@ -1299,7 +1299,9 @@ mod tests {
     #[test]
     fn the_data_is_mixed() {
         let b = plan(2_000, 20_000, 1).batch(0, 2_000, 0);
-        for ch in Channel::ALL {
+        // Voice threads come only from call reports (their transcripts),
+        // not from the typed traffic this seeds.
+        for ch in Channel::ALL.iter().filter(|c| **c != Channel::Voice) {
             assert!(b.messages.iter().any(|(_, m)| m.channel == *ch), "{ch:?}");
         }
         for a in AuthorKind::ALL {

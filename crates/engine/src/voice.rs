@@ -28,8 +28,7 @@ use bos_core::inbox::{AuthorKind, Channel, DeliveryStatus};
 use bos_core::Millis;
 use bos_store::agents::{InteractionUpdate, TranscriptLine};
 use bos_store::identity::Traits;
-use bos_store::inbox::{people_text, InboxTimelineEntry, OutboundMessage, Recorded};
-use serde_json::json;
+use bos_store::inbox::{people_text, OutboundMessage, Recorded};
 use uuid::Uuid;
 
 use crate::agents::{
@@ -159,16 +158,6 @@ fn transcript_lines(r: &VoiceReport) -> Vec<TranscriptLine> {
             text: truncate(&t.text, LINE_MAX_CHARS),
         })
         .collect()
-}
-
-/// `m:ss` (or `h:mm:ss`) of a call's length.
-fn duration(ms: Millis) -> String {
-    let s = ms.max(0) / 1000;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
 }
 
 impl Voice {
@@ -361,32 +350,8 @@ impl Voice {
                 Some((_, true))
             );
         }
-        if let Some(profile) = profile {
-            let length = r
-                .duration_ms()
-                .map(|d| format!(" ({})", duration(d)))
-                .unwrap_or_default();
-            self.inbox
-                .store()
-                .inbox_timeline(
-                    org,
-                    &InboxTimelineEntry {
-                        profile_id: profile,
-                        kind: "agent_interaction".into(),
-                        summary: format!("Voice call with {}{length}", a.name),
-                        data: json!({
-                            "agent_id": agent,
-                            "interaction_id": id,
-                            "conversation_id": applied.conversation,
-                            "channel": Channel::Voice.as_str(),
-                            "provider": r.provider.as_str(),
-                        }),
-                        key: format!("voice:{}:{}", r.provider, r.call_id),
-                        at: started_at,
-                    },
-                )
-                .await?;
-        }
+        // The interaction's own line on the caller's timeline is written
+        // by `Agents::record`, once per call.
         applied.live = self.ended(org, agent, &r.call_id, now).await?;
         Ok(applied)
     }
@@ -480,7 +445,7 @@ mod tests {
     use bos_core::agents::AgentProvider;
 
     fn report(reason: Option<&str>, success: Option<bool>) -> VoiceReport {
-        let body = json!({"event": "call_ended", "call": {"call_id": "c"}});
+        let body = serde_json::json!({"event": "call_ended", "call": {"call_id": "c"}});
         let mut r = bos_core::agents::parse_retell(body.to_string().as_bytes()).unwrap();
         r.ended_reason = reason.map(str::to_string);
         r.success = success;
@@ -526,9 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn call_lengths_and_long_texts_read_well() {
-        assert_eq!(duration(154_000), "2:34");
-        assert_eq!(duration(3_725_000), "1:02:05");
+    fn long_texts_are_cut_with_an_ellipsis() {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
     }

@@ -402,6 +402,8 @@ impl Snippet {
 #[template(path = "agent_snippets.html")]
 pub struct Snippets {
     pub items: Vec<Snippet>,
+    /// For each snippet's Takeover form.
+    pub csrf: String,
 }
 
 #[derive(Template)]
@@ -495,6 +497,7 @@ pub async fn page(
         cards,
         snippets: Snippets {
             items: snippets.iter().map(|x| Snippet::new(x, now)).collect(),
+            csrf: s.csrf.clone(),
         },
         online,
         now,
@@ -708,6 +711,22 @@ pub async fn resume(
     Ok(Redirect::to(&back_to(&f, id, "resumed")).into_response())
 }
 
+/// `POST /command-center/conversations/{conversation_id}/takeover`: the
+/// member takes the conversation over from its agent (assigned to them, no
+/// longer waiting for a human; the agent's stream says `takeover` and its
+/// replies there are refused) and goes to it in the inbox.
+pub async fn takeover(
+    State(st): State<AppState>,
+    s: Session,
+    PathId(id): PathId,
+    CsrfForm(_): CsrfForm<ActForm>,
+) -> PageResult<Response> {
+    st.agents
+        .take_over(s.org.id, id, s.user.id, st.now())
+        .await?;
+    Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
+}
+
 #[derive(Deserialize, Default)]
 pub struct StreamQuery {
     #[serde(default)]
@@ -842,6 +861,7 @@ impl live::View for Cockpit {
                     .and_then(|v| {
                         Snippets {
                             items: v.iter().map(|x| Snippet::new(x, now)).collect(),
+                            csrf: self.csrf.clone(),
                         }
                         .render()
                         .map_err(|e| AppError::Internal(format!("template: {e}")))

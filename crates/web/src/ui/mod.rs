@@ -390,6 +390,12 @@ fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             false,
             post(command_center::resume),
         ),
+        r(
+            Method::POST,
+            "/command-center/conversations/{conversation_id}/takeover",
+            false,
+            post(command_center::takeover),
+        ),
         r(Method::GET, "/settings/agents", false, get(agents::page)),
         r(
             Method::POST,

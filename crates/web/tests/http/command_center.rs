@@ -401,6 +401,77 @@ async fn an_interaction_shows_on_the_customer_timeline_and_agent_history() {
     assert!(html.contains("human intervened"));
     // The average of 8.5 and 3.0 on the 0–10 bar.
     assert!(html.contains("id=\"agent-sentiment\""), "{html}");
-    assert!(html.contains("width: 58%"), "{html}");
+    // 5.75 of 10: the bar's width class, in steps of 5 %.
+    assert!(html.contains("senti-fill senti-mid w-60"), "{html}");
     assert!(html.contains("sentiment 8.5/10"), "the timeline line");
+}
+
+/// The live transcript panel's Takeover: a member takes a conversation
+/// an agent answers over from the Command Center; it is assigned to them,
+/// the agent's next reply there is refused, and another tenant's member
+/// cannot take it.
+#[tokio::test]
+async fn takeover_from_the_transcripts_assigns_the_member_and_stops_the_agent() {
+    use bos_core::inbox::Channel;
+    use bos_engine::inbox::Inbound;
+    let app = spawn_app().await;
+    let t = app.tenant("Acme").await;
+    let (ava, ava_key) = register(&app, &t.key, "Ava Chat", "chat").await;
+    let rosa = customer(&app, t.org.id, "rosa@takeover.example").await;
+    let conv = app
+        .state
+        .inbox
+        .record_inbound(
+            t.org.id,
+            Inbound::text(rosa, Channel::Email, "Where is my order?"),
+            T0,
+        )
+        .await
+        .unwrap()
+        .conversation_id();
+    let answer = |text: &'static str| {
+        let app = &app;
+        let key = ava_key.clone();
+        async move {
+            app.api_json(
+                Method::POST,
+                &format!("/conversations/{conv}/messages"),
+                &key,
+                Some(json!({"channel": "email", "text": text})),
+            )
+            .await
+        }
+    };
+    let (s, v) = answer("It ships today.").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let (_, html) = page(&app, "/command-center", &t.browser.cookie).await;
+    let form = format!("/command-center/conversations/{conv}/takeover");
+    assert!(html.contains(&form), "the snippet offers Takeover");
+    assert!(html.contains("It ships today."));
+
+    // Another organization's member: not found, nothing moves.
+    let other = app.tenant("Other").await;
+    let res = app.post_signed(&form, &other.browser, &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (s, v) = answer("Still Ava here.").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let res = app.post_signed(&form, &t.browser, &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("/inbox/{conv}"));
+    let (s, v) = answer("Ava again?").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let thread = app
+        .store()
+        .conversation(t.org.id, conv, None)
+        .await
+        .unwrap();
+    let owner = app.store().members(t.org.id).await.unwrap()[0].user_id;
+    assert_eq!(thread.conversation.assignee_id, Some(owner));
+    // The card no longer counts it among the agent's conversations.
+    let (_, v) = app
+        .api_json(Method::GET, &format!("/agents/{ava}"), &t.key, None)
+        .await;
+    assert!(!v.to_string().contains("handling 1"), "{v}");
 }

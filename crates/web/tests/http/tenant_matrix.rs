@@ -195,6 +195,13 @@ fn classification() -> BTreeMap<(&'static str, &'static str), Expect> {
         (("GET", "/command-center/agents/{agent_id}"), ById),
         (("POST", "/command-center/agents/{agent_id}/pause"), ById),
         (("POST", "/command-center/agents/{agent_id}/resume"), ById),
+        (
+            (
+                "POST",
+                "/command-center/conversations/{conversation_id}/takeover",
+            ),
+            ById,
+        ),
         (("GET", "/settings/agents"), OwnTenant),
         (("POST", "/settings/agents"), OwnTenant),
         (("POST", "/settings/agents/{agent_id}/key"), ById),
